@@ -1,0 +1,247 @@
+/*
+ * child.c: what a freshly forked child does before it becomes the job.
+ *
+ * Order: signal dispositions to default; the server's raised fd limit back
+ * to what it was; new session if asked; descriptors installed at their target
+ * numbers and every other one closed; cwd; signal mask cleared; exec. Any
+ * failure is written to the exec pipe as {stage, errno} and the child exits
+ * 127 without running atexit handlers. The exec pipe is O_CLOEXEC, so the
+ * server sees EOF exactly when exec succeeded.
+ *
+ * The server is single-threaded, so the forked copy may call anything; still,
+ * nothing here allocates, so a move to vfork-style spawning stays possible.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "../launcher/fdutil.h"
+#include "server.h"
+
+static const char *const stage_names[] = {
+        [CHILD_STAGE_FDS] = "fds",
+        [CHILD_STAGE_SESSION] = "setsid",
+        [CHILD_STAGE_CHDIR] = "chdir",
+        [CHILD_STAGE_EXEC] = "exec",
+};
+
+const char *child_stage_name(int stage) {
+        if (stage <= 0 || (size_t)stage >= sizeof(stage_names) / sizeof(stage_names[0]))
+                return "setup";
+        return stage_names[stage];
+}
+
+static _Noreturn void fail(int errpipe, int stage, int err) {
+        struct child_failure f = {.stage = stage, .err = err};
+        (void)mps__write_all(errpipe, &f, sizeof(f));
+        _exit(127);
+}
+
+static void reset_signals(void) {
+        struct sigaction sa = {.sa_handler = SIG_DFL};
+        sigemptyset(&sa.sa_mask);
+        for (int sig = 1; sig < NSIG; sig++) {
+                if (sig == SIGKILL || sig == SIGSTOP)
+                        continue;
+                sigaction(sig, &sa, NULL); /* EINVAL for libc-reserved ones */
+        }
+}
+
+/* Closes every fd in [lo, hi] (inclusive) except keep. */
+static void close_range_except(unsigned lo, unsigned hi, int keep) {
+        if (lo > hi)
+                return;
+        if (keep >= 0 && (unsigned)keep >= lo && (unsigned)keep <= hi) {
+                if ((unsigned)keep > lo)
+                        close_range(lo, (unsigned)keep - 1, 0);
+                if ((unsigned)keep < hi)
+                        close_range((unsigned)keep + 1, hi, 0);
+        } else {
+                close_range(lo, hi, 0);
+        }
+}
+
+/*
+ * Installs the fd map. Everything we hold is first moved to numbers at or
+ * above every target (hi), so that installing one target can never clobber a
+ * source of another; dup2 clears O_CLOEXEC on the targets only. Then every
+ * number below hi that is not a target, and everything at or above hi but
+ * the exec pipe, is closed.
+ */
+static int arrange_fds(const struct mps__spawn *spec, const int *fds,
+                       size_t nfds, int *errpipe) {
+        bool is_target[MPS_WIRE_TARGET_FD_MAX + 1] = {false};
+        int moved[MPS_WIRE_FDS_MAX];
+        int hi = 3;
+        int devnull;
+
+        for (size_t i = 0; i < spec->nfdmap; i++)
+                if (spec->fdmap[i].target + 1 > hi)
+                        hi = spec->fdmap[i].target + 1;
+
+        int e = fcntl(*errpipe, F_DUPFD_CLOEXEC, hi);
+        if (e < 0)
+                return -errno;
+        *errpipe = e;
+        devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (devnull < 0)
+                return -errno;
+        if (devnull < hi) {
+                int d = fcntl(devnull, F_DUPFD_CLOEXEC, hi);
+                if (d < 0)
+                        return -errno;
+                devnull = d;
+        }
+        for (size_t i = 0; i < nfds; i++) {
+                moved[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, hi);
+                if (moved[i] < 0)
+                        return -errno;
+        }
+
+        for (size_t i = 0; i < spec->nfdmap; i++) {
+                int target = spec->fdmap[i].target;
+                int src = spec->fdmap[i].source;
+                if (src >= 0) {
+                        if (dup2(moved[src], target) < 0)
+                                return -errno;
+                        is_target[target] = true;
+                } else if (target <= 2) {
+                        if (dup2(devnull, target) < 0)
+                                return -errno;
+                        is_target[target] = true;
+                }
+        }
+        /* Never leave 0, 1 or 2 closed: the job's next open() would take it. */
+        for (int t = 0; t <= 2; t++) {
+                if (!is_target[t]) {
+                        if (dup2(devnull, t) < 0)
+                                return -errno;
+                        is_target[t] = true;
+                }
+        }
+
+        int run = -1;
+        for (int fd = 0; fd <= hi; fd++) {
+                bool closing = fd < hi && !is_target[fd];
+                if (closing && run < 0)
+                        run = fd;
+                if (!closing && run >= 0) {
+                        close_range((unsigned)run, (unsigned)fd - 1, 0);
+                        run = -1;
+                }
+        }
+        close_range_except((unsigned)hi, ~0u, *errpipe);
+        return 0;
+}
+
+/* The value of PATH in envp, or the default search path. */
+static const char *job_path(const char *const *envp) {
+        for (; *envp; envp++)
+                if (strncmp(*envp, "PATH=", 5) == 0)
+                        return *envp + 5;
+        return "/usr/local/bin:/usr/bin:/bin";
+}
+
+/* A file that is not a valid executable but is executable is a script for
+ * /bin/sh, as execvp(3) has it. */
+static void exec_as_script(const char *file, char *const argv[],
+                           char *const envp[]) {
+        const char *sh_argv[MPS_WIRE_ARGV_MAX + 2];
+        size_t n = 0;
+        sh_argv[n++] = "/bin/sh";
+        sh_argv[n++] = file;
+        for (size_t i = 1; argv[i] && n < MPS_WIRE_ARGV_MAX + 1; i++)
+                sh_argv[n++] = argv[i];
+        sh_argv[n] = NULL;
+        execve("/bin/sh", (char *const *)sh_argv, envp);
+}
+
+/*
+ * execvpe with the job's own PATH (not the server's), without allocation.
+ * Returns the errno to report: EACCES if some candidate was found but could
+ * not be executed, else the last error (ENOENT when nothing was found).
+ */
+static int exec_search(const char *file, char *const argv[], char *const envp[]) {
+        if (strchr(file, '/')) {
+                execve(file, argv, envp);
+                if (errno == ENOEXEC)
+                        exec_as_script(file, argv, envp);
+                return errno;
+        }
+        if (strlen(file) > NAME_MAX)
+                return ENAMETOOLONG;
+        const char *path = job_path((const char *const *)envp);
+        bool seen_eacces = false;
+        int last = ENOENT;
+        char buf[PATH_MAX];
+        for (const char *p = path;; p++) {
+                const char *colon = strchrnul(p, ':');
+                size_t dlen = (size_t)(colon - p);
+                if (dlen + 1 + strlen(file) + 1 <= sizeof(buf)) {
+                        if (dlen == 0) {
+                                strcpy(buf, file); /* empty entry: cwd */
+                        } else {
+                                memcpy(buf, p, dlen);
+                                buf[dlen] = '/';
+                                strcpy(buf + dlen + 1, file);
+                        }
+                        execve(buf, argv, envp);
+                        int e = errno;
+                        if (e == ENOEXEC) {
+                                exec_as_script(buf, argv, envp);
+                                return errno;
+                        }
+                        switch (e) {
+                        case EACCES:
+                                seen_eacces = true;
+                                break;
+                        case ENOENT:
+                        case ENOTDIR:
+                        case ESTALE:
+                        case ENODEV:
+                        case ETIMEDOUT:
+                                break;
+                        default:
+                                return e; /* found but broken: report it */
+                        }
+                        last = e;
+                }
+                if (*colon == '\0')
+                        break;
+                p = colon;
+        }
+        return seen_eacces ? EACCES : (last == ENOTDIR ? ENOENT : last);
+}
+
+_Noreturn void child_run(const struct mps__spawn *spec, const int *fds,
+                         size_t nfds, int errpipe,
+                         const struct rlimit *orig_nofile) {
+        int r;
+        sigset_t none;
+
+        reset_signals();
+        setrlimit(RLIMIT_NOFILE, orig_nofile);
+
+        if (spec->new_session && setsid() < 0)
+                fail(errpipe, CHILD_STAGE_SESSION, errno);
+
+        if ((r = arrange_fds(spec, fds, nfds, &errpipe)) < 0)
+                fail(errpipe, CHILD_STAGE_FDS, -r);
+
+        if (spec->cwd && chdir(spec->cwd) < 0)
+                fail(errpipe, CHILD_STAGE_CHDIR, errno);
+
+        /* Last: a signal that was pending for the server must not be taken
+         * by the job, and one sent to the job from now on must reach it. */
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+
+        r = exec_search(spec->path, (char *const *)spec->argv,
+                        (char *const *)spec->envp);
+        fail(errpipe, CHILD_STAGE_EXEC, r);
+}

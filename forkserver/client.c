@@ -1,0 +1,285 @@
+/*
+ * client.c: one connection. Requests come in as messages and are handed to
+ * job.c; replies go out at once when the socket has room, else into a
+ * bounded queue drained on EPOLLOUT. The server never blocks on a client:
+ * one whose queue overflows is dropped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../launcher/fdutil.h"
+#include "server.h"
+
+#ifndef MPS_VERSION_STRING
+#define MPS_VERSION_STRING "0.0.0"
+#endif
+
+static void client_disconnect(struct client *c, const char *why);
+
+int client_new(struct server *srv, int fd) {
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+                log_warn("SO_PEERCRED: %m; refusing connection");
+                return -errno;
+        }
+        struct client *c = calloc(1, sizeof(*c));
+        if (!c) {
+                log_err("out of memory; refusing connection");
+                return -ENOMEM;
+        }
+        c->srv = srv;
+        c->fd = fd;
+        c->uid = cred.uid;
+        c->gid = cred.gid;
+        c->pid = cred.pid;
+        c->serial = ++srv->next_client_serial;
+        c->watch.kind = WATCH_CLIENT;
+        c->watch.owner = c;
+        int r = loop_add(srv, fd, EPOLLIN, &c->watch);
+        if (r < 0) {
+                log_err("epoll_ctl: %s", strerror(-r));
+                free(c);
+                return r;
+        }
+        srv->nclients++;
+        log_debug("client %llu connected (pid %d uid %u)",
+                  (unsigned long long)c->serial, (int)c->pid, (unsigned)c->uid);
+        return 0;
+}
+
+void client_free(struct client *c) {
+        struct outmsg *m = c->out_head;
+        while (m) {
+                struct outmsg *next = m->next;
+                mps__safe_close(m->fd);
+                cJSON_free(m->buf);
+                free(m);
+                m = next;
+        }
+        free(c);
+}
+
+static void set_want_out(struct client *c, bool want) {
+        if (c->want_out == want)
+                return;
+        c->want_out = want;
+        loop_mod(c->srv, c->fd, EPOLLIN | (want ? EPOLLOUT : 0), &c->watch);
+}
+
+/* Sends queued replies in order until the socket is full. */
+static void flush(struct client *c) {
+        while (c->out_head) {
+                struct outmsg *m = c->out_head;
+                int r = mps__wire_send_raw(c->fd, m->buf, m->len, &m->fd,
+                                           m->fd >= 0 ? 1 : 0);
+                if (r == -EAGAIN || r == -ENOBUFS) {
+                        set_want_out(c, true);
+                        return;
+                }
+                if (r < 0) {
+                        client_disconnect(c, strerror(-r));
+                        return;
+                }
+                c->out_head = m->next;
+                if (!c->out_head)
+                        c->out_tail = NULL;
+                c->out_count--;
+                mps__safe_close(m->fd);
+                cJSON_free(m->buf);
+                free(m);
+        }
+        set_want_out(c, false);
+}
+
+static int enqueue(struct client *c, const cJSON *json, int fd) {
+        if (c->out_count >= CLIENT_QUEUE_MAX)
+                return -ENOBUFS;
+        struct outmsg *m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->fd = -1;
+        m->buf = mps__wire_encode(json, &m->len);
+        if (!m->buf) {
+                int r = -errno;
+                free(m);
+                return r;
+        }
+        if (fd >= 0 && (m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+                int r = -errno;
+                cJSON_free(m->buf);
+                free(m);
+                return r;
+        }
+        if (c->out_tail)
+                c->out_tail->next = m;
+        else
+                c->out_head = m;
+        c->out_tail = m;
+        c->out_count++;
+        set_want_out(c, true);
+        return 0;
+}
+
+void client_send(struct client *c, cJSON *json, int fd) {
+        int r;
+        if (!json) {
+                log_err("out of memory building a reply to client %llu",
+                        (unsigned long long)c->serial);
+                return;
+        }
+        if (c->dead) {
+                cJSON_Delete(json);
+                return;
+        }
+        if (c->out_head) {
+                r = enqueue(c, json, fd);
+        } else {
+                r = mps__wire_send(c->fd, json, &fd, fd >= 0 ? 1 : 0);
+                if (r == -EAGAIN || r == -ENOBUFS)
+                        r = enqueue(c, json, fd);
+        }
+        cJSON_Delete(json);
+        if (r == -ENOBUFS)
+                client_disconnect(c, "it does not read its replies (queue full)");
+        else if (r < 0)
+                client_disconnect(c, strerror(-r));
+}
+
+void client_send_error(struct client *c, uint64_t tag, int err,
+                       const char *stage, const char *fmt, ...) {
+        char text[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof(text), fmt, ap);
+        va_end(ap);
+        struct mps__error e = {.tag = tag, .err = err, .stage = stage,
+                               .message = text};
+        client_send(c, mps__error_encode(&e), -1);
+}
+
+static void on_hello(struct client *c, const struct mps__msg *msg) {
+        struct mps__hello h;
+        char err[256];
+        if (mps__hello_decode(msg->json, &h, err, sizeof(err)) < 0) {
+                client_send_error(c, 0, EINVAL, "request", "bad hello: %s", err);
+                return;
+        }
+        if (h.protocol != MPS_PROTOCOL_VERSION) {
+                client_send_error(c, 0, EPROTONOSUPPORT, "request",
+                                  "this server speaks protocol %d, the client %d",
+                                  MPS_PROTOCOL_VERSION, h.protocol);
+                return;
+        }
+        struct mps__welcome w = {.protocol = MPS_PROTOCOL_VERSION,
+                                 .version = MPS_VERSION_STRING,
+                                 .pid = getpid(),
+                                 .pidfd = true};
+        client_send(c, mps__welcome_encode(&w), -1);
+}
+
+static void on_signal_req(struct client *c, const struct mps__msg *msg) {
+        struct mps__signal s;
+        char err[256];
+        uint64_t tag = 0;
+        int r = mps__signal_decode(msg->json, &s, err, sizeof(err));
+        if (r < 0) {
+                const cJSON *t = cJSON_GetObjectItemCaseSensitive(msg->json, "tag");
+                if (cJSON_IsNumber(t) && t->valuedouble >= 0)
+                        tag = (uint64_t)t->valuedouble;
+                client_send_error(c, tag, -r, "request", "bad signal request: %s",
+                                  err);
+                return;
+        }
+        job_signal(c, &s);
+}
+
+static void handle(struct client *c, struct mps__msg *msg) {
+        switch (msg->op) {
+        case MPS_OP_HELLO:
+                on_hello(c, msg);
+                break;
+        case MPS_OP_SPAWN:
+                job_spawn(c, msg);
+                break;
+        case MPS_OP_SIGNAL:
+                on_signal_req(c, msg);
+                break;
+        default: {
+                const cJSON *t = cJSON_GetObjectItemCaseSensitive(msg->json, "tag");
+                uint64_t tag = cJSON_IsNumber(t) && t->valuedouble >= 0
+                        ? (uint64_t)t->valuedouble : 0;
+                client_send_error(c, tag, EOPNOTSUPP, "request",
+                                  "op \"%s\" is not a request", mps__op_name(msg->op));
+                break;
+        }
+        }
+}
+
+void client_on_event(struct client *c, uint32_t events) {
+        char err[256];
+        if (c->dead)
+                return;
+        if (events & EPOLLOUT) {
+                flush(c);
+                if (c->dead)
+                        return;
+        }
+        if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                return;
+        /* A bounded burst per wake-up keeps one busy client from starving
+         * the others; level-triggered epoll brings us back for the rest. */
+        for (int i = 0; i < CLIENT_RECV_BURST && !c->dead; i++) {
+                struct mps__msg msg;
+                uint64_t tag = 0;
+                err[0] = '\0';
+                int r = mps__wire_recv(c->fd, &msg, err, sizeof(err), &tag);
+                if (r == -EAGAIN)
+                        return;
+                if (r == 0) {
+                        client_disconnect(c, NULL);
+                        return;
+                }
+                if (r == -EBADMSG || r == -EPROTO) {
+                        log_warn("client %llu (pid %d): bad message: %s",
+                                 (unsigned long long)c->serial, (int)c->pid, err);
+                        client_send_error(c, tag, -r, "request", "%s", err);
+                        continue;
+                }
+                if (r < 0) {
+                        client_disconnect(c, strerror(-r));
+                        return;
+                }
+                handle(c, &msg);
+                mps__msg_release(&msg);
+        }
+}
+
+static void client_disconnect(struct client *c, const char *why) {
+        struct server *srv = c->srv;
+        if (c->dead)
+                return;
+        c->dead = true;
+        if (why)
+                log_warn("client %llu (pid %d) dropped: %s",
+                         (unsigned long long)c->serial, (int)c->pid, why);
+        else
+                log_debug("client %llu (pid %d) disconnected",
+                          (unsigned long long)c->serial, (int)c->pid);
+        loop_del(srv, c->fd);
+        c->fd = mps__safe_close(c->fd);
+        while (c->jobs)
+                job_client_gone(c->jobs); /* unlinks it */
+        srv->nclients--;
+        c->gnext = srv->dead_clients;
+        srv->dead_clients = c;
+        if (srv->embedded && srv->nclients == 0)
+                loop_begin_stop(srv);
+}

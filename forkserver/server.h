@@ -1,0 +1,195 @@
+/*
+ * server.h: the state of mpforkserver, shared by its modules.
+ *
+ *   main.c      options, signals, start-up and exit
+ *   listen.c    the listening socket (stale-socket detection, permissions)
+ *   loop.c      the epoll loop and its event sources
+ *   client.c    connections: requests in, replies out (bounded queue)
+ *   job.c       jobs: spawn, exec result, exit, termination policy
+ *   child.c     what a forked child does before it becomes the job
+ *   timer.c     deadlines on one timerfd, kept in a min-heap
+ *   log.c       one-line log records on stderr
+ */
+#ifndef MPS_SERVER_H
+#define MPS_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include "../launcher/idmap.h"
+#include "../launcher/wire.h"
+
+/* What an epoll registration points at. */
+enum watch_kind {
+        WATCH_LISTEN,
+        WATCH_SIGNAL,
+        WATCH_TIMER,
+        WATCH_CLIENT,
+        WATCH_EXECPIPE,
+        WATCH_PIDFD,
+};
+
+struct watch {
+        enum watch_kind kind;
+        void *owner;
+};
+
+struct outmsg {
+        struct outmsg *next;
+        char *buf;
+        size_t len;
+        int fd; /* one attached descriptor (owned), or -1 */
+};
+
+/* Bounds on what a connection may hold in the server. */
+#define CLIENT_QUEUE_MAX 4096          /* replies waiting for a slow reader */
+#define CLIENT_RECV_BURST 64           /* requests handled per wake-up */
+
+struct client {
+        struct server *srv;
+        struct watch watch;
+        int fd;
+        uint64_t serial; /* for log lines */
+        uid_t uid;
+        gid_t gid;
+        pid_t pid;
+        struct job *jobs; /* jobs that report to this client */
+        struct outmsg *out_head, *out_tail;
+        size_t out_count;
+        bool want_out; /* EPOLLOUT registered */
+        bool dead;     /* torn down; freed after the current event batch */
+        struct client *gnext;
+};
+
+enum job_state {
+        JOB_STARTING, /* forked; exec result not known yet */
+        JOB_RUNNING,  /* exec'ed; spawned sent */
+        JOB_FAILED,   /* exec failed; error sent; waiting to reap */
+};
+
+struct job {
+        struct server *srv;
+        uint64_t id;
+        uint64_t tag;
+        pid_t pid;
+        int pidfd;
+        int execpipe; /* read end while JOB_STARTING, else -1 */
+        struct watch pidfd_watch, execpipe_watch;
+        enum job_state state;
+        struct client *client; /* NULL once the client has gone */
+        struct job *cnext, *cprev;
+        uid_t uid; /* the requesting client's, for ownership checks */
+        bool daemon;
+        bool want_pidfd;
+        bool term_sent; /* SIGTERM sent by policy, SIGKILL next */
+        char *name;
+        char *path;
+        char *cwd; /* as asked, for error messages */
+        uint64_t start_ns;
+        /* Timer: at most one deadline per job at a time. */
+        uint64_t deadline_ns;
+        size_t heap_index; /* SIZE_MAX when not armed */
+        bool dead; /* reaped; freed after the current event batch */
+        struct job *gnext;
+};
+
+struct timer_heap {
+        struct job **items;
+        size_t count, cap;
+};
+
+struct server {
+        int epfd;
+        int listen_fd;
+        int signal_fd;
+        int timer_fd;
+        int spare_fd; /* held open to shed connections when out of fds */
+        struct watch listen_watch, signal_watch, timer_watch;
+        char *socket_path; /* unlinked at exit when we created it */
+        bool embedded;     /* serves one inherited connection, exits after */
+        bool stopping;
+        bool stop_now; /* second SIGTERM: do not wait for the grace period */
+        unsigned grace_ms; /* SIGTERM -> SIGKILL for daemon jobs */
+        uint64_t next_job_id;
+        uint64_t next_client_serial;
+        struct mps__idmap jobs; /* id -> job */
+        size_t nclients;
+        size_t ndaemon_alive; /* daemon jobs not yet reaped */
+        struct rlimit orig_nofile; /* restored in children */
+        struct timer_heap timers;
+        uint64_t jobs_started, jobs_failed;
+        /* Objects torn down while handling an event batch stay allocated
+         * until the batch is done: a later event of the same batch may still
+         * point at them (and sees ->dead). */
+        struct job *dead_jobs;
+        struct client *dead_clients;
+};
+
+/* listen.c */
+int listen_open(const char *path, unsigned mode, int *ret_fd, char *err,
+                size_t errlen);
+
+/* loop.c */
+int loop_add(struct server *srv, int fd, uint32_t events, struct watch *w);
+int loop_mod(struct server *srv, int fd, uint32_t events, struct watch *w);
+void loop_del(struct server *srv, int fd);
+int loop_run(struct server *srv);
+void loop_begin_stop(struct server *srv);
+
+/* client.c */
+int client_new(struct server *srv, int fd);
+void client_on_event(struct client *c, uint32_t events);
+void client_free(struct client *c);
+/* Queues or sends one message, attaching fd if >= 0 (dup'ed when queued).
+ * A client that cannot take it is dropped. */
+void client_send(struct client *c, cJSON *json, int fd);
+void client_send_error(struct client *c, uint64_t tag, int err,
+                       const char *stage, const char *fmt, ...)
+        __attribute__((format(printf, 5, 6)));
+
+/* job.c */
+void job_spawn(struct client *c, struct mps__msg *msg);
+void job_signal(struct client *c, const struct mps__signal *req);
+void job_on_execpipe(struct job *j);
+void job_on_exit(struct job *j);
+void job_on_deadline(struct job *j);
+void job_client_gone(struct job *j);
+void job_stop_daemon(struct job *j);
+void job_free(struct job *j);
+
+/* child.c: runs in the forked child and never returns. */
+_Noreturn void child_run(const struct mps__spawn *spec, const int *fds,
+                         size_t nfds, int errpipe,
+                         const struct rlimit *orig_nofile);
+
+/* What the child writes to the exec pipe before it gives up. */
+struct child_failure {
+        int stage; /* enum child_stage */
+        int err;
+};
+enum child_stage {
+        CHILD_STAGE_FDS = 1,
+        CHILD_STAGE_SESSION,
+        CHILD_STAGE_CHDIR,
+        CHILD_STAGE_EXEC,
+};
+const char *child_stage_name(int stage);
+
+/* timer.c */
+int timer_arm(struct server *srv, struct job *j, uint64_t deadline_ns);
+void timer_disarm(struct server *srv, struct job *j);
+void timer_on_expiry(struct server *srv);
+
+/* log.c */
+enum log_level { LOG_LEVEL_ERR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+extern enum log_level log_max_level;
+void log_msg(enum log_level level, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+#define log_err(...) log_msg(LOG_LEVEL_ERR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
+
+#endif /* MPS_SERVER_H */

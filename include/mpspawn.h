@@ -1,0 +1,258 @@
+/*
+ * mpspawn.h: the public interface of libmpspawn.
+ *
+ * libmpspawn launches processes through mpforkserver, a small single-threaded
+ * server that forks on the caller's behalf, and gives C programs the process
+ * model of Python's multiprocessing: start, join, is_alive, terminate, kill,
+ * exitcode, pid and sentinel.
+ *
+ * Conventions:
+ *  - Functions that can fail return 0 (or a count) on success and a negative
+ *    errno value on failure; mps_client_error() then holds a one-line message.
+ *  - Out-parameters are named ret_* and are left untouched on failure.
+ *  - Every *_free / *_close function accepts NULL.
+ *  - The library never prints, never calls exit(), never installs signal
+ *    handlers, never forks the calling process, and creates every file
+ *    descriptor with O_CLOEXEC.
+ *
+ * Threads: the library has no global mutable state and takes no locks. A
+ * client and everything made from it (specs are independent, processes are
+ * not) must be used by one thread at a time; use one client per thread, or
+ * guard a shared client with your own mutex. Distinct clients may be used
+ * from distinct threads at the same time. mps_version() and mps_strerror()
+ * may be called from any thread.
+ *
+ * Where we differ from Python's multiprocessing:
+ *  - A process is a job of a forkserver, not a child of the caller: it is not
+ *    visible to waitpid() in the caller, and its parent is the server.
+ *  - exitcode is MPS_EXITCODE_NONE (not None) while there is none yet.
+ *  - Non-daemon processes outlive the client (Python would join them at exit);
+ *    daemon processes are terminated when the client connection closes.
+ */
+#ifndef MPSPAWN_H
+#define MPSPAWN_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && defined(MPS_BUILDING_LIBRARY)
+#define MPS_API __attribute__((visibility("default")))
+#else
+#define MPS_API
+#endif
+
+#define MPS_VERSION_MAJOR 0
+#define MPS_VERSION_MINOR 1
+#define MPS_VERSION_PATCH 0
+
+/* The version of the library actually loaded, as "MAJOR.MINOR.PATCH". */
+MPS_API const char *mps_version(void);
+
+/* A static description of a negative errno value, like strerror(-err). */
+MPS_API const char *mps_strerror(int err);
+
+/* mps_exitcode() while the process has not ended (or was never started). */
+#define MPS_EXITCODE_NONE INT_MIN
+
+/* Exit statuses of the mpspawn CLI, the conventions of env(1) and timeout(1). */
+enum {
+        MPS_EXIT_TIMEOUT = 124,     /* --timeout expired */
+        MPS_EXIT_LAUNCHER = 125,    /* mpspawn itself failed */
+        MPS_EXIT_CANNOT_EXEC = 126, /* found but could not be executed */
+        MPS_EXIT_NOT_FOUND = 127,   /* program not found */
+        MPS_EXIT_SIGNAL_BASE = 128, /* killed by signal N: 128 + N */
+};
+
+/* ------------------------------------------------------------------------
+ * Connection
+ * ------------------------------------------------------------------------ */
+
+typedef struct mps_client mps_client;
+
+/*
+ * Connects to a forkserver and performs the version handshake.
+ *
+ * path chooses the server: a socket path; or NULL for the default choice,
+ * which is $MPSPAWN_SOCKET if set, else the system socket
+ * (/run/mpspawn/forkserver.sock) or the user socket ($XDG_RUNTIME_DIR/
+ * mpspawn.sock) if a server answers there, else an embedded server: a private
+ * mpforkserver started with posix_spawn (never by forking the caller),
+ * connected over a socketpair, and gone when this client is closed. The
+ * embedded server's binary is $MPSPAWN_FORKSERVER if set, else mpforkserver
+ * next to the running executable, else the installed one.
+ *
+ * On success *ret_client owns one reference; release it with
+ * mps_client_close(). Returns -ECONNREFUSED or -ENOENT when no server
+ * answers, -EPROTO when the server speaks an incompatible protocol.
+ * On failure, if ret_message is not NULL, it receives a malloc()ed one-line
+ * explanation the caller must free() (or NULL when memory ran out).
+ */
+MPS_API int mps_client_open(const char *path, mps_client **ret_client,
+                            char **ret_message);
+
+/*
+ * Closes the connection. Daemon processes started through it are terminated
+ * by the server; other processes run on. Process handles made from this
+ * client stay valid until mps_process_close(): one that had not ended by now
+ * will never learn its exit code (join returns -ENOTCONN).
+ */
+MPS_API void mps_client_close(mps_client *client);
+
+/* The connection's socket, for poll/epoll: readable when mps_client_dispatch()
+ * has work to do. */
+MPS_API int mps_client_fd(const mps_client *client);
+
+/*
+ * Reads and handles every message the server has sent, without blocking:
+ * records exits, completes starts, runs Pool callbacks. Returns the number of
+ * messages handled (0 if none was waiting), or a negative errno (-ENOTCONN
+ * once the server has gone).
+ */
+MPS_API int mps_client_dispatch(mps_client *client);
+
+/* The message of the last failure on this client, or "" if none. The string
+ * stays valid until the next call on the client. */
+MPS_API const char *mps_client_error(const mps_client *client);
+
+/* The server's pid as it said in its welcome (for an embedded server, that
+ * server's pid). */
+MPS_API pid_t mps_client_server_pid(const mps_client *client);
+
+/* ------------------------------------------------------------------------
+ * Job specification
+ * ------------------------------------------------------------------------ */
+
+typedef struct mps_spec mps_spec;
+
+/* A new empty spec: no program yet, environment inherited from the caller,
+ * stdin/stdout/stderr mapped from the caller's fds 0, 1 and 2. */
+MPS_API int mps_spec_new(mps_spec **ret_spec);
+MPS_API void mps_spec_free(mps_spec *spec);
+
+/*
+ * The program to execute and its argument vector (NULL-terminated; argv[0]
+ * included). A path without '/' is searched in the job's PATH. Both are
+ * copied.
+ */
+MPS_API int mps_spec_set_exec(mps_spec *spec, const char *path,
+                              const char *const argv[]);
+
+/* Environment: start from an empty environment instead of the caller's.
+ * Edits made with mps_spec_env_set/unset apply on top, before or after. */
+MPS_API int mps_spec_env_clear(mps_spec *spec);
+/* Sets NAME=VALUE in the job's environment (after clear/inherit). */
+MPS_API int mps_spec_env_set(mps_spec *spec, const char *name,
+                             const char *value);
+/* Removes NAME from the job's environment. */
+MPS_API int mps_spec_env_unset(mps_spec *spec, const char *name);
+
+/* The job's working directory (default: the caller's working directory at
+ * the time of mps_start()). */
+MPS_API int mps_spec_set_cwd(mps_spec *spec, const char *dir);
+
+/*
+ * Installs the caller's descriptor caller_fd as child_fd in the job. The fd
+ * is duplicated at mps_start() time, so it must stay open until then.
+ * caller_fd = -1 makes child_fd /dev/null for 0..2 and closed otherwise.
+ * Every fd not mapped is closed in the job, except that 0, 1 and 2 default
+ * to the caller's own.
+ */
+MPS_API int mps_spec_map_fd(mps_spec *spec, int child_fd, int caller_fd);
+
+/* A name for the job, shown by `mpspawn ps`. */
+MPS_API int mps_spec_set_name(mps_spec *spec, const char *name);
+
+/* Daemon jobs are terminated (SIGTERM, then SIGKILL after a grace period)
+ * when the client connection closes. Default: false. */
+MPS_API int mps_spec_set_daemon(mps_spec *spec, bool daemon);
+
+/* Runs the job in a new session (setsid()). Default: false. */
+MPS_API int mps_spec_set_new_session(mps_spec *spec, bool new_session);
+
+/* ------------------------------------------------------------------------
+ * Process
+ * ------------------------------------------------------------------------ */
+
+typedef struct mps_process mps_process;
+
+/* A process object for spec on client; spec is copied and may be freed. */
+MPS_API int mps_process_new(mps_client *client, const mps_spec *spec,
+                            mps_process **ret_process);
+
+/*
+ * Starts the process and waits until it has been exec'ed. Returns 0, or a
+ * negative errno: -EALREADY on a second start; the exec's errno (e.g.
+ * -ENOENT, -EACCES) when the program could not be executed, with a message
+ * naming the program. An exec failure is never reported as an exit code.
+ */
+MPS_API int mps_start(mps_process *proc);
+
+/*
+ * Waits until the process has ended or timeout_ms milliseconds have passed
+ * (-1: no limit). Like Python, it does not say which: ask mps_is_alive() or
+ * mps_exitcode(). Returns 0, -EINVAL if never started, -ENOTCONN if the
+ * connection was lost before the end was seen.
+ */
+MPS_API int mps_join(mps_process *proc, int timeout_ms);
+
+/* 1 from start until the end has been seen, else 0. */
+MPS_API int mps_is_alive(mps_process *proc);
+
+/* The exit code, -N after signal N, or MPS_EXITCODE_NONE if not ended. */
+MPS_API int mps_exitcode(mps_process *proc);
+
+/* Sends SIGTERM / SIGKILL / any signal. No-op (0) once the process has
+ * ended; -EINVAL if never started. */
+MPS_API int mps_terminate(mps_process *proc);
+MPS_API int mps_kill(mps_process *proc);
+MPS_API int mps_send_signal(mps_process *proc, int sig);
+
+/* The job's pid, or a negative errno if not started. */
+MPS_API pid_t mps_pid(const mps_process *proc);
+
+/* The job's id in the server, or 0 if not started. */
+MPS_API uint64_t mps_job_id(const mps_process *proc);
+
+/*
+ * An fd that becomes readable once the process has ended (a pidfd), for
+ * poll/epoll on many processes at once. Owned by the process handle.
+ * Returns a negative errno if not started.
+ */
+MPS_API int mps_sentinel(const mps_process *proc);
+
+/* Details of the end, valid once mps_exitcode() is not MPS_EXITCODE_NONE. */
+typedef struct mps_exit_info {
+        int exitcode;          /* as mps_exitcode() */
+        bool core_dumped;      /* killed by a signal that dumped core */
+        bool timed_out;        /* ended by the server's timeout */
+        double user_seconds;   /* CPU time in user mode */
+        double system_seconds; /* CPU time in kernel mode */
+        long max_rss_kib;      /* peak resident set */
+        double wall_seconds;   /* from fork to reaping, as the server saw */
+} mps_exit_info;
+
+MPS_API int mps_exit_info_get(const mps_process *proc,
+                              mps_exit_info *ret_info);
+
+/*
+ * After mps_start() failed: the step that failed, as the server named it:
+ * "exec" (the program could not be executed), "chdir" (the working
+ * directory), "fds", "setsid", "fork", or "request" (the server refused the
+ * request). NULL if the start did not fail.
+ */
+MPS_API const char *mps_start_failed_stage(const mps_process *proc);
+
+/* Releases the handle. -EBUSY (and nothing released) while it still runs. */
+MPS_API int mps_process_close(mps_process *proc);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MPSPAWN_H */

@@ -1,0 +1,470 @@
+/*
+ * client.c: the connection to a forkserver: choosing and reaching one
+ * (explicit path, $MPSPAWN_SOCKET, system or user socket, else a private
+ * embedded server), the version handshake, sending, and dispatching what the
+ * server sends back.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fdutil.h"
+#include "lib.h"
+
+#ifndef MPS_VERSION_STRING
+#define MPS_VERSION_STRING "0.0.0"
+#endif
+#ifndef MPS_FORKSERVER_PATH
+#define MPS_FORKSERVER_PATH "/usr/local/bin/mpforkserver"
+#endif
+
+#define SYSTEM_SOCKET "/run/mpspawn/forkserver.sock"
+#define USER_SOCKET_NAME "mpspawn.sock"
+#define HANDSHAKE_TIMEOUT_MS 10000
+
+extern char **environ;
+
+MPS_API const char *mps_version(void) {
+        return MPS_VERSION_STRING;
+}
+
+MPS_API const char *mps_strerror(int err) {
+        return strerror(err < 0 ? -err : err);
+}
+
+void mps__client_set_error(mps_client *c, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->error, sizeof(c->error), fmt, ap);
+        va_end(ap);
+}
+
+MPS_API const char *mps_client_error(const mps_client *c) {
+        return c ? c->error : "";
+}
+
+MPS_API int mps_client_fd(const mps_client *c) {
+        return c && !c->closed ? c->fd : -EBADF;
+}
+
+MPS_API pid_t mps_client_server_pid(const mps_client *c) {
+        return c ? c->server_pid : -EINVAL;
+}
+
+/* ---- finding a server ------------------------------------------------------- */
+
+static int connect_path(const char *path, int *ret_fd) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                int r = -errno;
+                mps__safe_close(fd);
+                return r;
+        }
+        *ret_fd = fd;
+        return 0;
+}
+
+static bool executable(const char *path) {
+        return access(path, X_OK) == 0;
+}
+
+int mps__forkserver_path(char *buf, size_t len) {
+        const char *env = getenv("MPSPAWN_FORKSERVER");
+        if (env && *env) {
+                if (snprintf(buf, len, "%s", env) >= (int)len)
+                        return -ENAMETOOLONG;
+                return 0;
+        }
+        /* Next to the running program: how an uninstalled build finds it. */
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n > 0) {
+                self[n] = '\0';
+                char *slash = strrchr(self, '/');
+                if (slash) {
+                        slash[1] = '\0';
+                        if (snprintf(buf, len, "%smpforkserver", self) < (int)len &&
+                            executable(buf))
+                                return 0;
+                }
+        }
+        if (snprintf(buf, len, "%s", MPS_FORKSERVER_PATH) >= (int)len)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+/*
+ * Starts a private server on one end of a socketpair. posix_spawn (vfork
+ * and exec, never a fork of this process) runs mpforkserver --embedded 3,
+ * which detaches into its own session and exits its first process at once;
+ * we reap that one here, so the caller is never left with a zombie and the
+ * server's terminal signals never reach it.
+ */
+static int start_embedded(int *ret_fd, char *msg, size_t msglen) {
+        char path[PATH_MAX];
+        int sv[2] = {-1, -1}, far = -1, r;
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
+        sigset_t none, all;
+        pid_t pid;
+
+        if ((r = mps__forkserver_path(path, sizeof(path))) < 0) {
+                snprintf(msg, msglen, "cannot name the mpforkserver binary: %s",
+                         strerror(-r));
+                return r;
+        }
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+                r = -errno;
+                snprintf(msg, msglen, "socketpair: %s", strerror(-r));
+                return r;
+        }
+        /* dup2 onto the same number would keep O_CLOEXEC: keep the source
+         * away from 3. */
+        far = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+        if (far < 0) {
+                r = -errno;
+                snprintf(msg, msglen, "fcntl: %s", strerror(-r));
+                goto out;
+        }
+        posix_spawn_file_actions_init(&fa);
+        posix_spawnattr_init(&attr);
+        sigemptyset(&none);
+        sigfillset(&all);
+        posix_spawnattr_setsigmask(&attr, &none);
+        posix_spawnattr_setsigdefault(&attr, &all);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+                                                POSIX_SPAWN_SETSIGDEF |
+                                                POSIX_SPAWN_SETSID);
+        /* The library never prints: the server's stdio is /dev/null unless
+         * $MPSPAWN_DEBUG asks to see its log on our stderr. */
+        const char *debug = getenv("MPSPAWN_DEBUG");
+        bool show_log = debug && *debug && strcmp(debug, "0") != 0;
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_RDWR, 0);
+        if (!show_log)
+                posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_RDWR, 0);
+        posix_spawn_file_actions_adddup2(&fa, far, 3);
+        posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+        char *argv[] = {path, "--embedded", "3", "--log-level",
+                        show_log ? "debug" : "warning", NULL};
+        r = posix_spawn(&pid, path, &fa, &attr, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&attr);
+        if (r != 0) {
+                snprintf(msg, msglen, "cannot start the embedded forkserver '%s': %s",
+                         path, strerror(r));
+                r = -r;
+                goto out;
+        }
+        /* The first process exits as soon as it has detached. ECHILD means
+         * the host reaps its children itself (or ignores SIGCHLD): fine. */
+        int status = 0;
+        while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+                ;
+        if (r > 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+                snprintf(msg, msglen, "the embedded forkserver '%s' failed to start",
+                         path);
+                r = -ECHILD;
+                goto out;
+        }
+        *ret_fd = sv[0];
+        sv[0] = -1;
+        r = 0;
+out:
+        mps__safe_close(sv[0]);
+        mps__safe_close(sv[1]);
+        mps__safe_close(far);
+        return r;
+}
+
+/* The default choice of server (see mps_client_open). */
+static int connect_default(int *ret_fd, char *where, size_t wherelen, char *msg,
+                           size_t msglen) {
+        const char *env = getenv("MPSPAWN_SOCKET");
+        int r;
+        if (env && *env) {
+                snprintf(where, wherelen, "%s", env);
+                return connect_path(env, ret_fd);
+        }
+        r = connect_path(SYSTEM_SOCKET, ret_fd);
+        if (r == 0) {
+                snprintf(where, wherelen, "%s", SYSTEM_SOCKET);
+                return 0;
+        }
+        const char *rt = getenv("XDG_RUNTIME_DIR");
+        if (rt && *rt) {
+                char p[PATH_MAX];
+                snprintf(p, sizeof(p), "%s/%s", rt, USER_SOCKET_NAME);
+                if (connect_path(p, ret_fd) == 0) {
+                        snprintf(where, wherelen, "%s", p);
+                        return 0;
+                }
+        }
+        snprintf(where, wherelen, "the embedded forkserver");
+        return start_embedded(ret_fd, msg, msglen);
+}
+
+/* ---- sending and receiving --------------------------------------------------- */
+
+int mps__client_send(mps_client *c, const cJSON *json, const int *fds,
+                     size_t nfds) {
+        if (c->closed || c->broken)
+                return -ENOTCONN;
+        for (;;) {
+                int r = mps__wire_send(c->fd, json, fds, nfds);
+                if (r != -EAGAIN && r != -ENOBUFS) {
+                        if (r == -EPIPE || r == -ECONNRESET)
+                                r = -ENOTCONN;
+                        if (r < 0)
+                                mps__client_set_error(c, "cannot send to the forkserver: %s",
+                                                      strerror(-r));
+                        return r;
+                }
+                r = mps__poll_one(c->fd, POLLOUT, -1);
+                if (r < 0)
+                        return r;
+        }
+}
+
+static void mark_broken(mps_client *c, const char *why) {
+        if (c->broken)
+                return;
+        c->broken = true;
+        mps__client_set_error(c, "lost the connection to the forkserver: %s", why);
+        /* Each process leaves the map as it is marked lost. */
+        mps_process *p;
+        while ((p = mps__idmap_any(&c->inflight, NULL)))
+                mps__process_lost(p);
+}
+
+static void on_message(mps_client *c, struct mps__msg *msg) {
+        char err[256];
+        switch (msg->op) {
+        case MPS_OP_SPAWNED:
+        case MPS_OP_EXITED:
+                mps__process_on_msg(c, msg);
+                break;
+        case MPS_OP_SIGNALED: {
+                uint64_t tag, id;
+                if (mps__signaled_decode(msg->json, &tag, &id, err, sizeof(err)) == 0 &&
+                    tag == c->req_tag) {
+                        c->req_done = true;
+                        c->req_result = 0;
+                }
+                break;
+        }
+        case MPS_OP_ERROR: {
+                struct mps__error e;
+                if (mps__error_decode(msg->json, &e, err, sizeof(err)) < 0)
+                        break;
+                if (e.tag != 0 && e.tag == c->req_tag) {
+                        c->req_done = true;
+                        c->req_result = -e.err;
+                        mps__client_set_error(c, "%s", e.message);
+                } else if (e.tag != 0 && mps__idmap_get(&c->inflight, e.tag)) {
+                        mps__process_on_msg(c, msg);
+                } else {
+                        mps__client_set_error(c, "forkserver: %s", e.message);
+                }
+                break;
+        }
+        default:
+                break; /* unknown or unexpected: ignored, as the protocol says */
+        }
+}
+
+MPS_API int mps_client_dispatch(mps_client *c) {
+        char err[256];
+        int handled = 0;
+        if (!c || c->closed)
+                return -EBADF;
+        if (c->broken)
+                return -ENOTCONN;
+        for (;;) {
+                struct mps__msg msg;
+                int r = mps__wire_recv(c->fd, &msg, err, sizeof(err), NULL);
+                if (r == -EAGAIN)
+                        return handled;
+                if (r == 0) {
+                        mark_broken(c, "the server closed it");
+                        return handled ? handled : -ENOTCONN;
+                }
+                if (r == -EBADMSG || r == -EPROTO) {
+                        mps__client_set_error(c, "bad message from the forkserver: %s",
+                                              err);
+                        continue;
+                }
+                if (r < 0) {
+                        mark_broken(c, strerror(-r));
+                        return handled ? handled : -ENOTCONN;
+                }
+                on_message(c, &msg);
+                mps__msg_release(&msg);
+                handled++;
+        }
+}
+
+int mps__client_wait(mps_client *c, int timeout_ms) {
+        if (c->closed)
+                return -EBADF;
+        if (c->broken)
+                return -ENOTCONN;
+        int r = mps__poll_one(c->fd, POLLIN, timeout_ms);
+        if (r <= 0)
+                return r;
+        return mps_client_dispatch(c);
+}
+
+/* ---- open / close ----------------------------------------------------------------- */
+
+static int handshake(mps_client *c, const char *where, char *msg, size_t msglen) {
+        struct mps__hello h = {.protocol = MPS_PROTOCOL_VERSION,
+                               .client = "libmpspawn/" MPS_VERSION_STRING};
+        cJSON *json = mps__hello_encode(&h);
+        char err[256];
+        int r;
+        if (!json)
+                return -ENOMEM;
+        r = mps__client_send(c, json, NULL, 0);
+        cJSON_Delete(json);
+        if (r < 0) {
+                snprintf(msg, msglen, "cannot talk to %s: %s", where, strerror(-r));
+                return r;
+        }
+        uint64_t deadline = mps__now_ns() + HANDSHAKE_TIMEOUT_MS * 1000000ull;
+        for (;;) {
+                uint64_t now = mps__now_ns();
+                if (now >= deadline) {
+                        snprintf(msg, msglen, "%s did not answer within %d s", where,
+                                 HANDSHAKE_TIMEOUT_MS / 1000);
+                        return -ETIMEDOUT;
+                }
+                r = mps__poll_one(c->fd, POLLIN, (int)((deadline - now) / 1000000) + 1);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        continue;
+                struct mps__msg m;
+                r = mps__wire_recv(c->fd, &m, err, sizeof(err), NULL);
+                if (r == -EAGAIN)
+                        continue;
+                if (r == 0) {
+                        snprintf(msg, msglen, "%s closed the connection", where);
+                        return -ECONNRESET;
+                }
+                if (r == -EPROTO) {
+                        snprintf(msg, msglen,
+                                 "%s speaks an incompatible protocol (%s); this "
+                                 "library speaks version %d",
+                                 where, err, MPS_PROTOCOL_VERSION);
+                        return -EPROTO;
+                }
+                if (r < 0) {
+                        snprintf(msg, msglen, "%s: %s", where, err[0] ? err : strerror(-r));
+                        return r;
+                }
+                if (m.op == MPS_OP_WELCOME) {
+                        struct mps__welcome w;
+                        r = mps__welcome_decode(m.json, &w, err, sizeof(err));
+                        if (r == 0 && w.protocol != MPS_PROTOCOL_VERSION) {
+                                snprintf(msg, msglen,
+                                         "%s speaks protocol %d; this library speaks %d",
+                                         where, w.protocol, MPS_PROTOCOL_VERSION);
+                                r = -EPROTO;
+                        } else if (r == 0) {
+                                c->server_pid = w.pid;
+                                c->server_pidfd = w.pidfd;
+                        } else {
+                                snprintf(msg, msglen, "bad welcome from %s: %s", where, err);
+                        }
+                        mps__msg_release(&m);
+                        return r;
+                }
+                if (m.op == MPS_OP_ERROR) {
+                        struct mps__error e;
+                        if (mps__error_decode(m.json, &e, err, sizeof(err)) == 0) {
+                                snprintf(msg, msglen, "%s refused the connection: %s",
+                                         where, e.message);
+                                r = e.err == EPROTONOSUPPORT ? -EPROTO : -e.err;
+                        } else {
+                                r = -EPROTO;
+                        }
+                        mps__msg_release(&m);
+                        return r;
+                }
+                mps__msg_release(&m);
+        }
+}
+
+MPS_API int mps_client_open(const char *path, mps_client **ret_client,
+                            char **ret_message) {
+        char where[PATH_MAX + 32] = "", msg[PATH_MAX + 512] = "";
+        int fd = -1, r;
+
+        if (!ret_client)
+                return -EINVAL;
+        if (path) {
+                snprintf(where, sizeof(where), "%s", path);
+                r = connect_path(path, &fd);
+        } else {
+                r = connect_default(&fd, where, sizeof(where), msg, sizeof(msg));
+        }
+        if (r < 0) {
+                if (!msg[0])
+                        snprintf(msg, sizeof(msg), "cannot connect to the forkserver at %s: %s",
+                                 where, strerror(-r));
+                goto fail;
+        }
+        mps_client *c = calloc(1, sizeof(*c));
+        if (!c) {
+                r = -ENOMEM;
+                snprintf(msg, sizeof(msg), "out of memory");
+                goto fail;
+        }
+        c->fd = fd;
+        c->refs = 1;
+        if ((r = handshake(c, where, msg, sizeof(msg))) < 0) {
+                free(c);
+                goto fail;
+        }
+        *ret_client = c;
+        return 0;
+fail:
+        mps__safe_close(fd);
+        if (ret_message)
+                *ret_message = strdup(msg);
+        return r;
+}
+
+void mps__client_unref(mps_client *c) {
+        if (!c || --c->refs > 0)
+                return;
+        mps__idmap_free(&c->inflight);
+        free(c);
+}
+
+MPS_API void mps_client_close(mps_client *c) {
+        if (!c || c->closed)
+                return;
+        mark_broken(c, "the client closed it");
+        c->closed = true;
+        c->fd = mps__safe_close(c->fd);
+        mps__client_unref(c);
+}

@@ -1,0 +1,74 @@
+/* fdutil.c: descriptor and time helpers (see fdutil.h). */
+#include "fdutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <time.h>
+#include <unistd.h>
+
+int mps__safe_close(int fd) {
+        if (fd >= 0) {
+                int saved = errno;
+                close(fd);
+                errno = saved;
+        }
+        return -1;
+}
+
+int mps__write_all(int fd, const void *buf, size_t len) {
+        const char *p = buf;
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+ssize_t mps__read_retry(int fd, void *buf, size_t len) {
+        ssize_t n;
+        do
+                n = read(fd, buf, len);
+        while (n < 0 && errno == EINTR);
+        return n < 0 ? -errno : n;
+}
+
+uint64_t mps__now_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int mps__poll_one(int fd, short events, int timeout_ms) {
+        struct pollfd p = {.fd = fd, .events = events};
+        uint64_t deadline = timeout_ms >= 0
+                ? mps__now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
+        for (;;) {
+                int r = poll(&p, 1, timeout_ms);
+                if (r >= 0)
+                        return r;
+                if (errno != EINTR)
+                        return -errno;
+                if (timeout_ms >= 0) {
+                        uint64_t now = mps__now_ns();
+                        timeout_ms = now >= deadline
+                                ? 0 : (int)((deadline - now + 999999) / 1000000);
+                }
+        }
+}
+
+int mps__fd_move_above_stdio(int fd) {
+        if (fd < 0 || fd > 2)
+                return fd;
+        int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (n < 0)
+                return -errno;
+        close(fd);
+        return n;
+}

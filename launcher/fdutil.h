@@ -1,0 +1,33 @@
+/*
+ * fdutil.h: small descriptor and time helpers shared by the server, the
+ * library and the CLI. The EINTR retries of the project live here.
+ */
+#ifndef MPS_FDUTIL_H
+#define MPS_FDUTIL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Closes fd if it is >= 0 and returns -1, keeping errno; never retries
+ * close() on EINTR (the descriptor is gone either way on Linux). Use as
+ * fd = mps__safe_close(fd). */
+int mps__safe_close(int fd);
+
+/* Writes all of buf, retrying on EINTR and short writes. 0 or -errno. */
+int mps__write_all(int fd, const void *buf, size_t len);
+
+/* read() retried on EINTR. Returns the count or -errno. */
+ssize_t mps__read_retry(int fd, void *buf, size_t len);
+
+/* poll() on one fd for events, retried on EINTR with the remaining time.
+ * timeout_ms < 0 waits forever. Returns >0 ready, 0 timeout, -errno. */
+int mps__poll_one(int fd, short events, int timeout_ms);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t mps__now_ns(void);
+
+/* Moves fd to a number >= 3 (so it can never be mistaken for stdio),
+ * keeping O_CLOEXEC. Returns the new fd (the old one is closed) or -errno. */
+int mps__fd_move_above_stdio(int fd);
+
+#endif /* MPS_FDUTIL_H */

@@ -1,0 +1,108 @@
+/*
+ * lib.h: libmpspawn's internal structures, shared by client.c (connection
+ * and dispatch), spec.c (job specs) and process.c (process handles).
+ */
+#ifndef MPS_LIB_H
+#define MPS_LIB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../include/mpspawn.h"
+#include "idmap.h"
+#include "wire.h"
+
+struct mps_client {
+        int fd;
+        unsigned refs;  /* the user's one, plus one per process handle */
+        bool closed;    /* mps_client_close() was called */
+        bool broken;    /* the connection is gone */
+        pid_t server_pid;
+        bool server_pidfd; /* the server sends pidfds */
+        uint64_t next_tag;
+        struct mps__idmap inflight; /* tag -> mps_process, until its end */
+        /* One synchronous request at a time (signal): its tag and result. */
+        uint64_t req_tag;
+        bool req_done;
+        int req_result;
+        char error[512];
+};
+
+struct env_edit {
+        char *name;
+        char *value; /* NULL: unset */
+};
+
+struct fd_pair {
+        int child_fd;
+        int caller_fd;
+};
+
+struct mps_spec {
+        char *path;
+        char **argv;
+        size_t argc;
+        bool env_clear;
+        struct env_edit *edits;
+        size_t nedits;
+        char *cwd;
+        char *name;
+        struct fd_pair *fds;
+        size_t nfds;
+        bool daemon;
+        bool new_session;
+};
+
+enum proc_state {
+        PROC_NEW,
+        PROC_STARTING, /* spawn sent, no answer yet */
+        PROC_RUNNING,
+        PROC_ENDED,  /* exit record received */
+        PROC_FAILED, /* the start failed; start_error says why */
+        PROC_LOST,   /* the connection went before the end was seen */
+};
+
+struct mps_process {
+        mps_client *client;
+        mps_spec *spec;
+        enum proc_state state;
+        uint64_t tag;
+        uint64_t id;
+        pid_t pid;
+        int pidfd;
+        int start_error; /* positive errno */
+        char start_stage[16]; /* where the start failed, from the server */
+        mps_exit_info info;
+        /* Called from dispatch when the process leaves STARTING or RUNNING
+         * (used by the Pool). */
+        void (*on_change)(mps_process *proc, void *data);
+        void *on_change_data;
+};
+
+/* client.c */
+void mps__client_set_error(mps_client *c, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+void mps__client_unref(mps_client *c);
+/* Sends a message, waiting for room when the socket is full. */
+int mps__client_send(mps_client *c, const cJSON *json, const int *fds,
+                     size_t nfds);
+/* Waits until the socket is readable (or timeout_ms passes, -1: forever),
+ * then dispatches. Returns >0 handled, 0 on timeout, -errno. */
+int mps__client_wait(mps_client *c, int timeout_ms);
+/* The forkserver binary the embedded default starts. */
+int mps__forkserver_path(char *buf, size_t len);
+
+/* spec.c */
+int mps__spec_copy(const mps_spec *src, mps_spec **ret);
+/* Builds the job's environment: a malloc()ed NULL-terminated vector of
+ * malloc()ed strings; free with mps__strv_free. */
+int mps__spec_build_env(const mps_spec *spec, char ***ret_envp, size_t *ret_n);
+void mps__strv_free(char **v);
+
+/* process.c */
+/* Sends the spawn request without waiting for the answer. */
+int mps__process_send_start(mps_process *p);
+void mps__process_on_msg(mps_client *c, struct mps__msg *msg);
+void mps__process_lost(mps_process *p);
+
+#endif /* MPS_LIB_H */

@@ -1,0 +1,419 @@
+/*
+ * process.c: process handles, the multiprocessing.Process model.
+ *
+ * A handle goes NEW -> STARTING -> RUNNING -> ENDED, or STARTING -> FAILED
+ * when the server could not exec the program, or to LOST when the
+ * connection goes first. The server's pidfd is kept as the sentinel: it
+ * polls readable once the job has ended, and signals reach exactly this job
+ * with no pid-reuse window.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <unistd.h>
+
+#include "fdutil.h"
+#include "lib.h"
+
+MPS_API int mps_process_new(mps_client *c, const mps_spec *spec,
+                            mps_process **ret_process) {
+        if (!c || !spec || !ret_process)
+                return -EINVAL;
+        if (!spec->path) {
+                mps__client_set_error(c, "the spec names no program (mps_spec_set_exec)");
+                return -EINVAL;
+        }
+        mps_process *p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        int r = mps__spec_copy(spec, &p->spec);
+        if (r < 0) {
+                free(p);
+                return r;
+        }
+        p->pidfd = -1;
+        p->client = c;
+        c->refs++;
+        *ret_process = p;
+        return 0;
+}
+
+/* The caller's fd as it will be sent, or -1 for /dev/null (closed stdio). */
+static int usable_fd(int fd) {
+        return fd >= 0 && fcntl(fd, F_GETFD) >= 0 ? fd : -1;
+}
+
+int mps__process_send_start(mps_process *p) {
+        mps_client *c = p->client;
+        const mps_spec *s = p->spec;
+        struct mps__fd_map map[MPS_WIRE_FDS_MAX + 3];
+        int fds[MPS_WIRE_FDS_MAX];
+        size_t nmap = 0, nfds = 0;
+        char **envp = NULL;
+        char cwd[PATH_MAX];
+        cJSON *json = NULL;
+        int r;
+
+        if (p->state != PROC_NEW) {
+                mps__client_set_error(c, "a process can be started only once");
+                return -EALREADY;
+        }
+        if (c->closed || c->broken) {
+                mps__client_set_error(c, "the client is not connected");
+                return -ENOTCONN;
+        }
+
+        /* fds: the spec's map, then the caller's 0, 1 and 2 where the spec
+         * says nothing about them. */
+        bool mapped[3] = {false, false, false};
+        for (size_t i = 0; i < s->nfds; i++) {
+                int src = s->fds[i].caller_fd;
+                if (s->fds[i].child_fd <= 2)
+                        mapped[s->fds[i].child_fd] = true;
+                if (src >= 0 && fcntl(src, F_GETFD) < 0) {
+                        mps__client_set_error(c, "fd %d, to be the job's fd %d, is not open",
+                                              src, s->fds[i].child_fd);
+                        return -EBADF;
+                }
+                if (src >= 0 && nfds >= MPS_WIRE_FDS_MAX)
+                        return -EMFILE;
+                map[nmap].target = s->fds[i].child_fd;
+                map[nmap].source = src >= 0 ? (int)nfds : -1;
+                if (src >= 0)
+                        fds[nfds++] = src;
+                nmap++;
+        }
+        for (int t = 0; t <= 2; t++) {
+                if (mapped[t])
+                        continue;
+                int src = usable_fd(t);
+                if (src >= 0 && nfds >= MPS_WIRE_FDS_MAX)
+                        return -EMFILE;
+                map[nmap].target = t;
+                map[nmap].source = src >= 0 ? (int)nfds : -1;
+                if (src >= 0)
+                        fds[nfds++] = src;
+                nmap++;
+        }
+
+        const char *dir = s->cwd;
+        if (!dir) {
+                if (!getcwd(cwd, sizeof(cwd))) {
+                        r = -errno;
+                        mps__client_set_error(c, "cannot read the current directory: %s",
+                                              strerror(-r));
+                        return r;
+                }
+                dir = cwd;
+        }
+
+        size_t envc;
+        if ((r = mps__spec_build_env(s, &envp, &envc)) < 0) {
+                mps__client_set_error(c, "cannot build the environment: %s", strerror(-r));
+                return r;
+        }
+        p->tag = ++c->next_tag;
+        struct mps__spawn msg = {
+                .tag = p->tag,
+                .path = s->path,
+                .argv = (const char **)s->argv,
+                .argc = s->argc,
+                .envp = (const char **)envp,
+                .envc = envc,
+                .cwd = dir,
+                .name = s->name,
+                .fdmap = map,
+                .nfdmap = nmap,
+                .daemon = s->daemon,
+                .new_session = s->new_session,
+                .want_pidfd = true,
+        };
+        json = mps__spawn_encode(&msg);
+        mps__strv_free(envp);
+        if (!json)
+                return -ENOMEM;
+        r = mps__client_send(c, json, fds, nfds);
+        cJSON_Delete(json);
+        if (r == -EMSGSIZE) {
+                mps__client_set_error(c, "the job's arguments and environment exceed "
+                                         "the %d-byte message limit",
+                                      MPS_WIRE_MSG_MAX);
+                return -E2BIG;
+        }
+        if (r < 0)
+                return r;
+        if ((r = mps__idmap_put(&c->inflight, p->tag, p)) < 0)
+                return r;
+        p->state = PROC_STARTING;
+        return 0;
+}
+
+/* Waits for answers until the process is no longer in state `from`. */
+static int wait_leave(mps_process *p, enum proc_state from) {
+        while (p->state == from) {
+                int r = mps__client_wait(p->client, -1);
+                if (r < 0 && r != -EINTR)
+                        return r;
+        }
+        return 0;
+}
+
+MPS_API int mps_start(mps_process *p) {
+        if (!p)
+                return -EINVAL;
+        int r = mps__process_send_start(p);
+        if (r < 0)
+                return r;
+        r = wait_leave(p, PROC_STARTING);
+        if (r < 0)
+                return r;
+        if (p->state == PROC_FAILED)
+                return -p->start_error;
+        if (p->state == PROC_LOST)
+                return -ENOTCONN;
+        return 0;
+}
+
+static void changed(mps_process *p) {
+        if (p->on_change)
+                p->on_change(p, p->on_change_data);
+}
+
+void mps__process_on_msg(mps_client *c, struct mps__msg *msg) {
+        char err[256];
+        switch (msg->op) {
+        case MPS_OP_SPAWNED: {
+                struct mps__spawned s;
+                if (mps__spawned_decode(msg->json, &s, err, sizeof(err)) < 0)
+                        return;
+                mps_process *p = mps__idmap_get(&c->inflight, s.tag);
+                if (!p || p->state != PROC_STARTING)
+                        return;
+                p->id = s.id;
+                p->pid = s.pid;
+                if (s.has_pidfd && msg->nfds > 0) {
+                        p->pidfd = msg->fds[0];
+                        msg->fds[0] = -1; /* taken */
+                }
+                p->state = PROC_RUNNING;
+                break;
+        }
+        case MPS_OP_EXITED: {
+                struct mps__exited e;
+                if (mps__exited_decode(msg->json, &e, err, sizeof(err)) < 0)
+                        return;
+                mps_process *p = mps__idmap_get(&c->inflight, e.tag);
+                if (!p || p->state != PROC_RUNNING)
+                        return;
+                mps__idmap_remove(&c->inflight, e.tag);
+                p->info = (mps_exit_info){
+                        .exitcode = e.exitcode,
+                        .core_dumped = e.core_dumped,
+                        .timed_out = e.timed_out,
+                        .user_seconds = e.utime,
+                        .system_seconds = e.stime,
+                        .max_rss_kib = e.maxrss_kib,
+                        .wall_seconds = e.wall,
+                };
+                p->state = PROC_ENDED;
+                changed(p);
+                break;
+        }
+        case MPS_OP_ERROR: {
+                struct mps__error e;
+                if (mps__error_decode(msg->json, &e, err, sizeof(err)) < 0)
+                        return;
+                mps_process *p = mps__idmap_get(&c->inflight, e.tag);
+                if (!p || p->state != PROC_STARTING)
+                        return;
+                mps__idmap_remove(&c->inflight, e.tag);
+                p->start_error = e.err;
+                snprintf(p->start_stage, sizeof(p->start_stage), "%s", e.stage);
+                p->state = PROC_FAILED;
+                mps__client_set_error(c, "%s", e.message);
+                changed(p);
+                break;
+        }
+        default:
+                break;
+        }
+}
+
+void mps__process_lost(mps_process *p) {
+        mps__idmap_remove(&p->client->inflight, p->tag);
+        if (p->state == PROC_STARTING || p->state == PROC_RUNNING) {
+                p->state = PROC_LOST;
+                changed(p);
+        }
+}
+
+/*
+ * The pidfd polls readable as soon as the job has ended, slightly before the
+ * server's exit record can arrive. Callers that ask "has it ended?" wait for
+ * that record then, so that is_alive/exitcode agree with the sentinel.
+ */
+static int sync_if_ended(mps_process *p) {
+        if (p->state != PROC_RUNNING)
+                return 0;
+        if (!p->client->closed && !p->client->broken) {
+                int r = mps_client_dispatch(p->client);
+                if (r < 0 && r != -ENOTCONN)
+                        return r;
+        }
+        if (p->state == PROC_RUNNING && p->pidfd >= 0 &&
+            mps__poll_one(p->pidfd, POLLIN, 0) > 0)
+                return wait_leave(p, PROC_RUNNING);
+        return 0;
+}
+
+MPS_API int mps_join(mps_process *p, int timeout_ms) {
+        if (!p)
+                return -EINVAL;
+        if (p->state == PROC_NEW || p->state == PROC_FAILED) {
+                mps__client_set_error(p->client, "join of a process that was not started");
+                return -EINVAL;
+        }
+        uint64_t deadline = timeout_ms >= 0
+                ? mps__now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
+        for (;;) {
+                int r = sync_if_ended(p);
+                if (r < 0)
+                        return r;
+                if (p->state == PROC_ENDED)
+                        return 0;
+                if (p->state == PROC_LOST)
+                        return -ENOTCONN;
+                int wait_ms = -1;
+                if (timeout_ms >= 0) {
+                        uint64_t now = mps__now_ns();
+                        if (now >= deadline)
+                                return 0;
+                        wait_ms = (int)((deadline - now + 999999) / 1000000);
+                }
+                r = mps__client_wait(p->client, wait_ms);
+                if (r < 0 && r != -EINTR && r != -ENOTCONN)
+                        return r;
+        }
+}
+
+MPS_API int mps_is_alive(mps_process *p) {
+        if (!p)
+                return 0;
+        sync_if_ended(p);
+        return p->state == PROC_STARTING || p->state == PROC_RUNNING;
+}
+
+MPS_API int mps_exitcode(mps_process *p) {
+        if (!p)
+                return MPS_EXITCODE_NONE;
+        sync_if_ended(p);
+        return p->state == PROC_ENDED ? p->info.exitcode : MPS_EXITCODE_NONE;
+}
+
+MPS_API int mps_exit_info_get(const mps_process *p, mps_exit_info *ret_info) {
+        if (!p || !ret_info)
+                return -EINVAL;
+        if (p->state != PROC_ENDED)
+                return -EAGAIN;
+        *ret_info = p->info;
+        return 0;
+}
+
+/* Asks the server to signal the job (when our pidfd cannot). */
+static int signal_through_server(mps_process *p, int sig) {
+        mps_client *c = p->client;
+        struct mps__signal s = {.tag = ++c->next_tag, .id = p->id, .signo = sig};
+        cJSON *json = mps__signal_encode(&s);
+        if (!json)
+                return -ENOMEM;
+        c->req_tag = s.tag;
+        c->req_done = false;
+        int r = mps__client_send(c, json, NULL, 0);
+        cJSON_Delete(json);
+        while (r == 0 && !c->req_done) {
+                r = mps__client_wait(c, -1);
+                if (r > 0 || r == -EINTR)
+                        r = 0;
+        }
+        c->req_tag = 0;
+        if (r < 0)
+                return r;
+        return c->req_result == -ESRCH ? 0 : c->req_result; /* ended meanwhile */
+}
+
+MPS_API int mps_send_signal(mps_process *p, int sig) {
+        if (!p || sig < 0 || sig >= NSIG)
+                return -EINVAL;
+        if (p->state == PROC_NEW || p->state == PROC_FAILED)
+                return -EINVAL;
+        if (p->state == PROC_STARTING) {
+                int r = wait_leave(p, PROC_STARTING);
+                if (r < 0)
+                        return r;
+        }
+        if (p->state != PROC_RUNNING)
+                return 0; /* already ended: nothing to do, as in Python */
+        if (p->pidfd >= 0) {
+                if (pidfd_send_signal(p->pidfd, sig, NULL, 0) == 0)
+                        return 0;
+                if (errno == ESRCH)
+                        return 0; /* ended, not yet reported */
+                if (errno != EPERM)
+                        return -errno;
+        }
+        return signal_through_server(p, sig);
+}
+
+MPS_API int mps_terminate(mps_process *p) {
+        return mps_send_signal(p, SIGTERM);
+}
+
+MPS_API int mps_kill(mps_process *p) {
+        return mps_send_signal(p, SIGKILL);
+}
+
+MPS_API pid_t mps_pid(const mps_process *p) {
+        if (!p)
+                return -EINVAL;
+        return p->pid > 0 ? p->pid : -ESRCH;
+}
+
+MPS_API uint64_t mps_job_id(const mps_process *p) {
+        return p ? p->id : 0;
+}
+
+MPS_API int mps_sentinel(const mps_process *p) {
+        if (!p)
+                return -EINVAL;
+        if (p->pidfd < 0)
+                return p->state == PROC_NEW || p->state == PROC_STARTING ? -ESRCH : -ENOTSUP;
+        return p->pidfd;
+}
+
+MPS_API const char *mps_start_failed_stage(const mps_process *p) {
+        return p && p->state == PROC_FAILED ? p->start_stage : NULL;
+}
+
+MPS_API int mps_process_close(mps_process *p) {
+        if (!p)
+                return 0;
+        if (p->state == PROC_STARTING || p->state == PROC_RUNNING) {
+                if (mps_is_alive(p)) {
+                        mps__client_set_error(p->client,
+                                              "cannot close a process that is still running");
+                        return -EBUSY;
+                }
+        }
+        mps__idmap_remove(&p->client->inflight, p->tag);
+        mps__safe_close(p->pidfd);
+        mps_spec_free(p->spec);
+        mps__client_unref(p->client);
+        free(p);
+        return 0;
+}

@@ -1,0 +1,735 @@
+/*
+ * wire.c: encoding and decoding of mpspawn protocol messages (see wire.h and
+ * docs/protocol.md). Used by mpforkserver and libmpspawn alike.
+ */
+#include "wire.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fdutil.h"
+
+/* JSON numbers are doubles: integers are exact up to 2^53. */
+#define WIRE_INT_MAX 9007199254740991.0
+
+static const char *const op_names[] = {
+        [MPS_OP_UNKNOWN] = "unknown", [MPS_OP_HELLO] = "hello",
+        [MPS_OP_SPAWN] = "spawn",     [MPS_OP_SIGNAL] = "signal",
+        [MPS_OP_WELCOME] = "welcome", [MPS_OP_SPAWNED] = "spawned",
+        [MPS_OP_EXITED] = "exited",   [MPS_OP_SIGNALED] = "signaled",
+        [MPS_OP_ERROR] = "error",
+};
+
+const char *mps__op_name(enum mps__op op) {
+        if ((size_t)op >= sizeof(op_names) / sizeof(op_names[0]))
+                return "unknown";
+        return op_names[op];
+}
+
+static enum mps__op op_from_name(const char *name) {
+        for (size_t i = 1; i < sizeof(op_names) / sizeof(op_names[0]); i++)
+                if (strcmp(op_names[i], name) == 0)
+                        return (enum mps__op)i;
+        return MPS_OP_UNKNOWN;
+}
+
+static void say(char *err, size_t errlen, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static void say(char *err, size_t errlen, const char *fmt, ...) {
+        if (!err || errlen == 0)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+}
+
+void mps__msg_release(struct mps__msg *msg) {
+        int saved = errno;
+        if (!msg)
+                return;
+        cJSON_Delete(msg->json);
+        msg->json = NULL;
+        for (size_t i = 0; i < msg->nfds; i++)
+                msg->fds[i] = mps__safe_close(msg->fds[i]);
+        msg->nfds = 0;
+        errno = saved;
+}
+
+/* ---- transport -------------------------------------------------------- */
+
+int mps__wire_recv(int sock, struct mps__msg *msg, char *err, size_t errlen,
+                   uint64_t *ret_tag) {
+        /* One byte more than the bound, so that an oversized message is seen
+         * as MSG_TRUNC rather than silently accepted. The buffer is static:
+         * both users are single-threaded per socket, and the library keeps
+         * no other global state. Use thread-local storage to stay safe when
+         * distinct clients live on distinct threads. */
+        static _Thread_local char buf[MPS_WIRE_MSG_MAX + 1];
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * MPS_WIRE_FDS_MAX)];
+        } control;
+        struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf) - 1};
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = control.buf,
+                .msg_controllen = sizeof(control.buf),
+        };
+        ssize_t n;
+
+        memset(msg, 0, sizeof(*msg));
+        do
+                n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+
+        /* Collect descriptors first so that every path below closes them. */
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                const unsigned char *data = CMSG_DATA(c);
+                for (size_t i = 0; i < k; i++) {
+                        int fd;
+                        memcpy(&fd, data + i * sizeof(int), sizeof(int));
+                        if (msg->nfds < MPS_WIRE_FDS_MAX)
+                                msg->fds[msg->nfds++] = fd;
+                        else
+                                close(fd);
+                }
+        }
+
+        if (n == 0 && msg->nfds == 0)
+                return 0; /* SEQPACKET end of stream */
+
+        if (mh.msg_flags & MSG_TRUNC) {
+                say(err, errlen, "message longer than %d bytes",
+                    MPS_WIRE_MSG_MAX);
+                goto bad;
+        }
+        if (mh.msg_flags & MSG_CTRUNC) {
+                say(err, errlen, "more than %d descriptors attached",
+                    MPS_WIRE_FDS_MAX);
+                goto bad;
+        }
+        msg->json = cJSON_ParseWithLength(buf, (size_t)n);
+        if (!msg->json || !cJSON_IsObject(msg->json)) {
+                say(err, errlen, "message is not a JSON object");
+                goto bad;
+        }
+        if (ret_tag) {
+                const cJSON *t = cJSON_GetObjectItemCaseSensitive(msg->json, "tag");
+                if (cJSON_IsNumber(t) && t->valuedouble >= 0 &&
+                    t->valuedouble <= WIRE_INT_MAX)
+                        *ret_tag = (uint64_t)t->valuedouble;
+        }
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(msg->json, "v");
+        if (!cJSON_IsNumber(v)) {
+                say(err, errlen, "message has no protocol version \"v\"");
+                goto bad;
+        }
+        if (v->valuedouble != MPS_PROTOCOL_VERSION) {
+                say(err, errlen,
+                    "protocol version %g is not supported (this side speaks %d)",
+                    v->valuedouble, MPS_PROTOCOL_VERSION);
+                mps__msg_release(msg);
+                return -EPROTO;
+        }
+        const cJSON *op = cJSON_GetObjectItemCaseSensitive(msg->json, "op");
+        if (!cJSON_IsString(op)) {
+                say(err, errlen, "message has no \"op\"");
+                goto bad;
+        }
+        msg->op = op_from_name(op->valuestring);
+        if (msg->op == MPS_OP_UNKNOWN) {
+                say(err, errlen, "unknown op \"%.64s\"", op->valuestring);
+                goto bad;
+        }
+        return 1;
+bad:
+        mps__msg_release(msg);
+        return -EBADMSG;
+}
+
+char *mps__wire_encode(const cJSON *json, size_t *ret_len) {
+        char *s = cJSON_PrintUnformatted(json);
+        if (!s) {
+                errno = ENOMEM;
+                return NULL;
+        }
+        size_t len = strlen(s);
+        if (len > MPS_WIRE_MSG_MAX) {
+                cJSON_free(s);
+                errno = EMSGSIZE;
+                return NULL;
+        }
+        *ret_len = len;
+        return s;
+}
+
+int mps__wire_send_raw(int sock, const char *buf, size_t len, const int *fds,
+                       size_t nfds) {
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * MPS_WIRE_FDS_MAX)];
+        } control;
+        struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        ssize_t n;
+
+        if (len > MPS_WIRE_MSG_MAX || nfds > MPS_WIRE_FDS_MAX)
+                return -EMSGSIZE;
+        if (nfds > 0) {
+                memset(&control, 0, sizeof(control));
+                mh.msg_control = control.buf;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+        }
+        do
+                n = sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        return 0;
+}
+
+int mps__wire_send(int sock, const cJSON *json, const int *fds, size_t nfds) {
+        size_t len;
+        char *s = mps__wire_encode(json, &len);
+        if (!s)
+                return -errno;
+        int r = mps__wire_send_raw(sock, s, len, fds, nfds);
+        cJSON_free(s);
+        return r;
+}
+
+cJSON *mps__wire_new(enum mps__op op) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o)
+                return NULL;
+        if (!cJSON_AddNumberToObject(o, "v", MPS_PROTOCOL_VERSION) ||
+            !cJSON_AddStringToObject(o, "op", mps__op_name(op))) {
+                cJSON_Delete(o);
+                return NULL;
+        }
+        return o;
+}
+
+/* ---- field helpers ------------------------------------------------------ */
+
+/* Each getter returns 0 (absent optional fields keep the default already in
+ * *out), or -EINVAL with a reason naming the field. */
+
+static int get_num(const cJSON *o, const char *key, bool required, double lo,
+                   double hi, bool integral, double *out, char *err,
+                   size_t errlen) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+        if (!it || cJSON_IsNull(it)) {
+                if (!required)
+                        return 0;
+                say(err, errlen, "field \"%s\" is missing", key);
+                return -EINVAL;
+        }
+        if (!cJSON_IsNumber(it) || isnan(it->valuedouble) ||
+            it->valuedouble < lo || it->valuedouble > hi ||
+            (integral && it->valuedouble != floor(it->valuedouble))) {
+                say(err, errlen, "field \"%s\" must be %s from %g to %g", key,
+                    integral ? "an integer" : "a number", lo, hi);
+                return -EINVAL;
+        }
+        *out = it->valuedouble;
+        return 0;
+}
+
+static int get_u64(const cJSON *o, const char *key, bool required,
+                   uint64_t *out, char *err, size_t errlen) {
+        double d = (double)*out;
+        int r = get_num(o, key, required, 0, WIRE_INT_MAX, true, &d, err, errlen);
+        if (r == 0)
+                *out = (uint64_t)d;
+        return r;
+}
+
+static int get_int(const cJSON *o, const char *key, bool required, int lo,
+                   int hi, int *out, char *err, size_t errlen) {
+        double d = *out;
+        int r = get_num(o, key, required, lo, hi, true, &d, err, errlen);
+        if (r == 0)
+                *out = (int)d;
+        return r;
+}
+
+static int get_str(const cJSON *o, const char *key, bool required,
+                   size_t maxlen, const char **out, char *err, size_t errlen) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+        if (!it || cJSON_IsNull(it)) {
+                if (!required)
+                        return 0;
+                say(err, errlen, "field \"%s\" is missing", key);
+                return -EINVAL;
+        }
+        if (!cJSON_IsString(it)) {
+                say(err, errlen, "field \"%s\" must be a string", key);
+                return -EINVAL;
+        }
+        if (strlen(it->valuestring) > maxlen) {
+                say(err, errlen, "field \"%s\" is longer than %zu bytes", key,
+                    maxlen);
+                return -EINVAL;
+        }
+        *out = it->valuestring;
+        return 0;
+}
+
+static int get_bool(const cJSON *o, const char *key, bool *out, char *err,
+                    size_t errlen) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+        if (!it || cJSON_IsNull(it))
+                return 0;
+        if (!cJSON_IsBool(it)) {
+                say(err, errlen, "field \"%s\" must be true or false", key);
+                return -EINVAL;
+        }
+        *out = cJSON_IsTrue(it);
+        return 0;
+}
+
+/* Decodes an array of strings into a malloc()ed NULL-terminated vector. */
+static int get_strv(const cJSON *o, const char *key, bool required,
+                    size_t maxcount, bool nonempty, const char ***out,
+                    size_t *ret_count, char *err, size_t errlen) {
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, key);
+        if (!arr || cJSON_IsNull(arr)) {
+                if (!required)
+                        return 0;
+                say(err, errlen, "field \"%s\" is missing", key);
+                return -EINVAL;
+        }
+        if (!cJSON_IsArray(arr)) {
+                say(err, errlen, "field \"%s\" must be an array of strings", key);
+                return -EINVAL;
+        }
+        int n = cJSON_GetArraySize(arr);
+        if ((size_t)n > maxcount || (nonempty && n == 0)) {
+                say(err, errlen, "field \"%s\" must have %s%zu entries", key,
+                    nonempty ? "1 to " : "at most ", maxcount);
+                return -EINVAL;
+        }
+        const char **v = calloc((size_t)n + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        size_t i = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, arr) {
+                if (!cJSON_IsString(it) ||
+                    strlen(it->valuestring) > MPS_WIRE_STR_MAX) {
+                        say(err, errlen,
+                            "field \"%s\" entry %zu must be a string of at "
+                            "most %d bytes",
+                            key, i, MPS_WIRE_STR_MAX);
+                        free(v);
+                        return -EINVAL;
+                }
+                v[i++] = it->valuestring;
+        }
+        *out = v;
+        *ret_count = i;
+        return 0;
+}
+
+#define TRY(expr)                                                              \
+        do {                                                                   \
+                int r_ = (expr);                                               \
+                if (r_ < 0)                                                    \
+                        return r_;                                             \
+        } while (0)
+
+/* Adds a field or fails the encoder with NULL. */
+#define ADD(expr)                                                              \
+        do {                                                                   \
+                if (!(expr))                                                   \
+                        goto fail;                                             \
+        } while (0)
+
+/* ---- hello / welcome ------------------------------------------------------ */
+
+cJSON *mps__hello_encode(const struct mps__hello *m) {
+        cJSON *o = mps__wire_new(MPS_OP_HELLO);
+        if (!o)
+                return NULL;
+        ADD(cJSON_AddNumberToObject(o, "protocol", m->protocol));
+        if (m->client)
+                ADD(cJSON_AddStringToObject(o, "client", m->client));
+        return o;
+fail:
+        cJSON_Delete(o);
+        return NULL;
+}
+
+int mps__hello_decode(const cJSON *json, struct mps__hello *ret, char *err,
+                      size_t errlen) {
+        struct mps__hello m = {0};
+        TRY(get_int(json, "protocol", true, 0, INT32_MAX, &m.protocol, err, errlen));
+        TRY(get_str(json, "client", false, MPS_WIRE_NAME_MAX, &m.client, err, errlen));
+        *ret = m;
+        return 0;
+}
+
+cJSON *mps__welcome_encode(const struct mps__welcome *m) {
+        cJSON *o = mps__wire_new(MPS_OP_WELCOME);
+        if (!o)
+                return NULL;
+        ADD(cJSON_AddNumberToObject(o, "protocol", m->protocol));
+        ADD(cJSON_AddStringToObject(o, "version", m->version));
+        ADD(cJSON_AddNumberToObject(o, "pid", m->pid));
+        cJSON *features = cJSON_AddArrayToObject(o, "features");
+        ADD(features);
+        if (m->pidfd) {
+                cJSON *s = cJSON_CreateString("pidfd");
+                ADD(s);
+                cJSON_AddItemToArray(features, s);
+        }
+        return o;
+fail:
+        cJSON_Delete(o);
+        return NULL;
+}
+
+int mps__welcome_decode(const cJSON *json, struct mps__welcome *ret, char *err,
+                        size_t errlen) {
+        struct mps__welcome m = {0};
+        int pid = 0;
+        TRY(get_int(json, "protocol", true, 0, INT32_MAX, &m.protocol, err, errlen));
+        TRY(get_str(json, "version", true, MPS_WIRE_NAME_MAX, &m.version, err, errlen));
+        TRY(get_int(json, "pid", false, 0, INT32_MAX, &pid, err, errlen));
+        m.pid = pid;
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(json, "features");
+        const cJSON *it;
+        cJSON_ArrayForEach(it, f) {
+                if (cJSON_IsString(it) && strcmp(it->valuestring, "pidfd") == 0)
+                        m.pidfd = true;
+        }
+        *ret = m;
+        return 0;
+}
+
+/* ---- spawn ---------------------------------------------------------------- */
+
+cJSON *mps__spawn_encode(const struct mps__spawn *m) {
+        cJSON *o = mps__wire_new(MPS_OP_SPAWN);
+        if (!o)
+                return NULL;
+        ADD(cJSON_AddNumberToObject(o, "tag", (double)m->tag));
+        ADD(cJSON_AddStringToObject(o, "path", m->path));
+        cJSON *argv = cJSON_CreateStringArray(m->argv, (int)m->argc);
+        ADD(argv);
+        cJSON_AddItemToObject(o, "argv", argv);
+        if (m->envp) {
+                cJSON *env = cJSON_CreateStringArray(m->envp, (int)m->envc);
+                ADD(env);
+                cJSON_AddItemToObject(o, "env", env);
+        }
+        if (m->cwd)
+                ADD(cJSON_AddStringToObject(o, "cwd", m->cwd));
+        if (m->name)
+                ADD(cJSON_AddStringToObject(o, "name", m->name));
+        cJSON *fds = cJSON_AddArrayToObject(o, "fds");
+        ADD(fds);
+        for (size_t i = 0; i < m->nfdmap; i++) {
+                cJSON *pair = cJSON_CreateIntArray(
+                        (const int[]){m->fdmap[i].target, m->fdmap[i].source}, 2);
+                ADD(pair);
+                cJSON_AddItemToArray(fds, pair);
+        }
+        if (m->daemon)
+                ADD(cJSON_AddTrueToObject(o, "daemon"));
+        if (m->new_session)
+                ADD(cJSON_AddTrueToObject(o, "new_session"));
+        if (m->want_pidfd)
+                ADD(cJSON_AddTrueToObject(o, "pidfd"));
+        return o;
+fail:
+        cJSON_Delete(o);
+        return NULL;
+}
+
+void mps__spawn_done(struct mps__spawn *m) {
+        if (!m)
+                return;
+        free(m->argv);
+        free(m->envp);
+        free(m->fdmap);
+        m->argv = m->envp = NULL;
+        m->fdmap = NULL;
+}
+
+static int decode_fdmap(const cJSON *json, size_t nfds, struct mps__spawn *m,
+                        char *err, size_t errlen) {
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(json, "fds");
+        if (!arr || cJSON_IsNull(arr))
+                return 0;
+        int n = cJSON_GetArraySize(arr);
+        if (!cJSON_IsArray(arr) || n > MPS_WIRE_FDS_MAX) {
+                say(err, errlen,
+                    "field \"fds\" must be an array of at most %d [target, "
+                    "index] pairs",
+                    MPS_WIRE_FDS_MAX);
+                return -EINVAL;
+        }
+        m->fdmap = calloc((size_t)n + 1, sizeof(*m->fdmap));
+        if (!m->fdmap)
+                return -ENOMEM;
+        const cJSON *pair;
+        cJSON_ArrayForEach(pair, arr) {
+                const cJSON *t = cJSON_GetArrayItem(pair, 0);
+                const cJSON *s = cJSON_GetArrayItem(pair, 1);
+                if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2 ||
+                    !cJSON_IsNumber(t) || !cJSON_IsNumber(s) ||
+                    t->valuedouble < 0 ||
+                    t->valuedouble > MPS_WIRE_TARGET_FD_MAX ||
+                    t->valuedouble != (int)t->valuedouble ||
+                    s->valuedouble < -1 || s->valuedouble >= (double)nfds ||
+                    s->valuedouble != (int)s->valuedouble) {
+                        say(err, errlen,
+                            "field \"fds\" entry %zu must be [target 0..%d, "
+                            "index -1..%zd] (the message carried %zu fds)",
+                            m->nfdmap, MPS_WIRE_TARGET_FD_MAX,
+                            (ssize_t)nfds - 1, nfds);
+                        return -EINVAL;
+                }
+                int target = (int)t->valuedouble;
+                for (size_t i = 0; i < m->nfdmap; i++)
+                        if (m->fdmap[i].target == target) {
+                                say(err, errlen,
+                                    "field \"fds\" maps fd %d twice", target);
+                                return -EINVAL;
+                        }
+                m->fdmap[m->nfdmap].target = target;
+                m->fdmap[m->nfdmap].source = (int)s->valuedouble;
+                m->nfdmap++;
+        }
+        return 0;
+}
+
+int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
+                      char *err, size_t errlen) {
+        struct mps__spawn m = {0};
+        int r;
+
+        if ((r = get_u64(json, "tag", true, &m.tag, err, errlen)) < 0 ||
+            (r = get_str(json, "path", true, MPS_WIRE_STR_MAX, &m.path, err, errlen)) < 0 ||
+            (r = get_strv(json, "argv", true, MPS_WIRE_ARGV_MAX, true, &m.argv,
+                          &m.argc, err, errlen)) < 0 ||
+            (r = get_strv(json, "env", false, MPS_WIRE_ENV_MAX, false, &m.envp,
+                          &m.envc, err, errlen)) < 0 ||
+            (r = get_str(json, "cwd", false, MPS_WIRE_STR_MAX, &m.cwd, err, errlen)) < 0 ||
+            (r = get_str(json, "name", false, MPS_WIRE_NAME_MAX, &m.name, err, errlen)) < 0 ||
+            (r = decode_fdmap(json, nfds, &m, err, errlen)) < 0 ||
+            (r = get_bool(json, "daemon", &m.daemon, err, errlen)) < 0 ||
+            (r = get_bool(json, "new_session", &m.new_session, err, errlen)) < 0 ||
+            (r = get_bool(json, "pidfd", &m.want_pidfd, err, errlen)) < 0)
+                goto fail;
+        if (m.path[0] == '\0') {
+                say(err, errlen, "field \"path\" is empty");
+                r = -EINVAL;
+                goto fail;
+        }
+        if (!m.envp) {
+                /* An absent environment means an empty one: the server never
+                 * passes its own environment to a job by accident. */
+                m.envp = calloc(1, sizeof(*m.envp));
+                if (!m.envp) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+        }
+        *ret = m;
+        return 0;
+fail:
+        mps__spawn_done(&m);
+        return r;
+}
+
+/* ---- spawned / exited ------------------------------------------------------ */
+
+cJSON *mps__spawned_encode(const struct mps__spawned *m) {
+        cJSON *o = mps__wire_new(MPS_OP_SPAWNED);
+        if (!o)
+                return NULL;
+        ADD(cJSON_AddNumberToObject(o, "tag", (double)m->tag));
+        ADD(cJSON_AddNumberToObject(o, "id", (double)m->id));
+        ADD(cJSON_AddNumberToObject(o, "pid", m->pid));
+        ADD(cJSON_AddBoolToObject(o, "pidfd", m->has_pidfd));
+        return o;
+fail:
+        cJSON_Delete(o);
+        return NULL;
+}
+
+int mps__spawned_decode(const cJSON *json, struct mps__spawned *ret, char *err,
+                        size_t errlen) {
+        struct mps__spawned m = {0};
+        int pid = 0;
+        TRY(get_u64(json, "tag", true, &m.tag, err, errlen));
+        TRY(get_u64(json, "id", true, &m.id, err, errlen));
+        TRY(get_int(json, "pid", true, 1, INT32_MAX, &pid, err, errlen));
+        TRY(get_bool(json, "pidfd", &m.has_pidfd, err, errlen));
+        m.pid = pid;
+        *ret = m;
+        return 0;
+}
+
+cJSON *mps__exited_encode(const struct mps__exited *m) {
+        cJSON *o = mps__wire_new(MPS_OP_EXITED);
+        if (!o)
+                return NULL;
+        ADD(cJSON_AddNumberToObject(o, "tag", (double)m->tag));
+        ADD(cJSON_AddNumberToObject(o, "id", (double)m->id));
+        ADD(cJSON_AddNumberToObject(o, "pid", m->pid));
+        ADD(cJSON_AddNumberToObject(o, "exitcode", m->exitcode));
+        if (m->exitcode < 0)
+                ADD(cJSON_AddNumberToObject(o, "signal", -m->exitcode));
+        ADD(cJSON_AddBoolToObject(o, "core_dumped", m->core_dumped));
+        ADD(cJSON_AddBoolToObject(o, "timed_out", m->timed_out));
+        ADD(cJSON_AddNumberToObject(o, "utime", m->utime));
+        ADD(cJSON_AddNumberToObject(o, "stime", m->stime));
+        ADD(cJSON_AddNumberToObject(o, "maxrss_kib", (double)m->maxrss_kib));
+        ADD(cJSON_AddNumberToObject(o, "wall", m->wall));
+        return o;
+fail:
+        cJSON_Delete(o);
+        return NULL;
+}
+
+int mps__exited_decode(const cJSON *json, struct mps__exited *ret, char *err,
+                       size_t errlen) {
+        struct mps__exited m = {0};
+        int pid = 0;
+        double maxrss = 0;
+        TRY(get_u64(json, "tag", true, &m.tag, err, errlen));
+        TRY(get_u64(json, "id", true, &m.id, err, errlen));
+        TRY(get_int(json, "pid", true, 1, INT32_MAX, &pid, err, errlen));
+        TRY(get_int(json, "exitcode", true, -128, 255, &m.exitcode, err, errlen));
+        TRY(get_bool(json, "core_dumped", &m.core_dumped, err, errlen));
+        TRY(get_bool(json, "timed_out", &m.timed_out, err, errlen));
+        TRY(get_num(json, "utime", false, 0, 1e12, false, &m.utime, err, errlen));
+        TRY(get_num(json, "stime", false, 0, 1e12, false, &m.stime, err, errlen));
+        TRY(get_num(json, "wall", false, 0, 1e12, false, &m.wall, err, errlen));
+        TRY(get_num(json, "maxrss_kib", false, 0, WIRE_INT_MAX, true, &maxrss,
+                    err, errlen));
+        m.pid = pid;
+        m.maxrss_kib = (long)maxrss;
+        *ret = m;
+        return 0;
+}
+
+/* ---- signal ----------------------------------------------------------------- */
+
+cJSON *mps__signal_encode(const struct mps__signal *m) {
+        cJSON *o = mps__wire_new(MPS_OP_SIGNAL);
+        if (!o)
+                return NULL;
+        ADD(cJSON_AddNumberToObject(o, "tag", (double)m->tag));
+        ADD(cJSON_AddNumberToObject(o, "id", (double)m->id));
+        ADD(cJSON_AddNumberToObject(o, "signal", m->signo));
+        return o;
+fail:
+        cJSON_Delete(o);
+        return NULL;
+}
+
+int mps__signal_decode(const cJSON *json, struct mps__signal *ret, char *err,
+                       size_t errlen) {
+        struct mps__signal m = {0};
+        TRY(get_u64(json, "tag", true, &m.tag, err, errlen));
+        TRY(get_u64(json, "id", true, &m.id, err, errlen));
+        TRY(get_int(json, "signal", true, 0, 64, &m.signo, err, errlen));
+        *ret = m;
+        return 0;
+}
+
+cJSON *mps__signaled_encode(uint64_t tag, uint64_t id) {
+        cJSON *o = mps__wire_new(MPS_OP_SIGNALED);
+        if (!o)
+                return NULL;
+        ADD(cJSON_AddNumberToObject(o, "tag", (double)tag));
+        ADD(cJSON_AddNumberToObject(o, "id", (double)id));
+        return o;
+fail:
+        cJSON_Delete(o);
+        return NULL;
+}
+
+int mps__signaled_decode(const cJSON *json, uint64_t *ret_tag, uint64_t *ret_id,
+                         char *err, size_t errlen) {
+        uint64_t tag = 0, id = 0;
+        TRY(get_u64(json, "tag", true, &tag, err, errlen));
+        TRY(get_u64(json, "id", true, &id, err, errlen));
+        *ret_tag = tag;
+        *ret_id = id;
+        return 0;
+}
+
+/* ---- error --------------------------------------------------------------------- */
+
+cJSON *mps__error_encode(const struct mps__error *m) {
+        cJSON *o = mps__wire_new(MPS_OP_ERROR);
+        const char *name = mps__errno_name(m->err);
+        if (!o)
+                return NULL;
+        ADD(cJSON_AddNumberToObject(o, "tag", (double)m->tag));
+        ADD(cJSON_AddStringToObject(o, "errno", name ? name : "EIO"));
+        ADD(cJSON_AddNumberToObject(o, "code", m->err));
+        ADD(cJSON_AddStringToObject(o, "stage", m->stage ? m->stage : "request"));
+        ADD(cJSON_AddStringToObject(o, "message", m->message ? m->message : ""));
+        return o;
+fail:
+        cJSON_Delete(o);
+        return NULL;
+}
+
+int mps__error_decode(const cJSON *json, struct mps__error *ret, char *err,
+                      size_t errlen) {
+        struct mps__error m = {.stage = "request", .message = ""};
+        const char *name = NULL;
+        TRY(get_u64(json, "tag", false, &m.tag, err, errlen));
+        TRY(get_str(json, "errno", true, 64, &name, err, errlen));
+        TRY(get_str(json, "stage", false, 64, &m.stage, err, errlen));
+        TRY(get_str(json, "message", false, MPS_WIRE_STR_MAX, &m.message, err, errlen));
+        /* The name is authoritative: numbers differ between architectures. */
+        m.err = mps__errno_from_name(name);
+        if (m.err == 0)
+                m.err = EIO;
+        *ret = m;
+        return 0;
+}
+
+/* ---- errno names ------------------------------------------------------------- */
+
+const char *mps__errno_name(int err) {
+        return err > 0 ? strerrorname_np(err) : NULL;
+}
+
+int mps__errno_from_name(const char *name) {
+        if (!name)
+                return 0;
+        for (int e = 1; e < 4096; e++) {
+                const char *n = strerrorname_np(e);
+                if (n && strcmp(n, name) == 0)
+                        return e;
+        }
+        return 0;
+}

@@ -1,0 +1,192 @@
+/*
+ * wire.h: the mpspawn wire protocol, encoded and decoded in one place for
+ * both the server and the client library. docs/protocol.md describes it for
+ * people writing other clients.
+ *
+ * A message is one AF_UNIX SOCK_SEQPACKET datagram holding one JSON object,
+ * with up to MPS_WIRE_FDS_MAX descriptors attached as SCM_RIGHTS. Decoded
+ * messages point into the cJSON tree they came from: keep the tree alive
+ * while the struct is used.
+ */
+#ifndef MPS_WIRE_H
+#define MPS_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cjson/cJSON.h>
+
+#define MPS_PROTOCOL_VERSION 1
+
+/* Bounds on everything a message may carry. */
+#define MPS_WIRE_MSG_MAX 65536   /* bytes of JSON in one message */
+#define MPS_WIRE_FDS_MAX 64      /* descriptors attached to one message */
+#define MPS_WIRE_ARGV_MAX 4096   /* argv entries */
+#define MPS_WIRE_ENV_MAX 4096    /* environment entries */
+#define MPS_WIRE_STR_MAX 16384   /* any one string */
+#define MPS_WIRE_NAME_MAX 256    /* job name */
+#define MPS_WIRE_TARGET_FD_MAX 1023 /* highest fd number a job may ask for */
+
+enum mps__op {
+        MPS_OP_UNKNOWN = 0,
+        /* client -> server */
+        MPS_OP_HELLO,
+        MPS_OP_SPAWN,
+        MPS_OP_SIGNAL,
+        /* server -> client */
+        MPS_OP_WELCOME,
+        MPS_OP_SPAWNED,
+        MPS_OP_EXITED,
+        MPS_OP_SIGNALED,
+        MPS_OP_ERROR,
+};
+
+const char *mps__op_name(enum mps__op op);
+
+/* One decoded message of any kind: the op, its tree and its descriptors. */
+struct mps__msg {
+        enum mps__op op;
+        cJSON *json;
+        int fds[MPS_WIRE_FDS_MAX];
+        size_t nfds;
+};
+
+/* Frees the tree and closes every descriptor still held; fields a caller
+ * has taken must be set to -1 first. Keeps errno. */
+void mps__msg_release(struct mps__msg *msg);
+
+/*
+ * Receives one message without blocking. Returns 1 with *msg filled, 0 on
+ * end of stream, -EAGAIN when none is waiting, or another negative errno.
+ * A message that is malformed (truncated, too many fds, not JSON, no op,
+ * wrong protocol version) has its descriptors closed at once and returns
+ * -EBADMSG (or -EPROTO for a version mismatch), with a reason in err. The
+ * tag of a malformed message, if one could be read, is put in *ret_tag so
+ * the server can address its error reply.
+ */
+int mps__wire_recv(int sock, struct mps__msg *msg, char *err, size_t errlen,
+                   uint64_t *ret_tag);
+
+/*
+ * Sends json with fds attached, without blocking. Returns 0, -EAGAIN if the
+ * socket is full, -EMSGSIZE if the encoding exceeds MPS_WIRE_MSG_MAX, or
+ * another negative errno. The caller keeps ownership of json and fds.
+ */
+int mps__wire_send(int sock, const cJSON *json, const int *fds, size_t nfds);
+
+/* Encodes json into a malloc()ed buffer of at most MPS_WIRE_MSG_MAX bytes
+ * (for queuing); sets *ret_len. NULL with errno set on failure. */
+char *mps__wire_encode(const cJSON *json, size_t *ret_len);
+
+/* Sends an already encoded buffer (see mps__wire_encode). */
+int mps__wire_send_raw(int sock, const char *buf, size_t len, const int *fds,
+                       size_t nfds);
+
+/* A new message object carrying the protocol version and op; NULL on ENOMEM. */
+cJSON *mps__wire_new(enum mps__op op);
+
+/* ---- typed messages -------------------------------------------------- */
+
+struct mps__hello {
+        int protocol;
+        const char *client; /* free-form client name and version */
+};
+
+struct mps__welcome {
+        int protocol;
+        const char *version; /* server version */
+        pid_t pid;
+        bool pidfd; /* the server can send pidfds with spawned */
+};
+
+struct mps__fd_map {
+        int target; /* fd number in the job */
+        int source; /* index into the message's fds, or -1: /dev/null/close */
+};
+
+struct mps__spawn {
+        uint64_t tag;
+        const char *path;
+        const char **argv; /* malloc()ed, NULL-terminated; strings in tree */
+        size_t argc;
+        const char **envp; /* malloc()ed, NULL-terminated */
+        size_t envc;
+        const char *cwd;   /* NULL: the server's own */
+        const char *name;  /* NULL: none */
+        struct mps__fd_map *fdmap; /* malloc()ed */
+        size_t nfdmap;
+        bool daemon;
+        bool new_session;
+        bool want_pidfd;
+};
+
+struct mps__spawned {
+        uint64_t tag;
+        uint64_t id;
+        pid_t pid;
+        bool has_pidfd; /* the pidfd is the message's first fd */
+};
+
+struct mps__exited {
+        uint64_t tag;
+        uint64_t id;
+        pid_t pid;
+        int exitcode; /* Python's convention: code, or -signal */
+        bool core_dumped;
+        bool timed_out;
+        double utime, stime, wall;
+        long maxrss_kib;
+};
+
+struct mps__signal {
+        uint64_t tag;
+        uint64_t id;
+        int signo;
+};
+
+struct mps__error {
+        uint64_t tag;  /* 0 when not about a request */
+        int err;       /* positive errno */
+        const char *stage; /* where it failed: "request", "exec", "chdir", ... */
+        const char *message;
+};
+
+cJSON *mps__hello_encode(const struct mps__hello *m);
+cJSON *mps__welcome_encode(const struct mps__welcome *m);
+cJSON *mps__spawn_encode(const struct mps__spawn *m);
+cJSON *mps__spawned_encode(const struct mps__spawned *m);
+cJSON *mps__exited_encode(const struct mps__exited *m);
+cJSON *mps__signal_encode(const struct mps__signal *m);
+cJSON *mps__signaled_encode(uint64_t tag, uint64_t id);
+cJSON *mps__error_encode(const struct mps__error *m);
+
+/*
+ * Decoders check every field's type and bound and return 0, or -EINVAL with
+ * a reason in err naming the field. nfds is the number of descriptors the
+ * message carried, which fd maps must not exceed.
+ */
+int mps__hello_decode(const cJSON *json, struct mps__hello *ret, char *err,
+                      size_t errlen);
+int mps__welcome_decode(const cJSON *json, struct mps__welcome *ret, char *err,
+                        size_t errlen);
+int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
+                      char *err, size_t errlen);
+void mps__spawn_done(struct mps__spawn *m); /* frees the decoder's arrays */
+int mps__spawned_decode(const cJSON *json, struct mps__spawned *ret,
+                        char *err, size_t errlen);
+int mps__exited_decode(const cJSON *json, struct mps__exited *ret, char *err,
+                       size_t errlen);
+int mps__signal_decode(const cJSON *json, struct mps__signal *ret, char *err,
+                       size_t errlen);
+int mps__signaled_decode(const cJSON *json, uint64_t *ret_tag,
+                         uint64_t *ret_id, char *err, size_t errlen);
+int mps__error_decode(const cJSON *json, struct mps__error *ret, char *err,
+                      size_t errlen);
+
+/* errno <-> its symbolic name ("ENOENT"); 0 / NULL when unknown. */
+const char *mps__errno_name(int err);
+int mps__errno_from_name(const char *name);
+
+#endif /* MPS_WIRE_H */
