@@ -62,7 +62,7 @@ static void on_signal(struct server *srv) {
         struct signalfd_siginfo si;
         ssize_t n;
         while ((n = mps__read_retry(srv->signal_fd, &si, sizeof(si))) == sizeof(si)) {
-                log_info("received %s, stopping", strsignal((int)si.ssi_signo));
+                log_info("received SIG%s, stopping", sigabbrev_np((int)si.ssi_signo));
                 if (srv->stopping)
                         srv->stop_now = true;
                 loop_begin_stop(srv);

@@ -1,0 +1,39 @@
+#!/bin/sh
+# Runs the Check suites named as arguments from $BUILD/tests, with the
+# binaries under test named by absolute path, and prints one summary line.
+# Exit status: 0 when every suite passed.
+set -u
+BUILD=${BUILD:-build}
+top=$(cd "$(dirname "$0")/.." && pwd)
+export MPSPAWN_FORKSERVER="$top/$BUILD/mpforkserver"
+export MPSPAWN_CLI="$top/$BUILD/mpspawn"
+# Tests pick their own sockets; never a system or user server by accident.
+unset MPSPAWN_SOCKET XDG_RUNTIME_DIR
+# Check's fork mode, and a summary per suite.
+export CK_FORK=yes CK_VERBOSITY=${CK_VERBOSITY:-normal}
+
+passed=0 failed=0 bad_suites=""
+for t in "$@"; do
+  log=$(mktemp)
+  echo "== $t"
+  "$top/$BUILD/tests/$t" 2>&1 | tee "$log"
+  rc=$?
+  # "100%: Checks: 20, Failures: 0, Errors: 0"
+  line=$(grep -E '^[0-9]+%: Checks: ' "$log" | tail -n 1)
+  checks=$(echo "$line" | sed -n 's/.*Checks: \([0-9]*\).*/\1/p')
+  fails=$(echo "$line" | sed -n 's/.*Failures: \([0-9]*\).*/\1/p')
+  errs=$(echo "$line" | sed -n 's/.*Errors: \([0-9]*\).*/\1/p')
+  if [ -z "$checks" ]; then
+    echo "$t: no Check summary (crashed?)"
+    failed=$((failed + 1)); bad_suites="$bad_suites $t"
+  else
+    bad=$((fails + errs))
+    passed=$((passed + checks - bad)); failed=$((failed + bad))
+    [ "$bad" -eq 0 ] || bad_suites="$bad_suites $t"
+  fi
+  rm -f "$log"
+done
+echo
+[ -z "$bad_suites" ] || echo "failing suites:$bad_suites"
+echo "checks: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
