@@ -155,7 +155,7 @@ void client_send(struct client *c, cJSON *json, int fd) {
 
 void client_send_error(struct client *c, uint64_t tag, int err,
                        const char *stage, const char *fmt, ...) {
-        char text[512];
+        char text[MPS_WIRE_STR_MAX / 2];
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(text, sizeof(text), fmt, ap);
@@ -188,13 +188,9 @@ static void on_hello(struct client *c, const struct mps__msg *msg) {
 static void on_signal_req(struct client *c, const struct mps__msg *msg) {
         struct mps__signal s;
         char err[256];
-        uint64_t tag = 0;
         int r = mps__signal_decode(msg->json, &s, err, sizeof(err));
         if (r < 0) {
-                const cJSON *t = cJSON_GetObjectItemCaseSensitive(msg->json, "tag");
-                if (cJSON_IsNumber(t) && t->valuedouble >= 0)
-                        tag = (uint64_t)t->valuedouble;
-                client_send_error(c, tag, -r, "request", "bad signal request: %s",
+                client_send_error(c, msg->tag, -r, "request", "bad signal request: %s",
                                   err);
                 return;
         }
@@ -212,14 +208,10 @@ static void handle(struct client *c, struct mps__msg *msg) {
         case MPS_OP_SIGNAL:
                 on_signal_req(c, msg);
                 break;
-        default: {
-                const cJSON *t = cJSON_GetObjectItemCaseSensitive(msg->json, "tag");
-                uint64_t tag = cJSON_IsNumber(t) && t->valuedouble >= 0
-                        ? (uint64_t)t->valuedouble : 0;
-                client_send_error(c, tag, EOPNOTSUPP, "request",
+        default:
+                client_send_error(c, msg->tag, EOPNOTSUPP, "request",
                                   "op \"%s\" is not a request", mps__op_name(msg->op));
                 break;
-        }
         }
 }
 

@@ -68,12 +68,9 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
 
         r = mps__spawn_decode(msg->json, msg->nfds, &sp, err, sizeof(err));
         if (r < 0) {
-                const cJSON *t = cJSON_GetObjectItemCaseSensitive(msg->json, "tag");
-                uint64_t tag = cJSON_IsNumber(t) && t->valuedouble >= 0
-                        ? (uint64_t)t->valuedouble : 0;
                 log_warn("client %llu (pid %d): bad spawn request: %s",
                          (unsigned long long)c->serial, (int)c->pid, err);
-                client_send_error(c, tag, -r, "request", "bad spawn request: %s",
+                client_send_error(c, msg->tag, -r, "request", "bad spawn request: %s",
                                   err);
                 return;
         }

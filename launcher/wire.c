@@ -126,12 +126,9 @@ int mps__wire_recv(int sock, struct mps__msg *msg, char *err, size_t errlen,
                 say(err, errlen, "message is not a JSON object");
                 goto bad;
         }
-        if (ret_tag) {
-                const cJSON *t = cJSON_GetObjectItemCaseSensitive(msg->json, "tag");
-                if (cJSON_IsNumber(t) && t->valuedouble >= 0 &&
-                    t->valuedouble <= WIRE_INT_MAX)
-                        *ret_tag = (uint64_t)t->valuedouble;
-        }
+        msg->tag = mps__wire_tag(msg->json);
+        if (ret_tag)
+                *ret_tag = msg->tag;
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(msg->json, "v");
         if (!cJSON_IsNumber(v)) {
                 say(err, errlen, "message has no protocol version \"v\"");
@@ -214,6 +211,14 @@ int mps__wire_send(int sock, const cJSON *json, const int *fds, size_t nfds) {
         int r = mps__wire_send_raw(sock, s, len, fds, nfds);
         cJSON_free(s);
         return r;
+}
+
+uint64_t mps__wire_tag(const cJSON *json) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(json, "tag");
+        if (!cJSON_IsNumber(t) || !(t->valuedouble >= 0) ||
+            t->valuedouble > WIRE_INT_MAX || t->valuedouble != floor(t->valuedouble))
+                return 0;
+        return (uint64_t)t->valuedouble;
 }
 
 cJSON *mps__wire_new(enum mps__op op) {
@@ -709,10 +714,14 @@ int mps__error_decode(const cJSON *json, struct mps__error *ret, char *err,
         TRY(get_str(json, "errno", true, 64, &name, err, errlen));
         TRY(get_str(json, "stage", false, 64, &m.stage, err, errlen));
         TRY(get_str(json, "message", false, MPS_WIRE_STR_MAX, &m.message, err, errlen));
-        /* The name is authoritative: numbers differ between architectures. */
+        /* The name is authoritative (numbers differ between architectures);
+         * the number is the fallback for a name this side does not know. */
         m.err = mps__errno_from_name(name);
-        if (m.err == 0)
-                m.err = EIO;
+        if (m.err == 0) {
+                int code = 0;
+                TRY(get_int(json, "code", false, 0, 4095, &code, err, errlen));
+                m.err = code > 0 ? code : EIO;
+        }
         *ret = m;
         return 0;
 }

@@ -48,6 +48,7 @@ const char *mps__op_name(enum mps__op op);
 /* One decoded message of any kind: the op, its tree and its descriptors. */
 struct mps__msg {
         enum mps__op op;
+        uint64_t tag; /* the request tag, 0 when absent or invalid */
         cJSON *json;
         int fds[MPS_WIRE_FDS_MAX];
         size_t nfds;
@@ -83,6 +84,10 @@ char *mps__wire_encode(const cJSON *json, size_t *ret_len);
 /* Sends an already encoded buffer (see mps__wire_encode). */
 int mps__wire_send_raw(int sock, const char *buf, size_t len, const int *fds,
                        size_t nfds);
+
+/* The "tag" of a message: a whole number 0..2^53-1, else 0. Every error
+ * reply about a request addresses it with this. */
+uint64_t mps__wire_tag(const cJSON *json);
 
 /* A new message object carrying the protocol version and op; NULL on ENOMEM. */
 cJSON *mps__wire_new(enum mps__op op);
