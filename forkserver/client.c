@@ -50,6 +50,10 @@ int client_new(struct server *srv, int fd) {
                 return r;
         }
         srv->nclients++;
+        c->snext = srv->clients;
+        if (srv->clients)
+                srv->clients->sprev = c;
+        srv->clients = c;
         log_debug("client %llu connected (pid %d uid %u)",
                   (unsigned long long)c->serial, (int)c->pid, (unsigned)c->uid);
         return 0;
@@ -269,9 +273,30 @@ static void client_disconnect(struct client *c, const char *why) {
         c->fd = mps__safe_close(c->fd);
         while (c->jobs)
                 job_client_gone(c->jobs); /* unlinks it */
+        if (c->sprev)
+                c->sprev->snext = c->snext;
+        else
+                srv->clients = c->snext;
+        if (c->snext)
+                c->snext->sprev = c->sprev;
         srv->nclients--;
         c->gnext = srv->dead_clients;
         srv->dead_clients = c;
         if (srv->embedded && srv->nclients == 0)
                 loop_begin_stop(srv);
+}
+
+void client_release_all(struct server *srv) {
+        while (srv->clients) {
+                struct client *c = srv->clients;
+                srv->clients = c->snext;
+                while (c->jobs) {
+                        struct job *j = c->jobs;
+                        c->jobs = j->cnext;
+                        j->client = NULL;
+                }
+                mps__safe_close(c->fd);
+                client_free(c);
+        }
+        srv->nclients = 0;
 }

@@ -329,3 +329,19 @@ void job_signal(struct client *c, const struct mps__signal *req) {
         }
         client_send(c, mps__signaled_encode(req->tag, req->id), -1);
 }
+
+static void release_job(uint64_t id, void *value, void *data) {
+        struct job *j = value;
+        (void)id;
+        (void)data;
+        mps__safe_close(j->pidfd);
+        mps__safe_close(j->execpipe);
+        job_free(j);
+}
+
+/* At exit: jobs still running are left to run (they are reparented); only
+ * our records of them go. */
+void job_release_all(struct server *srv) {
+        mps__idmap_foreach(&srv->jobs, release_job, NULL);
+        mps__idmap_free(&srv->jobs);
+}

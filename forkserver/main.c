@@ -293,8 +293,14 @@ int main(int argc, char **argv) {
         log_debug("exiting: %llu jobs started, %llu failed to start",
                   (unsigned long long)srv.jobs_started,
                   (unsigned long long)srv.jobs_failed);
+        client_release_all(&srv);
+        job_release_all(&srv);
         free(srv.socket_path);
         free(srv.timers.items);
-        mps__idmap_free(&srv.jobs);
+        mps__safe_close(srv.epfd);
+        mps__safe_close(srv.signal_fd);
+        mps__safe_close(srv.timer_fd);
+        mps__safe_close(srv.spare_fd);
+        mps__safe_close(srv.listen_fd);
         return r < 0 ? 1 : 0;
 }

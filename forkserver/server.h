@@ -61,6 +61,7 @@ struct client {
         bool want_out; /* EPOLLOUT registered */
         bool dead;     /* torn down; freed after the current event batch */
         struct client *gnext;
+        struct client *snext, *sprev; /* the server's list of live clients */
 };
 
 enum job_state {
@@ -115,6 +116,7 @@ struct server {
         uint64_t next_job_id;
         uint64_t next_client_serial;
         struct mps__idmap jobs; /* id -> job */
+        struct client *clients;
         size_t nclients;
         size_t ndaemon_alive; /* daemon jobs not yet reaped */
         struct rlimit orig_nofile; /* restored in children */
@@ -140,6 +142,7 @@ void loop_begin_stop(struct server *srv);
 
 /* client.c */
 int client_new(struct server *srv, int fd);
+void client_release_all(struct server *srv);
 void client_on_event(struct client *c, uint32_t events);
 void client_free(struct client *c);
 /* Queues or sends one message, attaching fd if >= 0 (dup'ed when queued).
@@ -158,6 +161,7 @@ void job_on_deadline(struct job *j);
 void job_client_gone(struct job *j);
 void job_stop_daemon(struct job *j);
 void job_free(struct job *j);
+void job_release_all(struct server *srv);
 
 /* child.c: runs in the forked child and never returns. */
 _Noreturn void child_run(const struct mps__spawn *spec, const int *fds,

@@ -66,6 +66,7 @@ static void round_trip(cJSON *json, const int *fds, size_t nfds,
         cJSON_Delete(json);
         ck_assert_int_eq(mps__wire_recv(sv[1], msg, err, sizeof(err), &tag), 1);
         ck_assert_str_eq(err, "");
+        ck_assert_uint_eq(tag, msg->tag);
         close_pair(sv);
 }
 
@@ -199,6 +200,7 @@ START_TEST(test_spawn_round_trip_all_fields) {
         ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
         round_trip(mps__spawn_encode(&in), p, 2, &msg);
         ck_assert_int_eq(msg.op, MPS_OP_SPAWN);
+        ck_assert_uint_eq(msg.tag, 999999999999999ull);
         ck_assert_uint_eq(msg.nfds, 2);
         ck_assert_int_eq(mps__spawn_decode(msg.json, msg.nfds, &out, err,
                                            sizeof(err)), 0);
@@ -398,7 +400,7 @@ START_TEST(test_error_round_trip_by_errno_name) {
 }
 END_TEST
 
-START_TEST(test_error_defaults_and_unknown_errno) {
+START_TEST(test_error_defaults) {
         struct mps__error in = {.err = 0}; /* no name for 0: sent as EIO */
         struct mps__msg msg;
         struct mps__error out;
@@ -411,14 +413,48 @@ START_TEST(test_error_defaults_and_unknown_errno) {
         ck_assert_str_eq(out.stage, "request");
         ck_assert_str_eq(out.message, "");
         mps__msg_release(&msg);
+}
+END_TEST
 
-        /* The name decides, not the number: an unknown name becomes EIO. */
-        cJSON *j = cJSON_Parse("{\"v\":1,\"op\":\"error\",\"errno\":\"EBOGUS\","
-                               "\"code\":2}");
+/* Decodes an error message given as JSON text; returns the decoder's result
+ * and the errno it settled on in *ret_err. */
+static int decode_error_text(const char *text, int *ret_err) {
+        struct mps__error out = {.err = -1};
+        char err[256] = "";
+        cJSON *j = cJSON_Parse(text);
+
         ck_assert_ptr_nonnull(j);
-        ck_assert_int_eq(mps__error_decode(j, &out, err, sizeof(err)), 0);
-        ck_assert_int_eq(out.err, EIO);
+        int r = mps__error_decode(j, &out, err, sizeof(err));
+        if (r < 0)
+                ck_assert_msg(strstr(err, "\"code\""), "reason '%s'", err);
+        *ret_err = out.err;
         cJSON_Delete(j);
+        return r;
+}
+
+START_TEST(test_error_name_wins_over_code) {
+        int e = 0;
+        /* Numbers differ between architectures; the name is authoritative. */
+        ck_assert_int_eq(decode_error_text("{\"errno\":\"ENOENT\",\"code\":13}",
+                                           &e), 0);
+        ck_assert_int_eq(e, ENOENT);
+}
+END_TEST
+
+START_TEST(test_error_unknown_name_falls_back_to_code) {
+        int e = 0;
+        ck_assert_int_eq(decode_error_text("{\"errno\":\"EBOGUS\",\"code\":2}",
+                                           &e), 0);
+        ck_assert_int_eq(e, 2);
+        ck_assert_int_eq(decode_error_text("{\"errno\":\"EBOGUS\"}", &e), 0);
+        ck_assert_int_eq(e, EIO);
+        ck_assert_int_eq(decode_error_text("{\"errno\":\"EBOGUS\",\"code\":0}",
+                                           &e), 0);
+        ck_assert_int_eq(e, EIO);
+        ck_assert_int_eq(decode_error_text("{\"errno\":\"EBOGUS\",\"code\":4096}",
+                                           &e), -EINVAL);
+        ck_assert_int_eq(decode_error_text("{\"errno\":\"EBOGUS\",\"code\":-5}",
+                                           &e), -EINVAL);
 }
 END_TEST
 
@@ -768,21 +804,60 @@ START_TEST(test_recv_reports_tag_of_bad_message) {
 }
 END_TEST
 
-START_TEST(test_recv_leaves_tag_alone_when_none_readable) {
+START_TEST(test_recv_tag_is_zero_when_not_a_valid_integer) {
         static const char *const texts[] = {
-                "{\"tag\":", /* not JSON */
-                "[{\"tag\":5}]",
                 "{\"v\":3,\"op\":\"spawn\"}",
                 "{\"tag\":-1}",
                 "{\"tag\":\"5\"}",
+                "{\"tag\":1.5}",
                 "{\"tag\":1e300}",
+                "{\"tag\":9007199254740992}",
         };
         for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
                 char err[256] = "";
                 uint64_t tag = 12345;
                 ck_assert_int_lt(recv_text(texts[i], err, sizeof(err), &tag), 0);
+                ck_assert_msg(tag == 0, "text %zu set tag %llu", i,
+                              (unsigned long long)tag);
+        }
+}
+END_TEST
+
+START_TEST(test_recv_leaves_tag_alone_when_not_an_object) {
+        static const char *const texts[] = {"{\"tag\":", "[{\"tag\":5}]", "5"};
+        for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+                char err[256] = "";
+                uint64_t tag = 12345;
+                ck_assert_int_eq(recv_text(texts[i], err, sizeof(err), &tag),
+                                 -EBADMSG);
                 ck_assert_msg(tag == 12345, "text %zu set tag %llu", i,
                               (unsigned long long)tag);
+        }
+}
+END_TEST
+
+START_TEST(test_wire_tag) {
+        static const struct {
+                const char *text;
+                uint64_t tag;
+        } cases[] = {
+                {"{\"tag\":7}", 7},
+                {"{\"tag\":3.0}", 3},
+                {"{\"tag\":0}", 0},
+                {"{\"tag\":9007199254740991}", 9007199254740991ull},
+                {"{\"tag\":9007199254740992}", 0},
+                {"{\"tag\":2.5}", 0},
+                {"{\"tag\":-3}", 0},
+                {"{\"tag\":true}", 0},
+                {"{\"tag\":null}", 0},
+                {"{}", 0},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                cJSON *j = cJSON_Parse(cases[i].text);
+                ck_assert_ptr_nonnull(j);
+                ck_assert_msg(mps__wire_tag(j) == cases[i].tag, "case %zu: %s", i,
+                              cases[i].text);
+                cJSON_Delete(j);
         }
 }
 END_TEST
@@ -1130,7 +1205,9 @@ static Suite *wire_suite(void) {
         tcase_add_test(tc, test_signal_round_trip);
         tcase_add_test(tc, test_signaled_round_trip);
         tcase_add_test(tc, test_error_round_trip_by_errno_name);
-        tcase_add_test(tc, test_error_defaults_and_unknown_errno);
+        tcase_add_test(tc, test_error_defaults);
+        tcase_add_test(tc, test_error_name_wins_over_code);
+        tcase_add_test(tc, test_error_unknown_name_falls_back_to_code);
 
         tc = new_tcase(s, "fds");
         tcase_add_test(tc, test_fd_arrives_as_new_cloexec_fd_of_same_pipe);
@@ -1153,7 +1230,9 @@ static Suite *wire_suite(void) {
         tcase_add_test(tc, test_recv_more_than_fds_max_attached);
         tcase_add_test(tc, test_recv_closes_fds_of_malformed_message);
         tcase_add_test(tc, test_recv_reports_tag_of_bad_message);
-        tcase_add_test(tc, test_recv_leaves_tag_alone_when_none_readable);
+        tcase_add_test(tc, test_recv_tag_is_zero_when_not_a_valid_integer);
+        tcase_add_test(tc, test_recv_leaves_tag_alone_when_not_an_object);
+        tcase_add_test(tc, test_wire_tag);
         tcase_add_test(tc, test_recv_does_not_read_past_datagram);
 
         tc = new_tcase(s, "spawn_decode");

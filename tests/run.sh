@@ -12,6 +12,14 @@ unset MPSPAWN_SOCKET XDG_RUNTIME_DIR
 # Check's fork mode, and a summary per suite.
 export CK_FORK=yes CK_VERBOSITY=${CK_VERBOSITY:-normal}
 
+# Sanitizer reports from any process of the run (the test binaries, the
+# servers they start, embedded servers whose stderr is /dev/null, the CLI)
+# land in files, and any file fails the run.
+sanlogs="$top/$BUILD/sanitizer-logs"
+rm -rf "$sanlogs"; mkdir -p "$sanlogs"
+export ASAN_OPTIONS="log_path=$sanlogs/asan:${ASAN_OPTIONS:-}"
+export UBSAN_OPTIONS="log_path=$sanlogs/ubsan:print_stacktrace=1:${UBSAN_OPTIONS:-}"
+
 passed=0 failed=0 bad_suites=""
 for t in "$@"; do
   log=$(mktemp)
@@ -33,6 +41,11 @@ for t in "$@"; do
   fi
   rm -f "$log"
 done
+if [ -n "$(ls -A "$sanlogs")" ]; then
+  echo "sanitizer reports:"
+  for f in "$sanlogs"/*; do echo "--- $f"; cat "$f"; done
+  failed=$((failed + 1)); bad_suites="$bad_suites (sanitizers)"
+fi
 echo
 [ -z "$bad_suites" ] || echo "failing suites:$bad_suites"
 echo "checks: $passed passed, $failed failed"
