@@ -142,7 +142,8 @@ $(BUILD)/tests/example: docs/example.c $(BUILD)/libmpspawn.a
 
 # Runs every suite; the summary line counts them all.
 test: tests
-	@BUILD=$(BUILD) sh tests/run.sh $(TESTS)
+	@sh tests/readme_example.sh $(BUILD)
+	@BUILD=$(BUILD) sh tests/run.sh $(TESTS) check_process:nopidfd
 
 check: deps
 	@$(MAKE) --no-print-directory test

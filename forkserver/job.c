@@ -6,6 +6,12 @@
  *   exec pipe carries errno -> JOB_FAILED,  reply "error" (never an exit)
  *   pidfd readable          -> reap with wait4, reply "exited" (RUNNING only)
  *
+ * Where pidfds are not available (kernels before 5.3, valgrind), children
+ * are tracked by pid instead: SIGCHLD arrives on the server's signalfd and
+ * wait4(-1) names each child that ended, found in a pid-keyed map. Either
+ * way no event scans all jobs, and a child is signalled only while it is
+ * unreaped, so its pid cannot have been reused.
+ *
  * Both events can arrive in one epoll batch in either order; the pidfd
  * handler resolves the exec pipe first, so "spawned" always precedes
  * "exited". Every forked child is reaped exactly once, here.
@@ -52,6 +58,12 @@ void job_free(struct job *j) {
         free(j->path);
         free(j->cwd);
         free(j);
+}
+
+int job_kill(struct job *j, int sig) {
+        int r = j->pidfd >= 0 ? pidfd_send_signal(j->pidfd, sig, NULL, 0)
+                              : kill(j->pid, sig);
+        return r < 0 ? -errno : 0;
 }
 
 static char *strdup_or_null(const char *s) {
@@ -119,8 +131,9 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         j->pid = pid;
         /* The child is ours and unreaped, so its pid cannot be reused before
          * pidfd_open: the pidfd refers to exactly this child. */
-        j->pidfd = pidfd_open(pid, 0);
-        if (j->pidfd < 0) {
+        if (srv->use_pidfd)
+                j->pidfd = pidfd_open(pid, 0);
+        if (srv->use_pidfd && j->pidfd < 0) {
                 int e = errno;
                 kill(pid, SIGKILL);
                 while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
@@ -134,13 +147,15 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         pipefd[0] = -1;
         j->id = ++srv->next_job_id;
         if ((r = mps__idmap_put(&srv->jobs, j->id, j)) < 0 ||
-            (r = loop_add(srv, j->pidfd, EPOLLIN, &j->pidfd_watch)) < 0 ||
+            (r = j->pidfd >= 0 ? loop_add(srv, j->pidfd, EPOLLIN, &j->pidfd_watch)
+                               : mps__idmap_put(&srv->jobs_by_pid, (uint64_t)pid, j)) < 0 ||
             (r = loop_add(srv, j->execpipe, EPOLLIN, &j->execpipe_watch)) < 0) {
                 /* Cannot track it: do not let it run untracked. */
-                pidfd_send_signal(j->pidfd, SIGKILL, NULL, 0);
+                job_kill(j, SIGKILL);
                 while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                         ;
                 mps__idmap_remove(&srv->jobs, j->id);
+                mps__idmap_remove(&srv->jobs_by_pid, (uint64_t)pid);
                 loop_del(srv, j->pidfd);
                 loop_del(srv, j->execpipe);
                 mps__safe_close(j->pidfd);
@@ -204,10 +219,11 @@ static void resolve_exec(struct job *j) {
         log_debug("job %llu: pid %d started '%s'", (unsigned long long)j->id,
                   (int)j->pid, j->path);
         if (j->client) {
+                bool send_pidfd = j->want_pidfd && j->pidfd >= 0;
                 struct mps__spawned s = {.tag = j->tag, .id = j->id, .pid = j->pid,
-                                         .has_pidfd = j->want_pidfd};
+                                         .has_pidfd = send_pidfd};
                 client_send(j->client, mps__spawned_encode(&s),
-                            j->want_pidfd ? j->pidfd : -1);
+                            send_pidfd ? j->pidfd : -1);
         }
 }
 
@@ -221,27 +237,13 @@ static double tv_seconds(struct timeval tv) {
         return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
-void job_on_exit(struct job *j) {
+/* The job's child has been reaped with this status: report and forget. */
+static void job_finish(struct job *j, int status, const struct rusage *rup) {
         struct server *srv = j->srv;
-        struct rusage ru;
-        int status;
-        pid_t r;
+        struct rusage ru = *rup;
 
-        if (j->dead)
-                return;
         if (j->execpipe >= 0)
                 resolve_exec(j);
-        do
-                r = wait4(j->pid, &status, WNOHANG, &ru);
-        while (r < 0 && errno == EINTR);
-        if (r == 0)
-                return; /* not yet: spurious wake-up */
-        if (r < 0) {
-                /* Cannot happen for our own unreaped child; do not spin. */
-                log_err("wait4(%d): %m", (int)j->pid);
-                memset(&ru, 0, sizeof(ru));
-                status = 0;
-        }
 
         struct mps__exited e = {
                 .tag = j->tag,
@@ -262,7 +264,10 @@ void job_on_exit(struct job *j) {
         unlink_client(j);
         timer_disarm(srv, j);
         mps__idmap_remove(&srv->jobs, j->id);
-        loop_del(srv, j->pidfd);
+        if (j->pidfd >= 0)
+                loop_del(srv, j->pidfd);
+        else
+                mps__idmap_remove(&srv->jobs_by_pid, (uint64_t)j->pid);
         j->pidfd = mps__safe_close(j->pidfd);
         if (j->daemon)
                 srv->ndaemon_alive--;
@@ -278,6 +283,42 @@ void job_on_exit(struct job *j) {
         }
 }
 
+void job_on_exit(struct job *j) {
+        struct rusage ru;
+        int status;
+        pid_t r;
+
+        if (j->dead)
+                return;
+        do
+                r = wait4(j->pid, &status, WNOHANG, &ru);
+        while (r < 0 && errno == EINTR);
+        if (r == 0)
+                return; /* not yet: spurious wake-up */
+        if (r < 0) {
+                /* Cannot happen for our own unreaped child; do not spin. */
+                log_err("wait4(%d): %m", (int)j->pid);
+                memset(&ru, 0, sizeof(ru));
+                status = 0;
+        }
+        job_finish(j, status, &ru);
+}
+
+void job_reap_any(struct server *srv) {
+        for (;;) {
+                struct rusage ru;
+                int status;
+                pid_t pid = wait4(-1, &status, WNOHANG, &ru);
+                if (pid < 0 && errno == EINTR)
+                        continue;
+                if (pid <= 0)
+                        return; /* none left to reap now (0), or no children */
+                struct job *j = mps__idmap_get(&srv->jobs_by_pid, (uint64_t)pid);
+                if (j)
+                        job_finish(j, status, &ru);
+        }
+}
+
 /* Ends a daemon job by policy: SIGTERM, then SIGKILL when the grace period
  * runs out (or at once when the server is told to stop now). */
 void job_stop_daemon(struct job *j) {
@@ -285,15 +326,15 @@ void job_stop_daemon(struct job *j) {
         if (!j->daemon || j->dead)
                 return;
         if (srv->stop_now) {
-                pidfd_send_signal(j->pidfd, SIGKILL, NULL, 0);
+                job_kill(j, SIGKILL);
                 return;
         }
         if (j->term_sent)
                 return;
         j->term_sent = true;
-        pidfd_send_signal(j->pidfd, SIGTERM, NULL, 0);
+        job_kill(j, SIGTERM);
         if (timer_arm(srv, j, mps__now_ns() + (uint64_t)srv->grace_ms * 1000000u) < 0)
-                pidfd_send_signal(j->pidfd, SIGKILL, NULL, 0);
+                job_kill(j, SIGKILL);
 }
 
 void job_client_gone(struct job *j) {
@@ -308,7 +349,7 @@ void job_on_deadline(struct job *j) {
                 log_info("job %llu: pid %d still alive after the grace period; "
                          "sending SIGKILL",
                          (unsigned long long)j->id, (int)j->pid);
-                pidfd_send_signal(j->pidfd, SIGKILL, NULL, 0);
+                job_kill(j, SIGKILL);
         }
 }
 
@@ -321,10 +362,11 @@ void job_signal(struct client *c, const struct mps__signal *req) {
                                   (unsigned long long)req->id);
                 return;
         }
-        if (pidfd_send_signal(j->pidfd, req->signo, NULL, 0) < 0) {
-                client_send_error(c, req->tag, errno, "request",
-                                  "cannot signal job %llu: %m",
-                                  (unsigned long long)req->id);
+        int r = job_kill(j, req->signo);
+        if (r < 0) {
+                client_send_error(c, req->tag, -r, "request",
+                                  "cannot signal job %llu: %s",
+                                  (unsigned long long)req->id, strerror(-r));
                 return;
         }
         client_send(c, mps__signaled_encode(req->tag, req->id), -1);
@@ -344,4 +386,5 @@ static void release_job(uint64_t id, void *value, void *data) {
 void job_release_all(struct server *srv) {
         mps__idmap_foreach(&srv->jobs, release_job, NULL);
         mps__idmap_free(&srv->jobs);
+        mps__idmap_free(&srv->jobs_by_pid);
 }

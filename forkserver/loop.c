@@ -62,6 +62,10 @@ static void on_signal(struct server *srv) {
         struct signalfd_siginfo si;
         ssize_t n;
         while ((n = mps__read_retry(srv->signal_fd, &si, sizeof(si))) == sizeof(si)) {
+                if (si.ssi_signo == SIGCHLD) {
+                        job_reap_any(srv);
+                        continue;
+                }
                 log_info("received SIG%s, stopping", sigabbrev_np((int)si.ssi_signo));
                 if (srv->stopping)
                         srv->stop_now = true;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/pidfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -214,6 +215,21 @@ int main(int argc, char **argv) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+
+        /* pidfds when the kernel (or valgrind) has them, else SIGCHLD. */
+        int probe = pidfd_open(getpid(), 0);
+        srv.use_pidfd = probe >= 0;
+        mps__safe_close(probe);
+        /* The test suite runs once more on the fallback path. */
+        const char *force = getenv("MPSPAWN_SERVER_NO_PIDFD");
+        if (force && strcmp(force, "1") == 0 && srv.use_pidfd) {
+                srv.use_pidfd = false;
+                errno = ENOSYS;
+        }
+        if (!srv.use_pidfd) {
+                log_warn("pidfd_open: %m; tracking children with SIGCHLD instead");
+                sigaddset(&mask, SIGCHLD);
+        }
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
         if (o.embedded_fd >= 0) {

@@ -116,6 +116,8 @@ struct server {
         uint64_t next_job_id;
         uint64_t next_client_serial;
         struct mps__idmap jobs; /* id -> job */
+        bool use_pidfd; /* else SIGCHLD + wait4(-1) and jobs_by_pid */
+        struct mps__idmap jobs_by_pid;
         struct client *clients;
         size_t nclients;
         size_t ndaemon_alive; /* daemon jobs not yet reaped */
@@ -157,6 +159,8 @@ void job_spawn(struct client *c, struct mps__msg *msg);
 void job_signal(struct client *c, const struct mps__signal *req);
 void job_on_execpipe(struct job *j);
 void job_on_exit(struct job *j);
+void job_reap_any(struct server *srv);
+int job_kill(struct job *j, int sig);
 void job_on_deadline(struct job *j);
 void job_client_gone(struct job *j);
 void job_stop_daemon(struct job *j);

@@ -13,8 +13,11 @@ struct mps__idmap_slot {
 };
 
 static size_t slot_of(uint64_t key, size_t cap) {
-        /* Fibonacci hashing: ids are sequential, so spread them. */
-        return (size_t)((key * 11400714819323198485ull) >> 7) & (cap - 1);
+        /* Fibonacci hashing takes the top bits of the product, which depend
+         * on every bit of the key: sequential ids and ids that differ only in
+         * high bits spread alike. cap is a power of two >= 16. */
+        unsigned bits = (unsigned)__builtin_ctzll((unsigned long long)cap);
+        return (size_t)((key * 11400714819323198485ull) >> (64 - bits));
 }
 
 void mps__idmap_free(struct mps__idmap *m) {

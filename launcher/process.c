@@ -200,6 +200,11 @@ void mps__process_on_msg(mps_client *c, struct mps__msg *msg) {
                 if (s.has_pidfd && msg->nfds > 0) {
                         p->pidfd = msg->fds[0];
                         msg->fds[0] = -1; /* taken */
+                } else {
+                        /* A server without pidfds (old kernel, valgrind):
+                         * open one ourselves. The server reaps as soon as
+                         * the job ends, so this is only as good as a pid. */
+                        p->pidfd = pidfd_open(s.pid, 0);
                 }
                 p->state = PROC_RUNNING;
                 break;

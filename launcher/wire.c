@@ -5,6 +5,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -369,6 +370,22 @@ static int get_strv(const cJSON *o, const char *key, bool required,
                         goto fail;                                             \
         } while (0)
 
+/* cJSON prints doubles with 15 significant digits when that compares equal
+ * within a relative epsilon, which rounds integers above about 4.5e15. Ids,
+ * tags and counts are written as exact decimal text instead. */
+static cJSON *add_u64(cJSON *o, const char *key, uint64_t v) {
+        char buf[24];
+        snprintf(buf, sizeof(buf), "%" PRIu64, v);
+        cJSON *n = cJSON_CreateRaw(buf);
+        if (!n)
+                return NULL;
+        if (!cJSON_AddItemToObject(o, key, n)) {
+                cJSON_Delete(n);
+                return NULL;
+        }
+        return n;
+}
+
 /* ---- hello / welcome ------------------------------------------------------ */
 
 cJSON *mps__hello_encode(const struct mps__hello *m) {
@@ -437,7 +454,7 @@ cJSON *mps__spawn_encode(const struct mps__spawn *m) {
         cJSON *o = mps__wire_new(MPS_OP_SPAWN);
         if (!o)
                 return NULL;
-        ADD(cJSON_AddNumberToObject(o, "tag", (double)m->tag));
+        ADD(add_u64(o, "tag", m->tag));
         ADD(cJSON_AddStringToObject(o, "path", m->path));
         cJSON *argv = cJSON_CreateStringArray(m->argv, (int)m->argc);
         ADD(argv);
@@ -574,8 +591,8 @@ cJSON *mps__spawned_encode(const struct mps__spawned *m) {
         cJSON *o = mps__wire_new(MPS_OP_SPAWNED);
         if (!o)
                 return NULL;
-        ADD(cJSON_AddNumberToObject(o, "tag", (double)m->tag));
-        ADD(cJSON_AddNumberToObject(o, "id", (double)m->id));
+        ADD(add_u64(o, "tag", m->tag));
+        ADD(add_u64(o, "id", m->id));
         ADD(cJSON_AddNumberToObject(o, "pid", m->pid));
         ADD(cJSON_AddBoolToObject(o, "pidfd", m->has_pidfd));
         return o;
@@ -601,8 +618,8 @@ cJSON *mps__exited_encode(const struct mps__exited *m) {
         cJSON *o = mps__wire_new(MPS_OP_EXITED);
         if (!o)
                 return NULL;
-        ADD(cJSON_AddNumberToObject(o, "tag", (double)m->tag));
-        ADD(cJSON_AddNumberToObject(o, "id", (double)m->id));
+        ADD(add_u64(o, "tag", m->tag));
+        ADD(add_u64(o, "id", m->id));
         ADD(cJSON_AddNumberToObject(o, "pid", m->pid));
         ADD(cJSON_AddNumberToObject(o, "exitcode", m->exitcode));
         if (m->exitcode < 0)
@@ -611,7 +628,7 @@ cJSON *mps__exited_encode(const struct mps__exited *m) {
         ADD(cJSON_AddBoolToObject(o, "timed_out", m->timed_out));
         ADD(cJSON_AddNumberToObject(o, "utime", m->utime));
         ADD(cJSON_AddNumberToObject(o, "stime", m->stime));
-        ADD(cJSON_AddNumberToObject(o, "maxrss_kib", (double)m->maxrss_kib));
+        ADD(add_u64(o, "maxrss_kib", m->maxrss_kib > 0 ? (uint64_t)m->maxrss_kib : 0));
         ADD(cJSON_AddNumberToObject(o, "wall", m->wall));
         return o;
 fail:
@@ -647,8 +664,8 @@ cJSON *mps__signal_encode(const struct mps__signal *m) {
         cJSON *o = mps__wire_new(MPS_OP_SIGNAL);
         if (!o)
                 return NULL;
-        ADD(cJSON_AddNumberToObject(o, "tag", (double)m->tag));
-        ADD(cJSON_AddNumberToObject(o, "id", (double)m->id));
+        ADD(add_u64(o, "tag", m->tag));
+        ADD(add_u64(o, "id", m->id));
         ADD(cJSON_AddNumberToObject(o, "signal", m->signo));
         return o;
 fail:
@@ -670,8 +687,8 @@ cJSON *mps__signaled_encode(uint64_t tag, uint64_t id) {
         cJSON *o = mps__wire_new(MPS_OP_SIGNALED);
         if (!o)
                 return NULL;
-        ADD(cJSON_AddNumberToObject(o, "tag", (double)tag));
-        ADD(cJSON_AddNumberToObject(o, "id", (double)id));
+        ADD(add_u64(o, "tag", tag));
+        ADD(add_u64(o, "id", id));
         return o;
 fail:
         cJSON_Delete(o);
@@ -695,7 +712,7 @@ cJSON *mps__error_encode(const struct mps__error *m) {
         const char *name = mps__errno_name(m->err);
         if (!o)
                 return NULL;
-        ADD(cJSON_AddNumberToObject(o, "tag", (double)m->tag));
+        ADD(add_u64(o, "tag", m->tag));
         ADD(cJSON_AddStringToObject(o, "errno", name ? name : "EIO"));
         ADD(cJSON_AddNumberToObject(o, "code", m->err));
         ADD(cJSON_AddStringToObject(o, "stage", m->stage ? m->stage : "request"));

@@ -63,9 +63,10 @@ void mps__msg_release(struct mps__msg *msg);
  * end of stream, -EAGAIN when none is waiting, or another negative errno.
  * A message that is malformed (truncated, too many fds, not JSON, no op,
  * wrong protocol version) has its descriptors closed at once and returns
- * -EBADMSG (or -EPROTO for a version mismatch), with a reason in err. The
- * tag of a malformed message, if one could be read, is put in *ret_tag so
- * the server can address its error reply.
+ * -EBADMSG (or -EPROTO for a version mismatch), with a reason in err.
+ * Whenever the datagram was a JSON object, *ret_tag receives its tag (0 when
+ * absent or invalid; see mps__wire_tag) so that the server can address its
+ * error reply; otherwise *ret_tag is left alone.
  */
 int mps__wire_recv(int sock, struct mps__msg *msg, char *err, size_t errlen,
                    uint64_t *ret_tag);

@@ -176,10 +176,9 @@ START_TEST(test_spawn_round_trip_all_fields) {
         const char *argv[] = {"sh", "-c", "echo \"$X\"", ""};
         const char *envp[] = {"X=1", "PATH=/usr/bin:/bin", "EMPTY="};
         struct mps__fd_map map[] = {{0, 0}, {1, -1}, {7, 1}, {2, 0}};
-        /* 15 digits: cJSON prints a number with %1.15g whenever that compares
-         * equal within DBL_EPSILON, so larger integers may come back off by
-         * one or more (see the report on WIRE_INT_MAX). */
-        struct mps__spawn in = {.tag = 999999999999999ull,
+        /* The largest tag the protocol allows must come back exactly (cJSON's
+         * own number printing would round it). */
+        struct mps__spawn in = {.tag = 9007199254740991ull,
                                 .path = "/bin/sh",
                                 .argv = argv,
                                 .argc = 4,
@@ -200,11 +199,11 @@ START_TEST(test_spawn_round_trip_all_fields) {
         ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
         round_trip(mps__spawn_encode(&in), p, 2, &msg);
         ck_assert_int_eq(msg.op, MPS_OP_SPAWN);
-        ck_assert_uint_eq(msg.tag, 999999999999999ull);
+        ck_assert_uint_eq(msg.tag, 9007199254740991ull);
         ck_assert_uint_eq(msg.nfds, 2);
         ck_assert_int_eq(mps__spawn_decode(msg.json, msg.nfds, &out, err,
                                            sizeof(err)), 0);
-        ck_assert_uint_eq(out.tag, 999999999999999ull);
+        ck_assert_uint_eq(out.tag, 9007199254740991ull);
         ck_assert_str_eq(out.path, "/bin/sh");
         ck_assert_uint_eq(out.argc, 4);
         for (size_t i = 0; i < 4; i++)
@@ -308,7 +307,7 @@ START_TEST(test_exited_round_trip_normal_exit) {
 END_TEST
 
 START_TEST(test_exited_round_trip_killed_by_signal) {
-        struct mps__exited in = {.tag = 0, .id = 999999999999999ull,
+        struct mps__exited in = {.tag = 0, .id = 4503599627370501ull,
                                  .pid = 2147483647, .exitcode = -9,
                                  .core_dumped = true, .timed_out = true,
                                  .utime = 0.1, .stime = 12.75, .wall = 30.0,
@@ -323,7 +322,7 @@ START_TEST(test_exited_round_trip_killed_by_signal) {
         ck_assert_double_eq(sig->valuedouble, 9);
         ck_assert_int_eq(mps__exited_decode(msg.json, &out, err, sizeof(err)), 0);
         ck_assert_uint_eq(out.tag, 0);
-        ck_assert_uint_eq(out.id, 999999999999999ull);
+        ck_assert_uint_eq(out.id, 4503599627370501ull);
         ck_assert_int_eq(out.pid, 2147483647);
         ck_assert_int_eq(out.exitcode, -9);
         ck_assert(out.core_dumped);
