@@ -27,7 +27,7 @@ DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcjson-dev check lib
 PKG_MODULES  := libcjson libseccomp check libsystemd
 
 CJSON_CFLAGS    = $(shell $(PKG_CONFIG) --cflags libcjson 2>/dev/null)
-CJSON_LIBS      = $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null)
+CJSON_LIBS      = $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null) -lm
 SECCOMP_LIBS    = $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null)
 SYSTEMD_CFLAGS  = $(shell $(PKG_CONFIG) --cflags libsystemd 2>/dev/null)
 SYSTEMD_LIBS    = $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null)
@@ -46,11 +46,12 @@ LIB_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DMPS_BUILDING_LIBRARY
 ALL_LDFLAGS = $(LDFLAGS) $(SANITIZE)
 
 # The wire codec and helpers are one set of files used by both sides.
-COMMON_SRC := launcher/wire.c launcher/fdutil.c launcher/idmap.c
+COMMON_SRC := launcher/wire.c launcher/fdutil.c launcher/idmap.c launcher/rlimits.c
 LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c
 SERVER_SRC := forkserver/main.c forkserver/loop.c forkserver/listen.c \
               forkserver/client.c forkserver/job.c forkserver/child.c \
-              forkserver/timer.c forkserver/log.c $(COMMON_SRC)
+              forkserver/timer.c forkserver/log.c forkserver/retain.c \
+              forkserver/query.c $(COMMON_SRC)
 CLI_SRC    := launcher/mpspawn.c launcher/cli.c
 
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lib/%.o)
@@ -117,7 +118,7 @@ $(BUILD)/mpspawn.pc: Makefile
 	@mkdir -p $(BUILD)
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
 	  'Name: mpspawn' 'Description: launch processes through the mpforkserver forkserver' \
-	  'Version: $(VERSION)' 'Requires.private: libcjson' \
+	  'Version: $(VERSION)' 'Requires.private: libcjson' 'Libs.private: -lm' \
 	  'Libs: -L$${libdir} -lmpspawn' 'Cflags: -I$${includedir}' > $@
 
 # --- tests -------------------------------------------------------------------------

@@ -3,7 +3,8 @@
  *
  * Order: signal dispositions to default; the server's raised fd limit back
  * to what it was; new session if asked; descriptors installed at their target
- * numbers and every other one closed; cwd; signal mask cleared; exec. Any
+ * numbers and every other one closed; cwd; resource limits; signal mask
+ * cleared; exec. Any
  * failure is written to the exec pipe as {stage, errno} and the child exits
  * 127 without running atexit handlers. The exec pipe is O_CLOEXEC, so the
  * server sees EOF exactly when exec succeeded.
@@ -28,6 +29,7 @@ static const char *const stage_names[] = {
         [CHILD_STAGE_SESSION] = "setsid",
         [CHILD_STAGE_CHDIR] = "chdir",
         [CHILD_STAGE_EXEC] = "exec",
+        [CHILD_STAGE_RLIMIT] = "rlimit",
 };
 
 const char *child_stage_name(int stage) {
@@ -235,6 +237,20 @@ _Noreturn void child_run(const struct mps__spawn *spec, const int *fds,
 
         if (spec->cwd && chdir(spec->cwd) < 0)
                 fail(errpipe, CHILD_STAGE_CHDIR, errno);
+
+        /* Limits come after the fds are arranged: a low RLIMIT_NOFILE
+         * would otherwise forbid the moves above. */
+        for (size_t i = 0; i < spec->nrlimits; i++) {
+                const struct mps__rlimit *l = &spec->rlimits[i];
+                struct rlimit rl;
+                if (getrlimit(l->resource, &rl) < 0)
+                        fail(errpipe, CHILD_STAGE_RLIMIT, errno);
+                rl.rlim_cur = (rlim_t)l->soft;
+                if (!l->hard_keep)
+                        rl.rlim_max = (rlim_t)l->hard;
+                if (setrlimit(l->resource, &rl) < 0)
+                        fail(errpipe, CHILD_STAGE_RLIMIT, errno);
+        }
 
         /* Last: a signal that was pending for the server must not be taken
          * by the job, and one sent to the job from now on must reach it. */

@@ -49,6 +49,11 @@ int client_new(struct server *srv, int fd) {
                 free(c);
                 return r;
         }
+        if (mps__idmap_put(&srv->clients_by_serial, c->serial, c) < 0) {
+                loop_del(srv, fd);
+                free(c);
+                return -ENOMEM;
+        }
         srv->nclients++;
         c->snext = srv->clients;
         if (srv->clients)
@@ -212,6 +217,26 @@ static void handle(struct client *c, struct mps__msg *msg) {
         case MPS_OP_SIGNAL:
                 on_signal_req(c, msg);
                 break;
+        case MPS_OP_WAIT:
+        case MPS_OP_LIST:
+        case MPS_OP_STATS: {
+                struct mps__wait w;
+                char err[256];
+                int r = mps__wait_decode(msg->json, msg->op == MPS_OP_WAIT, &w, err,
+                                         sizeof(err));
+                if (r < 0) {
+                        client_send_error(c, msg->tag, -r, "request", "bad %s request: %s",
+                                          mps__op_name(msg->op), err);
+                        break;
+                }
+                if (msg->op == MPS_OP_WAIT)
+                        job_wait(c, &w);
+                else if (msg->op == MPS_OP_LIST)
+                        query_list(c, w.tag);
+                else
+                        query_stats(c, w.tag);
+                break;
+        }
         default:
                 client_send_error(c, msg->tag, EOPNOTSUPP, "request",
                                   "op \"%s\" is not a request", mps__op_name(msg->op));
@@ -253,6 +278,7 @@ void client_on_event(struct client *c, uint32_t events) {
                         client_disconnect(c, strerror(-r));
                         return;
                 }
+                msg.received_ns = mps__now_ns();
                 handle(c, &msg);
                 mps__msg_release(&msg);
         }
@@ -273,6 +299,7 @@ static void client_disconnect(struct client *c, const char *why) {
         c->fd = mps__safe_close(c->fd);
         while (c->jobs)
                 job_client_gone(c->jobs); /* unlinks it */
+        mps__idmap_remove(&srv->clients_by_serial, c->serial);
         if (c->sprev)
                 c->sprev->snext = c->snext;
         else
@@ -299,4 +326,5 @@ void client_release_all(struct server *srv) {
                 client_free(c);
         }
         srv->nclients = 0;
+        mps__idmap_free(&srv->clients_by_serial);
 }

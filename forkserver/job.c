@@ -54,6 +54,8 @@ static void unlink_client(struct job *j) {
 }
 
 void job_free(struct job *j) {
+        free(j->waiters);
+        free(j->command);
         free(j->name);
         free(j->path);
         free(j->cwd);
@@ -68,6 +70,22 @@ int job_kill(struct job *j, int sig) {
 
 static char *strdup_or_null(const char *s) {
         return s ? strdup(s) : NULL;
+}
+
+/* argv joined by spaces, cut at COMMAND_MAX bytes: what ps shows. */
+static char *command_line(const struct mps__spawn *sp) {
+        char *cmd = malloc(COMMAND_MAX + 1);
+        size_t n = 0;
+        if (!cmd)
+                return NULL;
+        for (size_t i = 0; i < sp->argc && n < COMMAND_MAX; i++) {
+                if (i > 0)
+                        cmd[n++] = ' ';
+                for (const char *a = sp->argv[i]; *a && n < COMMAND_MAX; a++)
+                        cmd[n++] = *a;
+        }
+        cmd[n] = '\0';
+        return cmd;
 }
 
 void job_spawn(struct client *c, struct mps__msg *msg) {
@@ -93,7 +111,7 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         }
 
         j = calloc(1, sizeof(*j));
-        if (!j || !(j->path = strdup(sp.path)) ||
+        if (!j || !(j->path = strdup(sp.path)) || !(j->command = command_line(&sp)) ||
             (sp.name && !(j->name = strdup(sp.name))) ||
             (sp.cwd && !(j->cwd = strdup_or_null(sp.cwd)))) {
                 client_send_error(c, sp.tag, ENOMEM, "request", "out of memory");
@@ -104,6 +122,9 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         j->uid = c->uid;
         j->daemon = sp.daemon;
         j->want_pidfd = sp.want_pidfd;
+        j->kill_after = sp.kill_after;
+        j->timeout_ns = sp.timeout > 0 ? (uint64_t)(sp.timeout * 1e9) : 0;
+        j->request_ns = msg->received_ns;
         j->pidfd = j->execpipe = -1;
         j->heap_index = SIZE_MAX;
         j->pidfd_watch = (struct watch){.kind = WATCH_PIDFD, .owner = j};
@@ -166,6 +187,12 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
                 goto out;
         }
         j->state = JOB_STARTING;
+        if (j->timeout_ns > 0) {
+                j->timer = TIMER_TIMEOUT;
+                if (timer_arm(srv, j, j->start_ns + j->timeout_ns) < 0)
+                        log_err("job %llu: cannot arm its timeout",
+                                (unsigned long long)j->id);
+        }
         link_client(j, c);
         if (j->daemon)
                 srv->ndaemon_alive++;
@@ -216,6 +243,8 @@ static void resolve_exec(struct job *j) {
          * child died before it could say anything; its exit will tell. */
         j->state = JOB_RUNNING;
         srv->jobs_started++;
+        srv->latency[srv->latency_count++ % LATENCY_SAMPLES] =
+                (double)(mps__now_ns() - j->request_ns) / 1e9;
         log_debug("job %llu: pid %d started '%s'", (unsigned long long)j->id,
                   (int)j->pid, j->path);
         if (j->client) {
@@ -256,6 +285,7 @@ static void job_finish(struct job *j, int status, const struct rusage *rup) {
                 .stime = tv_seconds(ru.ru_stime),
                 .maxrss_kib = ru.ru_maxrss,
                 .wall = (double)(mps__now_ns() - j->start_ns) / 1e9,
+                .timed_out = j->timed_out,
         };
 
         /* Take the job out of every index before talking to the client: a
@@ -275,12 +305,38 @@ static void job_finish(struct job *j, int status, const struct rusage *rup) {
         j->gnext = srv->dead_jobs;
         srv->dead_jobs = j;
 
-        if (j->state == JOB_RUNNING) {
-                log_debug("job %llu: pid %d exited with %d",
-                          (unsigned long long)j->id, (int)j->pid, e.exitcode);
-                if (c)
-                        client_send(c, mps__exited_encode(&e), -1);
+        if (j->state != JOB_RUNNING)
+                return;
+        if (e.exitcode == 0)
+                srv->exits_zero++;
+        else if (e.exitcode > 0)
+                srv->exits_nonzero++;
+        else
+                srv->exits_signaled++;
+        if (e.timed_out)
+                srv->exits_timed_out++;
+        log_debug("job %llu: pid %d exited with %d%s", (unsigned long long)j->id,
+                  (int)j->pid, e.exitcode, e.timed_out ? " (timed out)" : "");
+
+        /* Every waiter, then the job's own client, gets the record with its
+         * own tag. With nobody to tell, it is kept for a later wait. */
+        bool told = false;
+        for (size_t i = 0; i < j->nwaiters; i++) {
+                struct client *w = mps__idmap_get(&srv->clients_by_serial,
+                                                  j->waiters[i].client_serial);
+                if (!w || w->dead)
+                        continue;
+                struct mps__exited we = e;
+                we.tag = j->waiters[i].tag;
+                client_send(w, mps__exited_encode(&we), -1);
+                told = true;
         }
+        if (c && !c->dead) {
+                client_send(c, mps__exited_encode(&e), -1);
+                told = true;
+        }
+        if (!told)
+                retain_add(srv, j, &e);
 }
 
 void job_on_exit(struct job *j) {
@@ -329,9 +385,9 @@ void job_stop_daemon(struct job *j) {
                 job_kill(j, SIGKILL);
                 return;
         }
-        if (j->term_sent)
-                return;
-        j->term_sent = true;
+        if (j->timer == TIMER_KILL)
+                return; /* SIGTERM sent already; SIGKILL is on its way */
+        j->timer = TIMER_KILL;
         job_kill(j, SIGTERM);
         if (timer_arm(srv, j, mps__now_ns() + (uint64_t)srv->grace_ms * 1000000u) < 0)
                 job_kill(j, SIGKILL);
@@ -343,21 +399,44 @@ void job_client_gone(struct job *j) {
 }
 
 void job_on_deadline(struct job *j) {
+        struct server *srv = j->srv;
         if (j->dead)
                 return;
-        if (j->term_sent) {
-                log_info("job %llu: pid %d still alive after the grace period; "
-                         "sending SIGKILL",
+        switch (j->timer) {
+        case TIMER_TIMEOUT:
+                /* As timeout(1): SIGTERM now, SIGKILL after kill_after. */
+                log_info("job %llu: pid %d timed out; sending SIGTERM",
                          (unsigned long long)j->id, (int)j->pid);
+                j->timed_out = true;
+                j->timer = TIMER_KILL;
+                job_kill(j, SIGTERM);
+                if (timer_arm(srv, j, mps__now_ns() + (uint64_t)(j->kill_after * 1e9)) < 0)
+                        job_kill(j, SIGKILL);
+                break;
+        case TIMER_KILL:
+                log_info("job %llu: pid %d still alive after SIGTERM; sending SIGKILL",
+                         (unsigned long long)j->id, (int)j->pid);
+                j->timer = TIMER_NONE;
                 job_kill(j, SIGKILL);
+                break;
+        case TIMER_NONE:
+                break;
         }
 }
 
+/* The job of this id that client c may see, or NULL. Someone else's job
+ * looks the same as no job at all, so that clients learn nothing about
+ * other users' jobs. */
+static struct job *visible_job(struct client *c, uint64_t id) {
+        struct job *j = mps__idmap_get(&c->srv->jobs, id);
+        if (!j || j->dead || j->uid != c->uid || j->state == JOB_FAILED)
+                return NULL;
+        return j;
+}
+
 void job_signal(struct client *c, const struct mps__signal *req) {
-        struct job *j = mps__idmap_get(&c->srv->jobs, req->id);
-        /* Someone else's job gets the same answer as no job at all, so that
-         * clients learn nothing about other users' jobs. */
-        if (!j || j->dead || j->uid != c->uid || j->state == JOB_FAILED) {
+        struct job *j = visible_job(c, req->id);
+        if (!j) {
                 client_send_error(c, req->tag, ESRCH, "request", "no job %llu",
                                   (unsigned long long)req->id);
                 return;
@@ -370,6 +449,37 @@ void job_signal(struct client *c, const struct mps__signal *req) {
                 return;
         }
         client_send(c, mps__signaled_encode(req->tag, req->id), -1);
+}
+
+void job_wait(struct client *c, const struct mps__wait *req) {
+        struct server *srv = c->srv;
+        struct job *j = visible_job(c, req->id);
+        if (j) {
+                if (j->nwaiters >= CLIENT_QUEUE_MAX) {
+                        client_send_error(c, req->tag, EAGAIN, "request",
+                                          "too many waiters for job %llu",
+                                          (unsigned long long)req->id);
+                        return;
+                }
+                struct waiter *n = realloc(j->waiters, (j->nwaiters + 1) * sizeof(*n));
+                if (!n) {
+                        client_send_error(c, req->tag, ENOMEM, "request", "out of memory");
+                        return;
+                }
+                j->waiters = n;
+                j->waiters[j->nwaiters++] = (struct waiter){c->serial, req->tag};
+                return; /* answered with "exited" when it ends */
+        }
+        struct exit_record *rec = retain_take(srv, req->id, c->uid);
+        if (rec) {
+                struct mps__exited e = rec->exited;
+                e.tag = req->tag;
+                client_send(c, mps__exited_encode(&e), -1);
+                retain_free(rec);
+                return;
+        }
+        client_send_error(c, req->tag, ESRCH, "request", "no job %llu",
+                          (unsigned long long)req->id);
 }
 
 static void release_job(uint64_t id, void *value, void *data) {

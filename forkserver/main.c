@@ -210,6 +210,7 @@ int main(int argc, char **argv) {
         ensure_stdio();
         parse_options(argc, argv, &o);
         srv.grace_ms = (unsigned)(o.grace * 1000);
+        srv.start_ns = mps__now_ns();
 
         signal(SIGPIPE, SIG_IGN);
         sigemptyset(&mask);
@@ -311,6 +312,7 @@ int main(int argc, char **argv) {
                   (unsigned long long)srv.jobs_failed);
         client_release_all(&srv);
         job_release_all(&srv);
+        retain_release_all(&srv);
         free(srv.socket_path);
         free(srv.timers.items);
         mps__safe_close(srv.epfd);

@@ -5,7 +5,9 @@
  *   listen.c    the listening socket (stale-socket detection, permissions)
  *   loop.c      the epoll loop and its event sources
  *   client.c    connections: requests in, replies out (bounded queue)
- *   job.c       jobs: spawn, exec result, exit, termination policy
+ *   job.c       jobs: spawn, exec result, exit, termination policy, waiters
+ *   retain.c    exit records kept for jobs whose client had gone
+ *   query.c     the list (ps) and stats requests
  *   child.c     what a forked child does before it becomes the job
  *   timer.c     deadlines on one timerfd, kept in a min-heap
  *   log.c       one-line log records on stderr
@@ -64,6 +66,18 @@ struct client {
         struct client *snext, *sprev; /* the server's list of live clients */
 };
 
+enum job_timer {
+        TIMER_NONE,
+        TIMER_TIMEOUT, /* deadline: the job's --timeout expires */
+        TIMER_KILL,    /* deadline: SIGTERM was sent, SIGKILL is next */
+};
+
+/* Someone (not necessarily the job's own client) waiting for its exit. */
+struct waiter {
+        uint64_t client_serial;
+        uint64_t tag;
+};
+
 enum job_state {
         JOB_STARTING, /* forked; exec result not known yet */
         JOB_RUNNING,  /* exec'ed; spawned sent */
@@ -84,8 +98,15 @@ struct job {
         uid_t uid; /* the requesting client's, for ownership checks */
         bool daemon;
         bool want_pidfd;
-        bool term_sent; /* SIGTERM sent by policy, SIGKILL next */
+        bool timed_out;
+        enum job_timer timer;
+        double kill_after; /* seconds from a timeout's SIGTERM to SIGKILL */
+        uint64_t timeout_ns; /* 0: none */
+        uint64_t request_ns; /* when the spawn request arrived */
+        struct waiter *waiters;
+        size_t nwaiters;
         char *name;
+        char *command; /* argv joined, shortened: for `mpspawn ps` */
         char *path;
         char *cwd; /* as asked, for error messages */
         uint64_t start_ns;
@@ -95,6 +116,22 @@ struct job {
         bool dead; /* reaped; freed after the current event batch */
         struct job *gnext;
 };
+
+/* The exit of a job whose client had gone, kept for `mpspawn wait ID`. */
+struct exit_record {
+        struct exit_record *next; /* oldest first */
+        uid_t uid;
+        uint64_t kept_ns;
+        double runtime;
+        char *name;
+        char *command;
+        struct mps__exited exited;
+};
+
+#define RETAIN_MAX 1024                 /* exit records kept at most */
+#define RETAIN_SECONDS 3600             /* and for at most this long */
+#define LATENCY_SAMPLES 1024            /* spawn latencies kept for stats */
+#define COMMAND_MAX 200                 /* bytes of a job's command in ps */
 
 struct timer_heap {
         struct job **items;
@@ -119,11 +156,18 @@ struct server {
         bool use_pidfd; /* else SIGCHLD + wait4(-1) and jobs_by_pid */
         struct mps__idmap jobs_by_pid;
         struct client *clients;
+        struct mps__idmap clients_by_serial;
         size_t nclients;
         size_t ndaemon_alive; /* daemon jobs not yet reaped */
         struct rlimit orig_nofile; /* restored in children */
         struct timer_heap timers;
+        uint64_t start_ns;
         uint64_t jobs_started, jobs_failed;
+        uint64_t exits_zero, exits_nonzero, exits_signaled, exits_timed_out;
+        double latency[LATENCY_SAMPLES]; /* ring of spawn latencies, seconds */
+        uint64_t latency_count;
+        struct mps__idmap retained; /* id -> exit_record */
+        struct exit_record *retained_head, *retained_tail;
         /* Objects torn down while handling an event batch stay allocated
          * until the batch is done: a later event of the same batch may still
          * point at them (and sees ->dead). */
@@ -157,6 +201,18 @@ void client_send_error(struct client *c, uint64_t tag, int err,
 /* job.c */
 void job_spawn(struct client *c, struct mps__msg *msg);
 void job_signal(struct client *c, const struct mps__signal *req);
+void job_wait(struct client *c, const struct mps__wait *req);
+
+/* query.c: the list and stats requests. */
+void query_list(struct client *c, uint64_t tag);
+void query_stats(struct client *c, uint64_t tag);
+
+/* retain.c: exits nobody was connected to hear, kept for a later wait. */
+void retain_add(struct server *srv, const struct job *j, const struct mps__exited *e);
+/* Takes the record of job id if uid may see it (the caller frees it). */
+struct exit_record *retain_take(struct server *srv, uint64_t id, uid_t uid);
+void retain_free(struct exit_record *rec);
+void retain_release_all(struct server *srv);
 void job_on_execpipe(struct job *j);
 void job_on_exit(struct job *j);
 void job_reap_any(struct server *srv);
@@ -182,6 +238,7 @@ enum child_stage {
         CHILD_STAGE_SESSION,
         CHILD_STAGE_CHDIR,
         CHILD_STAGE_EXEC,
+        CHILD_STAGE_RLIMIT,
 };
 const char *child_stage_name(int stage);
 

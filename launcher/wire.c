@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "fdutil.h"
+#include "rlimits.h"
 
 /* JSON numbers are doubles: integers are exact up to 2^53. */
 #define WIRE_INT_MAX 9007199254740991.0
@@ -22,6 +24,9 @@
 static const char *const op_names[] = {
         [MPS_OP_UNKNOWN] = "unknown", [MPS_OP_HELLO] = "hello",
         [MPS_OP_SPAWN] = "spawn",     [MPS_OP_SIGNAL] = "signal",
+        [MPS_OP_WAIT] = "wait",       [MPS_OP_LIST] = "list",
+        [MPS_OP_STATS] = "stats",     [MPS_OP_JOBS] = "jobs",
+        [MPS_OP_SERVER_STATS] = "server_stats",
         [MPS_OP_WELCOME] = "welcome", [MPS_OP_SPAWNED] = "spawned",
         [MPS_OP_EXITED] = "exited",   [MPS_OP_SIGNALED] = "signaled",
         [MPS_OP_ERROR] = "error",
@@ -482,6 +487,35 @@ cJSON *mps__spawn_encode(const struct mps__spawn *m) {
                 ADD(cJSON_AddTrueToObject(o, "new_session"));
         if (m->want_pidfd)
                 ADD(cJSON_AddTrueToObject(o, "pidfd"));
+        if (m->timeout > 0) {
+                ADD(cJSON_AddNumberToObject(o, "timeout", m->timeout));
+                ADD(cJSON_AddNumberToObject(o, "kill_after", m->kill_after));
+        }
+        if (m->nrlimits > 0) {
+                cJSON *rl = cJSON_AddArrayToObject(o, "rlimits");
+                ADD(rl);
+                for (size_t i = 0; i < m->nrlimits; i++) {
+                        const struct mps__rlimit *r = &m->rlimits[i];
+                        cJSON *e = cJSON_CreateArray();
+                        ADD(e);
+                        cJSON_AddItemToArray(rl, e);
+                        const char *name = mps__rlimit_name(r->resource);
+                        ADD(name);
+                        cJSON *n = cJSON_CreateString(name);
+                        cJSON *soft = r->soft == RLIM_INFINITY
+                                ? cJSON_CreateNumber(-1) : cJSON_CreateNumber((double)r->soft);
+                        cJSON *hard = r->hard_keep ? cJSON_CreateNull()
+                                : r->hard == RLIM_INFINITY ? cJSON_CreateNumber(-1)
+                                : cJSON_CreateNumber((double)r->hard);
+                        if (n)
+                                cJSON_AddItemToArray(e, n);
+                        if (soft)
+                                cJSON_AddItemToArray(e, soft);
+                        if (hard)
+                                cJSON_AddItemToArray(e, hard);
+                        ADD(n && soft && hard);
+                }
+        }
         return o;
 fail:
         cJSON_Delete(o);
@@ -546,9 +580,72 @@ static int decode_fdmap(const cJSON *json, size_t nfds, struct mps__spawn *m,
         return 0;
 }
 
+/* A limit value: -1 for unlimited, else a whole number up to 2^53-1. */
+static int rlim_value(const cJSON *v, unsigned long long *out) {
+        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
+            v->valuedouble < -1 || v->valuedouble > WIRE_INT_MAX)
+                return -EINVAL;
+        *out = v->valuedouble < 0 ? (unsigned long long)RLIM_INFINITY
+                                  : (unsigned long long)v->valuedouble;
+        return 0;
+}
+
+static int decode_rlimits(const cJSON *json, struct mps__spawn *m, char *err,
+                          size_t errlen) {
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(json, "rlimits");
+        if (!arr || cJSON_IsNull(arr))
+                return 0;
+        if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > MPS_WIRE_RLIMITS_MAX) {
+                say(err, errlen, "field \"rlimits\" must be an array of at most %d "
+                                 "[name, soft, hard] entries",
+                    MPS_WIRE_RLIMITS_MAX);
+                return -EINVAL;
+        }
+        const cJSON *e;
+        cJSON_ArrayForEach(e, arr) {
+                struct mps__rlimit *r = &m->rlimits[m->nrlimits];
+                const cJSON *name = cJSON_GetArrayItem(e, 0);
+                const cJSON *hard = cJSON_GetArrayItem(e, 2);
+                if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 3 ||
+                    !cJSON_IsString(name)) {
+                        say(err, errlen, "field \"rlimits\" entry %zu must be "
+                                         "[name, soft, hard]",
+                            m->nrlimits);
+                        return -EINVAL;
+                }
+                r->resource = mps__rlimit_from_name(name->valuestring);
+                if (r->resource < 0) {
+                        say(err, errlen, "unknown resource limit \"%.32s\"",
+                            name->valuestring);
+                        return -EINVAL;
+                }
+                r->hard_keep = cJSON_IsNull(hard);
+                if (rlim_value(cJSON_GetArrayItem(e, 1), &r->soft) < 0 ||
+                    (!r->hard_keep && rlim_value(hard, &r->hard) < 0)) {
+                        say(err, errlen, "limit %s: values must be whole numbers, "
+                                         "or -1 for unlimited (hard: or null)",
+                            mps__rlimit_name(r->resource));
+                        return -EINVAL;
+                }
+                if (!r->hard_keep && r->soft > r->hard) {
+                        say(err, errlen, "limit %s: soft limit above hard limit",
+                            mps__rlimit_name(r->resource));
+                        return -EINVAL;
+                }
+                for (size_t i = 0; i < m->nrlimits; i++)
+                        if (m->rlimits[i].resource == r->resource) {
+                                say(err, errlen, "limit %s given twice",
+                                    mps__rlimit_name(r->resource));
+                                return -EINVAL;
+                        }
+                m->nrlimits++;
+        }
+        return 0;
+}
+
 int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
                       char *err, size_t errlen) {
-        struct mps__spawn m = {0};
+        struct mps__spawn m = {.kill_after = MPS_WIRE_KILL_AFTER_DEFAULT};
         int r;
 
         if ((r = get_u64(json, "tag", true, &m.tag, err, errlen)) < 0 ||
@@ -562,7 +659,12 @@ int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
             (r = decode_fdmap(json, nfds, &m, err, errlen)) < 0 ||
             (r = get_bool(json, "daemon", &m.daemon, err, errlen)) < 0 ||
             (r = get_bool(json, "new_session", &m.new_session, err, errlen)) < 0 ||
-            (r = get_bool(json, "pidfd", &m.want_pidfd, err, errlen)) < 0)
+            (r = get_bool(json, "pidfd", &m.want_pidfd, err, errlen)) < 0 ||
+            (r = get_num(json, "timeout", false, 0, MPS_WIRE_SECONDS_MAX, false,
+                         &m.timeout, err, errlen)) < 0 ||
+            (r = get_num(json, "kill_after", false, 0, MPS_WIRE_SECONDS_MAX, false,
+                         &m.kill_after, err, errlen)) < 0 ||
+            (r = decode_rlimits(json, &m, err, errlen)) < 0)
                 goto fail;
         if (m.path[0] == '\0') {
                 say(err, errlen, "field \"path\" is empty");
@@ -739,6 +841,157 @@ int mps__error_decode(const cJSON *json, struct mps__error *ret, char *err,
                 TRY(get_int(json, "code", false, 0, 4095, &code, err, errlen));
                 m.err = code > 0 ? code : EIO;
         }
+        *ret = m;
+        return 0;
+}
+
+/* ---- wait / list / stats requests ------------------------------------------ */
+
+cJSON *mps__wait_encode(enum mps__op op, const struct mps__wait *m) {
+        cJSON *o = mps__wire_new(op);
+        if (!o)
+                return NULL;
+        ADD(add_u64(o, "tag", m->tag));
+        if (op == MPS_OP_WAIT)
+                ADD(add_u64(o, "id", m->id));
+        return o;
+fail:
+        cJSON_Delete(o);
+        return NULL;
+}
+
+int mps__wait_decode(const cJSON *json, bool need_id, struct mps__wait *ret,
+                     char *err, size_t errlen) {
+        struct mps__wait m = {0};
+        TRY(get_u64(json, "tag", true, &m.tag, err, errlen));
+        TRY(get_u64(json, "id", need_id, &m.id, err, errlen));
+        *ret = m;
+        return 0;
+}
+
+/* ---- jobs --------------------------------------------------------------------- */
+
+cJSON *mps__jobs_encode(uint64_t tag) {
+        cJSON *o = mps__wire_new(MPS_OP_JOBS);
+        if (!o)
+                return NULL;
+        ADD(add_u64(o, "tag", tag));
+        ADD(cJSON_AddArrayToObject(o, "jobs"));
+        return o;
+fail:
+        cJSON_Delete(o);
+        return NULL;
+}
+
+int mps__jobs_add(cJSON *jobs_msg, const struct mps__job_entry *e) {
+        cJSON *arr = cJSON_GetObjectItemCaseSensitive(jobs_msg, "jobs");
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !arr)
+                goto fail;
+        cJSON_AddItemToArray(arr, o);
+        ADD(add_u64(o, "id", e->id));
+        ADD(cJSON_AddNumberToObject(o, "pid", e->pid));
+        ADD(cJSON_AddStringToObject(o, "name", e->name ? e->name : ""));
+        ADD(cJSON_AddStringToObject(o, "state", e->state));
+        ADD(cJSON_AddStringToObject(o, "command", e->command ? e->command : ""));
+        ADD(cJSON_AddNumberToObject(o, "runtime", e->runtime));
+        ADD(cJSON_AddBoolToObject(o, "daemon", e->daemon));
+        if (strcmp(e->state, "exited") == 0) {
+                ADD(cJSON_AddNumberToObject(o, "exitcode", e->exitcode));
+                ADD(cJSON_AddBoolToObject(o, "timed_out", e->timed_out));
+        }
+        return 0;
+fail:
+        return -ENOMEM;
+}
+
+int mps__jobs_decode(const cJSON *json, struct mps__job_entry **ret,
+                     size_t *ret_n, char *err, size_t errlen) {
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(json, "jobs");
+        if (!cJSON_IsArray(arr)) {
+                say(err, errlen, "field \"jobs\" must be an array");
+                return -EINVAL;
+        }
+        int n = cJSON_GetArraySize(arr);
+        struct mps__job_entry *v = calloc((size_t)n + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        size_t i = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, arr) {
+                struct mps__job_entry *e = &v[i];
+                int pid = 0;
+                e->name = e->command = "";
+                e->state = "running";
+                int r;
+                if ((r = get_u64(it, "id", true, &e->id, err, errlen)) < 0 ||
+                    (r = get_int(it, "pid", true, 0, INT32_MAX, &pid, err, errlen)) < 0 ||
+                    (r = get_str(it, "name", false, MPS_WIRE_NAME_MAX, &e->name, err,
+                                 errlen)) < 0 ||
+                    (r = get_str(it, "state", true, 32, &e->state, err, errlen)) < 0 ||
+                    (r = get_str(it, "command", false, MPS_WIRE_STR_MAX, &e->command,
+                                 err, errlen)) < 0 ||
+                    (r = get_num(it, "runtime", false, 0, 1e12, false, &e->runtime, err,
+                                 errlen)) < 0 ||
+                    (r = get_int(it, "exitcode", false, -128, 255, &e->exitcode, err,
+                                 errlen)) < 0 ||
+                    (r = get_bool(it, "timed_out", &e->timed_out, err, errlen)) < 0 ||
+                    (r = get_bool(it, "daemon", &e->daemon, err, errlen)) < 0) {
+                        free(v);
+                        return r;
+                }
+                e->pid = pid;
+                i++;
+        }
+        *ret = v;
+        *ret_n = i;
+        return 0;
+}
+
+/* ---- server_stats ------------------------------------------------------------- */
+
+cJSON *mps__server_stats_encode(uint64_t tag, const struct mps__server_stats *m) {
+        cJSON *o = mps__wire_new(MPS_OP_SERVER_STATS);
+        if (!o)
+                return NULL;
+        ADD(add_u64(o, "tag", tag));
+        ADD(cJSON_AddNumberToObject(o, "uptime", m->uptime));
+        ADD(add_u64(o, "clients", m->clients));
+        ADD(add_u64(o, "jobs_started", m->jobs_started));
+        ADD(add_u64(o, "jobs_running", m->jobs_running));
+        ADD(add_u64(o, "jobs_failed", m->jobs_failed));
+        ADD(add_u64(o, "exits_zero", m->exits_zero));
+        ADD(add_u64(o, "exits_nonzero", m->exits_nonzero));
+        ADD(add_u64(o, "signaled", m->signaled));
+        ADD(add_u64(o, "timed_out", m->timed_out));
+        ADD(add_u64(o, "latency_samples", m->latency_samples));
+        ADD(cJSON_AddNumberToObject(o, "latency_p50", m->latency_p50));
+        ADD(cJSON_AddNumberToObject(o, "latency_p90", m->latency_p90));
+        ADD(cJSON_AddNumberToObject(o, "latency_p99", m->latency_p99));
+        ADD(cJSON_AddNumberToObject(o, "latency_max", m->latency_max));
+        return o;
+fail:
+        cJSON_Delete(o);
+        return NULL;
+}
+
+int mps__server_stats_decode(const cJSON *json, struct mps__server_stats *ret,
+                             char *err, size_t errlen) {
+        struct mps__server_stats m = {0};
+        TRY(get_num(json, "uptime", true, 0, 1e12, false, &m.uptime, err, errlen));
+        TRY(get_u64(json, "clients", false, &m.clients, err, errlen));
+        TRY(get_u64(json, "jobs_started", false, &m.jobs_started, err, errlen));
+        TRY(get_u64(json, "jobs_running", false, &m.jobs_running, err, errlen));
+        TRY(get_u64(json, "jobs_failed", false, &m.jobs_failed, err, errlen));
+        TRY(get_u64(json, "exits_zero", false, &m.exits_zero, err, errlen));
+        TRY(get_u64(json, "exits_nonzero", false, &m.exits_nonzero, err, errlen));
+        TRY(get_u64(json, "signaled", false, &m.signaled, err, errlen));
+        TRY(get_u64(json, "timed_out", false, &m.timed_out, err, errlen));
+        TRY(get_u64(json, "latency_samples", false, &m.latency_samples, err, errlen));
+        TRY(get_num(json, "latency_p50", false, 0, 1e12, false, &m.latency_p50, err, errlen));
+        TRY(get_num(json, "latency_p90", false, 0, 1e12, false, &m.latency_p90, err, errlen));
+        TRY(get_num(json, "latency_p99", false, 0, 1e12, false, &m.latency_p99, err, errlen));
+        TRY(get_num(json, "latency_max", false, 0, 1e12, false, &m.latency_max, err, errlen));
         *ret = m;
         return 0;
 }

@@ -28,6 +28,9 @@
 #define MPS_WIRE_STR_MAX 16384   /* any one string */
 #define MPS_WIRE_NAME_MAX 256    /* job name */
 #define MPS_WIRE_TARGET_FD_MAX 1023 /* highest fd number a job may ask for */
+#define MPS_WIRE_RLIMITS_MAX 16  /* rlimit entries in a spawn */
+#define MPS_WIRE_SECONDS_MAX 1e7 /* any duration (timeout, kill_after) */
+#define MPS_WIRE_KILL_AFTER_DEFAULT 5.0
 
 enum mps__op {
         MPS_OP_UNKNOWN = 0,
@@ -35,12 +38,17 @@ enum mps__op {
         MPS_OP_HELLO,
         MPS_OP_SPAWN,
         MPS_OP_SIGNAL,
+        MPS_OP_WAIT,
+        MPS_OP_LIST,
+        MPS_OP_STATS,
         /* server -> client */
         MPS_OP_WELCOME,
         MPS_OP_SPAWNED,
         MPS_OP_EXITED,
         MPS_OP_SIGNALED,
         MPS_OP_ERROR,
+        MPS_OP_JOBS,
+        MPS_OP_SERVER_STATS,
 };
 
 const char *mps__op_name(enum mps__op op);
@@ -49,6 +57,7 @@ const char *mps__op_name(enum mps__op op);
 struct mps__msg {
         enum mps__op op;
         uint64_t tag; /* the request tag, 0 when absent or invalid */
+        uint64_t received_ns; /* set by the server when it takes the message */
         cJSON *json;
         int fds[MPS_WIRE_FDS_MAX];
         size_t nfds;
@@ -112,6 +121,14 @@ struct mps__fd_map {
         int source; /* index into the message's fds, or -1: /dev/null/close */
 };
 
+/* RLIM_INFINITY on the wire is -1; hard_keep leaves the hard limit as the
+ * job inherits it and sets only the soft one. */
+struct mps__rlimit {
+        int resource;
+        unsigned long long soft, hard; /* rlim_t values */
+        bool hard_keep;
+};
+
 struct mps__spawn {
         uint64_t tag;
         const char *path;
@@ -126,6 +143,10 @@ struct mps__spawn {
         bool daemon;
         bool new_session;
         bool want_pidfd;
+        double timeout;    /* seconds; 0: none */
+        double kill_after; /* SIGTERM -> SIGKILL after a timeout, seconds */
+        struct mps__rlimit rlimits[MPS_WIRE_RLIMITS_MAX];
+        size_t nrlimits;
 };
 
 struct mps__spawned {
@@ -152,6 +173,34 @@ struct mps__signal {
         int signo;
 };
 
+/* wait and list carry only a tag (and an id); stats only a tag. */
+struct mps__wait {
+        uint64_t tag;
+        uint64_t id;
+};
+
+/* One entry of a "jobs" reply (mpspawn ps). */
+struct mps__job_entry {
+        uint64_t id;
+        pid_t pid;
+        const char *name;    /* "" when none */
+        const char *state;   /* "starting", "running" or "exited" */
+        const char *command; /* argv joined by spaces, shortened */
+        double runtime;      /* seconds since start (to the end if exited) */
+        int exitcode;        /* valid when state is "exited" */
+        bool timed_out;
+        bool daemon;
+};
+
+struct mps__server_stats {
+        double uptime;
+        uint64_t clients;
+        uint64_t jobs_started, jobs_running, jobs_failed;
+        uint64_t exits_zero, exits_nonzero, signaled, timed_out;
+        uint64_t latency_samples;
+        double latency_p50, latency_p90, latency_p99, latency_max; /* s */
+};
+
 struct mps__error {
         uint64_t tag;  /* 0 when not about a request */
         int err;       /* positive errno */
@@ -167,6 +216,10 @@ cJSON *mps__exited_encode(const struct mps__exited *m);
 cJSON *mps__signal_encode(const struct mps__signal *m);
 cJSON *mps__signaled_encode(uint64_t tag, uint64_t id);
 cJSON *mps__error_encode(const struct mps__error *m);
+cJSON *mps__wait_encode(enum mps__op op, const struct mps__wait *m);
+cJSON *mps__jobs_encode(uint64_t tag); /* then mps__jobs_add per entry */
+int mps__jobs_add(cJSON *jobs_msg, const struct mps__job_entry *e);
+cJSON *mps__server_stats_encode(uint64_t tag, const struct mps__server_stats *m);
 
 /*
  * Decoders check every field's type and bound and return 0, or -EINVAL with
@@ -190,6 +243,14 @@ int mps__signaled_decode(const cJSON *json, uint64_t *ret_tag,
                          uint64_t *ret_id, char *err, size_t errlen);
 int mps__error_decode(const cJSON *json, struct mps__error *ret, char *err,
                       size_t errlen);
+/* wait, list and stats requests (list and stats: id is absent and 0). */
+int mps__wait_decode(const cJSON *json, bool need_id, struct mps__wait *ret,
+                     char *err, size_t errlen);
+/* A "jobs" reply: its entries, as a malloc()ed array pointing into json. */
+int mps__jobs_decode(const cJSON *json, struct mps__job_entry **ret,
+                     size_t *ret_n, char *err, size_t errlen);
+int mps__server_stats_decode(const cJSON *json, struct mps__server_stats *ret,
+                             char *err, size_t errlen);
 
 /* errno <-> its symbolic name ("ENOENT"); 0 / NULL when unknown. */
 const char *mps__errno_name(int err);
