@@ -47,12 +47,13 @@ ALL_LDFLAGS = $(LDFLAGS) $(SANITIZE)
 
 # The wire codec and helpers are one set of files used by both sides.
 COMMON_SRC := launcher/wire.c launcher/fdutil.c launcher/idmap.c launcher/rlimits.c
-LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c
+LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c \
+              launcher/jobs.c launcher/pool.c
 SERVER_SRC := forkserver/main.c forkserver/loop.c forkserver/listen.c \
               forkserver/client.c forkserver/job.c forkserver/child.c \
               forkserver/timer.c forkserver/log.c forkserver/retain.c \
               forkserver/query.c $(COMMON_SRC)
-CLI_SRC    := launcher/mpspawn.c launcher/cli.c
+CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_batch.c launcher/cli_jobs.c
 
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lib/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)

@@ -34,7 +34,9 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -95,6 +97,19 @@ typedef struct mps_client mps_client;
  */
 MPS_API int mps_client_open(const char *path, mps_client **ret_client,
                             char **ret_message);
+
+/* Flags for mps_client_open_flags(). */
+enum {
+        /* With path NULL, fail (-ECONNREFUSED) rather than start an
+         * embedded server when no shared server answers: for talking about
+         * jobs of other invocations (ps, wait, kill), which a private server
+         * cannot know. */
+        MPS_OPEN_NO_EMBEDDED = 1 << 0,
+};
+
+/* mps_client_open() with flags (MPS_OPEN_*). */
+MPS_API int mps_client_open_flags(const char *path, unsigned flags,
+                                  mps_client **ret_client, char **ret_message);
 
 /*
  * Closes the connection. Daemon processes started through it are terminated
@@ -175,6 +190,27 @@ MPS_API int mps_spec_set_daemon(mps_spec *spec, bool daemon);
 /* Runs the job in a new session (setsid()). Default: false. */
 MPS_API int mps_spec_set_new_session(mps_spec *spec, bool new_session);
 
+/*
+ * A timeout enforced by the server, as timeout(1): SIGTERM when `seconds`
+ * have passed since the start, then SIGKILL `kill_after` seconds later if
+ * it still runs (kill_after < 0: the default, 5 s). The exit record then
+ * says timed_out. seconds = 0 removes the timeout.
+ */
+MPS_API int mps_spec_set_timeout(mps_spec *spec, double seconds,
+                                 double kill_after);
+
+/* For mps_spec_set_rlimit(): leave the hard limit as the job inherits it. */
+#define MPS_RLIM_KEEP ((rlim_t)RLIM_INFINITY - 1)
+
+/*
+ * Sets resource limit `resource` (RLIMIT_NOFILE, ...) in the job, like
+ * setrlimit(2): soft and hard may be RLIM_INFINITY; hard may be
+ * MPS_RLIM_KEEP. Applied after the fds are installed, before exec. A limit
+ * the job may not raise fails the start with -EPERM, stage "rlimit".
+ */
+MPS_API int mps_spec_set_rlimit(mps_spec *spec, int resource, rlim_t soft,
+                                rlim_t hard);
+
 /* ------------------------------------------------------------------------
  * Process
  * ------------------------------------------------------------------------ */
@@ -243,13 +279,117 @@ MPS_API int mps_exit_info_get(const mps_process *proc,
 /*
  * After mps_start() failed: the step that failed, as the server named it:
  * "exec" (the program could not be executed), "chdir" (the working
- * directory), "fds", "setsid", "fork", or "request" (the server refused the
- * request). NULL if the start did not fail.
+ * directory), "rlimit", "fds", "setsid", "fork", or "request" (the server
+ * refused the request). NULL if the start did not fail.
  */
 MPS_API const char *mps_start_failed_stage(const mps_process *proc);
 
 /* Releases the handle. -EBUSY (and nothing released) while it still runs. */
 MPS_API int mps_process_close(mps_process *proc);
+
+/* ------------------------------------------------------------------------
+ * Jobs by id: what `mpspawn ps/kill/wait/stats` do. These see the jobs of
+ * the calling user (by uid) in that server, started by any connection.
+ * ------------------------------------------------------------------------ */
+
+/* Sends sig to job id. -ESRCH when there is no such job of ours. */
+MPS_API int mps_client_signal_job(mps_client *client, uint64_t id, int sig);
+
+/*
+ * Waits for job id to end and fills *ret_info (may be NULL). A job that
+ * ended while nobody was connected to hear it is reported from the server's
+ * record, once. timeout_ms as mps_join(); -ETIMEDOUT when it passed, -ESRCH
+ * when there is no such job (or its end was already collected).
+ */
+MPS_API int mps_client_wait_job(mps_client *client, uint64_t id,
+                                int timeout_ms, mps_exit_info *ret_info);
+
+typedef struct mps_job_info {
+        uint64_t id;
+        pid_t pid;
+        char name[260];
+        char state[16];    /* "starting", "running" or "exited" */
+        char command[256]; /* argv joined by spaces, shortened */
+        double runtime;    /* seconds since start (until the end if exited) */
+        int exitcode;      /* when "exited", as mps_exitcode() */
+        bool timed_out;
+        bool daemon;
+} mps_job_info;
+
+/* The caller's jobs: a malloc()ed array (free() it) and its length. */
+MPS_API int mps_client_list_jobs(mps_client *client, mps_job_info **ret_jobs,
+                                 size_t *ret_count);
+
+typedef struct mps_server_stats {
+        double uptime_seconds;
+        uint64_t clients;
+        uint64_t jobs_started, jobs_running, jobs_failed_to_start;
+        uint64_t exits_zero, exits_nonzero, killed_by_signal, timed_out;
+        uint64_t latency_samples; /* spawn latency, request to exec */
+        double latency_p50, latency_p90, latency_p99, latency_max; /* s */
+} mps_server_stats;
+
+MPS_API int mps_client_stats(mps_client *client, mps_server_stats *ret_stats);
+
+/* ------------------------------------------------------------------------
+ * Pool: n jobs at a time over one connection (multiprocessing.Pool).
+ * Callbacks run inside mps_client_dispatch(), mps_pool_join(),
+ * mps_pool_map() or mps_pool_apply(), on the calling thread, never in a
+ * signal handler. The process handle passed to a callback is valid only
+ * during the call (the pool closes it afterwards).
+ * ------------------------------------------------------------------------ */
+
+typedef struct mps_pool mps_pool;
+
+/* Called when a task's job has ended, with its exit code (as mps_exitcode). */
+typedef void (*mps_pool_callback)(mps_process *proc, int exitcode,
+                                  void *userdata);
+/* Called when a task could not start, or its connection was lost: err is a
+ * negative errno, message says why. */
+typedef void (*mps_pool_error_callback)(int err, const char *message,
+                                        void *userdata);
+
+/* A pool running at most `workers` jobs at once on client (not owned). */
+MPS_API int mps_pool_new(mps_client *client, unsigned workers,
+                         mps_pool **ret_pool);
+
+/* Queues spec (copied). Either callback may be NULL. -EINVAL after close
+ * or terminate. */
+MPS_API int mps_pool_apply_async(mps_pool *pool, const mps_spec *spec,
+                                 mps_pool_callback callback,
+                                 mps_pool_error_callback error_callback,
+                                 void *userdata);
+
+/* Runs spec through the pool and waits: its exit code in *ret_exitcode, or
+ * the start error as the return value. */
+MPS_API int mps_pool_apply(mps_pool *pool, const mps_spec *spec,
+                           int *ret_exitcode);
+
+/*
+ * Runs every spec, `workers` at a time, and waits for all. ret_exitcodes[i]
+ * is spec i's exit code (results in order), or MPS_EXITCODE_NONE if it
+ * could not start. Returns 0, or the first start error.
+ */
+MPS_API int mps_pool_map(mps_pool *pool, const mps_spec *const *specs,
+                         size_t count, int *ret_exitcodes);
+
+/* Signals every running task (queued ones are not started yet). */
+MPS_API int mps_pool_send_signal(mps_pool *pool, int sig);
+
+/* No more tasks; queued ones still run. */
+MPS_API int mps_pool_close(mps_pool *pool);
+
+/* Stop now: queued tasks are dropped (their error callback gets
+ * -ECANCELED) and running ones get SIGTERM. */
+MPS_API int mps_pool_terminate(mps_pool *pool);
+
+/* Waits until every task has finished and its callback has run. Only after
+ * close or terminate (else -EINVAL), as in Python. timeout_ms as mps_join();
+ * -ETIMEDOUT if it passed first. */
+MPS_API int mps_pool_join(mps_pool *pool, int timeout_ms);
+
+/* Frees the pool; -EBUSY (nothing freed) while tasks remain. */
+MPS_API int mps_pool_free(mps_pool *pool);
 
 #ifdef __cplusplus
 }

@@ -195,8 +195,8 @@ out:
 }
 
 /* The default choice of server (see mps_client_open). */
-static int connect_default(int *ret_fd, char *where, size_t wherelen, char *msg,
-                           size_t msglen) {
+static int connect_default(unsigned flags, int *ret_fd, char *where, size_t wherelen,
+                           char *msg, size_t msglen) {
         const char *env = getenv("MPSPAWN_SOCKET");
         int r;
         if (env && *env) {
@@ -216,6 +216,14 @@ static int connect_default(int *ret_fd, char *where, size_t wherelen, char *msg,
                         snprintf(where, wherelen, "%s", p);
                         return 0;
                 }
+        }
+        if (flags & MPS_OPEN_NO_EMBEDDED) {
+                snprintf(where, wherelen, "%s", SYSTEM_SOCKET);
+                snprintf(msg, msglen,
+                         "no forkserver is running (tried $MPSPAWN_SOCKET, %s%s); a "
+                         "private one would know no jobs",
+                         SYSTEM_SOCKET, rt && *rt ? " and $XDG_RUNTIME_DIR/" USER_SOCKET_NAME : "");
+                return -ECONNREFUSED;
         }
         snprintf(where, wherelen, "the embedded forkserver");
         return start_embedded(ret_fd, msg, msglen);
@@ -256,38 +264,95 @@ static void mark_broken(mps_client *c, const char *why) {
 
 static void on_message(mps_client *c, struct mps__msg *msg) {
         char err[256];
+        /* The reply to the one synchronous request in progress: kept whole
+         * for the requester, whatever its op. */
+        if (c->req_tag != 0 && msg->tag == c->req_tag && !c->req_done &&
+            (msg->op == MPS_OP_SIGNALED || msg->op == MPS_OP_EXITED ||
+             msg->op == MPS_OP_JOBS || msg->op == MPS_OP_SERVER_STATS ||
+             msg->op == MPS_OP_ERROR)) {
+                c->req_done = true;
+                c->req_op = msg->op;
+                c->req_reply = msg->json;
+                msg->json = NULL; /* taken */
+                return;
+        }
         switch (msg->op) {
         case MPS_OP_SPAWNED:
         case MPS_OP_EXITED:
                 mps__process_on_msg(c, msg);
                 break;
-        case MPS_OP_SIGNALED: {
-                uint64_t tag, id;
-                if (mps__signaled_decode(msg->json, &tag, &id, err, sizeof(err)) == 0 &&
-                    tag == c->req_tag) {
-                        c->req_done = true;
-                        c->req_result = 0;
-                }
-                break;
-        }
         case MPS_OP_ERROR: {
                 struct mps__error e;
                 if (mps__error_decode(msg->json, &e, err, sizeof(err)) < 0)
                         break;
-                if (e.tag != 0 && e.tag == c->req_tag) {
-                        c->req_done = true;
-                        c->req_result = -e.err;
-                        mps__client_set_error(c, "%s", e.message);
-                } else if (e.tag != 0 && mps__idmap_get(&c->inflight, e.tag)) {
+                if (e.tag != 0 && mps__idmap_get(&c->inflight, e.tag))
                         mps__process_on_msg(c, msg);
-                } else {
+                else
                         mps__client_set_error(c, "forkserver: %s", e.message);
-                }
                 break;
         }
         default:
                 break; /* unknown or unexpected: ignored, as the protocol says */
         }
+}
+
+int mps__client_request(mps_client *c, cJSON *json, int timeout_ms,
+                        cJSON **ret_reply, enum mps__op *ret_op) {
+        char err[256];
+        uint64_t tag = ++c->next_tag;
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(json, "tag");
+        if (!t || (!cJSON_IsRaw(t) && !cJSON_IsNumber(t)))
+                return -EINVAL;
+        /* Requests are encoded with tag 0; give this one its own. */
+        char buf[24];
+        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)tag);
+        cJSON *raw = cJSON_CreateRaw(buf);
+        if (!raw || !cJSON_ReplaceItemInObjectCaseSensitive(json, "tag", raw)) {
+                cJSON_Delete(raw);
+                return -ENOMEM;
+        }
+        int r = mps__client_send(c, json, NULL, 0);
+        if (r < 0)
+                return r;
+        c->req_tag = tag;
+        c->req_done = false;
+        uint64_t deadline = timeout_ms >= 0
+                ? mps__now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
+        while (!c->req_done) {
+                int wait_ms = -1;
+                if (timeout_ms >= 0) {
+                        uint64_t now = mps__now_ns();
+                        if (now >= deadline) {
+                                r = -ETIMEDOUT;
+                                break;
+                        }
+                        wait_ms = (int)((deadline - now + 999999) / 1000000);
+                }
+                r = mps__client_wait(c, wait_ms);
+                if (r < 0 && r != -EINTR)
+                        break;
+                r = 0;
+        }
+        c->req_tag = 0;
+        if (!c->req_done)
+                return r < 0 ? r : -ETIMEDOUT;
+        cJSON *reply = c->req_reply;
+        enum mps__op op = c->req_op;
+        c->req_reply = NULL;
+        c->req_done = false;
+        if (op == MPS_OP_ERROR) {
+                struct mps__error e;
+                r = mps__error_decode(reply, &e, err, sizeof(err));
+                if (r == 0) {
+                        mps__client_set_error(c, "%s", e.message);
+                        r = -e.err;
+                }
+                cJSON_Delete(reply);
+                return r;
+        }
+        *ret_reply = reply;
+        *ret_op = op;
+        return 0;
 }
 
 MPS_API int mps_client_dispatch(mps_client *c) {
@@ -415,6 +480,11 @@ static int handshake(mps_client *c, const char *where, char *msg, size_t msglen)
 
 MPS_API int mps_client_open(const char *path, mps_client **ret_client,
                             char **ret_message) {
+        return mps_client_open_flags(path, 0, ret_client, ret_message);
+}
+
+MPS_API int mps_client_open_flags(const char *path, unsigned flags,
+                                  mps_client **ret_client, char **ret_message) {
         char where[PATH_MAX + 32] = "", msg[PATH_MAX + 512] = "";
         int fd = -1, r;
 
@@ -424,7 +494,7 @@ MPS_API int mps_client_open(const char *path, mps_client **ret_client,
                 snprintf(where, sizeof(where), "%s", path);
                 r = connect_path(path, &fd);
         } else {
-                r = connect_default(&fd, where, sizeof(where), msg, sizeof(msg));
+                r = connect_default(flags, &fd, where, sizeof(where), msg, sizeof(msg));
         }
         if (r < 0) {
                 if (!msg[0])
@@ -456,6 +526,7 @@ fail:
 void mps__client_unref(mps_client *c) {
         if (!c || --c->refs > 0)
                 return;
+        cJSON_Delete(c->req_reply);
         mps__idmap_free(&c->inflight);
         free(c);
 }

@@ -21,10 +21,12 @@ struct mps_client {
         bool server_pidfd; /* the server sends pidfds */
         uint64_t next_tag;
         struct mps__idmap inflight; /* tag -> mps_process, until its end */
-        /* One synchronous request at a time (signal): its tag and result. */
+        /* One synchronous request at a time (signal, wait, list, stats):
+         * its tag, and the reply once it came (owned until taken). */
         uint64_t req_tag;
         bool req_done;
-        int req_result;
+        enum mps__op req_op;
+        cJSON *req_reply;
         char error[512];
 };
 
@@ -51,6 +53,9 @@ struct mps_spec {
         size_t nfds;
         bool daemon;
         bool new_session;
+        double timeout, kill_after;
+        struct mps__rlimit rlimits[MPS_WIRE_RLIMITS_MAX];
+        size_t nrlimits;
 };
 
 enum proc_state {
@@ -89,6 +94,12 @@ int mps__client_send(mps_client *c, const cJSON *json, const int *fds,
 /* Waits until the socket is readable (or timeout_ms passes, -1: forever),
  * then dispatches. Returns >0 handled, 0 on timeout, -errno. */
 int mps__client_wait(mps_client *c, int timeout_ms);
+/* Sends a request carrying a fresh tag (set into json as "tag") and waits
+ * for the reply with that tag, processing everything else meanwhile. On
+ * success *ret_reply (owned by the caller) and *ret_op hold the reply; an
+ * error reply becomes its negative errno with the message set. */
+int mps__client_request(mps_client *c, cJSON *json, int timeout_ms,
+                        cJSON **ret_reply, enum mps__op *ret_op);
 /* The forkserver binary the embedded default starts. */
 int mps__forkserver_path(char *buf, size_t len);
 

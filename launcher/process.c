@@ -133,7 +133,11 @@ int mps__process_send_start(mps_process *p) {
                 .daemon = s->daemon,
                 .new_session = s->new_session,
                 .want_pidfd = true,
+                .timeout = s->timeout,
+                .kill_after = s->kill_after,
+                .nrlimits = s->nrlimits,
         };
+        memcpy(msg.rlimits, s->rlimits, sizeof(msg.rlimits));
         json = mps__spawn_encode(&msg);
         mps__strv_free(envp);
         if (!json)
@@ -332,24 +336,8 @@ MPS_API int mps_exit_info_get(const mps_process *p, mps_exit_info *ret_info) {
 
 /* Asks the server to signal the job (when our pidfd cannot). */
 static int signal_through_server(mps_process *p, int sig) {
-        mps_client *c = p->client;
-        struct mps__signal s = {.tag = ++c->next_tag, .id = p->id, .signo = sig};
-        cJSON *json = mps__signal_encode(&s);
-        if (!json)
-                return -ENOMEM;
-        c->req_tag = s.tag;
-        c->req_done = false;
-        int r = mps__client_send(c, json, NULL, 0);
-        cJSON_Delete(json);
-        while (r == 0 && !c->req_done) {
-                r = mps__client_wait(c, -1);
-                if (r > 0 || r == -EINTR)
-                        r = 0;
-        }
-        c->req_tag = 0;
-        if (r < 0)
-                return r;
-        return c->req_result == -ESRCH ? 0 : c->req_result; /* ended meanwhile */
+        int r = mps_client_signal_job(p->client, p->id, sig);
+        return r == -ESRCH ? 0 : r; /* ended meanwhile */
 }
 
 MPS_API int mps_send_signal(mps_process *p, int sig) {

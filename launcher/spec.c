@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "lib.h"
+#include "rlimits.h"
 
 extern char **environ;
 
@@ -167,6 +168,36 @@ MPS_API int mps_spec_set_daemon(mps_spec *s, bool daemon) {
         return 0;
 }
 
+MPS_API int mps_spec_set_timeout(mps_spec *s, double seconds, double kill_after) {
+        if (!s || !(seconds >= 0) || seconds > MPS_WIRE_SECONDS_MAX ||
+            kill_after > MPS_WIRE_SECONDS_MAX)
+                return -EINVAL;
+        s->timeout = seconds;
+        s->kill_after = kill_after >= 0 ? kill_after : MPS_WIRE_KILL_AFTER_DEFAULT;
+        return 0;
+}
+
+MPS_API int mps_spec_set_rlimit(mps_spec *s, int resource, rlim_t soft, rlim_t hard) {
+        bool keep = hard == MPS_RLIM_KEEP;
+        if (!s || !mps__rlimit_name(resource) || soft == MPS_RLIM_KEEP ||
+            (!keep && soft > hard))
+                return -EINVAL;
+        size_t i = 0;
+        while (i < s->nrlimits && s->rlimits[i].resource != resource)
+                i++;
+        if (i == MPS_WIRE_RLIMITS_MAX)
+                return -E2BIG;
+        s->rlimits[i] = (struct mps__rlimit){
+                .resource = resource,
+                .soft = soft,
+                .hard = keep ? 0 : hard,
+                .hard_keep = keep,
+        };
+        if (i == s->nrlimits)
+                s->nrlimits++;
+        return 0;
+}
+
 MPS_API int mps_spec_set_new_session(mps_spec *s, bool new_session) {
         if (!s)
                 return -EINVAL;
@@ -183,6 +214,10 @@ int mps__spec_copy(const mps_spec *src, mps_spec **ret) {
         s->env_clear = src->env_clear;
         s->daemon = src->daemon;
         s->new_session = src->new_session;
+        s->timeout = src->timeout;
+        s->kill_after = src->kill_after;
+        s->nrlimits = src->nrlimits;
+        memcpy(s->rlimits, src->rlimits, sizeof(s->rlimits));
         if ((src->path && !(s->path = strdup(src->path))) ||
             (src->argv && !(s->argv = strv_copy((const char *const *)src->argv, NULL))) ||
             (src->cwd && !(s->cwd = strdup(src->cwd))) ||

@@ -1,0 +1,140 @@
+/*
+ * jobs.c: requests about jobs by id and about the server (what mpspawn ps,
+ * kill, wait and stats do), each one synchronous request and its reply.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib.h"
+
+MPS_API int mps_client_signal_job(mps_client *c, uint64_t id, int sig) {
+        cJSON *reply = NULL;
+        enum mps__op op;
+        if (!c || id == 0 || sig < 0 || sig > 64)
+                return -EINVAL;
+        struct mps__signal s = {.id = id, .signo = sig};
+        cJSON *json = mps__signal_encode(&s);
+        if (!json)
+                return -ENOMEM;
+        int r = mps__client_request(c, json, -1, &reply, &op);
+        cJSON_Delete(json);
+        cJSON_Delete(reply);
+        return r;
+}
+
+MPS_API int mps_client_wait_job(mps_client *c, uint64_t id, int timeout_ms,
+                                mps_exit_info *ret_info) {
+        cJSON *reply = NULL;
+        enum mps__op op;
+        char err[256];
+        if (!c || id == 0)
+                return -EINVAL;
+        struct mps__wait w = {.id = id};
+        cJSON *json = mps__wait_encode(MPS_OP_WAIT, &w);
+        if (!json)
+                return -ENOMEM;
+        int r = mps__client_request(c, json, timeout_ms, &reply, &op);
+        cJSON_Delete(json);
+        if (r < 0)
+                return r;
+        struct mps__exited e;
+        r = op == MPS_OP_EXITED ? mps__exited_decode(reply, &e, err, sizeof(err)) : -EPROTO;
+        if (r == 0 && ret_info)
+                *ret_info = (mps_exit_info){
+                        .exitcode = e.exitcode,
+                        .core_dumped = e.core_dumped,
+                        .timed_out = e.timed_out,
+                        .user_seconds = e.utime,
+                        .system_seconds = e.stime,
+                        .max_rss_kib = e.maxrss_kib,
+                        .wall_seconds = e.wall,
+                };
+        cJSON_Delete(reply);
+        return r;
+}
+
+MPS_API int mps_client_list_jobs(mps_client *c, mps_job_info **ret_jobs,
+                                 size_t *ret_count) {
+        cJSON *reply = NULL;
+        enum mps__op op;
+        char err[256];
+        struct mps__job_entry *v = NULL;
+        size_t n = 0;
+        if (!c || !ret_jobs || !ret_count)
+                return -EINVAL;
+        cJSON *json = mps__wait_encode(MPS_OP_LIST, &(struct mps__wait){0});
+        if (!json)
+                return -ENOMEM;
+        int r = mps__client_request(c, json, -1, &reply, &op);
+        cJSON_Delete(json);
+        if (r < 0)
+                return r;
+        r = op == MPS_OP_JOBS ? mps__jobs_decode(reply, &v, &n, err, sizeof(err)) : -EPROTO;
+        if (r < 0) {
+                mps__client_set_error(c, "bad job list from the server: %s", err);
+                cJSON_Delete(reply);
+                return r;
+        }
+        mps_job_info *out = calloc(n + 1, sizeof(*out));
+        if (!out) {
+                free(v);
+                cJSON_Delete(reply);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                out[i].id = v[i].id;
+                out[i].pid = v[i].pid;
+                snprintf(out[i].name, sizeof(out[i].name), "%s", v[i].name);
+                snprintf(out[i].state, sizeof(out[i].state), "%s", v[i].state);
+                snprintf(out[i].command, sizeof(out[i].command), "%s", v[i].command);
+                out[i].runtime = v[i].runtime;
+                out[i].exitcode = v[i].exitcode;
+                out[i].timed_out = v[i].timed_out;
+                out[i].daemon = v[i].daemon;
+        }
+        free(v);
+        cJSON_Delete(reply);
+        *ret_jobs = out;
+        *ret_count = n;
+        return 0;
+}
+
+MPS_API int mps_client_stats(mps_client *c, mps_server_stats *ret_stats) {
+        cJSON *reply = NULL;
+        enum mps__op op;
+        char err[256];
+        struct mps__server_stats st;
+        if (!c || !ret_stats)
+                return -EINVAL;
+        cJSON *json = mps__wait_encode(MPS_OP_STATS, &(struct mps__wait){0});
+        if (!json)
+                return -ENOMEM;
+        int r = mps__client_request(c, json, -1, &reply, &op);
+        cJSON_Delete(json);
+        if (r < 0)
+                return r;
+        r = op == MPS_OP_SERVER_STATS ? mps__server_stats_decode(reply, &st, err, sizeof(err))
+                                      : -EPROTO;
+        cJSON_Delete(reply);
+        if (r < 0)
+                return r;
+        *ret_stats = (mps_server_stats){
+                .uptime_seconds = st.uptime,
+                .clients = st.clients,
+                .jobs_started = st.jobs_started,
+                .jobs_running = st.jobs_running,
+                .jobs_failed_to_start = st.jobs_failed,
+                .exits_zero = st.exits_zero,
+                .exits_nonzero = st.exits_nonzero,
+                .killed_by_signal = st.signaled,
+                .timed_out = st.timed_out,
+                .latency_samples = st.latency_samples,
+                .latency_p50 = st.latency_p50,
+                .latency_p90 = st.latency_p90,
+                .latency_p99 = st.latency_p99,
+                .latency_max = st.latency_max,
+        };
+        return 0;
+}
