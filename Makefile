@@ -48,7 +48,7 @@ ALL_LDFLAGS = $(LDFLAGS) $(SANITIZE)
 # The wire codec and helpers are one set of files used by both sides.
 COMMON_SRC := launcher/wire.c launcher/fdutil.c launcher/idmap.c launcher/rlimits.c
 LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c \
-              launcher/jobs.c launcher/pool.c
+              launcher/jobs.c launcher/pool.c launcher/cmdline.c
 SERVER_SRC := forkserver/main.c forkserver/loop.c forkserver/listen.c \
               forkserver/client.c forkserver/job.c forkserver/child.c \
               forkserver/timer.c forkserver/log.c forkserver/retain.c \
@@ -59,7 +59,7 @@ LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lib/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 
-TESTS      := check_wire check_idmap check_process check_cli
+TESTS      := check_wire check_idmap check_cmdline check_process check_cli
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
 
 SONAME     := libmpspawn.so.$(SOVERSION)
@@ -129,6 +129,7 @@ $(BUILD)/tests/%.o: tests/%.c
 
 $(BUILD)/tests/check_wire: $(BUILD)/tests/check_wire.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_idmap: $(BUILD)/tests/check_idmap.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_cmdline: $(BUILD)/tests/check_cmdline.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_process: $(BUILD)/tests/check_process.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_cli: $(BUILD)/tests/check_cli.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(TEST_BINS):
