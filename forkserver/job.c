@@ -120,8 +120,9 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         j->srv = srv;
         j->tag = sp.tag;
         j->uid = c->uid;
-        j->daemon = sp.daemon;
         j->want_pidfd = sp.want_pidfd;
+        j->detached = sp.detached;
+        j->daemon = sp.daemon && !sp.detached;
         j->kill_after = sp.kill_after;
         j->timeout_ns = sp.timeout > 0 ? (uint64_t)(sp.timeout * 1e9) : 0;
         j->request_ns = msg->received_ns;
@@ -254,6 +255,10 @@ static void resolve_exec(struct job *j) {
                 client_send(j->client, mps__spawned_encode(&s),
                             send_pidfd ? j->pidfd : -1);
         }
+        /* A detached job belongs to no connection from now on: its exit is
+         * kept for a wait, and no disconnect ends it. */
+        if (j->detached)
+                unlink_client(j);
 }
 
 void job_on_execpipe(struct job *j) {

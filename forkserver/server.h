@@ -98,6 +98,7 @@ struct job {
         uid_t uid; /* the requesting client's, for ownership checks */
         bool daemon;
         bool want_pidfd;
+        bool detached; /* its client lets go once it is spawned */
         bool timed_out;
         enum job_timer timer;
         double kill_after; /* seconds from a timeout's SIGTERM to SIGKILL */

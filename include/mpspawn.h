@@ -187,6 +187,16 @@ MPS_API int mps_spec_set_name(mps_spec *spec, const char *name);
  * when the client connection closes. Default: false. */
 MPS_API int mps_spec_set_daemon(mps_spec *spec, bool daemon);
 
+/*
+ * A detached job belongs to no connection once started: its exit is not
+ * reported to this client but kept by the server (an hour at most) for
+ * mps_client_wait_job() or `mpspawn wait ID` from any connection of the same
+ * user, and no disconnect ends it (it is never a daemon). After mps_start()
+ * the handle gives pid, job id and sentinel, can be signalled, and may be
+ * closed at once; join and exitcode do not apply (-EINVAL, NONE).
+ */
+MPS_API int mps_spec_set_detached(mps_spec *spec, bool detached);
+
 /* Runs the job in a new session (setsid()). Default: false. */
 MPS_API int mps_spec_set_new_session(mps_spec *spec, bool new_session);
 
@@ -286,6 +296,7 @@ MPS_API const char *mps_start_failed_stage(const mps_process *proc);
 
 /* Releases the handle. -EBUSY (and nothing released) while it still runs. */
 MPS_API int mps_process_close(mps_process *proc);
+
 
 /* ------------------------------------------------------------------------
  * Jobs by id: what `mpspawn ps/kill/wait/stats` do. These see the jobs of

@@ -270,9 +270,9 @@ static int run_one(mps_client *client, mps_spec *spec, const struct cli_opts *o,
                         printf("%llu %d\n", (unsigned long long)mps_job_id(proc),
                                (int)mps_pid(proc));
                 fflush(stdout);
-                /* The handle goes; the job does not (it is not a daemon). */
-                if (mps_process_close(proc) < 0)
-                        free(proc); /* never: close of a running handle is refused */
+                /* The handle goes; the job does not: the server keeps its
+                 * exit for `mpspawn wait`. */
+                mps_process_close(proc);
                 return 0;
         }
 
@@ -492,7 +492,8 @@ int mps__cli_main(int argc, char **argv) {
             (o.timeout > 0 && mps_spec_set_timeout(spec, o.timeout, o.kill_after) < 0) ||
             /* A daemon job: if mpspawn dies, the server ends the job. A
              * detached one is meant to outlive us. */
-            mps_spec_set_daemon(spec, !o.detach) < 0) {
+            mps_spec_set_daemon(spec, !o.detach) < 0 ||
+            mps_spec_set_detached(spec, o.detach) < 0) {
                 status = mps__cli_usage_error("%s", "bad arguments");
                 goto out;
         }

@@ -276,6 +276,29 @@ static void on_message(mps_client *c, struct mps__msg *msg) {
                 msg->json = NULL; /* taken */
                 return;
         }
+        /* The late answer to a wait that timed out. */
+        if ((msg->op == MPS_OP_EXITED || msg->op == MPS_OP_ERROR) && msg->tag != 0 &&
+            mps__idmap_get(&c->stale_waits, msg->tag)) {
+                uint64_t id = (uint64_t)(uintptr_t)mps__idmap_remove(&c->stale_waits, msg->tag);
+                struct mps__exited e;
+                mps_exit_info *info;
+                if (msg->op == MPS_OP_EXITED &&
+                    mps__exited_decode(msg->json, &e, err, sizeof(err)) == 0 &&
+                    !mps__idmap_get(&c->late_exits, id) && (info = malloc(sizeof(*info)))) {
+                        *info = (mps_exit_info){
+                                .exitcode = e.exitcode,
+                                .core_dumped = e.core_dumped,
+                                .timed_out = e.timed_out,
+                                .user_seconds = e.utime,
+                                .system_seconds = e.stime,
+                                .max_rss_kib = e.maxrss_kib,
+                                .wall_seconds = e.wall,
+                        };
+                        if (mps__idmap_put(&c->late_exits, id, info) < 0)
+                                free(info);
+                }
+                return;
+        }
         switch (msg->op) {
         case MPS_OP_SPAWNED:
         case MPS_OP_EXITED:
@@ -298,7 +321,6 @@ static void on_message(mps_client *c, struct mps__msg *msg) {
 
 int mps__client_request(mps_client *c, cJSON *json, int timeout_ms,
                         cJSON **ret_reply, enum mps__op *ret_op) {
-        char err[256];
         uint64_t tag = ++c->next_tag;
         cJSON *t = cJSON_GetObjectItemCaseSensitive(json, "tag");
         if (!t || (!cJSON_IsRaw(t) && !cJSON_IsNumber(t)))
@@ -314,6 +336,14 @@ int mps__client_request(mps_client *c, cJSON *json, int timeout_ms,
         int r = mps__client_send(c, json, NULL, 0);
         if (r < 0)
                 return r;
+        c->last_req_tag = tag;
+        return mps__client_await(c, tag, timeout_ms, ret_reply, ret_op);
+}
+
+int mps__client_await(mps_client *c, uint64_t tag, int timeout_ms, cJSON **ret_reply,
+                      enum mps__op *ret_op) {
+        char err[256];
+        int r = 0;
         c->req_tag = tag;
         c->req_done = false;
         uint64_t deadline = timeout_ms >= 0
@@ -527,6 +557,14 @@ void mps__client_unref(mps_client *c) {
         if (!c || --c->refs > 0)
                 return;
         cJSON_Delete(c->req_reply);
+        void *info;
+        while ((info = mps__idmap_any(&c->late_exits, NULL))) {
+                uint64_t key = 0;
+                mps__idmap_any(&c->late_exits, &key);
+                free(mps__idmap_remove(&c->late_exits, key));
+        }
+        mps__idmap_free(&c->late_exits);
+        mps__idmap_free(&c->stale_waits);
         mps__idmap_free(&c->inflight);
         free(c);
 }

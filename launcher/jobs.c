@@ -24,6 +24,17 @@ MPS_API int mps_client_signal_job(mps_client *c, uint64_t id, int sig) {
         return r;
 }
 
+struct stale_find {
+        uint64_t id;
+        uint64_t tag;
+};
+
+static void find_stale(uint64_t tag, void *value, void *data) {
+        struct stale_find *f = data;
+        if ((uint64_t)(uintptr_t)value == f->id && f->tag == 0)
+                f->tag = tag;
+}
+
 MPS_API int mps_client_wait_job(mps_client *c, uint64_t id, int timeout_ms,
                                 mps_exit_info *ret_info) {
         cJSON *reply = NULL;
@@ -31,12 +42,39 @@ MPS_API int mps_client_wait_job(mps_client *c, uint64_t id, int timeout_ms,
         char err[256];
         if (!c || id == 0)
                 return -EINVAL;
-        struct mps__wait w = {.id = id};
-        cJSON *json = mps__wait_encode(MPS_OP_WAIT, &w);
-        if (!json)
-                return -ENOMEM;
-        int r = mps__client_request(c, json, timeout_ms, &reply, &op);
-        cJSON_Delete(json);
+        /* An earlier wait that timed out may have been answered since. */
+        mps_exit_info *late = mps__idmap_remove(&c->late_exits, id);
+        if (late) {
+                if (ret_info)
+                        *ret_info = *late;
+                free(late);
+                return 0;
+        }
+        /* A wait of ours for this job is still registered in the server:
+         * take up its answer rather than register a second one (both would
+         * be answered, and the exit must come to us once). */
+        struct stale_find f = {.id = id};
+        mps__idmap_foreach(&c->stale_waits, find_stale, &f);
+        int r;
+        uint64_t tag;
+        if (f.tag) {
+                mps__idmap_remove(&c->stale_waits, f.tag);
+                tag = f.tag;
+                r = mps__client_await(c, tag, timeout_ms, &reply, &op);
+        } else {
+                struct mps__wait w = {.id = id};
+                cJSON *json = mps__wait_encode(MPS_OP_WAIT, &w);
+                if (!json)
+                        return -ENOMEM;
+                r = mps__client_request(c, json, timeout_ms, &reply, &op);
+                cJSON_Delete(json);
+                tag = c->last_req_tag;
+        }
+        if (r == -ETIMEDOUT) {
+                /* The server still holds our wait; its answer is kept. */
+                mps__idmap_put(&c->stale_waits, tag, (void *)(uintptr_t)id);
+                return r;
+        }
         if (r < 0)
                 return r;
         struct mps__exited e;

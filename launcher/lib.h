@@ -24,10 +24,15 @@ struct mps_client {
         /* One synchronous request at a time (signal, wait, list, stats):
          * its tag, and the reply once it came (owned until taken). */
         uint64_t req_tag;
+        uint64_t last_req_tag; /* the tag the last request went out with */
         bool req_done;
         enum mps__op req_op;
         cJSON *req_reply;
         char error[512];
+        /* Waits that timed out stay registered in the server; their late
+         * answers are kept here (job id -> exit info) for the next wait. */
+        struct mps__idmap stale_waits; /* tag -> job id (as a pointer) */
+        struct mps__idmap late_exits;  /* job id -> malloc()ed mps_exit_info */
 };
 
 struct env_edit {
@@ -53,6 +58,7 @@ struct mps_spec {
         size_t nfds;
         bool daemon;
         bool new_session;
+        bool detached;
         double timeout, kill_after;
         struct mps__rlimit rlimits[MPS_WIRE_RLIMITS_MAX];
         size_t nrlimits;
@@ -65,6 +71,7 @@ enum proc_state {
         PROC_ENDED,  /* exit record received */
         PROC_FAILED, /* the start failed; start_error says why */
         PROC_LOST,   /* the connection went before the end was seen */
+        PROC_DETACHED, /* started detached: its end is the server's to keep */
 };
 
 struct mps_process {
@@ -100,6 +107,9 @@ int mps__client_wait(mps_client *c, int timeout_ms);
  * error reply becomes its negative errno with the message set. */
 int mps__client_request(mps_client *c, cJSON *json, int timeout_ms,
                         cJSON **ret_reply, enum mps__op *ret_op);
+/* Waits for the reply to a request already sent with tag. */
+int mps__client_await(mps_client *c, uint64_t tag, int timeout_ms,
+                      cJSON **ret_reply, enum mps__op *ret_op);
 /* The forkserver binary the embedded default starts. */
 int mps__forkserver_path(char *buf, size_t len);
 

@@ -132,6 +132,7 @@ int mps__process_send_start(mps_process *p) {
                 .nfdmap = nmap,
                 .daemon = s->daemon,
                 .new_session = s->new_session,
+                .detached = s->detached,
                 .want_pidfd = true,
                 .timeout = s->timeout,
                 .kill_after = s->kill_after,
@@ -210,7 +211,13 @@ void mps__process_on_msg(mps_client *c, struct mps__msg *msg) {
                          * the job ends, so this is only as good as a pid. */
                         p->pidfd = pidfd_open(s.pid, 0);
                 }
-                p->state = PROC_RUNNING;
+                if (p->spec->detached) {
+                        /* Nothing more will come about it. */
+                        mps__idmap_remove(&c->inflight, s.tag);
+                        p->state = PROC_DETACHED;
+                } else {
+                        p->state = PROC_RUNNING;
+                }
                 break;
         }
         case MPS_OP_EXITED: {
@@ -288,6 +295,11 @@ MPS_API int mps_join(mps_process *p, int timeout_ms) {
                 mps__client_set_error(p->client, "join of a process that was not started");
                 return -EINVAL;
         }
+        if (p->state == PROC_DETACHED) {
+                mps__client_set_error(p->client, "join of a detached process: use "
+                                                 "mps_client_wait_job()");
+                return -EINVAL;
+        }
         uint64_t deadline = timeout_ms >= 0
                 ? mps__now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
         for (;;) {
@@ -314,6 +326,8 @@ MPS_API int mps_join(mps_process *p, int timeout_ms) {
 MPS_API int mps_is_alive(mps_process *p) {
         if (!p)
                 return 0;
+        if (p->state == PROC_DETACHED)
+                return p->pidfd >= 0 && mps__poll_one(p->pidfd, POLLIN, 0) == 0;
         sync_if_ended(p);
         return p->state == PROC_STARTING || p->state == PROC_RUNNING;
 }
@@ -350,7 +364,7 @@ MPS_API int mps_send_signal(mps_process *p, int sig) {
                 if (r < 0)
                         return r;
         }
-        if (p->state != PROC_RUNNING)
+        if (p->state != PROC_RUNNING && p->state != PROC_DETACHED)
                 return 0; /* already ended: nothing to do, as in Python */
         if (p->pidfd >= 0) {
                 if (pidfd_send_signal(p->pidfd, sig, NULL, 0) == 0)
@@ -393,20 +407,26 @@ MPS_API const char *mps_start_failed_stage(const mps_process *p) {
         return p && p->state == PROC_FAILED ? p->start_stage : NULL;
 }
 
+static void release(mps_process *p) {
+        mps__idmap_remove(&p->client->inflight, p->tag);
+        mps__safe_close(p->pidfd);
+        mps_spec_free(p->spec);
+        mps__client_unref(p->client);
+        free(p);
+}
+
 MPS_API int mps_process_close(mps_process *p) {
         if (!p)
                 return 0;
         if (p->state == PROC_STARTING || p->state == PROC_RUNNING) {
+                /* (A detached one may go at once: nothing more comes.) */
                 if (mps_is_alive(p)) {
                         mps__client_set_error(p->client,
                                               "cannot close a process that is still running");
                         return -EBUSY;
                 }
         }
-        mps__idmap_remove(&p->client->inflight, p->tag);
-        mps__safe_close(p->pidfd);
-        mps_spec_free(p->spec);
-        mps__client_unref(p->client);
-        free(p);
+        release(p);
         return 0;
 }
+

@@ -198,6 +198,13 @@ MPS_API int mps_spec_set_rlimit(mps_spec *s, int resource, rlim_t soft, rlim_t h
         return 0;
 }
 
+MPS_API int mps_spec_set_detached(mps_spec *s, bool detached) {
+        if (!s)
+                return -EINVAL;
+        s->detached = detached;
+        return 0;
+}
+
 MPS_API int mps_spec_set_new_session(mps_spec *s, bool new_session) {
         if (!s)
                 return -EINVAL;
@@ -214,6 +221,7 @@ int mps__spec_copy(const mps_spec *src, mps_spec **ret) {
         s->env_clear = src->env_clear;
         s->daemon = src->daemon;
         s->new_session = src->new_session;
+        s->detached = src->detached;
         s->timeout = src->timeout;
         s->kill_after = src->kill_after;
         s->nrlimits = src->nrlimits;

@@ -487,6 +487,8 @@ cJSON *mps__spawn_encode(const struct mps__spawn *m) {
                 ADD(cJSON_AddTrueToObject(o, "new_session"));
         if (m->want_pidfd)
                 ADD(cJSON_AddTrueToObject(o, "pidfd"));
+        if (m->detached)
+                ADD(cJSON_AddTrueToObject(o, "detached"));
         if (m->timeout > 0) {
                 ADD(cJSON_AddNumberToObject(o, "timeout", m->timeout));
                 ADD(cJSON_AddNumberToObject(o, "kill_after", m->kill_after));
@@ -660,6 +662,7 @@ int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
             (r = get_bool(json, "daemon", &m.daemon, err, errlen)) < 0 ||
             (r = get_bool(json, "new_session", &m.new_session, err, errlen)) < 0 ||
             (r = get_bool(json, "pidfd", &m.want_pidfd, err, errlen)) < 0 ||
+            (r = get_bool(json, "detached", &m.detached, err, errlen)) < 0 ||
             (r = get_num(json, "timeout", false, 0, MPS_WIRE_SECONDS_MAX, false,
                          &m.timeout, err, errlen)) < 0 ||
             (r = get_num(json, "kill_after", false, 0, MPS_WIRE_SECONDS_MAX, false,

@@ -143,6 +143,7 @@ struct mps__spawn {
         bool daemon;
         bool new_session;
         bool want_pidfd;
+        bool detached; /* exit kept by the server, never sent to this client */
         double timeout;    /* seconds; 0: none */
         double kill_after; /* SIGTERM -> SIGKILL after a timeout, seconds */
         struct mps__rlimit rlimits[MPS_WIRE_RLIMITS_MAX];

@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/pidfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -262,6 +265,319 @@ START_TEST(test_explicit_socket_and_server_subcommand) {
 }
 END_TEST
 
+
+/* ---- issue 3: timeouts, limits, detach, subcommands, batch ------------------ */
+
+START_TEST(test_timeout_is_124_and_recorded) {
+        ck_assert_int_eq(mpspawn((const char *[]){"--json", "--timeout", "0.2", "sleep", "30",
+                                                  NULL}),
+                         124);
+        ck_assert_ptr_nonnull(strstr(err, "\"timed_out\":true"));
+        ck_assert_ptr_nonnull(strstr(err, "\"exitcode\":-15"));
+        ck_assert_ptr_nonnull(strstr(err, "\"signal\":15"));
+}
+END_TEST
+
+START_TEST(test_timeout_on_a_job_ignoring_sigterm_ends_with_sigkill) {
+        /* The job says when its trap is set; only then can the timeout's
+         * SIGTERM be ignored for sure (0.5 s is plenty on a loaded machine,
+         * and a miss fails the exit code check, never passes it). */
+        ck_assert_int_eq(mpspawn((const char *[]){"--json", "--timeout", "1", "--kill-after",
+                                                  "0.2", "sh", "-c",
+                                                  "trap '' TERM; echo trapped; "
+                                                  "while :; do sleep 0.05; done",
+                                                  NULL}),
+                         137);
+        ck_assert_str_eq(out, "trapped\n");
+        ck_assert_ptr_nonnull(strstr(err, "\"timed_out\":true"));
+        ck_assert_ptr_nonnull(strstr(err, "\"exitcode\":-9"));
+}
+END_TEST
+
+START_TEST(test_bad_timeout_values_are_125) {
+        ck_assert_int_eq(mpspawn((const char *[]){"--timeout", "soon", "true", NULL}), 125);
+        ck_assert_ptr_nonnull(strstr(err, "--timeout 'soon'"));
+        ck_assert_int_eq(mpspawn((const char *[]){"--timeout", "-1", "true", NULL}), 125);
+        ck_assert_int_eq(mpspawn((const char *[]){"--kill-after", "1", "true", NULL}), 125);
+        ck_assert_ptr_nonnull(strstr(err, "--kill-after needs --timeout"));
+}
+END_TEST
+
+START_TEST(test_rlimits_are_visible_in_the_job) {
+        ck_assert_int_eq(mpspawn((const char *[]){"--rlimit", "nofile=33:44", "--rlimit",
+                                                  "RLIMIT_CORE=0", "--rlimit", "Stack=unlimited",
+                                                  "sh", "-c",
+                                                  "ulimit -n; ulimit -Hn; ulimit -c; ulimit -s",
+                                                  NULL}),
+                         0);
+        ck_assert_str_eq(out, "33\n44\n0\nunlimited\n");
+        ck_assert_int_eq(mpspawn((const char *[]){"--rlimit", "bogus=1", "true", NULL}), 125);
+        ck_assert_ptr_nonnull(strstr(err, "'bogus=1'"));
+        ck_assert_int_eq(mpspawn((const char *[]){"--rlimit", "nofile=9:3", "true", NULL}), 125);
+        ck_assert_int_eq(mpspawn((const char *[]){"--rlimit", "nofile", "true", NULL}), 125);
+}
+END_TEST
+
+START_TEST(test_help_lists_every_option) {
+        static const char *const options[] = {
+                "--socket", "--cwd", "--env", "--unset", "--clear-env", "--name",
+                "--new-session", "--timeout", "--kill-after", "--rlimit", "--detach",
+                "--json", "--jobs", "--halt-on-failure", "--keep-going", "--help",
+                "--version", " ps ", "kill ID", "wait ID", "stats", "server", "124",
+                "125", "126", "127", "128+N", "123",
+        };
+        ck_assert_int_eq(mpspawn((const char *[]){"--help", NULL}), 0);
+        for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
+                ck_assert_msg(strstr(out, options[i]), "--help does not mention %s", options[i]);
+}
+END_TEST
+
+/* A shared server for the subcommands, reachable through $MPSPAWN_SOCKET. */
+static struct tu_server shared;
+
+static void shared_setup(void) {
+        const char *extra[] = {"--socket-mode", "0666", NULL};
+        tu_server_start(&shared, extra);
+        /* Other users must reach the socket in its private directory. */
+        ck_assert_int_eq(chmod(shared.dir, 0755), 0);
+        setenv("MPSPAWN_SOCKET", shared.path, 1);
+}
+
+static void shared_teardown(void) {
+        unsetenv("MPSPAWN_SOCKET");
+        tu_server_stop(&shared);
+}
+
+/* Starts a detached job; returns its id (and pid). Its stdio is closed at
+ * once so that reading mpspawn's stdout to EOF does not wait for it. */
+static unsigned long long detach(const char *name, const char *script, pid_t *ret_pid) {
+        ck_assert_int_eq(mpspawn((const char *[]){"--detach", "--name", name, "sh", "-c",
+                                                  script, NULL}),
+                         0);
+        unsigned long long id = 0;
+        int pid = 0;
+        ck_assert_int_eq(sscanf(out, "%llu %d", &id, &pid), 2);
+        ck_assert(id > 0 && pid > 0);
+        if (ret_pid)
+                *ret_pid = pid;
+        return id;
+}
+
+#define QUIET "exec </dev/null >/dev/null 2>&1; "
+
+START_TEST(test_detached_job_waited_for_from_another_invocation) {
+        pid_t pid;
+        unsigned long long id = detach("waiter-test", QUIET "sleep 0.3; exit 6", &pid);
+        char ids[32];
+        snprintf(ids, sizeof(ids), "%llu", id);
+        ck_assert_int_eq(mpspawn((const char *[]){"wait", ids, NULL}), 6);
+        /* Collected once: a second wait finds nothing (127, like sh's wait). */
+        ck_assert_int_eq(mpspawn((const char *[]){"wait", ids, NULL}), 127);
+        ck_assert_ptr_nonnull(strstr(err, "no job"));
+}
+END_TEST
+
+START_TEST(test_detached_job_killed_from_another_invocation) {
+        pid_t pid;
+        unsigned long long id = detach("kill-test", QUIET "exec sleep 60", &pid);
+        char ids[32];
+        snprintf(ids, sizeof(ids), "%llu", id);
+        /* ps shows it, running, with its name and command. */
+        ck_assert_int_eq(mpspawn((const char *[]){"ps", NULL}), 0);
+        ck_assert_ptr_nonnull(strstr(out, "kill-test"));
+        ck_assert_ptr_nonnull(strstr(out, "running"));
+        ck_assert_int_eq(mpspawn((const char *[]){"ps", "--json", NULL}), 0);
+        ck_assert_ptr_nonnull(strstr(out, "\"name\":\"kill-test\""));
+        ck_assert_int_eq(mpspawn((const char *[]){"kill", ids, "KILL", NULL}), 0);
+        ck_assert_int_eq(mpspawn((const char *[]){"wait", ids, NULL}), 137);
+        ck_assert(tu_wait_reaped(pid, shared.pid, 20000));
+        ck_assert_int_eq(mpspawn((const char *[]){"kill", ids, NULL}), 1);
+        ck_assert_int_eq(mpspawn((const char *[]){"kill", ids, "NOSUCHSIG", NULL}), 125);
+}
+END_TEST
+
+/* Runs mpspawn as the test user (created if absent); returns the status. */
+static int mpspawn_as(uid_t uid, gid_t gid, const char *const *args) {
+        const char *argv[16];
+        size_t n = 0;
+        int po[2], pe[2];
+        argv[n++] = tu_cli();
+        for (size_t i = 0; args[i] && n < 15; i++)
+                argv[n++] = args[i];
+        argv[n] = NULL;
+        ck_assert_int_eq(pipe2(po, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(pe, O_CLOEXEC), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                dup2(po[1], 1);
+                dup2(pe[1], 2);
+                if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+                        _exit(99);
+                execv(argv[0], (char *const *)argv);
+                _exit(98);
+        }
+        close(po[1]);
+        close(pe[1]);
+        tu_read_all(po[0], out, sizeof(out), 30000);
+        tu_read_all(pe[0], err, sizeof(err), 30000);
+        close(po[0]);
+        close(pe[0]);
+        int st;
+        waitpid(pid, &st, 0);
+        ck_assert_msg(WIFEXITED(st), "status %#x", st);
+        return WEXITSTATUS(st);
+}
+
+START_TEST(test_another_user_cannot_see_wait_for_or_kill_a_job) {
+        const char *user = "mpspawn-test";
+        struct passwd *pw = getpwnam(user);
+        bool created = false;
+        if (!pw) {
+                const char *argv[] = {"/usr/sbin/useradd", "--system", "--no-create-home",
+                                      "--shell", "/usr/sbin/nologin", user, NULL};
+                int st = tu_run(argv, NULL, NULL, 0, err, sizeof(err));
+                ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "useradd: %s", err);
+                created = true;
+                pw = getpwnam(user);
+        }
+        ck_assert_ptr_nonnull(pw);
+        uid_t uid = pw->pw_uid;
+        gid_t gid = pw->pw_gid;
+
+        pid_t pid;
+        unsigned long long id = detach("private", QUIET "exec sleep 60", &pid);
+        char ids[32];
+        snprintf(ids, sizeof(ids), "%llu", id);
+
+        ck_assert_int_eq(mpspawn_as(uid, gid, (const char *[]){"ps", NULL}), 0);
+        ck_assert_ptr_null(strstr(out, "private"));
+        ck_assert_int_eq(mpspawn_as(uid, gid, (const char *[]){"kill", ids, "KILL", NULL}), 1);
+        ck_assert_int_eq(mpspawn_as(uid, gid, (const char *[]){"wait", ids, NULL}), 127);
+        /* Still alive, and still ours. */
+        ck_assert_int_eq(kill(pid, 0), 0);
+        ck_assert_int_eq(mpspawn((const char *[]){"kill", ids, NULL}), 0);
+        ck_assert_int_eq(mpspawn((const char *[]){"wait", ids, NULL}), 143);
+
+        if (created) {
+                const char *argv[] = {"/usr/sbin/userdel", user, NULL};
+                tu_run(argv, NULL, NULL, 0, NULL, 0);
+        }
+}
+END_TEST
+
+START_TEST(test_stats_counts_jobs) {
+        ck_assert_int_eq(mpspawn((const char *[]){"true", NULL}), 0);
+        ck_assert_int_eq(mpspawn((const char *[]){"false", NULL}), 1);
+        ck_assert_int_eq(mpspawn((const char *[]){"no-such-program-x", NULL}), 127);
+        ck_assert_int_eq(mpspawn((const char *[]){"stats", "--json", NULL}), 0);
+        ck_assert_ptr_nonnull(strstr(out, "\"jobs_started\":2,"));
+        ck_assert_ptr_nonnull(strstr(out, "\"jobs_failed_to_start\":1,"));
+        ck_assert_ptr_nonnull(strstr(out, "\"exits_zero\":1,"));
+        ck_assert_ptr_nonnull(strstr(out, "\"exits_nonzero\":1,"));
+        ck_assert_ptr_nonnull(strstr(out, "\"latency_samples\":2,"));
+        ck_assert_int_eq(mpspawn((const char *[]){"stats", NULL}), 0);
+        ck_assert_ptr_nonnull(strstr(out, "spawn latency"));
+}
+END_TEST
+
+START_TEST(test_subcommands_need_a_shared_server) {
+        unsetenv("MPSPAWN_SOCKET");
+        ck_assert_int_eq(mpspawn((const char *[]){"ps", NULL}), 125);
+        ck_assert_ptr_nonnull(strstr(err, "no forkserver is running"));
+        ck_assert_int_eq(mpspawn((const char *[]){"wait", "notanumber", NULL}), 125);
+}
+END_TEST
+
+/* Runs mpspawn with `input` on stdin. */
+static int mpspawn_stdin(const char *const *args, const char *input) {
+        char path[] = "/tmp/mpspawn-stdin-XXXXXX";
+        int fd = mkstemp(path);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, input, strlen(input)), (ssize_t)strlen(input));
+        close(fd);
+        char script[4200];
+        /* tu_run gives /dev/null as stdin: go through sh for the redirect. */
+        size_t n = (size_t)snprintf(script, sizeof(script), "exec \"%s\"", tu_cli());
+        for (size_t i = 0; args[i]; i++)
+                n += (size_t)snprintf(script + n, sizeof(script) - n, " '%s'", args[i]);
+        snprintf(script + n, sizeof(script) - n, " < %s", path);
+        const char *argv[] = {"/bin/sh", "-c", script, NULL};
+        int st = tu_run(argv, NULL, out, sizeof(out), err, sizeof(err));
+        unlink(path);
+        ck_assert(WIFEXITED(st));
+        return WEXITSTATUS(st);
+}
+
+START_TEST(test_batch_200_lines_8_at_a_time_each_once) {
+        char dir[64];
+        tu_tmpdir(dir, sizeof(dir));
+        static char input[200 * 128];
+        size_t n = 0;
+        for (int i = 0; i < 200; i++)
+                n += (size_t)snprintf(input + n, sizeof(input) - n,
+                                      "sh -c 'echo ran >> \"$0\"' %s/%d\n", dir, i);
+        ck_assert_int_eq(mpspawn_stdin((const char *[]){"-j", "8", NULL}, input), 0);
+        ck_assert_str_eq(err, "");
+        for (int i = 0; i < 200; i++) {
+                char path[128], buf[64];
+                snprintf(path, sizeof(path), "%s/%d", dir, i);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                ck_assert_msg(fd >= 0, "line %d did not run", i);
+                ssize_t k = read(fd, buf, sizeof(buf) - 1);
+                close(fd);
+                ck_assert_int_ge(k, 0);
+                buf[k] = '\0';
+                ck_assert_msg(strcmp(buf, "ran\n") == 0, "line %d ran %s", i, buf);
+                unlink(path);
+        }
+        rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_batch_quoting_failures_and_123) {
+        const char *input = "echo 'single  quoted' \"double $HOME\" back\\ slash\n"
+                            "# a comment\n"
+                            "\n"
+                            "false\n"
+                            "echo 'unterminated\n"
+                            "no-such-program-y\n";
+        ck_assert_int_eq(mpspawn_stdin((const char *[]){"-j", "1", NULL}, input), 123);
+        ck_assert_str_eq(out, "single  quoted double $HOME back slash\n");
+        ck_assert_ptr_nonnull(strstr(err, "line 4: exit status 1"));
+        ck_assert_ptr_nonnull(strstr(err, "line 5: column 6: unterminated single quote"));
+        ck_assert_ptr_nonnull(strstr(err, "line 6: cannot execute 'no-such-program-y'"));
+}
+END_TEST
+
+START_TEST(test_batch_halt_on_failure_starts_nothing_more) {
+        char dir[64], input[1024];
+        tu_tmpdir(dir, sizeof(dir));
+        snprintf(input, sizeof(input), "false\ntouch %s/after1\ntouch %s/after2\n", dir, dir);
+        ck_assert_int_eq(mpspawn_stdin((const char *[]){"-j", "1", "--halt-on-failure", NULL},
+                                       input),
+                         123);
+        char path[128];
+        snprintf(path, sizeof(path), "%s/after1", dir);
+        ck_assert_int_eq(access(path, F_OK), -1);
+        /* --keep-going (the default) runs them all. */
+        ck_assert_int_eq(mpspawn_stdin((const char *[]){"-j", "1", NULL}, input), 123);
+        ck_assert_int_eq(access(path, F_OK), 0);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/after2", dir);
+        unlink(path);
+        rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_batch_with_a_program_prefix) {
+        ck_assert_int_eq(mpspawn_stdin((const char *[]){"-j", "1", "echo", "n", NULL},
+                                       "1\n2 'x y'\n"),
+                         0);
+        ck_assert_str_eq(out, "n 1\nn 2 x y\n");
+}
+END_TEST
+
 static Suite *cli_suite(void) {
         Suite *s = suite_create("cli");
         TCase *t = tcase_create("cli");
@@ -278,7 +594,26 @@ static Suite *cli_suite(void) {
         tcase_add_test(t, test_sigint_and_usr1_are_forwarded);
         tcase_add_test(t, test_killed_mpspawn_takes_its_job_along);
         tcase_add_test(t, test_explicit_socket_and_server_subcommand);
+        tcase_add_test(t, test_timeout_is_124_and_recorded);
+        tcase_add_test(t, test_timeout_on_a_job_ignoring_sigterm_ends_with_sigkill);
+        tcase_add_test(t, test_bad_timeout_values_are_125);
+        tcase_add_test(t, test_rlimits_are_visible_in_the_job);
+        tcase_add_test(t, test_help_lists_every_option);
+        tcase_add_test(t, test_batch_200_lines_8_at_a_time_each_once);
+        tcase_add_test(t, test_batch_quoting_failures_and_123);
+        tcase_add_test(t, test_batch_halt_on_failure_starts_nothing_more);
+        tcase_add_test(t, test_batch_with_a_program_prefix);
         suite_add_tcase(s, t);
+
+        TCase *sh = tcase_create("shared-server");
+        tcase_set_timeout(sh, 120);
+        tcase_add_checked_fixture(sh, shared_setup, shared_teardown);
+        tcase_add_test(sh, test_detached_job_waited_for_from_another_invocation);
+        tcase_add_test(sh, test_detached_job_killed_from_another_invocation);
+        tcase_add_test(sh, test_another_user_cannot_see_wait_for_or_kill_a_job);
+        tcase_add_test(sh, test_stats_counts_jobs);
+        tcase_add_test(sh, test_subcommands_need_a_shared_server);
+        suite_add_tcase(s, sh);
         return s;
 }
 

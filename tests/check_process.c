@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -788,6 +789,132 @@ START_TEST(test_no_fd_leaks_in_the_client) {
 }
 END_TEST
 
+
+/* ---- timeouts, limits, jobs by id ------------------------------------------------ */
+
+START_TEST(test_timeout_through_the_library) {
+        mps_client *c = connect_test_server();
+        mps_spec *spec;
+        mps_process *p;
+        const char *argv[] = {"/bin/sleep", "30", NULL};
+        ck_assert_int_eq(mps_spec_new(&spec), 0);
+        ck_assert_int_eq(mps_spec_set_exec(spec, argv[0], argv), 0);
+        ck_assert_int_eq(mps_spec_set_timeout(spec, -1, 0), -EINVAL);
+        ck_assert_int_eq(mps_spec_set_timeout(spec, 0.1, -1), 0);
+        ck_assert_int_eq(mps_process_new(c, spec, &p), 0);
+        ck_assert_int_eq(mps_start(p), 0);
+        ck_assert_int_eq(mps_join(p, -1), 0);
+        mps_exit_info info;
+        ck_assert_int_eq(mps_exit_info_get(p, &info), 0);
+        ck_assert(info.timed_out);
+        ck_assert_int_eq(info.exitcode, -SIGTERM);
+        mps_process_close(p);
+        mps_spec_free(spec);
+        mps_client_close(c);
+}
+END_TEST
+
+START_TEST(test_rlimit_through_the_library) {
+        mps_client *c = connect_test_server();
+        mps_spec *spec;
+        char out[128];
+        const char *argv[] = {"/bin/sh", "-c", "ulimit -n; ulimit -Hn", NULL};
+        struct rlimit mine;
+        getrlimit(RLIMIT_NOFILE, &mine);
+        ck_assert_int_eq(mps_spec_new(&spec), 0);
+        ck_assert_int_eq(mps_spec_set_rlimit(spec, RLIMIT_NOFILE, 20, 10), -EINVAL);
+        ck_assert_int_eq(mps_spec_set_rlimit(spec, 4242, 1, 1), -EINVAL);
+        ck_assert_int_eq(mps_spec_set_rlimit(spec, RLIMIT_NOFILE, 20, MPS_RLIM_KEEP), 0);
+        ck_assert_int_eq(run_job(c, argv, spec, out, sizeof(out)), 0);
+        char want[64];
+        /* The server restores its own starting limits in children, which
+         * are ours here (it inherited them). */
+        if (mine.rlim_max == RLIM_INFINITY)
+                snprintf(want, sizeof(want), "20\nunlimited\n");
+        else
+                snprintf(want, sizeof(want), "20\n%llu\n", (unsigned long long)mine.rlim_max);
+        ck_assert_str_eq(out, want);
+        mps_spec_free(spec);
+        mps_client_close(c);
+}
+END_TEST
+
+
+START_TEST(test_jobs_by_id_list_wait_signal_stats) {
+        mps_client *a = connect_test_server();
+        mps_client *b = connect_test_server();
+        const char *argv[] = {"/bin/sleep", "30", NULL};
+        mps_spec *spec;
+        mps_process *p;
+        ck_assert_int_eq(mps_spec_new(&spec), 0);
+        ck_assert_int_eq(mps_spec_set_exec(spec, argv[0], argv), 0);
+        ck_assert_int_eq(mps_spec_set_name(spec, "by-id"), 0);
+        ck_assert_int_eq(mps_spec_set_detached(spec, true), 0);
+        ck_assert_int_eq(mps_process_new(a, spec, &p), 0);
+        ck_assert_int_eq(mps_start(p), 0);
+        uint64_t id = mps_job_id(p);
+        ck_assert_int_eq(mps_is_alive(p), 1);
+        ck_assert_int_eq(mps_join(p, 0), -EINVAL);
+        /* a lets go of the handle at once and goes away; the job runs on. */
+        ck_assert_int_eq(mps_process_close(p), 0);
+        mps_client_close(a);
+
+        mps_job_info *jobs = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(mps_client_list_jobs(b, &jobs, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_uint_eq(jobs[0].id, id);
+        ck_assert_str_eq(jobs[0].name, "by-id");
+        ck_assert_str_eq(jobs[0].state, "running");
+        ck_assert_str_eq(jobs[0].command, "/bin/sleep 30");
+        free(jobs);
+
+        mps_exit_info info;
+        ck_assert_int_eq(mps_client_wait_job(b, id, 50, &info), -ETIMEDOUT);
+        ck_assert_int_eq(mps_client_signal_job(b, id, SIGUSR1), 0);
+        ck_assert_int_eq(mps_client_wait_job(b, id, -1, &info), 0);
+        ck_assert_int_eq(info.exitcode, -SIGUSR1);
+        ck_assert_int_eq(mps_client_wait_job(b, id, -1, &info), -ESRCH);
+        ck_assert_int_eq(mps_client_signal_job(b, id, SIGKILL), -ESRCH);
+
+        mps_server_stats st;
+        ck_assert_int_eq(mps_client_stats(b, &st), 0);
+        ck_assert_uint_eq(st.jobs_started, 1);
+        ck_assert_uint_eq(st.killed_by_signal, 1);
+        ck_assert_uint_eq(st.clients, 1);
+        ck_assert_uint_eq(st.latency_samples, 1);
+        ck_assert(st.latency_p50 > 0 && st.latency_p50 <= st.latency_max);
+        mps_spec_free(spec);
+        mps_client_close(b);
+}
+END_TEST
+
+START_TEST(test_exit_of_a_vanished_client_is_kept_for_wait) {
+        mps_client *a = connect_test_server();
+        const char *argv[] = {"/bin/sh", "-c", "exit 17", NULL};
+        mps_spec *spec;
+        mps_process *p;
+        ck_assert_int_eq(mps_spec_new(&spec), 0);
+        ck_assert_int_eq(mps_spec_set_exec(spec, argv[0], argv), 0);
+        ck_assert_int_eq(mps_spec_set_detached(spec, true), 0);
+        ck_assert_int_eq(mps_process_new(a, spec, &p), 0);
+        mps_spec_free(spec);
+        ck_assert_int_eq(mps_start(p), 0);
+        uint64_t id = mps_job_id(p);
+        pid_t pid = mps_pid(p);
+        /* The job ends while a is still connected: its exit must still be
+         * kept for someone else's wait, not sent to a. */
+        ck_assert(tu_wait_reaped(pid, srv.pid, 20000));
+        ck_assert_int_eq(mps_process_close(p), 0);
+        mps_client_close(a);
+        mps_client *b = connect_test_server();
+        mps_exit_info info;
+        ck_assert_int_eq(mps_client_wait_job(b, id, -1, &info), 0);
+        ck_assert_int_eq(info.exitcode, 17);
+        mps_client_close(b);
+}
+END_TEST
+
 static Suite *process_suite(void) {
         Suite *s = suite_create("process");
         TCase *t = tcase_create("server");
@@ -813,6 +940,10 @@ static Suite *process_suite(void) {
         tcase_add_test(t, test_malformed_messages_get_errors_and_server_serves_on);
         tcase_add_test(t, test_socket_is_owner_only_and_not_taken_over);
         tcase_add_test(t, test_no_fd_leaks_in_the_client);
+        tcase_add_test(t, test_timeout_through_the_library);
+        tcase_add_test(t, test_rlimit_through_the_library);
+        tcase_add_test(t, test_jobs_by_id_list_wait_signal_stats);
+        tcase_add_test(t, test_exit_of_a_vanished_client_is_kept_for_wait);
         suite_add_tcase(s, t);
 
         TCase *alone = tcase_create("standalone");
