@@ -48,18 +48,18 @@ ALL_LDFLAGS = $(LDFLAGS) $(SANITIZE)
 # The wire codec and helpers are one set of files used by both sides.
 COMMON_SRC := launcher/wire.c launcher/fdutil.c launcher/idmap.c launcher/rlimits.c
 LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c \
-              launcher/jobs.c launcher/pool.c launcher/cmdline.c
+              launcher/jobs.c launcher/pool.c launcher/cmdline.c launcher/share.c
 SERVER_SRC := forkserver/main.c forkserver/loop.c forkserver/listen.c \
               forkserver/client.c forkserver/job.c forkserver/child.c \
               forkserver/timer.c forkserver/log.c forkserver/retain.c \
-              forkserver/query.c $(COMMON_SRC)
+              forkserver/query.c forkserver/preload.c $(COMMON_SRC)
 CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_batch.c launcher/cli_jobs.c
 
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lib/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 
-TESTS      := check_wire check_idmap check_cmdline check_process check_pool check_cli
+TESTS      := check_wire check_idmap check_cmdline check_process check_pool check_call check_cli
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
 
 SONAME     := libmpspawn.so.$(SOVERSION)
@@ -133,11 +133,17 @@ $(BUILD)/tests/check_cmdline: $(BUILD)/tests/check_cmdline.o $(BUILD)/libmpspawn
 $(BUILD)/tests/check_process: $(BUILD)/tests/check_process.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_cli: $(BUILD)/tests/check_cli.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_pool: $(BUILD)/tests/check_pool.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_call: $(BUILD)/tests/check_call.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(TEST_BINS):
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libmpspawn.a \
 	  $(CHECK_LIBS) $(CJSON_LIBS) -lpthread
 
-tests: all $(TEST_BINS) $(BUILD)/tests/example
+tests: all $(TEST_BINS) $(BUILD)/tests/example $(BUILD)/tests/preload_table.so
+
+# An example preload library (tests and benchmarks); public header only.
+$(BUILD)/tests/preload_table.so: tests/preload_table.c include/mpspawn.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -fPIC -shared $(ALL_LDFLAGS) -o $@ $<
 
 # The README's library example, compiled as written (docs/example.c is it).
 $(BUILD)/tests/example: docs/example.c $(BUILD)/libmpspawn.a

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -30,6 +31,7 @@ static const char *const stage_names[] = {
         [CHILD_STAGE_CHDIR] = "chdir",
         [CHILD_STAGE_EXEC] = "exec",
         [CHILD_STAGE_RLIMIT] = "rlimit",
+        [CHILD_STAGE_CALL] = "call",
 };
 
 const char *child_stage_name(int stage) {
@@ -220,14 +222,47 @@ static int exec_search(const char *file, char *const argv[], char *const envp[])
         return seen_eacces ? EACCES : (last == ENOTDIR ? ENOENT : last);
 }
 
-_Noreturn void child_run(const struct mps__spawn *spec, const int *fds,
-                         size_t nfds, int errpipe,
-                         const struct rlimit *orig_nofile) {
+extern char **environ;
+
+/*
+ * A call job: no exec. Module hooks run now that the job is set up; then
+ * the exec pipe is closed, which the server takes as "started", exactly as
+ * an exec would; and the entry point's return value is the exit code.
+ */
+static _Noreturn void run_call(const struct server *srv, const struct mps__spawn *spec,
+                               int errpipe, const struct child_call *call) {
+        int fds[MPS_WIRE_FDS_MAX];
+        size_t n = 0;
+        for (size_t i = 0; i < spec->nfdmap && n < MPS_WIRE_FDS_MAX; i++)
+                if (spec->fdmap[i].source >= 0)
+                        fds[n++] = spec->fdmap[i].target;
+        environ = (char **)spec->envp;
+        for (size_t i = 0; i < srv->npreloads; i++)
+                if (srv->preloads[i].module->after_fork)
+                        srv->preloads[i].module->after_fork();
+        mps__safe_close(errpipe);
+        mps_call_context ctx = {
+                .entry = call->entry,
+                .args_json = call->args_json,
+                .fds = fds,
+                .nfds = n,
+        };
+        int r = call->fn(&ctx);
+        /* Only what the entry point wrote: the server never buffers stdio
+         * output, so nothing of its own is flushed twice. */
+        fflush(stdout);
+        fflush(stderr);
+        _exit(r & 0xff);
+}
+
+_Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec,
+                         const int *fds, size_t nfds, int errpipe,
+                         const struct child_call *call) {
         int r;
         sigset_t none;
 
         reset_signals();
-        setrlimit(RLIMIT_NOFILE, orig_nofile);
+        setrlimit(RLIMIT_NOFILE, &srv->orig_nofile);
 
         if (spec->new_session && setsid() < 0)
                 fail(errpipe, CHILD_STAGE_SESSION, errno);
@@ -257,6 +292,8 @@ _Noreturn void child_run(const struct mps__spawn *spec, const int *fds,
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
 
+        if (call)
+                run_call(srv, spec, errpipe, call);
         r = exec_search(spec->path, (char *const *)spec->argv,
                         (char *const *)spec->envp);
         fail(errpipe, CHILD_STAGE_EXEC, r);

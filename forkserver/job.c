@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -78,6 +79,10 @@ static char *command_line(const struct mps__spawn *sp) {
         size_t n = 0;
         if (!cmd)
                 return NULL;
+        if (sp->call_entry) {
+                snprintf(cmd, COMMAND_MAX + 1, "call %s", sp->call_entry);
+                return cmd;
+        }
         for (size_t i = 0; i < sp->argc && n < COMMAND_MAX; i++) {
                 if (i > 0)
                         cmd[n++] = ' ';
@@ -94,6 +99,8 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         char err[256];
         int pipefd[2] = {-1, -1};
         struct job *j = NULL;
+        struct child_call call = {0}, *callp = NULL;
+        char *args_text = NULL;
         int r;
 
         r = mps__spawn_decode(msg->json, msg->nfds, &sp, err, sizeof(err));
@@ -110,8 +117,26 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
                 goto out;
         }
 
+        if (sp.call_entry) {
+                const struct mps_entry *e = preload_find(srv, sp.call_entry);
+                if (!e) {
+                        client_send_error(c, sp.tag, ENOENT, "call",
+                                          "no entry point '%s' is preloaded in this server",
+                                          sp.call_entry);
+                        goto out;
+                }
+                args_text = sp.call_args ? cJSON_PrintUnformatted(sp.call_args) : NULL;
+                if (sp.call_args && !args_text) {
+                        client_send_error(c, sp.tag, ENOMEM, "request", "out of memory");
+                        goto out;
+                }
+                call = (struct child_call){e->fn, e->name, args_text ? args_text : "null"};
+                callp = &call;
+        }
+
         j = calloc(1, sizeof(*j));
-        if (!j || !(j->path = strdup(sp.path)) || !(j->command = command_line(&sp)) ||
+        if (!j || !(j->path = strdup(sp.path ? sp.path : sp.call_entry)) ||
+            !(j->command = command_line(&sp)) ||
             (sp.name && !(j->name = strdup(sp.name))) ||
             (sp.cwd && !(j->cwd = strdup_or_null(sp.cwd)))) {
                 client_send_error(c, sp.tag, ENOMEM, "request", "out of memory");
@@ -139,7 +164,7 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         j->start_ns = mps__now_ns();
         pid_t pid = fork();
         if (pid == 0)
-                child_run(&sp, msg->fds, msg->nfds, pipefd[1], &srv->orig_nofile);
+                child_run(srv, &sp, msg->fds, msg->nfds, pipefd[1], callp);
         int fork_errno = errno;
         pipefd[1] = mps__safe_close(pipefd[1]);
         if (pid < 0) {
@@ -203,6 +228,7 @@ out:
         mps__safe_close(pipefd[1]);
         if (j)
                 job_free(j);
+        cJSON_free(args_text);
         mps__spawn_done(&sp);
 }
 

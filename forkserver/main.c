@@ -39,6 +39,11 @@ static const char usage[] =
         "                         Not needed under systemd socket activation.\n"
         "      --socket-mode MODE permissions of the socket (octal, default 0600:\n"
         "                         only the server's user may connect)\n"
+        "      --preload LIB.so   load LIB.so at start (repeatable): its MPS_MODULE\n"
+        "                         init hook runs once here, and its MPS_ENTRY names\n"
+        "                         become what call jobs may run, in copy-on-write\n"
+        "                         children that find its state warm. A library that\n"
+        "                         fails to load or to initialise stops the server\n"
         "      --grace SECONDS    time between SIGTERM and SIGKILL when daemon\n"
         "                         jobs are ended (default 5)\n"
         "      --log-level LEVEL  error, warning, info (default) or debug\n"
@@ -54,7 +59,11 @@ static const char usage[] =
         "\n"
         "Exit status: 0 after a clean stop, 1 on a start-up error, 2 on bad usage.\n";
 
+#define PRELOAD_MAX 64
+
 struct options {
+        const char *preload[PRELOAD_MAX];
+        size_t npreload;
         const char *socket_path;
         unsigned socket_mode;
         int embedded_fd;
@@ -79,13 +88,14 @@ static void die_usage(const char *fmt, const char *arg) {
 }
 
 static void parse_options(int argc, char **argv, struct options *o) {
-        enum { OPT_MODE = 256, OPT_GRACE, OPT_LEVEL, OPT_EMBEDDED };
+        enum { OPT_MODE = 256, OPT_GRACE, OPT_LEVEL, OPT_EMBEDDED, OPT_PRELOAD };
         static const struct option longopts[] = {
                 {"socket", required_argument, NULL, 's'},
                 {"socket-mode", required_argument, NULL, OPT_MODE},
                 {"grace", required_argument, NULL, OPT_GRACE},
                 {"log-level", required_argument, NULL, OPT_LEVEL},
                 {"embedded", required_argument, NULL, OPT_EMBEDDED},
+                {"preload", required_argument, NULL, OPT_PRELOAD},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},
                 {0},
@@ -122,6 +132,11 @@ static void parse_options(int argc, char **argv, struct options *o) {
                                 die_usage("bad --log-level '%s' (error, warning, "
                                           "info or debug)",
                                           optarg);
+                        break;
+                case OPT_PRELOAD:
+                        if (o->npreload >= PRELOAD_MAX)
+                                die_usage("more than 64 --preload libraries ('%s')", optarg);
+                        o->preload[o->npreload++] = optarg;
                         break;
                 case OPT_EMBEDDED: {
                         errno = 0;
@@ -241,6 +256,13 @@ int main(int argc, char **argv) {
                 srv.embedded = true;
         }
 
+        for (size_t i = 0; i < o.npreload; i++) {
+                if (preload_load(&srv, o.preload[i], err, sizeof(err)) < 0) {
+                        log_err("%s", err);
+                        return 1;
+                }
+        }
+
         /* Many pidfds may be open at once: take the hard limit, and give
          * children back the limit we were started with. */
         getrlimit(RLIMIT_NOFILE, &srv.orig_nofile);
@@ -313,6 +335,7 @@ int main(int argc, char **argv) {
         client_release_all(&srv);
         job_release_all(&srv);
         retain_release_all(&srv);
+        preload_release_all(&srv);
         free(srv.socket_path);
         free(srv.timers.items);
         mps__safe_close(srv.epfd);

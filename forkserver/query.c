@@ -95,7 +95,10 @@ void query_stats(struct client *c, uint64_t tag) {
                 .exits_nonzero = srv->exits_nonzero,
                 .signaled = srv->exits_signaled,
                 .timed_out = srv->exits_timed_out,
+                .preloaded = srv->npreloads,
         };
+        for (size_t i = 0; i < srv->npreloads; i++)
+                st.preloaded_rss_kib += (uint64_t)srv->preloads[i].rss_kib;
         size_t n = srv->latency_count < LATENCY_SAMPLES ? srv->latency_count
                                                           : LATENCY_SAMPLES;
         st.latency_samples = n;

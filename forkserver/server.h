@@ -11,6 +11,7 @@
  *   child.c     what a forked child does before it becomes the job
  *   timer.c     deadlines on one timerfd, kept in a min-heap
  *   log.c       one-line log records on stderr
+ *   preload.c   --preload libraries, their init hooks and entry points
  */
 #ifndef MPS_SERVER_H
 #define MPS_SERVER_H
@@ -20,6 +21,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include "../include/mpspawn.h"
 #include "../launcher/idmap.h"
 #include "../launcher/wire.h"
 
@@ -134,6 +136,13 @@ struct exit_record {
 #define LATENCY_SAMPLES 1024            /* spawn latencies kept for stats */
 #define COMMAND_MAX 200                 /* bytes of a job's command in ps */
 
+struct preload {
+        char *path;
+        void *handle;
+        struct mps_module *module;
+        long rss_kib; /* what loading and init added to our RSS */
+};
+
 struct timer_heap {
         struct job **items;
         size_t count, cap;
@@ -161,6 +170,8 @@ struct server {
         size_t nclients;
         size_t ndaemon_alive; /* daemon jobs not yet reaped */
         struct rlimit orig_nofile; /* restored in children */
+        struct preload *preloads;
+        size_t npreloads;
         struct timer_heap timers;
         uint64_t start_ns;
         uint64_t jobs_started, jobs_failed;
@@ -224,10 +235,23 @@ void job_stop_daemon(struct job *j);
 void job_free(struct job *j);
 void job_release_all(struct server *srv);
 
-/* child.c: runs in the forked child and never returns. */
-_Noreturn void child_run(const struct mps__spawn *spec, const int *fds,
-                         size_t nfds, int errpipe,
-                         const struct rlimit *orig_nofile);
+/* What a call job runs, resolved by the server before it forks. */
+struct child_call {
+        mps_entry_fn fn;
+        const char *entry;
+        const char *args_json;
+};
+
+/* child.c: runs in the forked child and never returns. call is NULL for
+ * exec jobs. */
+_Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec,
+                         const int *fds, size_t nfds, int errpipe,
+                         const struct child_call *call);
+
+/* preload.c */
+int preload_load(struct server *srv, const char *path, char *err, size_t errlen);
+const struct mps_entry *preload_find(const struct server *srv, const char *name);
+void preload_release_all(struct server *srv);
 
 /* What the child writes to the exec pipe before it gives up. */
 struct child_failure {
@@ -240,6 +264,7 @@ enum child_stage {
         CHILD_STAGE_CHDIR,
         CHILD_STAGE_EXEC,
         CHILD_STAGE_RLIMIT,
+        CHILD_STAGE_CALL,
 };
 const char *child_stage_name(int stage);
 

@@ -299,6 +299,92 @@ MPS_API int mps_process_close(mps_process *proc);
 
 
 /* ------------------------------------------------------------------------
+ * Call jobs: run a preloaded entry point in a copy-on-write child instead
+ * of exec'ing a program.
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Makes the job a call of entry point `entry`, registered by a library the
+ * server preloaded (mpforkserver --preload LIB.so), with args_json (JSON
+ * text, NULL for null) as its arguments. Replaces any exec. Everything else
+ * in the spec (fds, env, cwd, limits, timeout, daemon) applies as for exec
+ * jobs. The job's exit code is the entry point's return value (0..255). An
+ * unknown name fails the start with -ENOENT, stage "call".
+ */
+MPS_API int mps_spec_set_call(mps_spec *spec, const char *entry,
+                              const char *args_json);
+
+/*
+ * Data helpers, the C counterparts of multiprocessing's Pipe, Queue and
+ * Value/Array: every fd is O_CLOEXEC; map them into jobs with
+ * mps_spec_map_fd().
+ */
+MPS_API int mps_pipe(int ret_fds[2]);       /* [0] read end, [1] write end */
+MPS_API int mps_socketpair(int ret_fds[2]); /* AF_UNIX SOCK_STREAM */
+
+/*
+ * A shared-memory region of `size` bytes (memfd, sealed so that nobody can
+ * grow or shrink it), mapped shared into the caller at *ret_addr. Pass
+ * *ret_fd to jobs; they map it with mps_shm_map(). Release with
+ * munmap(addr, size) and close(fd).
+ */
+MPS_API int mps_shm_create(size_t size, int *ret_fd, void **ret_addr);
+/* Maps a region made by mps_shm_create (inside a job): its address and size. */
+MPS_API int mps_shm_map(int fd, void **ret_addr, size_t *ret_size);
+
+/* ---- writing a preload library --------------------------------------------
+ *
+ * A library for mpforkserver --preload has exactly one MPS_MODULE line and
+ * any number of MPS_ENTRY lines after it:
+ *
+ *     static int init(void) { build_tables(); return 0; }
+ *     static int lookup(const mps_call_context *ctx) { ...; return 0; }
+ *     MPS_MODULE(init, NULL);
+ *     MPS_ENTRY("lookup", lookup);
+ *
+ * init runs once in the server at start (non-zero stops the server with a
+ * message); after_fork, if not NULL, runs in each call job's child after
+ * its set-up and just before the entry point (to reseed a random number
+ * generator, reopen a log). Clients can call only the names registered
+ * here, never an arbitrary symbol. The library needs no libmpspawn.
+ */
+
+#define MPS_MODULE_ABI 1
+
+typedef struct mps_call_context {
+        const char *entry;     /* the name it was called by */
+        const char *args_json; /* its arguments as JSON text ("null" if none) */
+        const int *fds;        /* the fd numbers the spec installed, in order */
+        size_t nfds;
+} mps_call_context;
+
+typedef int (*mps_entry_fn)(const mps_call_context *ctx);
+
+struct mps_entry {
+        const char *name;
+        mps_entry_fn fn;
+        struct mps_entry *next;
+};
+
+struct mps_module {
+        int abi; /* MPS_MODULE_ABI */
+        int (*init)(void);
+        void (*after_fork)(void);
+        struct mps_entry *entries;
+};
+
+#define MPS_MODULE(init_fn, after_fork_fn)                                     \
+        __attribute__((visibility("default"))) struct mps_module mps_module = { \
+                MPS_MODULE_ABI, (init_fn), (after_fork_fn), 0}
+
+#define MPS_ENTRY(entry_name, fn)                                              \
+        static struct mps_entry mps__entry_##fn = {(entry_name), (fn), 0};     \
+        __attribute__((constructor)) static void mps__register_##fn(void) {    \
+                mps__entry_##fn.next = mps_module.entries;                     \
+                mps_module.entries = &mps__entry_##fn;                         \
+        }
+
+/* ------------------------------------------------------------------------
  * Jobs by id: what `mpspawn ps/kill/wait/stats` do. These see the jobs of
  * the calling user (by uid) in that server, started by any connection.
  * ------------------------------------------------------------------------ */
@@ -338,6 +424,10 @@ typedef struct mps_server_stats {
         uint64_t exits_zero, exits_nonzero, killed_by_signal, timed_out;
         uint64_t latency_samples; /* spawn latency, request to exec */
         double latency_p50, latency_p90, latency_p99, latency_max; /* s */
+        uint64_t preloaded;          /* libraries preloaded */
+        uint64_t preloaded_rss_kib;  /* what loading and initialising them
+                                        added to the server's RSS */
+        uint64_t prefork_idle;       /* pre-forked children waiting */
 } mps_server_stats;
 
 MPS_API int mps_client_stats(mps_client *client, mps_server_stats *ret_stats);

@@ -29,6 +29,7 @@ int mps__forkserver_path(char *buf, size_t len);
 
 static const char usage[] =
         "Usage: mpspawn [OPTIONS] [--] PROGRAM [ARG...]\n"
+        "       mpspawn [OPTIONS] --call ENTRY [--args JSON]\n"
         "       mpspawn [OPTIONS] -j N [PROGRAM [ARG...]] < COMMANDS\n"
         "       mpspawn ps|kill|wait|stats|server ...\n"
         "\n"
@@ -62,6 +63,11 @@ static const char usage[] =
         "                         wait for or kill it later)\n"
         "      --json             print the exit record as one JSON line on stderr\n"
         "                         (with --detach: print {\"id\",\"pid\"} on stdout)\n"
+        "      --call ENTRY       run entry point ENTRY of a library the server\n"
+        "                         preloaded (mpforkserver --preload), in a\n"
+        "                         copy-on-write child, instead of a PROGRAM; its\n"
+        "                         return value is the exit status\n"
+        "      --args JSON        the arguments of --call, as JSON text\n"
         "  -j, --jobs N           batch mode: read one command per line from stdin\n"
         "                         and run N at a time, like xargs -P N. Quoting as in\n"
         "                         sh without expansion: '...', \"...\", \\ (see\n"
@@ -242,6 +248,7 @@ struct cli_opts {
         bool halt_on_failure;
         double timeout, kill_after;
         unsigned jobs; /* 0: not batch mode */
+        const char *call, *args;
 };
 
 /* Runs the one job to its end, forwarding signals. */
@@ -326,6 +333,7 @@ int mps__cli_main(int argc, char **argv) {
         enum {
                 OPT_CLEAR_ENV = 256, OPT_NAME, OPT_NEW_SESSION, OPT_TIMEOUT,
                 OPT_KILL_AFTER, OPT_RLIMIT, OPT_DETACH, OPT_JSON, OPT_HALT, OPT_KEEP,
+                OPT_CALL, OPT_ARGS,
         };
         static const struct option longopts[] = {
                 {"socket", required_argument, NULL, 's'},
@@ -341,6 +349,8 @@ int mps__cli_main(int argc, char **argv) {
                 {"detach", no_argument, NULL, OPT_DETACH},
                 {"json", no_argument, NULL, OPT_JSON},
                 {"jobs", required_argument, NULL, 'j'},
+                {"call", required_argument, NULL, OPT_CALL},
+                {"args", required_argument, NULL, OPT_ARGS},
                 {"halt-on-failure", no_argument, NULL, OPT_HALT},
                 {"keep-going", no_argument, NULL, OPT_KEEP},
                 {"help", no_argument, NULL, 'h'},
@@ -356,7 +366,7 @@ int mps__cli_main(int argc, char **argv) {
         if (argc >= 2 && strcmp(argv[1], "server") == 0)
                 return run_server(argv + 1);
         if (argc >= 2 && is_subcommand(argv[1]))
-                return mps__cli_jobs_main(argc - 1, argv + 1);
+                return mps__cli_jobs_main(argc - 1, argv + 1, NULL);
 
         if (mps_spec_new(&spec) < 0) {
                 fprintf(stderr, "mpspawn: out of memory\n");
@@ -449,6 +459,12 @@ int mps__cli_main(int argc, char **argv) {
                 case OPT_HALT:
                         o.halt_on_failure = true;
                         break;
+                case OPT_CALL:
+                        o.call = optarg;
+                        break;
+                case OPT_ARGS:
+                        o.args = optarg;
+                        break;
                 case OPT_KEEP:
                         o.halt_on_failure = false;
                         break;
@@ -472,7 +488,28 @@ int mps__cli_main(int argc, char **argv) {
                         goto out;
                 }
         }
-        if (optind >= argc && o.jobs == 0) {
+        /* `mpspawn -s SOCK ps`: a subcommand after options (but not after
+         * "--", which makes it a PROGRAM). */
+        if (optind < argc && is_subcommand(argv[optind]) &&
+            strcmp(argv[optind - 1], "--") != 0) {
+                mps_spec_free(spec);
+                return mps__cli_jobs_main(argc - optind, argv + optind, o.socket);
+        }
+        if (o.call && (optind < argc || o.jobs > 0)) {
+                status = mps__cli_usage_error("%s", "--call runs an entry point: give no "
+                                                    "PROGRAM and no --jobs");
+                goto out;
+        }
+        if (o.args && !o.call) {
+                status = mps__cli_usage_error("%s", "--args goes with --call");
+                goto out;
+        }
+        if (o.call && mps_spec_set_call(spec, o.call, o.args) < 0) {
+                status = mps__cli_usage_error("bad --call/--args: '%s' is not valid JSON",
+                                              o.args ? o.args : "");
+                goto out;
+        }
+        if (optind >= argc && o.jobs == 0 && !o.call) {
                 status = mps__cli_usage_error("%s", "no PROGRAM given");
                 goto out;
         }
@@ -515,7 +552,8 @@ int mps__cli_main(int argc, char **argv) {
                                         o.halt_on_failure, o.json);
                 goto out;
         }
-        if (mps_spec_set_exec(spec, argv[optind], (const char *const *)argv + optind) < 0) {
+        if (!o.call &&
+            mps_spec_set_exec(spec, argv[optind], (const char *const *)argv + optind) < 0) {
                 status = mps__cli_usage_error("%s", "bad PROGRAM or arguments");
                 goto out;
         }

@@ -45,6 +45,6 @@ int mps__cli_batch(mps_client *client, const mps_spec *base, unsigned workers,
                    bool json);
 
 /* cli_jobs.c: `mpspawn ps|kill|wait|stats ...`; argv[0] is the subcommand. */
-int mps__cli_jobs_main(int argc, char **argv);
+int mps__cli_jobs_main(int argc, char **argv, const char *socket);
 
 #endif /* MPS_CLI_H */

@@ -92,11 +92,14 @@ static int cmd_stats(mps_client *c, bool json) {
                        ",\"exits_zero\":%" PRIu64 ",\"exits_nonzero\":%" PRIu64
                        ",\"killed_by_signal\":%" PRIu64 ",\"timed_out\":%" PRIu64
                        ",\"latency_samples\":%" PRIu64 ",\"latency_p50\":%.6f"
-                       ",\"latency_p90\":%.6f,\"latency_p99\":%.6f,\"latency_max\":%.6f}\n",
+                       ",\"latency_p90\":%.6f,\"latency_p99\":%.6f,\"latency_max\":%.6f"
+                       ",\"preloaded\":%" PRIu64 ",\"preloaded_rss_kib\":%" PRIu64
+                       ",\"prefork_idle\":%" PRIu64 "}\n",
                        st.uptime_seconds, st.clients, st.jobs_started, st.jobs_running,
                        st.jobs_failed_to_start, st.exits_zero, st.exits_nonzero,
                        st.killed_by_signal, st.timed_out, st.latency_samples, st.latency_p50,
-                       st.latency_p90, st.latency_p99, st.latency_max);
+                       st.latency_p90, st.latency_p99, st.latency_max, st.preloaded,
+                       st.preloaded_rss_kib, st.prefork_idle);
                 return 0;
         }
         printf("uptime:               %.1f s\n", st.uptime_seconds);
@@ -108,6 +111,9 @@ static int cmd_stats(mps_client *c, bool json) {
         printf("exited non-zero:      %" PRIu64 "\n", st.exits_nonzero);
         printf("killed by a signal:   %" PRIu64 "\n", st.killed_by_signal);
         printf("timed out:            %" PRIu64 "\n", st.timed_out);
+        printf("preloaded libraries:  %" PRIu64 " (%" PRIu64 " KiB resident)\n",
+               st.preloaded, st.preloaded_rss_kib);
+        printf("pre-forked, idle:     %" PRIu64 "\n", st.prefork_idle);
         printf("spawn latency (last %" PRIu64 "): p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, "
                "max %.3f ms\n",
                st.latency_samples, st.latency_p50 * 1e3, st.latency_p90 * 1e3,
@@ -115,14 +121,14 @@ static int cmd_stats(mps_client *c, bool json) {
         return 0;
 }
 
-int mps__cli_jobs_main(int argc, char **argv) {
+int mps__cli_jobs_main(int argc, char **argv, const char *socket_option) {
         static const struct option longopts[] = {
                 {"socket", required_argument, NULL, 's'},
                 {"json", no_argument, NULL, 'J'},
                 {"help", no_argument, NULL, 'h'},
                 {0},
         };
-        const char *cmd = argv[0], *socket = NULL;
+        const char *cmd = argv[0], *socket = socket_option;
         bool json = false;
         int c;
         opterr = 0;

@@ -173,6 +173,9 @@ MPS_API int mps_client_stats(mps_client *c, mps_server_stats *ret_stats) {
                 .latency_p90 = st.latency_p90,
                 .latency_p99 = st.latency_p99,
                 .latency_max = st.latency_max,
+                .preloaded = st.preloaded,
+                .preloaded_rss_kib = st.preloaded_rss_kib,
+                .prefork_idle = st.prefork_idle,
         };
         return 0;
 }

@@ -47,6 +47,8 @@ struct fd_pair {
 
 struct mps_spec {
         char *path;
+        char *call_entry;     /* a call job instead of exec */
+        char *call_args_json; /* NULL: null */
         char **argv;
         size_t argc;
         bool env_clear;

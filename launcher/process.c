@@ -25,8 +25,9 @@ MPS_API int mps_process_new(mps_client *c, const mps_spec *spec,
                             mps_process **ret_process) {
         if (!c || !spec || !ret_process)
                 return -EINVAL;
-        if (!spec->path) {
-                mps__client_set_error(c, "the spec names no program (mps_spec_set_exec)");
+        if (!spec->path && !spec->call_entry) {
+                mps__client_set_error(c, "the spec names no program (mps_spec_set_exec) "
+                                         "nor entry point (mps_spec_set_call)");
                 return -EINVAL;
         }
         mps_process *p = calloc(1, sizeof(*p));
@@ -118,10 +119,17 @@ int mps__process_send_start(mps_process *p) {
                 mps__client_set_error(c, "cannot build the environment: %s", strerror(-r));
                 return r;
         }
+        cJSON *args = NULL;
+        if (s->call_args_json && !(args = cJSON_Parse(s->call_args_json))) {
+                mps__strv_free(envp);
+                return -ENOMEM; /* it parsed when it was set */
+        }
         p->tag = ++c->next_tag;
         struct mps__spawn msg = {
                 .tag = p->tag,
                 .path = s->path,
+                .call_entry = s->call_entry,
+                .call_args = args,
                 .argv = (const char **)s->argv,
                 .argc = s->argc,
                 .envp = (const char **)envp,
@@ -141,6 +149,7 @@ int mps__process_send_start(mps_process *p) {
         memcpy(msg.rlimits, s->rlimits, sizeof(msg.rlimits));
         json = mps__spawn_encode(&msg);
         mps__strv_free(envp);
+        cJSON_Delete(args);
         if (!json)
                 return -ENOMEM;
         r = mps__client_send(c, json, fds, nfds);

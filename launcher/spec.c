@@ -33,6 +33,8 @@ MPS_API void mps_spec_free(mps_spec *s) {
         if (!s)
                 return;
         free(s->path);
+        free(s->call_entry);
+        free(s->call_args_json);
         mps__strv_free(s->argv);
         for (size_t i = 0; i < s->nedits; i++) {
                 free(s->edits[i].name);
@@ -94,6 +96,41 @@ MPS_API int mps_spec_set_exec(mps_spec *s, const char *path,
         s->path = p;
         s->argv = v;
         s->argc = n;
+        free(s->call_entry);
+        free(s->call_args_json);
+        s->call_entry = s->call_args_json = NULL;
+        return 0;
+}
+
+MPS_API int mps_spec_set_call(mps_spec *s, const char *entry, const char *args_json) {
+        if (!s || !entry || !*entry || strlen(entry) > MPS_WIRE_NAME_MAX)
+                return -EINVAL;
+        if (args_json) {
+                /* Refuse what the server could not parse, here and now. */
+                cJSON *probe = cJSON_Parse(args_json);
+                if (!probe)
+                        return -EINVAL;
+                cJSON_Delete(probe);
+        }
+        char *e = strdup(entry);
+        char *a = args_json ? strdup(args_json) : NULL;
+        const char *argv[] = {entry, NULL};
+        char **v = strv_copy(argv, NULL);
+        if (!e || (args_json && !a) || !v) {
+                free(e);
+                free(a);
+                mps__strv_free(v);
+                return -ENOMEM;
+        }
+        free(s->call_entry);
+        free(s->call_args_json);
+        free(s->path);
+        mps__strv_free(s->argv);
+        s->call_entry = e;
+        s->call_args_json = a;
+        s->path = NULL;
+        s->argv = v;
+        s->argc = 1;
         return 0;
 }
 
@@ -227,6 +264,8 @@ int mps__spec_copy(const mps_spec *src, mps_spec **ret) {
         s->nrlimits = src->nrlimits;
         memcpy(s->rlimits, src->rlimits, sizeof(s->rlimits));
         if ((src->path && !(s->path = strdup(src->path))) ||
+            (src->call_entry && !(s->call_entry = strdup(src->call_entry))) ||
+            (src->call_args_json && !(s->call_args_json = strdup(src->call_args_json))) ||
             (src->argv && !(s->argv = strv_copy((const char *const *)src->argv, NULL))) ||
             (src->cwd && !(s->cwd = strdup(src->cwd))) ||
             (src->name && !(s->name = strdup(src->name))))

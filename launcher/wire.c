@@ -460,7 +460,17 @@ cJSON *mps__spawn_encode(const struct mps__spawn *m) {
         if (!o)
                 return NULL;
         ADD(add_u64(o, "tag", m->tag));
-        ADD(cJSON_AddStringToObject(o, "path", m->path));
+        if (m->path)
+                ADD(cJSON_AddStringToObject(o, "path", m->path));
+        if (m->call_entry) {
+                cJSON *call = cJSON_AddObjectToObject(o, "call");
+                ADD(call);
+                ADD(cJSON_AddStringToObject(call, "entry", m->call_entry));
+                cJSON *args = m->call_args ? cJSON_Duplicate(m->call_args, true)
+                                           : cJSON_CreateNull();
+                ADD(args);
+                cJSON_AddItemToObject(call, "args", args);
+        }
         cJSON *argv = cJSON_CreateStringArray(m->argv, (int)m->argc);
         ADD(argv);
         cJSON_AddItemToObject(o, "argv", argv);
@@ -650,8 +660,25 @@ int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
         struct mps__spawn m = {.kill_after = MPS_WIRE_KILL_AFTER_DEFAULT};
         int r;
 
+        const cJSON *call = cJSON_GetObjectItemCaseSensitive(json, "call");
+        if (call && !cJSON_IsNull(call)) {
+                if (!cJSON_IsObject(call)) {
+                        say(err, errlen, "field \"call\" must be an object "
+                                         "{\"entry\": NAME, \"args\": JSON}");
+                        return -EINVAL;
+                }
+                if ((r = get_str(call, "entry", true, MPS_WIRE_NAME_MAX, &m.call_entry,
+                                 err, errlen)) < 0)
+                        return r;
+                if (m.call_entry[0] == '\0') {
+                        say(err, errlen, "field \"call.entry\" is empty");
+                        return -EINVAL;
+                }
+                m.call_args = cJSON_GetObjectItemCaseSensitive(call, "args");
+        }
         if ((r = get_u64(json, "tag", true, &m.tag, err, errlen)) < 0 ||
-            (r = get_str(json, "path", true, MPS_WIRE_STR_MAX, &m.path, err, errlen)) < 0 ||
+            (r = get_str(json, "path", !m.call_entry, MPS_WIRE_STR_MAX, &m.path, err,
+                         errlen)) < 0 ||
             (r = get_strv(json, "argv", true, MPS_WIRE_ARGV_MAX, true, &m.argv,
                           &m.argc, err, errlen)) < 0 ||
             (r = get_strv(json, "env", false, MPS_WIRE_ENV_MAX, false, &m.envp,
@@ -669,7 +696,7 @@ int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
                          &m.kill_after, err, errlen)) < 0 ||
             (r = decode_rlimits(json, &m, err, errlen)) < 0)
                 goto fail;
-        if (m.path[0] == '\0') {
+        if (m.path && m.path[0] == '\0') {
                 say(err, errlen, "field \"path\" is empty");
                 r = -EINVAL;
                 goto fail;
@@ -972,6 +999,9 @@ cJSON *mps__server_stats_encode(uint64_t tag, const struct mps__server_stats *m)
         ADD(cJSON_AddNumberToObject(o, "latency_p90", m->latency_p90));
         ADD(cJSON_AddNumberToObject(o, "latency_p99", m->latency_p99));
         ADD(cJSON_AddNumberToObject(o, "latency_max", m->latency_max));
+        ADD(add_u64(o, "preloaded", m->preloaded));
+        ADD(add_u64(o, "preloaded_rss_kib", m->preloaded_rss_kib));
+        ADD(add_u64(o, "prefork_idle", m->prefork_idle));
         return o;
 fail:
         cJSON_Delete(o);
@@ -995,6 +1025,9 @@ int mps__server_stats_decode(const cJSON *json, struct mps__server_stats *ret,
         TRY(get_num(json, "latency_p90", false, 0, 1e12, false, &m.latency_p90, err, errlen));
         TRY(get_num(json, "latency_p99", false, 0, 1e12, false, &m.latency_p99, err, errlen));
         TRY(get_num(json, "latency_max", false, 0, 1e12, false, &m.latency_max, err, errlen));
+        TRY(get_u64(json, "preloaded", false, &m.preloaded, err, errlen));
+        TRY(get_u64(json, "preloaded_rss_kib", false, &m.preloaded_rss_kib, err, errlen));
+        TRY(get_u64(json, "prefork_idle", false, &m.prefork_idle, err, errlen));
         *ret = m;
         return 0;
 }

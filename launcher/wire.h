@@ -131,7 +131,9 @@ struct mps__rlimit {
 
 struct mps__spawn {
         uint64_t tag;
-        const char *path;
+        const char *path;        /* exec jobs; NULL for a call */
+        const char *call_entry;  /* call jobs: the entry point's name */
+        const cJSON *call_args;  /* call jobs: the arguments (in the tree) */
         const char **argv; /* malloc()ed, NULL-terminated; strings in tree */
         size_t argc;
         const char **envp; /* malloc()ed, NULL-terminated */
@@ -200,6 +202,7 @@ struct mps__server_stats {
         uint64_t exits_zero, exits_nonzero, signaled, timed_out;
         uint64_t latency_samples;
         double latency_p50, latency_p90, latency_p99, latency_max; /* s */
+        uint64_t preloaded, preloaded_rss_kib, prefork_idle;
 };
 
 struct mps__error {

@@ -1,0 +1,121 @@
+/*
+ * preload.c: libraries loaded into the server at start (--preload LIB.so).
+ * Each is dlopen'ed with RTLD_NOW, its MPS_MODULE's init hook runs once
+ * here, and its MPS_ENTRY names become what call jobs may run: a client
+ * names an entry point, never a symbol or a path. Call-job children are
+ * copy-on-write copies of this server, so what init built is there, warm.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server.h"
+
+/* The server's resident set, in KiB (0 if unknown). */
+static long rss_kib(void) {
+        FILE *f = fopen("/proc/self/statm", "re");
+        long size = 0, resident = 0;
+        if (!f)
+                return 0;
+        if (fscanf(f, "%ld %ld", &size, &resident) != 2)
+                resident = 0;
+        fclose(f);
+        return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+const struct mps_entry *preload_find(const struct server *srv, const char *name) {
+        for (size_t i = 0; i < srv->npreloads; i++)
+                for (const struct mps_entry *e = srv->preloads[i].module->entries; e;
+                     e = e->next)
+                        if (strcmp(e->name, name) == 0)
+                                return e;
+        return NULL;
+}
+
+int preload_load(struct server *srv, const char *path, char *err, size_t errlen) {
+        struct preload *n = realloc(srv->preloads, (srv->npreloads + 1) * sizeof(*n));
+        if (!n) {
+                snprintf(err, errlen, "out of memory");
+                return -ENOMEM;
+        }
+        srv->preloads = n;
+        struct preload *p = &srv->preloads[srv->npreloads];
+        memset(p, 0, sizeof(*p));
+
+        long before = rss_kib();
+        /* RTLD_LOCAL: two libraries may use the same names internally, and
+         * each one's mps_module is its own. */
+        p->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!p->handle) {
+                snprintf(err, errlen, "cannot preload '%s': %s", path, dlerror());
+                return -ENOENT;
+        }
+        p->module = dlsym(p->handle, "mps_module");
+        if (!p->module) {
+                snprintf(err, errlen,
+                         "cannot preload '%s': it has no MPS_MODULE (no symbol "
+                         "mps_module)",
+                         path);
+                dlclose(p->handle);
+                return -EINVAL;
+        }
+        if (p->module->abi != MPS_MODULE_ABI) {
+                snprintf(err, errlen,
+                         "cannot preload '%s': built for module ABI %d, this server "
+                         "speaks %d",
+                         path, p->module->abi, MPS_MODULE_ABI);
+                dlclose(p->handle);
+                return -EINVAL;
+        }
+        for (const struct mps_entry *e = p->module->entries; e; e = e->next) {
+                if (!e->name || !e->name[0] || strlen(e->name) > MPS_WIRE_NAME_MAX ||
+                    !e->fn) {
+                        snprintf(err, errlen, "cannot preload '%s': an entry point has "
+                                              "no name or no function",
+                                 path);
+                        dlclose(p->handle);
+                        return -EINVAL;
+                }
+                if (preload_find(srv, e->name)) {
+                        snprintf(err, errlen,
+                                 "cannot preload '%s': entry point '%s' is already "
+                                 "registered by another library",
+                                 path, e->name);
+                        dlclose(p->handle);
+                        return -EEXIST;
+                }
+        }
+        if (p->module->init) {
+                int r = p->module->init();
+                if (r != 0) {
+                        snprintf(err, errlen, "cannot preload '%s': its init hook "
+                                              "returned %d",
+                                 path, r);
+                        dlclose(p->handle);
+                        return -ECANCELED;
+                }
+        }
+        p->path = strdup(path);
+        long after = rss_kib();
+        p->rss_kib = after > before ? after - before : 0;
+        srv->npreloads++;
+        size_t count = 0;
+        for (const struct mps_entry *e = p->module->entries; e; e = e->next)
+                count++;
+        log_info("preloaded %s: %zu entry points, %ld KiB resident", path, count,
+                 p->rss_kib);
+        return 0;
+}
+
+void preload_release_all(struct server *srv) {
+        /* The libraries stay mapped until exit: children of theirs may still
+         * be in the middle of a job, and unloading gains nothing. */
+        for (size_t i = 0; i < srv->npreloads; i++)
+                free(srv->preloads[i].path);
+        free(srv->preloads);
+        srv->preloads = NULL;
+        srv->npreloads = 0;
+}

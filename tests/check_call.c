@@ -1,0 +1,263 @@
+/*
+ * check_call.c: call jobs against a server that preloaded
+ * build/tests/preload_table.so (a 256 MiB table built once at init): entry
+ * points, copy-on-write sharing, shared memory and pipes, and a preload
+ * that fails.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../include/mpspawn.h"
+#include "testutil.h"
+
+static struct tu_server srv;
+static mps_client *client;
+static char preload[PATH_MAX];
+
+static void find_preload(void) {
+        /* Next to the server under test: BUILD/tests/preload_table.so. */
+        snprintf(preload, sizeof(preload), "%s", tu_forkserver());
+        char *slash = strrchr(preload, '/');
+        ck_assert_ptr_nonnull(slash);
+        snprintf(slash, sizeof(preload) - (size_t)(slash - preload), "/tests/preload_table.so");
+}
+
+static void setup(void) {
+        find_preload();
+        const char *extra[] = {"--preload", preload, NULL};
+        tu_server_start(&srv, extra);
+        char *msg = NULL;
+        ck_assert_msg(mps_client_open(srv.path, &client, &msg) == 0, "%s", msg ? msg : "?");
+}
+
+static void teardown(void) {
+        mps_client_close(client);
+        int st = tu_server_stop(&srv);
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* Starts a call job with fd 3 (if extra >= 0) and stdout (if out >= 0). */
+static mps_process *start_call(const char *entry, const char *args, int extra, int out) {
+        mps_spec *s;
+        mps_process *p;
+        ck_assert_int_eq(mps_spec_new(&s), 0);
+        ck_assert_int_eq(mps_spec_set_call(s, entry, args), 0);
+        if (extra >= 0)
+                ck_assert_int_eq(mps_spec_map_fd(s, 3, extra), 0);
+        if (out >= 0)
+                ck_assert_int_eq(mps_spec_map_fd(s, 1, out), 0);
+        ck_assert_int_eq(mps_process_new(client, s, &p), 0);
+        mps_spec_free(s);
+        int r = mps_start(p);
+        ck_assert_msg(r == 0, "start of %s: %s", entry, mps_client_error(client));
+        return p;
+}
+
+static int finish(mps_process *p) {
+        ck_assert_int_eq(mps_join(p, -1), 0);
+        int code = mps_exitcode(p);
+        ck_assert_int_eq(mps_process_close(p), 0);
+        return code;
+}
+
+START_TEST(test_return_value_is_the_exit_code) {
+        ck_assert_int_eq(finish(start_call("exit_with", "42", -1, -1)), 42);
+        ck_assert_int_eq(finish(start_call("exit_with", "0", -1, -1)), 0);
+}
+END_TEST
+
+START_TEST(test_only_registered_names_can_be_called) {
+        mps_spec *s;
+        mps_process *p;
+        ck_assert_int_eq(mps_spec_new(&s), 0);
+        /* Not an entry point, though a symbol of the library and of libc. */
+        ck_assert_int_eq(mps_spec_set_call(s, "init", NULL), 0);
+        ck_assert_int_eq(mps_process_new(client, s, &p), 0);
+        ck_assert_int_eq(mps_start(p), -ENOENT);
+        ck_assert_str_eq(mps_start_failed_stage(p), "call");
+        ck_assert_ptr_nonnull(strstr(mps_client_error(client), "'init'"));
+        mps_process_close(p);
+        ck_assert_int_eq(mps_spec_set_call(s, "exit_with", "{not json"), -EINVAL);
+        mps_spec_free(s);
+}
+END_TEST
+
+/* 100 call jobs read the whole table: init ran once (the counter each child
+ * inherited is 1), the table is intact, and each child's private dirty
+ * memory is a small fraction of it. */
+START_TEST(test_100_call_jobs_share_the_table_copy_on_write) {
+        int fds[2];
+        char line[256];
+        long worst = 0;
+        ck_assert_int_eq(mps_pipe(fds), 0);
+        FILE *in = fdopen(fds[0], "r");
+        ck_assert_ptr_nonnull(in);
+        for (int i = 0; i < 100; i++) {
+                mps_process *p = start_call("table_info", NULL, fds[1], -1);
+                ck_assert_int_eq(finish(p), 0);
+                ck_assert_ptr_nonnull(fgets(line, sizeof(line), in));
+                int init = 0, after = 0, mib = 0, ok = 0;
+                long dirty = -1;
+                ck_assert_int_eq(sscanf(line,
+                                        "init=%d after_fork=%d table_mib=%d sum_ok=%d "
+                                        "private_dirty_kib=%ld",
+                                        &init, &after, &mib, &ok, &dirty),
+                                 5);
+                ck_assert_int_eq(init, 1);
+                ck_assert_int_eq(after, 1);
+                ck_assert_int_eq(mib, 256);
+                ck_assert_int_eq(ok, 1);
+                ck_assert_int_ge(dirty, 0);
+                if (dirty > worst)
+                        worst = dirty;
+        }
+        /* 256 MiB table: less than 1/32 of it dirtied in any child. */
+        ck_assert_msg(worst < 256 * 1024 / 32, "a child dirtied %ld KiB", worst);
+        close(fds[1]);
+        fclose(in);
+        mps_server_stats st;
+        ck_assert_int_eq(mps_client_stats(client, &st), 0);
+        ck_assert_uint_eq(st.preloaded, 1);
+        ck_assert_uint_ge(st.preloaded_rss_kib, 200 * 1024);
+}
+END_TEST
+
+START_TEST(test_8_concurrent_jobs_add_to_shared_counters) {
+        int fd;
+        void *addr;
+        ck_assert_int_eq(mps_shm_create(4096, &fd, &addr), 0);
+        /* Sealed: nobody may shrink it under us. */
+        ck_assert_int_eq(ftruncate(fd, 100), -1);
+        mps_process *p[8];
+        for (int i = 0; i < 8; i++)
+                p[i] = start_call("add_counters", "{\"iterations\":20000}", fd, -1);
+        for (int i = 0; i < 8; i++)
+                ck_assert_int_eq(finish(p[i]), 0);
+        _Atomic uint64_t *c = addr;
+        for (int k = 0; k < 8; k++)
+                ck_assert_uint_eq(atomic_load(&c[k]), 8 * 20000);
+        void *again;
+        size_t size;
+        ck_assert_int_eq(mps_shm_map(fd, &again, &size), 0);
+        ck_assert_uint_eq(size, 4096);
+        munmap(again, size);
+        munmap(addr, 4096);
+        close(fd);
+}
+END_TEST
+
+START_TEST(test_a_call_job_streams_results_over_a_pipe) {
+        int fds[2];
+        ck_assert_int_eq(mps_pipe(fds), 0);
+        ck_assert(fcntl(fds[0], F_GETFD) & FD_CLOEXEC);
+        mps_process *p = start_call("stream", "5000", fds[1], -1);
+        close(fds[1]);
+        FILE *in = fdopen(fds[0], "r");
+        char line[64], want[64];
+        int n = 0;
+        while (fgets(line, sizeof(line), in)) {
+                snprintf(want, sizeof(want), "result %d\n", n);
+                ck_assert_str_eq(line, want);
+                n++;
+        }
+        fclose(in);
+        ck_assert_int_eq(n, 5000);
+        ck_assert_int_eq(finish(p), 0);
+}
+END_TEST
+
+START_TEST(test_env_cwd_and_socketpair_apply_to_call_jobs) {
+        int sv[2];
+        char buf[256];
+        ck_assert_int_eq(mps_socketpair(sv), 0);
+        mps_spec *s;
+        mps_process *p;
+        ck_assert_int_eq(mps_spec_new(&s), 0);
+        ck_assert_int_eq(mps_spec_set_call(s, "show_env", "\"GREETING\""), 0);
+        ck_assert_int_eq(mps_spec_env_set(s, "GREETING", "hi"), 0);
+        ck_assert_int_eq(mps_spec_set_cwd(s, "/usr"), 0);
+        ck_assert_int_eq(mps_spec_map_fd(s, 1, sv[1]), 0);
+        ck_assert_int_eq(mps_process_new(client, s, &p), 0);
+        mps_spec_free(s);
+        ck_assert_int_eq(mps_start(p), 0);
+        close(sv[1]);
+        tu_read_all(sv[0], buf, sizeof(buf), 20000);
+        ck_assert_str_eq(buf, "GREETING=hi cwd=/usr\n");
+        ck_assert_int_eq(finish(p), 0);
+        close(sv[0]);
+}
+END_TEST
+
+START_TEST(test_cli_call) {
+        char out[256], err[256], sock[160];
+        snprintf(sock, sizeof(sock), "%s", srv.path);
+        const char *argv[] = {tu_cli(), "-s", sock, "--call", "exit_with", "--args", "7", NULL};
+        int st = tu_run(argv, NULL, out, sizeof(out), err, sizeof(err));
+        ck_assert(WIFEXITED(st));
+        ck_assert_int_eq(WEXITSTATUS(st), 7);
+        const char *bad[] = {tu_cli(), "-s", sock, "--call", "nope", NULL};
+        st = tu_run(bad, NULL, out, sizeof(out), err, sizeof(err));
+        ck_assert_int_eq(WEXITSTATUS(st), 125);
+        ck_assert_ptr_nonnull(strstr(err, "no entry point 'nope'"));
+}
+END_TEST
+
+START_TEST(test_failed_preload_stops_the_server_with_a_message) {
+        char err[1024];
+        find_preload();
+        const char *missing[] = {tu_forkserver(), "--socket", "/tmp/mpspawn-never.sock",
+                                 "--preload", "/nonexistent/lib.so", NULL};
+        int st = tu_run(missing, NULL, NULL, 0, err, sizeof(err));
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        ck_assert_ptr_nonnull(strstr(err, "cannot preload '/nonexistent/lib.so'"));
+        const char *failing[] = {tu_forkserver(), "--socket", "/tmp/mpspawn-never.sock",
+                                 "--preload", preload, NULL};
+        st = tu_run(failing, (const char *[]){"MPS_TEST_PRELOAD_FAIL=7", NULL}, NULL, 0, err,
+                    sizeof(err));
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        ck_assert_ptr_nonnull(strstr(err, "its init hook returned 7"));
+        /* Not a module at all. */
+        const char *notmod[] = {tu_forkserver(), "--socket", "/tmp/mpspawn-never.sock",
+                                "--preload", "libm.so.6", NULL};
+        st = tu_run(notmod, NULL, NULL, 0, err, sizeof(err));
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        ck_assert_ptr_nonnull(strstr(err, "no MPS_MODULE"));
+}
+END_TEST
+
+static Suite *call_suite(void) {
+        Suite *s = suite_create("call");
+        TCase *t = tcase_create("call");
+        tcase_add_checked_fixture(t, setup, teardown);
+        tcase_set_timeout(t, 240);
+        tcase_add_test(t, test_return_value_is_the_exit_code);
+        tcase_add_test(t, test_only_registered_names_can_be_called);
+        tcase_add_test(t, test_100_call_jobs_share_the_table_copy_on_write);
+        tcase_add_test(t, test_8_concurrent_jobs_add_to_shared_counters);
+        tcase_add_test(t, test_a_call_job_streams_results_over_a_pipe);
+        tcase_add_test(t, test_env_cwd_and_socketpair_apply_to_call_jobs);
+        tcase_add_test(t, test_cli_call);
+        suite_add_tcase(s, t);
+        TCase *f = tcase_create("failing");
+        tcase_set_timeout(f, 60);
+        tcase_add_test(f, test_failed_preload_stops_the_server_with_a_message);
+        suite_add_tcase(s, f);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(call_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? 0 : 1;
+}
