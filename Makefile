@@ -52,7 +52,8 @@ LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c
 SERVER_SRC := forkserver/main.c forkserver/loop.c forkserver/listen.c \
               forkserver/client.c forkserver/job.c forkserver/child.c \
               forkserver/timer.c forkserver/log.c forkserver/retain.c \
-              forkserver/query.c forkserver/preload.c $(COMMON_SRC)
+              forkserver/query.c forkserver/preload.c forkserver/prefork.c \
+              $(COMMON_SRC)
 CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_batch.c launcher/cli_jobs.c
 
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lib/%.o)

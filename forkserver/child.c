@@ -57,7 +57,7 @@ static void reset_signals(void) {
 }
 
 /* Closes every fd in [lo, hi] (inclusive) except keep. */
-static void close_range_except(unsigned lo, unsigned hi, int keep) {
+void close_range_except(unsigned lo, unsigned hi, int keep) {
         if (lo > hi)
                 return;
         if (keep >= 0 && (unsigned)keep >= lo && (unsigned)keep <= hi) {

@@ -190,7 +190,8 @@ static void on_hello(struct client *c, const struct mps__msg *msg) {
         struct mps__welcome w = {.protocol = MPS_PROTOCOL_VERSION,
                                  .version = MPS_VERSION_STRING,
                                  .pid = getpid(),
-                                 .pidfd = c->srv->use_pidfd};
+                                 .pidfd = c->srv->use_pidfd,
+                                 .features = MPS_FEATURES_ALL};
         client_send(c, mps__welcome_encode(&w), -1);
 }
 

@@ -89,6 +89,18 @@ static char *command_line(const struct mps__spawn *sp) {
                 for (const char *a = sp->argv[i]; *a && n < COMMAND_MAX; a++)
                         cmd[n++] = *a;
         }
+        /* Never cut inside a UTF-8 sequence: drop a partial one. */
+        if (n == COMMAND_MAX) {
+                size_t k = n;
+                while (k > 0 && ((unsigned char)cmd[k - 1] & 0xC0) == 0x80)
+                        k--;
+                if (k > 0 && ((unsigned char)cmd[k - 1] & 0x80)) {
+                        unsigned char lead = (unsigned char)cmd[k - 1];
+                        size_t len = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+                        if (n - (k - 1) < len)
+                                n = k - 1;
+                }
+        }
         cmd[n] = '\0';
         return cmd;
 }
@@ -157,15 +169,31 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         j->execpipe_watch = (struct watch){.kind = WATCH_EXECPIPE, .owner = j};
 
         if (pipe2(pipefd, O_CLOEXEC) < 0) {
+                srv->jobs_failed++;
                 client_send_error(c, sp.tag, errno, "fork",
                                   "cannot create the exec pipe: %m");
                 goto out;
         }
         j->start_ns = mps__now_ns();
-        pid_t pid = fork();
-        if (pid == 0)
-                child_run(srv, &sp, msg->fds, msg->nfds, pipefd[1], callp);
-        int fork_errno = errno;
+        pid_t pid = -1;
+        int fork_errno = 0;
+        /* A pre-forked child, when one waits, skips the fork. */
+        struct prefork *pf = srv->use_pidfd ? prefork_take(srv) : NULL;
+        if (pf && prefork_hand_over(pf, msg, pipefd[1]) < 0) {
+                prefork_discard(pf);
+                pf = NULL;
+        }
+        if (pf) {
+                pid = pf->pid;
+                j->pidfd = pf->pidfd;
+                pf->pidfd = -1;
+                prefork_retire(pf);
+        } else {
+                pid = fork();
+                if (pid == 0)
+                        child_run(srv, &sp, msg->fds, msg->nfds, pipefd[1], callp);
+                fork_errno = errno;
+        }
         pipefd[1] = mps__safe_close(pipefd[1]);
         if (pid < 0) {
                 srv->jobs_failed++;
@@ -178,7 +206,7 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         j->pid = pid;
         /* The child is ours and unreaped, so its pid cannot be reused before
          * pidfd_open: the pidfd refers to exactly this child. */
-        if (srv->use_pidfd)
+        if (srv->use_pidfd && j->pidfd < 0)
                 j->pidfd = pidfd_open(pid, 0);
         if (srv->use_pidfd && j->pidfd < 0) {
                 int e = errno;
@@ -194,8 +222,10 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         pipefd[0] = -1;
         j->id = ++srv->next_job_id;
         if ((r = mps__idmap_put(&srv->jobs, j->id, j)) < 0 ||
-            (r = j->pidfd >= 0 ? loop_add(srv, j->pidfd, EPOLLIN, &j->pidfd_watch)
-                               : mps__idmap_put(&srv->jobs_by_pid, (uint64_t)pid, j)) < 0 ||
+            /* A pre-forked child's pidfd is watched already: re-point it. */
+            (r = j->pidfd < 0 ? mps__idmap_put(&srv->jobs_by_pid, (uint64_t)pid, j)
+                 : pf         ? loop_mod(srv, j->pidfd, EPOLLIN, &j->pidfd_watch)
+                              : loop_add(srv, j->pidfd, EPOLLIN, &j->pidfd_watch)) < 0 ||
             (r = loop_add(srv, j->execpipe, EPOLLIN, &j->execpipe_watch)) < 0) {
                 /* Cannot track it: do not let it run untracked. */
                 job_kill(j, SIGKILL);
@@ -336,8 +366,18 @@ static void job_finish(struct job *j, int status, const struct rusage *rup) {
         j->gnext = srv->dead_jobs;
         srv->dead_jobs = j;
 
-        if (j->state != JOB_RUNNING)
+        if (j->state != JOB_RUNNING) {
+                /* It never started: whoever waits for it hears so. */
+                for (size_t i = 0; i < j->nwaiters; i++) {
+                        struct client *w = mps__idmap_get(&srv->clients_by_serial,
+                                                          j->waiters[i].client_serial);
+                        if (w && !w->dead)
+                                client_send_error(w, j->waiters[i].tag, ESRCH, "request",
+                                                  "job %llu did not start",
+                                                  (unsigned long long)j->id);
+                }
                 return;
+        }
         if (e.exitcode == 0)
                 srv->exits_zero++;
         else if (e.exitcode > 0)

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -92,6 +93,7 @@ void loop_begin_stop(struct server *srv) {
                         unlink(srv->socket_path);
         }
         srv->stopping = true;
+        prefork_release_all(srv);
         mps__idmap_foreach(&srv->jobs, stop_daemon_job, NULL);
 }
 
@@ -99,7 +101,11 @@ int loop_run(struct server *srv) {
         struct epoll_event evs[LOOP_EVENTS_MAX];
 
         while (!(srv->stopping && srv->ndaemon_alive == 0)) {
-                int n = epoll_wait(srv->epfd, evs, LOOP_EVENTS_MAX, -1);
+                /* Refill the pre-forked children one fork per turn, between
+                 * events, and do not sleep while some are missing. */
+                prefork_refill(srv, 1);
+                bool missing = srv->prefork_count < srv->prefork_target && !srv->stopping;
+                int n = epoll_wait(srv->epfd, evs, LOOP_EVENTS_MAX, missing ? 0 : -1);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -127,6 +133,9 @@ int loop_run(struct server *srv) {
                         case WATCH_PIDFD:
                                 job_on_exit(w->owner);
                                 break;
+                        case WATCH_PREFORK:
+                                prefork_on_exit(w->owner);
+                                break;
                         }
                 }
                 while (srv->dead_jobs) {
@@ -138,6 +147,11 @@ int loop_run(struct server *srv) {
                         struct client *c = srv->dead_clients;
                         srv->dead_clients = c->gnext;
                         client_free(c);
+                }
+                while (srv->dead_preforks) {
+                        struct prefork *p = srv->dead_preforks;
+                        srv->dead_preforks = p->next;
+                        free(p);
                 }
         }
         return 0;

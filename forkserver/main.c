@@ -44,6 +44,9 @@ static const char usage[] =
         "                         become what call jobs may run, in copy-on-write\n"
         "                         children that find its state warm. A library that\n"
         "                         fails to load or to initialise stops the server\n"
+        "      --prefork N        keep N children forked ahead of need, so that a\n"
+        "                         job (exec or call) skips fork on its critical\n"
+        "                         path (default 0; needs pidfds)\n"
         "      --grace SECONDS    time between SIGTERM and SIGKILL when daemon\n"
         "                         jobs are ended (default 5)\n"
         "      --log-level LEVEL  error, warning, info (default) or debug\n"
@@ -68,6 +71,7 @@ struct options {
         unsigned socket_mode;
         int embedded_fd;
         double grace;
+        unsigned prefork;
 };
 
 static int parse_level(const char *s, enum log_level *ret) {
@@ -88,7 +92,7 @@ static void die_usage(const char *fmt, const char *arg) {
 }
 
 static void parse_options(int argc, char **argv, struct options *o) {
-        enum { OPT_MODE = 256, OPT_GRACE, OPT_LEVEL, OPT_EMBEDDED, OPT_PRELOAD };
+        enum { OPT_MODE = 256, OPT_GRACE, OPT_LEVEL, OPT_EMBEDDED, OPT_PRELOAD, OPT_PREFORK };
         static const struct option longopts[] = {
                 {"socket", required_argument, NULL, 's'},
                 {"socket-mode", required_argument, NULL, OPT_MODE},
@@ -96,6 +100,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
                 {"log-level", required_argument, NULL, OPT_LEVEL},
                 {"embedded", required_argument, NULL, OPT_EMBEDDED},
                 {"preload", required_argument, NULL, OPT_PRELOAD},
+                {"prefork", required_argument, NULL, OPT_PREFORK},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},
                 {0},
@@ -133,6 +138,14 @@ static void parse_options(int argc, char **argv, struct options *o) {
                                           "info or debug)",
                                           optarg);
                         break;
+                case OPT_PREFORK: {
+                        errno = 0;
+                        unsigned long n = strtoul(optarg, &end, 10);
+                        if (errno || *end || end == optarg || optarg[0] == '-' || n > 1024)
+                                die_usage("bad --prefork '%s' (0 to 1024)", optarg);
+                        o->prefork = (unsigned)n;
+                        break;
+                }
                 case OPT_PRELOAD:
                         if (o->npreload >= PRELOAD_MAX)
                                 die_usage("more than 64 --preload libraries ('%s')", optarg);
@@ -322,6 +335,10 @@ int main(int argc, char **argv) {
                          o.socket_path ? o.socket_path : "the socket from systemd",
                          MPS_VERSION_STRING, MPS_PROTOCOL_VERSION);
         }
+        srv.prefork_target = srv.use_pidfd ? o.prefork : 0;
+        if (o.prefork && !srv.use_pidfd)
+                log_warn("--prefork needs pidfds; pre-forking is off");
+        prefork_refill(&srv, srv.prefork_target);
         sd_notify(0, "READY=1\nSTATUS=serving");
 
         r = loop_run(&srv);
@@ -335,6 +352,7 @@ int main(int argc, char **argv) {
         client_release_all(&srv);
         job_release_all(&srv);
         retain_release_all(&srv);
+        prefork_release_all(&srv);
         preload_release_all(&srv);
         free(srv.socket_path);
         free(srv.timers.items);

@@ -10,9 +10,11 @@
 #include "server.h"
 
 /* A reply must fit in one message: entries stop short of the bound, and the
- * reply says it was cut. Each entry is bounded (name, command), so a fixed
- * allowance per entry keeps the estimate safe. */
-#define LIST_ENTRY_BYTES_MAX (MPS_WIRE_NAME_MAX + COMMAND_MAX * 6 + 256)
+ * reply says it was cut. An entry's encoding is at most its fixed fields
+ * plus its strings with every byte escaped (\u00XX: 6 bytes). */
+static size_t entry_bytes_max(const struct mps__job_entry *e) {
+        return 256 + 6 * (strlen(e->name ? e->name : "") + strlen(e->command ? e->command : ""));
+}
 
 struct list_ctx {
         struct client *c;
@@ -23,12 +25,13 @@ struct list_ctx {
 };
 
 static void add_entry(struct list_ctx *ctx, const struct mps__job_entry *e) {
-        if (ctx->truncated || ctx->bytes + LIST_ENTRY_BYTES_MAX > MPS_WIRE_MSG_MAX) {
+        size_t need = entry_bytes_max(e);
+        if (ctx->truncated || ctx->bytes + need > MPS_WIRE_MSG_MAX) {
                 ctx->truncated = true;
                 return;
         }
         if (mps__jobs_add(ctx->msg, e) == 0)
-                ctx->bytes += LIST_ENTRY_BYTES_MAX;
+                ctx->bytes += need;
 }
 
 static void list_job(uint64_t id, void *value, void *data) {
@@ -57,6 +60,7 @@ void query_list(struct client *c, uint64_t tag) {
                 client_send_error(c, tag, ENOMEM, "request", "out of memory");
                 return;
         }
+        retain_expire(srv);
         mps__idmap_foreach(&srv->jobs, list_job, &ctx);
         for (struct exit_record *r = srv->retained_head; r; r = r->next) {
                 if (r->uid != c->uid)
@@ -96,6 +100,7 @@ void query_stats(struct client *c, uint64_t tag) {
                 .signaled = srv->exits_signaled,
                 .timed_out = srv->exits_timed_out,
                 .preloaded = srv->npreloads,
+                .prefork_idle = srv->prefork_count,
         };
         for (size_t i = 0; i < srv->npreloads; i++)
                 st.preloaded_rss_kib += (uint64_t)srv->preloads[i].rss_kib;

@@ -37,6 +37,10 @@ static void expire(struct server *srv, uint64_t now) {
                 retain_free(pop_oldest(srv));
 }
 
+void retain_expire(struct server *srv) {
+        expire(srv, mps__now_ns());
+}
+
 void retain_add(struct server *srv, const struct job *j, const struct mps__exited *e) {
         uint64_t now = mps__now_ns();
         expire(srv, now);

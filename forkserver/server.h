@@ -12,6 +12,7 @@
  *   timer.c     deadlines on one timerfd, kept in a min-heap
  *   log.c       one-line log records on stderr
  *   preload.c   --preload libraries, their init hooks and entry points
+ *   prefork.c   --prefork: children forked ahead of need, waiting for a job
  */
 #ifndef MPS_SERVER_H
 #define MPS_SERVER_H
@@ -33,6 +34,7 @@ enum watch_kind {
         WATCH_CLIENT,
         WATCH_EXECPIPE,
         WATCH_PIDFD,
+        WATCH_PREFORK, /* an idle pre-forked child's pidfd */
 };
 
 struct watch {
@@ -143,6 +145,17 @@ struct preload {
         long rss_kib; /* what loading and init added to our RSS */
 };
 
+/* An idle pre-forked child, waiting on sock for its one spawn request. */
+struct prefork {
+        struct prefork *next;
+        bool taken; /* handed a job (or discarded): events about it are stale */
+        struct server *srv;
+        struct watch watch;
+        pid_t pid;
+        int pidfd;
+        int sock;
+};
+
 struct timer_heap {
         struct job **items;
         size_t count, cap;
@@ -172,6 +185,9 @@ struct server {
         struct rlimit orig_nofile; /* restored in children */
         struct preload *preloads;
         size_t npreloads;
+        unsigned prefork_target; /* --prefork N */
+        unsigned prefork_count;  /* idle ones */
+        struct prefork *prefork_idle;
         struct timer_heap timers;
         uint64_t start_ns;
         uint64_t jobs_started, jobs_failed;
@@ -185,6 +201,7 @@ struct server {
          * point at them (and sees ->dead). */
         struct job *dead_jobs;
         struct client *dead_clients;
+        struct prefork *dead_preforks;
 };
 
 /* listen.c */
@@ -224,6 +241,7 @@ void retain_add(struct server *srv, const struct job *j, const struct mps__exite
 /* Takes the record of job id if uid may see it (the caller frees it). */
 struct exit_record *retain_take(struct server *srv, uint64_t id, uid_t uid);
 void retain_free(struct exit_record *rec);
+void retain_expire(struct server *srv); /* drops records past their age */
 void retain_release_all(struct server *srv);
 void job_on_execpipe(struct job *j);
 void job_on_exit(struct job *j);
@@ -247,6 +265,24 @@ struct child_call {
 _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec,
                          const int *fds, size_t nfds, int errpipe,
                          const struct child_call *call);
+
+/* child.c */
+void close_range_except(unsigned lo, unsigned hi, int keep);
+
+/* prefork.c */
+/* Forks idle children until there are prefork_target of them; at most
+ * `budget` forks (the loop calls it between event batches). */
+void prefork_refill(struct server *srv, unsigned budget);
+/* Takes an idle child for a job, or NULL. The caller owns it. */
+struct prefork *prefork_take(struct server *srv);
+/* Hands spawn message msg (with errpipe as an extra first fd) to p; 0 or
+ * -errno (then p is still the caller's to dispose of). */
+int prefork_hand_over(struct prefork *p, const struct mps__msg *msg, int errpipe);
+void prefork_discard(struct prefork *p);
+/* After hand-over: frees p once the current event batch is done. */
+void prefork_retire(struct prefork *p);
+void prefork_on_exit(struct prefork *p);
+void prefork_release_all(struct server *srv);
 
 /* preload.c */
 int preload_load(struct server *srv, const char *path, char *err, size_t errlen);

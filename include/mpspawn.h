@@ -413,7 +413,9 @@ typedef struct mps_job_info {
         bool daemon;
 } mps_job_info;
 
-/* The caller's jobs: a malloc()ed array (free() it) and its length. */
+/* The caller's jobs: a malloc()ed array (free() it) and its length.
+ * Returns 0, or 1 when the server cut the list short (one reply is bounded
+ * to 64 KiB; hundreds of jobs fit). */
 MPS_API int mps_client_list_jobs(mps_client *client, mps_job_info **ret_jobs,
                                  size_t *ret_count);
 

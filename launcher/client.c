@@ -486,6 +486,9 @@ static int handshake(mps_client *c, const char *where, char *msg, size_t msglen)
                         } else if (r == 0) {
                                 c->server_pid = w.pid;
                                 c->server_pidfd = w.pidfd;
+                                c->features = w.features;
+                                snprintf(c->server_version, sizeof(c->server_version),
+                                         "%s", w.version);
                         } else {
                                 snprintf(msg, msglen, "bad welcome from %s: %s", where, err);
                         }

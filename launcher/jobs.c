@@ -9,6 +9,16 @@
 
 #include "lib.h"
 
+/* The jobs-by-id requests need a server that announced them. */
+static int need_jobs(mps_client *c) {
+        if (c->features & MPS_FEATURE_JOBS)
+                return 0;
+        mps__client_set_error(c, "the forkserver (version %s) does not support wait, list "
+                                 "and stats",
+                              c->server_version);
+        return -EOPNOTSUPP;
+}
+
 MPS_API int mps_client_signal_job(mps_client *c, uint64_t id, int sig) {
         cJSON *reply = NULL;
         enum mps__op op;
@@ -42,6 +52,8 @@ MPS_API int mps_client_wait_job(mps_client *c, uint64_t id, int timeout_ms,
         char err[256];
         if (!c || id == 0)
                 return -EINVAL;
+        if (need_jobs(c) < 0)
+                return -EOPNOTSUPP;
         /* An earlier wait that timed out may have been answered since. */
         mps_exit_info *late = mps__idmap_remove(&c->late_exits, id);
         if (late) {
@@ -102,6 +114,8 @@ MPS_API int mps_client_list_jobs(mps_client *c, mps_job_info **ret_jobs,
         size_t n = 0;
         if (!c || !ret_jobs || !ret_count)
                 return -EINVAL;
+        if (need_jobs(c) < 0)
+                return -EOPNOTSUPP;
         cJSON *json = mps__wait_encode(MPS_OP_LIST, &(struct mps__wait){0});
         if (!json)
                 return -ENOMEM;
@@ -133,10 +147,11 @@ MPS_API int mps_client_list_jobs(mps_client *c, mps_job_info **ret_jobs,
                 out[i].daemon = v[i].daemon;
         }
         free(v);
+        bool truncated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "truncated"));
         cJSON_Delete(reply);
         *ret_jobs = out;
         *ret_count = n;
-        return 0;
+        return truncated ? 1 : 0;
 }
 
 MPS_API int mps_client_stats(mps_client *c, mps_server_stats *ret_stats) {
@@ -146,6 +161,8 @@ MPS_API int mps_client_stats(mps_client *c, mps_server_stats *ret_stats) {
         struct mps__server_stats st;
         if (!c || !ret_stats)
                 return -EINVAL;
+        if (need_jobs(c) < 0)
+                return -EOPNOTSUPP;
         cJSON *json = mps__wait_encode(MPS_OP_STATS, &(struct mps__wait){0});
         if (!json)
                 return -ENOMEM;

@@ -19,6 +19,8 @@ struct mps_client {
         bool broken;    /* the connection is gone */
         pid_t server_pid;
         bool server_pidfd; /* the server sends pidfds */
+        unsigned features; /* MPS_FEATURE_* the server announced */
+        char server_version[32];
         uint64_t next_tag;
         struct mps__idmap inflight; /* tag -> mps_process, until its end */
         /* One synchronous request at a time (signal, wait, list, stats):

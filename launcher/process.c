@@ -69,6 +69,17 @@ int mps__process_send_start(mps_process *p) {
                 mps__client_set_error(c, "the client is not connected");
                 return -ENOTCONN;
         }
+        /* An older server would ignore what it does not know: refuse here. */
+        const char *missing = s->timeout > 0 && !(c->features & MPS_FEATURE_TIMEOUT) ? "timeouts"
+                : s->nrlimits && !(c->features & MPS_FEATURE_RLIMITS) ? "resource limits"
+                : s->detached && !(c->features & MPS_FEATURE_DETACHED) ? "detached jobs"
+                : s->call_entry && !(c->features & MPS_FEATURE_CALL) ? "call jobs"
+                : NULL;
+        if (missing) {
+                mps__client_set_error(c, "the forkserver (version %s) does not support %s",
+                                      c->server_version, missing);
+                return -EOPNOTSUPP;
+        }
 
         /* fds: the spec's map, then the caller's 0, 1 and 2 where the spec
          * says nothing about them. */

@@ -127,6 +127,8 @@ int mps__wire_recv(int sock, struct mps__msg *msg, char *err, size_t errlen,
                     MPS_WIRE_FDS_MAX);
                 goto bad;
         }
+        msg->raw = buf;
+        msg->rawlen = (size_t)n;
         msg->json = cJSON_ParseWithLength(buf, (size_t)n);
         if (!msg->json || !cJSON_IsObject(msg->json)) {
                 say(err, errlen, "message is not a JSON object");
@@ -391,6 +393,15 @@ static cJSON *add_u64(cJSON *o, const char *key, uint64_t v) {
         return n;
 }
 
+/* A limit as exact decimal text, -1 for unlimited. */
+static cJSON *rlim_json(unsigned long long v) {
+        char buf[24];
+        if (v == (unsigned long long)RLIM_INFINITY)
+                return cJSON_CreateNumber(-1);
+        snprintf(buf, sizeof(buf), "%llu", v);
+        return cJSON_CreateRaw(buf);
+}
+
 /* ---- hello / welcome ------------------------------------------------------ */
 
 cJSON *mps__hello_encode(const struct mps__hello *m) {
@@ -415,6 +426,9 @@ int mps__hello_decode(const cJSON *json, struct mps__hello *ret, char *err,
         return 0;
 }
 
+static const char *const feature_names[] = {"timeout", "rlimits", "detached", "call",
+                                            "jobs"};
+
 cJSON *mps__welcome_encode(const struct mps__welcome *m) {
         cJSON *o = mps__wire_new(MPS_OP_WELCOME);
         if (!o)
@@ -426,6 +440,13 @@ cJSON *mps__welcome_encode(const struct mps__welcome *m) {
         ADD(features);
         if (m->pidfd) {
                 cJSON *s = cJSON_CreateString("pidfd");
+                ADD(s);
+                cJSON_AddItemToArray(features, s);
+        }
+        for (size_t i = 0; i < sizeof(feature_names) / sizeof(feature_names[0]); i++) {
+                if (!(m->features & (1u << i)))
+                        continue;
+                cJSON *s = cJSON_CreateString(feature_names[i]);
                 ADD(s);
                 cJSON_AddItemToArray(features, s);
         }
@@ -446,8 +467,13 @@ int mps__welcome_decode(const cJSON *json, struct mps__welcome *ret, char *err,
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(json, "features");
         const cJSON *it;
         cJSON_ArrayForEach(it, f) {
-                if (cJSON_IsString(it) && strcmp(it->valuestring, "pidfd") == 0)
+                if (!cJSON_IsString(it))
+                        continue;
+                if (strcmp(it->valuestring, "pidfd") == 0)
                         m.pidfd = true;
+                for (size_t i = 0; i < sizeof(feature_names) / sizeof(feature_names[0]); i++)
+                        if (strcmp(it->valuestring, feature_names[i]) == 0)
+                                m.features |= 1u << i;
         }
         *ret = m;
         return 0;
@@ -514,11 +540,8 @@ cJSON *mps__spawn_encode(const struct mps__spawn *m) {
                         const char *name = mps__rlimit_name(r->resource);
                         ADD(name);
                         cJSON *n = cJSON_CreateString(name);
-                        cJSON *soft = r->soft == RLIM_INFINITY
-                                ? cJSON_CreateNumber(-1) : cJSON_CreateNumber((double)r->soft);
-                        cJSON *hard = r->hard_keep ? cJSON_CreateNull()
-                                : r->hard == RLIM_INFINITY ? cJSON_CreateNumber(-1)
-                                : cJSON_CreateNumber((double)r->hard);
+                        cJSON *soft = rlim_json(r->soft);
+                        cJSON *hard = r->hard_keep ? cJSON_CreateNull() : rlim_json(r->hard);
                         if (n)
                                 cJSON_AddItemToArray(e, n);
                         if (soft)
@@ -867,9 +890,11 @@ int mps__error_decode(const cJSON *json, struct mps__error *ret, char *err,
          * the number is the fallback for a name this side does not know. */
         m.err = mps__errno_from_name(name);
         if (m.err == 0) {
-                int code = 0;
-                TRY(get_int(json, "code", false, 0, 4095, &code, err, errlen));
-                m.err = code > 0 ? code : EIO;
+                /* A code out of range is no reason to lose the message. */
+                const cJSON *code = cJSON_GetObjectItemCaseSensitive(json, "code");
+                m.err = cJSON_IsNumber(code) && code->valuedouble >= 1 &&
+                                code->valuedouble <= 4095
+                        ? (int)code->valuedouble : EIO;
         }
         *ret = m;
         return 0;

@@ -58,6 +58,10 @@ struct mps__msg {
         enum mps__op op;
         uint64_t tag; /* the request tag, 0 when absent or invalid */
         uint64_t received_ns; /* set by the server when it takes the message */
+        /* The datagram as received; valid until the next mps__wire_recv on
+         * this thread (the server forwards it to a pre-forked child). */
+        const char *raw;
+        size_t rawlen;
         cJSON *json;
         int fds[MPS_WIRE_FDS_MAX];
         size_t nfds;
@@ -109,11 +113,24 @@ struct mps__hello {
         const char *client; /* free-form client name and version */
 };
 
+/* Capabilities a server announces in welcome.features (besides "pidfd"):
+ * a client must not rely on a spawn field or request its server does not
+ * name, since an older server would ignore the field or refuse the op. */
+enum {
+        MPS_FEATURE_TIMEOUT = 1 << 0,  /* "timeout": spawn timeout, kill_after */
+        MPS_FEATURE_RLIMITS = 1 << 1,  /* "rlimits" */
+        MPS_FEATURE_DETACHED = 1 << 2, /* "detached" */
+        MPS_FEATURE_CALL = 1 << 3,     /* "call": call jobs */
+        MPS_FEATURE_JOBS = 1 << 4,     /* "jobs": wait, list, stats */
+        MPS_FEATURES_ALL = (1 << 5) - 1,
+};
+
 struct mps__welcome {
         int protocol;
         const char *version; /* server version */
         pid_t pid;
         bool pidfd; /* the server can send pidfds with spawned */
+        unsigned features; /* MPS_FEATURE_* */
 };
 
 struct mps__fd_map {

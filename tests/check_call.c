@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../include/mpspawn.h"
@@ -234,6 +235,73 @@ START_TEST(test_failed_preload_stops_the_server_with_a_message) {
 }
 END_TEST
 
+/* The same jobs through pre-forked children. */
+static void prefork_setup(void) {
+        find_preload();
+        const char *extra[] = {"--preload", preload, "--prefork", "2", NULL};
+        tu_server_start(&srv, extra);
+        char *msg = NULL;
+        ck_assert_msg(mps_client_open(srv.path, &client, &msg) == 0, "%s", msg ? msg : "?");
+}
+
+/* Bounded polling until the server has `want` idle pre-forked children. */
+static void wait_prefork_idle(uint64_t want) {
+        mps_server_stats st = {0};
+        for (int i = 0; i < 2000; i++) {
+                ck_assert_int_eq(mps_client_stats(client, &st), 0);
+                if (st.prefork_idle == want)
+                        return;
+                struct timespec ts = {0, 5 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        ck_abort_msg("prefork_idle stayed %llu, not %llu",
+                     (unsigned long long)st.prefork_idle, (unsigned long long)want);
+}
+
+START_TEST(test_prefork_runs_call_and_exec_jobs_and_refills) {
+        wait_prefork_idle(2);
+        for (int i = 0; i < 10; i++) {
+                char args[8];
+                snprintf(args, sizeof(args), "%d", i);
+                ck_assert_int_eq(finish(start_call("exit_with", args, -1, -1)), i);
+        }
+        /* Exec jobs go through them too, with their fds. */
+        int fds[2];
+        char buf[64];
+        ck_assert_int_eq(mps_pipe(fds), 0);
+        mps_spec *s;
+        mps_process *p;
+        const char *argv[] = {"/bin/sh", "-c", "echo via prefork; exit 3", NULL};
+        ck_assert_int_eq(mps_spec_new(&s), 0);
+        ck_assert_int_eq(mps_spec_set_exec(s, argv[0], argv), 0);
+        ck_assert_int_eq(mps_spec_map_fd(s, 1, fds[1]), 0);
+        ck_assert_int_eq(mps_process_new(client, s, &p), 0);
+        ck_assert_int_eq(mps_start(p), 0);
+        close(fds[1]);
+        tu_read_all(fds[0], buf, sizeof(buf), 20000);
+        ck_assert_str_eq(buf, "via prefork\n");
+        ck_assert_int_eq(finish(p), 3);
+        close(fds[0]);
+        /* Exec failures still come back as errors. */
+        const char *bad[] = {"no-such-program-p", NULL};
+        ck_assert_int_eq(mps_spec_set_exec(s, bad[0], bad), 0);
+        ck_assert_int_eq(mps_spec_map_fd(s, 1, -1), 0); /* fds[1] is closed now */
+        ck_assert_int_eq(mps_process_new(client, s, &p), 0);
+        ck_assert_int_eq(mps_start(p), -ENOENT);
+        mps_process_close(p);
+        mps_spec_free(s);
+        /* COW holds through them as well. */
+        ck_assert_int_eq(mps_pipe(fds), 0);
+        ck_assert_int_eq(finish(start_call("table_info", NULL, fds[1], -1)), 0);
+        close(fds[1]);
+        tu_read_all(fds[0], buf, sizeof(buf), 20000);
+        close(fds[0]);
+        ck_assert_msg(strncmp(buf, "init=1 after_fork=1 table_mib=256 sum_ok=1", 42) == 0,
+                      "%s", buf);
+        wait_prefork_idle(2);
+}
+END_TEST
+
 static Suite *call_suite(void) {
         Suite *s = suite_create("call");
         TCase *t = tcase_create("call");
@@ -247,6 +315,11 @@ static Suite *call_suite(void) {
         tcase_add_test(t, test_env_cwd_and_socketpair_apply_to_call_jobs);
         tcase_add_test(t, test_cli_call);
         suite_add_tcase(s, t);
+        TCase *pf = tcase_create("prefork");
+        tcase_add_checked_fixture(pf, prefork_setup, teardown);
+        tcase_set_timeout(pf, 240);
+        tcase_add_test(pf, test_prefork_runs_call_and_exec_jobs_and_refills);
+        suite_add_tcase(s, pf);
         TCase *f = tcase_create("failing");
         tcase_set_timeout(f, 60);
         tcase_add_test(f, test_failed_preload_stops_the_server_with_a_message);

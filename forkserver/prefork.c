@@ -1,0 +1,173 @@
+/*
+ * prefork.c: --prefork N keeps N children forked ahead of need (as Android's
+ * zygote keeps unspecialised processes), so that a job skips fork on its
+ * critical path. Each waits on its own socketpair for one spawn request: the
+ * client's datagram as it came, with the job's exec pipe as an extra first
+ * fd. From there it is an ordinary forked child (child_run), tracked by the
+ * pidfd the server opened when it forked it.
+ *
+ * Refills happen between event batches, one fork at a time, so a burst of
+ * jobs never waits on refilling. Preloaded state is fixed at start, so idle
+ * children never need to be rebuilt.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/pidfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../launcher/fdutil.h"
+#include "server.h"
+
+/* The pre-forked child: wait for the request, then become the job. */
+static _Noreturn void prefork_child(struct server *srv, int sock) {
+        close_range_except(3, ~0u, sock);
+        for (;;) {
+                struct mps__msg msg;
+                char err[256];
+                if (mps__poll_one(sock, POLLIN, -1) < 0)
+                        _exit(0);
+                int r = mps__wire_recv(sock, &msg, err, sizeof(err), NULL);
+                if (r == -EAGAIN || r == -EINTR)
+                        continue;
+                if (r <= 0 || msg.op != MPS_OP_SPAWN || msg.nfds < 1)
+                        _exit(0); /* the server let go of us, or nonsense */
+                int errpipe = msg.fds[0];
+                struct mps__spawn sp;
+                if (mps__spawn_decode(msg.json, msg.nfds - 1, &sp, err, sizeof(err)) < 0)
+                        _exit(127); /* the server checked it already */
+                struct child_call call, *callp = NULL;
+                if (sp.call_entry) {
+                        const struct mps_entry *e = preload_find(srv, sp.call_entry);
+                        if (!e)
+                                _exit(127);
+                        char *args = sp.call_args ? cJSON_PrintUnformatted(sp.call_args) : NULL;
+                        call = (struct child_call){e->fn, e->name, args ? args : "null"};
+                        callp = &call;
+                }
+                child_run(srv, &sp, msg.fds + 1, msg.nfds - 1, errpipe, callp);
+        }
+}
+
+static int spawn_one(struct server *srv) {
+        int sv[2];
+        struct prefork *p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+                free(p);
+                return -errno;
+        }
+        pid_t pid = fork();
+        if (pid == 0)
+                prefork_child(srv, sv[1]);
+        int e = errno;
+        mps__safe_close(sv[1]);
+        if (pid < 0) {
+                mps__safe_close(sv[0]);
+                free(p);
+                return -e;
+        }
+        p->srv = srv;
+        p->pid = pid;
+        p->sock = sv[0];
+        p->pidfd = pidfd_open(pid, 0);
+        p->watch = (struct watch){.kind = WATCH_PREFORK, .owner = p};
+        if (p->pidfd < 0 || loop_add(srv, p->pidfd, EPOLLIN, &p->watch) < 0) {
+                kill(pid, SIGKILL);
+                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+                mps__safe_close(p->pidfd);
+                mps__safe_close(p->sock);
+                free(p);
+                return -EMFILE;
+        }
+        p->next = srv->prefork_idle;
+        srv->prefork_idle = p;
+        srv->prefork_count++;
+        return 0;
+}
+
+void prefork_refill(struct server *srv, unsigned budget) {
+        while (budget-- > 0 && srv->prefork_count < srv->prefork_target &&
+               !srv->stopping) {
+                int r = spawn_one(srv);
+                if (r < 0) {
+                        log_warn("cannot pre-fork a child: %s", strerror(-r));
+                        return;
+                }
+        }
+}
+
+struct prefork *prefork_take(struct server *srv) {
+        struct prefork *p = srv->prefork_idle;
+        if (!p)
+                return NULL;
+        srv->prefork_idle = p->next;
+        srv->prefork_count--;
+        p->next = NULL;
+        p->taken = true;
+        return p;
+}
+
+void prefork_retire(struct prefork *p) {
+        struct server *srv = p->srv;
+        p->sock = mps__safe_close(p->sock);
+        p->next = srv->dead_preforks;
+        srv->dead_preforks = p;
+}
+
+int prefork_hand_over(struct prefork *p, const struct mps__msg *msg, int errpipe) {
+        int fds[MPS_WIRE_FDS_MAX];
+        if (msg->nfds + 1 > MPS_WIRE_FDS_MAX)
+                return -EMSGSIZE;
+        fds[0] = errpipe;
+        memcpy(fds + 1, msg->fds, msg->nfds * sizeof(int));
+        return mps__wire_send_raw(p->sock, msg->raw, msg->rawlen, fds, msg->nfds + 1);
+}
+
+/* Ends an idle child that will not be used (the caller took it). */
+void prefork_discard(struct prefork *p) {
+        loop_del(p->srv, p->pidfd);
+        pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
+        while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        p->pidfd = mps__safe_close(p->pidfd);
+        prefork_retire(p);
+}
+
+/* An idle child died (killed from outside): reap and forget it. */
+void prefork_on_exit(struct prefork *p) {
+        struct server *srv = p->srv;
+        if (p->taken)
+                return;
+        struct prefork **pp = &srv->prefork_idle;
+        while (*pp && *pp != p)
+                pp = &(*pp)->next;
+        if (!*pp)
+                return;
+        *pp = p->next;
+        srv->prefork_count--;
+        p->taken = true;
+        log_warn("pre-forked child %d died while idle", (int)p->pid);
+        loop_del(srv, p->pidfd);
+        while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        p->pidfd = mps__safe_close(p->pidfd);
+        prefork_retire(p);
+}
+
+void prefork_release_all(struct server *srv) {
+        struct prefork *p;
+        while ((p = prefork_take(srv)))
+                prefork_discard(p);
+        while ((p = srv->dead_preforks)) {
+                srv->dead_preforks = p->next;
+                free(p);
+        }
+}
