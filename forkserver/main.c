@@ -272,6 +272,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < o.npreload; i++) {
                 if (preload_load(&srv, o.preload[i], err, sizeof(err)) < 0) {
                         log_err("%s", err);
+                        preload_release_all(&srv);
                         return 1;
                 }
         }

@@ -261,7 +261,7 @@ static void wait_prefork_idle(uint64_t want) {
 START_TEST(test_prefork_runs_call_and_exec_jobs_and_refills) {
         wait_prefork_idle(2);
         for (int i = 0; i < 10; i++) {
-                char args[8];
+                char args[16];
                 snprintf(args, sizeof(args), "%d", i);
                 ck_assert_int_eq(finish(start_call("exit_with", args, -1, -1)), i);
         }
