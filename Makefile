@@ -4,6 +4,7 @@
 #   make demo       install missing build dependencies, build, run a real job
 #   make check      install missing build dependencies, build, run every test
 #   make check-asan the whole suite under AddressSanitizer + UBSan
+#   make bench-policy  what a seccomp policy costs (compile, cache hit, load)
 #   make install    PREFIX=/usr/local DESTDIR=
 #
 # Every output goes under $(BUILD) (build/ by default; build-asan/ for the
@@ -64,7 +65,8 @@ SONAME     := libmpspawn.so.$(SOVERSION)
 PROGRAMS   := $(BUILD)/mpforkserver $(BUILD)/mpspawn
 LIBS       := $(BUILD)/libmpspawn.a $(BUILD)/libmpspawn.so.$(VERSION)
 
-.PHONY: all deps demo check check-asan test tests install uninstall clean
+.PHONY: all deps demo check check-asan test tests install uninstall clean \
+        bench-policy
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS) $(LIBS) $(BUILD)/mpspawn.pc
@@ -155,6 +157,14 @@ check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan \
 	  CFLAGS='-O1 -g -fno-omit-frame-pointer' \
 	  SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=all' test
+
+# What a seccomp policy costs: compile, cache hit, load in a child.
+$(BUILD)/tests/bench_policy: $(BUILD)/tests/bench_policy.o $(BUILD)/obj/forkserver/policy.o $(BUILD)/libmpspawn.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libmpspawn.a \
+	  $(CJSON_LIBS) $(SECCOMP_LIBS)
+
+bench-policy: $(BUILD)/tests/bench_policy
+	@./$(BUILD)/tests/bench_policy
 
 # --- demo ------------------------------------------------------------------------------
 demo: deps
