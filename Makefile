@@ -4,6 +4,7 @@
 #   make demo       install missing build dependencies, build, run a real job
 #   make check      install missing build dependencies, build, run every test
 #   make check-asan the whole suite under AddressSanitizer + UBSan
+#   make bench-policy  what a seccomp policy costs (compile, cache hit, load)
 #   make install    PREFIX=/usr/local DESTDIR=
 #
 # Every output goes under $(BUILD) (build/ by default; build-asan/ for the
@@ -60,14 +61,15 @@ LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lib/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 
-TESTS      := check_wire check_idmap check_cmdline check_process check_pool check_call check_cli
+TESTS      := check_wire check_idmap check_cmdline check_policy check_process check_pool check_call check_cli
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
 
 SONAME     := libmpspawn.so.$(SOVERSION)
 PROGRAMS   := $(BUILD)/mpforkserver $(BUILD)/mpspawn
 LIBS       := $(BUILD)/libmpspawn.a $(BUILD)/libmpspawn.so.$(VERSION)
 
-.PHONY: all deps demo check check-asan test tests install uninstall clean
+.PHONY: all deps demo check check-asan test tests install uninstall clean \
+        bench-policy
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS) $(LIBS) $(BUILD)/mpspawn.pc
@@ -135,9 +137,12 @@ $(BUILD)/tests/check_process: $(BUILD)/tests/check_process.o $(BUILD)/tests/test
 $(BUILD)/tests/check_cli: $(BUILD)/tests/check_cli.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_pool: $(BUILD)/tests/check_pool.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_call: $(BUILD)/tests/check_call.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+# The policy module is the server's; its unit test links it directly.
+$(BUILD)/tests/check_policy: $(BUILD)/tests/check_policy.o $(BUILD)/obj/forkserver/policy.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_policy: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
 $(TEST_BINS):
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libmpspawn.a \
-	  $(CHECK_LIBS) $(CJSON_LIBS) -lpthread
+	  $(CHECK_LIBS) $(CJSON_LIBS) $(TEST_EXTRA_LIBS) -lpthread
 
 tests: all $(TEST_BINS) $(BUILD)/tests/example $(BUILD)/tests/preload_table.so
 
@@ -163,6 +168,14 @@ check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan \
 	  CFLAGS='-O1 -g -fno-omit-frame-pointer' \
 	  SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=all' test
+
+# What a seccomp policy costs: compile, cache hit, load in a child.
+$(BUILD)/tests/bench_policy: $(BUILD)/tests/bench_policy.o $(BUILD)/obj/forkserver/policy.o $(BUILD)/libmpspawn.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libmpspawn.a \
+	  $(CJSON_LIBS) $(SECCOMP_LIBS)
+
+bench-policy: $(BUILD)/tests/bench_policy
+	@./$(BUILD)/tests/bench_policy
 
 # --- demo ------------------------------------------------------------------------------
 demo: deps
