@@ -54,6 +54,7 @@ SERVER_SRC := forkserver/main.c forkserver/loop.c forkserver/listen.c \
               forkserver/client.c forkserver/job.c forkserver/child.c \
               forkserver/timer.c forkserver/log.c forkserver/retain.c \
               forkserver/query.c forkserver/preload.c forkserver/prefork.c \
+              forkserver/policy.c \
               $(COMMON_SRC)
 CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_batch.c launcher/cli_jobs.c
 
@@ -61,7 +62,7 @@ LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lib/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 
-TESTS      := check_wire check_idmap check_cmdline check_policy check_process check_pool check_call check_cli
+TESTS      := check_wire check_idmap check_cmdline check_policy check_process check_pool check_call check_jobpolicy check_cli
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
 
 SONAME     := libmpspawn.so.$(SOVERSION)
@@ -113,7 +114,7 @@ $(BUILD)/libmpspawn.so.$(VERSION): $(LIB_OBJ)
 	ln -sf $(SONAME) $(BUILD)/libmpspawn.so
 
 $(BUILD)/mpforkserver: $(SERVER_OBJ)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) $(SYSTEMD_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) $(SECCOMP_LIBS) $(SYSTEMD_LIBS)
 
 $(BUILD)/mpspawn: $(CLI_OBJ) $(BUILD)/libmpspawn.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmpspawn.a $(CJSON_LIBS)
@@ -137,6 +138,7 @@ $(BUILD)/tests/check_process: $(BUILD)/tests/check_process.o $(BUILD)/tests/test
 $(BUILD)/tests/check_cli: $(BUILD)/tests/check_cli.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_pool: $(BUILD)/tests/check_pool.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_call: $(BUILD)/tests/check_call.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_jobpolicy: $(BUILD)/tests/check_jobpolicy.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 # The policy module is the server's; its unit test links it directly.
 $(BUILD)/tests/check_policy: $(BUILD)/tests/check_policy.o $(BUILD)/obj/forkserver/policy.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_policy: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)

@@ -1,10 +1,7 @@
 /*
  * child.c: what a freshly forked child does before it becomes the job.
  *
- * Order: signal dispositions to default; the server's raised fd limit back
- * to what it was; new session if asked; descriptors installed at their target
- * numbers and every other one closed; cwd; resource limits; signal mask
- * cleared; exec. Any
+ * The order of the steps is given at child_run. Any
  * failure is written to the exec pipe as {stage, errno} and the child exits
  * 127 without running atexit handlers. The exec pipe is O_CLOEXEC, so the
  * server sees EOF exactly when exec succeeded.
@@ -15,14 +12,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../launcher/fdutil.h"
+#include "policy.h"
 #include "server.h"
 
 static const char *const stage_names[] = {
@@ -32,6 +33,9 @@ static const char *const stage_names[] = {
         [CHILD_STAGE_EXEC] = "exec",
         [CHILD_STAGE_RLIMIT] = "rlimit",
         [CHILD_STAGE_CALL] = "call",
+        [CHILD_STAGE_CREDENTIALS] = "credentials",
+        [CHILD_STAGE_NICE] = "nice",
+        [CHILD_STAGE_SECCOMP] = "seccomp",
 };
 
 const char *child_stage_name(int stage) {
@@ -225,12 +229,13 @@ static int exec_search(const char *file, char *const argv[], char *const envp[])
 extern char **environ;
 
 /*
- * A call job: no exec. Module hooks run now that the job is set up; then
- * the exec pipe is closed, which the server takes as "started", exactly as
- * an exec would; and the entry point's return value is the exit code.
+ * A call job: no exec. Module hooks run now that the job is set up, then
+ * the seccomp filter is loaded (last, as it would be before exec), then the
+ * exec pipe is closed, which the server takes as "started", exactly as an
+ * exec would; and the entry point's return value is the exit code.
  */
 static _Noreturn void run_call(const struct server *srv, const struct mps__spawn *spec,
-                               int errpipe, const struct child_call *call) {
+                               int errpipe, const struct child_plan *plan) {
         int fds[MPS_WIRE_FDS_MAX];
         size_t n = 0;
         for (size_t i = 0; i < spec->nfdmap && n < MPS_WIRE_FDS_MAX; i++)
@@ -240,14 +245,17 @@ static _Noreturn void run_call(const struct server *srv, const struct mps__spawn
         for (size_t i = 0; i < srv->npreloads; i++)
                 if (srv->preloads[i].module->after_fork)
                         srv->preloads[i].module->after_fork();
+        int r;
+        if (plan->policy && (r = policy_apply(plan->policy)) < 0)
+                fail(errpipe, CHILD_STAGE_SECCOMP, -r);
         mps__safe_close(errpipe);
         mps_call_context ctx = {
-                .entry = call->entry,
-                .args_json = call->args_json,
+                .entry = plan->call->entry,
+                .args_json = plan->call->args_json,
                 .fds = fds,
                 .nfds = n,
         };
-        int r = call->fn(&ctx);
+        r = plan->call->fn(&ctx);
         /* Only what the entry point wrote: the server never buffers stdio
          * output, so nothing of its own is flushed twice. */
         fflush(stdout);
@@ -255,23 +263,58 @@ static _Noreturn void run_call(const struct server *srv, const struct mps__spawn
         _exit(r & 0xff);
 }
 
+/* The client's credentials, for a server running as root. */
+static int drop_credentials(const struct creds *c) {
+        if (setgroups(c->ngroups, c->groups) < 0 || setresgid(c->gid, c->gid, c->gid) < 0 ||
+            setresuid(c->uid, c->uid, c->uid) < 0)
+                return -errno;
+        return 0;
+}
+
+/*
+ * Order: signal dispositions; the server's fd limit back; parent-death
+ * signal; session or process group (every job leads its own group, so that
+ * a whole tree can be signalled); fds; then, as the client rather than as
+ * the server, everything a client could otherwise abuse: credentials
+ * first, then cwd (access checked as the user), umask, nice and rlimits
+ * (which cannot exceed what the user may set); the signal mask; and last
+ * no_new_privs and the seccomp filter, right before exec, so that the
+ * filter has to allow as little as possible.
+ */
 _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec,
                          const int *fds, size_t nfds, int errpipe,
-                         const struct child_call *call) {
+                         const struct child_plan *plan) {
         int r;
         sigset_t none;
 
         reset_signals();
         setrlimit(RLIMIT_NOFILE, &srv->orig_nofile);
 
-        if (spec->new_session && setsid() < 0)
+        if (spec->pdeathsig > 0) {
+                if (prctl(PR_SET_PDEATHSIG, spec->pdeathsig) < 0)
+                        fail(errpipe, CHILD_STAGE_SESSION, errno);
+                /* The server may have died before the line above. */
+                if (getppid() != plan->server_pid)
+                        raise(spec->pdeathsig);
+        }
+        if (spec->new_session ? setsid() < 0 : setpgid(0, 0) < 0)
                 fail(errpipe, CHILD_STAGE_SESSION, errno);
 
         if ((r = arrange_fds(spec, fds, nfds, &errpipe)) < 0)
                 fail(errpipe, CHILD_STAGE_FDS, -r);
 
+        if (plan->creds && (r = drop_credentials(plan->creds)) < 0)
+                fail(errpipe, CHILD_STAGE_CREDENTIALS, -r);
+
         if (spec->cwd && chdir(spec->cwd) < 0)
                 fail(errpipe, CHILD_STAGE_CHDIR, errno);
+        if (spec->umask >= 0)
+                umask((mode_t)spec->umask);
+        if (spec->has_nice) {
+                errno = 0;
+                if (setpriority(PRIO_PROCESS, 0, spec->nice) < 0)
+                        fail(errpipe, CHILD_STAGE_NICE, errno);
+        }
 
         /* Limits come after the fds are arranged: a low RLIMIT_NOFILE
          * would otherwise forbid the moves above. */
@@ -287,13 +330,16 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
                         fail(errpipe, CHILD_STAGE_RLIMIT, errno);
         }
 
-        /* Last: a signal that was pending for the server must not be taken
-         * by the job, and one sent to the job from now on must reach it. */
+        /* A signal sent to the job from now on must reach it. */
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
 
-        if (call)
-                run_call(srv, spec, errpipe, call);
+        if (spec->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                fail(errpipe, CHILD_STAGE_SECCOMP, errno);
+        if (plan->call)
+                run_call(srv, spec, errpipe, plan);
+        if (plan->policy && (r = policy_apply(plan->policy)) < 0)
+                fail(errpipe, CHILD_STAGE_SECCOMP, -r);
         r = exec_search(spec->path, (char *const *)spec->argv,
                         (char *const *)spec->envp);
         fail(errpipe, CHILD_STAGE_EXEC, r);

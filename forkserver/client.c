@@ -5,6 +5,8 @@
  * one whose queue overflows is dropped.
  */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +24,39 @@
 #endif
 
 static void client_disconnect(struct client *c, const char *why);
+
+/* The credentials a root server gives this client's jobs: its uid, gid
+ * and supplementary groups from the group database (looked up once, here,
+ * never in a forked child). NULL when nothing needs to change, or (with
+ * errno ENOMEM) when memory ran out. */
+static struct creds *client_creds(uid_t uid, gid_t gid) {
+        struct creds *cr = calloc(1, sizeof(*cr));
+        if (!cr)
+                return NULL;
+        cr->uid = uid;
+        cr->gid = gid;
+        struct passwd pw, *res = NULL;
+        char buf[4096];
+        int n = 0;
+        if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res) {
+                getgrouplist(pw.pw_name, gid, NULL, &n);
+                cr->groups = calloc((size_t)n + 1, sizeof(gid_t));
+                if (cr->groups && getgrouplist(pw.pw_name, gid, cr->groups, &n) >= 0)
+                        cr->ngroups = (size_t)n;
+        }
+        if (cr->ngroups == 0) {
+                /* No passwd entry: the primary group alone. */
+                free(cr->groups);
+                cr->groups = calloc(1, sizeof(gid_t));
+                if (!cr->groups) {
+                        free(cr);
+                        return NULL;
+                }
+                cr->groups[0] = gid;
+                cr->ngroups = 1;
+        }
+        return cr;
+}
 
 int client_new(struct server *srv, int fd) {
         struct ucred cred;
@@ -41,6 +76,14 @@ int client_new(struct server *srv, int fd) {
         c->gid = cred.gid;
         c->pid = cred.pid;
         c->serial = ++srv->next_client_serial;
+        /* A root server runs a client's jobs as that client. */
+        if (geteuid() == 0 && c->uid != 0 && !(c->creds = client_creds(c->uid, c->gid))) {
+                /* Without them its jobs would run as root: refuse it. */
+                log_err("out of memory looking up uid %u; refusing connection",
+                        (unsigned)c->uid);
+                free(c);
+                return -ENOMEM;
+        }
         c->watch.kind = WATCH_CLIENT;
         c->watch.owner = c;
         int r = loop_add(srv, fd, EPOLLIN, &c->watch);
@@ -65,6 +108,9 @@ int client_new(struct server *srv, int fd) {
 }
 
 void client_free(struct client *c) {
+        if (c->creds)
+                free(c->creds->groups);
+        free(c->creds);
         struct outmsg *m = c->out_head;
         while (m) {
                 struct outmsg *next = m->next;

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "../launcher/fdutil.h"
+#include "policy.h"
 #include "server.h"
 
 static void link_client(struct job *j, struct client *c) {
@@ -63,10 +64,23 @@ void job_free(struct job *j) {
         free(j);
 }
 
-int job_kill(struct job *j, int sig) {
+static int kill_leader(struct job *j, int sig) {
         int r = j->pidfd >= 0 ? pidfd_send_signal(j->pidfd, sig, NULL, 0)
                               : kill(j->pid, sig);
         return r < 0 ? -errno : 0;
+}
+
+/* The job leads process group j->pid (child_run makes it so) and is not
+ * reaped yet, so that group cannot be anyone else's. */
+static int kill_group(struct job *j, int sig) {
+        if (kill(-j->pid, sig) == 0)
+                return 0;
+        /* The leader left its group (setsid, setpgid): reach it at least. */
+        return kill_leader(j, sig);
+}
+
+int job_kill(struct job *j, int sig) {
+        return j->kill_tree ? kill_group(j, sig) : kill_leader(j, sig);
 }
 
 static char *strdup_or_null(const char *s) {
@@ -145,6 +159,25 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
                 call = (struct child_call){e->fn, e->name, args_text ? args_text : "null"};
                 callp = &call;
         }
+        const struct policy *policy = NULL;
+        if (sp.seccomp_text) {
+                bool hit;
+                const char *name = sp.seccomp_name ? sp.seccomp_name : "policy";
+                r = policy_cache_get(srv->policies, sp.seccomp_text, strlen(sp.seccomp_text),
+                                     name, &policy, &hit, err, sizeof(err));
+                if (r < 0) {
+                        log_info("client %llu: policy refused: %s",
+                                 (unsigned long long)c->serial, err);
+                        client_send_error(c, sp.tag, -r, "policy", "%s", err);
+                        goto out;
+                }
+        }
+        struct child_plan plan = {
+                .call = callp,
+                .policy = policy,
+                .creds = c->creds,
+                .server_pid = getpid(),
+        };
 
         j = calloc(1, sizeof(*j));
         if (!j || !(j->path = strdup(sp.path ? sp.path : sp.call_entry)) ||
@@ -159,6 +192,7 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         j->uid = c->uid;
         j->want_pidfd = sp.want_pidfd;
         j->detached = sp.detached;
+        j->kill_tree = sp.kill_tree;
         j->daemon = sp.daemon && !sp.detached;
         j->kill_after = sp.kill_after;
         j->timeout_ns = sp.timeout > 0 ? (uint64_t)(sp.timeout * 1e9) : 0;
@@ -177,8 +211,10 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         j->start_ns = mps__now_ns();
         pid_t pid = -1;
         int fork_errno = 0;
-        /* A pre-forked child, when one waits, skips the fork. */
-        struct prefork *pf = srv->use_pidfd ? prefork_take(srv) : NULL;
+        /* A pre-forked child, when one waits, skips the fork. It knows
+         * neither the client's credentials nor compiled filters, so jobs
+         * that need them are forked here. */
+        struct prefork *pf = srv->use_pidfd && !policy && !c->creds ? prefork_take(srv) : NULL;
         if (pf && prefork_hand_over(pf, msg, pipefd[1]) < 0) {
                 prefork_discard(pf);
                 pf = NULL;
@@ -191,7 +227,7 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         } else {
                 pid = fork();
                 if (pid == 0)
-                        child_run(srv, &sp, msg->fds, msg->nfds, pipefd[1], callp);
+                        child_run(srv, &sp, msg->fds, msg->nfds, pipefd[1], &plan);
                 fork_errno = errno;
         }
         pipefd[1] = mps__safe_close(pipefd[1]);
@@ -417,6 +453,10 @@ void job_on_exit(struct job *j) {
 
         if (j->dead)
                 return;
+        /* The leader is a zombie and still holds its group: end what it
+         * left behind in it (sh -c 'a | b &') before reaping frees the id. */
+        if (j->kill_tree)
+                kill(-j->pid, SIGKILL);
         do
                 r = wait4(j->pid, &status, WNOHANG, &ru);
         while (r < 0 && errno == EINTR);
@@ -512,7 +552,7 @@ void job_signal(struct client *c, const struct mps__signal *req) {
                                   (unsigned long long)req->id);
                 return;
         }
-        int r = job_kill(j, req->signo);
+        int r = req->group ? kill_group(j, req->signo) : job_kill(j, req->signo);
         if (r < 0) {
                 client_send_error(c, req->tag, -r, "request",
                                   "cannot signal job %llu: %s",

@@ -20,6 +20,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "../launcher/fdutil.h"
+#include "policy.h"
 #include "server.h"
 
 #ifndef MPS_VERSION_STRING
@@ -336,6 +337,11 @@ int main(int argc, char **argv) {
                          o.socket_path ? o.socket_path : "the socket from systemd",
                          MPS_VERSION_STRING, MPS_PROTOCOL_VERSION);
         }
+        srv.policies = calloc(1, sizeof(*srv.policies));
+        if (!srv.policies) {
+                log_err("out of memory");
+                return 1;
+        }
         srv.prefork_target = srv.use_pidfd ? o.prefork : 0;
         if (o.prefork && !srv.use_pidfd)
                 log_warn("--prefork needs pidfds; pre-forking is off");
@@ -355,6 +361,9 @@ int main(int argc, char **argv) {
         retain_release_all(&srv);
         prefork_release_all(&srv);
         preload_release_all(&srv);
+        if (srv.policies)
+                policy_cache_free(srv.policies);
+        free(srv.policies);
         free(srv.socket_path);
         free(srv.timers.items);
         mps__safe_close(srv.epfd);

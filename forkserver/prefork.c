@@ -42,6 +42,7 @@ static _Noreturn void prefork_child(struct server *srv, int sock) {
                 if (mps__spawn_decode(msg.json, msg.nfds - 1, &sp, err, sizeof(err)) < 0)
                         _exit(127); /* the server checked it already */
                 struct child_call call, *callp = NULL;
+                struct child_plan plan = {.server_pid = getppid()};
                 if (sp.call_entry) {
                         const struct mps_entry *e = preload_find(srv, sp.call_entry);
                         if (!e)
@@ -50,7 +51,8 @@ static _Noreturn void prefork_child(struct server *srv, int sock) {
                         call = (struct child_call){e->fn, e->name, args ? args : "null"};
                         callp = &call;
                 }
-                child_run(srv, &sp, msg.fds + 1, msg.nfds - 1, errpipe, callp);
+                plan.call = callp;
+                child_run(srv, &sp, msg.fds + 1, msg.nfds - 1, errpipe, &plan);
         }
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../launcher/fdutil.h"
+#include "policy.h"
 #include "server.h"
 
 /* A reply must fit in one message: entries stop short of the bound, and the
@@ -101,6 +102,8 @@ void query_stats(struct client *c, uint64_t tag) {
                 .timed_out = srv->exits_timed_out,
                 .preloaded = srv->npreloads,
                 .prefork_idle = srv->prefork_count,
+                .policy_compiles = srv->policies ? srv->policies->misses : 0,
+                .policy_cache_hits = srv->policies ? srv->policies->hits : 0,
         };
         for (size_t i = 0; i < srv->npreloads; i++)
                 st.preloaded_rss_kib += (uint64_t)srv->preloads[i].rss_kib;

@@ -61,6 +61,7 @@ struct client {
         uid_t uid;
         gid_t gid;
         pid_t pid;
+        struct creds *creds; /* set when jobs must drop to the client's */
         struct job *jobs; /* jobs that report to this client */
         struct outmsg *out_head, *out_tail;
         size_t out_count;
@@ -103,6 +104,7 @@ struct job {
         bool daemon;
         bool want_pidfd;
         bool detached; /* its client lets go once it is spawned */
+        bool kill_tree; /* signals go to its whole process group */
         bool timed_out;
         enum job_timer timer;
         double kill_after; /* seconds from a timeout's SIGTERM to SIGKILL */
@@ -185,6 +187,7 @@ struct server {
         struct rlimit orig_nofile; /* restored in children */
         struct preload *preloads;
         size_t npreloads;
+        struct policy_cache *policies; /* compiled seccomp filters */
         unsigned prefork_target; /* --prefork N */
         unsigned prefork_count;  /* idle ones */
         struct prefork *prefork_idle;
@@ -260,11 +263,28 @@ struct child_call {
         const char *args_json;
 };
 
-/* child.c: runs in the forked child and never returns. call is NULL for
- * exec jobs. */
+/* A client's credentials, applied to its jobs when the server is root. */
+struct creds {
+        uid_t uid;
+        gid_t gid;
+        gid_t *groups; /* supplementary groups, from the group database */
+        size_t ngroups;
+};
+
+struct policy;
+
+/* What the server decided for a child before forking it. */
+struct child_plan {
+        const struct child_call *call; /* NULL: exec */
+        const struct policy *policy;   /* NULL: no seccomp filter */
+        const struct creds *creds;     /* NULL: keep the server's */
+        pid_t server_pid;              /* for the parent-death check */
+};
+
+/* child.c: runs in the forked child and never returns. */
 _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec,
                          const int *fds, size_t nfds, int errpipe,
-                         const struct child_call *call);
+                         const struct child_plan *plan);
 
 /* child.c */
 void close_range_except(unsigned lo, unsigned hi, int keep);
@@ -301,6 +321,9 @@ enum child_stage {
         CHILD_STAGE_EXEC,
         CHILD_STAGE_RLIMIT,
         CHILD_STAGE_CALL,
+        CHILD_STAGE_CREDENTIALS,
+        CHILD_STAGE_NICE,
+        CHILD_STAGE_SECCOMP,
 };
 const char *child_stage_name(int stage);
 

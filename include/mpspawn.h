@@ -187,6 +187,38 @@ MPS_API int mps_spec_set_name(mps_spec *spec, const char *name);
  * when the client connection closes. Default: false. */
 MPS_API int mps_spec_set_daemon(mps_spec *spec, bool daemon);
 
+/* ---- policy: what the job may do (see docs/policy.md) ---------------- */
+
+/*
+ * A seccomp policy (the text format of docs/policy.md), compiled in the
+ * server (and cached by content) and loaded in the child last, right
+ * before exec, after no_new_privs. name (e.g. the file name) appears in
+ * error messages: "NAME:LINE: unknown syscall 'sokcet'"; a bad policy fails
+ * the start with -EINVAL, stage "policy", and nothing is started.
+ */
+MPS_API int mps_spec_set_seccomp(mps_spec *spec, const char *name,
+                                 const char *policy_text);
+/* The same from a file (read now; its base name is the policy's name). */
+MPS_API int mps_spec_set_seccomp_file(mps_spec *spec, const char *path);
+
+/* nice value (-20..19; lowering it needs privilege the job's user has). */
+MPS_API int mps_spec_set_nice(mps_spec *spec, int nice);
+/* umask (0..0777); default: the server's. */
+MPS_API int mps_spec_set_umask(mps_spec *spec, mode_t mask);
+/* PR_SET_NO_NEW_PRIVS: exec cannot gain privileges (setuid, file caps). */
+MPS_API int mps_spec_set_no_new_privs(mps_spec *spec, bool on);
+/* The signal the job gets if the server dies (PR_SET_PDEATHSIG); 0: none. */
+MPS_API int mps_spec_set_pdeathsig(mps_spec *spec, int sig);
+/*
+ * Whole-tree termination. Every job leads its own process group; with
+ * kill_tree, every signal the server sends it (terminate, kill, timeout,
+ * daemon stop, mps_send_signal) goes to the whole group, and when the job
+ * itself ends, what it left in its group is killed (sh -c 'a | b &' leaves
+ * nothing behind). A descendant that moves to another group or session
+ * escapes it; see docs/policy.md.
+ */
+MPS_API int mps_spec_set_kill_tree(mps_spec *spec, bool on);
+
 /*
  * A detached job belongs to no connection once started: its exit is not
  * reported to this client but kept by the server (an hour at most) for
@@ -430,6 +462,8 @@ typedef struct mps_server_stats {
         uint64_t preloaded_rss_kib;  /* what loading and initialising them
                                         added to the server's RSS */
         uint64_t prefork_idle;       /* pre-forked children waiting */
+        uint64_t policy_compiles;    /* seccomp policies compiled */
+        uint64_t policy_cache_hits;  /* ...and taken from the cache */
 } mps_server_stats;
 
 MPS_API int mps_client_stats(mps_client *client, mps_server_stats *ret_stats);

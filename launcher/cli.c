@@ -58,6 +58,16 @@ static const char usage[] =
         "                         any RLIMIT_* name in any case (nofile, CORE,\n"
         "                         RLIMIT_AS...); values are numbers or 'unlimited';\n"
         "                         without :HARD the hard limit is left as it is\n"
+        "      --seccomp FILE     load the seccomp policy FILE in the job, last before\n"
+        "                         exec (format: docs/policy.md); a bad policy is\n"
+        "                         reported with its file, line and word, and nothing\n"
+        "                         is started\n"
+        "      --nice N           the job's nice value (-20..19)\n"
+        "      --umask MODE       the job's umask (octal, e.g. 027)\n"
+        "      --no-new-privs     the job cannot gain privileges through exec\n"
+        "      --pdeathsig SIG    the signal the job gets if the forkserver dies\n"
+        "      --kill-tree        signals reach the job's whole process group, and\n"
+        "                         what it leaves in it is killed when it ends\n"
         "      --detach           start, print the job's ID and PID, and exit 0 at\n"
         "                         once; the job runs on (use a shared server to\n"
         "                         wait for or kill it later)\n"
@@ -333,7 +343,8 @@ int mps__cli_main(int argc, char **argv) {
         enum {
                 OPT_CLEAR_ENV = 256, OPT_NAME, OPT_NEW_SESSION, OPT_TIMEOUT,
                 OPT_KILL_AFTER, OPT_RLIMIT, OPT_DETACH, OPT_JSON, OPT_HALT, OPT_KEEP,
-                OPT_CALL, OPT_ARGS,
+                OPT_CALL, OPT_ARGS, OPT_SECCOMP, OPT_NICE, OPT_UMASK, OPT_NNP,
+                OPT_PDEATHSIG, OPT_KILL_TREE,
         };
         static const struct option longopts[] = {
                 {"socket", required_argument, NULL, 's'},
@@ -350,6 +361,12 @@ int mps__cli_main(int argc, char **argv) {
                 {"json", no_argument, NULL, OPT_JSON},
                 {"jobs", required_argument, NULL, 'j'},
                 {"call", required_argument, NULL, OPT_CALL},
+                {"seccomp", required_argument, NULL, OPT_SECCOMP},
+                {"nice", required_argument, NULL, OPT_NICE},
+                {"umask", required_argument, NULL, OPT_UMASK},
+                {"no-new-privs", no_argument, NULL, OPT_NNP},
+                {"pdeathsig", required_argument, NULL, OPT_PDEATHSIG},
+                {"kill-tree", no_argument, NULL, OPT_KILL_TREE},
                 {"args", required_argument, NULL, OPT_ARGS},
                 {"halt-on-failure", no_argument, NULL, OPT_HALT},
                 {"keep-going", no_argument, NULL, OPT_KEEP},
@@ -461,6 +478,51 @@ int mps__cli_main(int argc, char **argv) {
                         break;
                 case OPT_CALL:
                         o.call = optarg;
+                        break;
+                case OPT_SECCOMP:
+                        r = mps_spec_set_seccomp_file(spec, optarg);
+                        if (r < 0) {
+                                fprintf(stderr, "mpspawn: cannot read --seccomp '%s': %s\n",
+                                        optarg, r == -EFBIG ? "too large" : mps_strerror(r));
+                                goto out;
+                        }
+                        break;
+                case OPT_NICE: {
+                        errno = 0;
+                        long nv = strtol(optarg, &end, 10);
+                        if (errno || end == optarg || *end || nv < -20 || nv > 19 ||
+                            mps_spec_set_nice(spec, (int)nv) < 0) {
+                                status = mps__cli_usage_error("bad --nice '%s' (-20 to 19)",
+                                                              optarg);
+                                goto out;
+                        }
+                        break;
+                }
+                case OPT_UMASK: {
+                        errno = 0;
+                        unsigned long m = strtoul(optarg, &end, 8);
+                        if (errno || end == optarg || *end || m > 0777 || optarg[0] == '-' ||
+                            mps_spec_set_umask(spec, (mode_t)m) < 0) {
+                                status = mps__cli_usage_error("bad --umask '%s' (octal, e.g. 022)",
+                                                              optarg);
+                                goto out;
+                        }
+                        break;
+                }
+                case OPT_NNP:
+                        mps_spec_set_no_new_privs(spec, true);
+                        break;
+                case OPT_PDEATHSIG: {
+                        int sig = mps__cli_parse_signal(optarg);
+                        if (sig <= 0 || mps_spec_set_pdeathsig(spec, sig) < 0) {
+                                status = mps__cli_usage_error("bad --pdeathsig '%s' (a signal)",
+                                                              optarg);
+                                goto out;
+                        }
+                        break;
+                }
+                case OPT_KILL_TREE:
+                        mps_spec_set_kill_tree(spec, true);
                         break;
                 case OPT_ARGS:
                         o.args = optarg;

@@ -193,6 +193,8 @@ MPS_API int mps_client_stats(mps_client *c, mps_server_stats *ret_stats) {
                 .preloaded = st.preloaded,
                 .preloaded_rss_kib = st.preloaded_rss_kib,
                 .prefork_idle = st.prefork_idle,
+                .policy_compiles = st.policy_compiles,
+                .policy_cache_hits = st.policy_cache_hits,
         };
         return 0;
 }

@@ -63,6 +63,13 @@ struct mps_spec {
         bool daemon;
         bool new_session;
         bool detached;
+        char *seccomp_name, *seccomp_text;
+        bool has_nice;
+        int nice;
+        int umask; /* -1: the server's */
+        bool no_new_privs;
+        int pdeathsig;
+        bool kill_tree;
         double timeout, kill_after;
         struct mps__rlimit rlimits[MPS_WIRE_RLIMITS_MAX];
         size_t nrlimits;

@@ -74,6 +74,9 @@ int mps__process_send_start(mps_process *p) {
                 : s->nrlimits && !(c->features & MPS_FEATURE_RLIMITS) ? "resource limits"
                 : s->detached && !(c->features & MPS_FEATURE_DETACHED) ? "detached jobs"
                 : s->call_entry && !(c->features & MPS_FEATURE_CALL) ? "call jobs"
+                : (s->seccomp_text || s->has_nice || s->umask >= 0 || s->no_new_privs ||
+                   s->pdeathsig || s->kill_tree) && !(c->features & MPS_FEATURE_POLICY)
+                        ? "job policy (seccomp, nice, umask, no_new_privs, pdeathsig, kill_tree)"
                 : NULL;
         if (missing) {
                 mps__client_set_error(c, "the forkserver (version %s) does not support %s",
@@ -152,6 +155,14 @@ int mps__process_send_start(mps_process *p) {
                 .daemon = s->daemon,
                 .new_session = s->new_session,
                 .detached = s->detached,
+                .seccomp_name = s->seccomp_name,
+                .seccomp_text = s->seccomp_text,
+                .has_nice = s->has_nice,
+                .nice = s->nice,
+                .umask = s->umask,
+                .no_new_privs = s->no_new_privs,
+                .pdeathsig = s->pdeathsig,
+                .kill_tree = s->kill_tree,
                 .want_pidfd = true,
                 .timeout = s->timeout,
                 .kill_after = s->kill_after,
@@ -386,7 +397,9 @@ MPS_API int mps_send_signal(mps_process *p, int sig) {
         }
         if (p->state != PROC_RUNNING && p->state != PROC_DETACHED)
                 return 0; /* already ended: nothing to do, as in Python */
-        if (p->pidfd >= 0) {
+        /* A whole tree is the server's to reach (kill(-pgid) while it
+         * knows the group is this job's); one process, our pidfd's. */
+        if (p->pidfd >= 0 && !p->spec->kill_tree) {
                 if (pidfd_send_signal(p->pidfd, sig, NULL, 0) == 0)
                         return 0;
                 if (errno == ESRCH)

@@ -3,11 +3,14 @@
  * mps_process_new() takes a deep copy, so one spec can start many jobs.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 
+#include "fdutil.h"
 #include "lib.h"
 #include "rlimits.h"
 
@@ -17,6 +20,7 @@ MPS_API int mps_spec_new(mps_spec **ret_spec) {
         mps_spec *s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
+        s->umask = -1;
         *ret_spec = s;
         return 0;
 }
@@ -44,6 +48,8 @@ MPS_API void mps_spec_free(mps_spec *s) {
         free(s->cwd);
         free(s->name);
         free(s->fds);
+        free(s->seccomp_name);
+        free(s->seccomp_text);
         free(s);
 }
 
@@ -235,6 +241,87 @@ MPS_API int mps_spec_set_rlimit(mps_spec *s, int resource, rlim_t soft, rlim_t h
         return 0;
 }
 
+MPS_API int mps_spec_set_seccomp(mps_spec *s, const char *name, const char *text) {
+        if (!s || (text && strlen(text) > MPS_WIRE_MSG_MAX / 2) ||
+            (name && strlen(name) > MPS_WIRE_NAME_MAX))
+                return -EINVAL;
+        char *n = name ? strdup(name) : NULL;
+        char *t = text ? strdup(text) : NULL;
+        if ((name && !n) || (text && !t)) {
+                free(n);
+                free(t);
+                return -ENOMEM;
+        }
+        free(s->seccomp_name);
+        free(s->seccomp_text);
+        s->seccomp_name = n;
+        s->seccomp_text = t;
+        return 0;
+}
+
+MPS_API int mps_spec_set_seccomp_file(mps_spec *s, const char *path) {
+        if (!s || !path)
+                return -EINVAL;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        size_t cap = MPS_WIRE_MSG_MAX / 2 + 1, n = 0;
+        char *buf = malloc(cap + 1);
+        if (!buf) {
+                close(fd);
+                return -ENOMEM;
+        }
+        ssize_t k;
+        while (n < cap && (k = mps__read_retry(fd, buf + n, cap - n)) > 0)
+                n += (size_t)k;
+        close(fd);
+        if (n >= cap) {
+                free(buf);
+                return -EFBIG;
+        }
+        buf[n] = '\0';
+        const char *base = strrchr(path, '/');
+        int r = mps_spec_set_seccomp(s, base ? base + 1 : path, buf);
+        free(buf);
+        return r;
+}
+
+MPS_API int mps_spec_set_nice(mps_spec *s, int nice) {
+        if (!s || nice < -20 || nice > 19)
+                return -EINVAL;
+        s->has_nice = true;
+        s->nice = nice;
+        return 0;
+}
+
+MPS_API int mps_spec_set_umask(mps_spec *s, mode_t mask) {
+        if (!s || mask > 0777)
+                return -EINVAL;
+        s->umask = (int)mask;
+        return 0;
+}
+
+MPS_API int mps_spec_set_no_new_privs(mps_spec *s, bool on) {
+        if (!s)
+                return -EINVAL;
+        s->no_new_privs = on;
+        return 0;
+}
+
+MPS_API int mps_spec_set_pdeathsig(mps_spec *s, int sig) {
+        if (!s || sig < 0 || sig > 64)
+                return -EINVAL;
+        s->pdeathsig = sig;
+        return 0;
+}
+
+MPS_API int mps_spec_set_kill_tree(mps_spec *s, bool on) {
+        if (!s)
+                return -EINVAL;
+        s->kill_tree = on;
+        return 0;
+}
+
 MPS_API int mps_spec_set_detached(mps_spec *s, bool detached) {
         if (!s)
                 return -EINVAL;
@@ -259,6 +346,15 @@ int mps__spec_copy(const mps_spec *src, mps_spec **ret) {
         s->daemon = src->daemon;
         s->new_session = src->new_session;
         s->detached = src->detached;
+        s->has_nice = src->has_nice;
+        s->nice = src->nice;
+        s->umask = src->umask;
+        s->no_new_privs = src->no_new_privs;
+        s->pdeathsig = src->pdeathsig;
+        s->kill_tree = src->kill_tree;
+        if ((src->seccomp_name && !(s->seccomp_name = strdup(src->seccomp_name))) ||
+            (src->seccomp_text && !(s->seccomp_text = strdup(src->seccomp_text))))
+                goto oom;
         s->timeout = src->timeout;
         s->kill_after = src->kill_after;
         s->nrlimits = src->nrlimits;

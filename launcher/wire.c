@@ -427,7 +427,7 @@ int mps__hello_decode(const cJSON *json, struct mps__hello *ret, char *err,
 }
 
 static const char *const feature_names[] = {"timeout", "rlimits", "detached", "call",
-                                            "jobs"};
+                                            "jobs",    "policy"};
 
 cJSON *mps__welcome_encode(const struct mps__welcome *m) {
         cJSON *o = mps__wire_new(MPS_OP_WELCOME);
@@ -525,6 +525,23 @@ cJSON *mps__spawn_encode(const struct mps__spawn *m) {
                 ADD(cJSON_AddTrueToObject(o, "pidfd"));
         if (m->detached)
                 ADD(cJSON_AddTrueToObject(o, "detached"));
+        if (m->seccomp_text) {
+                cJSON *sc = cJSON_AddObjectToObject(o, "seccomp");
+                ADD(sc);
+                ADD(cJSON_AddStringToObject(sc, "name", m->seccomp_name ? m->seccomp_name
+                                                                        : "policy"));
+                ADD(cJSON_AddStringToObject(sc, "text", m->seccomp_text));
+        }
+        if (m->has_nice)
+                ADD(cJSON_AddNumberToObject(o, "nice", m->nice));
+        if (m->umask >= 0)
+                ADD(cJSON_AddNumberToObject(o, "umask", m->umask));
+        if (m->no_new_privs)
+                ADD(cJSON_AddTrueToObject(o, "no_new_privs"));
+        if (m->pdeathsig > 0)
+                ADD(cJSON_AddNumberToObject(o, "pdeathsig", m->pdeathsig));
+        if (m->kill_tree)
+                ADD(cJSON_AddTrueToObject(o, "kill_tree"));
         if (m->timeout > 0) {
                 ADD(cJSON_AddNumberToObject(o, "timeout", m->timeout));
                 ADD(cJSON_AddNumberToObject(o, "kill_after", m->kill_after));
@@ -680,7 +697,7 @@ static int decode_rlimits(const cJSON *json, struct mps__spawn *m, char *err,
 
 int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
                       char *err, size_t errlen) {
-        struct mps__spawn m = {.kill_after = MPS_WIRE_KILL_AFTER_DEFAULT};
+        struct mps__spawn m = {.kill_after = MPS_WIRE_KILL_AFTER_DEFAULT, .umask = -1};
         int r;
 
         const cJSON *call = cJSON_GetObjectItemCaseSensitive(json, "call");
@@ -717,8 +734,31 @@ int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
                          &m.timeout, err, errlen)) < 0 ||
             (r = get_num(json, "kill_after", false, 0, MPS_WIRE_SECONDS_MAX, false,
                          &m.kill_after, err, errlen)) < 0 ||
-            (r = decode_rlimits(json, &m, err, errlen)) < 0)
+            (r = decode_rlimits(json, &m, err, errlen)) < 0 ||
+            (r = get_int(json, "umask", false, 0, 0777, &m.umask, err, errlen)) < 0 ||
+            (r = get_bool(json, "no_new_privs", &m.no_new_privs, err, errlen)) < 0 ||
+            (r = get_int(json, "pdeathsig", false, 0, 64, &m.pdeathsig, err, errlen)) < 0 ||
+            (r = get_bool(json, "kill_tree", &m.kill_tree, err, errlen)) < 0)
                 goto fail;
+        if (cJSON_GetObjectItemCaseSensitive(json, "nice")) {
+                m.has_nice = true;
+                if ((r = get_int(json, "nice", true, -20, 19, &m.nice, err, errlen)) < 0)
+                        goto fail;
+        }
+        const cJSON *sc = cJSON_GetObjectItemCaseSensitive(json, "seccomp");
+        if (sc && !cJSON_IsNull(sc)) {
+                if (!cJSON_IsObject(sc)) {
+                        say(err, errlen, "field \"seccomp\" must be an object "
+                                         "{\"name\": FILE, \"text\": POLICY}");
+                        r = -EINVAL;
+                        goto fail;
+                }
+                if ((r = get_str(sc, "name", false, MPS_WIRE_NAME_MAX, &m.seccomp_name, err,
+                                 errlen)) < 0 ||
+                    (r = get_str(sc, "text", true, MPS_WIRE_MSG_MAX, &m.seccomp_text, err,
+                                 errlen)) < 0)
+                        goto fail;
+        }
         if (m.path && m.path[0] == '\0') {
                 say(err, errlen, "field \"path\" is empty");
                 r = -EINVAL;
@@ -822,6 +862,8 @@ cJSON *mps__signal_encode(const struct mps__signal *m) {
         ADD(add_u64(o, "tag", m->tag));
         ADD(add_u64(o, "id", m->id));
         ADD(cJSON_AddNumberToObject(o, "signal", m->signo));
+        if (m->group)
+                ADD(cJSON_AddTrueToObject(o, "group"));
         return o;
 fail:
         cJSON_Delete(o);
@@ -834,6 +876,7 @@ int mps__signal_decode(const cJSON *json, struct mps__signal *ret, char *err,
         TRY(get_u64(json, "tag", true, &m.tag, err, errlen));
         TRY(get_u64(json, "id", true, &m.id, err, errlen));
         TRY(get_int(json, "signal", true, 0, 64, &m.signo, err, errlen));
+        TRY(get_bool(json, "group", &m.group, err, errlen));
         *ret = m;
         return 0;
 }
@@ -1027,6 +1070,8 @@ cJSON *mps__server_stats_encode(uint64_t tag, const struct mps__server_stats *m)
         ADD(add_u64(o, "preloaded", m->preloaded));
         ADD(add_u64(o, "preloaded_rss_kib", m->preloaded_rss_kib));
         ADD(add_u64(o, "prefork_idle", m->prefork_idle));
+        ADD(add_u64(o, "policy_compiles", m->policy_compiles));
+        ADD(add_u64(o, "policy_cache_hits", m->policy_cache_hits));
         return o;
 fail:
         cJSON_Delete(o);
@@ -1053,6 +1098,8 @@ int mps__server_stats_decode(const cJSON *json, struct mps__server_stats *ret,
         TRY(get_u64(json, "preloaded", false, &m.preloaded, err, errlen));
         TRY(get_u64(json, "preloaded_rss_kib", false, &m.preloaded_rss_kib, err, errlen));
         TRY(get_u64(json, "prefork_idle", false, &m.prefork_idle, err, errlen));
+        TRY(get_u64(json, "policy_compiles", false, &m.policy_compiles, err, errlen));
+        TRY(get_u64(json, "policy_cache_hits", false, &m.policy_cache_hits, err, errlen));
         *ret = m;
         return 0;
 }

@@ -122,7 +122,9 @@ enum {
         MPS_FEATURE_DETACHED = 1 << 2, /* "detached" */
         MPS_FEATURE_CALL = 1 << 3,     /* "call": call jobs */
         MPS_FEATURE_JOBS = 1 << 4,     /* "jobs": wait, list, stats */
-        MPS_FEATURES_ALL = (1 << 5) - 1,
+        MPS_FEATURE_POLICY = 1 << 5,   /* "policy": seccomp, nice, umask,
+                                          no_new_privs, pdeathsig, kill_tree */
+        MPS_FEATURES_ALL = (1 << 6) - 1,
 };
 
 struct mps__welcome {
@@ -167,6 +169,14 @@ struct mps__spawn {
         double kill_after; /* SIGTERM -> SIGKILL after a timeout, seconds */
         struct mps__rlimit rlimits[MPS_WIRE_RLIMITS_MAX];
         size_t nrlimits;
+        const char *seccomp_name; /* the policy's file name, for errors */
+        const char *seccomp_text; /* NULL: no filter */
+        bool has_nice;
+        int nice;          /* -20..19 */
+        int umask;         /* -1: the server's; else 0..0777 */
+        bool no_new_privs;
+        int pdeathsig;     /* 0: none; the signal when the server dies */
+        bool kill_tree;    /* signals reach the job's process group */
 };
 
 struct mps__spawned {
@@ -191,6 +201,7 @@ struct mps__signal {
         uint64_t tag;
         uint64_t id;
         int signo;
+        bool group; /* to the job's whole process group */
 };
 
 /* wait and list carry only a tag (and an id); stats only a tag. */
@@ -220,6 +231,7 @@ struct mps__server_stats {
         uint64_t latency_samples;
         double latency_p50, latency_p90, latency_p99, latency_max; /* s */
         uint64_t preloaded, preloaded_rss_kib, prefork_idle;
+        uint64_t policy_compiles, policy_cache_hits;
 };
 
 struct mps__error {

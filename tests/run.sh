@@ -7,6 +7,7 @@ BUILD=${BUILD:-build}
 top=$(cd "$(dirname "$0")/.." && pwd)
 export MPSPAWN_FORKSERVER="$top/$BUILD/mpforkserver"
 export MPSPAWN_CLI="$top/$BUILD/mpspawn"
+export MPSPAWN_TOP="$top"
 # Tests pick their own sockets; never a system or user server by accident.
 unset MPSPAWN_SOCKET XDG_RUNTIME_DIR
 # Check's fork mode, and a summary per suite.
