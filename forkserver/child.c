@@ -92,6 +92,28 @@ static int arrange_fds(const struct mps__spawn *spec, const int *fds,
                 if (spec->fdmap[i].target + 1 > hi)
                         hi = spec->fdmap[i].target + 1;
 
+        /* First drop every server fd we do not need (its sockets, epoll,
+         * other clients): the moves below need free numbers under the fd
+         * limit, and a busy server may hold most of them. */
+        int keep[MPS_WIRE_FDS_MAX + 1];
+        size_t nkeep = 0;
+        keep[nkeep++] = *errpipe;
+        for (size_t i = 0; i < nfds; i++)
+                keep[nkeep++] = fds[i];
+        for (size_t i = 1; i < nkeep; i++) /* insertion sort: at most 65 */
+                for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+                        int t = keep[j];
+                        keep[j] = keep[j - 1];
+                        keep[j - 1] = t;
+                }
+        unsigned from = 0;
+        for (size_t i = 0; i < nkeep; i++) {
+                if ((unsigned)keep[i] > from)
+                        close_range(from, (unsigned)keep[i] - 1, 0);
+                from = (unsigned)keep[i] + 1;
+        }
+        close_range(from, ~0u, 0);
+
         int e = fcntl(*errpipe, F_DUPFD_CLOEXEC, hi);
         if (e < 0)
                 return -errno;

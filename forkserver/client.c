@@ -65,6 +65,19 @@ int client_new(struct server *srv, int fd) {
                 log_warn("SO_PEERCRED: %m; refusing connection");
                 return -errno;
         }
+        uint64_t ukey = (uint64_t)cred.uid + 1;
+        uintptr_t conns = (uintptr_t)mps__idmap_get(&srv->conns_by_uid, ukey);
+        if (conns >= srv->max_conns_per_uid) {
+                log_warn("refusing a connection of uid %u: it has %u, its maximum",
+                         (unsigned)cred.uid, srv->max_conns_per_uid);
+                struct mps__error e = {.err = EAGAIN, .stage = "connect",
+                                       .message = "too many connections from this user"};
+                cJSON *json = mps__error_encode(&e);
+                if (json)
+                        mps__wire_send(fd, json, NULL, 0);
+                cJSON_Delete(json);
+                return -EAGAIN;
+        }
         struct client *c = calloc(1, sizeof(*c));
         if (!c) {
                 log_err("out of memory; refusing connection");
@@ -93,6 +106,13 @@ int client_new(struct server *srv, int fd) {
                 return r;
         }
         if (mps__idmap_put(&srv->clients_by_serial, c->serial, c) < 0) {
+                loop_del(srv, fd);
+                free(c);
+                return -ENOMEM;
+        }
+        mps__idmap_remove(&srv->conns_by_uid, ukey);
+        if (mps__idmap_put(&srv->conns_by_uid, ukey, (void *)(conns + 1)) < 0) {
+                mps__idmap_remove(&srv->clients_by_serial, c->serial);
                 loop_del(srv, fd);
                 free(c);
                 return -ENOMEM;
@@ -155,7 +175,7 @@ static void flush(struct client *c) {
 }
 
 static int enqueue(struct client *c, const cJSON *json, int fd) {
-        if (c->out_count >= CLIENT_QUEUE_MAX)
+        if (c->out_count >= c->srv->client_queue_max)
                 return -ENOBUFS;
         struct outmsg *m = calloc(1, sizeof(*m));
         if (!m)
@@ -202,8 +222,14 @@ void client_send(struct client *c, cJSON *json, int fd) {
                         r = enqueue(c, json, fd);
         }
         cJSON_Delete(json);
-        if (r == -ENOBUFS)
-                client_disconnect(c, "it does not read its replies (queue full)");
+        if (r == -ENOBUFS) {
+                char why[128];
+                snprintf(why, sizeof(why),
+                         "it does not read its replies: %zu queued, this one and "
+                         "later ones lost",
+                         c->out_count);
+                client_disconnect(c, why);
+        }
         else if (r < 0)
                 client_disconnect(c, strerror(-r));
 }
@@ -315,7 +341,7 @@ void client_on_event(struct client *c, uint32_t events) {
                         client_disconnect(c, NULL);
                         return;
                 }
-                if (r == -EBADMSG || r == -EPROTO) {
+                if (r == -EBADMSG || r == -EPROTO || r == -EMFILE) {
                         log_warn("client %llu (pid %d): bad message: %s",
                                  (unsigned long long)c->serial, (int)c->pid, err);
                         client_send_error(c, tag, -r, "request", "%s", err);
@@ -347,6 +373,10 @@ static void client_disconnect(struct client *c, const char *why) {
         while (c->jobs)
                 job_client_gone(c->jobs); /* unlinks it */
         mps__idmap_remove(&srv->clients_by_serial, c->serial);
+        uint64_t ukey = (uint64_t)c->uid + 1;
+        uintptr_t conns = (uintptr_t)mps__idmap_remove(&srv->conns_by_uid, ukey);
+        if (conns > 1)
+                mps__idmap_put(&srv->conns_by_uid, ukey, (void *)(conns - 1));
         if (c->sprev)
                 c->sprev->snext = c->snext;
         else
@@ -374,4 +404,5 @@ void client_release_all(struct server *srv) {
         }
         srv->nclients = 0;
         mps__idmap_free(&srv->clients_by_serial);
+        mps__idmap_free(&srv->conns_by_uid);
 }

@@ -33,6 +33,7 @@
 #include "server.h"
 
 static void link_client(struct job *j, struct client *c) {
+        c->njobs++;
         j->client = c;
         j->cprev = NULL;
         j->cnext = c->jobs;
@@ -53,6 +54,7 @@ static void unlink_client(struct job *j) {
                 j->cnext->cprev = j->cprev;
         j->cnext = j->cprev = NULL;
         j->client = NULL;
+        c->njobs--;
 }
 
 void job_free(struct job *j) {
@@ -140,6 +142,18 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         if (srv->stopping) {
                 client_send_error(c, sp.tag, ESHUTDOWN, "request",
                                   "the server is shutting down");
+                goto out;
+        }
+        if (srv->jobs.count >= srv->max_children) {
+                client_send_error(c, sp.tag, EAGAIN, "request",
+                                  "the server runs its maximum of %u jobs; try again later",
+                                  srv->max_children);
+                goto out;
+        }
+        if (c->njobs >= srv->max_jobs_per_client) {
+                client_send_error(c, sp.tag, EAGAIN, "request",
+                                  "this connection has its maximum of %u jobs running",
+                                  srv->max_jobs_per_client);
                 goto out;
         }
 
@@ -566,7 +580,7 @@ void job_wait(struct client *c, const struct mps__wait *req) {
         struct server *srv = c->srv;
         struct job *j = visible_job(c, req->id);
         if (j) {
-                if (j->nwaiters >= CLIENT_QUEUE_MAX) {
+                if (j->nwaiters >= srv->client_queue_max) {
                         client_send_error(c, req->tag, EAGAIN, "request",
                                           "too many waiters for job %llu",
                                           (unsigned long long)req->id);

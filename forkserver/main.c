@@ -48,6 +48,13 @@ static const char usage[] =
         "      --prefork N        keep N children forked ahead of need, so that a\n"
         "                         job (exec or call) skips fork on its critical\n"
         "                         path (default 0; needs pidfds)\n"
+        "      --max-children N   jobs alive in the whole server (default 65536)\n"
+        "      --max-jobs-per-client N  jobs of one connection (default 16384)\n"
+        "      --max-connections-per-uid N  connections of one user (default 256)\n"
+        "      --client-queue N   replies queued for a client that does not read;\n"
+        "                         past it the client is dropped (default 4096)\n"
+        "                         Past a limit a request gets EAGAIN and nothing\n"
+        "                         else changes.\n"
         "      --grace SECONDS    time between SIGTERM and SIGKILL when daemon\n"
         "                         jobs are ended (default 5)\n"
         "      --log-level LEVEL  error, warning, info (default) or debug\n"
@@ -73,6 +80,7 @@ struct options {
         int embedded_fd;
         double grace;
         unsigned prefork;
+        unsigned max_children, max_jobs_per_client, max_conns_per_uid, client_queue;
 };
 
 static int parse_level(const char *s, enum log_level *ret) {
@@ -93,7 +101,10 @@ static void die_usage(const char *fmt, const char *arg) {
 }
 
 static void parse_options(int argc, char **argv, struct options *o) {
-        enum { OPT_MODE = 256, OPT_GRACE, OPT_LEVEL, OPT_EMBEDDED, OPT_PRELOAD, OPT_PREFORK };
+        enum {
+                OPT_MODE = 256, OPT_GRACE, OPT_LEVEL, OPT_EMBEDDED, OPT_PRELOAD, OPT_PREFORK,
+                OPT_MAX_CHILDREN, OPT_MAX_JOBS, OPT_MAX_CONNS, OPT_QUEUE,
+        };
         static const struct option longopts[] = {
                 {"socket", required_argument, NULL, 's'},
                 {"socket-mode", required_argument, NULL, OPT_MODE},
@@ -102,6 +113,10 @@ static void parse_options(int argc, char **argv, struct options *o) {
                 {"embedded", required_argument, NULL, OPT_EMBEDDED},
                 {"preload", required_argument, NULL, OPT_PRELOAD},
                 {"prefork", required_argument, NULL, OPT_PREFORK},
+                {"max-children", required_argument, NULL, OPT_MAX_CHILDREN},
+                {"max-jobs-per-client", required_argument, NULL, OPT_MAX_JOBS},
+                {"max-connections-per-uid", required_argument, NULL, OPT_MAX_CONNS},
+                {"client-queue", required_argument, NULL, OPT_QUEUE},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},
                 {0},
@@ -109,7 +124,9 @@ static void parse_options(int argc, char **argv, struct options *o) {
         char *end;
         int c;
 
-        *o = (struct options){.socket_mode = 0600, .embedded_fd = -1, .grace = 5};
+        *o = (struct options){.socket_mode = 0600, .embedded_fd = -1, .grace = 5,
+                              .max_children = 65536, .max_jobs_per_client = 16384,
+                              .max_conns_per_uid = 256, .client_queue = CLIENT_QUEUE_MAX};
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+s:hV", longopts, NULL)) != -1) {
                 switch (c) {
@@ -145,6 +162,25 @@ static void parse_options(int argc, char **argv, struct options *o) {
                         if (errno || *end || end == optarg || optarg[0] == '-' || n > 1024)
                                 die_usage("bad --prefork '%s' (0 to 1024)", optarg);
                         o->prefork = (unsigned)n;
+                        break;
+                }
+                case OPT_MAX_CHILDREN:
+                case OPT_MAX_JOBS:
+                case OPT_MAX_CONNS:
+                case OPT_QUEUE: {
+                        errno = 0;
+                        unsigned long n = strtoul(optarg, &end, 10);
+                        if (errno || *end || end == optarg || optarg[0] == '-' || n == 0 ||
+                            n > 1000000)
+                                die_usage("bad limit '%s' (1 to 1000000)", optarg);
+                        if (c == OPT_MAX_CHILDREN)
+                                o->max_children = (unsigned)n;
+                        else if (c == OPT_MAX_JOBS)
+                                o->max_jobs_per_client = (unsigned)n;
+                        else if (c == OPT_MAX_CONNS)
+                                o->max_conns_per_uid = (unsigned)n;
+                        else
+                                o->client_queue = (unsigned)n;
                         break;
                 }
                 case OPT_PRELOAD:
@@ -239,6 +275,10 @@ int main(int argc, char **argv) {
         ensure_stdio();
         parse_options(argc, argv, &o);
         srv.grace_ms = (unsigned)(o.grace * 1000);
+        srv.max_children = o.max_children;
+        srv.max_jobs_per_client = o.max_jobs_per_client;
+        srv.max_conns_per_uid = o.max_conns_per_uid;
+        srv.client_queue_max = o.client_queue;
         srv.start_ns = mps__now_ns();
 
         signal(SIGPIPE, SIG_IGN);

@@ -50,7 +50,7 @@ struct outmsg {
 };
 
 /* Bounds on what a connection may hold in the server. */
-#define CLIENT_QUEUE_MAX 4096          /* replies waiting for a slow reader */
+#define CLIENT_QUEUE_MAX 4096          /* default: replies waiting for a slow reader */
 #define CLIENT_RECV_BURST 64           /* requests handled per wake-up */
 
 struct client {
@@ -63,6 +63,7 @@ struct client {
         pid_t pid;
         struct creds *creds; /* set when jobs must drop to the client's */
         struct job *jobs; /* jobs that report to this client */
+        unsigned njobs;   /* how many */
         struct outmsg *out_head, *out_tail;
         size_t out_count;
         bool want_out; /* EPOLLOUT registered */
@@ -178,6 +179,12 @@ struct server {
         uint64_t next_job_id;
         uint64_t next_client_serial;
         struct mps__idmap jobs; /* id -> job */
+        /* Quotas: past one, a request gets EAGAIN and nothing else changes. */
+        unsigned max_children;         /* jobs alive in the whole server */
+        unsigned max_jobs_per_client;  /* jobs of one connection */
+        unsigned max_conns_per_uid;    /* connections of one user */
+        unsigned client_queue_max;     /* replies queued for a slow reader */
+        struct mps__idmap conns_by_uid; /* uid + 1 -> count (as a pointer) */
         bool use_pidfd; /* else SIGCHLD + wait4(-1) and jobs_by_pid */
         struct mps__idmap jobs_by_pid;
         struct client *clients;

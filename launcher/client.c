@@ -401,7 +401,7 @@ MPS_API int mps_client_dispatch(mps_client *c) {
                         mark_broken(c, "the server closed it");
                         return handled ? handled : -ENOTCONN;
                 }
-                if (r == -EBADMSG || r == -EPROTO) {
+                if (r == -EBADMSG || r == -EPROTO || r == -EMFILE) {
                         mps__client_set_error(c, "bad message from the forkserver: %s",
                                               err);
                         continue;
@@ -440,10 +440,33 @@ static int handshake(mps_client *c, const char *where, char *msg, size_t msglen)
         r = mps__client_send(c, json, NULL, 0);
         cJSON_Delete(json);
         if (r < 0) {
+                /* A server that refuses us replies and closes, perhaps before
+                 * our hello arrived: its reason may be waiting for us. */
+                for (int i = 0; i < 2; i++) {
+                        struct mps__msg m;
+                        int q = mps__wire_recv(c->fd, &m, err, sizeof(err), NULL);
+                        if (q == -ECONNRESET)
+                                continue;
+                        if (q > 0 && m.op == MPS_OP_ERROR) {
+                                struct mps__error e;
+                                if (mps__error_decode(m.json, &e, err, sizeof(err)) == 0) {
+                                        snprintf(msg, msglen,
+                                                 "%s refused the connection: %s", where,
+                                                 e.message);
+                                        r = -e.err;
+                                        mps__msg_release(&m);
+                                        return r;
+                                }
+                        }
+                        if (q > 0)
+                                mps__msg_release(&m);
+                        break;
+                }
                 snprintf(msg, msglen, "cannot talk to %s: %s", where, strerror(-r));
                 return r;
         }
         uint64_t deadline = mps__now_ns() + HANDSHAKE_TIMEOUT_MS * 1000000ull;
+        bool reset_seen = false;
         for (;;) {
                 uint64_t now = mps__now_ns();
                 if (now >= deadline) {
@@ -460,6 +483,12 @@ static int handshake(mps_client *c, const char *where, char *msg, size_t msglen)
                 r = mps__wire_recv(c->fd, &m, err, sizeof(err), NULL);
                 if (r == -EAGAIN)
                         continue;
+                /* A server that refuses us may close before reading our
+                 * hello; its reply still waits behind the reset. */
+                if (r == -ECONNRESET && !reset_seen) {
+                        reset_seen = true;
+                        continue;
+                }
                 if (r == 0) {
                         snprintf(msg, msglen, "%s closed the connection", where);
                         return -ECONNRESET;

@@ -123,8 +123,21 @@ int mps__wire_recv(int sock, struct mps__msg *msg, char *err, size_t errlen,
                 goto bad;
         }
         if (mh.msg_flags & MSG_CTRUNC) {
-                say(err, errlen, "more than %d descriptors attached",
-                    MPS_WIRE_FDS_MAX);
+                /* The JSON arrived whole: read its tag, so that the error
+                 * reply reaches the request (a client waits on it). */
+                cJSON *j = cJSON_ParseWithLength(buf, (size_t)n);
+                if (ret_tag && cJSON_IsObject(j))
+                        *ret_tag = mps__wire_tag(j);
+                cJSON_Delete(j);
+                /* Either too many were sent, or this side could not take
+                 * them all (out of descriptors): say which it looks like. */
+                if (msg->nfds < MPS_WIRE_FDS_MAX) {
+                        say(err, errlen, "could not receive the attached descriptors "
+                                         "(out of file descriptors?)");
+                        mps__msg_release(msg);
+                        return -EMFILE;
+                }
+                say(err, errlen, "more than %d descriptors attached", MPS_WIRE_FDS_MAX);
                 goto bad;
         }
         msg->raw = buf;

@@ -76,7 +76,8 @@ void mps__msg_release(struct mps__msg *msg);
  * end of stream, -EAGAIN when none is waiting, or another negative errno.
  * A message that is malformed (truncated, too many fds, not JSON, no op,
  * wrong protocol version) has its descriptors closed at once and returns
- * -EBADMSG (or -EPROTO for a version mismatch), with a reason in err.
+ * -EBADMSG (or -EPROTO for a version mismatch, -EMFILE when this side
+ * could not take the attached descriptors), with a reason in err.
  * Whenever the datagram was a JSON object, *ret_tag receives its tag (0 when
  * absent or invalid; see mps__wire_tag) so that the server can address its
  * error reply; otherwise *ret_tag is left alone.
