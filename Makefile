@@ -69,7 +69,10 @@ SONAME     := libmpspawn.so.$(SOVERSION)
 PROGRAMS   := $(BUILD)/mpforkserver $(BUILD)/mpspawn
 LIBS       := $(BUILD)/libmpspawn.a $(BUILD)/libmpspawn.so.$(VERSION)
 
-.PHONY: all deps demo check check-asan test tests install uninstall clean \
+.PHONY: all deps demo check check-asan check-valgrind soak test tests install uninstall clean
+SUDO_APT = if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
         bench-policy
 .DEFAULT_GOAL := all
 
@@ -179,6 +182,17 @@ $(BUILD)/tests/bench_policy: $(BUILD)/tests/bench_policy.o $(BUILD)/obj/forkserv
 
 bench-policy: $(BUILD)/tests/bench_policy
 	@./$(BUILD)/tests/bench_policy
+
+# The end-to-end suites with every server under valgrind's memcheck.
+check-valgrind: deps
+	@command -v valgrind >/dev/null || { $(SUDO_APT) valgrind; }
+	@$(MAKE) --no-print-directory tests
+	@BUILD=$(BUILD) sh tests/valgrind.sh
+
+# The full soak: 20,000 jobs from 16 clients, a quarter killed at random.
+SOAK_JOBS ?= 20000
+soak: tests
+	@MPSPAWN_SOAK_JOBS=$(SOAK_JOBS) CK_RUN_CASE=soak BUILD=$(BUILD) sh tests/run.sh check_hardening
 
 # --- demo ------------------------------------------------------------------------------
 demo: deps

@@ -826,6 +826,14 @@ START_TEST(test_rlimit_through_the_library) {
         ck_assert_int_eq(mps_spec_set_rlimit(spec, 4242, 1, 1), -EINVAL);
         ck_assert_int_eq(mps_spec_set_rlimit(spec, RLIMIT_NOFILE, 20, MPS_RLIM_KEEP), 0);
         ck_assert_int_eq(run_job(c, argv, spec, out, sizeof(out)), 0);
+        if (getenv("MPSPAWN_FORKSERVER_UNDER_TEST")) {
+                /* valgrind changes the limits of the server it runs: only
+                 * the soft limit we set can be checked there. */
+                ck_assert_int_eq(strncmp(out, "20\n", 3), 0);
+                mps_spec_free(spec);
+                mps_client_close(c);
+                return;
+        }
         char want[64];
         /* The server restores its own starting limits in children, which
          * are ours here (it inherited them). */

@@ -5,7 +5,8 @@
 set -u
 BUILD=${BUILD:-build}
 top=$(cd "$(dirname "$0")/.." && pwd)
-export MPSPAWN_FORKSERVER="$top/$BUILD/mpforkserver"
+# (check-valgrind puts a wrapper in its place.)
+export MPSPAWN_FORKSERVER="${MPSPAWN_FORKSERVER_UNDER_TEST:-$top/$BUILD/mpforkserver}"
 export MPSPAWN_CLI="$top/$BUILD/mpspawn"
 export MPSPAWN_TOP="$top"
 # Tests pick their own sockets; never a system or user server by accident.
