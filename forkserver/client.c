@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../launcher/fdutil.h"
+#include "config.h"
 #include "server.h"
 
 #ifndef MPS_VERSION_STRING
@@ -30,6 +31,8 @@ int client_new(struct server *srv, int fd) {
                 log_warn("SO_PEERCRED: %m; refusing connection");
                 return -errno;
         }
+        char why[512];
+        int denied = access_check(srv, fd, &cred, why, sizeof(why));
         struct client *c = calloc(1, sizeof(*c));
         if (!c) {
                 log_err("out of memory; refusing connection");
@@ -54,8 +57,23 @@ int client_new(struct server *srv, int fd) {
         if (srv->clients)
                 srv->clients->sprev = c;
         srv->clients = c;
-        log_debug("client %llu connected (pid %d uid %u)",
-                  (unsigned long long)c->serial, (int)c->pid, (unsigned)c->uid);
+        if (denied < 0) {
+                /* The reason goes to the client now; the connection closes
+                 * on its next event (its hello, usually), so that a client
+                 * still sending when we close does not lose the reason. */
+                log_warn("client %llu refused: pid %d uid %u: %s",
+                         (unsigned long long)c->serial, (int)c->pid, (unsigned)c->uid,
+                         why);
+                c->refused = true;
+                srv->nrefused++;
+                client_send_error(c, 0, -denied, "connect", "%s", why);
+                if (srv->nrefused > CLIENT_REFUSED_MAX && !c->dead)
+                        client_disconnect(c, NULL);
+                return 0;
+        }
+        log_info("client %llu connected: pid %d uid %u gid %u",
+                 (unsigned long long)c->serial, (int)c->pid, (unsigned)c->uid,
+                 (unsigned)c->gid);
         return 0;
 }
 
@@ -206,9 +224,23 @@ static void handle(struct client *c, struct mps__msg *msg) {
         case MPS_OP_HELLO:
                 on_hello(c, msg);
                 break;
-        case MPS_OP_SPAWN:
+        case MPS_OP_SPAWN: {
+                unsigned max = c->srv->cfg->max_jobs_per_client;
+                if (max && c->njobs >= max) {
+                        log_info("client %llu (pid %d): spawn refused: %zu jobs in "
+                                 "flight (max_jobs_per_client = %u)",
+                                 (unsigned long long)c->serial, (int)c->pid, c->njobs,
+                                 max);
+                        client_send_error(c, msg->tag, EAGAIN, "request",
+                                          "too many jobs in flight: this connection "
+                                          "has %zu, the server allows %u "
+                                          "(max_jobs_per_client); wait for one to end",
+                                          c->njobs, max);
+                        break;
+                }
                 job_spawn(c, msg);
                 break;
+        }
         case MPS_OP_SIGNAL:
                 on_signal_req(c, msg);
                 break;
@@ -217,6 +249,19 @@ static void handle(struct client *c, struct mps__msg *msg) {
                                   "op \"%s\" is not a request", mps__op_name(msg->op));
                 break;
         }
+}
+
+/*
+ * Drops what a refused client sent (its hello) before we close. Closing with
+ * unread messages makes the kernel report ECONNRESET to the peer, and a
+ * receiver sees that error before the reply already queued for it: the
+ * client would never read why it was refused.
+ */
+static void discard_input(int fd) {
+        char byte;
+        for (int i = 0; i < CLIENT_RECV_BURST; i++)
+                if (recv(fd, &byte, 1, MSG_DONTWAIT | MSG_TRUNC) <= 0)
+                        return;
 }
 
 void client_on_event(struct client *c, uint32_t events) {
@@ -230,6 +275,11 @@ void client_on_event(struct client *c, uint32_t events) {
         }
         if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 return;
+        if (c->refused) {
+                discard_input(c->fd);
+                client_disconnect(c, NULL);
+                return;
+        }
         /* A bounded burst per wake-up keeps one busy client from starving
          * the others; level-triggered epoll brings us back for the rest. */
         for (int i = 0; i < CLIENT_RECV_BURST && !c->dead; i++) {
@@ -263,12 +313,17 @@ static void client_disconnect(struct client *c, const char *why) {
         if (c->dead)
                 return;
         c->dead = true;
+        if (c->refused)
+                srv->nrefused--;
         if (why)
                 log_warn("client %llu (pid %d) dropped: %s",
                          (unsigned long long)c->serial, (int)c->pid, why);
-        else
-                log_debug("client %llu (pid %d) disconnected",
+        else if (c->refused)
+                log_debug("client %llu (pid %d) closed after refusal",
                           (unsigned long long)c->serial, (int)c->pid);
+        else
+                log_info("client %llu (pid %d) disconnected",
+                         (unsigned long long)c->serial, (int)c->pid);
         loop_del(srv, c->fd);
         c->fd = mps__safe_close(c->fd);
         while (c->jobs)

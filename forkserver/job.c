@@ -32,6 +32,7 @@
 
 static void link_client(struct job *j, struct client *c) {
         j->client = c;
+        c->njobs++;
         j->cprev = NULL;
         j->cnext = c->jobs;
         if (c->jobs)
@@ -51,6 +52,7 @@ static void unlink_client(struct job *j) {
                 j->cnext->cprev = j->cprev;
         j->cnext = j->cprev = NULL;
         j->client = NULL;
+        c->njobs--;
 }
 
 void job_free(struct job *j) {
@@ -216,8 +218,8 @@ static void resolve_exec(struct job *j) {
          * child died before it could say anything; its exit will tell. */
         j->state = JOB_RUNNING;
         srv->jobs_started++;
-        log_debug("job %llu: pid %d started '%s'", (unsigned long long)j->id,
-                  (int)j->pid, j->path);
+        log_info("job %llu: pid %d started '%s' for uid %u", (unsigned long long)j->id,
+                 (int)j->pid, j->path, (unsigned)j->uid);
         if (j->client) {
                 bool send_pidfd = j->want_pidfd && j->pidfd >= 0;
                 struct mps__spawned s = {.tag = j->tag, .id = j->id, .pid = j->pid,
@@ -276,8 +278,14 @@ static void job_finish(struct job *j, int status, const struct rusage *rup) {
         srv->dead_jobs = j;
 
         if (j->state == JOB_RUNNING) {
-                log_debug("job %llu: pid %d exited with %d",
-                          (unsigned long long)j->id, (int)j->pid, e.exitcode);
+                if (e.exitcode >= 0)
+                        log_info("job %llu: pid %d exited with status %d",
+                                 (unsigned long long)j->id, (int)j->pid, e.exitcode);
+                else
+                        log_info("job %llu: pid %d killed by SIG%s%s",
+                                 (unsigned long long)j->id, (int)j->pid,
+                                 sigabbrev_np(-e.exitcode) ? sigabbrev_np(-e.exitcode) : "?",
+                                 e.core_dumped ? " (core dumped)" : "");
                 if (c)
                         client_send(c, mps__exited_encode(&e), -1);
         }

@@ -93,19 +93,25 @@ void loop_begin_stop(struct server *srv) {
         }
         srv->stopping = true;
         mps__idmap_foreach(&srv->jobs, stop_daemon_job, NULL);
+        service_stopping(srv);
 }
 
 int loop_run(struct server *srv) {
         struct epoll_event evs[LOOP_EVENTS_MAX];
 
         while (!(srv->stopping && srv->ndaemon_alive == 0)) {
-                int n = epoll_wait(srv->epfd, evs, LOOP_EVENTS_MAX, -1);
+                /* The only timeout is idle exit's (job deadlines have
+                 * their timerfd). */
+                int n = epoll_wait(srv->epfd, evs, LOOP_EVENTS_MAX,
+                                   service_timeout_ms(srv));
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         log_err("epoll_wait: %m");
                         return -errno;
                 }
+                if (n == 0)
+                        service_on_timeout(srv);
                 for (int i = 0; i < n; i++) {
                         struct watch *w = evs[i].data.ptr;
                         switch (w->kind) {
@@ -139,6 +145,7 @@ int loop_run(struct server *srv) {
                         srv->dead_clients = c->gnext;
                         client_free(c);
                 }
+                service_after_batch(srv);
         }
         return 0;
 }

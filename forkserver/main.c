@@ -15,11 +15,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <sys/un.h>
 #include <unistd.h>
 
-#include <systemd/sd-daemon.h>
-
 #include "../launcher/fdutil.h"
+#include "config.h"
 #include "server.h"
 
 #ifndef MPS_VERSION_STRING
@@ -36,12 +36,20 @@ static const char usage[] =
         "  -s, --socket PATH      listen on this AF_UNIX SOCK_SEQPACKET socket.\n"
         "                         A stale socket file is replaced; one where a\n"
         "                         live server answers is never taken over.\n"
-        "                         Not needed under systemd socket activation.\n"
+        "                         Not needed under systemd socket activation,\n"
+        "                         which takes precedence.\n"
         "      --socket-mode MODE permissions of the socket (octal, default 0600:\n"
         "                         only the server's user may connect)\n"
         "      --grace SECONDS    time between SIGTERM and SIGKILL when daemon\n"
         "                         jobs are ended (default 5)\n"
+        "      --idle-exit SECONDS  exit after this long without a client or a\n"
+        "                         job (default 0: never); systemd starts the\n"
+        "                         server again on the next connection\n"
         "      --log-level LEVEL  error, warning, info (default) or debug\n"
+        "      --config FILE      read settings from FILE (mpforkserver.conf(5));\n"
+        "                         the options above override it\n"
+        "      --check-config     check the configuration and the options, print\n"
+        "                         the effective settings and exit (0: valid)\n"
         "      --embedded FD      serve the one connection already open on FD,\n"
         "                         detached from the parent, and exit when it\n"
         "                         closes (how libmpspawn starts a private server)\n"
@@ -54,21 +62,29 @@ static const char usage[] =
         "\n"
         "Exit status: 0 after a clean stop, 1 on a start-up error, 2 on bad usage.\n";
 
+/* Options override the configuration file; has_* says which were given. */
 struct options {
         const char *socket_path;
-        unsigned socket_mode;
+        const char *config_path;
+        bool check_config;
         int embedded_fd;
-        double grace;
+        bool has_mode, has_grace, has_idle, has_level;
+        unsigned socket_mode;
+        unsigned grace_ms, idle_ms;
+        int log_level;
 };
 
-static int parse_level(const char *s, enum log_level *ret) {
-        static const char *const names[] = {"error", "warning", "info", "debug"};
-        for (int i = 0; i < 4; i++)
-                if (strcmp(s, names[i]) == 0) {
-                        *ret = (enum log_level)i;
-                        return 0;
-                }
-        return -EINVAL;
+/* Seconds from 0 to 86400 (a fraction allowed) into milliseconds. */
+static bool parse_seconds_opt(const char *s, unsigned *ret_ms) {
+        char *end;
+        errno = 0;
+        double v = strtod(s, &end);
+        if (errno || *end || end == s || !(v >= 0) || v > 86400)
+                return false;
+        *ret_ms = (unsigned)(v * 1000 + 0.5);
+        if (*ret_ms == 0 && v > 0)
+                *ret_ms = 1;
+        return true;
 }
 
 static void die_usage(const char *fmt, const char *arg) {
@@ -79,12 +95,16 @@ static void die_usage(const char *fmt, const char *arg) {
 }
 
 static void parse_options(int argc, char **argv, struct options *o) {
-        enum { OPT_MODE = 256, OPT_GRACE, OPT_LEVEL, OPT_EMBEDDED };
+        enum { OPT_MODE = 256, OPT_GRACE, OPT_LEVEL, OPT_EMBEDDED, OPT_CONFIG,
+               OPT_CHECK_CONFIG, OPT_IDLE_EXIT };
         static const struct option longopts[] = {
                 {"socket", required_argument, NULL, 's'},
                 {"socket-mode", required_argument, NULL, OPT_MODE},
                 {"grace", required_argument, NULL, OPT_GRACE},
+                {"idle-exit", required_argument, NULL, OPT_IDLE_EXIT},
                 {"log-level", required_argument, NULL, OPT_LEVEL},
+                {"config", required_argument, NULL, OPT_CONFIG},
+                {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
                 {"embedded", required_argument, NULL, OPT_EMBEDDED},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},
@@ -93,7 +113,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
         char *end;
         int c;
 
-        *o = (struct options){.socket_mode = 0600, .embedded_fd = -1, .grace = 5};
+        *o = (struct options){.embedded_fd = -1};
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+s:hV", longopts, NULL)) != -1) {
                 switch (c) {
@@ -107,21 +127,33 @@ static void parse_options(int argc, char **argv, struct options *o) {
                                 die_usage("bad --socket-mode '%s' (octal, e.g. 0660)",
                                           optarg);
                         o->socket_mode = (unsigned)m;
+                        o->has_mode = true;
                         break;
                 }
                 case OPT_GRACE:
-                        errno = 0;
-                        o->grace = strtod(optarg, &end);
-                        if (errno || *end || end == optarg || !(o->grace >= 0) ||
-                            o->grace > 86400)
+                        if (!parse_seconds_opt(optarg, &o->grace_ms))
                                 die_usage("bad --grace '%s' (seconds, 0 to 86400)",
                                           optarg);
+                        o->has_grace = true;
+                        break;
+                case OPT_IDLE_EXIT:
+                        if (!parse_seconds_opt(optarg, &o->idle_ms))
+                                die_usage("bad --idle-exit '%s' (seconds, 0 to 86400)",
+                                          optarg);
+                        o->has_idle = true;
                         break;
                 case OPT_LEVEL:
-                        if (parse_level(optarg, &log_max_level) < 0)
+                        if (config_parse_log_level(optarg, &o->log_level) < 0)
                                 die_usage("bad --log-level '%s' (error, warning, "
                                           "info or debug)",
                                           optarg);
+                        o->has_level = true;
+                        break;
+                case OPT_CONFIG:
+                        o->config_path = optarg;
+                        break;
+                case OPT_CHECK_CONFIG:
+                        o->check_config = true;
                         break;
                 case OPT_EMBEDDED: {
                         errno = 0;
@@ -180,36 +212,84 @@ static int detach_from_parent(void) {
         return 0;
 }
 
-static int take_systemd_socket(int *ret_fd) {
-        int n = sd_listen_fds(1);
-        if (n <= 0)
-                return n;
-        if (n > 1) {
-                log_err("systemd passed %d sockets; expected one", n);
-                return -EINVAL;
+/* The file first, then the options; 0 or -errno with the reason in err. */
+static int load_config(const struct options *o, struct config *cfg, char *err,
+                       size_t errlen) {
+        int r;
+        if (o->config_path && (r = config_load(cfg, o->config_path, err, errlen)) < 0)
+                return r;
+        if (o->socket_path) {
+                free(cfg->socket_path);
+                if (!(cfg->socket_path = strdup(o->socket_path)))
+                        return -ENOMEM;
         }
-        int fd = SD_LISTEN_FDS_START;
-        if (sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
-                log_err("the socket systemd passed is not a listening AF_UNIX "
-                        "SOCK_SEQPACKET socket (use ListenSequentialPacket=)");
-                return -EINVAL;
-        }
-        fcntl(fd, F_SETFD, FD_CLOEXEC);
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-        *ret_fd = fd;
-        return 1;
+        if (o->has_mode)
+                cfg->socket_mode = o->socket_mode;
+        if (o->has_grace)
+                cfg->grace_ms = o->grace_ms;
+        if (o->has_idle)
+                cfg->idle_exit_ms = o->idle_ms;
+        if (o->has_level)
+                cfg->log_level = o->log_level;
+        return 0;
+}
+
+/* --check-config: what the server would run with, and what it ignores. */
+static int check_config(const struct config *cfg) {
+        char names[256];
+        printf("# mpforkserver %s: %s is valid.\n", MPS_VERSION_STRING,
+               cfg->file ? cfg->file : "the command line");
+        config_print(cfg, stdout);
+        size_t n = config_unenforced_set(cfg, names, sizeof(names));
+        if (n)
+                printf("# NOTE: %s %s set but not enforced: this version ignores %s.\n",
+                       names, n == 1 ? "is" : "are", n == 1 ? "it" : "them");
+        printf("# NOTE: a server running as root refuses clients other than root, "
+               "until jobs run with their client's credentials.\n");
+        return 0;
+}
+
+/* "PATH" of the listening socket, for the log. */
+static void socket_name(int fd, char *buf, size_t len) {
+        struct sockaddr_un sa;
+        socklen_t salen = sizeof(sa);
+        memset(&sa, 0, sizeof(sa));
+        if (getsockname(fd, (struct sockaddr *)&sa, &salen) < 0 || !sa.sun_path[0])
+                snprintf(buf, len, "an unnamed socket");
+        else
+                snprintf(buf, len, "%.*s", (int)sizeof(sa.sun_path), sa.sun_path);
 }
 
 int main(int argc, char **argv) {
         struct server srv = {.listen_fd = -1, .spare_fd = -1};
         struct options o;
-        char err[512];
+        struct config cfg;
+        char err[1024], where[128];
         sigset_t mask;
         int r;
 
         ensure_stdio();
         parse_options(argc, argv, &o);
-        srv.grace_ms = (unsigned)(o.grace * 1000);
+        config_init(&cfg);
+        if (load_config(&o, &cfg, err, sizeof(err)) < 0) {
+                if (o.check_config)
+                        fprintf(stderr, "mpforkserver: %s\n", err);
+                else
+                        log_err("%s", err);
+                config_free(&cfg);
+                return 1;
+        }
+        if (o.check_config) {
+                r = check_config(&cfg);
+                config_free(&cfg);
+                return r;
+        }
+        log_max_level = (enum log_level)cfg.log_level;
+        srv.cfg = &cfg;
+        srv.grace_ms = cfg.grace_ms;
+        if (config_unenforced_set(&cfg, err, sizeof(err)) > 0)
+                log_warn("%s: %s: accepted but not enforced by this version; ignored",
+                         cfg.file ? cfg.file : "configuration", err);
 
         signal(SIGPIPE, SIG_IGN);
         sigemptyset(&mask);
@@ -238,6 +318,8 @@ int main(int argc, char **argv) {
                         return 1;
                 }
                 srv.embedded = true;
+                /* Our NOTIFY_SOCKET, if any, is the starting program's. */
+                unsetenv("NOTIFY_SOCKET");
         }
 
         /* Many pidfds may be open at once: take the hard limit, and give
@@ -272,38 +354,53 @@ int main(int argc, char **argv) {
                         log_err("--embedded %d: not a usable connection", fd);
                         return 1;
                 }
+                snprintf(where, sizeof(where), "an inherited connection");
         } else {
-                r = take_systemd_socket(&srv.listen_fd);
-                if (r < 0)
+                r = service_listen_fd(&srv.listen_fd, err, sizeof(err));
+                if (r < 0) {
+                        log_err("%s", err);
+                        config_free(&cfg);
                         return 1;
+                }
+                if (r > 0 && (cfg.socket_path || cfg.has_socket_group))
+                        log_info("socket-activated: the socket unit sets the "
+                                 "socket's path, mode and group; ignoring ours");
                 if (r == 0) {
-                        if (!o.socket_path) {
+                        const char *path = cfg.socket_path;
+                        if (!path) {
                                 fprintf(stderr, "mpforkserver: no socket: give "
                                                 "--socket PATH (or start under "
                                                 "systemd socket activation)\n");
+                                config_free(&cfg);
                                 return 2;
                         }
-                        r = listen_open(o.socket_path, o.socket_mode,
+                        unsigned mode = cfg.socket_mode;
+                        r = listen_open(path, cfg.has_socket_group ? mode & ~0070u : mode,
                                         &srv.listen_fd, err, sizeof(err));
+                        if (r == 0 && cfg.has_socket_group &&
+                            (r = listen_set_group(path, cfg.socket_group, mode, err,
+                                                  sizeof(err))) < 0)
+                                unlink(path);
                         if (r < 0) {
                                 log_err("%s", err);
+                                config_free(&cfg);
                                 return 1;
                         }
-                        srv.socket_path = strdup(o.socket_path);
+                        srv.socket_path = strdup(path);
                 }
                 if (loop_add(&srv, srv.listen_fd, EPOLLIN, &srv.listen_watch) < 0) {
                         log_err("cannot watch the socket: %m");
                         return 1;
                 }
-                log_info("listening on %s (version %s, protocol %d)",
-                         o.socket_path ? o.socket_path : "the socket from systemd",
-                         MPS_VERSION_STRING, MPS_PROTOCOL_VERSION);
+                socket_name(srv.listen_fd, where, sizeof(where));
+                log_info("listening on %s%s (version %s, protocol %d)", where,
+                         r > 0 ? " (from systemd)" : "", MPS_VERSION_STRING,
+                         MPS_PROTOCOL_VERSION);
         }
-        sd_notify(0, "READY=1\nSTATUS=serving");
+        service_ready(&srv, where);
 
         r = loop_run(&srv);
 
-        sd_notify(0, "STOPPING=1");
         if (srv.socket_path && srv.listen_fd >= 0)
                 unlink(srv.socket_path);
         log_debug("exiting: %llu jobs started, %llu failed to start",
@@ -318,5 +415,6 @@ int main(int argc, char **argv) {
         mps__safe_close(srv.timer_fd);
         mps__safe_close(srv.spare_fd);
         mps__safe_close(srv.listen_fd);
+        config_free(&cfg);
         return r < 0 ? 1 : 0;
 }
