@@ -14,7 +14,9 @@
 #     installed for real under a temporary PREFIX, and verify must print
 #     nothing at all (it exits 0 even for unknown keys and bad values). A
 #     deliberately broken copy must make it complain, or the check proves
-#     nothing. The sysusers.d file must create the group (dry run).
+#     nothing. The sysusers.d file must create the group (dry run), and
+#     "systemctl enable" (offline, with --root) must find the units where
+#     they were installed and enable them through their [Install] sections.
 #
 # Run by tests/run.sh with BUILD, CC and SANITIZE from the Makefile. Prints a
 # Check-style summary line, which run.sh counts.
@@ -104,13 +106,17 @@ mk uninstall DESTDIR="$dest" >/dev/null 2>&1
 check "an edited configuration survives uninstall" test -f "$dest/etc/mpspawn/forkserver.conf"
 
 # --- 5. systemd-analyze verify on installed units ----------------------------------------
+# PREFIX=ROOT/usr/local: the paths inside ROOT are those of a real install
+# (for systemctl --root), and ExecStart names a binary that exists.
 root=$tmp/root
-check "make install PREFIX=<temporary root>" mk install PREFIX="$root" SYSCONFDIR="$root/etc"
-sysunits=$root/lib/systemd/system
-userunits=$root/lib/systemd/user
+rp=$root/usr/local
+check "make install PREFIX=<temporary root>/usr/local" \
+  mk install PREFIX="$rp" SYSCONFDIR="$root/etc"
+sysunits=$rp/lib/systemd/system
+userunits=$rp/lib/systemd/user
 mkdir -p "$tmp/runtime" && chmod 0700 "$tmp/runtime"
 verify() { # verify [--user] UNIT...: succeeds only when verify says nothing
-  MANPATH=$root/share/man XDG_RUNTIME_DIR=$tmp/runtime \
+  MANPATH=$rp/share/man XDG_RUNTIME_DIR=$tmp/runtime \
     systemd-analyze "$@" >"$tmp/verify" 2>&1
   rc=$?
   cat "$tmp/verify"
@@ -129,9 +135,17 @@ else
   pass "systemd-analyze verify notices a broken unit"
 fi
 check "sysusers.d file creates the group mpspawn" \
-  sh -c "systemd-sysusers --dry-run --root='$tmp/sysroot' '$root/lib/sysusers.d/mpspawn.conf' 2>&1 |
+  sh -c "systemd-sysusers --dry-run --root='$tmp/sysroot' '$rp/lib/sysusers.d/mpspawn.conf' 2>&1 |
          grep -q \"Creating group 'mpspawn'\""
-check "make uninstall PREFIX=<temporary root>" mk uninstall PREFIX="$root" SYSCONFDIR="$root/etc"
+check "systemctl enable mpforkserver.socket (offline)" \
+  sh -c "systemctl --root='$root' enable mpforkserver.socket &&
+         test -L '$root/etc/systemd/system/sockets.target.wants/mpforkserver.socket'"
+check "systemctl --global enable mpforkserver.socket (user unit, offline)" \
+  sh -c "systemctl --root='$root' --global enable mpforkserver.socket &&
+         test -L '$root/etc/systemd/user/sockets.target.wants/mpforkserver.socket'"
+rm -rf "$root/etc/systemd"
+check "make uninstall PREFIX=<temporary root>/usr/local" \
+  mk uninstall PREFIX="$rp" SYSCONFDIR="$root/etc"
 check "nothing left after uninstall" \
   sh -c "test -z \"\$(find '$root' -type f -o -type l)\" || find '$root' -type f -o -type l"
 
