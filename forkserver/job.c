@@ -340,6 +340,9 @@ void job_stop_daemon(struct job *j) {
         if (j->term_sent)
                 return;
         j->term_sent = true;
+        log_info("job %llu: pid %d: ending daemon job (SIGTERM, SIGKILL in %u.%03u s)",
+                 (unsigned long long)j->id, (int)j->pid, srv->grace_ms / 1000,
+                 srv->grace_ms % 1000);
         job_kill(j, SIGTERM);
         if (timer_arm(srv, j, mps__now_ns() + (uint64_t)srv->grace_ms * 1000000u) < 0)
                 job_kill(j, SIGKILL);

@@ -436,7 +436,17 @@ START_TEST(test_journal_priority_prefixes) {
         mps_process *p = start_job(c, (const char *[]){"no-such-program-mps", NULL}, -1, -1, &r);
         ck_assert_ptr_null(p);
         ck_assert_int_eq(r, -ENOENT);
+        /* A daemon job, ended by policy when its client goes. */
+        mps_spec *spec;
+        const char *sleep_argv[] = {"sleep", "60", NULL};
+        ck_assert_int_eq(mps_spec_new(&spec), 0);
+        ck_assert_int_eq(mps_spec_set_exec(spec, "sleep", sleep_argv), 0);
+        ck_assert_int_eq(mps_spec_set_daemon(spec, true), 0);
+        ck_assert_int_eq(mps_process_new(c, spec, &p), 0);
+        mps_spec_free(spec);
+        ck_assert_msg(mps_start(p) == 0, "start: %s", mps_client_error(c));
         mps_client_close(c);
+        ck_assert_int_eq(mps_process_close(p), 0);
         ck_assert(srv_wait_note(&s, "STATUS=0 clients, 0 jobs", WAIT_MS));
         kill(s.pid, SIGTERM);
         ck_assert_int_eq(srv_wait_exit(&s, WAIT_MS), 0);
@@ -456,6 +466,9 @@ START_TEST(test_journal_priority_prefixes) {
         ck_assert_ptr_nonnull(strstr(log, "<6>job 1: exec 'no-such-program-mps' failed: "
                                           "No such file or directory\n"));
         ck_assert_ptr_nonnull(strstr(log, "<6>client 1 (pid "));
+        ck_assert_ptr_nonnull(strstr(log, "<6>job 2: pid "));
+        ck_assert_ptr_nonnull(strstr(log, ": ending daemon job (SIGTERM, SIGKILL in 5.000 s)\n"));
+        ck_assert_ptr_nonnull(strstr(log, " killed by SIGTERM\n"));
         ck_assert_ptr_nonnull(strstr(log, "<6>received SIGTERM, stopping\n"));
         ck_assert_ptr_nonnull(strstr(log, "<7>"));
         srv_finish(&s);
