@@ -324,14 +324,16 @@ static const char *after_prefix(void) {
 }
 
 START_TEST(test_binary_refuses_a_bad_file_with_the_exact_message) {
-        char dir[64], path[128], want[512];
+        char dir[64], path[128], sock[128], text[256], want[512];
         tu_tmpdir(dir, sizeof(dir));
-        write_file(path, sizeof(path), dir,
-                   "# mpforkserver configuration\n"
-                   "socket = /tmp/x.sock\n"
-                   "\n"
-                   "socket_mode = 0999\n",
-                   0644);
+        snprintf(sock, sizeof(sock), "%s/sock", dir);
+        snprintf(text, sizeof(text),
+                 "# mpforkserver configuration\n"
+                 "socket = %s\n"
+                 "\n"
+                 "socket_mode = 0999\n",
+                 sock);
+        write_file(path, sizeof(path), dir, text, 0644);
 
         /* At start: one error line (journal-style level), exit status 1,
          * and no socket was created. */
@@ -343,7 +345,7 @@ START_TEST(test_binary_refuses_a_bad_file_with_the_exact_message) {
                  "0777\n",
                  path);
         ck_assert_str_eq(after_prefix(), want);
-        ck_assert_int_eq(access("/tmp/x.sock", F_OK), -1);
+        ck_assert_int_eq(access(sock, F_OK), -1);
 
         /* --check-config: the same words, for a person at a terminal. */
         st = forkserver((const char *[]){"--check-config", "--config", path, NULL});
