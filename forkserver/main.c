@@ -221,8 +221,10 @@ static int load_config(const struct options *o, struct config *cfg, char *err,
                 return r;
         if (o->socket_path) {
                 free(cfg->socket_path);
-                if (!(cfg->socket_path = strdup(o->socket_path)))
+                if (!(cfg->socket_path = strdup(o->socket_path))) {
+                        snprintf(err, errlen, "out of memory");
                         return -ENOMEM;
+                }
         }
         if (o->has_mode)
                 cfg->socket_mode = o->socket_mode;
