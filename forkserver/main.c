@@ -397,7 +397,7 @@ int main(int argc, char **argv) {
                 }
                 socket_name(srv.listen_fd, where, sizeof(where));
                 log_info("listening on %s%s (version %s, protocol %d)", where,
-                         r > 0 ? " (from systemd)" : "", MPS_VERSION_STRING,
+                         r > 0 ? ", passed by systemd" : "", MPS_VERSION_STRING,
                          MPS_PROTOCOL_VERSION);
         }
         service_ready(&srv, where);

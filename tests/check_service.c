@@ -350,7 +350,7 @@ START_TEST(test_activation_ready_status_and_idle_exit) {
         srv_log(&s, log, sizeof(log));
         printf("activation log:\n%s", log);
         char want[256];
-        snprintf(want, sizeof(want), "info: listening on %s (from systemd)", s.sock);
+        snprintf(want, sizeof(want), "info: listening on %s, passed by systemd (version ", s.sock);
         ck_assert_msg(strstr(log, want), "log:\n%s", log);
         ck_assert_ptr_nonnull(strstr(log, "info: client 2 connected: pid "));
         ck_assert_ptr_nonnull(strstr(log, "started 'sh' for uid "));
