@@ -5,7 +5,9 @@
 #   make check      install missing build dependencies, build, run every test
 #   make check-asan the whole suite under AddressSanitizer + UBSan
 #   make bench-policy  what a seccomp policy costs (compile, cache hit, load)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (binaries, libraries, header,
+#                   pkg-config file, man pages, systemd units, sample config)
+#   make uninstall  the same variables: removes what install installed
 #
 # Every output goes under $(BUILD) (build/ by default; build-asan/ for the
 # sanitizer build), so the two never mix.
@@ -17,15 +19,34 @@ BINDIR       ?= $(PREFIX)/bin
 LIBDIR       ?= $(PREFIX)/lib
 INCLUDEDIR   ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DATADIR      ?= $(PREFIX)/share
+MANDIR       ?= $(DATADIR)/man
+DOCDIR       ?= $(DATADIR)/doc/mpspawn
+# The service reads $(SYSCONFDIR)/mpspawn/forkserver.conf. /etc whatever the
+# prefix: that is where an administrator looks for a system service's file.
+SYSCONFDIR   ?= /etc
+# systemd's directories come from its pkg-config file, relative to PREFIX:
+# /usr/local/lib/systemd/system (and .../user, .../sysusers.d) by default,
+# /usr/lib/... for PREFIX=/usr; all are on systemd's search paths.
+SYSTEMD_PC    = $(PKG_CONFIG) --define-variable=prefix=$(PREFIX) \
+                --define-variable=root_prefix=$(PREFIX) systemd
+UNITDIR      ?= $(or $(shell $(SYSTEMD_PC) --variable=systemdsystemunitdir 2>/dev/null),$(PREFIX)/lib/systemd/system)
+USERUNITDIR  ?= $(or $(shell $(SYSTEMD_PC) --variable=systemduserunitdir 2>/dev/null),$(PREFIX)/lib/systemd/user)
+SYSUSERSDIR  ?= $(or $(shell $(SYSTEMD_PC) --variable=sysusersdir 2>/dev/null),$(PREFIX)/lib/sysusers.d)
 DESTDIR      ?=
 
 BUILD        ?= build
 CC           ?= cc
 PKG_CONFIG   ?= pkg-config
 
-# Debian packages that provide what we build against.
-DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcjson-dev check libsystemd-dev
-PKG_MODULES  := libcjson libseccomp check libsystemd
+# Debian packages that provide what we build against, and the tools the
+# tests use: systemd (systemd-socket-activate, systemd-analyze, systemd.pc
+# for the unit directories), man-db (systemd-analyze verify runs man(1) for
+# Documentation=) and groff-base (the man pages are checked with groff).
+DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcjson-dev check libsystemd-dev \
+                systemd man-db groff-base
+PKG_MODULES  := libcjson libseccomp check libsystemd systemd
+DEP_COMMANDS := systemd-socket-activate systemd-analyze man groff
 
 CJSON_CFLAGS    = $(shell $(PKG_CONFIG) --cflags libcjson 2>/dev/null)
 CJSON_LIBS      = $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null) -lm
@@ -54,15 +75,20 @@ SERVER_SRC := forkserver/main.c forkserver/loop.c forkserver/listen.c \
               forkserver/client.c forkserver/job.c forkserver/child.c \
               forkserver/timer.c forkserver/log.c forkserver/retain.c \
               forkserver/query.c forkserver/preload.c forkserver/prefork.c \
-              forkserver/policy.c \
-              $(COMMON_SRC)
+              forkserver/policy.c forkserver/config.c forkserver/access.c \
+              forkserver/service.c $(COMMON_SRC)
 CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_batch.c launcher/cli_jobs.c
 
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lib/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 
-TESTS      := check_wire check_idmap check_cmdline check_policy check_process check_pool check_call check_jobpolicy check_hardening check_cli
+# Check suites in $(BUILD)/tests, and shell suites in tests/ (NAME.sh, which
+# print a Check-style summary line for tests/run.sh).
+TESTS      := check_wire check_idmap check_cmdline check_policy check_config \
+              check_process check_pool check_call check_jobpolicy check_hardening \
+              check_cli check_service
+SH_TESTS   := install.sh
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
 
 SONAME     := libmpspawn.so.$(SOVERSION)
@@ -87,6 +113,9 @@ deps:
 	command -v $(PKG_CONFIG) >/dev/null 2>&1 || missing="$$missing pkg-config"; \
 	for m in $(PKG_MODULES); do \
 	  $(PKG_CONFIG) --exists $$m 2>/dev/null || missing="$$missing $$m"; \
+	done; \
+	for c in $(DEP_COMMANDS); do \
+	  command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: missing:$$missing; installing $(DEB_PACKAGES)"; \
@@ -122,12 +151,19 @@ $(BUILD)/mpforkserver: $(SERVER_OBJ)
 $(BUILD)/mpspawn: $(CLI_OBJ) $(BUILD)/libmpspawn.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmpspawn.a $(CJSON_LIBS)
 
+# libdir and includedir relative to ${prefix} where they are under PREFIX,
+# so that "pkg-config --define-variable=prefix=DESTDIR/PREFIX" finds a staged
+# installation. Written again at install time with the PREFIX given then.
+PC_TEXT = 'prefix=$(PREFIX)' \
+  'libdir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))' \
+  'includedir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))' '' \
+  'Name: mpspawn' 'Description: launch processes through the mpforkserver forkserver' \
+  'Version: $(VERSION)' 'Requires.private: libcjson' 'Libs.private: -lm' \
+  'Libs: -L$${libdir} -lmpspawn' 'Cflags: -I$${includedir}'
+
 $(BUILD)/mpspawn.pc: Makefile
 	@mkdir -p $(BUILD)
-	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
-	  'Name: mpspawn' 'Description: launch processes through the mpforkserver forkserver' \
-	  'Version: $(VERSION)' 'Requires.private: libcjson' 'Libs.private: -lm' \
-	  'Libs: -L$${libdir} -lmpspawn' 'Cflags: -I$${includedir}' > $@
+	printf '%s\n' $(PC_TEXT) > $@
 
 # --- tests -------------------------------------------------------------------------
 $(BUILD)/tests/%.o: tests/%.c
@@ -146,6 +182,9 @@ $(BUILD)/tests/check_hardening: $(BUILD)/tests/check_hardening.o $(BUILD)/tests/
 # The policy module is the server's; its unit test links it directly.
 $(BUILD)/tests/check_policy: $(BUILD)/tests/check_policy.o $(BUILD)/obj/forkserver/policy.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_policy: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
+$(BUILD)/tests/check_service: $(BUILD)/tests/check_service.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_config: $(BUILD)/tests/check_config.o $(BUILD)/obj/forkserver/config.o \
+  $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(TEST_BINS):
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libmpspawn.a \
 	  $(CHECK_LIBS) $(CJSON_LIBS) $(TEST_EXTRA_LIBS) -lpthread
@@ -165,7 +204,8 @@ $(BUILD)/tests/example: docs/example.c $(BUILD)/libmpspawn.a
 # Runs every suite; the summary line counts them all.
 test: tests
 	@sh tests/readme_example.sh $(BUILD)
-	@BUILD=$(BUILD) sh tests/run.sh $(TESTS) check_process:nopidfd
+	@BUILD=$(BUILD) CC='$(CC)' SANITIZE='$(SANITIZE)' \
+	  sh tests/run.sh $(TESTS) check_process:nopidfd $(SH_TESTS)
 
 check: deps
 	@$(MAKE) --no-print-directory test
@@ -208,21 +248,48 @@ demo: deps
 	@MPSPAWN_FORKSERVER=$(BUILD)/mpforkserver ./$(BUILD)/tests/example
 
 # --- install ---------------------------------------------------------------------------
+MANPAGES  := docs/mpspawn.1 docs/libmpspawn.3 docs/mpforkserver.conf.5 docs/mpforkserver.8
+SUBST      = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+CONFFILE   = $(DESTDIR)$(SYSCONFDIR)/mpspawn/forkserver.conf
+
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
-	  $(DESTDIR)$(PKGCONFIGDIR)
+	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(USERUNITDIR) \
+	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/mpspawn \
+	  $(addprefix $(DESTDIR)$(MANDIR)/man,1 3 5 8)
 	install -m 0755 $(BUILD)/mpforkserver $(BUILD)/mpspawn $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(BUILD)/libmpspawn.a $(DESTDIR)$(LIBDIR)/
 	install -m 0755 $(BUILD)/libmpspawn.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
 	ln -sf libmpspawn.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libmpspawn.so
 	install -m 0644 include/mpspawn.h $(DESTDIR)$(INCLUDEDIR)/
-	install -m 0644 $(BUILD)/mpspawn.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	printf '%s\n' $(PC_TEXT) > $(DESTDIR)$(PKGCONFIGDIR)/mpspawn.pc
+	for p in $(MANPAGES); do \
+	  install -m 0644 $$p $(DESTDIR)$(MANDIR)/man$${p##*.}/; done
+	install -m 0644 systemd/mpforkserver.socket $(DESTDIR)$(UNITDIR)/
+	$(SUBST) systemd/mpforkserver.service.in > $(DESTDIR)$(UNITDIR)/mpforkserver.service
+	install -m 0644 systemd/user/mpforkserver.socket $(DESTDIR)$(USERUNITDIR)/
+	$(SUBST) systemd/user/mpforkserver.service.in > $(DESTDIR)$(USERUNITDIR)/mpforkserver.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/mpforkserver.service $(DESTDIR)$(USERUNITDIR)/mpforkserver.service
+	install -m 0644 systemd/mpspawn.sysusers $(DESTDIR)$(SYSUSERSDIR)/mpspawn.conf
+	install -m 0644 systemd/forkserver.conf.sample $(DESTDIR)$(DOCDIR)/
+	@# An existing configuration is the administrator's: never overwritten.
+	if [ -e $(CONFFILE) ]; then echo "keeping $(CONFFILE)"; \
+	else install -m 0644 systemd/forkserver.conf.sample $(CONFFILE); fi
 
+# The configuration goes only if it is still the sample: edits are kept.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/mpforkserver $(DESTDIR)$(BINDIR)/mpspawn \
-	  $(DESTDIR)$(LIBDIR)/libmpspawn.a $(DESTDIR)$(LIBDIR)/libmpspawn.so* \
-	  $(DESTDIR)$(INCLUDEDIR)/mpspawn.h $(DESTDIR)$(PKGCONFIGDIR)/mpspawn.pc
+	  $(DESTDIR)$(LIBDIR)/libmpspawn.a $(DESTDIR)$(LIBDIR)/libmpspawn.so \
+	  $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libmpspawn.so.$(VERSION) \
+	  $(DESTDIR)$(INCLUDEDIR)/mpspawn.h $(DESTDIR)$(PKGCONFIGDIR)/mpspawn.pc \
+	  $(addprefix $(DESTDIR)$(MANDIR)/man,$(foreach p,$(MANPAGES),$(subst .,,$(suffix $(p)))/$(notdir $(p)))) \
+	  $(DESTDIR)$(UNITDIR)/mpforkserver.socket $(DESTDIR)$(UNITDIR)/mpforkserver.service \
+	  $(DESTDIR)$(USERUNITDIR)/mpforkserver.socket $(DESTDIR)$(USERUNITDIR)/mpforkserver.service \
+	  $(DESTDIR)$(SYSUSERSDIR)/mpspawn.conf $(DESTDIR)$(DOCDIR)/forkserver.conf.sample
+	if cmp -s systemd/forkserver.conf.sample $(CONFFILE); then rm -f $(CONFFILE); \
+	elif [ -e $(CONFFILE) ]; then echo "keeping $(CONFFILE) (changed)"; fi
+	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/mpspawn 2>/dev/null
 
 clean:
 	rm -rf build build-asan

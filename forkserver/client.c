@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../launcher/fdutil.h"
+#include "config.h"
 #include "server.h"
 
 #ifndef MPS_VERSION_STRING
@@ -65,18 +66,15 @@ int client_new(struct server *srv, int fd) {
                 log_warn("SO_PEERCRED: %m; refusing connection");
                 return -errno;
         }
+        char why[512];
+        int denied = access_check(srv, fd, &cred, why, sizeof(why));
         uint64_t ukey = (uint64_t)cred.uid + 1;
         uintptr_t conns = (uintptr_t)mps__idmap_get(&srv->conns_by_uid, ukey);
-        if (conns >= srv->max_conns_per_uid) {
-                log_warn("refusing a connection of uid %u: it has %u, its maximum",
-                         (unsigned)cred.uid, srv->max_conns_per_uid);
-                struct mps__error e = {.err = EAGAIN, .stage = "connect",
-                                       .message = "too many connections from this user"};
-                cJSON *json = mps__error_encode(&e);
-                if (json)
-                        mps__wire_send(fd, json, NULL, 0);
-                cJSON_Delete(json);
-                return -EAGAIN;
+        if (denied == 0 && conns >= srv->max_conns_per_uid) {
+                snprintf(why, sizeof(why),
+                         "too many connections from this user (it has %u, the maximum)",
+                         srv->max_conns_per_uid);
+                denied = -EAGAIN;
         }
         struct client *c = calloc(1, sizeof(*c));
         if (!c) {
@@ -122,8 +120,23 @@ int client_new(struct server *srv, int fd) {
         if (srv->clients)
                 srv->clients->sprev = c;
         srv->clients = c;
-        log_debug("client %llu connected (pid %d uid %u)",
-                  (unsigned long long)c->serial, (int)c->pid, (unsigned)c->uid);
+        if (denied < 0) {
+                /* The reason goes to the client now; the connection closes
+                 * on its next event (its hello, usually), so that a client
+                 * still sending when we close does not lose the reason. */
+                log_warn("client %llu refused: pid %d uid %u: %s",
+                         (unsigned long long)c->serial, (int)c->pid, (unsigned)c->uid,
+                         why);
+                c->refused = true;
+                srv->nrefused++;
+                client_send_error(c, 0, -denied, "connect", "%s", why);
+                if (srv->nrefused > CLIENT_REFUSED_MAX && !c->dead)
+                        client_disconnect(c, NULL);
+                return 0;
+        }
+        log_info("client %llu connected: pid %d uid %u gid %u",
+                 (unsigned long long)c->serial, (int)c->pid, (unsigned)c->uid,
+                 (unsigned)c->gid);
         return 0;
 }
 
@@ -317,6 +330,19 @@ static void handle(struct client *c, struct mps__msg *msg) {
         }
 }
 
+/*
+ * Drops what a refused client sent (its hello) before we close. Closing with
+ * unread messages makes the kernel report ECONNRESET to the peer, and a
+ * receiver sees that error before the reply already queued for it: the
+ * client would never read why it was refused.
+ */
+static void discard_input(int fd) {
+        char byte;
+        for (int i = 0; i < CLIENT_RECV_BURST; i++)
+                if (recv(fd, &byte, 1, MSG_DONTWAIT | MSG_TRUNC) <= 0)
+                        return;
+}
+
 void client_on_event(struct client *c, uint32_t events) {
         char err[256];
         if (c->dead)
@@ -328,6 +354,11 @@ void client_on_event(struct client *c, uint32_t events) {
         }
         if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 return;
+        if (c->refused) {
+                discard_input(c->fd);
+                client_disconnect(c, NULL);
+                return;
+        }
         /* A bounded burst per wake-up keeps one busy client from starving
          * the others; level-triggered epoll brings us back for the rest. */
         for (int i = 0; i < CLIENT_RECV_BURST && !c->dead; i++) {
@@ -362,12 +393,17 @@ static void client_disconnect(struct client *c, const char *why) {
         if (c->dead)
                 return;
         c->dead = true;
+        if (c->refused)
+                srv->nrefused--;
         if (why)
                 log_warn("client %llu (pid %d) dropped: %s",
                          (unsigned long long)c->serial, (int)c->pid, why);
-        else
-                log_debug("client %llu (pid %d) disconnected",
+        else if (c->refused)
+                log_debug("client %llu (pid %d) closed after refusal",
                           (unsigned long long)c->serial, (int)c->pid);
+        else
+                log_info("client %llu (pid %d) disconnected",
+                         (unsigned long long)c->serial, (int)c->pid);
         loop_del(srv, c->fd);
         c->fd = mps__safe_close(c->fd);
         while (c->jobs)

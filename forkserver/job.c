@@ -152,8 +152,10 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         }
         if (c->njobs >= srv->max_jobs_per_client) {
                 client_send_error(c, sp.tag, EAGAIN, "request",
-                                  "this connection has its maximum of %u jobs running",
-                                  srv->max_jobs_per_client);
+                                  "too many jobs in flight: this connection has %u, the "
+                                  "server allows %u (max_jobs_per_client); wait for one "
+                                  "to end",
+                                  c->njobs, srv->max_jobs_per_client);
                 goto out;
         }
 
@@ -352,8 +354,8 @@ static void resolve_exec(struct job *j) {
         srv->jobs_started++;
         srv->latency[srv->latency_count++ % LATENCY_SAMPLES] =
                 (double)(mps__now_ns() - j->request_ns) / 1e9;
-        log_debug("job %llu: pid %d started '%s'", (unsigned long long)j->id,
-                  (int)j->pid, j->path);
+        log_info("job %llu: pid %d started '%s' for uid %u", (unsigned long long)j->id,
+                 (int)j->pid, j->path, (unsigned)j->uid);
         if (j->client) {
                 bool send_pidfd = j->want_pidfd && j->pidfd >= 0;
                 struct mps__spawned s = {.tag = j->tag, .id = j->id, .pid = j->pid,
@@ -436,8 +438,15 @@ static void job_finish(struct job *j, int status, const struct rusage *rup) {
                 srv->exits_signaled++;
         if (e.timed_out)
                 srv->exits_timed_out++;
-        log_debug("job %llu: pid %d exited with %d%s", (unsigned long long)j->id,
-                  (int)j->pid, e.exitcode, e.timed_out ? " (timed out)" : "");
+        if (e.exitcode >= 0)
+                log_info("job %llu: pid %d exited with status %d%s", (unsigned long long)j->id,
+                         (int)j->pid, e.exitcode, e.timed_out ? " (timed out)" : "");
+        else
+                log_info("job %llu: pid %d killed by SIG%s%s%s", (unsigned long long)j->id,
+                         (int)j->pid,
+                         sigabbrev_np(-e.exitcode) ? sigabbrev_np(-e.exitcode) : "?",
+                         e.core_dumped ? " (core dumped)" : "",
+                         e.timed_out ? " (timed out)" : "");
 
         /* Every waiter, then the job's own client, gets the record with its
          * own tag. With nobody to tell, it is kept for a later wait. */
@@ -513,6 +522,9 @@ void job_stop_daemon(struct job *j) {
         if (j->timer == TIMER_KILL)
                 return; /* SIGTERM sent already; SIGKILL is on its way */
         j->timer = TIMER_KILL;
+        log_info("job %llu: pid %d: ending daemon job (SIGTERM, SIGKILL in %u.%03u s)",
+                 (unsigned long long)j->id, (int)j->pid, srv->grace_ms / 1000,
+                 srv->grace_ms % 1000);
         job_kill(j, SIGTERM);
         if (timer_arm(srv, j, mps__now_ns() + (uint64_t)srv->grace_ms * 1000000u) < 0)
                 job_kill(j, SIGKILL);

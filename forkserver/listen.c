@@ -101,3 +101,20 @@ int listen_open(const char *path, unsigned mode, int *ret_fd, char *err,
         *ret_fd = fd;
         return 0;
 }
+
+/*
+ * Gives the socket at path the group gid, then the full mode. listen_open
+ * created it without group permissions, so no member of the server's own
+ * group could connect in between: the socket is never more open than
+ * asked, only briefly less.
+ */
+int listen_set_group(const char *path, gid_t gid, unsigned mode, char *err,
+                     size_t errlen) {
+        if (chown(path, (uid_t)-1, gid) < 0 || chmod(path, mode) < 0) {
+                int r = -errno;
+                snprintf(err, errlen, "cannot give '%s' group %u and mode %04o: %m", path,
+                         (unsigned)gid, mode);
+                return r;
+        }
+        return 0;
+}

@@ -95,6 +95,7 @@ void loop_begin_stop(struct server *srv) {
         srv->stopping = true;
         prefork_release_all(srv);
         mps__idmap_foreach(&srv->jobs, stop_daemon_job, NULL);
+        service_stopping(srv);
 }
 
 int loop_run(struct server *srv) {
@@ -102,16 +103,21 @@ int loop_run(struct server *srv) {
 
         while (!(srv->stopping && srv->ndaemon_alive == 0)) {
                 /* Refill the pre-forked children one fork per turn, between
-                 * events, and do not sleep while some are missing. */
+                 * events, and do not sleep while some are missing. Otherwise
+                 * the only timeout is idle exit's (job deadlines have their
+                 * timerfd). */
                 prefork_refill(srv, 1);
                 bool missing = srv->prefork_count < srv->prefork_target && !srv->stopping;
-                int n = epoll_wait(srv->epfd, evs, LOOP_EVENTS_MAX, missing ? 0 : -1);
+                int n = epoll_wait(srv->epfd, evs, LOOP_EVENTS_MAX,
+                                   missing ? 0 : service_timeout_ms(srv));
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         log_err("epoll_wait: %m");
                         return -errno;
                 }
+                if (n == 0)
+                        service_on_timeout(srv);
                 for (int i = 0; i < n; i++) {
                         struct watch *w = evs[i].data.ptr;
                         switch (w->kind) {
@@ -153,6 +159,7 @@ int loop_run(struct server *srv) {
                         srv->dead_preforks = p->next;
                         free(p);
                 }
+                service_after_batch(srv);
         }
         return 0;
 }

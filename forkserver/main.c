@@ -15,11 +15,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <sys/un.h>
 #include <unistd.h>
 
-#include <systemd/sd-daemon.h>
-
 #include "../launcher/fdutil.h"
+#include "config.h"
 #include "policy.h"
 #include "server.h"
 
@@ -37,7 +37,8 @@ static const char usage[] =
         "  -s, --socket PATH      listen on this AF_UNIX SOCK_SEQPACKET socket.\n"
         "                         A stale socket file is replaced; one where a\n"
         "                         live server answers is never taken over.\n"
-        "                         Not needed under systemd socket activation.\n"
+        "                         Not needed under systemd socket activation,\n"
+        "                         which takes precedence.\n"
         "      --socket-mode MODE permissions of the socket (octal, default 0600:\n"
         "                         only the server's user may connect)\n"
         "      --preload LIB.so   load LIB.so at start (repeatable): its MPS_MODULE\n"
@@ -57,7 +58,15 @@ static const char usage[] =
         "                         else changes.\n"
         "      --grace SECONDS    time between SIGTERM and SIGKILL when daemon\n"
         "                         jobs are ended (default 5)\n"
+        "      --idle-exit SECONDS\n"
+        "                         exit after this long without a client or a\n"
+        "                         job (default 0: never); systemd starts the\n"
+        "                         server again on the next connection\n"
         "      --log-level LEVEL  error, warning, info (default) or debug\n"
+        "      --config FILE      read settings from FILE (mpforkserver.conf(5));\n"
+        "                         the options above override it\n"
+        "      --check-config     check the configuration and the options, print\n"
+        "                         the effective settings and exit (0: valid)\n"
         "      --embedded FD      serve the one connection already open on FD,\n"
         "                         detached from the parent, and exit when it\n"
         "                         closes (how libmpspawn starts a private server)\n"
@@ -72,25 +81,33 @@ static const char usage[] =
 
 #define PRELOAD_MAX 64
 
+/* Options override the configuration file; has_* says which were given. */
 struct options {
         const char *preload[PRELOAD_MAX];
         size_t npreload;
         const char *socket_path;
-        unsigned socket_mode;
+        const char *config_path;
+        bool check_config;
         int embedded_fd;
-        double grace;
+        bool has_mode, has_grace, has_idle, has_level, has_prefork, has_max_jobs;
+        unsigned socket_mode;
+        unsigned grace_ms, idle_ms;
+        int log_level;
         unsigned prefork;
         unsigned max_children, max_jobs_per_client, max_conns_per_uid, client_queue;
 };
 
-static int parse_level(const char *s, enum log_level *ret) {
-        static const char *const names[] = {"error", "warning", "info", "debug"};
-        for (int i = 0; i < 4; i++)
-                if (strcmp(s, names[i]) == 0) {
-                        *ret = (enum log_level)i;
-                        return 0;
-                }
-        return -EINVAL;
+/* Seconds from 0 to 86400 (a fraction allowed) into milliseconds. */
+static bool parse_seconds_opt(const char *s, unsigned *ret_ms) {
+        char *end;
+        errno = 0;
+        double v = strtod(s, &end);
+        if (errno || *end || end == s || !(v >= 0) || v > 86400)
+                return false;
+        *ret_ms = (unsigned)(v * 1000 + 0.5);
+        if (*ret_ms == 0 && v > 0)
+                *ret_ms = 1;
+        return true;
 }
 
 static void die_usage(const char *fmt, const char *arg) {
@@ -102,14 +119,18 @@ static void die_usage(const char *fmt, const char *arg) {
 
 static void parse_options(int argc, char **argv, struct options *o) {
         enum {
-                OPT_MODE = 256, OPT_GRACE, OPT_LEVEL, OPT_EMBEDDED, OPT_PRELOAD, OPT_PREFORK,
+                OPT_MODE = 256, OPT_GRACE, OPT_LEVEL, OPT_EMBEDDED, OPT_CONFIG,
+                OPT_CHECK_CONFIG, OPT_IDLE_EXIT, OPT_PRELOAD, OPT_PREFORK,
                 OPT_MAX_CHILDREN, OPT_MAX_JOBS, OPT_MAX_CONNS, OPT_QUEUE,
         };
         static const struct option longopts[] = {
                 {"socket", required_argument, NULL, 's'},
                 {"socket-mode", required_argument, NULL, OPT_MODE},
                 {"grace", required_argument, NULL, OPT_GRACE},
+                {"idle-exit", required_argument, NULL, OPT_IDLE_EXIT},
                 {"log-level", required_argument, NULL, OPT_LEVEL},
+                {"config", required_argument, NULL, OPT_CONFIG},
+                {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
                 {"embedded", required_argument, NULL, OPT_EMBEDDED},
                 {"preload", required_argument, NULL, OPT_PRELOAD},
                 {"prefork", required_argument, NULL, OPT_PREFORK},
@@ -124,9 +145,9 @@ static void parse_options(int argc, char **argv, struct options *o) {
         char *end;
         int c;
 
-        *o = (struct options){.socket_mode = 0600, .embedded_fd = -1, .grace = 5,
-                              .max_children = 65536, .max_jobs_per_client = 16384,
-                              .max_conns_per_uid = 256, .client_queue = CLIENT_QUEUE_MAX};
+        *o = (struct options){.embedded_fd = -1, .max_children = 65536,
+                              .max_jobs_per_client = 16384, .max_conns_per_uid = 256,
+                              .client_queue = CLIENT_QUEUE_MAX};
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+s:hV", longopts, NULL)) != -1) {
                 switch (c) {
@@ -140,21 +161,33 @@ static void parse_options(int argc, char **argv, struct options *o) {
                                 die_usage("bad --socket-mode '%s' (octal, e.g. 0660)",
                                           optarg);
                         o->socket_mode = (unsigned)m;
+                        o->has_mode = true;
                         break;
                 }
                 case OPT_GRACE:
-                        errno = 0;
-                        o->grace = strtod(optarg, &end);
-                        if (errno || *end || end == optarg || !(o->grace >= 0) ||
-                            o->grace > 86400)
+                        if (!parse_seconds_opt(optarg, &o->grace_ms))
                                 die_usage("bad --grace '%s' (seconds, 0 to 86400)",
                                           optarg);
+                        o->has_grace = true;
+                        break;
+                case OPT_IDLE_EXIT:
+                        if (!parse_seconds_opt(optarg, &o->idle_ms))
+                                die_usage("bad --idle-exit '%s' (seconds, 0 to 86400)",
+                                          optarg);
+                        o->has_idle = true;
                         break;
                 case OPT_LEVEL:
-                        if (parse_level(optarg, &log_max_level) < 0)
+                        if (config_parse_log_level(optarg, &o->log_level) < 0)
                                 die_usage("bad --log-level '%s' (error, warning, "
                                           "info or debug)",
                                           optarg);
+                        o->has_level = true;
+                        break;
+                case OPT_CONFIG:
+                        o->config_path = optarg;
+                        break;
+                case OPT_CHECK_CONFIG:
+                        o->check_config = true;
                         break;
                 case OPT_PREFORK: {
                         errno = 0;
@@ -162,6 +195,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
                         if (errno || *end || end == optarg || optarg[0] == '-' || n > 1024)
                                 die_usage("bad --prefork '%s' (0 to 1024)", optarg);
                         o->prefork = (unsigned)n;
+                        o->has_prefork = true;
                         break;
                 }
                 case OPT_MAX_CHILDREN:
@@ -176,7 +210,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
                         if (c == OPT_MAX_CHILDREN)
                                 o->max_children = (unsigned)n;
                         else if (c == OPT_MAX_JOBS)
-                                o->max_jobs_per_client = (unsigned)n;
+                                o->max_jobs_per_client = (unsigned)n, o->has_max_jobs = true;
                         else if (c == OPT_MAX_CONNS)
                                 o->max_conns_per_uid = (unsigned)n;
                         else
@@ -245,41 +279,91 @@ static int detach_from_parent(void) {
         return 0;
 }
 
-static int take_systemd_socket(int *ret_fd) {
-        int n = sd_listen_fds(1);
-        if (n <= 0)
-                return n;
-        if (n > 1) {
-                log_err("systemd passed %d sockets; expected one", n);
-                return -EINVAL;
+/* The file first, then the options; 0 or -errno with the reason in err. */
+static int load_config(const struct options *o, struct config *cfg, char *err,
+                       size_t errlen) {
+        int r;
+        if (o->config_path && (r = config_load(cfg, o->config_path, err, errlen)) < 0)
+                return r;
+        if (o->socket_path) {
+                free(cfg->socket_path);
+                if (!(cfg->socket_path = strdup(o->socket_path))) {
+                        snprintf(err, errlen, "out of memory");
+                        return -ENOMEM;
+                }
         }
-        int fd = SD_LISTEN_FDS_START;
-        if (sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
-                log_err("the socket systemd passed is not a listening AF_UNIX "
-                        "SOCK_SEQPACKET socket (use ListenSequentialPacket=)");
-                return -EINVAL;
-        }
-        fcntl(fd, F_SETFD, FD_CLOEXEC);
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-        *ret_fd = fd;
-        return 1;
+        if (o->has_mode)
+                cfg->socket_mode = o->socket_mode;
+        if (o->has_grace)
+                cfg->grace_ms = o->grace_ms;
+        if (o->has_idle)
+                cfg->idle_exit_ms = o->idle_ms;
+        if (o->has_level)
+                cfg->log_level = o->log_level;
+        return 0;
+}
+
+/* --check-config: what the server would run with, and what it ignores. */
+static int check_config(const struct config *cfg) {
+        char names[256];
+        printf("# mpforkserver %s: %s is valid.\n", MPS_VERSION_STRING,
+               cfg->file ? cfg->file : "the command line");
+        config_print(cfg, stdout);
+        size_t n = config_unenforced_set(cfg, names, sizeof(names));
+        if (n)
+                printf("# NOTE: %s %s set but not enforced: this version ignores %s.\n",
+                       names, n == 1 ? "is" : "are", n == 1 ? "it" : "them");
+        return 0;
+}
+
+/* "PATH" of the listening socket, for the log. */
+static void socket_name(int fd, char *buf, size_t len) {
+        struct sockaddr_un sa;
+        socklen_t salen = sizeof(sa);
+        memset(&sa, 0, sizeof(sa));
+        if (getsockname(fd, (struct sockaddr *)&sa, &salen) < 0 || !sa.sun_path[0])
+                snprintf(buf, len, "an unnamed socket");
+        else
+                snprintf(buf, len, "%.*s", (int)sizeof(sa.sun_path), sa.sun_path);
 }
 
 int main(int argc, char **argv) {
         struct server srv = {.listen_fd = -1, .spare_fd = -1};
         struct options o;
-        char err[512];
+        struct config cfg;
+        char err[1024], where[128];
         sigset_t mask;
         int r;
 
         ensure_stdio();
         parse_options(argc, argv, &o);
-        srv.grace_ms = (unsigned)(o.grace * 1000);
+        config_init(&cfg);
+        if (load_config(&o, &cfg, err, sizeof(err)) < 0) {
+                if (o.check_config)
+                        fprintf(stderr, "mpforkserver: %s\n", err);
+                else
+                        log_err("%s", err);
+                config_free(&cfg);
+                return 1;
+        }
+        if (o.check_config) {
+                r = check_config(&cfg);
+                config_free(&cfg);
+                return r;
+        }
+        log_max_level = (enum log_level)cfg.log_level;
+        srv.cfg = &cfg;
+        srv.grace_ms = cfg.grace_ms;
         srv.max_children = o.max_children;
-        srv.max_jobs_per_client = o.max_jobs_per_client;
+        srv.max_jobs_per_client = o.has_max_jobs ? o.max_jobs_per_client
+                                  : cfg.max_jobs_per_client ? cfg.max_jobs_per_client
+                                                            : o.max_jobs_per_client;
         srv.max_conns_per_uid = o.max_conns_per_uid;
         srv.client_queue_max = o.client_queue;
         srv.start_ns = mps__now_ns();
+        if (config_unenforced_set(&cfg, err, sizeof(err)) > 0)
+                log_warn("%s: %s: accepted but not enforced by this version; ignored",
+                         cfg.file ? cfg.file : "configuration", err);
 
         signal(SIGPIPE, SIG_IGN);
         sigemptyset(&mask);
@@ -308,12 +392,18 @@ int main(int argc, char **argv) {
                         return 1;
                 }
                 srv.embedded = true;
+                /* Our NOTIFY_SOCKET, if any, is the starting program's. */
+                unsetenv("NOTIFY_SOCKET");
         }
 
-        for (size_t i = 0; i < o.npreload; i++) {
-                if (preload_load(&srv, o.preload[i], err, sizeof(err)) < 0) {
+        /* The configuration's libraries, then the command line's. */
+        for (size_t i = 0; i < cfg.n_preload + o.npreload; i++) {
+                const char *lib = i < cfg.n_preload ? cfg.preload[i]
+                                                    : o.preload[i - cfg.n_preload];
+                if (preload_load(&srv, lib, err, sizeof(err)) < 0) {
                         log_err("%s", err);
                         preload_release_all(&srv);
+                        config_free(&cfg);
                         return 1;
                 }
         }
@@ -350,47 +440,63 @@ int main(int argc, char **argv) {
                         log_err("--embedded %d: not a usable connection", fd);
                         return 1;
                 }
+                snprintf(where, sizeof(where), "an inherited connection");
         } else {
-                r = take_systemd_socket(&srv.listen_fd);
-                if (r < 0)
+                r = service_listen_fd(&srv.listen_fd, err, sizeof(err));
+                if (r < 0) {
+                        log_err("%s", err);
+                        config_free(&cfg);
                         return 1;
+                }
+                if (r > 0 && (cfg.socket_path || cfg.has_socket_group))
+                        log_info("socket-activated: the socket unit sets the "
+                                 "socket's path, mode and group; ignoring ours");
                 if (r == 0) {
-                        if (!o.socket_path) {
+                        const char *path = cfg.socket_path;
+                        if (!path) {
                                 fprintf(stderr, "mpforkserver: no socket: give "
                                                 "--socket PATH (or start under "
                                                 "systemd socket activation)\n");
+                                config_free(&cfg);
                                 return 2;
                         }
-                        r = listen_open(o.socket_path, o.socket_mode,
+                        unsigned mode = cfg.socket_mode;
+                        r = listen_open(path, cfg.has_socket_group ? mode & ~0070u : mode,
                                         &srv.listen_fd, err, sizeof(err));
+                        if (r == 0 && cfg.has_socket_group &&
+                            (r = listen_set_group(path, cfg.socket_group, mode, err,
+                                                  sizeof(err))) < 0)
+                                unlink(path);
                         if (r < 0) {
                                 log_err("%s", err);
+                                config_free(&cfg);
                                 return 1;
                         }
-                        srv.socket_path = strdup(o.socket_path);
+                        srv.socket_path = strdup(path);
                 }
                 if (loop_add(&srv, srv.listen_fd, EPOLLIN, &srv.listen_watch) < 0) {
                         log_err("cannot watch the socket: %m");
                         return 1;
                 }
-                log_info("listening on %s (version %s, protocol %d)",
-                         o.socket_path ? o.socket_path : "the socket from systemd",
-                         MPS_VERSION_STRING, MPS_PROTOCOL_VERSION);
+                socket_name(srv.listen_fd, where, sizeof(where));
+                log_info("listening on %s%s (version %s, protocol %d)", where,
+                         r > 0 ? ", passed by systemd" : "", MPS_VERSION_STRING,
+                         MPS_PROTOCOL_VERSION);
         }
         srv.policies = calloc(1, sizeof(*srv.policies));
         if (!srv.policies) {
                 log_err("out of memory");
                 return 1;
         }
-        srv.prefork_target = srv.use_pidfd ? o.prefork : 0;
-        if (o.prefork && !srv.use_pidfd)
-                log_warn("--prefork needs pidfds; pre-forking is off");
+        unsigned prefork = o.has_prefork ? o.prefork : cfg.prefork;
+        srv.prefork_target = srv.use_pidfd ? prefork : 0;
+        if (prefork && !srv.use_pidfd)
+                log_warn("prefork needs pidfds; pre-forking is off");
         prefork_refill(&srv, srv.prefork_target);
-        sd_notify(0, "READY=1\nSTATUS=serving");
+        service_ready(&srv, where);
 
         r = loop_run(&srv);
 
-        sd_notify(0, "STOPPING=1");
         if (srv.socket_path && srv.listen_fd >= 0)
                 unlink(srv.socket_path);
         log_debug("exiting: %llu jobs started, %llu failed to start",
@@ -411,5 +517,6 @@ int main(int argc, char **argv) {
         mps__safe_close(srv.timer_fd);
         mps__safe_close(srv.spare_fd);
         mps__safe_close(srv.listen_fd);
+        config_free(&cfg);
         return r < 0 ? 1 : 0;
 }

@@ -13,6 +13,10 @@
  *   log.c       one-line log records on stderr
  *   preload.c   --preload libraries, their init hooks and entry points
  *   prefork.c   --prefork: children forked ahead of need, waiting for a job
+ *   config.c    the configuration file: parsing and validation (config.h)
+ *   access.c    who may connect: allowed users and groups, at accept
+ *   service.c   systemd: the socket from sd_listen_fds, sd_notify readiness
+ *               and status, idle exit
  */
 #ifndef MPS_SERVER_H
 #define MPS_SERVER_H
@@ -25,6 +29,9 @@
 #include "../include/mpspawn.h"
 #include "../launcher/idmap.h"
 #include "../launcher/wire.h"
+
+struct config;
+struct ucred;
 
 /* What an epoll registration points at. */
 enum watch_kind {
@@ -52,6 +59,9 @@ struct outmsg {
 /* Bounds on what a connection may hold in the server. */
 #define CLIENT_QUEUE_MAX 4096          /* default: replies waiting for a slow reader */
 #define CLIENT_RECV_BURST 64           /* requests handled per wake-up */
+#define CLIENT_REFUSED_MAX 64          /* refused connections kept open to
+                                          deliver the reason; past it, closed
+                                          at once */
 
 struct client {
         struct server *srv;
@@ -64,6 +74,7 @@ struct client {
         struct creds *creds; /* set when jobs must drop to the client's */
         struct job *jobs; /* jobs that report to this client */
         unsigned njobs;   /* how many */
+        bool refused;     /* told why it may not connect; closed on its next event */
         struct outmsg *out_head, *out_tail;
         size_t out_count;
         bool want_out; /* EPOLLOUT registered */
@@ -164,7 +175,16 @@ struct timer_heap {
         size_t count, cap;
 };
 
+/* What service.c remembers between event batches. */
+struct service_state {
+        uint64_t idle_since_ns; /* 0 while not idle */
+        bool status_sent;
+        size_t status_clients, status_jobs; /* as last reported in STATUS= */
+};
+
 struct server {
+        const struct config *cfg;
+        struct service_state svc;
         int epfd;
         int listen_fd;
         int signal_fd;
@@ -190,6 +210,7 @@ struct server {
         struct client *clients;
         struct mps__idmap clients_by_serial;
         size_t nclients;
+        size_t nrefused; /* clients among them that are only told why not */
         size_t ndaemon_alive; /* daemon jobs not yet reaped */
         struct rlimit orig_nofile; /* restored in children */
         struct preload *preloads;
@@ -217,6 +238,22 @@ struct server {
 /* listen.c */
 int listen_open(const char *path, unsigned mode, int *ret_fd, char *err,
                 size_t errlen);
+
+int listen_set_group(const char *path, gid_t gid, unsigned mode, char *err,
+                     size_t errlen);
+
+/* access.c: 0 when the peer on fd may connect, else -EACCES or -EPERM with
+ * the reason (for the client and the log) in why. */
+int access_check(struct server *srv, int fd, const struct ucred *cred, char *why,
+                 size_t whylen);
+
+/* service.c */
+int service_listen_fd(int *ret_fd, char *err, size_t errlen);
+void service_ready(struct server *srv, const char *where);
+void service_after_batch(struct server *srv);
+int service_timeout_ms(const struct server *srv);
+void service_on_timeout(struct server *srv);
+void service_stopping(struct server *srv);
 
 /* loop.c */
 int loop_add(struct server *srv, int fd, uint32_t events, struct watch *w);

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Runs the Check suites named as arguments from $BUILD/tests, with the
 # binaries under test named by absolute path, and prints one summary line.
+# An argument NAME.sh runs tests/NAME.sh, a shell suite that prints a
+# Check-style summary line ("100%: Checks: N, Failures: F, Errors: 0").
 # Exit status: 0 when every suite passed.
 set -u
 BUILD=${BUILD:-build}
@@ -31,7 +33,10 @@ for spec in "$@"; do
   [ "$spec" = "$t:nopidfd" ] && nopidfd=1
   log=$(mktemp)
   echo "== $spec"
-  MPSPAWN_SERVER_NO_PIDFD=$nopidfd "$top/$BUILD/tests/$t" 2>&1 | tee "$log"
+  case $t in
+  *.sh) BUILD=$BUILD sh "$top/tests/$t" 2>&1 | tee "$log" ;;
+  *) MPSPAWN_SERVER_NO_PIDFD=$nopidfd "$top/$BUILD/tests/$t" 2>&1 | tee "$log" ;;
+  esac
   # "100%: Checks: 20, Failures: 0, Errors: 0"
   line=$(grep -E '^[0-9]+%: Checks: ' "$log" | tail -n 1)
   checks=$(echo "$line" | sed -n 's/.*Checks: \([0-9]*\).*/\1/p')

@@ -1,0 +1,101 @@
+/*
+ * config.h: mpforkserver's configuration file (docs/mpforkserver.conf.5).
+ *
+ * A plain "key = value" file, one setting per line, '#' comments. Every key
+ * is validated when the file is read, and an error names the file, the line
+ * and the key. Some keys are accepted and checked but not enforced yet,
+ * because the feature they configure does not exist in this version; they
+ * are marked so in config_keys[] and said so wherever they are shown.
+ *
+ * This module only parses, validates and answers questions about the
+ * settings: it does not log, touch sockets or exit.
+ */
+#ifndef MPS_CONFIG_H
+#define MPS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/* Bounds on what a file may ask for. */
+#define CONFIG_LINE_MAX 4096          /* bytes in one line */
+#define CONFIG_LIST_MAX 1024          /* entries in one list key, in total */
+#define CONFIG_SECONDS_MAX 86400      /* grace and idle_exit */
+#define CONFIG_JOBS_PER_CLIENT_MAX 1000000
+#define CONFIG_PREFORK_MAX 1024
+
+struct config {
+        char *file; /* the file read, NULL when none */
+
+        /* Only when not socket-activated (the socket unit decides then). */
+        char *socket_path;
+        unsigned socket_mode;
+        bool has_socket_group;
+        gid_t socket_group;
+
+        /* Who may connect. Both empty: anyone who can open the socket. */
+        uid_t *allowed_uids;
+        size_t n_allowed_uids;
+        gid_t *allowed_gids;
+        size_t n_allowed_gids;
+
+        unsigned max_jobs_per_client; /* 0: no limit */
+        unsigned grace_ms;
+        unsigned idle_exit_ms; /* 0: never */
+        int log_level;         /* enum log_level */
+
+        /* Accepted and validated, not enforced yet. */
+        char **preload;
+        size_t n_preload;
+        unsigned prefork;
+        char *default_seccomp_policy;
+};
+
+/* Fills cfg with the built-in defaults. */
+void config_init(struct config *cfg);
+
+/* Frees what cfg holds; cfg can be initialised again afterwards. */
+void config_free(struct config *cfg);
+
+/*
+ * Reads the file at path into cfg: settings it has replace the defaults.
+ * Returns 0, or a negative errno with a one-line message in err, of the form
+ * "FILE:LINE: KEY: what is wrong" (or "FILE: ..." when the file itself cannot
+ * be read). On failure cfg holds what was read before the bad line; free it.
+ */
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* The same from an open stream; name is used in messages only. */
+int config_load_stream(struct config *cfg, FILE *f, const char *name, char *err,
+                       size_t errlen);
+
+/*
+ * Validates one value as the file would and stores it (for command-line
+ * options that override a key). List keys append. Returns 0 or -EINVAL with
+ * "KEY: what is wrong" in err.
+ */
+int config_set(struct config *cfg, const char *key, const char *value, char *err,
+               size_t errlen);
+
+/* Log level names: "error", "warning", "info", "debug". */
+int config_parse_log_level(const char *s, int *ret_level);
+const char *config_log_level_name(int level);
+
+/*
+ * Whether a peer with these credentials may connect: true when no
+ * allowed_users and no allowed_groups are set, or when uid is listed, or when
+ * gid or one of the supplementary groups is listed.
+ */
+bool config_allows(const struct config *cfg, uid_t uid, gid_t gid,
+                   const gid_t *groups, size_t ngroups);
+
+/* Keys whose feature this version does not have, set in cfg: the count,
+ * with their names joined by ", " into buf. */
+size_t config_unenforced_set(const struct config *cfg, char *buf, size_t len);
+
+/* Writes the effective settings in the file's own syntax, with comments
+ * that say which keys are accepted but not enforced (--check-config). */
+void config_print(const struct config *cfg, FILE *out);
+
+#endif /* MPS_CONFIG_H */

@@ -1,0 +1,180 @@
+/*
+ * service.c: mpforkserver as a systemd service. The listening socket comes
+ * from sd_listen_fds when the server is socket-activated; readiness, a
+ * status line with live counts and the start of a stop go to the service
+ * manager through sd_notify; and with idle_exit set the server exits once
+ * it has had no client and no job for that long, so that systemd starts it
+ * again on the next connection.
+ *
+ * An embedded server (one private connection, started by libmpspawn) never
+ * notifies: NOTIFY_SOCKET in its environment belongs to the program that
+ * started it, not to us, and main.c removes it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "../launcher/fdutil.h"
+#include "config.h"
+#include "server.h"
+
+static const char *type_name(int type) {
+        switch (type) {
+        case SOCK_STREAM:
+                return "a SOCK_STREAM socket (ListenStream=)";
+        case SOCK_DGRAM:
+                return "a SOCK_DGRAM socket (ListenDatagram=)";
+        default:
+                return "not a SOCK_SEQPACKET socket";
+        }
+}
+
+int service_listen_fd(int *ret_fd, char *err, size_t errlen) {
+        int n = sd_listen_fds(1);
+        if (n < 0) {
+                snprintf(err, errlen, "cannot take the sockets systemd passed "
+                         "(LISTEN_FDS): %s", strerror(-n));
+                return n;
+        }
+        if (n == 0)
+                return 0;
+        if (n > 1) {
+                snprintf(err, errlen, "systemd passed %d sockets; mpforkserver takes "
+                         "exactly one (one ListenSequentialPacket= in its socket unit)",
+                         n);
+                return -EINVAL;
+        }
+
+        int fd = SD_LISTEN_FDS_START, domain = -1, type = -1, listening = 0;
+        socklen_t len;
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+                snprintf(err, errlen, "descriptor %d from systemd is not a socket", fd);
+                return -ENOTSOCK;
+        }
+        len = sizeof(domain);
+        getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+        len = sizeof(type);
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+        len = sizeof(listening);
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+        if (domain != AF_UNIX) {
+                snprintf(err, errlen, "the socket from systemd (fd %d) is not an "
+                         "AF_UNIX socket (address family %d): give the socket unit "
+                         "ListenSequentialPacket=/path",
+                         fd, domain);
+                return -EAFNOSUPPORT;
+        }
+        if (type != SOCK_SEQPACKET) {
+                snprintf(err, errlen, "the socket from systemd (fd %d) is %s, not "
+                         "SOCK_SEQPACKET: use ListenSequentialPacket= in the socket "
+                         "unit",
+                         fd, type_name(type));
+                return -ESOCKTNOSUPPORT;
+        }
+        if (!listening) {
+                snprintf(err, errlen, "the socket from systemd (fd %d) is one "
+                         "connection, not a listening socket: use Accept=no in the "
+                         "socket unit",
+                         fd);
+                return -EINVAL;
+        }
+        if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+                snprintf(err, errlen, "cannot set up the socket from systemd: %m");
+                return -errno;
+        }
+        *ret_fd = fd;
+        return 1;
+}
+
+static void format_status(const struct server *srv, char *buf, size_t len) {
+        size_t jobs = srv->jobs.count;
+        if (srv->stopping) {
+                snprintf(buf, len, "stopping: %zu daemon job%s to end, %zu job%s in all",
+                         srv->ndaemon_alive, srv->ndaemon_alive == 1 ? "" : "s", jobs,
+                         jobs == 1 ? "" : "s");
+                return;
+        }
+        int n = snprintf(buf, len, "%zu client%s, %zu job%s; %llu started, %llu "
+                         "failed to start",
+                         srv->nclients, srv->nclients == 1 ? "" : "s", jobs,
+                         jobs == 1 ? "" : "s", (unsigned long long)srv->jobs_started,
+                         (unsigned long long)srv->jobs_failed);
+        unsigned ms = srv->cfg->idle_exit_ms;
+        if (ms && srv->nclients == 0 && jobs == 0 && n > 0 && (size_t)n < len)
+                snprintf(buf + n, len - (size_t)n, "; idle, exits after %u.%03u s",
+                         ms / 1000, ms % 1000);
+}
+
+static void send_status(struct server *srv, const char *extra) {
+        char status[256];
+        format_status(srv, status, sizeof(status));
+        sd_notifyf(0, "%sSTATUS=%s", extra, status);
+        srv->svc.status_sent = true;
+        srv->svc.status_clients = srv->nclients;
+        srv->svc.status_jobs = srv->jobs.count;
+}
+
+void service_ready(struct server *srv, const char *where) {
+        if (srv->embedded)
+                return;
+        send_status(srv, "READY=1\n");
+        service_after_batch(srv); /* starts the idle clock */
+        log_debug("told the service manager: ready, listening on %s", where);
+}
+
+/* Called after every event batch: keeps the idle clock and the status line
+ * current. The status is sent only when the counts it shows change. */
+void service_after_batch(struct server *srv) {
+        bool idle = !srv->stopping && !srv->embedded && srv->nclients == 0 &&
+                    srv->jobs.count == 0;
+        if (!idle)
+                srv->svc.idle_since_ns = 0;
+        else if (srv->svc.idle_since_ns == 0)
+                srv->svc.idle_since_ns = mps__now_ns();
+        if (srv->embedded)
+                return;
+        if (!srv->svc.status_sent || srv->svc.status_clients != srv->nclients ||
+            srv->svc.status_jobs != srv->jobs.count)
+                send_status(srv, "");
+}
+
+static uint64_t idle_deadline(const struct server *srv) {
+        if (!srv->cfg->idle_exit_ms || !srv->svc.idle_since_ns)
+                return 0;
+        return srv->svc.idle_since_ns + (uint64_t)srv->cfg->idle_exit_ms * 1000000u;
+}
+
+/* The epoll timeout: -1 (wait for events), or the time left until idle exit. */
+int service_timeout_ms(const struct server *srv) {
+        uint64_t deadline = idle_deadline(srv), now = mps__now_ns();
+        if (!deadline)
+                return -1;
+        if (now >= deadline)
+                return 0;
+        uint64_t ms = (deadline - now + 999999u) / 1000000u;
+        return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+void service_on_timeout(struct server *srv) {
+        uint64_t deadline = idle_deadline(srv);
+        if (!deadline || mps__now_ns() < deadline || srv->stopping)
+                return;
+        unsigned ms = srv->cfg->idle_exit_ms;
+        log_info("no client and no job for %u.%03u s (idle_exit); exiting", ms / 1000,
+                 ms % 1000);
+        loop_begin_stop(srv);
+}
+
+void service_stopping(struct server *srv) {
+        if (srv->embedded)
+                return;
+        send_status(srv, "STOPPING=1\n");
+}

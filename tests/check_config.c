@@ -1,0 +1,450 @@
+/*
+ * check_config.c: the configuration file (forkserver/config.c) as a unit:
+ * every key, every kind of mistake with its exact message, list keys, the
+ * access decision; then through the real binary: a bad file is refused at
+ * start and by --check-config with the exact message, and --check-config
+ * says which keys are accepted but not enforced.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../forkserver/config.h"
+#include "../forkserver/server.h"
+#include "testutil.h"
+
+static char err[1024];
+
+/* Loads text as a file named "t.conf" into cfg; returns config_load_stream's
+ * result. */
+static int load_text(struct config *cfg, const char *text) {
+        FILE *f = fmemopen((void *)text, strlen(text), "r");
+        ck_assert_ptr_nonnull(f);
+        err[0] = '\0';
+        int r = config_load_stream(cfg, f, "t.conf", err, sizeof(err));
+        fclose(f);
+        return r;
+}
+
+/* Expects text to be refused with exactly message. */
+static void expect_error(const char *text, const char *message) {
+        struct config cfg;
+        config_init(&cfg);
+        int r = load_text(&cfg, text);
+        config_free(&cfg);
+        ck_assert_msg(r == -EINVAL, "'%s' was accepted (r=%d)", text, r);
+        ck_assert_str_eq(err, message);
+}
+
+START_TEST(test_defaults) {
+        struct config cfg;
+        config_init(&cfg);
+        ck_assert_ptr_null(cfg.file);
+        ck_assert_ptr_null(cfg.socket_path);
+        ck_assert_uint_eq(cfg.socket_mode, 0600);
+        ck_assert(!cfg.has_socket_group);
+        ck_assert_uint_eq(cfg.n_allowed_uids + cfg.n_allowed_gids, 0);
+        ck_assert_uint_eq(cfg.max_jobs_per_client, 0);
+        ck_assert_uint_eq(cfg.grace_ms, 5000);
+        ck_assert_uint_eq(cfg.idle_exit_ms, 0);
+        ck_assert_int_eq(cfg.log_level, LOG_LEVEL_INFO);
+        ck_assert_uint_eq(cfg.n_preload, 0);
+        ck_assert_uint_eq(cfg.prefork, 0);
+        ck_assert_ptr_null(cfg.default_seccomp_policy);
+        /* An empty file changes nothing. */
+        ck_assert_int_eq(load_text(&cfg, ""), 0);
+        ck_assert_uint_eq(cfg.grace_ms, 5000);
+        config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_every_key) {
+        struct config cfg;
+        struct group *ng = getgrnam("nogroup");
+        ck_assert_ptr_nonnull(ng);
+        gid_t nogroup = ng->gr_gid;
+        config_init(&cfg);
+        ck_assert_int_eq(load_text(&cfg,
+                                   "# A comment, then a blank line\n"
+                                   "\n"
+                                   "socket = /run/mpspawn/forkserver.sock\n"
+                                   "  socket_mode=0660  \n"
+                                   "socket_group = nogroup\r\n"
+                                   "\tallowed_users = root 4242\n"
+                                   "allowed_groups = nogroup 0\n"
+                                   "max_jobs_per_client = 8\n"
+                                   "grace = 2.5\n"
+                                   "idle_exit = 0.0001\n"
+                                   "log_level = debug\n"
+                                   "preload = /bin/sh /bin/true\n"
+                                   "prefork = 4\n"
+                                   "default_seccomp_policy = /etc/passwd\n"),
+                         0);
+        ck_assert_str_eq(err, "");
+        ck_assert_str_eq(cfg.socket_path, "/run/mpspawn/forkserver.sock");
+        ck_assert_uint_eq(cfg.socket_mode, 0660);
+        ck_assert(cfg.has_socket_group);
+        ck_assert_uint_eq(cfg.socket_group, nogroup);
+        ck_assert_uint_eq(cfg.n_allowed_uids, 2);
+        ck_assert_uint_eq(cfg.allowed_uids[0], 0);
+        ck_assert_uint_eq(cfg.allowed_uids[1], 4242);
+        ck_assert_uint_eq(cfg.n_allowed_gids, 2);
+        ck_assert_uint_eq(cfg.allowed_gids[0], nogroup);
+        ck_assert_uint_eq(cfg.allowed_gids[1], 0);
+        ck_assert_uint_eq(cfg.max_jobs_per_client, 8);
+        ck_assert_uint_eq(cfg.grace_ms, 2500);
+        /* A positive time never rounds down to 0, which means "never". */
+        ck_assert_uint_eq(cfg.idle_exit_ms, 1);
+        ck_assert_int_eq(cfg.log_level, LOG_LEVEL_DEBUG);
+        ck_assert_uint_eq(cfg.n_preload, 2);
+        ck_assert_str_eq(cfg.preload[0], "/bin/sh");
+        ck_assert_str_eq(cfg.preload[1], "/bin/true");
+        ck_assert_uint_eq(cfg.prefork, 4);
+        ck_assert_str_eq(cfg.default_seccomp_policy, "/etc/passwd");
+
+        char names[256];
+        ck_assert_uint_eq(config_unenforced_set(&cfg, names, sizeof(names)), 1);
+        ck_assert_str_eq(names, "default_seccomp_policy");
+        config_free(&cfg);
+        ck_assert_uint_eq(config_unenforced_set(&cfg, names, sizeof(names)), 0);
+        ck_assert_str_eq(names, "");
+}
+END_TEST
+
+START_TEST(test_list_keys_repeat_and_append) {
+        struct config cfg;
+        config_init(&cfg);
+        ck_assert_int_eq(load_text(&cfg, "allowed_users = root\n"
+                                         "allowed_users = 1\t2\n"
+                                         "preload = /bin/sh\n"
+                                         "preload = /bin/sh\n"),
+                         0);
+        ck_assert_uint_eq(cfg.n_allowed_uids, 3);
+        ck_assert_uint_eq(cfg.allowed_uids[2], 2);
+        ck_assert_uint_eq(cfg.n_preload, 2);
+        config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_syntax_errors) {
+        expect_error("novalue\n", "t.conf:1: expected 'key = value', got 'novalue'");
+        expect_error("\n# c\nsoket = /x\n", "t.conf:3: soket: unknown key");
+        expect_error("Socket = /x\n",
+                     "t.conf:1: 'Socket' is not a key (lower-case letters, digits and '_')");
+        expect_error("= 3\n",
+                     "t.conf:1: '' is not a key (lower-case letters, digits and '_')");
+        expect_error("grace =   \n", "t.conf:1: grace: no value");
+        expect_error("idle_exit = 1\nidle_exit = 2\n",
+                     "t.conf:2: idle_exit: already set on line 1");
+        /* A trailing comment is not a comment: the value is wrong, and the
+         * message shows why. */
+        expect_error("socket_mode = 0660 # group\n",
+                     "t.conf:1: socket_mode: '0660 # group' is not an octal mode "
+                     "from 0000 to 0777");
+
+        char *longline = malloc(5000);
+        ck_assert_ptr_nonnull(longline);
+        memset(longline, 'a', 4998);
+        memcpy(longline, "socket = /", 10);
+        longline[4998] = '\n';
+        longline[4999] = '\0';
+        expect_error(longline, "t.conf:1: line longer than 4096 bytes");
+        free(longline);
+}
+END_TEST
+
+START_TEST(test_value_errors) {
+        expect_error("socket = relative.sock\n",
+                     "t.conf:1: socket: 'relative.sock' is not an absolute path");
+        char line[300];
+        snprintf(line, sizeof(line), "socket = /%0120d\n", 0);
+        struct config cfg;
+        config_init(&cfg);
+        ck_assert_int_eq(load_text(&cfg, line), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "is longer than 107 bytes"));
+        config_free(&cfg);
+
+        expect_error("socket_mode = 999\n",
+                     "t.conf:1: socket_mode: '999' is not an octal mode from 0000 to 0777");
+        expect_error("socket_mode = 01000\n",
+                     "t.conf:1: socket_mode: '01000' is not an octal mode from 0000 to 0777");
+        expect_error("socket_group = no-such-group-mps\n",
+                     "t.conf:1: socket_group: no group named 'no-such-group-mps'");
+        expect_error("allowed_users = root no-such-user-mps\n",
+                     "t.conf:1: allowed_users: no user named 'no-such-user-mps'");
+        expect_error("allowed_users = 4294967295\n",
+                     "t.conf:1: allowed_users: '4294967295' is not a valid user id");
+        expect_error("allowed_groups = no-such-group-mps\n",
+                     "t.conf:1: allowed_groups: no group named 'no-such-group-mps'");
+        expect_error("max_jobs_per_client = -1\n",
+                     "t.conf:1: max_jobs_per_client: '-1' is not a whole number from 0 "
+                     "to 1000000");
+        expect_error("max_jobs_per_client = 1000001\n",
+                     "t.conf:1: max_jobs_per_client: '1000001' is not a whole number "
+                     "from 0 to 1000000");
+        expect_error("max_jobs_per_client = 12abc\n",
+                     "t.conf:1: max_jobs_per_client: '12abc' is not a whole number "
+                     "from 0 to 1000000");
+        expect_error("grace = -1\n",
+                     "t.conf:1: grace: '-1' is not a number of seconds from 0 to 86400");
+        expect_error("grace = 1e3\n",
+                     "t.conf:1: grace: '1e3' is not a number of seconds from 0 to 86400");
+        expect_error("grace = 86400.5\n",
+                     "t.conf:1: grace: '86400.5' is not a number of seconds from 0 to "
+                     "86400");
+        expect_error("grace = 5.\n",
+                     "t.conf:1: grace: '5.' is not a number of seconds from 0 to 86400");
+        expect_error("idle_exit = soon\n",
+                     "t.conf:1: idle_exit: 'soon' is not a number of seconds from 0 "
+                     "(never) to 86400");
+        expect_error("log_level = loud\n",
+                     "t.conf:1: log_level: 'loud' is not a log level (error, warning, "
+                     "info or debug)");
+        expect_error("preload = lib.so\n",
+                     "t.conf:1: preload: 'lib.so' is not an absolute path");
+        expect_error("preload = /bin/sh /no/such/lib.so\n",
+                     "t.conf:1: preload: '/no/such/lib.so': No such file or directory");
+        expect_error("preload = /etc\n", "t.conf:1: preload: '/etc' is not a regular file");
+        expect_error("prefork = 1025\n",
+                     "t.conf:1: prefork: '1025' is not a whole number from 0 to 1024");
+        expect_error("default_seccomp_policy = /no/such/policy\n",
+                     "t.conf:1: default_seccomp_policy: '/no/such/policy': No such file "
+                     "or directory");
+}
+END_TEST
+
+START_TEST(test_config_set_validates_like_the_file) {
+        struct config cfg;
+        config_init(&cfg);
+        ck_assert_int_eq(config_set(&cfg, "idle_exit", "abc", err, sizeof(err)), -EINVAL);
+        ck_assert_str_eq(err, "idle_exit: 'abc' is not a number of seconds from 0 "
+                              "(never) to 86400");
+        ck_assert_int_eq(config_set(&cfg, "nope", "1", err, sizeof(err)), -EINVAL);
+        ck_assert_str_eq(err, "nope: unknown key");
+        ck_assert_int_eq(config_set(&cfg, "idle_exit", "90", err, sizeof(err)), 0);
+        ck_assert_uint_eq(cfg.idle_exit_ms, 90000);
+        ck_assert_int_eq(config_set(&cfg, "allowed_users", "0 1", err, sizeof(err)), 0);
+        ck_assert_uint_eq(cfg.n_allowed_uids, 2);
+        config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_allows) {
+        struct config cfg;
+        gid_t groups[] = {100, 200};
+        config_init(&cfg);
+        /* Nothing set: anyone who can open the socket. */
+        ck_assert(config_allows(&cfg, 1000, 1000, NULL, 0));
+        ck_assert_int_eq(load_text(&cfg, "allowed_users = 1001\nallowed_groups = 200\n"), 0);
+        ck_assert(config_allows(&cfg, 1001, 1001, NULL, 0));   /* by uid */
+        ck_assert(config_allows(&cfg, 1000, 200, NULL, 0));    /* by primary group */
+        ck_assert(config_allows(&cfg, 1000, 1000, groups, 2)); /* by supplementary */
+        ck_assert(!config_allows(&cfg, 1000, 1000, groups, 1));
+        ck_assert(!config_allows(&cfg, 0, 0, NULL, 0)); /* no exception for root */
+        config_free(&cfg);
+        ck_assert_int_eq(load_text(&cfg, "allowed_groups = 100\n"), 0);
+        ck_assert(!config_allows(&cfg, 1001, 1001, NULL, 0));
+        ck_assert(config_allows(&cfg, 1001, 1001, groups, 2));
+        config_free(&cfg);
+}
+END_TEST
+
+/* A file in a fresh directory with the given text and mode. */
+static void write_file(char *path, size_t len, const char *dir, const char *text,
+                       mode_t mode) {
+        snprintf(path, len, "%s/forkserver.conf", dir);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+        ck_assert_int_eq(fchmod(fd, mode), 0);
+        close(fd);
+}
+
+START_TEST(test_load_checks_the_file) {
+        char dir[64], path[128], want[256];
+        struct config cfg;
+        tu_tmpdir(dir, sizeof(dir));
+        config_init(&cfg);
+
+        snprintf(path, sizeof(path), "%s/missing.conf", dir);
+        ck_assert_int_eq(config_load(&cfg, path, err, sizeof(err)), -EINVAL);
+        snprintf(want, sizeof(want), "%s: cannot read: No such file or directory", path);
+        ck_assert_str_eq(err, want);
+
+        ck_assert_int_eq(config_load(&cfg, dir, err, sizeof(err)), -EINVAL);
+        snprintf(want, sizeof(want), "%s: not a regular file", dir);
+        ck_assert_str_eq(err, want);
+
+        write_file(path, sizeof(path), dir, "grace = 1\n", 0666);
+        ck_assert_int_eq(config_load(&cfg, path, err, sizeof(err)), -EINVAL);
+        snprintf(want, sizeof(want),
+                 "%s: writable by every user (mode 0666); refusing it", path);
+        ck_assert_str_eq(err, want);
+
+        write_file(path, sizeof(path), dir, "grace = 1\n", 0640);
+        ck_assert_int_eq(config_load(&cfg, path, err, sizeof(err)), 0);
+        ck_assert_uint_eq(cfg.grace_ms, 1000);
+        ck_assert_str_eq(cfg.file, path);
+        config_free(&cfg);
+        unlink(path);
+        rmdir(dir);
+}
+END_TEST
+
+static char out[16384], errout[4096];
+
+/* Runs mpforkserver with args; returns its wait status, with its output in
+ * out and errout. */
+static int forkserver(const char *const *args) {
+        const char *argv[16];
+        size_t n = 0;
+        argv[n++] = tu_forkserver();
+        for (size_t i = 0; args[i] && n < 15; i++)
+                argv[n++] = args[i];
+        argv[n] = NULL;
+        return tu_run(argv, NULL, out, sizeof(out), errout, sizeof(errout));
+}
+
+/* The text after "mpforkserver[PID]: " of the only line in errout. */
+static const char *after_prefix(void) {
+        ck_assert_msg(strncmp(errout, "mpforkserver[", 13) == 0, "stderr: '%s'", errout);
+        const char *p = strstr(errout, "]: ");
+        ck_assert_ptr_nonnull(p);
+        ck_assert_msg(strchr(errout, '\n') == errout + strlen(errout) - 1,
+                      "not one line: '%s'", errout);
+        return p + 3;
+}
+
+START_TEST(test_binary_refuses_a_bad_file_with_the_exact_message) {
+        char dir[64], path[128], sock[128], text[256], want[512];
+        tu_tmpdir(dir, sizeof(dir));
+        snprintf(sock, sizeof(sock), "%s/sock", dir);
+        snprintf(text, sizeof(text),
+                 "# mpforkserver configuration\n"
+                 "socket = %s\n"
+                 "\n"
+                 "socket_mode = 0999\n",
+                 sock);
+        write_file(path, sizeof(path), dir, text, 0644);
+
+        /* At start: one error line (journal-style level), exit status 1,
+         * and no socket was created. */
+        int st = forkserver((const char *[]){"--config", path, NULL});
+        ck_assert(WIFEXITED(st));
+        ck_assert_int_eq(WEXITSTATUS(st), 1);
+        snprintf(want, sizeof(want),
+                 "error: %s:4: socket_mode: '0999' is not an octal mode from 0000 to "
+                 "0777\n",
+                 path);
+        ck_assert_str_eq(after_prefix(), want);
+        ck_assert_int_eq(access(sock, F_OK), -1);
+
+        /* --check-config: the same words, for a person at a terminal. */
+        st = forkserver((const char *[]){"--check-config", "--config", path, NULL});
+        ck_assert(WIFEXITED(st));
+        ck_assert_int_eq(WEXITSTATUS(st), 1);
+        snprintf(want, sizeof(want),
+                 "mpforkserver: %s:4: socket_mode: '0999' is not an octal mode from "
+                 "0000 to 0777\n",
+                 path);
+        ck_assert_str_eq(errout, want);
+        ck_assert_str_eq(out, "");
+
+        /* An unknown key names itself and its line. */
+        write_file(path, sizeof(path), dir, "grace = 1\nidle-exit = 5\n", 0644);
+        st = forkserver((const char *[]){"--check-config", "--config", path, NULL});
+        ck_assert_int_eq(WEXITSTATUS(st), 1);
+        snprintf(want, sizeof(want),
+                 "mpforkserver: %s:2: 'idle-exit' is not a key (lower-case letters, "
+                 "digits and '_')\n",
+                 path);
+        ck_assert_str_eq(errout, want);
+        unlink(path);
+        rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_check_config_prints_settings_and_what_is_not_enforced) {
+        char dir[64], path[128], want[256];
+        tu_tmpdir(dir, sizeof(dir));
+        write_file(path, sizeof(path), dir,
+                   "socket = /run/mpspawn/forkserver.sock\n"
+                   "idle_exit = 30\n"
+                   "preload = /bin/sh\n"
+                   "max_jobs_per_client = 16\n",
+                   0644);
+        /* Options override the file. */
+        int st = forkserver((const char *[]){"--config", path, "--idle-exit", "7.5",
+                                             "--check-config", NULL});
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, errout);
+        ck_assert_str_eq(errout, "");
+        snprintf(want, sizeof(want), "# mpforkserver %s: %s is valid.\n", MPS_VERSION_STRING,
+                 path);
+        ck_assert_msg(strncmp(out, want, strlen(want)) == 0, "output: %s", out);
+        ck_assert_ptr_nonnull(strstr(out, "\nsocket = /run/mpspawn/forkserver.sock\n"));
+        ck_assert_ptr_nonnull(strstr(out, "\nidle_exit = 7.500\n"));
+        ck_assert_ptr_nonnull(strstr(out, "\nmax_jobs_per_client = 16\n"));
+        ck_assert_ptr_nonnull(strstr(out, "\nsocket_mode = 0600\n"));
+        ck_assert_ptr_nonnull(strstr(out, "\n# Accepted but NOT enforced by this version"));
+        ck_assert_ptr_nonnull(strstr(out, "\npreload = /bin/sh\n"));
+        /* preload is enforced now: no note about it. */
+        ck_assert_ptr_null(strstr(out, "NOTE: preload"));
+
+        /* The printed settings are themselves a valid file that says the
+         * same. */
+        char copy[sizeof(out)];
+        snprintf(copy, sizeof(copy), "%s", out);
+        write_file(path, sizeof(path), dir, copy, 0644);
+        st = forkserver((const char *[]){"--config", path, "--check-config", NULL});
+        ck_assert_int_eq(WEXITSTATUS(st), 0);
+        ck_assert_ptr_nonnull(strstr(out, "\nidle_exit = 7.500\n"));
+        ck_assert_ptr_nonnull(strstr(out, "\npreload = /bin/sh\n"));
+        unlink(path);
+        rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_bad_options_are_usage_errors) {
+        int st = forkserver((const char *[]){"--idle-exit", "-3", NULL});
+        ck_assert_int_eq(WEXITSTATUS(st), 2);
+        ck_assert_str_eq(errout, "mpforkserver: bad --idle-exit '-3' (seconds, 0 to 86400)\n"
+                                 "Try 'mpforkserver --help'.\n");
+        st = forkserver((const char *[]){"--config", NULL});
+        ck_assert_int_eq(WEXITSTATUS(st), 2);
+}
+END_TEST
+
+static Suite *config_suite(void) {
+        Suite *s = suite_create("config");
+        TCase *t = tcase_create("config");
+        tcase_set_timeout(t, 60);
+        tcase_add_test(t, test_defaults);
+        tcase_add_test(t, test_every_key);
+        tcase_add_test(t, test_list_keys_repeat_and_append);
+        tcase_add_test(t, test_syntax_errors);
+        tcase_add_test(t, test_value_errors);
+        tcase_add_test(t, test_config_set_validates_like_the_file);
+        tcase_add_test(t, test_allows);
+        tcase_add_test(t, test_load_checks_the_file);
+        tcase_add_test(t, test_binary_refuses_a_bad_file_with_the_exact_message);
+        tcase_add_test(t, test_check_config_prints_settings_and_what_is_not_enforced);
+        tcase_add_test(t, test_bad_options_are_usage_errors);
+        suite_add_tcase(s, t);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(config_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,155 @@
+#!/bin/sh
+# install.sh: "make install" as a packager and as an administrator use it.
+#
+#  1. make install DESTDIR=...: every file lands where it should, the soname
+#     links are right, the units name the installed binary and config.
+#  2. A small client (docs/example.c, the README's) is built against the
+#     installed header and library through pkg-config, and runs, with the
+#     installed mpforkserver as its server.
+#  3. The installed sample configuration passes --check-config; the man
+#     pages format without warnings.
+#  4. make uninstall removes every file.
+#  5. The units pass "systemd-analyze verify" (system and user), which
+#     needs the binaries and man pages they name to exist: so they are
+#     installed for real under a temporary PREFIX, and verify must print
+#     nothing at all (it exits 0 even for unknown keys and bad values). A
+#     deliberately broken copy must make it complain, or the check proves
+#     nothing. The sysusers.d file must create the group (dry run), and
+#     "systemctl enable" (offline, with --root) must find the units where
+#     they were installed and enable them through their [Install] sections.
+#
+# Run by tests/run.sh with BUILD, CC and SANITIZE from the Makefile. Prints a
+# Check-style summary line, which run.sh counts.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-build}
+CC=${CC:-cc}
+SANITIZE=${SANITIZE:-}
+PKG_CONFIG=${PKG_CONFIG:-pkg-config}
+tmp=$(mktemp -d /tmp/mpspawn-install-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+checks=0 failures=0
+
+pass() { checks=$((checks + 1)); echo "ok: $1"; }
+fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAILED: $1"; }
+check() { # check DESCRIPTION COMMAND...
+  what=$1; shift
+  if "$@" >"$tmp/out" 2>&1; then pass "$what"; else fail "$what"; sed 's/^/  | /' "$tmp/out"; fi
+}
+mk() { make -C "$top" --no-print-directory -s BUILD="$BUILD" "$@"; }
+
+# --- 1. a staged installation ----------------------------------------------------
+dest=$tmp/dest
+p=$dest/usr/local
+check "make install DESTDIR" mk install DESTDIR="$dest"
+for f in bin/mpforkserver bin/mpspawn include/mpspawn.h lib/libmpspawn.a \
+         lib/libmpspawn.so.0.1.0 lib/pkgconfig/mpspawn.pc \
+         lib/systemd/system/mpforkserver.socket lib/systemd/system/mpforkserver.service \
+         lib/systemd/user/mpforkserver.socket lib/systemd/user/mpforkserver.service \
+         lib/sysusers.d/mpspawn.conf share/doc/mpspawn/forkserver.conf.sample \
+         share/man/man1/mpspawn.1 share/man/man3/libmpspawn.3 \
+         share/man/man5/mpforkserver.conf.5 share/man/man8/mpforkserver.8; do
+  check "installed $f" test -f "$p/$f"
+done
+check "installed /etc/mpspawn/forkserver.conf" test -f "$dest/etc/mpspawn/forkserver.conf"
+check "soname link" test "$(readlink "$p/lib/libmpspawn.so.0")" = libmpspawn.so.0.1.0
+check "dev link" test "$(readlink "$p/lib/libmpspawn.so")" = libmpspawn.so.0
+check "library soname" sh -c "readelf -d '$p/lib/libmpspawn.so.0.1.0' | grep -q 'SONAME.*\[libmpspawn.so.0\]'"
+check "system unit names the installed binary and config" \
+  grep -qx 'ExecStart=/usr/local/bin/mpforkserver --config /etc/mpspawn/forkserver.conf' \
+  "$p/lib/systemd/system/mpforkserver.service"
+check "user unit names the installed binary" \
+  grep -qx 'ExecStart=/usr/local/bin/mpforkserver --idle-exit 600' \
+  "$p/lib/systemd/user/mpforkserver.service"
+check "no placeholder left in the units" sh -c "! grep -r '@[A-Z]*@' '$p/lib/systemd'"
+
+# --- 2. a client built through pkg-config against the installed files ----------
+pc() { PKG_CONFIG_PATH=$p/lib/pkgconfig $PKG_CONFIG --define-variable=prefix="$p" "$@"; }
+check "pkg-config knows mpspawn $(pc --modversion mpspawn 2>/dev/null)" pc --exists mpspawn
+cflags=$(pc --cflags mpspawn) libs=$(pc --libs mpspawn)
+check "pkg-config flags point into the installation ($cflags $libs)" \
+  sh -c "case ' $cflags ' in *' -I$p/include '*) ;; *) exit 1;; esac &&
+         case ' $libs ' in *' -L$p/lib -lmpspawn '*) ;; *) exit 1;; esac"
+# The client lives outside the source tree, so only the installed header can
+# be found.
+cp "$top/docs/example.c" "$tmp/client.c"
+# shellcheck disable=SC2086 # the flags are words
+check "client compiles and links" $CC $SANITIZE -o "$tmp/client" "$tmp/client.c" $cflags $libs
+check "client is linked to the shared library" \
+  sh -c "readelf -d '$tmp/client' | grep -q 'NEEDED.*\[libmpspawn.so.0\]'"
+if LD_LIBRARY_PATH=$p/lib MPSPAWN_FORKSERVER=$p/bin/mpforkserver "$tmp/client" \
+     >"$tmp/client.out" 2>&1 &&
+   grep -q '^hello from job [0-9]*$' "$tmp/client.out" &&
+   grep -q '^job [0-9]* exited with 3$' "$tmp/client.out" &&
+   grep -q '^sleeper ended with -15 (-15: SIGTERM)$' "$tmp/client.out"; then
+  pass "client runs jobs through the installed server"
+else
+  fail "client runs jobs through the installed server"; sed 's/^/  | /' "$tmp/client.out"
+fi
+
+# --- 3. configuration and man pages ---------------------------------------------------
+check "installed sample config is valid" \
+  "$p/bin/mpforkserver" --check-config --config "$dest/etc/mpspawn/forkserver.conf"
+for m in "$p"/share/man/man*/*; do
+  check "man page $(basename "$m") formats without warnings" \
+    sh -c "groff -man -ww -z '$m' 2>&1 | tee /dev/stderr | wc -c | grep -qx 0"
+done
+
+# --- 4. uninstall -----------------------------------------------------------------------
+check "make uninstall" mk uninstall DESTDIR="$dest"
+check "nothing left after uninstall" \
+  sh -c "test -z \"\$(find '$dest' -type f -o -type l)\" || find '$dest' -type f -o -type l"
+# An edited configuration is kept.
+mk install DESTDIR="$dest" >/dev/null 2>&1
+echo "idle_exit = 60" >>"$dest/etc/mpspawn/forkserver.conf"
+mk uninstall DESTDIR="$dest" >/dev/null 2>&1
+check "an edited configuration survives uninstall" test -f "$dest/etc/mpspawn/forkserver.conf"
+
+# --- 5. systemd-analyze verify on installed units ----------------------------------------
+# PREFIX=ROOT/usr/local: the paths inside ROOT are those of a real install
+# (for systemctl --root), and ExecStart names a binary that exists.
+root=$tmp/root
+rp=$root/usr/local
+check "make install PREFIX=<temporary root>/usr/local" \
+  mk install PREFIX="$rp" SYSCONFDIR="$root/etc"
+sysunits=$rp/lib/systemd/system
+userunits=$rp/lib/systemd/user
+mkdir -p "$tmp/runtime" && chmod 0700 "$tmp/runtime"
+verify() { # verify [--user] UNIT...: succeeds only when verify says nothing
+  MANPATH=$rp/share/man XDG_RUNTIME_DIR=$tmp/runtime \
+    systemd-analyze "$@" >"$tmp/verify" 2>&1
+  rc=$?
+  cat "$tmp/verify"
+  [ "$rc" -eq 0 ] && [ ! -s "$tmp/verify" ]
+}
+check "systemd-analyze verify: system units" \
+  verify verify "$sysunits/mpforkserver.socket" "$sysunits/mpforkserver.service"
+check "systemd-analyze verify: user units" \
+  verify --user verify "$userunits/mpforkserver.socket" "$userunits/mpforkserver.service"
+mkdir -p "$tmp/broken"
+sed 's/^KillMode=/KillMod=/' "$sysunits/mpforkserver.service" >"$tmp/broken/mpforkserver.service"
+cp "$sysunits/mpforkserver.socket" "$tmp/broken/"
+if verify verify "$tmp/broken/mpforkserver.service" >/dev/null 2>&1; then
+  fail "systemd-analyze verify notices a broken unit"
+else
+  pass "systemd-analyze verify notices a broken unit"
+fi
+check "sysusers.d file creates the group mpspawn" \
+  sh -c "systemd-sysusers --dry-run --root='$tmp/sysroot' '$rp/lib/sysusers.d/mpspawn.conf' 2>&1 |
+         grep -q \"Creating group 'mpspawn'\""
+check "systemctl enable mpforkserver.socket (offline)" \
+  sh -c "systemctl --root='$root' enable mpforkserver.socket &&
+         test -L '$root/etc/systemd/system/sockets.target.wants/mpforkserver.socket'"
+check "systemctl --global enable mpforkserver.socket (user unit, offline)" \
+  sh -c "systemctl --root='$root' --global enable mpforkserver.socket &&
+         test -L '$root/etc/systemd/user/sockets.target.wants/mpforkserver.socket'"
+rm -rf "$root/etc/systemd"
+check "make uninstall PREFIX=<temporary root>/usr/local" \
+  mk uninstall PREFIX="$rp" SYSCONFDIR="$root/etc"
+check "nothing left after uninstall" \
+  sh -c "test -z \"\$(find '$root' -type f -o -type l)\" || find '$root' -type f -o -type l"
+
+pct=100
+[ "$checks" -gt 0 ] && pct=$(( (checks - failures) * 100 / checks ))
+echo "$pct%: Checks: $checks, Failures: $failures, Errors: 0"
+[ "$failures" -eq 0 ]
