@@ -268,7 +268,8 @@ static _Noreturn void run_call(const struct server *srv, const struct mps__spawn
                 if (srv->preloads[i].module->after_fork)
                         srv->preloads[i].module->after_fork();
         int r;
-        if (plan->policy && (r = policy_apply(plan->policy)) < 0)
+        if ((plan->admin && (r = policy_apply(plan->admin)) < 0) ||
+            (plan->policy && (r = policy_apply(plan->policy)) < 0))
                 fail(errpipe, CHILD_STAGE_SECCOMP, -r);
         mps__safe_close(errpipe);
         mps_call_context ctx = {
@@ -360,7 +361,10 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
                 fail(errpipe, CHILD_STAGE_SECCOMP, errno);
         if (plan->call)
                 run_call(srv, spec, errpipe, plan);
-        if (plan->policy && (r = policy_apply(plan->policy)) < 0)
+        /* Filters stack, and the kernel takes the strictest answer of all:
+         * the client's can add to the administrator's, never loosen it. */
+        if ((plan->admin && (r = policy_apply(plan->admin)) < 0) ||
+            (plan->policy && (r = policy_apply(plan->policy)) < 0))
                 fail(errpipe, CHILD_STAGE_SECCOMP, -r);
         r = exec_search(spec->path, (char *const *)spec->argv,
                         (char *const *)spec->envp);

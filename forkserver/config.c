@@ -343,7 +343,7 @@ static const struct key_info {
         {"log_level", set_log_level, false, true},
         {"preload", add_preload, true, true},
         {"prefork", set_prefork, false, true},
-        {"default_seccomp_policy", set_default_seccomp_policy, false, false},
+        {"default_seccomp_policy", set_default_seccomp_policy, false, true},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -616,7 +616,6 @@ void config_print(const struct config *cfg, FILE *out) {
         }
         fprintf(out, "prefork = %u\n", cfg->prefork);
 
-        fprintf(out, "# Accepted but NOT enforced by this version:\n");
         if (cfg->default_seccomp_policy)
                 fprintf(out, "default_seccomp_policy = %s\n", cfg->default_seccomp_policy);
         else

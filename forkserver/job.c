@@ -190,6 +190,7 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         }
         struct child_plan plan = {
                 .call = callp,
+                .admin = srv->admin_policy,
                 .policy = policy,
                 .creds = c->creds,
                 .server_pid = getpid(),

@@ -316,6 +316,37 @@ static int check_config(const struct config *cfg) {
         return 0;
 }
 
+/* default_seccomp_policy: compiled once at start; every job loads it
+ * before its own policy, if any. */
+static int load_admin_policy(struct server *srv, const char *path, char *err,
+                             size_t errlen) {
+        char *text = malloc(POLICY_TEXT_MAX + 1);
+        if (!text) {
+                snprintf(err, errlen, "out of memory");
+                return -ENOMEM;
+        }
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                int r = -errno;
+                snprintf(err, errlen, "default_seccomp_policy: cannot read '%s': %m", path);
+                free(text);
+                return r;
+        }
+        size_t n = 0;
+        ssize_t k;
+        while (n <= POLICY_TEXT_MAX &&
+               (k = mps__read_retry(fd, text + n, POLICY_TEXT_MAX + 1 - n)) > 0)
+                n += (size_t)k;
+        mps__safe_close(fd);
+        const char *base = strrchr(path, '/');
+        int r = policy_compile(text, n, base ? base + 1 : path, &srv->admin_policy, err, errlen);
+        free(text);
+        if (r == 0)
+                log_info("default_seccomp_policy %s: %zu instructions, applied to every job",
+                         path, policy_instructions(srv->admin_policy));
+        return r;
+}
+
 /* "PATH" of the listening socket, for the log. */
 static void socket_name(int fd, char *buf, size_t len) {
         struct sockaddr_un sa;
@@ -488,6 +519,12 @@ int main(int argc, char **argv) {
                 log_err("out of memory");
                 return 1;
         }
+        if (cfg.default_seccomp_policy &&
+            load_admin_policy(&srv, cfg.default_seccomp_policy, err, sizeof(err)) < 0) {
+                log_err("%s", err);
+                config_free(&cfg);
+                return 1;
+        }
         unsigned prefork = o.has_prefork ? o.prefork : cfg.prefork;
         srv.prefork_target = srv.use_pidfd ? prefork : 0;
         if (prefork && !srv.use_pidfd)
@@ -509,6 +546,7 @@ int main(int argc, char **argv) {
         preload_release_all(&srv);
         if (srv.policies)
                 policy_cache_free(srv.policies);
+        policy_free(srv.admin_policy);
         free(srv.policies);
         free(srv.socket_path);
         free(srv.timers.items);

@@ -42,7 +42,8 @@ static _Noreturn void prefork_child(struct server *srv, int sock) {
                 if (mps__spawn_decode(msg.json, msg.nfds - 1, &sp, err, sizeof(err)) < 0)
                         _exit(127); /* the server checked it already */
                 struct child_call call, *callp = NULL;
-                struct child_plan plan = {.server_pid = getppid()};
+                struct child_plan plan = {.server_pid = getppid(),
+                                          .admin = srv->admin_policy};
                 if (sp.call_entry) {
                         const struct mps_entry *e = preload_find(srv, sp.call_entry);
                         if (!e)

@@ -216,6 +216,7 @@ struct server {
         struct preload *preloads;
         size_t npreloads;
         struct policy_cache *policies; /* compiled seccomp filters */
+        struct policy *admin_policy;   /* default_seccomp_policy: every job's */
         unsigned prefork_target; /* --prefork N */
         unsigned prefork_count;  /* idle ones */
         struct prefork *prefork_idle;
@@ -320,7 +321,8 @@ struct policy;
 /* What the server decided for a child before forking it. */
 struct child_plan {
         const struct child_call *call; /* NULL: exec */
-        const struct policy *policy;   /* NULL: no seccomp filter */
+        const struct policy *admin;    /* the administrator's filter, first */
+        const struct policy *policy;   /* the client's, on top; NULL: none */
         const struct creds *creds;     /* NULL: keep the server's */
         pid_t server_pid;              /* for the parent-death check */
 };

@@ -111,8 +111,9 @@ START_TEST(test_every_key) {
         ck_assert_str_eq(cfg.default_seccomp_policy, "/etc/passwd");
 
         char names[256];
-        ck_assert_uint_eq(config_unenforced_set(&cfg, names, sizeof(names)), 1);
-        ck_assert_str_eq(names, "default_seccomp_policy");
+        /* Every key is enforced now. */
+        ck_assert_uint_eq(config_unenforced_set(&cfg, names, sizeof(names)), 0);
+        ck_assert_str_eq(names, "");
         config_free(&cfg);
         ck_assert_uint_eq(config_unenforced_set(&cfg, names, sizeof(names)), 0);
         ck_assert_str_eq(names, "");
@@ -393,7 +394,8 @@ START_TEST(test_check_config_prints_settings_and_what_is_not_enforced) {
         ck_assert_ptr_nonnull(strstr(out, "\nidle_exit = 7.500\n"));
         ck_assert_ptr_nonnull(strstr(out, "\nmax_jobs_per_client = 16\n"));
         ck_assert_ptr_nonnull(strstr(out, "\nsocket_mode = 0600\n"));
-        ck_assert_ptr_nonnull(strstr(out, "\n# Accepted but NOT enforced by this version"));
+        /* Every key is enforced: nothing is listed as ignored. */
+        ck_assert_ptr_null(strstr(out, "NOT enforced"));
         ck_assert_ptr_nonnull(strstr(out, "\npreload = /bin/sh\n"));
         /* preload is enforced now: no note about it. */
         ck_assert_ptr_null(strstr(out, "NOTE: preload"));

@@ -348,6 +348,48 @@ START_TEST(test_root_server_runs_jobs_with_the_clients_credentials) {
 }
 END_TEST
 
+
+/* The administrator's default policy applies to every job, and a client's
+ * own policy can add to it but never loosen it. */
+START_TEST(test_admin_policy_applies_and_cannot_be_loosened) {
+        char dir[64], conf[128], pol[128], out[64];
+        tu_tmpdir(dir, sizeof(dir));
+        snprintf(pol, sizeof(pol), "%s/admin.policy", dir);
+        snprintf(conf, sizeof(conf), "%s/forkserver.conf", dir);
+        FILE *f = fopen(pol, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs("default allow\nerrno(EACCES) socket\n", f);
+        fclose(f);
+        f = fopen(conf, "w");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "default_seccomp_policy = %s\n", pol);
+        fclose(f);
+        struct tu_server own;
+        tu_server_start(&own, (const char *[]){"--config", conf, NULL});
+        mps_client *saved = client;
+        ck_assert_int_eq(mps_client_open(own.path, &client, NULL), 0);
+        mps_spec *s = spec_of((const char *[]){self_exe, "--try-socket", NULL});
+        ck_assert_int_eq(run(s, out, sizeof(out)), 0);
+        ck_assert_str_eq(out, "EACCES\n");
+        /* "allow everything" from the client changes nothing. */
+        ck_assert_int_eq(mps_spec_set_seccomp(s, "loose", "default allow\nallow socket\n"), 0);
+        ck_assert_int_eq(run(s, out, sizeof(out)), 0);
+        ck_assert_str_eq(out, "EACCES\n");
+        /* Adding a restriction of its own works. */
+        ck_assert_int_eq(mps_spec_set_seccomp(s, "strict",
+                                              "default allow\nkill-process socket\n"),
+                         0);
+        ck_assert_int_eq(run(s, NULL, 0), -SIGSYS);
+        mps_spec_free(s);
+        mps_client_close(client);
+        client = saved;
+        tu_server_stop(&own);
+        unlink(pol);
+        unlink(conf);
+        rmdir(dir);
+}
+END_TEST
+
 static Suite *jobpolicy_suite(void) {
         Suite *s = suite_create("jobpolicy");
         TCase *t = tcase_create("jobpolicy");
@@ -361,6 +403,7 @@ static Suite *jobpolicy_suite(void) {
         tcase_add_test(t, test_whole_tree_kill_leaves_no_grandchild);
         tcase_add_test(t, test_parent_death_signal_reaches_the_job);
         tcase_add_test(t, test_root_server_runs_jobs_with_the_clients_credentials);
+        tcase_add_test(t, test_admin_policy_applies_and_cannot_be_loosened);
         suite_add_tcase(s, t);
         return s;
 }
