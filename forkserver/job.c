@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +90,40 @@ static char *strdup_or_null(const char *s) {
         return s ? strdup(s) : NULL;
 }
 
+/*
+ * Exec jobs are started the way posix_spawn starts programs: a child that
+ * shares our memory (CLONE_VM) while we wait (CLONE_VFORK) until it has
+ * exec'ed or failed. No page tables are copied, the pidfd comes with the
+ * clone (CLONE_PIDFD), and the exec pipe can be read at once instead of
+ * through the event loop. child_run allocates nothing and changes no
+ * memory of ours but its own stack and errno, which is what makes this
+ * safe; the server is single-threaded, so one stack serves every child.
+ * Call jobs are forked: their point is a copy-on-write copy of the server.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+/* AddressSanitizer cannot follow a child onto a stack of our own (false
+ * stack-overflow reports, google/sanitizers#189): its builds fork. */
+#define USE_VFORK 0
+#else
+#define USE_VFORK 1
+#endif
+#define VFORK_STACK_SIZE (256 * 1024)
+static _Alignas(64) char vfork_stack[VFORK_STACK_SIZE];
+
+struct vfork_args {
+        const struct server *srv;
+        const struct mps__spawn *sp;
+        const int *fds;
+        size_t nfds;
+        int errpipe;
+        const struct child_plan *plan;
+};
+
+static int vfork_child(void *arg) {
+        const struct vfork_args *a = arg;
+        child_run(a->srv, a->sp, a->fds, a->nfds, a->errpipe, a->plan);
+}
+
 /* argv joined by spaces, cut at COMMAND_MAX bytes: what ps shows. */
 static char *command_line(const struct mps__spawn *sp) {
         char *cmd = malloc(COMMAND_MAX + 1);
@@ -120,6 +155,8 @@ static char *command_line(const struct mps__spawn *sp) {
         cmd[n] = '\0';
         return cmd;
 }
+
+static void resolve_exec(struct job *j);
 
 void job_spawn(struct client *c, struct mps__msg *msg) {
         struct server *srv = c->srv;
@@ -236,12 +273,27 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
                 prefork_discard(pf);
                 pf = NULL;
         }
+        bool exec_done = false; /* the child has exec'ed or failed already */
         if (pf) {
                 pid = pf->pid;
                 j->pidfd = pf->pidfd;
                 pf->pidfd = -1;
                 prefork_retire(pf);
-        } else {
+        } else if (USE_VFORK && !callp && srv->use_pidfd) {
+                struct vfork_args a = {srv, &sp, msg->fds, msg->nfds, pipefd[1], &plan};
+                int pidfd = -1;
+                pid = clone(vfork_child, vfork_stack + VFORK_STACK_SIZE,
+                            CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a, &pidfd);
+                fork_errno = errno;
+                if (pid > 0) {
+                        j->pidfd = pidfd;
+                        exec_done = true;
+                }
+        }
+        /* The clone needs a descriptor more at once (its pidfd, while the
+         * pipe is open); at the fd limit, fork, which opens it later. */
+        if (!pf && pid < 0 && (!USE_VFORK || callp || !srv->use_pidfd ||
+                               fork_errno == EMFILE || fork_errno == ENFILE)) {
                 pid = fork();
                 if (pid == 0)
                         child_run(srv, &sp, msg->fds, msg->nfds, pipefd[1], &plan);
@@ -279,7 +331,8 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
             (r = j->pidfd < 0 ? mps__idmap_put(&srv->jobs_by_pid, (uint64_t)pid, j)
                  : pf         ? loop_mod(srv, j->pidfd, EPOLLIN, &j->pidfd_watch)
                               : loop_add(srv, j->pidfd, EPOLLIN, &j->pidfd_watch)) < 0 ||
-            (r = loop_add(srv, j->execpipe, EPOLLIN, &j->execpipe_watch)) < 0) {
+            (!exec_done &&
+             (r = loop_add(srv, j->execpipe, EPOLLIN, &j->execpipe_watch)) < 0)) {
                 /* Cannot track it: do not let it run untracked. */
                 job_kill(j, SIGKILL);
                 while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
@@ -296,6 +349,7 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
                 goto out;
         }
         j->state = JOB_STARTING;
+        j->execpipe_watched = !exec_done;
         if (j->timeout_ns > 0) {
                 j->timer = TIMER_TIMEOUT;
                 if (timer_arm(srv, j, j->start_ns + j->timeout_ns) < 0)
@@ -305,6 +359,9 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         link_client(j, c);
         if (j->daemon)
                 srv->ndaemon_alive++;
+        /* A vforked child is past exec (or failed) already: answer now. */
+        if (exec_done)
+                resolve_exec(j);
         j = NULL; /* owned by the server now */
 out:
         mps__safe_close(pipefd[0]);
@@ -320,7 +377,8 @@ static void resolve_exec(struct job *j) {
         struct server *srv = j->srv;
         struct child_failure f;
         ssize_t n = mps__read_retry(j->execpipe, &f, sizeof(f));
-        loop_del(srv, j->execpipe);
+        if (j->execpipe_watched)
+                loop_del(srv, j->execpipe);
         j->execpipe = mps__safe_close(j->execpipe);
 
         if (n == (ssize_t)sizeof(f)) {

@@ -108,6 +108,7 @@ struct job {
         pid_t pid;
         int pidfd;
         int execpipe; /* read end while JOB_STARTING, else -1 */
+        bool execpipe_watched; /* registered in epoll (not for vforked jobs) */
         struct watch pidfd_watch, execpipe_watch;
         enum job_state state;
         struct client *client; /* NULL once the client has gone */
