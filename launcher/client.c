@@ -285,15 +285,7 @@ static void on_message(mps_client *c, struct mps__msg *msg) {
                 if (msg->op == MPS_OP_EXITED &&
                     mps__exited_decode(msg->json, &e, err, sizeof(err)) == 0 &&
                     !mps__idmap_get(&c->late_exits, id) && (info = malloc(sizeof(*info)))) {
-                        *info = (mps_exit_info){
-                                .exitcode = e.exitcode,
-                                .core_dumped = e.core_dumped,
-                                .timed_out = e.timed_out,
-                                .user_seconds = e.utime,
-                                .system_seconds = e.stime,
-                                .max_rss_kib = e.maxrss_kib,
-                                .wall_seconds = e.wall,
-                        };
+                        *info = mps__exit_info_of(&e);
                         if (mps__idmap_put(&c->late_exits, id, info) < 0)
                                 free(info);
                 }

@@ -92,15 +92,7 @@ MPS_API int mps_client_wait_job(mps_client *c, uint64_t id, int timeout_ms,
         struct mps__exited e;
         r = op == MPS_OP_EXITED ? mps__exited_decode(reply, &e, err, sizeof(err)) : -EPROTO;
         if (r == 0 && ret_info)
-                *ret_info = (mps_exit_info){
-                        .exitcode = e.exitcode,
-                        .core_dumped = e.core_dumped,
-                        .timed_out = e.timed_out,
-                        .user_seconds = e.utime,
-                        .system_seconds = e.stime,
-                        .max_rss_kib = e.maxrss_kib,
-                        .wall_seconds = e.wall,
-                };
+                *ret_info = mps__exit_info_of(&e);
         cJSON_Delete(reply);
         return r;
 }

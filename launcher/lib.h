@@ -132,6 +132,8 @@ int mps__spec_build_env(const mps_spec *spec, char ***ret_envp, size_t *ret_n);
 void mps__strv_free(char **v);
 
 /* process.c */
+/* The public exit record of a decoded "exited" message. */
+mps_exit_info mps__exit_info_of(const struct mps__exited *e);
 /* Sends the spawn request without waiting for the answer. */
 int mps__process_send_start(mps_process *p);
 void mps__process_on_msg(mps_client *c, struct mps__msg *msg);

@@ -216,6 +216,18 @@ MPS_API int mps_start(mps_process *p) {
         return 0;
 }
 
+mps_exit_info mps__exit_info_of(const struct mps__exited *e) {
+        return (mps_exit_info){
+                .exitcode = e->exitcode,
+                .core_dumped = e->core_dumped,
+                .timed_out = e->timed_out,
+                .user_seconds = e->utime,
+                .system_seconds = e->stime,
+                .max_rss_kib = e->maxrss_kib,
+                .wall_seconds = e->wall,
+        };
+}
+
 static void changed(mps_process *p) {
         if (p->on_change)
                 p->on_change(p, p->on_change_data);
@@ -259,15 +271,7 @@ void mps__process_on_msg(mps_client *c, struct mps__msg *msg) {
                 if (!p || p->state != PROC_RUNNING)
                         return;
                 mps__idmap_remove(&c->inflight, e.tag);
-                p->info = (mps_exit_info){
-                        .exitcode = e.exitcode,
-                        .core_dumped = e.core_dumped,
-                        .timed_out = e.timed_out,
-                        .user_seconds = e.utime,
-                        .system_seconds = e.stime,
-                        .max_rss_kib = e.maxrss_kib,
-                        .wall_seconds = e.wall,
-                };
+                p->info = mps__exit_info_of(&e);
                 p->state = PROC_ENDED;
                 changed(p);
                 break;
