@@ -378,6 +378,15 @@ int main(int argc, char **argv) {
                 return 1;
         }
         if (o.check_config) {
+                /* A policy is valid only if it compiles: try it. */
+                if (cfg.default_seccomp_policy &&
+                    load_admin_policy(&srv, cfg.default_seccomp_policy, err, sizeof(err)) < 0) {
+                        fprintf(stderr, "mpforkserver: %s\n", err);
+                        config_free(&cfg);
+                        return 1;
+                }
+                policy_free(srv.admin_policy);
+                srv.admin_policy = NULL;
                 r = check_config(&cfg);
                 config_free(&cfg);
                 return r;

@@ -168,7 +168,8 @@ MPS_API int mps_spec_env_set(mps_spec *spec, const char *name,
 MPS_API int mps_spec_env_unset(mps_spec *spec, const char *name);
 
 /* The job's working directory (default: the caller's working directory at
- * the time of mps_start()). */
+ * the time of mps_start()). A relative dir is taken relative to the
+ * caller's working directory at mps_start(), never the server's. */
 MPS_API int mps_spec_set_cwd(mps_spec *spec, const char *dir);
 
 /*
@@ -321,8 +322,10 @@ MPS_API int mps_exit_info_get(const mps_process *proc,
 /*
  * After mps_start() failed: the step that failed, as the server named it:
  * "exec" (the program could not be executed), "chdir" (the working
- * directory), "rlimit", "fds", "setsid", "fork", or "request" (the server
- * refused the request). NULL if the start did not fail.
+ * directory), "credentials", "nice", "rlimit", "seccomp" (loading a
+ * filter), "fds", "setsid", "fork", "call" (no such entry point), "policy"
+ * (the seccomp policy text is wrong; nothing was started), or "request"
+ * (the server refused the request). NULL if the start did not fail.
  */
 MPS_API const char *mps_start_failed_stage(const mps_process *proc);
 

@@ -96,7 +96,7 @@ static const char usage[] =
         "system or user server; they see only the caller's own jobs):\n"
         "  ps [--json]            list jobs: ID, PID, STATE, TIME, NAME, COMMAND\n"
         "  kill ID [SIGNAL]       send SIGNAL (name or number; default TERM)\n"
-        "  wait ID                wait for job ID and exit with its status\n"
+        "  wait ID [--json]       wait for job ID and exit with its status\n"
         "  stats [--json]         the server's counters and spawn latency\n"
         "  server [OPTIONS]       run a forkserver in the foreground (mpforkserver)\n"
         "\n"
@@ -166,7 +166,10 @@ void mps__cli_print_json_exit(FILE *f, uint64_t id, pid_t pid, const mps_exit_in
                 return;
         snprintf(idbuf, sizeof(idbuf), "%llu", (unsigned long long)id);
         cJSON_AddItemToObject(o, "id", cJSON_CreateRaw(idbuf));
-        cJSON_AddNumberToObject(o, "pid", pid);
+        if (pid > 0)
+                cJSON_AddNumberToObject(o, "pid", pid);
+        else
+                cJSON_AddNullToObject(o, "pid"); /* wait ID: the server's record has none for us */
         cJSON_AddNumberToObject(o, "exitcode", info->exitcode);
         if (info->exitcode < 0)
                 cJSON_AddNumberToObject(o, "signal", -info->exitcode);

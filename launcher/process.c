@@ -117,13 +117,24 @@ int mps__process_send_start(mps_process *p) {
                 nmap++;
         }
 
+        /* The server has a working directory of its own: send an absolute
+         * one, the caller's, or the spec's made absolute against it. */
         const char *dir = s->cwd;
-        if (!dir) {
+        if (!dir || dir[0] != '/') {
                 if (!getcwd(cwd, sizeof(cwd))) {
                         r = -errno;
                         mps__client_set_error(c, "cannot read the current directory: %s",
                                               strerror(-r));
                         return r;
+                }
+                if (dir) {
+                        size_t n = strlen(cwd);
+                        if (n + 1 + strlen(dir) + 1 > sizeof(cwd)) {
+                                mps__client_set_error(c, "working directory '%s' is too long",
+                                                      dir);
+                                return -ENAMETOOLONG;
+                        }
+                        snprintf(cwd + n, sizeof(cwd) - n, "%s%s", n > 1 ? "/" : "", dir);
                 }
                 dir = cwd;
         }
