@@ -580,6 +580,22 @@ START_TEST(test_batch_with_a_program_prefix) {
 }
 END_TEST
 
+
+START_TEST(test_relative_cwd_is_the_callers_not_the_servers) {
+        char dir[64], sub[128], want[160];
+        tu_tmpdir(dir, sizeof(dir));
+        snprintf(sub, sizeof(sub), "%s/sub", dir);
+        ck_assert_int_eq(mkdir(sub, 0755), 0);
+        /* The shared server runs elsewhere (the test's start directory). */
+        ck_assert_int_eq(chdir(dir), 0);
+        ck_assert_int_eq(mpspawn((const char *[]){"-C", "sub", "pwd", NULL}), 0);
+        snprintf(want, sizeof(want), "%s\n", sub);
+        ck_assert_str_eq(out, want);
+        rmdir(sub);
+        rmdir(dir);
+}
+END_TEST
+
 static Suite *cli_suite(void) {
         Suite *s = suite_create("cli");
         TCase *t = tcase_create("cli");
@@ -615,6 +631,7 @@ static Suite *cli_suite(void) {
         tcase_add_test(sh, test_another_user_cannot_see_wait_for_or_kill_a_job);
         tcase_add_test(sh, test_stats_counts_jobs);
         tcase_add_test(sh, test_subcommands_need_a_shared_server);
+        tcase_add_test(sh, test_relative_cwd_is_the_callers_not_the_servers);
         suite_add_tcase(s, sh);
         return s;
 }
