@@ -62,7 +62,14 @@ LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lib/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 
-TESTS      := check_wire check_idmap check_cmdline check_policy check_process check_pool check_call check_jobpolicy check_cli
+# The fuzz targets (tests/fuzz_*.c) are libFuzzer entry points; the replay
+# suites run them, built with $(CC), on the seed corpus and on every input
+# that once broke them (tests/corpus/T, tests/regress/T).
+FUZZ_TARGETS := wire policy cmdline
+FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz_%_replay)
+
+TESTS      := check_wire check_idmap check_cmdline check_policy check_process check_pool check_call check_jobpolicy check_cli \
+              $(FUZZ_REPLAYS)
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
 
 SONAME     := libmpspawn.so.$(SOVERSION)
@@ -142,6 +149,15 @@ $(BUILD)/tests/check_jobpolicy: $(BUILD)/tests/check_jobpolicy.o $(BUILD)/tests/
 # The policy module is the server's; its unit test links it directly.
 $(BUILD)/tests/check_policy: $(BUILD)/tests/check_policy.o $(BUILD)/obj/forkserver/policy.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_policy: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
+# Each replay suite is tests/fuzz_replay.c, compiled for its target, and the
+# target itself.
+$(BUILD)/tests/fuzz_replay_%.o: tests/fuzz_replay.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -DFUZZ_TARGET='"$*"' -MMD -MP -c $< -o $@
+$(BUILD)/tests/fuzz_wire_replay: $(BUILD)/tests/fuzz_wire.o $(BUILD)/tests/fuzz_replay_wire.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/fuzz_cmdline_replay: $(BUILD)/tests/fuzz_cmdline.o $(BUILD)/tests/fuzz_replay_cmdline.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/fuzz_policy_replay: $(BUILD)/tests/fuzz_policy.o $(BUILD)/tests/fuzz_replay_policy.o $(BUILD)/obj/forkserver/policy.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/fuzz_policy_replay: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
 $(TEST_BINS):
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libmpspawn.a \
 	  $(CHECK_LIBS) $(CJSON_LIBS) $(TEST_EXTRA_LIBS) -lpthread
