@@ -5,10 +5,11 @@
 #   make check      install missing build dependencies, build, run every test
 #   make check-asan the whole suite under AddressSanitizer + UBSan
 #   make bench-policy  what a seccomp policy costs (compile, cache hit, load)
+#   make fuzz       FUZZ_SECONDS=30: each libFuzzer target for that long (clang)
 #   make install    PREFIX=/usr/local DESTDIR=
 #
 # Every output goes under $(BUILD) (build/ by default; build-asan/ for the
-# sanitizer build), so the two never mix.
+# sanitizer build; build-fuzz/ for the fuzz targets), so they never mix.
 
 VERSION      := 0.1.0
 SOVERSION    := 0
@@ -62,9 +63,9 @@ LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lib/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 
-# The fuzz targets (tests/fuzz_*.c) are libFuzzer entry points; the replay
-# suites run them, built with $(CC), on the seed corpus and on every input
-# that once broke them (tests/corpus/T, tests/regress/T).
+# The fuzz targets (tests/fuzz_*.c) run under libFuzzer in `make fuzz`; the
+# replay suites run the same targets, built with $(CC), on the seed corpus
+# and on every input that once broke them (tests/corpus/T, tests/regress/T).
 FUZZ_TARGETS := wire policy cmdline
 FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz_%_replay)
 
@@ -77,7 +78,7 @@ PROGRAMS   := $(BUILD)/mpforkserver $(BUILD)/mpspawn
 LIBS       := $(BUILD)/libmpspawn.a $(BUILD)/libmpspawn.so.$(VERSION)
 
 .PHONY: all deps demo check check-asan test tests install uninstall clean \
-        bench-policy
+        bench-policy fuzz fuzz-deps fuzz-build
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS) $(LIBS) $(BUILD)/mpspawn.pc
@@ -195,6 +196,57 @@ $(BUILD)/tests/bench_policy: $(BUILD)/tests/bench_policy.o $(BUILD)/obj/forkserv
 bench-policy: $(BUILD)/tests/bench_policy
 	@./$(BUILD)/tests/bench_policy
 
+# --- fuzzing ---------------------------------------------------------------------------
+# libFuzzer targets built by clang from the product's own sources (never
+# copies) into build-fuzz/, instrumented for coverage, AddressSanitizer and
+# UBSan; `make fuzz` runs each for FUZZ_SECONDS and fails on any finding,
+# leaving the input that broke a target in build-fuzz/artifacts/T/ and what
+# each run found in build-fuzz/corpus/T/ (scratch, not the seed corpus).
+FUZZ_BUILD   := build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fno-omit-frame-pointer \
+                $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(CJSON_CFLAGS)
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+# The fuzz targets need clang and its fuzzer runtime (libclang-rt-dev:
+# clang only recommends it); the rest of the build never does.
+fuzz-deps: deps
+	@if printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n);\nint LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return (int)(d[0] & n); }\n' | \
+	    $(FUZZ_CC) -fsanitize=fuzzer -x c - -o /dev/null >/dev/null 2>&1; then \
+	  echo "fuzz-deps: $(FUZZ_CC) and libFuzzer present"; \
+	else \
+	  echo "fuzz-deps: no working $(FUZZ_CC) -fsanitize=fuzzer; installing clang libclang-rt-dev"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-dev; \
+	fi
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wno-missing-prototypes -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_wire: $(FUZZ_BUILD)/obj/tests/fuzz_wire.o \
+  $(addprefix $(FUZZ_BUILD)/obj/,launcher/wire.o launcher/fdutil.o launcher/rlimits.o)
+$(FUZZ_BUILD)/fuzz_cmdline: $(FUZZ_BUILD)/obj/tests/fuzz_cmdline.o \
+  $(FUZZ_BUILD)/obj/launcher/cmdline.o
+$(FUZZ_BUILD)/fuzz_policy: $(FUZZ_BUILD)/obj/tests/fuzz_policy.o \
+  $(addprefix $(FUZZ_BUILD)/obj/,forkserver/policy.o launcher/wire.o launcher/fdutil.o launcher/rlimits.o)
+$(FUZZ_BUILD)/fuzz_policy: FUZZ_EXTRA_LIBS = $(SECCOMP_LIBS)
+$(FUZZ_BINS):
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(CJSON_LIBS) $(FUZZ_EXTRA_LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@sh tests/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 # --- demo ------------------------------------------------------------------------------
 demo: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/tests/example
@@ -226,6 +278,9 @@ uninstall:
 	  $(DESTDIR)$(INCLUDEDIR)/mpspawn.h $(DESTDIR)$(PKGCONFIGDIR)/mpspawn.pc
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+ifneq ($(filter fuzz fuzz-build build-fuzz/%,$(MAKECMDGOALS)),)
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
+endif
