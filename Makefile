@@ -212,15 +212,22 @@ FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 
 # The fuzz targets need clang and its fuzzer runtime (libclang-rt-dev:
 # clang only recommends it); the rest of the build never does.
+# Exits non-zero when they cannot be had (.ci/run then skips fuzzing).
+FUZZ_PROBE := printf '%s\n' '\#include <stddef.h>' \
+  'int LLVMFuzzerTestOneInput(const unsigned char *d, size_t n);' \
+  'int LLVMFuzzerTestOneInput(const unsigned char *d, size_t n) { (void)d; (void)n; return 0; }' | \
+  $(FUZZ_CC) -fsanitize=fuzzer,address,undefined -x c - -o /dev/null >/dev/null 2>&1
 fuzz-deps: deps
-	@if printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n);\nint LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return (int)(d[0] & n); }\n' | \
-	    $(FUZZ_CC) -fsanitize=fuzzer -x c - -o /dev/null >/dev/null 2>&1; then \
+	@if $(FUZZ_PROBE); then \
 	  echo "fuzz-deps: $(FUZZ_CC) and libFuzzer present"; \
 	else \
 	  echo "fuzz-deps: no working $(FUZZ_CC) -fsanitize=fuzzer; installing clang libclang-rt-dev"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-dev; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-dev && \
+	  if $(FUZZ_PROBE); then :; else \
+	    echo "fuzz-deps: $(FUZZ_CC) still cannot link a fuzz target"; exit 1; \
+	  fi; \
 	fi
 
 $(FUZZ_BUILD)/obj/%.o: %.c
