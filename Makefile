@@ -152,7 +152,8 @@ $(BUILD)/tests/check_policy: $(BUILD)/tests/check_policy.o $(BUILD)/obj/forkserv
 $(BUILD)/tests/check_policy: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
 # Each replay suite is tests/fuzz_replay.c, compiled for its target, and the
 # target itself.
-$(BUILD)/tests/fuzz_replay_%.o: tests/fuzz_replay.c
+# (A static pattern: a plain one would also offer to make the .d files.)
+$(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz_replay_%.o): $(BUILD)/tests/fuzz_replay_%.o: tests/fuzz_replay.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -DFUZZ_TARGET='"$*"' -MMD -MP -c $< -o $@
 $(BUILD)/tests/fuzz_wire_replay: $(BUILD)/tests/fuzz_wire.o $(BUILD)/tests/fuzz_replay_wire.o $(BUILD)/libmpspawn.a

@@ -75,7 +75,10 @@ static long add_path(const char *path, int optional) {
                 char buf[4096];
                 if (e->d_name[0] == '.')
                         continue;
-                snprintf(buf, sizeof(buf), "%s/%s", path, e->d_name);
+                size_t n = strlen(path);
+                snprintf(buf, sizeof(buf), "%.*s/%s",
+                         (int)(n > 1 && path[n - 1] == '/' ? n - 1 : n), path,
+                         e->d_name);
                 add_file(buf);
         }
         closedir(d);
