@@ -27,11 +27,15 @@ struct ref {
         int r;
         char msg[128];
         char **words; /* NULL-terminated, each malloc()ed */
-        size_t n;
+        size_t n, cap;
 };
 
 static void ref_push(struct ref *f, const char *w, size_t len) {
-        f->words = realloc(f->words, (f->n + 2) * sizeof(*f->words));
+        /* Doubling: thousands of words must stay cheap. */
+        if (f->n + 2 > f->cap) {
+                f->cap = f->cap ? 2 * f->cap : 16;
+                f->words = realloc(f->words, f->cap * sizeof(*f->words));
+        }
         FUZZ_CHECK(f->words, "out of memory");
         f->words[f->n] = strndup(w, len);
         FUZZ_CHECK(f->words[f->n], "out of memory");
