@@ -5,12 +5,13 @@
 #   make check      install missing build dependencies, build, run every test
 #   make check-asan the whole suite under AddressSanitizer + UBSan
 #   make bench-policy  what a seccomp policy costs (compile, cache hit, load)
+#   make fuzz       FUZZ_SECONDS=30: each libFuzzer target for that long (clang)
 #   make install    PREFIX=/usr/local DESTDIR= (binaries, libraries, header,
 #                   pkg-config file, man pages, systemd units, sample config)
 #   make uninstall  the same variables: removes what install installed
 #
 # Every output goes under $(BUILD) (build/ by default; build-asan/ for the
-# sanitizer build), so the two never mix.
+# sanitizer build; build-fuzz/ for the fuzz targets), so they never mix.
 
 VERSION      := 0.1.0
 SOVERSION    := 0
@@ -83,11 +84,17 @@ LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lib/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 
+# The fuzz targets (tests/fuzz_*.c) run under libFuzzer in `make fuzz`; the
+# replay suites run the same targets, built with $(CC), on the seed corpus
+# and on every input that once broke them (tests/corpus/T, tests/regress/T).
+FUZZ_TARGETS := wire policy cmdline
+FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz_%_replay)
+
 # Check suites in $(BUILD)/tests, and shell suites in tests/ (NAME.sh, which
 # print a Check-style summary line for tests/run.sh).
 TESTS      := check_wire check_idmap check_cmdline check_policy check_config \
               check_process check_pool check_call check_jobpolicy check_hardening \
-              check_cli check_service
+              check_cli check_service $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
 
@@ -95,11 +102,11 @@ SONAME     := libmpspawn.so.$(SOVERSION)
 PROGRAMS   := $(BUILD)/mpforkserver $(BUILD)/mpspawn
 LIBS       := $(BUILD)/libmpspawn.a $(BUILD)/libmpspawn.so.$(VERSION)
 
-.PHONY: all deps demo check check-asan check-valgrind soak test tests install uninstall clean
+.PHONY: all deps demo check check-asan check-valgrind soak test tests install uninstall \
+        clean bench-policy fuzz fuzz-deps fuzz-build
 SUDO_APT = if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        bench-policy
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS) $(LIBS) $(BUILD)/mpspawn.pc
@@ -185,6 +192,16 @@ $(BUILD)/tests/check_policy: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
 $(BUILD)/tests/check_service: $(BUILD)/tests/check_service.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_config: $(BUILD)/tests/check_config.o $(BUILD)/obj/forkserver/config.o \
   $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+# Each replay suite is tests/fuzz_replay.c, compiled for its target, and the
+# target itself.
+# (A static pattern: a plain one would also offer to make the .d files.)
+$(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz_replay_%.o): $(BUILD)/tests/fuzz_replay_%.o: tests/fuzz_replay.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -DFUZZ_TARGET='"$*"' -MMD -MP -c $< -o $@
+$(BUILD)/tests/fuzz_wire_replay: $(BUILD)/tests/fuzz_wire.o $(BUILD)/tests/fuzz_replay_wire.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/fuzz_cmdline_replay: $(BUILD)/tests/fuzz_cmdline.o $(BUILD)/tests/fuzz_replay_cmdline.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/fuzz_policy_replay: $(BUILD)/tests/fuzz_policy.o $(BUILD)/tests/fuzz_replay_policy.o $(BUILD)/obj/forkserver/policy.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/fuzz_policy_replay: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
 $(TEST_BINS):
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libmpspawn.a \
 	  $(CHECK_LIBS) $(CJSON_LIBS) $(TEST_EXTRA_LIBS) -lpthread
@@ -233,6 +250,64 @@ check-valgrind: deps
 SOAK_JOBS ?= 20000
 soak: tests
 	@MPSPAWN_SOAK_JOBS=$(SOAK_JOBS) CK_RUN_CASE=soak BUILD=$(BUILD) sh tests/run.sh check_hardening
+
+# --- fuzzing ---------------------------------------------------------------------------
+# libFuzzer targets built by clang from the product's own sources (never
+# copies) into build-fuzz/, instrumented for coverage, AddressSanitizer and
+# UBSan; `make fuzz` runs each for FUZZ_SECONDS and fails on any finding,
+# leaving the input that broke a target in build-fuzz/artifacts/T/ and what
+# each run found in build-fuzz/corpus/T/ (scratch, not the seed corpus).
+FUZZ_BUILD   := build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fno-omit-frame-pointer \
+                $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(CJSON_CFLAGS)
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+# The fuzz targets need clang and its fuzzer runtime (libclang-rt-dev:
+# clang only recommends it); the rest of the build never does.
+# Exits non-zero when they cannot be had (.ci/run then skips fuzzing).
+FUZZ_PROBE := printf '%s\n' '\#include <stddef.h>' \
+  'int LLVMFuzzerTestOneInput(const unsigned char *d, size_t n);' \
+  'int LLVMFuzzerTestOneInput(const unsigned char *d, size_t n) { (void)d; (void)n; return 0; }' | \
+  $(FUZZ_CC) -fsanitize=fuzzer,address,undefined -x c - -o /dev/null >/dev/null 2>&1
+fuzz-deps: deps
+	@if $(FUZZ_PROBE); then \
+	  echo "fuzz-deps: $(FUZZ_CC) and libFuzzer present"; \
+	else \
+	  echo "fuzz-deps: no working $(FUZZ_CC) -fsanitize=fuzzer; installing clang libclang-rt-dev"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-dev && \
+	  if $(FUZZ_PROBE); then :; else \
+	    echo "fuzz-deps: $(FUZZ_CC) still cannot link a fuzz target"; exit 1; \
+	  fi; \
+	fi
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wno-missing-prototypes -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_wire: $(FUZZ_BUILD)/obj/tests/fuzz_wire.o \
+  $(addprefix $(FUZZ_BUILD)/obj/,launcher/wire.o launcher/fdutil.o launcher/rlimits.o)
+$(FUZZ_BUILD)/fuzz_cmdline: $(FUZZ_BUILD)/obj/tests/fuzz_cmdline.o \
+  $(FUZZ_BUILD)/obj/launcher/cmdline.o
+$(FUZZ_BUILD)/fuzz_policy: $(FUZZ_BUILD)/obj/tests/fuzz_policy.o \
+  $(addprefix $(FUZZ_BUILD)/obj/,forkserver/policy.o launcher/wire.o launcher/fdutil.o launcher/rlimits.o)
+$(FUZZ_BUILD)/fuzz_policy: FUZZ_EXTRA_LIBS = $(SECCOMP_LIBS)
+$(FUZZ_BINS):
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(CJSON_LIBS) $(FUZZ_EXTRA_LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@sh tests/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # --- demo ------------------------------------------------------------------------------
 demo: deps
@@ -292,6 +367,9 @@ uninstall:
 	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/mpspawn 2>/dev/null
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+ifneq ($(filter fuzz fuzz-build build-fuzz/%,$(MAKECMDGOALS)),)
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
+endif

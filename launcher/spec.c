@@ -114,9 +114,10 @@ MPS_API int mps_spec_set_call(mps_spec *s, const char *entry, const char *args_j
         if (args_json) {
                 /* Refuse what the server could not parse, here and now. */
                 cJSON *probe = cJSON_Parse(args_json);
-                if (!probe)
-                        return -EINVAL;
+                bool finite = probe && mps__wire_numbers_finite(probe);
                 cJSON_Delete(probe);
+                if (!finite)
+                        return -EINVAL;
         }
         char *e = strdup(entry);
         char *a = args_json ? strdup(args_json) : NULL;

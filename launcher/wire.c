@@ -597,6 +597,19 @@ void mps__spawn_done(struct mps__spawn *m) {
         m->fdmap = NULL;
 }
 
+/* True when every number in the tree is finite. cJSON reads a number
+ * beyond the range of a double (1e999) as an infinity and prints that as
+ * null, so call arguments holding one would reach the entry point changed.
+ * Depth is bounded by cJSON's nesting limit on what it parses. */
+bool mps__wire_numbers_finite(const cJSON *j) {
+        if (cJSON_IsNumber(j))
+                return isfinite(j->valuedouble);
+        for (const cJSON *c = j->child; c; c = c->next)
+                if (!mps__wire_numbers_finite(c))
+                        return false;
+        return true;
+}
+
 static int decode_fdmap(const cJSON *json, size_t nfds, struct mps__spawn *m,
                         char *err, size_t errlen) {
         const cJSON *arr = cJSON_GetObjectItemCaseSensitive(json, "fds");
@@ -728,6 +741,11 @@ int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
                         return -EINVAL;
                 }
                 m.call_args = cJSON_GetObjectItemCaseSensitive(call, "args");
+                if (m.call_args && !mps__wire_numbers_finite(m.call_args)) {
+                        say(err, errlen, "field \"call.args\" holds a number "
+                                         "beyond the range of a double");
+                        return -EINVAL;
+                }
         }
         if ((r = get_u64(json, "tag", true, &m.tag, err, errlen)) < 0 ||
             (r = get_str(json, "path", !m.call_entry, MPS_WIRE_STR_MAX, &m.path, err,

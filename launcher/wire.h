@@ -286,6 +286,10 @@ int mps__jobs_decode(const cJSON *json, struct mps__job_entry **ret,
 int mps__server_stats_decode(const cJSON *json, struct mps__server_stats *ret,
                              char *err, size_t errlen);
 
+/* True when every number in the tree is finite (1e999 parses as infinity,
+ * which cJSON would print back as null). */
+bool mps__wire_numbers_finite(const cJSON *json);
+
 /* errno <-> its symbolic name ("ENOENT"); 0 / NULL when unknown. */
 const char *mps__errno_name(int err);
 int mps__errno_from_name(const char *name);

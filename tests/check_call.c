@@ -88,6 +88,8 @@ START_TEST(test_only_registered_names_can_be_called) {
         ck_assert_ptr_nonnull(strstr(mps_client_error(client), "'init'"));
         mps_process_close(p);
         ck_assert_int_eq(mps_spec_set_call(s, "exit_with", "{not json"), -EINVAL);
+        /* 1e999 would reach the entry point as null: refused here. */
+        ck_assert_int_eq(mps_spec_set_call(s, "exit_with", "[1e999]"), -EINVAL);
         mps_spec_free(s);
 }
 END_TEST

@@ -956,6 +956,22 @@ START_TEST(test_spawn_empty_path) {
 }
 END_TEST
 
+/* cJSON reads 1e999 as an infinity and prints it as null: call arguments
+ * holding one would reach the entry point changed (found by fuzz_wire). */
+START_TEST(test_spawn_call_args_beyond_double) {
+        expect_spawn_invalid(
+                spawn_with_json("call", "{\"entry\":\"e\",\"args\":{\"n\":[1,-2e400]}}"),
+                0, "call.args");
+        expect_spawn_invalid(spawn_with_json("call", "{\"entry\":\"e\",\"args\":1e999}"),
+                             0, "call.args");
+        ck_assert_uint_eq(
+                expect_spawn_valid(spawn_with_json("call", "{\"entry\":\"e\",\"args\":"
+                                                           "[1.7976931348623157e308,-0,1e-320]}"),
+                                   0),
+                1);
+}
+END_TEST
+
 START_TEST(test_spawn_path_not_string) {
         expect_spawn_invalid(spawn_with_json("path", "[\"/bin/true\"]"), 0,
                              "path");
@@ -1242,6 +1258,7 @@ static Suite *wire_suite(void) {
         tcase_add_test(tc, test_spawn_missing_path);
         tcase_add_test(tc, test_spawn_empty_path);
         tcase_add_test(tc, test_spawn_path_not_string);
+        tcase_add_test(tc, test_spawn_call_args_beyond_double);
         tcase_add_test(tc, test_spawn_argv_empty);
         tcase_add_test(tc, test_spawn_argv_missing);
         tcase_add_test(tc, test_spawn_argv_not_array);
