@@ -4,6 +4,10 @@
 #   make demo       install missing build dependencies, build, run a real job
 #   make check      install missing build dependencies, build, run every test
 #   make check-asan the whole suite under AddressSanitizer + UBSan
+#   make bench      launches through the server against fork/posix_spawn,
+#                   Python's multiprocessing, and the server's memory; a
+#                   markdown table (BENCH_ARGS=--json for JSON). Not a test.
+#   make bench-callgrind  instructions per launch in the server (valgrind)
 #   make bench-policy  what a seccomp policy costs (compile, cache hit, load)
 #   make install    PREFIX=/usr/local DESTDIR=
 #
@@ -70,7 +74,7 @@ PROGRAMS   := $(BUILD)/mpforkserver $(BUILD)/mpspawn
 LIBS       := $(BUILD)/libmpspawn.a $(BUILD)/libmpspawn.so.$(VERSION)
 
 .PHONY: all deps demo check check-asan test tests install uninstall clean \
-        bench-policy
+        bench bench-callgrind bench-policy
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS) $(LIBS) $(BUILD)/mpspawn.pc
@@ -178,6 +182,22 @@ $(BUILD)/tests/bench_policy: $(BUILD)/tests/bench_policy.o $(BUILD)/obj/forkserv
 
 bench-policy: $(BUILD)/tests/bench_policy
 	@./$(BUILD)/tests/bench_policy
+
+# The performance figures: every row side by side in one run (a few
+# minutes), then the targets as PASS/MISS. BENCH_ARGS: --json, --scale F
+# (repetitions), --children N, --big-mib N, --no-python, --python PATH.
+# It uses only the public header, like any client.
+BENCH_ARGS ?=
+$(BUILD)/tests/bench: $(BUILD)/tests/bench.o $(BUILD)/libmpspawn.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libmpspawn.a $(CJSON_LIBS)
+
+bench: all $(BUILD)/tests/bench $(BUILD)/tests/preload_table.so
+	@./$(BUILD)/tests/bench --build $(BUILD) $(BENCH_ARGS)
+
+# User-space instructions per launch in the server, under callgrind (needs
+# valgrind): N exec jobs and N call jobs, and the top functions.
+bench-callgrind: all $(BUILD)/tests/bench $(BUILD)/tests/preload_table.so
+	@BUILD=$(BUILD) N=$${N:-2000} sh tests/bench_callgrind.sh
 
 # --- demo ------------------------------------------------------------------------------
 demo: deps
