@@ -315,10 +315,16 @@ static struct stats measure(job_fn fn, void *ctx, unsigned warmup, unsigned n) {
  * each timed run is as in a loop of its own. jobs/s of a member is over its
  * own timed runs only.
  */
+/* A batch runs n jobs at once (8 in flight, or in a Python process), puts
+ * each one's time in samples[0..n) (samples NULL: a warm-up, not kept) and
+ * returns the time that jobs/s is over. */
+typedef uint64_t (*batch_fn)(void *ctx, unsigned n, uint64_t *samples);
+
 struct member {
         const char *key;
         char label[200];
-        job_fn fn;
+        job_fn fn;      /* one job at a time, or */
+        batch_fn batch; /* a batch of jobs */
         void *ctx;
         unsigned block, warm;
         uint64_t *samples;
@@ -328,6 +334,8 @@ struct member {
 
 #define MEMBER(k, l, f, c, b, w) \
         {.key = (k), .label = l, .fn = (f), .ctx = (c), .block = (b), .warm = (w)}
+#define BATCH(k, l, f, c, b, w) \
+        {.key = (k), .label = l, .batch = (f), .ctx = (c), .block = (b), .warm = (w)}
 
 static void measure_group(struct member *m, size_t k, unsigned rounds) {
         for (size_t j = 0; j < k; j++)
@@ -335,6 +343,13 @@ static void measure_group(struct member *m, size_t k, unsigned rounds) {
         for (unsigned i = 0; i < rounds; i++) {
                 for (size_t j = 0; j < k; j++) {
                         struct member *x = &m[(i + j) % k];
+                        if (x->batch) {
+                                if (x->warm)
+                                        x->batch(x->ctx, x->warm, NULL);
+                                x->total += x->batch(x->ctx, x->block, x->samples + x->n);
+                                x->n += x->block;
+                                continue;
+                        }
                         for (unsigned w = 0; w < x->warm; w++)
                                 x->fn(x->ctx);
                         for (unsigned r = 0; r < x->block; r++) {
@@ -396,9 +411,23 @@ static uint64_t job_fork_exec_true(void *ctx) {
         return d;
 }
 
-/* posix_spawn of argv (argv[0] a path) with our stdio and environment. */
+/*
+ * A command run with posix_spawn and waitpid, with our stdio and
+ * environment. A failure (a status other than 0) of /bin/true ends the
+ * bench; one of the mpspawn CLI is counted, its first status kept, and
+ * reported with the results, so that a rare failure neither hides among
+ * the figures nor throws away the run.
+ */
+struct command {
+        char **argv; /* argv[0] a path */
+        bool tolerate;
+        unsigned failures;
+        int first_status;
+};
+
 static uint64_t job_spawn_argv(void *ctx) {
-        char *const *argv = ctx;
+        struct command *cmd = ctx;
+        char *const *argv = cmd->argv;
         pid_t pid;
         uint64_t t0 = now_ns();
         int r = posix_spawn(&pid, argv[0], NULL, NULL, argv, environ);
@@ -409,11 +438,26 @@ static uint64_t job_spawn_argv(void *ctx) {
                 if (errno != EINTR)
                         die("waitpid: %m");
         uint64_t d = now_ns() - t0;
-        check_status(argv[0], status);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                return d;
+        if (!cmd->tolerate)
+                check_status(argv[0], status);
+        if (cmd->failures++ == 0)
+                cmd->first_status = status;
+        progress("warning: `%s %s ...` ended with status 0x%x", argv[0], argv[1], status);
         return d;
 }
 
+static void note_failures(const struct command *cmd, unsigned runs, const char *what) {
+        if (cmd->failures)
+                note("%u of about %u runs of %s failed (first status 0x%x: exit %d); their "
+                     "times are in the figures",
+                     cmd->failures, runs, what, cmd->first_status,
+                     WIFEXITED(cmd->first_status) ? WEXITSTATUS(cmd->first_status) : -1);
+}
+
 static char *true_argv[] = {"/bin/true", NULL};
+static struct command run_true = {.argv = true_argv};
 
 /* ---- servers ------------------------------------------------------------------ */
 
@@ -425,13 +469,17 @@ struct server {
 };
 
 #define SERVERS_MAX 4
-/* Pids of running servers, for the atexit and signal clean-up. */
+/* Pids of running servers, for the atexit and signal clean-up; and of the
+ * Python script while it runs. */
 static volatile pid_t live_pids[SERVERS_MAX];
+static volatile pid_t python_pid;
 
 static void on_fatal_signal(int sig) {
         for (int i = 0; i < SERVERS_MAX; i++)
                 if (live_pids[i] > 0)
                         kill(live_pids[i], SIGTERM);
+        if (python_pid > 0)
+                kill(python_pid, SIGTERM);
         signal(sig, SIG_DFL);
         raise(sig);
 }
@@ -439,6 +487,11 @@ static void on_fatal_signal(int sig) {
 /* The servers still running when the bench gives up: SIGTERM ends their
  * daemon jobs; SIGKILL after 10 s if one does not go. */
 static void stop_leftover_servers(void) {
+        if (python_pid > 0) {
+                kill(python_pid, SIGTERM);
+                waitpid(python_pid, NULL, 0);
+                python_pid = 0;
+        }
         for (int i = 0; i < SERVERS_MAX; i++) {
                 pid_t pid = live_pids[i];
                 if (pid <= 0)
@@ -672,37 +725,134 @@ static void inflight_failed(int err, const char *message, void *data) {
         die("%s: a job failed: %s: %s", t->run->what, mps_strerror(err), message);
 }
 
-static struct stats run_inflight(mps_client *c, const mps_spec *spec, unsigned workers,
-                                 unsigned total, const char *what) {
-        struct inflight run = {.total = total, .what = what};
-        struct inflight_task *tasks = xcalloc(total, sizeof(*tasks));
+/*
+ * The cost of a cached seccomp filter: the same exec job with and without
+ * one, run in pairs (the order alternating), so that each pair's
+ * difference is measured under the same conditions; the median of those
+ * differences is the figure. The samples kept are the filtered job's.
+ */
+struct seccomp_pair {
+        struct mps_job *with, *without;
+        int64_t *diffs;
+        unsigned ndiffs;
+};
+
+static uint64_t batch_seccomp_pair(void *ctx, unsigned n, uint64_t *samples) {
+        struct seccomp_pair *x = ctx;
+        uint64_t sum = 0;
+        for (unsigned i = 0; i < n; i++) {
+                uint64_t a, b;
+                if (i % 2 == 0) {
+                        a = job_mps(x->with);
+                        b = job_mps(x->without);
+                } else {
+                        b = job_mps(x->without);
+                        a = job_mps(x->with);
+                }
+                sum += a;
+                if (samples) {
+                        samples[i] = a;
+                        x->diffs[x->ndiffs++] = (int64_t)a - (int64_t)b;
+                }
+        }
+        return sum;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+        return x < y ? -1 : x > y;
+}
+
+static double seccomp_cost_us = NAN;
+static unsigned seccomp_pairs;
+
+struct inflight_ctx {
+        mps_client *client;
+        const mps_spec *spec;
+        const char *what;
+};
+
+/* A batch of n jobs, 8 in flight, through a fresh mps_pool. */
+static uint64_t batch_inflight(void *ctx, unsigned n, uint64_t *samples) {
+        struct inflight_ctx *x = ctx;
+        struct inflight run = {.total = n, .what = x->what};
+        struct inflight_task *tasks = xcalloc(n, sizeof(*tasks));
+        const unsigned workers = 8;
         mps_pool *pool;
-        run.start = xcalloc(total, sizeof(uint64_t));
-        run.lat = xcalloc(total, sizeof(uint64_t));
-        if (mps_pool_new(c, workers, &pool) < 0)
+        run.start = xcalloc(n, sizeof(uint64_t));
+        run.lat = samples ? samples : xcalloc(n, sizeof(uint64_t));
+        if (mps_pool_new(x->client, workers, &pool) < 0)
                 die("mps_pool_new");
         uint64_t all = now_ns();
-        for (unsigned i = 0; i < total; i++) {
+        for (unsigned i = 0; i < n; i++) {
                 tasks[i] = (struct inflight_task){&run, i};
                 if (i < workers)
                         run.start[run.next_start++] = now_ns();
-                int r = mps_pool_apply_async(pool, spec, inflight_done, inflight_failed,
+                int r = mps_pool_apply_async(pool, x->spec, inflight_done, inflight_failed,
                                              &tasks[i]);
                 if (r < 0)
-                        die("%s: mps_pool_apply_async: %s", what, mps_strerror(r));
+                        die("%s: mps_pool_apply_async: %s", x->what, mps_strerror(r));
         }
         mps_pool_close(pool);
         int r = mps_pool_join(pool, -1);
         uint64_t elapsed = now_ns() - all;
-        if (r < 0 || run.done != total)
-                die("%s: mps_pool_join: %s (%u of %u done)", what, mps_strerror(r),
-                    run.done, total);
+        if (r < 0 || run.done != n)
+                die("%s: mps_pool_join: %s (%u of %u done)", x->what, mps_strerror(r),
+                    run.done, n);
         mps_pool_free(pool);
-        struct stats st = stats_of(run.lat, total, elapsed);
         free(run.start);
-        free(run.lat);
+        if (!samples)
+                free(run.lat);
         free(tasks);
-        return st;
+        return elapsed;
+}
+
+/* Python's multiprocessing, through tests/bench_mp.py: a batch of n
+ * Process(target=noop) start+join with one start method, in a fresh
+ * interpreter that warms up first. Its lines "sample METHOD NS" are kept. */
+static char python_bin[PATH_MAX];
+
+static uint64_t batch_python(void *ctx, unsigned n, uint64_t *samples) {
+        const char *method = ctx;
+        char arg[64];
+        snprintf(arg, sizeof(arg), "%s:%u", method, n);
+        char *argv[] = {python_bin, opt.bench_mp, "--raw", arg, NULL};
+        int pfd[2];
+        posix_spawn_file_actions_t fa;
+        pid_t pid;
+        if (pipe2(pfd, O_CLOEXEC) < 0)
+                die("pipe: %m");
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+        int r = posix_spawn(&pid, python_bin, &fa, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        close(pfd[1]);
+        if (r != 0)
+                die("cannot run %s: %s", python_bin, strerror(r));
+        python_pid = pid;
+        FILE *f = fdopen(pfd[0], "r");
+        char line[256];
+        unsigned got = 0;
+        uint64_t sum = 0;
+        while (f && fgets(line, sizeof(line), f)) {
+                char m[32];
+                unsigned long long ns;
+                if (sscanf(line, "sample %31s %llu", m, &ns) != 2 || got >= n)
+                        continue;
+                if (samples)
+                        samples[got] = ns;
+                sum += ns;
+                got++;
+        }
+        if (f)
+                fclose(f);
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        python_pid = 0;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != n)
+                die("bench_mp.py %s: status 0x%x, %u of %u samples", arg, status, got, n);
+        return sum;
 }
 
 static const char seccomp_policy[] = "default allow\nerrno(EPERM) ptrace\n";
@@ -810,20 +960,42 @@ static void helper_stop(struct helper *h) {
                 die("the small-client helper ended with status 0x%x", status);
 }
 
-/* `workers` in flight through an mps_pool, after a warm-up. */
-static void row_inflight(const char *key, mps_client *c, const mps_spec *spec,
-                         const char *what, unsigned n) {
-        run_inflight(c, spec, 8, 200, what);
-        struct stats st = run_inflight(c, spec, 8, reps(n, 100), what);
-        add_row(key, &st, "%s, 8 in flight (mps_pool; latency from a free slot to the "
-                          "exit record)", what);
+static bool find_in_path(const char *name, char *buf, size_t len) {
+        const char *path = getenv("PATH");
+        if (!path)
+                return false;
+        while (*path) {
+                const char *colon = strchr(path, ':');
+                size_t n = colon ? (size_t)(colon - path) : strlen(path);
+                snprintf(buf, len, "%.*s/%s", (int)n, path, name);
+                if (n > 0 && access(buf, X_OK) == 0)
+                        return true;
+                path += n + (colon ? 1 : 0);
+        }
+        return false;
+}
+
+/* The Python for the multiprocessing rows (python_bin), or false with a
+ * note saying why they are skipped. */
+static bool python_find(void) {
+        if (!opt.python) {
+                note("Python rows skipped (--no-python, or tests/bench_mp.py missing)");
+                return false;
+        }
+        if (opt.python_path && *opt.python_path)
+                snprintf(python_bin, sizeof(python_bin), "%s", opt.python_path);
+        else if (!find_in_path("python3", python_bin, sizeof(python_bin))) {
+                note("Python rows skipped: python3 not found in PATH");
+                return false;
+        }
+        return true;
 }
 
 /*
- * Everything that is one job at a time, side by side: four servers run at
- * once (plain; preloaded; preloaded with --prefork 8; preloaded with a 256
- * MiB table), and every round runs each row's job once. Then the rows with
- * 8 in flight, then the big client.
+ * Everything side by side: four servers run at once (plain; preloaded;
+ * preloaded with --prefork 8; preloaded with a 256 MiB table) and every
+ * round runs a block of each row: the bench's own spawns, jobs one at a
+ * time and 8 in flight, the CLI, Python. Then the big client.
  */
 static void section_side_by_side(void) {
         static const char *const small_table[] = {"MPS_TEST_TABLE_MB=1", NULL};
@@ -853,46 +1025,78 @@ static void section_side_by_side(void) {
                        j_callbig = {cbig, noop, "call job, 256 MiB table"};
         char *cli_argv[] = {opt.cli_bin, "--socket", plain.path, "--", "/bin/true", NULL};
         char *cli_emb_argv[] = {opt.cli_bin, "--", "/bin/true", NULL};
+        struct command cli = {.argv = cli_argv, .tolerate = true},
+                       cli_emb = {.argv = cli_emb_argv, .tolerate = true};
         struct stat stb;
         const char *sys = stat("/run/mpspawn/forkserver.sock", &stb) == 0
                 ? " (NOTE: a system server was found and used)" : "";
 
+        struct seccomp_pair pair = {&j_sec, &j_exec, xcalloc(20 * (size_t)reps(100, 5), 8), 0};
+        struct inflight_ctx i_exec = {cp, t, "exec job, 8 in flight"},
+                            i_call = {cpre, noop, "call job, 8 in flight"},
+                            i_callp = {cpref, noop, "call job, --prefork, 8 in flight"};
         /* Blocks per round; 20 rounds make 2000 runs of a block of 100. */
-        unsigned b100 = reps(100, 5), b50 = reps(50, 3), b15 = reps(15, 2);
-        struct member m[] = {
+        unsigned b200 = reps(200, 10), b100 = reps(100, 5), b50 = reps(50, 3),
+                 b25 = reps(25, 3), b15 = reps(15, 2), b2 = reps(2, 1);
+        struct member m[20] = {
                 MEMBER("fork_exit", "fork + _exit + waitpid (bench process)", job_fork_exit,
                        NULL, b100, 5),
                 MEMBER("posix_spawn", "posix_spawn + waitpid of /bin/true (bench process)",
-                       job_spawn_argv, true_argv, b100, 5),
+                       job_spawn_argv, &run_true, b100, 5),
                 MEMBER("fork_exec", "fork + exec + waitpid of /bin/true (bench process)",
                        job_fork_exec_true, NULL, b50, 3),
                 MEMBER("exec1", "exec job /bin/true, 1 in flight", job_mps, &j_exec, b100, 5),
-                MEMBER("seccomp_on",
-                       "exec job /bin/true with a cached seccomp filter (default allow, "
-                       "errno(EPERM) ptrace), 1 in flight",
-                       job_mps, &j_sec, b100, 5),
+                BATCH("exec8",
+                      "exec job /bin/true, 8 in flight (mps_pool; latency from a free slot "
+                      "to the exit record)",
+                      batch_inflight, &i_exec, b200, 16),
+                BATCH("seccomp_on",
+                      "exec job /bin/true with a cached seccomp filter (default allow, "
+                      "errno(EPERM) ptrace), 1 in flight, paired with one without",
+                      batch_seccomp_pair, &pair, b100, 5),
                 MEMBER("exec1_prefork", "exec job /bin/true, --prefork 8, 1 in flight", job_mps,
                        &j_execp, b50, 3),
                 MEMBER("call1", "call job noop (1 MiB table), 1 in flight", job_mps, &j_call,
                        b100, 5),
+                BATCH("call8", "call job noop (1 MiB table), 8 in flight (mps_pool)",
+                      batch_inflight, &i_call, b200, 16),
                 MEMBER("call1_prefork", "call job noop (1 MiB table), --prefork 8, 1 in flight",
                        job_mps, &j_callp, b100, 5),
+                BATCH("call8_prefork",
+                      "call job noop (1 MiB table), --prefork 8, 8 in flight (mps_pool)",
+                      batch_inflight, &i_callp, b200, 16),
                 MEMBER("call1_big", "call job noop, server holding a 256 MiB table, 1 in flight",
                        job_mps, &j_callbig, b15, 1),
                 MEMBER("cli_socket", "`mpspawn --socket S -- /bin/true` (whole process)",
-                       job_spawn_argv, cli_argv, b50, 3),
-                MEMBER("cli_embedded", "", job_spawn_argv, cli_emb_argv, b15, 2),
+                       job_spawn_argv, &cli, b50, 3),
+                MEMBER("cli_embedded", "", job_spawn_argv, &cli_emb, b15, 2),
         };
-        snprintf(m[10].label, sizeof(m[10].label),
+        size_t k = 14;
+        snprintf(m[13].label, sizeof(m[13].label),
                  "`mpspawn -- /bin/true`, embedded default (a private server per run)%s", sys);
-        progress("one job at a time, side by side: 20 rounds of interleaved blocks");
-        measure_group(m, sizeof(m) / sizeof(m[0]), 20);
+        if (python_find()) {
+                /* Each block is a fresh interpreter that warms up first. */
+                m[k++] = (struct member)BATCH(
+                        "py_forkserver",
+                        "Python multiprocessing Process(target=noop) start+join, forkserver",
+                        batch_python, "forkserver", b15, 0);
+                m[k++] = (struct member)BATCH(
+                        "py_fork", "Python multiprocessing Process(target=noop) start+join, fork",
+                        batch_python, "fork", b25, 0);
+                m[k++] = (struct member)BATCH(
+                        "py_spawn",
+                        "Python multiprocessing Process(target=noop) start+join, spawn",
+                        batch_python, "spawn", b2, 0);
+        }
+        progress("side by side: 20 rounds of interleaved blocks");
+        measure_group(m, k, 20);
+        qsort(pair.diffs, pair.ndiffs, sizeof(int64_t), cmp_i64);
+        seccomp_pairs = pair.ndiffs;
+        seccomp_cost_us = pair.ndiffs ? (double)pair.diffs[(pair.ndiffs - 1) / 2] / 1e3 : NAN;
+        free(pair.diffs);
+        note_failures(&cli, 20 * (b50 + 3), "`mpspawn --socket S -- /bin/true`");
+        note_failures(&cli_emb, 20 * (b15 + 2), "`mpspawn -- /bin/true` (embedded)");
 
-        progress("8 in flight");
-        row_inflight("exec8", cp, t, "exec job /bin/true", 4000);
-        row_inflight("call8", cpre, noop, "call job noop (1 MiB table)", 4000);
-        row_inflight("call8_prefork", cpref, noop, "call job noop (1 MiB table), --prefork 8",
-                     4000);
 
         /* The big client: this process with a big heap, against the small
          * helper, interleaved; then the bench's own spawns from the heap. */
@@ -914,7 +1118,7 @@ static void section_side_by_side(void) {
                        "interleaved with the next two rows)",
                        job_helper, &small, b50, 3),
                 MEMBER("launch_big", "", job_mps, &j_exec, b50, 3),
-                MEMBER("posix_spawn_big", "", job_spawn_argv, true_argv, b50, 3),
+                MEMBER("posix_spawn_big", "", job_spawn_argv, &run_true, b50, 3),
         };
         snprintf(mb[1].label, sizeof(mb[1].label),
                  "exec job /bin/true from a client that touched %zu MiB", mib);
@@ -1105,84 +1309,6 @@ static void section_memory(void) {
         server_stop(&s);
 }
 
-static bool find_in_path(const char *name, char *buf, size_t len) {
-        const char *path = getenv("PATH");
-        if (!path)
-                return false;
-        while (*path) {
-                const char *colon = strchr(path, ':');
-                size_t n = colon ? (size_t)(colon - path) : strlen(path);
-                snprintf(buf, len, "%.*s/%s", (int)n, path, name);
-                if (n > 0 && access(buf, X_OK) == 0)
-                        return true;
-                path += n + (colon ? 1 : 0);
-        }
-        return false;
-}
-
-/* Python's multiprocessing, through tests/bench_mp.py; its lines are
- * "mp METHOD REPS P50_NS P99_NS JOBS_PER_S". */
-static void section_python(void) {
-        char py[PATH_MAX];
-        if (!opt.python) {
-                note("Python rows skipped (--no-python)");
-                return;
-        }
-        if (opt.python_path && *opt.python_path)
-                snprintf(py, sizeof(py), "%s", opt.python_path);
-        else if (!find_in_path("python3", py, sizeof(py))) {
-                note("Python rows skipped: python3 not found in PATH");
-                return;
-        }
-        progress("Python multiprocessing (%s)", py);
-        char a1[32], a2[32], a3[32];
-        snprintf(a1, sizeof(a1), "forkserver:%u", reps(300, 20));
-        snprintf(a2, sizeof(a2), "fork:%u", reps(500, 20));
-        snprintf(a3, sizeof(a3), "spawn:%u", reps(40, 5));
-        char *argv[] = {py, opt.bench_mp, a1, a2, a3, NULL};
-        int pfd[2];
-        posix_spawn_file_actions_t fa;
-        pid_t pid;
-        if (pipe2(pfd, O_CLOEXEC) < 0)
-                die("pipe: %m");
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-        int r = posix_spawn(&pid, py, &fa, NULL, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        close(pfd[1]);
-        if (r != 0) {
-                close(pfd[0]);
-                note("Python rows skipped: cannot run %s: %s", py, strerror(r));
-                return;
-        }
-        FILE *f = fdopen(pfd[0], "r");
-        char line[256];
-        while (f && fgets(line, sizeof(line), f)) {
-                char method[32];
-                unsigned n;
-                double p50, p99, rate;
-                if (sscanf(line, "mp %31s %u %lf %lf %lf", method, &n, &p50, &p99, &rate) != 5)
-                        continue;
-                struct stats st = {n, p50 / 1e3, p99 / 1e3, rate};
-                const char *key = strcmp(method, "forkserver") == 0 ? "py_forkserver"
-                        : strcmp(method, "fork") == 0               ? "py_fork"
-                        : strcmp(method, "spawn") == 0              ? "py_spawn"
-                                                                    : NULL;
-                if (key)
-                        add_row(key, &st,
-                                "Python multiprocessing Process(target=noop) "
-                                "start+join, %s",
-                                method);
-        }
-        if (f)
-                fclose(f);
-        int status;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                ;
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                note("bench_mp.py ended with status 0x%x; its rows may be missing", status);
-}
-
 /* ---- targets and output ---------------------------------------------------------- */
 
 static void ratio_target(const char *num_key, const char *den_key, bool rates, char op,
@@ -1248,11 +1374,10 @@ static void print_markdown(void) {
                 printf("| %s | %u | %.1f | %.1f | %.0f |\n", r->label, r->reps, r->p50_us,
                        r->p99_us, r->jobs_per_s);
         }
-        double on = row_p50("seccomp_on"), off = row_p50("exec1");
-        if (!isnan(on) && !isnan(off))
-                printf("\nCost of loading a cached seccomp filter per job: %.1f µs at p50 "
-                       "(%.1f vs %.1f).\n",
-                       on - off, on, off);
+        if (!isnan(seccomp_cost_us))
+                printf("\nCost of a cached seccomp filter per exec job: %.1f µs (the median of "
+                       "%u paired differences, with minus without).\n",
+                       seccomp_cost_us, seccomp_pairs);
 
         printf("\n| server memory | value |\n| --- | ---: |\n");
         for (size_t i = 0; i < nmemrows; i++)
@@ -1315,6 +1440,9 @@ static void print_json(void) {
         json_number(machine.busy_share);
         printf(",\"others_share\":");
         json_number(machine.others_share);
+        printf("},\n\"seccomp_cost\":{\"median_us\":");
+        json_number(seccomp_cost_us);
+        printf(",\"pairs\":%u", seccomp_pairs);
         printf("},\n\"rows\":[");
         for (size_t i = 0; i < nrows; i++) {
                 const struct row *r = &rows[i];
@@ -1560,7 +1688,6 @@ int main(int argc, char **argv) {
         loadavg(machine.load_start);
         cpu_jiffies(&busy0, &total0);
         section_side_by_side();
-        section_python();
         section_memory();
         make_targets();
         machine.seconds = (double)(now_ns() - t0) / 1e9;
