@@ -472,12 +472,24 @@ struct server {
 /* Pids of running servers, for the atexit and signal clean-up; and of the
  * Python script while it runs. */
 static volatile pid_t live_pids[SERVERS_MAX];
+static struct server *live_servers[SERVERS_MAX];
 static volatile pid_t python_pid;
+
+/* The socket and its directory go with us (the server would unlink the
+ * socket, but not the directory, and perhaps after we are gone). */
+static void remove_server_dir(int i) {
+        if (live_servers[i]) {
+                unlink(live_servers[i]->path);
+                rmdir(live_servers[i]->dir);
+        }
+}
 
 static void on_fatal_signal(int sig) {
         for (int i = 0; i < SERVERS_MAX; i++)
-                if (live_pids[i] > 0)
+                if (live_pids[i] > 0) {
                         kill(live_pids[i], SIGTERM);
+                        remove_server_dir(i);
+                }
         if (python_pid > 0)
                 kill(python_pid, SIGTERM);
         signal(sig, SIG_DFL);
@@ -503,6 +515,7 @@ static void stop_leftover_servers(void) {
                         kill(pid, SIGKILL);
                         waitpid(pid, NULL, 0);
                 }
+                remove_server_dir(i);
                 live_pids[i] = 0;
         }
 }
@@ -564,6 +577,7 @@ static void server_start(struct server *s, const char *const *extra_args,
                 die("cannot start %s: %s", argv[0], strerror(r));
         for (int i = 0; i < SERVERS_MAX; i++)
                 if (live_pids[i] <= 0) {
+                        live_servers[i] = s;
                         live_pids[i] = s->pid;
                         break;
                 }
@@ -597,8 +611,10 @@ static void server_stop(struct server *s) {
         while (waitpid(s->pid, &status, 0) < 0 && errno == EINTR)
                 ;
         for (int i = 0; i < SERVERS_MAX; i++)
-                if (live_pids[i] == s->pid)
+                if (live_pids[i] == s->pid) {
                         live_pids[i] = 0;
+                        live_servers[i] = NULL;
+                }
         close(s->pidfd);
         unlink(s->path);
         rmdir(s->dir);
@@ -928,8 +944,10 @@ static void helper_start(struct helper *h, const char *socket_path) {
                 close(a[1]);
                 close(b[0]);
                 /* Not the bench's clean-up: the servers are not ours. */
-                for (int i = 0; i < SERVERS_MAX; i++)
+                for (int i = 0; i < SERVERS_MAX; i++) {
                         live_pids[i] = 0;
+                        live_servers[i] = NULL;
+                }
                 signal(SIGINT, SIG_DFL);
                 signal(SIGTERM, SIG_DFL);
                 signal(SIGHUP, SIG_DFL);
