@@ -4,6 +4,10 @@
 #   make demo       install missing build dependencies, build, run a real job
 #   make check      install missing build dependencies, build, run every test
 #   make check-asan the whole suite under AddressSanitizer + UBSan
+#   make bench      launches through the server against fork/posix_spawn,
+#                   Python's multiprocessing, and the server's memory; a
+#                   markdown table (BENCH_ARGS=--json for JSON). Not a test.
+#   make bench-callgrind  instructions per launch in the server (valgrind)
 #   make bench-policy  what a seccomp policy costs (compile, cache hit, load)
 #   make fuzz       FUZZ_SECONDS=30: each libFuzzer target for that long (clang)
 #   make install    PREFIX=/usr/local DESTDIR= (binaries, libraries, header,
@@ -103,7 +107,7 @@ PROGRAMS   := $(BUILD)/mpforkserver $(BUILD)/mpspawn
 LIBS       := $(BUILD)/libmpspawn.a $(BUILD)/libmpspawn.so.$(VERSION)
 
 .PHONY: all deps demo check check-asan check-valgrind soak test tests install uninstall \
-        clean bench-policy fuzz fuzz-deps fuzz-build
+        clean bench bench-callgrind bench-policy fuzz fuzz-deps fuzz-build
 SUDO_APT = if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
@@ -308,6 +312,22 @@ fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-deps
 	@$(MAKE) --no-print-directory fuzz-build
 	@sh tests/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The performance figures: every row side by side in one run (a few
+# minutes), then the targets as PASS/MISS. BENCH_ARGS: --json, --scale F
+# (repetitions), --children N, --big-mib N, --no-python, --python PATH.
+# It uses only the public header, like any client.
+BENCH_ARGS ?=
+$(BUILD)/tests/bench: $(BUILD)/tests/bench.o $(BUILD)/libmpspawn.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libmpspawn.a $(CJSON_LIBS)
+
+bench: all $(BUILD)/tests/bench $(BUILD)/tests/preload_table.so
+	@./$(BUILD)/tests/bench --build $(BUILD) $(BENCH_ARGS)
+
+# User-space instructions per launch in the server, under callgrind (needs
+# valgrind): N exec jobs and N call jobs, and the top functions.
+bench-callgrind: all $(BUILD)/tests/bench $(BUILD)/tests/preload_table.so
+	@BUILD=$(BUILD) N=$${N:-2000} sh tests/bench_callgrind.sh
 
 # --- demo ------------------------------------------------------------------------------
 demo: deps

@@ -50,14 +50,12 @@ static _Noreturn void fail(int errpipe, int stage, int err) {
         _exit(127);
 }
 
+/* The server set every disposition to default at start (main.c) and
+ * changed only SIGPIPE since: that one is all a child has to reset. */
 static void reset_signals(void) {
         struct sigaction sa = {.sa_handler = SIG_DFL};
         sigemptyset(&sa.sa_mask);
-        for (int sig = 1; sig < NSIG; sig++) {
-                if (sig == SIGKILL || sig == SIGSTOP)
-                        continue;
-                sigaction(sig, &sa, NULL); /* EINVAL for libc-reserved ones */
-        }
+        sigaction(SIGPIPE, &sa, NULL);
 }
 
 /* Closes every fd in [lo, hi] (inclusive) except keep. */

@@ -102,14 +102,18 @@ int loop_run(struct server *srv) {
         struct epoll_event evs[LOOP_EVENTS_MAX];
 
         while (!(srv->stopping && srv->ndaemon_alive == 0)) {
-                /* Refill the pre-forked children one fork per turn, between
-                 * events, and do not sleep while some are missing. Otherwise
-                 * the only timeout is idle exit's (job deadlines have their
-                 * timerfd). */
-                prefork_refill(srv, 1);
+                /* Pre-forked children are refilled only when no event
+                 * waits, one fork per turn, so a refill never delays a
+                 * job's exec result or exit; the loop does not sleep while
+                 * some are missing. Otherwise the only timeout is idle
+                 * exit's (job deadlines have their timerfd). */
                 bool missing = srv->prefork_count < srv->prefork_target && !srv->stopping;
                 int n = epoll_wait(srv->epfd, evs, LOOP_EVENTS_MAX,
                                    missing ? 0 : service_timeout_ms(srv));
+                if (n == 0 && missing) {
+                        prefork_refill(srv, 1);
+                        continue;
+                }
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;

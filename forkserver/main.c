@@ -405,6 +405,14 @@ int main(int argc, char **argv) {
                 log_warn("%s: %s: accepted but not enforced by this version; ignored",
                          cfg.file ? cfg.file : "configuration", err);
 
+        /* Whatever dispositions we were started with (a nohup'ed shell
+         * ignores SIGHUP), jobs must start from the defaults: set them all
+         * here once, so that a child has only SIGPIPE to reset. */
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        sigemptyset(&dfl.sa_mask);
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        sigaction(sig, &dfl, NULL); /* EINVAL for libc's own */
         signal(SIGPIPE, SIG_IGN);
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);

@@ -310,7 +310,9 @@ static int run_one(mps_client *client, mps_spec *spec, const struct cli_opts *o,
                         status = mps__cli_exit_status(&info);
                         break;
                 }
-                if (!mps_is_alive(proc)) {
+                /* is_alive may take in the exit record that exitcode just
+                 * missed: only a handle that ended without one is lost. */
+                if (!mps_is_alive(proc) && mps_exitcode(proc) == MPS_EXITCODE_NONE) {
                         fprintf(stderr, "mpspawn: %s\n", mps_client_error(client));
                         break;
                 }
