@@ -267,7 +267,7 @@ START_TEST(test_prefork_runs_call_and_exec_jobs_and_refills) {
                 snprintf(args, sizeof(args), "%d", i);
                 ck_assert_int_eq(finish(start_call("exit_with", args, -1, -1)), i);
         }
-        /* Exec jobs go through them too, with their fds. */
+        /* Exec jobs (which vfork, not use them) work beside them. */
         int fds[2];
         char buf[64];
         ck_assert_int_eq(mps_pipe(fds), 0);
