@@ -432,18 +432,8 @@ static int mpspawn_as(uid_t uid, gid_t gid, const char *const *args) {
 }
 
 START_TEST(test_another_user_cannot_see_wait_for_or_kill_a_job) {
-        const char *user = "mpspawn-test";
-        struct passwd *pw = getpwnam(user);
-        bool created = false;
-        if (!pw) {
-                const char *argv[] = {"/usr/sbin/useradd", "--system", "--no-create-home",
-                                      "--shell", "/usr/sbin/nologin", user, NULL};
-                int st = tu_run(argv, NULL, NULL, 0, err, sizeof(err));
-                ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "useradd: %s", err);
-                created = true;
-                pw = getpwnam(user);
-        }
-        ck_assert_ptr_nonnull(pw);
+        bool created;
+        struct passwd *pw = tu_test_user(&created);
         uid_t uid = pw->pw_uid;
         gid_t gid = pw->pw_gid;
 
@@ -461,10 +451,7 @@ START_TEST(test_another_user_cannot_see_wait_for_or_kill_a_job) {
         ck_assert_int_eq(mpspawn((const char *[]){"kill", ids, NULL}), 0);
         ck_assert_int_eq(mpspawn((const char *[]){"wait", ids, NULL}), 143);
 
-        if (created) {
-                const char *argv[] = {"/usr/sbin/userdel", user, NULL};
-                tu_run(argv, NULL, NULL, 0, NULL, 0);
-        }
+        tu_test_user_done(created);
 }
 END_TEST
 

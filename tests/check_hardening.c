@@ -190,22 +190,7 @@ END_TEST
 
 /* ---- faults ------------------------------------------------------------------------ */
 
-static const char *test_user = "mpspawn-test";
 
-static struct passwd *ensure_user(bool *created) {
-        struct passwd *pw = getpwnam(test_user);
-        *created = false;
-        if (!pw) {
-                const char *argv[] = {"/usr/sbin/useradd", "--system", "--no-create-home",
-                                      "--shell", "/usr/sbin/nologin", test_user, NULL};
-                int st = tu_run(argv, NULL, NULL, 0, NULL, 0);
-                ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-                *created = true;
-                pw = getpwnam(test_user);
-        }
-        ck_assert_ptr_nonnull(pw);
-        return pw;
-}
 
 /* Starts mpforkserver on dir/sock as uid/gid under the given limits; the
  * server must answer within the bound. */
@@ -241,7 +226,7 @@ START_TEST(test_fork_failing_under_rlimit_nproc_is_an_error_and_passes) {
         if (geteuid() != 0)
                 return; /* needs a user to switch to */
         bool created;
-        struct passwd *pw = ensure_user(&created);
+        struct passwd *pw = tu_test_user(&created);
         char dir[64], path[128];
         tu_tmpdir(dir, sizeof(dir));
         ck_assert_int_eq(chown(dir, pw->pw_uid, pw->pw_gid), 0);
@@ -267,10 +252,7 @@ START_TEST(test_fork_failing_under_rlimit_nproc_is_an_error_and_passes) {
         waitpid(srvpid, &st, 0);
         ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
         rmdir(dir);
-        if (created) {
-                const char *argv[] = {"/usr/sbin/userdel", test_user, NULL};
-                tu_run(argv, NULL, NULL, 0, NULL, 0);
-        }
+        tu_test_user_done(created);
 }
 END_TEST
 

@@ -251,30 +251,8 @@ END_TEST
 
 /* ---- credentials ------------------------------------------------------------ */
 
-static const char *test_user = "mpspawn-test";
 
-static struct passwd *ensure_user(bool *created) {
-        struct passwd *pw = getpwnam(test_user);
-        *created = false;
-        if (!pw) {
-                const char *argv[] = {"/usr/sbin/useradd", "--system", "--no-create-home",
-                                      "--shell", "/usr/sbin/nologin", test_user, NULL};
-                char err[512];
-                int st = tu_run(argv, NULL, NULL, 0, err, sizeof(err));
-                ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "useradd: %s", err);
-                *created = true;
-                pw = getpwnam(test_user);
-        }
-        ck_assert_ptr_nonnull(pw);
-        return pw;
-}
 
-static void remove_user(bool created) {
-        if (created) {
-                const char *argv[] = {"/usr/sbin/userdel", test_user, NULL};
-                tu_run(argv, NULL, NULL, 0, NULL, 0);
-        }
-}
 
 /* In a child running as uid/gid: runs spec's script through a fresh
  * connection and writes "code:output" to fd. */
@@ -335,7 +313,7 @@ START_TEST(test_root_server_runs_jobs_with_the_clients_credentials) {
                 return;
         }
         bool created;
-        struct passwd *pw = ensure_user(&created);
+        struct passwd *pw = tu_test_user(&created);
         char out[256], want[128];
         as_user(pw->pw_uid, pw->pw_gid, "id -u; id -g; id -G", NULL, out, sizeof(out));
         snprintf(want, sizeof(want), "0:%u\n%u\n%u\n", (unsigned)pw->pw_uid,
@@ -344,7 +322,7 @@ START_TEST(test_root_server_runs_jobs_with_the_clients_credentials) {
         /* It cannot get more than it has: no hard limit above its own. */
         as_user(pw->pw_uid, pw->pw_gid, "true", "above", out, sizeof(out));
         ck_assert_str_eq(out, "start EPERM rlimit");
-        remove_user(created);
+        tu_test_user_done(created);
 }
 END_TEST
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -250,4 +251,29 @@ int tu_count_fds(void) {
                         n++;
         closedir(d);
         return n - 1; /* the directory's own descriptor */
+}
+
+#define TEST_USER "mpspawn-test"
+
+struct passwd *tu_test_user(bool *ret_created) {
+        struct passwd *pw = getpwnam(TEST_USER);
+        *ret_created = false;
+        if (!pw) {
+                const char *argv[] = {"/usr/sbin/useradd", "--system", "--no-create-home",
+                                      "--shell", "/usr/sbin/nologin", TEST_USER, NULL};
+                char err[512];
+                int st = tu_run(argv, NULL, NULL, 0, err, sizeof(err));
+                ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "useradd: %s", err);
+                *ret_created = true;
+                pw = getpwnam(TEST_USER);
+        }
+        ck_assert_ptr_nonnull(pw);
+        return pw;
+}
+
+void tu_test_user_done(bool created) {
+        if (created) {
+                const char *argv[] = {"/usr/sbin/userdel", TEST_USER, NULL};
+                tu_run(argv, NULL, NULL, 0, NULL, 0);
+        }
 }

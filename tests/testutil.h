@@ -50,6 +50,12 @@ char tu_proc_state(pid_t pid, pid_t *ret_ppid);
 /* Number of open descriptors of this process. */
 int tu_count_fds(void);
 
+/* The unprivileged user the tests run jobs as ("mpspawn-test"), created
+ * with useradd if absent (*ret_created says so); tu_test_user_done removes
+ * it again when this call created it. */
+struct passwd *tu_test_user(bool *ret_created);
+void tu_test_user_done(bool created);
+
 /* A fresh temporary directory (mkdtemp) into buf. */
 void tu_tmpdir(char *buf, size_t len);
 
