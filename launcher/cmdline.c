@@ -18,16 +18,6 @@
 _Static_assert(MPS_CMDLINE_LINE_MAX == MPS_WIRE_MSG_MAX,
                "a batch line is bounded like one wire message");
 
-static void say(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-static void say(char *err, size_t errlen, const char *fmt, ...) {
-        if (!err || errlen == 0)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-}
 
 static bool is_blank(char c) {
         return c == ' ' || c == '\t';
@@ -97,7 +87,7 @@ static int scan_word(const char *line, size_t *pos, struct scan *s,
                         for (i++; line[i] && line[i] != '\''; i++)
                                 put(s, line[i]);
                         if (!line[i]) {
-                                say(err, errlen,
+                                mps__say(err, errlen,
                                     "column %zu: unterminated single quote",
                                     open + 1);
                                 return -EINVAL;
@@ -112,7 +102,7 @@ static int scan_word(const char *line, size_t *pos, struct scan *s,
                                 put(s, line[i]);
                         }
                         if (!line[i]) {
-                                say(err, errlen,
+                                mps__say(err, errlen,
                                     "column %zu: unterminated double quote",
                                     open + 1);
                                 return -EINVAL;
@@ -121,7 +111,7 @@ static int scan_word(const char *line, size_t *pos, struct scan *s,
                         break;
                 case '\\':
                         if (!line[i + 1]) {
-                                say(err, errlen,
+                                mps__say(err, errlen,
                                     "column %zu: backslash at the end of the line",
                                     i + 1);
                                 return -EINVAL;
@@ -148,7 +138,7 @@ int mps__cmdline_split(const char *line, char ***ret_argv, size_t *ret_argc,
 
         size_t len = strnlen(line, (size_t)MPS_CMDLINE_LINE_MAX + 1);
         if (len > MPS_CMDLINE_LINE_MAX) {
-                say(err, errlen, "line longer than %d bytes",
+                mps__say(err, errlen, "line longer than %d bytes",
                     MPS_CMDLINE_LINE_MAX);
                 r = -E2BIG;
                 goto out;
@@ -203,12 +193,12 @@ int mps__cmdline_split(const char *line, char ***ret_argv, size_t *ret_argc,
         case BOUND_NONE:
                 break;
         case BOUND_WORDS:
-                say(err, errlen, "column %zu: more than %d words", s.bound_col,
+                mps__say(err, errlen, "column %zu: more than %d words", s.bound_col,
                     MPS_WIRE_ARGV_MAX);
                 r = -E2BIG;
                 goto out;
         case BOUND_WORD_LEN:
-                say(err, errlen, "column %zu: word longer than %d bytes",
+                mps__say(err, errlen, "column %zu: word longer than %d bytes",
                     s.bound_col, MPS_WIRE_STR_MAX);
                 r = -E2BIG;
                 goto out;
@@ -228,7 +218,7 @@ int mps__cmdline_split(const char *line, char ***ret_argv, size_t *ret_argc,
         goto out;
 
 oom:
-        say(err, errlen, "out of memory");
+        mps__say(err, errlen, "out of memory");
         r = -ENOMEM;
 out:
         /* argv[0..argc) are the words stored so far and argv has room past

@@ -9,6 +9,29 @@
 
 #include "lib.h"
 
+/* Sends a list or stats request and returns its reply (owned by the
+ * caller) when it is of op `want`. */
+static int simple_request(mps_client *c, enum mps__op op, enum mps__op want,
+                          cJSON **ret_reply) {
+        cJSON *reply = NULL;
+        enum mps__op got;
+        cJSON *json = mps__wait_encode(op, &(struct mps__wait){0});
+        if (!json)
+                return -ENOMEM;
+        int r = mps__client_request(c, json, -1, &reply, &got);
+        cJSON_Delete(json);
+        if (r < 0)
+                return r;
+        if (got != want) {
+                cJSON_Delete(reply);
+                mps__client_set_error(c, "the server answered %s with %s", mps__op_name(op),
+                                      mps__op_name(got));
+                return -EPROTO;
+        }
+        *ret_reply = reply;
+        return 0;
+}
+
 /* The jobs-by-id requests need a server that announced them. */
 static int need_jobs(mps_client *c) {
         if (c->features & MPS_FEATURE_JOBS)
@@ -100,7 +123,6 @@ MPS_API int mps_client_wait_job(mps_client *c, uint64_t id, int timeout_ms,
 MPS_API int mps_client_list_jobs(mps_client *c, mps_job_info **ret_jobs,
                                  size_t *ret_count) {
         cJSON *reply = NULL;
-        enum mps__op op;
         char err[256];
         struct mps__job_entry *v = NULL;
         size_t n = 0;
@@ -108,14 +130,10 @@ MPS_API int mps_client_list_jobs(mps_client *c, mps_job_info **ret_jobs,
                 return -EINVAL;
         if (need_jobs(c) < 0)
                 return -EOPNOTSUPP;
-        cJSON *json = mps__wait_encode(MPS_OP_LIST, &(struct mps__wait){0});
-        if (!json)
-                return -ENOMEM;
-        int r = mps__client_request(c, json, -1, &reply, &op);
-        cJSON_Delete(json);
+        int r = simple_request(c, MPS_OP_LIST, MPS_OP_JOBS, &reply);
         if (r < 0)
                 return r;
-        r = op == MPS_OP_JOBS ? mps__jobs_decode(reply, &v, &n, err, sizeof(err)) : -EPROTO;
+        r = mps__jobs_decode(reply, &v, &n, err, sizeof(err));
         if (r < 0) {
                 mps__client_set_error(c, "bad job list from the server: %s", err);
                 cJSON_Delete(reply);
@@ -148,22 +166,16 @@ MPS_API int mps_client_list_jobs(mps_client *c, mps_job_info **ret_jobs,
 
 MPS_API int mps_client_stats(mps_client *c, mps_server_stats *ret_stats) {
         cJSON *reply = NULL;
-        enum mps__op op;
         char err[256];
         struct mps__server_stats st;
         if (!c || !ret_stats)
                 return -EINVAL;
         if (need_jobs(c) < 0)
                 return -EOPNOTSUPP;
-        cJSON *json = mps__wait_encode(MPS_OP_STATS, &(struct mps__wait){0});
-        if (!json)
-                return -ENOMEM;
-        int r = mps__client_request(c, json, -1, &reply, &op);
-        cJSON_Delete(json);
+        int r = simple_request(c, MPS_OP_STATS, MPS_OP_SERVER_STATS, &reply);
         if (r < 0)
                 return r;
-        r = op == MPS_OP_SERVER_STATS ? mps__server_stats_decode(reply, &st, err, sizeof(err))
-                                      : -EPROTO;
+        r = mps__server_stats_decode(reply, &st, err, sizeof(err));
         cJSON_Delete(reply);
         if (r < 0)
                 return r;

@@ -45,9 +45,7 @@ static enum mps__op op_from_name(const char *name) {
         return MPS_OP_UNKNOWN;
 }
 
-static void say(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-static void say(char *err, size_t errlen, const char *fmt, ...) {
+void mps__say(char *err, size_t errlen, const char *fmt, ...) {
         if (!err || errlen == 0)
                 return;
         va_list ap;
@@ -118,7 +116,7 @@ int mps__wire_recv(int sock, struct mps__msg *msg, char *err, size_t errlen,
                 return 0; /* SEQPACKET end of stream */
 
         if (mh.msg_flags & MSG_TRUNC) {
-                say(err, errlen, "message longer than %d bytes",
+                mps__say(err, errlen, "message longer than %d bytes",
                     MPS_WIRE_MSG_MAX);
                 goto bad;
         }
@@ -132,19 +130,19 @@ int mps__wire_recv(int sock, struct mps__msg *msg, char *err, size_t errlen,
                 /* Either too many were sent, or this side could not take
                  * them all (out of descriptors): say which it looks like. */
                 if (msg->nfds < MPS_WIRE_FDS_MAX) {
-                        say(err, errlen, "could not receive the attached descriptors "
+                        mps__say(err, errlen, "could not receive the attached descriptors "
                                          "(out of file descriptors?)");
                         mps__msg_release(msg);
                         return -EMFILE;
                 }
-                say(err, errlen, "more than %d descriptors attached", MPS_WIRE_FDS_MAX);
+                mps__say(err, errlen, "more than %d descriptors attached", MPS_WIRE_FDS_MAX);
                 goto bad;
         }
         msg->raw = buf;
         msg->rawlen = (size_t)n;
         msg->json = cJSON_ParseWithLength(buf, (size_t)n);
         if (!msg->json || !cJSON_IsObject(msg->json)) {
-                say(err, errlen, "message is not a JSON object");
+                mps__say(err, errlen, "message is not a JSON object");
                 goto bad;
         }
         msg->tag = mps__wire_tag(msg->json);
@@ -152,11 +150,11 @@ int mps__wire_recv(int sock, struct mps__msg *msg, char *err, size_t errlen,
                 *ret_tag = msg->tag;
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(msg->json, "v");
         if (!cJSON_IsNumber(v)) {
-                say(err, errlen, "message has no protocol version \"v\"");
+                mps__say(err, errlen, "message has no protocol version \"v\"");
                 goto bad;
         }
         if (v->valuedouble != MPS_PROTOCOL_VERSION) {
-                say(err, errlen,
+                mps__say(err, errlen,
                     "protocol version %g is not supported (this side speaks %d)",
                     v->valuedouble, MPS_PROTOCOL_VERSION);
                 mps__msg_release(msg);
@@ -164,12 +162,12 @@ int mps__wire_recv(int sock, struct mps__msg *msg, char *err, size_t errlen,
         }
         const cJSON *op = cJSON_GetObjectItemCaseSensitive(msg->json, "op");
         if (!cJSON_IsString(op)) {
-                say(err, errlen, "message has no \"op\"");
+                mps__say(err, errlen, "message has no \"op\"");
                 goto bad;
         }
         msg->op = op_from_name(op->valuestring);
         if (msg->op == MPS_OP_UNKNOWN) {
-                say(err, errlen, "unknown op \"%.64s\"", op->valuestring);
+                mps__say(err, errlen, "unknown op \"%.64s\"", op->valuestring);
                 goto bad;
         }
         return 1;
@@ -266,13 +264,13 @@ static int get_num(const cJSON *o, const char *key, bool required, double lo,
         if (!it || cJSON_IsNull(it)) {
                 if (!required)
                         return 0;
-                say(err, errlen, "field \"%s\" is missing", key);
+                mps__say(err, errlen, "field \"%s\" is missing", key);
                 return -EINVAL;
         }
         if (!cJSON_IsNumber(it) || isnan(it->valuedouble) ||
             it->valuedouble < lo || it->valuedouble > hi ||
             (integral && it->valuedouble != floor(it->valuedouble))) {
-                say(err, errlen, "field \"%s\" must be %s from %g to %g", key,
+                mps__say(err, errlen, "field \"%s\" must be %s from %g to %g", key,
                     integral ? "an integer" : "a number", lo, hi);
                 return -EINVAL;
         }
@@ -304,15 +302,15 @@ static int get_str(const cJSON *o, const char *key, bool required,
         if (!it || cJSON_IsNull(it)) {
                 if (!required)
                         return 0;
-                say(err, errlen, "field \"%s\" is missing", key);
+                mps__say(err, errlen, "field \"%s\" is missing", key);
                 return -EINVAL;
         }
         if (!cJSON_IsString(it)) {
-                say(err, errlen, "field \"%s\" must be a string", key);
+                mps__say(err, errlen, "field \"%s\" must be a string", key);
                 return -EINVAL;
         }
         if (strlen(it->valuestring) > maxlen) {
-                say(err, errlen, "field \"%s\" is longer than %zu bytes", key,
+                mps__say(err, errlen, "field \"%s\" is longer than %zu bytes", key,
                     maxlen);
                 return -EINVAL;
         }
@@ -326,7 +324,7 @@ static int get_bool(const cJSON *o, const char *key, bool *out, char *err,
         if (!it || cJSON_IsNull(it))
                 return 0;
         if (!cJSON_IsBool(it)) {
-                say(err, errlen, "field \"%s\" must be true or false", key);
+                mps__say(err, errlen, "field \"%s\" must be true or false", key);
                 return -EINVAL;
         }
         *out = cJSON_IsTrue(it);
@@ -341,16 +339,16 @@ static int get_strv(const cJSON *o, const char *key, bool required,
         if (!arr || cJSON_IsNull(arr)) {
                 if (!required)
                         return 0;
-                say(err, errlen, "field \"%s\" is missing", key);
+                mps__say(err, errlen, "field \"%s\" is missing", key);
                 return -EINVAL;
         }
         if (!cJSON_IsArray(arr)) {
-                say(err, errlen, "field \"%s\" must be an array of strings", key);
+                mps__say(err, errlen, "field \"%s\" must be an array of strings", key);
                 return -EINVAL;
         }
         int n = cJSON_GetArraySize(arr);
         if ((size_t)n > maxcount || (nonempty && n == 0)) {
-                say(err, errlen, "field \"%s\" must have %s%zu entries", key,
+                mps__say(err, errlen, "field \"%s\" must have %s%zu entries", key,
                     nonempty ? "1 to " : "at most ", maxcount);
                 return -EINVAL;
         }
@@ -362,7 +360,7 @@ static int get_strv(const cJSON *o, const char *key, bool required,
         cJSON_ArrayForEach(it, arr) {
                 if (!cJSON_IsString(it) ||
                     strlen(it->valuestring) > MPS_WIRE_STR_MAX) {
-                        say(err, errlen,
+                        mps__say(err, errlen,
                             "field \"%s\" entry %zu must be a string of at "
                             "most %d bytes",
                             key, i, MPS_WIRE_STR_MAX);
@@ -617,7 +615,7 @@ static int decode_fdmap(const cJSON *json, size_t nfds, struct mps__spawn *m,
                 return 0;
         int n = cJSON_GetArraySize(arr);
         if (!cJSON_IsArray(arr) || n > MPS_WIRE_FDS_MAX) {
-                say(err, errlen,
+                mps__say(err, errlen,
                     "field \"fds\" must be an array of at most %d [target, "
                     "index] pairs",
                     MPS_WIRE_FDS_MAX);
@@ -637,7 +635,7 @@ static int decode_fdmap(const cJSON *json, size_t nfds, struct mps__spawn *m,
                     t->valuedouble != (int)t->valuedouble ||
                     s->valuedouble < -1 || s->valuedouble >= (double)nfds ||
                     s->valuedouble != (int)s->valuedouble) {
-                        say(err, errlen,
+                        mps__say(err, errlen,
                             "field \"fds\" entry %zu must be [target 0..%d, "
                             "index -1..%zd] (the message carried %zu fds)",
                             m->nfdmap, MPS_WIRE_TARGET_FD_MAX,
@@ -647,7 +645,7 @@ static int decode_fdmap(const cJSON *json, size_t nfds, struct mps__spawn *m,
                 int target = (int)t->valuedouble;
                 for (size_t i = 0; i < m->nfdmap; i++)
                         if (m->fdmap[i].target == target) {
-                                say(err, errlen,
+                                mps__say(err, errlen,
                                     "field \"fds\" maps fd %d twice", target);
                                 return -EINVAL;
                         }
@@ -674,7 +672,7 @@ static int decode_rlimits(const cJSON *json, struct mps__spawn *m, char *err,
         if (!arr || cJSON_IsNull(arr))
                 return 0;
         if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > MPS_WIRE_RLIMITS_MAX) {
-                say(err, errlen, "field \"rlimits\" must be an array of at most %d "
+                mps__say(err, errlen, "field \"rlimits\" must be an array of at most %d "
                                  "[name, soft, hard] entries",
                     MPS_WIRE_RLIMITS_MAX);
                 return -EINVAL;
@@ -686,33 +684,33 @@ static int decode_rlimits(const cJSON *json, struct mps__spawn *m, char *err,
                 const cJSON *hard = cJSON_GetArrayItem(e, 2);
                 if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 3 ||
                     !cJSON_IsString(name)) {
-                        say(err, errlen, "field \"rlimits\" entry %zu must be "
+                        mps__say(err, errlen, "field \"rlimits\" entry %zu must be "
                                          "[name, soft, hard]",
                             m->nrlimits);
                         return -EINVAL;
                 }
                 r->resource = mps__rlimit_from_name(name->valuestring);
                 if (r->resource < 0) {
-                        say(err, errlen, "unknown resource limit \"%.32s\"",
+                        mps__say(err, errlen, "unknown resource limit \"%.32s\"",
                             name->valuestring);
                         return -EINVAL;
                 }
                 r->hard_keep = cJSON_IsNull(hard);
                 if (rlim_value(cJSON_GetArrayItem(e, 1), &r->soft) < 0 ||
                     (!r->hard_keep && rlim_value(hard, &r->hard) < 0)) {
-                        say(err, errlen, "limit %s: values must be whole numbers, "
+                        mps__say(err, errlen, "limit %s: values must be whole numbers, "
                                          "or -1 for unlimited (hard: or null)",
                             mps__rlimit_name(r->resource));
                         return -EINVAL;
                 }
                 if (!r->hard_keep && r->soft > r->hard) {
-                        say(err, errlen, "limit %s: soft limit above hard limit",
+                        mps__say(err, errlen, "limit %s: soft limit above hard limit",
                             mps__rlimit_name(r->resource));
                         return -EINVAL;
                 }
                 for (size_t i = 0; i < m->nrlimits; i++)
                         if (m->rlimits[i].resource == r->resource) {
-                                say(err, errlen, "limit %s given twice",
+                                mps__say(err, errlen, "limit %s given twice",
                                     mps__rlimit_name(r->resource));
                                 return -EINVAL;
                         }
@@ -729,7 +727,7 @@ int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
         const cJSON *call = cJSON_GetObjectItemCaseSensitive(json, "call");
         if (call && !cJSON_IsNull(call)) {
                 if (!cJSON_IsObject(call)) {
-                        say(err, errlen, "field \"call\" must be an object "
+                        mps__say(err, errlen, "field \"call\" must be an object "
                                          "{\"entry\": NAME, \"args\": JSON}");
                         return -EINVAL;
                 }
@@ -737,12 +735,12 @@ int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
                                  err, errlen)) < 0)
                         return r;
                 if (m.call_entry[0] == '\0') {
-                        say(err, errlen, "field \"call.entry\" is empty");
+                        mps__say(err, errlen, "field \"call.entry\" is empty");
                         return -EINVAL;
                 }
                 m.call_args = cJSON_GetObjectItemCaseSensitive(call, "args");
                 if (m.call_args && !mps__wire_numbers_finite(m.call_args)) {
-                        say(err, errlen, "field \"call.args\" holds a number "
+                        mps__say(err, errlen, "field \"call.args\" holds a number "
                                          "beyond the range of a double");
                         return -EINVAL;
                 }
@@ -779,7 +777,7 @@ int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
         const cJSON *sc = cJSON_GetObjectItemCaseSensitive(json, "seccomp");
         if (sc && !cJSON_IsNull(sc)) {
                 if (!cJSON_IsObject(sc)) {
-                        say(err, errlen, "field \"seccomp\" must be an object "
+                        mps__say(err, errlen, "field \"seccomp\" must be an object "
                                          "{\"name\": FILE, \"text\": POLICY}");
                         r = -EINVAL;
                         goto fail;
@@ -791,7 +789,7 @@ int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
                         goto fail;
         }
         if (m.path && m.path[0] == '\0') {
-                say(err, errlen, "field \"path\" is empty");
+                mps__say(err, errlen, "field \"path\" is empty");
                 r = -EINVAL;
                 goto fail;
         }
@@ -1038,7 +1036,7 @@ int mps__jobs_decode(const cJSON *json, struct mps__job_entry **ret,
                      size_t *ret_n, char *err, size_t errlen) {
         const cJSON *arr = cJSON_GetObjectItemCaseSensitive(json, "jobs");
         if (!cJSON_IsArray(arr)) {
-                say(err, errlen, "field \"jobs\" must be an array");
+                mps__say(err, errlen, "field \"jobs\" must be an array");
                 return -EINVAL;
         }
         int n = cJSON_GetArraySize(arr);
