@@ -7,12 +7,12 @@
 #include "cmdline.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "say.h"
 #include "wire.h"
 
 _Static_assert(MPS_CMDLINE_LINE_MAX == MPS_WIRE_MSG_MAX,

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 
 #include "fdutil.h"
 #include "rlimits.h"
+#include "say.h"
 
 /* JSON numbers are doubles: integers are exact up to 2^53. */
 #define WIRE_INT_MAX 9007199254740991.0
@@ -43,15 +43,6 @@ static enum mps__op op_from_name(const char *name) {
                 if (strcmp(op_names[i], name) == 0)
                         return (enum mps__op)i;
         return MPS_OP_UNKNOWN;
-}
-
-void mps__say(char *err, size_t errlen, const char *fmt, ...) {
-        if (!err || errlen == 0)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
 }
 
 void mps__msg_release(struct mps__msg *msg) {

@@ -290,11 +290,6 @@ int mps__server_stats_decode(const cJSON *json, struct mps__server_stats *ret,
  * which cJSON would print back as null). */
 bool mps__wire_numbers_finite(const cJSON *json);
 
-/* Formats a reason into err (if err and errlen allow): how the codec and
- * the other parsers of untrusted text report what they refused. */
-void mps__say(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
 /* errno <-> its symbolic name ("ENOENT"); 0 / NULL when unknown. */
 const char *mps__errno_name(int err);
 int mps__errno_from_name(const char *name);
