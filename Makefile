@@ -56,8 +56,9 @@ DEP_COMMANDS := systemd-socket-activate systemd-analyze man groff
 CJSON_CFLAGS    = $(shell $(PKG_CONFIG) --cflags libcjson 2>/dev/null)
 CJSON_LIBS      = $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null) -lm
 SECCOMP_LIBS    = $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null)
+# The server dlopens libsystemd.so.0 when a service manager is there (see
+# forkserver/service.c): only its header is needed at build time.
 SYSTEMD_CFLAGS  = $(shell $(PKG_CONFIG) --cflags libsystemd 2>/dev/null)
-SYSTEMD_LIBS    = $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null)
 CHECK_CFLAGS    = $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS      = $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 
@@ -157,7 +158,7 @@ $(BUILD)/libmpspawn.so.$(VERSION): $(LIB_OBJ)
 	ln -sf $(SONAME) $(BUILD)/libmpspawn.so
 
 $(BUILD)/mpforkserver: $(SERVER_OBJ)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) $(SECCOMP_LIBS) $(SYSTEMD_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) $(SECCOMP_LIBS)
 
 $(BUILD)/mpspawn: $(CLI_OBJ) $(BUILD)/libmpspawn.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmpspawn.a $(CJSON_LIBS)

@@ -179,6 +179,7 @@ struct timer_heap {
 /* What service.c remembers between event batches. */
 struct service_state {
         uint64_t idle_since_ns; /* 0 while not idle */
+        bool notify; /* a service manager listens on NOTIFY_SOCKET */
         bool status_sent;
         size_t status_clients, status_jobs; /* as last reported in STATUS= */
 };

@@ -9,11 +9,19 @@
  * An embedded server (one private connection, started by libmpspawn) never
  * notifies: NOTIFY_SOCKET in its environment belongs to the program that
  * started it, not to us, and main.c removes it.
+ *
+ * libsystemd is opened only when the environment shows a service manager
+ * (LISTEN_FDS or NOTIFY_SOCKET). Linked in, it and the six libraries it
+ * pulls in (libgcrypt, libzstd, liblz4, liblzma, libcap, libgpg-error) cost
+ * every server about 1 MiB of RSS and their relocation at each start, and
+ * every embedded server, which never talks to systemd, paid for them.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -23,6 +31,36 @@
 #include "../launcher/fdutil.h"
 #include "config.h"
 #include "server.h"
+
+/* The libsystemd functions we call, resolved on first need. */
+static struct {
+        bool tried;
+        __typeof__(sd_listen_fds) *listen_fds;
+        __typeof__(sd_notify) *notify;
+} sd;
+
+/* 0 when libsystemd is usable; else -ENOSYS with the reason in err. */
+static int sd_load(char *err, size_t errlen) {
+        static char why[256];
+        if (!sd.tried) {
+                sd.tried = true;
+                void *h = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
+                if (h) {
+                        sd.listen_fds = (__typeof__(sd_listen_fds) *)dlsym(h, "sd_listen_fds");
+                        sd.notify = (__typeof__(sd_notify) *)dlsym(h, "sd_notify");
+                }
+                if (!sd.listen_fds || !sd.notify) {
+                        const char *e = dlerror();
+                        snprintf(why, sizeof(why), "%s", e ? e : "libsystemd.so.0: no sd_notify");
+                        sd.listen_fds = NULL;
+                        sd.notify = NULL;
+                }
+        }
+        if (sd.notify)
+                return 0;
+        snprintf(err, errlen, "%s", why);
+        return -ENOSYS;
+}
 
 static const char *type_name(int type) {
         switch (type) {
@@ -36,7 +74,16 @@ static const char *type_name(int type) {
 }
 
 int service_listen_fd(int *ret_fd, char *err, size_t errlen) {
-        int n = sd_listen_fds(1);
+        /* sd_listen_fds() answers 0 without LISTEN_FDS: so do we, unloaded. */
+        if (!getenv("LISTEN_FDS"))
+                return 0;
+        char why[256];
+        if (sd_load(why, sizeof(why)) < 0) {
+                snprintf(err, errlen, "systemd passed sockets (LISTEN_FDS), but "
+                         "libsystemd cannot be loaded to take them: %s", why);
+                return -ENOSYS;
+        }
+        int n = sd.listen_fds(1);
         if (n < 0) {
                 snprintf(err, errlen, "cannot take the sockets systemd passed "
                          "(LISTEN_FDS): %s", strerror(-n));
@@ -114,9 +161,12 @@ static void format_status(const struct server *srv, char *buf, size_t len) {
 }
 
 static void send_status(struct server *srv, const char *extra) {
-        char status[256];
-        format_status(srv, status, sizeof(status));
-        sd_notifyf(0, "%sSTATUS=%s", extra, status);
+        char msg[300];
+        if (!srv->svc.notify)
+                return;
+        int n = snprintf(msg, sizeof(msg), "%sSTATUS=", extra);
+        format_status(srv, msg + n, sizeof(msg) - (size_t)n);
+        sd.notify(0, msg);
         srv->svc.status_sent = true;
         srv->svc.status_clients = srv->nclients;
         srv->svc.status_jobs = srv->jobs.count;
@@ -125,6 +175,16 @@ static void send_status(struct server *srv, const char *extra) {
 void service_ready(struct server *srv, const char *where) {
         if (srv->embedded)
                 return;
+        /* Without a service manager to tell, nothing is loaded or sent. */
+        char why[256];
+        if (getenv("NOTIFY_SOCKET")) {
+                if (sd_load(why, sizeof(why)) == 0)
+                        srv->svc.notify = true;
+                else
+                        log_warn("NOTIFY_SOCKET is set, but libsystemd cannot be "
+                                 "loaded to tell the service manager we are ready: %s",
+                                 why);
+        }
         send_status(srv, "READY=1\n");
         service_after_batch(srv); /* starts the idle clock */
         log_debug("told the service manager: ready, listening on %s", where);
@@ -139,7 +199,7 @@ void service_after_batch(struct server *srv) {
                 srv->svc.idle_since_ns = 0;
         else if (srv->svc.idle_since_ns == 0)
                 srv->svc.idle_since_ns = mps__now_ns();
-        if (srv->embedded)
+        if (!srv->svc.notify)
                 return;
         if (!srv->svc.status_sent || srv->svc.status_clients != srv->nclients ||
             srv->svc.status_jobs != srv->jobs.count)

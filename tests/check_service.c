@@ -21,6 +21,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,6 +288,19 @@ static mps_process *start_job(mps_client *c, const char *const *argv, int in_fd,
         return p;
 }
 
+/* Whether /proc/PID/maps names a file whose path contains `what`. */
+static bool maps_mention(pid_t pid, const char *what) {
+        char path[64], line[512];
+        bool found = false;
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+        FILE *f = fopen(path, "re");
+        ck_assert_msg(f, "%s: %s", path, strerror(errno));
+        while (!found && fgets(line, sizeof(line), f))
+                found = strstr(line, what) != NULL;
+        fclose(f);
+        return found;
+}
+
 START_TEST(test_activation_ready_status_and_idle_exit) {
         struct srv s;
         char log[16384], out[256];
@@ -309,6 +323,8 @@ START_TEST(test_activation_ready_status_and_idle_exit) {
         r = mps_client_open(s.sock, &c, &why);
         ck_assert_msg(r == 0, "open: %s", why);
         ck_assert_int_eq(mps_client_server_pid(c), s.pid);
+        /* Under a service manager the server loaded libsystemd to talk to it. */
+        ck_assert(maps_mention(s.pid, "libsystemd.so"));
         ck_assert_int_eq(pipe2(pout, O_CLOEXEC), 0);
         mps_process *p = start_job(c, (const char *[]){"sh", "-c", "echo hello; exit 3", NULL},
                                    -1, pout[1], &r);
@@ -381,6 +397,21 @@ static void expect_wrong_socket(const char *const *kind, int type, const char *m
         close(probe);
         srv_finish(&s);
 }
+
+/* An embedded server has no service manager: libsystemd (and the six
+ * libraries it pulls in) stays out of its memory. */
+START_TEST(test_embedded_server_does_not_load_libsystemd) {
+        mps_client *c;
+        char *why = NULL;
+        int r = mps_client_open(NULL, &c, &why);
+        ck_assert_msg(r == 0, "open: %s", why);
+        pid_t pid = mps_client_server_pid(c);
+        ck_assert_int_gt(pid, 0);
+        ck_assert(maps_mention(pid, "libcjson.so")); /* the probe can see */
+        ck_assert(!maps_mention(pid, "libsystemd.so"));
+        mps_client_close(c);
+}
+END_TEST
 
 START_TEST(test_wrong_socket_kind_is_refused_clearly) {
         expect_wrong_socket(NULL, SOCK_STREAM,
@@ -687,6 +718,7 @@ static Suite *service_suite(void) {
         TCase *t = tcase_create("service");
         tcase_set_timeout(t, 120);
         tcase_add_test(t, test_activation_ready_status_and_idle_exit);
+        tcase_add_test(t, test_embedded_server_does_not_load_libsystemd);
         tcase_add_test(t, test_wrong_socket_kind_is_refused_clearly);
         tcase_add_test(t, test_accepted_connection_is_refused_clearly);
         tcase_add_test(t, test_journal_priority_prefixes);
