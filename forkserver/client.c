@@ -274,7 +274,7 @@ static void on_hello(struct client *c, const struct mps__msg *msg) {
         }
         struct mps__welcome w = {.protocol = MPS_PROTOCOL_VERSION,
                                  .version = MPS_VERSION_STRING,
-                                 .pid = getpid(),
+                                 .pid = c->srv->pid,
                                  .pidfd = c->srv->use_pidfd,
                                  .features = MPS_FEATURES_ALL};
         client_send(c, mps__welcome_encode(&w), -1);

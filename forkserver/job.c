@@ -230,7 +230,7 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
                 .admin = srv->admin_policy,
                 .policy = policy,
                 .creds = c->creds,
-                .server_pid = getpid(),
+                .server_pid = srv->pid,
         };
 
         j = calloc(1, sizeof(*j));

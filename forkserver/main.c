@@ -444,6 +444,7 @@ int main(int argc, char **argv) {
                 /* Our NOTIFY_SOCKET, if any, is the starting program's. */
                 unsetenv("NOTIFY_SOCKET");
         }
+        srv.pid = getpid(); /* after the detach, which changes it */
 
         /* The configuration's libraries, then the command line's. */
         for (size_t i = 0; i < cfg.n_preload + o.npreload; i++) {

@@ -195,6 +195,7 @@ struct server {
         struct watch listen_watch, signal_watch, timer_watch;
         char *socket_path; /* unlinked at exit when we created it */
         bool embedded;     /* serves one inherited connection, exits after */
+        pid_t pid;         /* ours, for welcome and the parent-death check */
         bool stopping;
         bool stop_now; /* second SIGTERM: do not wait for the grace period */
         unsigned grace_ms; /* SIGTERM -> SIGKILL for daemon jobs */
