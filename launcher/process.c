@@ -185,8 +185,16 @@ int mps__process_send_start(mps_process *p) {
         cJSON_Delete(args);
         if (!json)
                 return -ENOMEM;
+        /* Registered before it is sent: once the request is out the job may
+         * run, and its replies must find this handle. */
+        if ((r = mps__idmap_put(&c->inflight, p->tag, p)) < 0) {
+                cJSON_Delete(json);
+                return r;
+        }
         r = mps__client_send(c, json, fds, nfds);
         cJSON_Delete(json);
+        if (r < 0)
+                mps__idmap_remove(&c->inflight, p->tag);
         if (r == -EMSGSIZE) {
                 mps__client_set_error(c, "the job's arguments and environment exceed "
                                          "the %d-byte message limit",
@@ -194,8 +202,6 @@ int mps__process_send_start(mps_process *p) {
                 return -E2BIG;
         }
         if (r < 0)
-                return r;
-        if ((r = mps__idmap_put(&c->inflight, p->tag, p)) < 0)
                 return r;
         p->state = PROC_STARTING;
         return 0;
