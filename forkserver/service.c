@@ -54,6 +54,8 @@ static int sd_load(char *err, size_t errlen) {
                         snprintf(why, sizeof(why), "%s", e ? e : "libsystemd.so.0: no sd_notify");
                         sd.listen_fds = NULL;
                         sd.notify = NULL;
+                        if (h)
+                                dlclose(h);
                 }
         }
         if (sd.notify)

@@ -1288,10 +1288,13 @@ static void section_memory(void) {
         if (mps_client_open(NULL, &ec, &msg) < 0)
                 die("embedded server: %s", msg ? msg : "out of memory");
         struct proc_status ps = read_status(mps_client_server_pid(ec));
+        struct stat stb;
+        bool sys = stat("/run/mpspawn/forkserver.sock", &stb) == 0;
         add_mem("rss_idle", ps.vmrss, "KiB",
                 "embedded server (the library's default), idle with its one client "
-                "(VmRSS; anon %.0f, file %.0f KiB)",
-                ps.anon, ps.file);
+                "(VmRSS; anon %.0f, file %.0f KiB)%s",
+                ps.anon, ps.file,
+                sys ? " (NOTE: a system server was found: this is its RSS)" : "");
         mps_client_close(ec);
         /* A server that tells a service manager (NOTIFY_SOCKET) has loaded
          * libsystemd and the six libraries it brings. */
