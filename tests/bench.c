@@ -1073,7 +1073,7 @@ static void section_side_by_side(void) {
         unsigned b200 = reps(200, 10), b100 = reps(100, 5), b50 = reps(50, 3),
                  b25 = reps(25, 3), b15 = reps(15, 2), b2 = reps(2, 1);
         struct member m[20] = {
-                MEMBER("ipc_rtt",
+                MEMBER("stats_rtt",
                        "stats request to the server and its answer (a round trip that "
                        "forks nothing)",
                        job_stats_round_trip, cp, b200, 10),
@@ -1382,12 +1382,12 @@ static void make_targets(void) {
         ratio_target("exec1", "posix_spawn", false, '<', 1.10,
                      "exec job p50 / posix_spawn+waitpid p50");
         /* What the messages alone make of that ratio here. */
-        double floor = (row_p50("posix_spawn") + 1.5 * row_p50("ipc_rtt")) /
-                       row_p50("posix_spawn");
+        double floor_ratio = (row_p50("posix_spawn") + 1.5 * row_p50("stats_rtt")) /
+                             row_p50("posix_spawn");
         char fm[200];
         snprintf(fm, sizeof(fm), "(%.1f + 1.5 × %.1f) / %.1f us p50", row_p50("posix_spawn"),
-                 row_p50("ipc_rtt"), row_p50("posix_spawn"));
-        add_target(floor, 'i', 0, fm,
+                 row_p50("stats_rtt"), row_p50("posix_spawn"));
+        add_target(floor_ratio, 'i', 0, fm,
                    "estimated floor of the exec ratio here: posix_spawn plus the 1.5 "
                    "round trips of a job's messages (no target)");
         ratio_target("exec8", "posix_spawn", true, '>', 1.5,
