@@ -84,6 +84,11 @@ static bool num_eq(double a, double b) {
         return a == b || fabs(a - b) <= 4 * DBL_EPSILON * fmax(fabs(a), fabs(b));
 }
 
+/* Durations travel to the microsecond (wire.c add_seconds). */
+static bool duration_eq(double a, double b) {
+        return num_eq(a, b) || fabs(a - b) <= 0.5e-6 + 4 * DBL_EPSILON * fmax(a, b);
+}
+
 /*
  * The same tree: types, member names and order, strings, numbers (as
  * num_eq). Not cJSON_Compare, which matches object members by name, so
@@ -111,6 +116,9 @@ static bool json_same(const cJSON *a, const cJSON *b) {
 #define SAME_STR(a, b, what)                                                   \
         FUZZ_CHECK(str_eq((a), (b)), "round trip changed %s: \"%s\" -> \"%s\"", \
                    what, (a) ? (a) : "(null)", (b) ? (b) : "(null)")
+#define SAME_DURATION(a, b, what)                                              \
+        FUZZ_CHECK(duration_eq((a), (b)), "round trip changed %s: %.17g -> %.17g", \
+                   what, (double)(a), (double)(b))
 #define SAME_NUM(a, b, what)                                                   \
         FUZZ_CHECK(num_eq((a), (b)), "round trip changed %s: %.17g -> %.17g",   \
                    what, (double)(a), (double)(b))
@@ -406,9 +414,9 @@ static void fuzz_exited(const cJSON *json) {
         SAME(m.exitcode, m2.exitcode, "exited.exitcode");
         SAME(m.core_dumped, m2.core_dumped, "exited.core_dumped");
         SAME(m.timed_out, m2.timed_out, "exited.timed_out");
-        SAME_NUM(m.utime, m2.utime, "exited.utime");
-        SAME_NUM(m.stime, m2.stime, "exited.stime");
-        SAME_NUM(m.wall, m2.wall, "exited.wall");
+        SAME_DURATION(m.utime, m2.utime, "exited.utime");
+        SAME_DURATION(m.stime, m2.stime, "exited.stime");
+        SAME_DURATION(m.wall, m2.wall, "exited.wall");
         SAME(m.maxrss_kib, m2.maxrss_kib, "exited.maxrss_kib");
         mps__msg_release(&back);
 }
