@@ -8,6 +8,7 @@
 #                   Python's multiprocessing, and the server's memory; a
 #                   markdown table (BENCH_ARGS=--json for JSON). Not a test.
 #   make bench-callgrind  instructions per launch in the server (valgrind)
+#   make bench-steps      where a job's time goes, step by step
 #   make bench-policy  what a seccomp policy costs (compile, cache hit, load)
 #   make fuzz       FUZZ_SECONDS=30: each libFuzzer target for that long (clang)
 #   make install    PREFIX=/usr/local DESTDIR= (binaries, libraries, header,
@@ -82,7 +83,7 @@ SERVER_SRC := forkserver/main.c forkserver/loop.c forkserver/listen.c \
               forkserver/timer.c forkserver/log.c forkserver/retain.c \
               forkserver/query.c forkserver/preload.c forkserver/prefork.c \
               forkserver/policy.c forkserver/config.c forkserver/access.c \
-              forkserver/service.c $(COMMON_SRC)
+              forkserver/service.c forkserver/steps.c $(COMMON_SRC)
 CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_batch.c launcher/cli_jobs.c
 
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lib/%.o)
@@ -108,7 +109,7 @@ PROGRAMS   := $(BUILD)/mpforkserver $(BUILD)/mpspawn
 LIBS       := $(BUILD)/libmpspawn.a $(BUILD)/libmpspawn.so.$(VERSION)
 
 .PHONY: all deps demo check check-asan check-valgrind soak test tests install uninstall \
-        clean bench bench-callgrind bench-policy fuzz fuzz-deps fuzz-build
+        clean bench bench-callgrind bench-steps bench-policy fuzz fuzz-deps fuzz-build
 SUDO_APT = if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
@@ -329,6 +330,13 @@ bench: all $(BUILD)/tests/bench $(BUILD)/tests/preload_table.so
 # valgrind): N exec jobs and N call jobs, and the top functions.
 bench-callgrind: all $(BUILD)/tests/bench $(BUILD)/tests/preload_table.so
 	@BUILD=$(BUILD) N=$${N:-2000} sh tests/bench_callgrind.sh
+
+# Where a job's time goes, step by step (wall time per step, p50 and p90):
+# a second server build with -DMPS_STEPS in $(BUILD)/steps.
+bench-steps: all $(BUILD)/tests/bench $(BUILD)/tests/preload_table.so
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/steps CFLAGS="$(CFLAGS) -DMPS_STEPS" \
+	  $(BUILD)/steps/mpforkserver
+	@BUILD=$(BUILD) N=$${N:-1000} sh tests/bench_steps.sh
 
 # --- demo ------------------------------------------------------------------------------
 demo: deps

@@ -25,6 +25,7 @@
 #include "../launcher/fdutil.h"
 #include "policy.h"
 #include "server.h"
+#include "steps.h"
 
 static const char *const stage_names[] = {
         [CHILD_STAGE_FDS] = "fds",
@@ -269,6 +270,7 @@ static _Noreturn void run_call(const struct server *srv, const struct mps__spawn
         if ((plan->admin && (r = policy_apply(plan->admin)) < 0) ||
             (plan->policy && (r = policy_apply(plan->policy)) < 0))
                 fail(errpipe, CHILD_STAGE_SECCOMP, -r);
+        steps_mark(STEP_CHILD_READY);
         mps__safe_close(errpipe);
         mps_call_context ctx = {
                 .entry = plan->call->entry,
@@ -308,6 +310,7 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
         int r;
         sigset_t none;
 
+        steps_mark(STEP_CHILD_START);
         reset_signals();
         setrlimit(RLIMIT_NOFILE, &srv->orig_nofile);
 
@@ -364,6 +367,7 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
         if ((plan->admin && (r = policy_apply(plan->admin)) < 0) ||
             (plan->policy && (r = policy_apply(plan->policy)) < 0))
                 fail(errpipe, CHILD_STAGE_SECCOMP, -r);
+        steps_mark(STEP_CHILD_READY);
         r = exec_search(spec->path, (char *const *)spec->argv,
                         (char *const *)spec->envp);
         fail(errpipe, CHILD_STAGE_EXEC, r);

@@ -32,6 +32,7 @@
 #include "../launcher/fdutil.h"
 #include "policy.h"
 #include "server.h"
+#include "steps.h"
 
 static void link_client(struct job *j, struct client *c) {
         c->njobs++;
@@ -168,6 +169,7 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         char *args_text = NULL;
         int r;
 
+        steps_mark(STEP_RECEIVED);
         r = mps__spawn_decode(msg->json, msg->nfds, &sp, err, sizeof(err));
         if (r < 0) {
                 log_warn("client %llu (pid %d): bad spawn request: %s",
@@ -302,6 +304,7 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
                         child_run(srv, &sp, msg->fds, msg->nfds, pipefd[1], &plan);
                 fork_errno = errno;
         }
+        steps_mark(STEP_FORKED);
         pipefd[1] = mps__safe_close(pipefd[1]);
         if (pid < 0) {
                 srv->jobs_failed++;
@@ -379,6 +382,7 @@ out:
 static void resolve_exec(struct job *j) {
         struct server *srv = j->srv;
         struct child_failure f;
+        steps_mark(STEP_PIPE);
         ssize_t n = mps__read_retry(j->execpipe, &f, sizeof(f));
         if (j->execpipe_watched)
                 loop_del(srv, j->execpipe);
@@ -422,6 +426,7 @@ static void resolve_exec(struct job *j) {
                 bool send_pidfd = j->want_pidfd && j->pidfd >= 0;
                 struct mps__spawned s = {.tag = j->tag, .id = j->id, .pid = j->pid,
                                          .has_pidfd = send_pidfd};
+                steps_mark(STEP_SPAWNED);
                 client_send(j->client, mps__spawned_encode(&s),
                             send_pidfd ? j->pidfd : -1);
         }
@@ -446,6 +451,7 @@ static void job_finish(struct job *j, int status, const struct rusage *rup) {
         struct server *srv = j->srv;
         struct rusage ru = *rup;
 
+        steps_mark(STEP_EXIT_SEEN);
         if (j->execpipe >= 0)
                 resolve_exec(j);
 
@@ -524,11 +530,13 @@ static void job_finish(struct job *j, int status, const struct rusage *rup) {
                 told = true;
         }
         if (c && !c->dead) {
+                steps_mark(STEP_EXITED);
                 client_send(c, mps__exited_encode(&e), -1);
                 told = true;
         }
         if (!told)
                 retain_add(srv, j, &e);
+        steps_report();
 }
 
 void job_on_exit(struct job *j) {

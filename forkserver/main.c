@@ -22,6 +22,7 @@
 #include "config.h"
 #include "policy.h"
 #include "server.h"
+#include "steps.h"
 
 #ifndef MPS_VERSION_STRING
 #define MPS_VERSION_STRING "0.0.0"
@@ -548,6 +549,7 @@ int main(int argc, char **argv) {
         srv.prefork_target = srv.use_pidfd ? prefork : 0;
         if (prefork && !srv.use_pidfd)
                 log_warn("prefork needs pidfds; pre-forking is off");
+        steps_init(); /* before any child: they must share its page */
         prefork_refill(&srv, srv.prefork_target);
         service_ready(&srv, where);
 

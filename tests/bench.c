@@ -1678,8 +1678,33 @@ static const char usage[] =
  * Against a running server, for profiling it: N exec or call jobs one at a
  * time; or "hold": N sleeping jobs, kept until stdin reaches end of file.
  */
+/*
+ * For tests/bench_steps.sh: one job, and a line with the client's side of
+ * its steps (CLOCK_MONOTONIC ns): before mps_start, after it, after
+ * mps_join. The server built with -DMPS_STEPS prints its side.
+ */
+static void job_steps(const struct mps_job *j) {
+        mps_process *p;
+        int r = mps_process_new(j->client, j->spec, &p);
+        if (r < 0)
+                die("%s: mps_process_new: %s", j->what, mps_strerror(r));
+        uint64_t t0 = now_ns();
+        if ((r = mps_start(p)) < 0)
+                die("%s: mps_start: %s (%s)", j->what, mps_strerror(r),
+                    mps_client_error(j->client));
+        uint64_t t1 = now_ns();
+        if ((r = mps_join(p, -1)) < 0)
+                die("%s: mps_join: %s", j->what, mps_strerror(r));
+        uint64_t t2 = now_ns();
+        if (mps_exitcode(p) != 0)
+                die("%s: exit code %d", j->what, mps_exitcode(p));
+        mps_process_close(p);
+        printf("client %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", t0, t1, t2);
+}
+
 static int drive(const char *socket_path, const char *kind, unsigned n) {
         mps_client *c = connect_to(socket_path);
+        bool steps = getenv("MPS_BENCH_STEPS") != NULL;
         if (strcmp(kind, "hold") == 0) {
                 mps_spec *sl = spec_sleeper();
                 mps_process **procs = xcalloc(n, sizeof(*procs));
@@ -1698,8 +1723,12 @@ static int drive(const char *socket_path, const char *kind, unsigned n) {
         mps_spec *s = strcmp(kind, "call") == 0 ? spec_noop() : spec_true();
         struct mps_job j = {c, s, kind};
         uint64_t t0 = now_ns();
-        for (unsigned i = 0; i < n; i++)
-                job_mps(&j);
+        for (unsigned i = 0; i < n; i++) {
+                if (steps)
+                        job_steps(&j);
+                else
+                        job_mps(&j);
+        }
         double secs = (double)(now_ns() - t0) / 1e9;
         printf("%u %s jobs in %.2f s (%.1f us each)\n", n, kind, secs, secs * 1e6 / n);
         mps_spec_free(s);
