@@ -311,6 +311,10 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
         sigset_t none;
 
         steps_mark(STEP_CHILD_START);
+        /* Before anything touches a descriptor: ours are the server's. */
+        if (plan->unshare_fds_below > 0 &&
+            close_range(plan->unshare_fds_below, ~0u, CLOSE_RANGE_UNSHARE) < 0)
+                fail(errpipe, CHILD_STAGE_FDS, errno);
         reset_signals();
         setrlimit(RLIMIT_NOFILE, &srv->orig_nofile);
 

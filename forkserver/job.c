@@ -99,6 +99,10 @@ static char *strdup_or_null(const char *s) {
  * through the event loop. child_run allocates nothing and changes no
  * memory of ours but its own stack and errno, which is what makes this
  * safe; the server is single-threaded, so one stack serves every child.
+ * Where the kernel allows, it shares our fd table too (CLONE_FILES) and
+ * its first act is to keep a private copy of only the fds below the
+ * highest it needs, which our pidfds are not (see server.h): a clone no
+ * longer copies one fd per tracked job, nor does the child close them.
  * Call jobs are forked: their point is a copy-on-write copy of the server.
  */
 #if defined(__SANITIZE_ADDRESS__)
@@ -123,6 +127,27 @@ struct vfork_args {
 static int vfork_child(void *arg) {
         const struct vfork_args *a = arg;
         child_run(a->srv, a->sp, a->fds, a->nfds, a->errpipe, a->plan);
+}
+
+/* The highest descriptor a vforked child needs of ours. */
+static unsigned highest_fd(const int *fds, size_t nfds, int errpipe) {
+        unsigned hi = (unsigned)errpipe > 2 ? (unsigned)errpipe : 2;
+        for (size_t i = 0; i < nfds; i++)
+                if (fds[i] >= 0 && (unsigned)fds[i] > hi)
+                        hi = (unsigned)fds[i];
+        return hi;
+}
+
+/* A job's pidfd, moved to srv->pidfd_floor or above (see server.h), where
+ * no clone copies it; where it was when that cannot be done. */
+static int move_pidfd(const struct server *srv, int pidfd) {
+        if (pidfd < 0 || srv->pidfd_floor <= 0 || pidfd >= srv->pidfd_floor)
+                return pidfd;
+        int high = fcntl(pidfd, F_DUPFD_CLOEXEC, srv->pidfd_floor);
+        if (high < 0)
+                return pidfd;
+        close(pidfd);
+        return high;
 }
 
 /* argv joined by spaces, cut at COMMAND_MAX bytes: what ps shows. */
@@ -286,12 +311,17 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
                 prefork_retire(pf);
         } else if (USE_VFORK && !callp && srv->use_pidfd) {
                 struct vfork_args a = {srv, &sp, msg->fds, msg->nfds, pipefd[1], &plan};
+                int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD;
                 int pidfd = -1;
-                pid = clone(vfork_child, vfork_stack + VFORK_STACK_SIZE,
-                            CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a, &pidfd);
+                if (srv->unshare_fds) {
+                        flags |= CLONE_FILES;
+                        plan.unshare_fds_below = highest_fd(msg->fds, msg->nfds, pipefd[1]) + 1;
+                }
+                pid = clone(vfork_child, vfork_stack + VFORK_STACK_SIZE, flags, &a, &pidfd);
                 fork_errno = errno;
+                plan.unshare_fds_below = 0;
                 if (pid > 0) {
-                        j->pidfd = pidfd;
+                        j->pidfd = move_pidfd(srv, pidfd);
                         exec_done = true;
                 }
         }
@@ -318,7 +348,7 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         /* The child is ours and unreaped, so its pid cannot be reused before
          * pidfd_open: the pidfd refers to exactly this child. */
         if (srv->use_pidfd && j->pidfd < 0)
-                j->pidfd = pidfd_open(pid, 0);
+                j->pidfd = move_pidfd(srv, pidfd_open(pid, 0));
         if (srv->use_pidfd && j->pidfd < 0) {
                 int e = errno;
                 kill(pid, SIGKILL);

@@ -465,6 +465,13 @@ int main(int argc, char **argv) {
         struct rlimit raised = srv.orig_nofile;
         raised.rlim_cur = raised.rlim_max;
         setrlimit(RLIMIT_NOFILE, &raised);
+        /* On a table not shared this unshares nothing and closes nothing:
+         * it only asks whether the kernel knows the flag. */
+        srv.unshare_fds = close_range(~0u, ~0u, CLOSE_RANGE_UNSHARE) == 0;
+        /* Room for 1,024 descriptors of our own below the pidfds: the
+         * listener, the loop's, clients' sockets, fds in transit. */
+        getrlimit(RLIMIT_NOFILE, &raised);
+        srv.pidfd_floor = srv.unshare_fds && raised.rlim_cur >= 4096 ? 1024 : 0;
 
         srv.epfd = epoll_create1(EPOLL_CLOEXEC);
         srv.signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -274,6 +275,86 @@ START_TEST(test_fds_arrive_at_their_numbers_and_nothing_else) {
         close(side[0]);
         close(noise);
         mps_spec_free(spec);
+        mps_client_close(c);
+}
+END_TEST
+
+/* The server's pidfds (fdinfo has a "Pid:" line): how many, and the lowest. */
+static int server_pidfds(pid_t server, int *lowest) {
+        char dir[64], path[384], line[128];
+        int n = 0;
+        *lowest = INT_MAX;
+        snprintf(dir, sizeof(dir), "/proc/%d/fdinfo", (int)server);
+        DIR *d = opendir(dir);
+        ck_assert_ptr_nonnull(d);
+        for (struct dirent *e; (e = readdir(d));) {
+                if (e->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+                FILE *f = fopen(path, "re");
+                if (!f)
+                        continue;
+                while (fgets(line, sizeof(line), f))
+                        if (strncmp(line, "Pid:", 4) == 0) {
+                                n++;
+                                if (atoi(e->d_name) < *lowest)
+                                        *lowest = atoi(e->d_name);
+                        }
+                fclose(f);
+        }
+        closedir(d);
+        return n;
+}
+
+/*
+ * Exec jobs' clones share the server's fd table until the child keeps a
+ * copy of the low fds it needs (CLOSE_RANGE_UNSHARE), with the server's
+ * pidfds kept at 1024 and above: a job started while others are tracked
+ * still sees exactly its own fds, the server's table is intact after, and
+ * its pidfds sit above the floor (where the kernel has the flag and the
+ * server's fd limit leaves room).
+ */
+START_TEST(test_fds_of_a_job_started_while_many_are_tracked) {
+        mps_client *c = connect_test_server();
+        const char *sleeper[] = {"/bin/sleep", "600", NULL};
+        const char *list[] = {self_exe, "--list-fds", NULL};
+        mps_process *held[20];
+        char out[256];
+        for (size_t i = 0; i < 20; i++)
+                held[i] = start_job(c, sleeper, true);
+        for (int round = 0; round < 3; round++) {
+                mps_spec *spec;
+                int side[2];
+                ck_assert_int_eq(pipe2(side, O_CLOEXEC), 0);
+                ck_assert_int_eq(mps_spec_new(&spec), 0);
+                ck_assert_int_eq(mps_spec_map_fd(spec, 5, side[1]), 0);
+                ck_assert_int_eq(run_job(c, list, spec, out, sizeof(out)), 0);
+                ck_assert_str_eq(out, "0 1 2 5\n");
+                close(side[0]);
+                close(side[1]);
+                mps_spec_free(spec);
+        }
+        int lowest;
+        int n = server_pidfds(srv.pid, &lowest);
+        struct rlimit lim;
+        ck_assert_int_eq(prlimit(srv.pid, RLIMIT_NOFILE, NULL, &lim), 0);
+        bool floor = close_range(~0u, ~0u, CLOSE_RANGE_UNSHARE) == 0 && lim.rlim_cur >= 4096;
+        /* No pidfds when the server tracks by SIGCHLD: forced, or under
+         * valgrind (tests/valgrind.sh), which lacks pidfd_open. */
+        const char *forced = getenv("MPSPAWN_SERVER_NO_PIDFD");
+        if ((forced && *forced) || getenv("MPSPAWN_FORKSERVER_UNDER_TEST")) {
+                ck_assert_int_eq(n, 0);
+        } else {
+                ck_assert_int_ge(n, 20);
+                if (floor)
+                        ck_assert_msg(lowest >= 1024, "a pidfd of the server is fd %d",
+                                      lowest);
+        }
+        for (size_t i = 0; i < 20; i++) {
+                ck_assert_int_eq(mps_kill(held[i]), 0);
+                ck_assert_int_eq(mps_join(held[i], -1), 0);
+                mps_process_close(held[i]);
+        }
         mps_client_close(c);
 }
 END_TEST
@@ -936,6 +1017,7 @@ static Suite *process_suite(void) {
         tcase_add_checked_fixture(t, server_setup, server_teardown);
         tcase_set_timeout(t, 120);
         tcase_add_test(t, test_exit_code);
+        tcase_add_test(t, test_fds_of_a_job_started_while_many_are_tracked);
         tcase_add_test(t, test_killed_by_signal);
         tcase_add_test(t, test_exit_info);
         tcase_add_test(t, test_exec_enoent_is_an_error_not_an_exit);
