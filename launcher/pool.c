@@ -30,6 +30,11 @@ struct mps_pool {
         mps_client *client;
         unsigned workers;
         struct task_list pending, running;
+        /* While mps_pool_send_signal walks the running tasks, signalling one
+         * may dispatch replies that end others: those are kept here, not
+         * freed, until the walk is over. */
+        struct task_list ended;
+        unsigned signalling;
         bool closed;
         bool terminated;
 };
@@ -71,10 +76,14 @@ MPS_API int mps_pool_new(mps_client *client, unsigned workers, mps_pool **ret_po
 }
 
 static void task_free(struct task *t) {
-        if (t->proc) {
+        if (t->proc)
                 t->proc->on_change = NULL;
-                mps_process_close(t->proc);
+        if (t->pool->signalling) {
+                list_push(&t->pool->ended, t);
+                return;
         }
+        if (t->proc)
+                mps_process_close(t->proc);
         free(t);
 }
 
@@ -230,11 +239,28 @@ MPS_API int mps_pool_apply(mps_pool *pool, const mps_spec *spec, int *ret_exitco
 MPS_API int mps_pool_send_signal(mps_pool *pool, int sig) {
         if (!pool)
                 return -EINVAL;
+        /* The tasks running now, by value: signalling one dispatches
+         * replies, which may end (not free: see task_free) any of them and
+         * start queued ones. */
+        size_t n = pool->running.count, i = 0;
+        struct task **now = malloc((n + 1) * sizeof(*now));
+        if (!now)
+                return -ENOMEM;
+        for (struct task *t = pool->running.head; t; t = t->next)
+                now[i++] = t;
         int first = 0;
-        for (struct task *t = pool->running.head; t; t = t->next) {
-                int r = mps_send_signal(t->proc, sig);
+        pool->signalling++;
+        for (i = 0; i < n; i++) {
+                int r = mps_send_signal(now[i]->proc, sig);
                 if (r < 0 && first == 0)
                         first = r;
+        }
+        pool->signalling--;
+        free(now);
+        while (!pool->signalling && pool->ended.head) {
+                struct task *t = pool->ended.head;
+                list_unlink(&pool->ended, t);
+                task_free(t);
         }
         return first;
 }
@@ -272,7 +298,7 @@ MPS_API int mps_pool_join(mps_pool *pool, int timeout_ms) {
 MPS_API int mps_pool_free(mps_pool *pool) {
         if (!pool)
                 return 0;
-        if (pool->running.count > 0 || pool->pending.count > 0)
+        if (pool->running.count > 0 || pool->pending.count > 0 || pool->signalling)
                 return -EBUSY;
         free(pool);
         return 0;

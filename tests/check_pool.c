@@ -5,11 +5,13 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "../include/mpspawn.h"
 #include "testutil.h"
@@ -182,6 +184,39 @@ START_TEST(test_terminate_drops_queued_and_ends_running) {
 }
 END_TEST
 
+/*
+ * Signalling the pool while tasks are still starting: signalling one
+ * dispatches replies, and the exits among them end other tasks of the
+ * walk. Every task must be reported once and nothing used after it is
+ * freed (make check-asan catches that). The jobs' shared stdout pipe
+ * reaching EOF says they have all exited before the pool hears of it.
+ */
+START_TEST(test_signal_while_tasks_start_and_end) {
+        struct counts c = {0};
+        struct task_ref refs[4];
+        mps_pool *pool;
+        int out[2];
+        char buf[16];
+        ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+        mps_spec *s = sh_spec("exit 0");
+        ck_assert_int_eq(mps_spec_map_fd(s, 1, out[1]), 0);
+        ck_assert_int_eq(mps_pool_new(client, 4, &pool), 0);
+        for (int i = 0; i < 4; i++) {
+                refs[i] = (struct task_ref){&c, i};
+                ck_assert_int_eq(mps_pool_apply_async(pool, s, on_done, on_error, &refs[i]), 0);
+        }
+        mps_spec_free(s);
+        close(out[1]);
+        ck_assert_uint_eq(tu_read_all(out[0], buf, sizeof(buf), 20000), 0);
+        close(out[0]);
+        ck_assert_int_eq(mps_pool_terminate(pool), 0);
+        ck_assert_int_eq(mps_pool_join(pool, -1), 0);
+        for (int i = 0; i < 4; i++)
+                ck_assert_int_eq(c.done[i], 1);
+        ck_assert_int_eq(mps_pool_free(pool), 0);
+}
+END_TEST
+
 static Suite *pool_suite(void) {
         Suite *s = suite_create("pool");
         TCase *t = tcase_create("pool");
@@ -191,6 +226,7 @@ static Suite *pool_suite(void) {
         tcase_add_test(t, test_apply_async_callbacks_fire_once_each);
         tcase_add_test(t, test_start_failure_reaches_the_error_callback);
         tcase_add_test(t, test_terminate_drops_queued_and_ends_running);
+        tcase_add_test(t, test_signal_while_tasks_start_and_end);
         suite_add_tcase(s, t);
         return s;
 }
