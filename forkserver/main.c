@@ -322,26 +322,16 @@ static int check_config(const struct config *cfg) {
  * before its own policy, if any. */
 static int load_admin_policy(struct server *srv, const char *path, char *err,
                              size_t errlen) {
-        char *text = malloc(POLICY_TEXT_MAX + 1);
-        if (!text) {
-                snprintf(err, errlen, "out of memory");
-                return -ENOMEM;
-        }
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-                int r = -errno;
-                snprintf(err, errlen, "default_seccomp_policy: cannot read '%s': %m", path);
-                free(text);
+        char *text;
+        size_t n;
+        int r = mps__read_file(path, POLICY_TEXT_MAX, &text, &n);
+        if (r < 0) {
+                snprintf(err, errlen, "default_seccomp_policy: cannot read '%s': %s", path,
+                         r == -EFBIG ? "longer than 64 KiB" : strerror(-r));
                 return r;
         }
-        size_t n = 0;
-        ssize_t k;
-        while (n <= POLICY_TEXT_MAX &&
-               (k = mps__read_retry(fd, text + n, POLICY_TEXT_MAX + 1 - n)) > 0)
-                n += (size_t)k;
-        mps__safe_close(fd);
         const char *base = strrchr(path, '/');
-        int r = policy_compile(text, n, base ? base + 1 : path, &srv->admin_policy, err, errlen);
+        r = policy_compile(text, n, base ? base + 1 : path, &srv->admin_policy, err, errlen);
         free(text);
         if (r == 0)
                 log_info("default_seccomp_policy %s: %zu instructions, applied to every job",

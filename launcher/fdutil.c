@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,12 +64,37 @@ int mps__poll_one(int fd, short events, int timeout_ms) {
         }
 }
 
-int mps__fd_move_above_stdio(int fd) {
-        if (fd < 0 || fd > 2)
+int mps__fd_move_at_least(int fd, int min) {
+        if (fd < 0 || fd >= min)
                 return fd;
-        int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        int n = fcntl(fd, F_DUPFD_CLOEXEC, min);
         if (n < 0)
                 return -errno;
         close(fd);
         return n;
+}
+
+int mps__read_file(const char *path, size_t max, char **ret_text, size_t *ret_len) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        char *buf = malloc(max + 2);
+        if (!buf) {
+                close(fd);
+                return -ENOMEM;
+        }
+        size_t n = 0;
+        ssize_t k = 1;
+        /* One byte past max tells a file that is too long. */
+        while (n <= max && (k = mps__read_retry(fd, buf + n, max + 1 - n)) > 0)
+                n += (size_t)k;
+        close(fd);
+        if (k < 0 || n > max) {
+                free(buf);
+                return k < 0 ? (int)k : -EFBIG;
+        }
+        buf[n] = '\0';
+        *ret_text = buf;
+        *ret_len = n;
+        return 0;
 }

@@ -26,8 +26,14 @@ int mps__poll_one(int fd, short events, int timeout_ms);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t mps__now_ns(void);
 
-/* Moves fd to a number >= 3 (so it can never be mistaken for stdio),
- * keeping O_CLOEXEC. Returns the new fd (the old one is closed) or -errno. */
-int mps__fd_move_above_stdio(int fd);
+/* Moves fd to a number >= min, with O_CLOEXEC. Returns the new fd (the
+ * old one closed), fd itself when it is there already, or -errno (fd left
+ * as it was). */
+int mps__fd_move_at_least(int fd, int min);
+
+/* Reads the whole file at path, at most max bytes, into a new
+ * NUL-terminated buffer (*ret_text, to free; its length in *ret_len).
+ * 0, -errno of open or read, -EFBIG when longer than max, -ENOMEM. */
+int mps__read_file(const char *path, size_t max, char **ret_text, size_t *ret_len);
 
 #endif /* MPS_FDUTIL_H */

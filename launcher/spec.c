@@ -263,26 +263,13 @@ MPS_API int mps_spec_set_seccomp(mps_spec *s, const char *name, const char *text
 MPS_API int mps_spec_set_seccomp_file(mps_spec *s, const char *path) {
         if (!s || !path)
                 return -EINVAL;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        size_t cap = MPS_WIRE_MSG_MAX / 2 + 1, n = 0;
-        char *buf = malloc(cap + 1);
-        if (!buf) {
-                close(fd);
-                return -ENOMEM;
-        }
-        ssize_t k;
-        while (n < cap && (k = mps__read_retry(fd, buf + n, cap - n)) > 0)
-                n += (size_t)k;
-        close(fd);
-        if (n >= cap) {
-                free(buf);
-                return -EFBIG;
-        }
-        buf[n] = '\0';
+        char *buf;
+        size_t n;
+        int r = mps__read_file(path, MPS_WIRE_MSG_MAX / 2, &buf, &n);
+        if (r < 0)
+                return r;
         const char *base = strrchr(path, '/');
-        int r = mps_spec_set_seccomp(s, base ? base + 1 : path, buf);
+        r = mps_spec_set_seccomp(s, base ? base + 1 : path, buf);
         free(buf);
         return r;
 }

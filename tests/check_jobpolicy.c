@@ -95,6 +95,16 @@ START_TEST(test_denied_syscall_fails_with_the_requested_errno) {
 }
 END_TEST
 
+/* A policy file that cannot be read is an error, never an empty (allow
+ * everything) policy: a directory reads as EISDIR. Nor is a missing one. */
+START_TEST(test_unreadable_policy_file_is_an_error) {
+        mps_spec *s = spec_of((const char *[]){"/bin/true", NULL});
+        ck_assert_int_eq(mps_spec_set_seccomp_file(s, examples), -EISDIR);
+        ck_assert_int_eq(mps_spec_set_seccomp_file(s, "/nonexistent.policy"), -ENOENT);
+        mps_spec_free(s);
+}
+END_TEST
+
 START_TEST(test_kill_process_rule_ends_with_sigsys) {
         mps_spec *s = spec_of((const char *[]){self_exe, "--try-socket", NULL});
         ck_assert_int_eq(mps_spec_set_seccomp(s, "kill.policy",
@@ -375,6 +385,7 @@ static Suite *jobpolicy_suite(void) {
         tcase_set_timeout(t, 120);
         tcase_add_test(t, test_denied_syscall_fails_with_the_requested_errno);
         tcase_add_test(t, test_kill_process_rule_ends_with_sigsys);
+        tcase_add_test(t, test_unreadable_policy_file_is_an_error);
         tcase_add_test(t, test_second_identical_policy_hits_the_cache);
         tcase_add_test(t, test_bad_policy_gives_file_line_and_word_and_starts_nothing);
         tcase_add_test(t, test_nice_umask_and_no_new_privs_are_visible);
