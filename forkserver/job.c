@@ -138,16 +138,11 @@ static unsigned highest_fd(const int *fds, size_t nfds, int errpipe) {
         return hi;
 }
 
-/* A job's pidfd, moved to srv->pidfd_floor or above (see server.h), where
- * no clone copies it; where it was when that cannot be done. */
-static int move_pidfd(const struct server *srv, int pidfd) {
-        if (pidfd < 0 || srv->pidfd_floor <= 0 || pidfd >= srv->pidfd_floor)
-                return pidfd;
-        int high = fcntl(pidfd, F_DUPFD_CLOEXEC, srv->pidfd_floor);
-        if (high < 0)
-                return pidfd;
-        close(pidfd);
-        return high;
+/* A pidfd of ours, moved to srv->pidfd_floor or above (see server.h),
+ * where no clone copies it; where it was when that cannot be done. */
+int job_pidfd_high(const struct server *srv, int pidfd) {
+        int high = mps__fd_move_at_least(pidfd, srv->pidfd_floor);
+        return high >= 0 ? high : pidfd;
 }
 
 /* argv joined by spaces, cut at COMMAND_MAX bytes: what ps shows. */
@@ -321,7 +316,7 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
                 fork_errno = errno;
                 plan.unshare_fds_below = 0;
                 if (pid > 0) {
-                        j->pidfd = move_pidfd(srv, pidfd);
+                        j->pidfd = job_pidfd_high(srv, pidfd);
                         exec_done = true;
                 }
         }
@@ -348,7 +343,7 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         /* The child is ours and unreaped, so its pid cannot be reused before
          * pidfd_open: the pidfd refers to exactly this child. */
         if (srv->use_pidfd && j->pidfd < 0)
-                j->pidfd = move_pidfd(srv, pidfd_open(pid, 0));
+                j->pidfd = job_pidfd_high(srv, pidfd_open(pid, 0));
         if (srv->use_pidfd && j->pidfd < 0) {
                 int e = errno;
                 kill(pid, SIGKILL);

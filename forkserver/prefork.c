@@ -79,7 +79,8 @@ static int spawn_one(struct server *srv) {
         p->srv = srv;
         p->pid = pid;
         p->sock = sv[0];
-        p->pidfd = pidfd_open(pid, 0);
+        /* It becomes a job's pidfd: kept high as those are. */
+        p->pidfd = job_pidfd_high(srv, pidfd_open(pid, 0));
         p->watch = (struct watch){.kind = WATCH_PREFORK, .owner = p};
         if (p->pidfd < 0 || loop_add(srv, p->pidfd, EPOLLIN, &p->watch) < 0) {
                 kill(pid, SIGKILL);

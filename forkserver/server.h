@@ -307,6 +307,8 @@ void job_on_execpipe(struct job *j);
 void job_on_exit(struct job *j);
 void job_reap_any(struct server *srv);
 int job_kill(struct job *j, int sig);
+/* pidfd moved to srv->pidfd_floor or above when it can be; negative stays. */
+int job_pidfd_high(const struct server *srv, int pidfd);
 void job_on_deadline(struct job *j);
 void job_client_gone(struct job *j);
 void job_stop_daemon(struct job *j);
