@@ -105,12 +105,15 @@ int loop_run(struct server *srv) {
                 /* Pre-forked children are refilled only when no event
                  * waits, one fork per turn, so a refill never delays a
                  * job's exec result or exit; the loop does not sleep while
-                 * some are missing. Otherwise the only timeout is idle
-                 * exit's (job deadlines have their timerfd). */
-                bool missing = srv->prefork_count < srv->prefork_target && !srv->stopping;
-                int n = epoll_wait(srv->epfd, evs, LOOP_EVENTS_MAX,
-                                   missing ? 0 : service_timeout_ms(srv));
-                if (n == 0 && missing) {
+                 * some are missing, except after a failed fork (backoff).
+                 * Otherwise the only timeout is idle exit's (job deadlines
+                 * have their timerfd). */
+                int refill_ms = prefork_wait_ms(srv);
+                int timeout_ms = service_timeout_ms(srv);
+                if (refill_ms >= 0 && (timeout_ms < 0 || refill_ms < timeout_ms))
+                        timeout_ms = refill_ms;
+                int n = epoll_wait(srv->epfd, evs, LOOP_EVENTS_MAX, timeout_ms);
+                if (n == 0 && refill_ms == 0) {
                         prefork_refill(srv, 1);
                         continue;
                 }

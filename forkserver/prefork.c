@@ -102,10 +102,30 @@ void prefork_refill(struct server *srv, unsigned budget) {
                !srv->stopping) {
                 int r = spawn_one(srv);
                 if (r < 0) {
-                        log_warn("cannot pre-fork a child: %s", strerror(-r));
+                        /* Out of fds or processes: try again later, less and
+                         * less often, not on every loop turn. */
+                        srv->prefork_backoff_ms = srv->prefork_backoff_ms
+                                ? (srv->prefork_backoff_ms >= 30000 ? 60000
+                                                                    : srv->prefork_backoff_ms * 2)
+                                : 100;
+                        srv->prefork_retry_ns = mps__now_ns() +
+                                (uint64_t)srv->prefork_backoff_ms * 1000000u;
+                        log_warn("cannot pre-fork a child: %s; trying again in %u ms",
+                                 strerror(-r), srv->prefork_backoff_ms);
                         return;
                 }
+                srv->prefork_backoff_ms = 0;
+                srv->prefork_retry_ns = 0;
         }
+}
+
+int prefork_wait_ms(const struct server *srv) {
+        if (srv->prefork_count >= srv->prefork_target || srv->stopping)
+                return -1;
+        uint64_t now = mps__now_ns();
+        if (now >= srv->prefork_retry_ns)
+                return 0;
+        return (int)((srv->prefork_retry_ns - now + 999999u) / 1000000u);
 }
 
 struct prefork *prefork_take(struct server *srv) {

@@ -231,6 +231,8 @@ struct server {
         struct policy *admin_policy;   /* default_seccomp_policy: every job's */
         unsigned prefork_target; /* --prefork N */
         unsigned prefork_count;  /* idle ones */
+        unsigned prefork_backoff_ms; /* after a failed pre-fork; 0: none */
+        uint64_t prefork_retry_ns;   /* no refill before this */
         struct prefork *prefork_idle;
         struct timer_heap timers;
         uint64_t start_ns;
@@ -356,6 +358,8 @@ void close_range_except(unsigned lo, unsigned hi, int keep);
 /* Forks idle children until there are prefork_target of them; at most
  * `budget` forks (the loop calls it between event batches). */
 void prefork_refill(struct server *srv, unsigned budget);
+/* -1: nothing to refill; 0: a refill is due; else ms until one is. */
+int prefork_wait_ms(const struct server *srv);
 /* Takes an idle child for a job, or NULL. The caller owns it. */
 struct prefork *prefork_take(struct server *srv);
 /* Hands spawn message msg (with errpipe as an extra first fd) to p; 0 or

@@ -285,6 +285,61 @@ START_TEST(test_fork_failing_under_rlimit_nproc_is_an_error_and_passes) {
 }
 END_TEST
 
+static uint64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/*
+ * Pre-forking with no fds to spare: every refill fails. The server must
+ * back off instead of retrying on every loop turn (it did: about a
+ * million warnings a second at full CPU), and still stop cleanly.
+ */
+START_TEST(test_failing_prefork_backs_off) {
+        char dir[64], path[128];
+        int err[2];
+        tu_tmpdir(dir, sizeof(dir));
+        snprintf(path, sizeof(path), "%s/sock", dir);
+        ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                /* 0-2, epoll, signalfd, timerfd, spare, listener: 8 of 12. */
+                struct rlimit rl = {12, 12};
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || dup2(err[1], 2) < 0)
+                        _exit(91);
+                execl(tu_forkserver(), "mpforkserver", "--socket", path, "--log-level",
+                      "warning", "--prefork", "4", (char *)NULL);
+                _exit(92);
+        }
+        close(err[1]);
+        /* Its warnings for half a second (the first retry is after 0.1 s,
+         * then 0.2, 0.4, ...): a handful, not thousands. */
+        char buf[4096];
+        size_t lines = 0;
+        uint64_t until = now_ms() + 500;
+        for (uint64_t now; (now = now_ms()) < until;) {
+                struct pollfd p = {err[0], POLLIN, 0};
+                if (poll(&p, 1, (int)(until - now)) <= 0)
+                        continue;
+                ssize_t n = read(err[0], buf, sizeof(buf));
+                if (n <= 0)
+                        break;
+                for (ssize_t i = 0; i < n; i++)
+                        lines += buf[i] == '\n';
+        }
+        ck_assert_msg(lines >= 1 && lines <= 20, "%zu warning lines in 0.5 s", lines);
+        /* Still answering signals in its loop: a clean stop. */
+        kill(pid, SIGTERM);
+        int st;
+        waitpid(pid, &st, 0);
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        close(err[0]);
+        rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_out_of_descriptors_then_recovering) {
         char dir[64], path[128];
         tu_tmpdir(dir, sizeof(dir));
@@ -578,6 +633,7 @@ static Suite *hardening_suite(void) {
         tcase_add_test(t, test_client_that_never_reads_is_dropped_and_others_are_served);
         tcase_add_test(t, test_fork_failing_under_rlimit_nproc_is_an_error_and_passes);
         tcase_add_test(t, test_out_of_descriptors_then_recovering);
+        tcase_add_test(t, test_failing_prefork_backs_off);
         tcase_add_test(t, test_client_killed_between_request_and_reply);
         tcase_add_test(t, test_jobs_that_close_or_hand_on_their_fds);
         suite_add_tcase(s, t);
