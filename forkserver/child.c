@@ -316,7 +316,6 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
             close_range(plan->unshare_fds_below, ~0u, CLOSE_RANGE_UNSHARE) < 0)
                 fail(errpipe, CHILD_STAGE_FDS, errno);
         reset_signals();
-        setrlimit(RLIMIT_NOFILE, &srv->orig_nofile);
 
         if (spec->pdeathsig > 0) {
                 if (prctl(PR_SET_PDEATHSIG, spec->pdeathsig) < 0)
@@ -330,6 +329,9 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
 
         if ((r = arrange_fds(spec, fds, nfds, &errpipe)) < 0)
                 fail(errpipe, CHILD_STAGE_FDS, -r);
+        /* The limit the server was started with, once the fds are in place:
+         * the moves may need numbers above it. */
+        setrlimit(RLIMIT_NOFILE, &srv->orig_nofile);
 
         if (plan->creds && (r = drop_credentials(plan->creds)) < 0)
                 fail(errpipe, CHILD_STAGE_CREDENTIALS, -r);

@@ -387,6 +387,45 @@ START_TEST(test_fds_of_a_job_started_while_many_are_tracked) {
 }
 END_TEST
 
+/*
+ * The highest target the protocol allows (1023), from a server started
+ * with the usual soft fd limit of 1024: the child restores that limit for
+ * the job, and must do so only after it has moved the fds into place
+ * (it did so before, and the move to 1024 and up failed with EINVAL).
+ */
+START_TEST(test_fd_target_1023_under_a_soft_limit_of_1024) {
+        struct rlimit saved, low;
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+        if (saved.rlim_max < 2048) {
+                fprintf(stderr, "skipped: hard fd limit %llu < 2048\n",
+                        (unsigned long long)saved.rlim_max);
+                return;
+        }
+        low = (struct rlimit){1024, saved.rlim_max};
+        struct tu_server s2;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+        tu_server_start(&s2, NULL);
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+        mps_client *c = NULL;
+        ck_assert_int_eq(mps_client_open(s2.path, &c, NULL), 0);
+        mps_spec *spec;
+        int side[2];
+        char out[64];
+        ck_assert_int_eq(pipe2(side, O_CLOEXEC), 0);
+        ck_assert_int_eq(mps_spec_new(&spec), 0);
+        ck_assert_int_eq(mps_spec_map_fd(spec, 1023, side[1]), 0);
+        const char *list[] = {self_exe, "--list-fds", NULL};
+        ck_assert_int_eq(run_job(c, list, spec, out, sizeof(out)), 0);
+        ck_assert_str_eq(out, "0 1 2 1023\n");
+        close(side[0]);
+        close(side[1]);
+        mps_spec_free(spec);
+        mps_client_close(c);
+        int st = tu_server_stop(&s2);
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+END_TEST
+
 START_TEST(test_fd_map_swaps_stdout_and_stderr) {
         /* Targets that are each other's sources: the child must move them
          * out of the way before installing either. */
@@ -1046,6 +1085,7 @@ static Suite *process_suite(void) {
         tcase_set_timeout(t, 120);
         tcase_add_test(t, test_exit_code);
         tcase_add_test(t, test_fds_of_a_job_started_while_many_are_tracked);
+        tcase_add_test(t, test_fd_target_1023_under_a_soft_limit_of_1024);
         tcase_add_test(t, test_killed_by_signal);
         tcase_add_test(t, test_exit_info);
         tcase_add_test(t, test_exec_enoent_is_an_error_not_an_exit);
