@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../launcher/fdutil.h"
@@ -287,17 +288,24 @@ static _Noreturn void run_call(const struct server *srv, const struct mps__spawn
 }
 
 /* The client's credentials, for a server running as root. */
+/* Raw system calls, as glibc's posix_spawn makes them: glibc's wrappers
+ * change every thread of the process, and a child sharing the server's
+ * memory would reach for the server's threads (a preloaded library may
+ * have started some). These change only this process, which is all a
+ * child has. */
 static int drop_credentials(const struct creds *c) {
-        if (setgroups(c->ngroups, c->groups) < 0 || setresgid(c->gid, c->gid, c->gid) < 0 ||
-            setresuid(c->uid, c->uid, c->uid) < 0)
+        if (syscall(SYS_setgroups, c->ngroups, c->groups) < 0 ||
+            syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0 ||
+            syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0)
                 return -errno;
         return 0;
 }
 
 /*
- * Order: signal dispositions; the server's fd limit back; parent-death
- * signal; session or process group (every job leads its own group, so that
- * a whole tree can be signalled); fds; then, as the client rather than as
+ * Order: a private fd table (vforked children); signal dispositions;
+ * parent-death signal; session or process group (every job leads its own
+ * group, so that a whole tree can be signalled); fds, then the server's fd
+ * limit back; then, as the client rather than as
  * the server, everything a client could otherwise abuse: credentials
  * first, then cwd (access checked as the user), umask, nice and rlimits
  * (which cannot exceed what the user may set); the signal mask; and last
