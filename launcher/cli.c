@@ -102,7 +102,7 @@ static const char usage[] =
         "\n"
         "Exit status:\n"
         "  N      PROGRAM exited with N\n"
-        "  128+N  PROGRAM was killed by signal N\n"
+        "  128+N  PROGRAM was killed by signal N; batch mode stopped by signal N\n"
         "  124    --timeout expired (137 if SIGKILL was needed, as timeout(1))\n"
         "  125    mpspawn itself failed (bad option, no forkserver, bad --cwd)\n"
         "  126    PROGRAM was found but could not be executed\n"
@@ -616,7 +616,7 @@ int mps__cli_main(int argc, char **argv) {
         }
         if (o.jobs > 0) {
                 status = mps__cli_batch(client, spec, o.jobs, argv + optind, argc - optind,
-                                        o.halt_on_failure, o.json);
+                                        o.halt_on_failure, o.json, sfd);
                 goto out;
         }
         if (!o.call &&

@@ -37,12 +37,13 @@ extern const size_t mps__cli_nforwarded;
 /* Blocks the forwarded signals and returns a signalfd for them. */
 int mps__cli_signalfd(void);
 
-/* cli_batch.c: runs stdin's lines through a pool of `workers`; base is the
- * spec every job starts from (env, cwd, limits...); prefix_argv (may be
- * empty) goes before each line's words. Returns the exit status. */
-int mps__cli_batch(mps_client *client, const mps_spec *base, unsigned workers,
+/* cli_batch.c: runs stdin's lines through a pool of `workers`; spec is
+ * what every job starts from (env, cwd, limits...; each line sets its
+ * program in it); prefix_argv (may be empty) goes before each line's
+ * words; sfd is mps__cli_signalfd()'s. Returns the exit status. */
+int mps__cli_batch(mps_client *client, mps_spec *spec, unsigned workers,
                    char **prefix_argv, int prefix_argc, bool halt_on_failure,
-                   bool json);
+                   bool json, int sfd);
 
 /* cli_jobs.c: `mpspawn ps|kill|wait|stats ...`; argv[0] is the subcommand. */
 int mps__cli_jobs_main(int argc, char **argv, const char *socket);

@@ -132,7 +132,9 @@ START_TEST(test_program_options_stay_the_programs) {
 END_TEST
 
 /* Starts mpspawn with stdout on a pipe; returns its pid and the pipe. */
-static pid_t start_mpspawn(const char *const *args, int *ret_out) {
+/* mpspawn ARGS with stdin from in_fd (or /dev/null if < 0) and stdout
+ * into a pipe (*ret_out). */
+static pid_t start_mpspawn_in(const char *const *args, int in_fd, int *ret_out) {
         const char *argv[32];
         size_t n = 0;
         int p[2];
@@ -145,7 +147,10 @@ static pid_t start_mpspawn(const char *const *args, int *ret_out) {
         ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+        if (in_fd >= 0)
+                posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
+        else
+                posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
         extern char **environ;
         ck_assert_int_eq(posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ),
                          0);
@@ -153,6 +158,10 @@ static pid_t start_mpspawn(const char *const *args, int *ret_out) {
         close(p[1]);
         *ret_out = p[0];
         return pid;
+}
+
+static pid_t start_mpspawn(const char *const *args, int *ret_out) {
+        return start_mpspawn_in(args, -1, ret_out);
 }
 
 /* Reads one line (up to \n) from fd, bounded. */
@@ -559,6 +568,34 @@ START_TEST(test_batch_halt_on_failure_starts_nothing_more) {
 }
 END_TEST
 
+/* A stop signal reaches batch mode while it waits for its next line (it
+ * used to sit in a blocking read until more input came), and the status
+ * says it was stopped: 128+N, not 0. */
+START_TEST(test_batch_stops_on_sigterm_while_waiting_for_input) {
+        int in[2], fd;
+        char line[128];
+        ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
+        pid_t pid = start_mpspawn_in((const char *[]){"-j", "2", NULL}, in[0], &fd);
+        close(in[0]);
+        ck_assert_int_eq(write(in[1], "echo started\n", 13), 13);
+        read_line(fd, line, sizeof(line));
+        ck_assert_str_eq(line, "started\n");
+        /* No more input comes: mpspawn waits for it. */
+        int pidfd = pidfd_open(pid, 0);
+        ck_assert_int_ge(pidfd, 0);
+        ck_assert_int_eq(kill(pid, SIGTERM), 0);
+        struct pollfd p = {.fd = pidfd, .events = POLLIN};
+        ck_assert_msg(poll(&p, 1, 20000) == 1, "mpspawn -j did not stop on SIGTERM");
+        int st;
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert(WIFEXITED(st));
+        ck_assert_int_eq(WEXITSTATUS(st), 128 + SIGTERM);
+        close(pidfd);
+        close(in[1]);
+        close(fd);
+}
+END_TEST
+
 START_TEST(test_batch_with_a_program_prefix) {
         ck_assert_int_eq(mpspawn_stdin((const char *[]){"-j", "1", "echo", "n", NULL},
                                        "1\n2 'x y'\n"),
@@ -608,6 +645,7 @@ static Suite *cli_suite(void) {
         tcase_add_test(t, test_batch_quoting_failures_and_123);
         tcase_add_test(t, test_batch_halt_on_failure_starts_nothing_more);
         tcase_add_test(t, test_batch_with_a_program_prefix);
+        tcase_add_test(t, test_batch_stops_on_sigterm_while_waiting_for_input);
         suite_add_tcase(s, t);
 
         TCase *sh = tcase_create("shared-server");
