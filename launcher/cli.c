@@ -96,7 +96,7 @@ static const char usage[] =
         "system or user server; they see only the caller's own jobs):\n"
         "  ps [--json]            list jobs: ID, PID, STATE, TIME, NAME, COMMAND\n"
         "  kill ID [SIGNAL]       send SIGNAL (name or number; default TERM)\n"
-        "  wait ID [--json]       wait for job ID and exit with its status\n"
+        "  wait [--json] ID       wait for job ID and exit with its status\n"
         "  stats [--json]         the server's counters and spawn latency\n"
         "  server [OPTIONS]       run a forkserver in the foreground (mpforkserver)\n"
         "\n"
@@ -199,8 +199,9 @@ static int run_server(char **argv) {
         }
         argv[0] = path;
         execv(path, argv);
-        fprintf(stderr, "mpspawn: cannot execute '%s': %s\n", path, strerror(errno));
-        return errno == ENOENT ? MPS_EXIT_NOT_FOUND : MPS_EXIT_CANNOT_EXEC;
+        int e = errno;
+        fprintf(stderr, "mpspawn: cannot execute '%s': %s\n", path, strerror(e));
+        return e == ENOENT ? MPS_EXIT_NOT_FOUND : MPS_EXIT_CANNOT_EXEC;
 }
 
 /* Seconds: a non-negative decimal number (fractions allowed). */

@@ -143,7 +143,7 @@ int mps__cli_jobs_main(int argc, char **argv, const char *socket_option) {
                         break;
                 case 'h':
                         printf("Usage: mpspawn [-s SOCKET] ps [--json] | kill ID [SIGNAL] | "
-                               "wait ID | stats [--json]\nSee 'mpspawn --help'.\n");
+                               "wait [--json] ID | stats [--json]\nSee 'mpspawn --help'.\n");
                         return 0;
                 default:
                         return mps__cli_usage_error("option '%s' is unknown or needs a value",
@@ -159,7 +159,7 @@ int mps__cli_jobs_main(int argc, char **argv, const char *socket_option) {
                         return mps__cli_usage_error("unexpected argument '%s'", args[0]);
         } else if (strcmp(cmd, "wait") == 0) {
                 if (nargs != 1 || parse_id(args[0], &id) < 0)
-                        return mps__cli_usage_error("%s", "usage: mpspawn wait ID");
+                        return mps__cli_usage_error("%s", "usage: mpspawn wait [--json] ID");
         } else { /* kill */
                 if (nargs < 1 || nargs > 2 || parse_id(args[0], &id) < 0)
                         return mps__cli_usage_error("%s", "usage: mpspawn kill ID [SIGNAL]");

@@ -334,7 +334,7 @@ START_TEST(test_help_lists_every_option) {
                 "--socket", "--cwd", "--env", "--unset", "--clear-env", "--name",
                 "--new-session", "--timeout", "--kill-after", "--rlimit", "--detach",
                 "--json", "--jobs", "--halt-on-failure", "--keep-going", "--help",
-                "--version", " ps ", "kill ID", "wait ID", "stats", "server", "124",
+                "--version", " ps ", "kill ID", "wait [--json] ID", "stats", "server", "124",
                 "125", "126", "127", "128+N", "123",
         };
         ck_assert_int_eq(mpspawn((const char *[]){"--help", NULL}), 0);
