@@ -329,21 +329,20 @@ static int set_default_seccomp_policy(struct config *cfg, const char *v, char *e
 static const struct key_info {
         const char *name;
         setter set;
-        bool list;     /* whitespace-separated entries; the key may repeat */
-        bool enforced; /* false: accepted and validated, not acted on yet */
+        bool list; /* whitespace-separated entries; the key may repeat */
 } keys[] = {
-        {"socket", set_socket, false, true},
-        {"socket_mode", set_socket_mode, false, true},
-        {"socket_group", set_socket_group, false, true},
-        {"allowed_users", add_allowed_user, true, true},
-        {"allowed_groups", add_allowed_group, true, true},
-        {"max_jobs_per_client", set_max_jobs_per_client, false, true},
-        {"grace", set_grace, false, true},
-        {"idle_exit", set_idle_exit, false, true},
-        {"log_level", set_log_level, false, true},
-        {"preload", add_preload, true, true},
-        {"prefork", set_prefork, false, true},
-        {"default_seccomp_policy", set_default_seccomp_policy, false, true},
+        {"socket", set_socket, false},
+        {"socket_mode", set_socket_mode, false},
+        {"socket_group", set_socket_group, false},
+        {"allowed_users", add_allowed_user, true},
+        {"allowed_groups", add_allowed_group, true},
+        {"max_jobs_per_client", set_max_jobs_per_client, false},
+        {"grace", set_grace, false},
+        {"idle_exit", set_idle_exit, false},
+        {"log_level", set_log_level, false},
+        {"preload", add_preload, true},
+        {"prefork", set_prefork, false},
+        {"default_seccomp_policy", set_default_seccomp_policy, false},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -521,32 +520,6 @@ bool config_allows(const struct config *cfg, uid_t uid, gid_t gid,
                                 return true;
         }
         return false;
-}
-
-static bool key_is_set(const struct config *cfg, const char *name) {
-        if (strcmp(name, "preload") == 0)
-                return cfg->n_preload > 0;
-        if (strcmp(name, "prefork") == 0)
-                return cfg->prefork > 0;
-        if (strcmp(name, "default_seccomp_policy") == 0)
-                return cfg->default_seccomp_policy != NULL;
-        return false;
-}
-
-size_t config_unenforced_set(const struct config *cfg, char *buf, size_t len) {
-        size_t count = 0, used = 0;
-        if (len)
-                buf[0] = '\0';
-        for (size_t i = 0; i < NKEYS; i++) {
-                if (keys[i].enforced || !key_is_set(cfg, keys[i].name))
-                        continue;
-                int n = snprintf(buf + used, len - used, "%s%s", count ? ", " : "",
-                                 keys[i].name);
-                if (n > 0 && (size_t)n < len - used)
-                        used += (size_t)n;
-                count++;
-        }
-        return count;
 }
 
 static void print_seconds(FILE *out, const char *key, unsigned ms) {

@@ -3,9 +3,8 @@
  *
  * A plain "key = value" file, one setting per line, '#' comments. Every key
  * is validated when the file is read, and an error names the file, the line
- * and the key. Some keys are accepted and checked but not enforced yet,
- * because the feature they configure does not exist in this version; they
- * are marked so in config_keys[] and said so wherever they are shown.
+ * and the key. Command-line options that set a key go through config_set,
+ * so they are checked the same way.
  *
  * This module only parses, validates and answers questions about the
  * settings: it does not log, touch sockets or exit.
@@ -40,12 +39,12 @@ struct config {
         gid_t *allowed_gids;
         size_t n_allowed_gids;
 
-        unsigned max_jobs_per_client; /* 0: no limit */
+        unsigned max_jobs_per_client; /* 0: the built-in limit (16384) */
         unsigned grace_ms;
         unsigned idle_exit_ms; /* 0: never */
         int log_level;         /* enum log_level */
 
-        /* Accepted and validated, not enforced yet. */
+        /* Pre-warming and policy. */
         char **preload;
         size_t n_preload;
         unsigned prefork;
@@ -90,12 +89,7 @@ const char *config_log_level_name(int level);
 bool config_allows(const struct config *cfg, uid_t uid, gid_t gid,
                    const gid_t *groups, size_t ngroups);
 
-/* Keys whose feature this version does not have, set in cfg: the count,
- * with their names joined by ", " into buf. */
-size_t config_unenforced_set(const struct config *cfg, char *buf, size_t len);
-
-/* Writes the effective settings in the file's own syntax, with comments
- * that say which keys are accepted but not enforced (--check-config). */
+/* Writes the effective settings in the file's own syntax (--check-config). */
 void config_print(const struct config *cfg, FILE *out);
 
 #endif /* MPS_CONFIG_H */

@@ -81,36 +81,31 @@ static const char usage[] =
         "\n"
         "Exit status: 0 after a clean stop, 1 on a start-up error, 2 on bad usage.\n";
 
+#define OPTION_KEYS_MAX 128
+#define MAX_JOBS_PER_CLIENT_DEFAULT 16384 /* max_jobs_per_client = 0 */
+
+/* Options that set a configuration key: validated and stored by
+ * config_set, after the file, exactly as the file's own lines are. */
+struct option_key {
+        const char *option; /* "grace" of --grace, for messages */
+        const char *key;    /* "grace" */
+        const char *value;
+};
+
 #define PRELOAD_MAX 64
 
-/* Options override the configuration file; has_* says which were given. */
 struct options {
+        struct option_key keys[OPTION_KEYS_MAX];
+        size_t nkeys;
+        /* Not the preload key: a name dlopen(3) looks up is fine here. */
         const char *preload[PRELOAD_MAX];
         size_t npreload;
-        const char *socket_path;
+        const char *socket_path; /* not the key: a relative path is fine here */
         const char *config_path;
         bool check_config;
         int embedded_fd;
-        bool has_mode, has_grace, has_idle, has_level, has_prefork, has_max_jobs;
-        unsigned socket_mode;
-        unsigned grace_ms, idle_ms;
-        int log_level;
-        unsigned prefork;
-        unsigned max_children, max_jobs_per_client, max_conns_per_uid, client_queue;
+        unsigned max_children, max_conns_per_uid, client_queue;
 };
-
-/* Seconds from 0 to 86400 (a fraction allowed) into milliseconds. */
-static bool parse_seconds_opt(const char *s, unsigned *ret_ms) {
-        char *end;
-        errno = 0;
-        double v = strtod(s, &end);
-        if (errno || *end || end == s || !(v >= 0) || v > 86400)
-                return false;
-        *ret_ms = (unsigned)(v * 1000 + 0.5);
-        if (*ret_ms == 0 && v > 0)
-                *ret_ms = 1;
-        return true;
-}
 
 static void die_usage(const char *fmt, const char *arg) {
         fprintf(stderr, "mpforkserver: ");
@@ -144,46 +139,37 @@ static void parse_options(int argc, char **argv, struct options *o) {
                 {"version", no_argument, NULL, 'V'},
                 {0},
         };
+        /* The options that are configuration keys, and their keys. */
+        static const struct {
+                int opt;
+                const char *key;
+        } as_key[] = {
+                {OPT_MODE, "socket_mode"},   {OPT_GRACE, "grace"},
+                {OPT_IDLE_EXIT, "idle_exit"}, {OPT_LEVEL, "log_level"},
+                {OPT_PREFORK, "prefork"},    {OPT_MAX_JOBS, "max_jobs_per_client"},
+        };
         char *end;
-        int c;
+        int c, index;
 
         *o = (struct options){.embedded_fd = -1, .max_children = 65536,
-                              .max_jobs_per_client = 16384, .max_conns_per_uid = 256,
-                              .client_queue = CLIENT_QUEUE_MAX};
+                              .max_conns_per_uid = 256, .client_queue = CLIENT_QUEUE_MAX};
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+s:hV", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "+s:hV", longopts, &index)) != -1) {
+                const char *key = NULL;
+                for (size_t i = 0; i < sizeof(as_key) / sizeof(as_key[0]); i++)
+                        if (as_key[i].opt == c)
+                                key = as_key[i].key;
+                if (key) {
+                        if (o->nkeys == OPTION_KEYS_MAX)
+                                die_usage("more than %s options that set keys", "128");
+                        /* Long options only: index names the one given. */
+                        o->keys[o->nkeys++] =
+                                (struct option_key){longopts[index].name, key, optarg};
+                        continue;
+                }
                 switch (c) {
                 case 's':
                         o->socket_path = optarg;
-                        break;
-                case OPT_MODE: {
-                        errno = 0;
-                        unsigned long m = strtoul(optarg, &end, 8);
-                        if (errno || *end || end == optarg || m > 0777)
-                                die_usage("bad --socket-mode '%s' (octal, e.g. 0660)",
-                                          optarg);
-                        o->socket_mode = (unsigned)m;
-                        o->has_mode = true;
-                        break;
-                }
-                case OPT_GRACE:
-                        if (!parse_seconds_opt(optarg, &o->grace_ms))
-                                die_usage("bad --grace '%s' (seconds, 0 to 86400)",
-                                          optarg);
-                        o->has_grace = true;
-                        break;
-                case OPT_IDLE_EXIT:
-                        if (!parse_seconds_opt(optarg, &o->idle_ms))
-                                die_usage("bad --idle-exit '%s' (seconds, 0 to 86400)",
-                                          optarg);
-                        o->has_idle = true;
-                        break;
-                case OPT_LEVEL:
-                        if (config_parse_log_level(optarg, &o->log_level) < 0)
-                                die_usage("bad --log-level '%s' (error, warning, "
-                                          "info or debug)",
-                                          optarg);
-                        o->has_level = true;
                         break;
                 case OPT_CONFIG:
                         o->config_path = optarg;
@@ -191,17 +177,12 @@ static void parse_options(int argc, char **argv, struct options *o) {
                 case OPT_CHECK_CONFIG:
                         o->check_config = true;
                         break;
-                case OPT_PREFORK: {
-                        errno = 0;
-                        unsigned long n = strtoul(optarg, &end, 10);
-                        if (errno || *end || end == optarg || optarg[0] == '-' || n > 1024)
-                                die_usage("bad --prefork '%s' (0 to 1024)", optarg);
-                        o->prefork = (unsigned)n;
-                        o->has_prefork = true;
+                case OPT_PRELOAD:
+                        if (o->npreload >= PRELOAD_MAX)
+                                die_usage("more than 64 --preload libraries ('%s')", optarg);
+                        o->preload[o->npreload++] = optarg;
                         break;
-                }
                 case OPT_MAX_CHILDREN:
-                case OPT_MAX_JOBS:
                 case OPT_MAX_CONNS:
                 case OPT_QUEUE: {
                         errno = 0;
@@ -211,19 +192,12 @@ static void parse_options(int argc, char **argv, struct options *o) {
                                 die_usage("bad limit '%s' (1 to 1000000)", optarg);
                         if (c == OPT_MAX_CHILDREN)
                                 o->max_children = (unsigned)n;
-                        else if (c == OPT_MAX_JOBS)
-                                o->max_jobs_per_client = (unsigned)n, o->has_max_jobs = true;
                         else if (c == OPT_MAX_CONNS)
                                 o->max_conns_per_uid = (unsigned)n;
                         else
                                 o->client_queue = (unsigned)n;
                         break;
                 }
-                case OPT_PRELOAD:
-                        if (o->npreload >= PRELOAD_MAX)
-                                die_usage("more than 64 --preload libraries ('%s')", optarg);
-                        o->preload[o->npreload++] = optarg;
-                        break;
                 case OPT_EMBEDDED: {
                         errno = 0;
                         long fd = strtol(optarg, &end, 10);
@@ -281,12 +255,24 @@ static int detach_from_parent(void) {
         return 0;
 }
 
-/* The file first, then the options; 0 or -errno with the reason in err. */
+/* The file first, then the options that set keys, as its own lines would
+ * (a bad value is a usage error: exit 2). 0 or -errno with the reason in
+ * err. */
 static int load_config(const struct options *o, struct config *cfg, char *err,
                        size_t errlen) {
         int r;
         if (o->config_path && (r = config_load(cfg, o->config_path, err, errlen)) < 0)
                 return r;
+        for (size_t i = 0; i < o->nkeys; i++) {
+                const struct option_key *k = &o->keys[i];
+                if (config_set(cfg, k->key, k->value, err, errlen) < 0) {
+                        /* err is "KEY: what is wrong": name the option. */
+                        fprintf(stderr, "mpforkserver: bad --%s: %s\n"
+                                        "Try 'mpforkserver --help'.\n",
+                                k->option, err + strlen(k->key) + 2);
+                        exit(2);
+                }
+        }
         if (o->socket_path) {
                 free(cfg->socket_path);
                 if (!(cfg->socket_path = strdup(o->socket_path))) {
@@ -294,27 +280,16 @@ static int load_config(const struct options *o, struct config *cfg, char *err,
                         return -ENOMEM;
                 }
         }
-        if (o->has_mode)
-                cfg->socket_mode = o->socket_mode;
-        if (o->has_grace)
-                cfg->grace_ms = o->grace_ms;
-        if (o->has_idle)
-                cfg->idle_exit_ms = o->idle_ms;
-        if (o->has_level)
-                cfg->log_level = o->log_level;
         return 0;
 }
 
-/* --check-config: what the server would run with, and what it ignores. */
-static int check_config(const struct config *cfg) {
-        char names[256];
+/* --check-config: what the server would run with. */
+static int check_config(const struct config *cfg, const struct options *o) {
         printf("# mpforkserver %s: %s is valid.\n", MPS_VERSION_STRING,
                cfg->file ? cfg->file : "the command line");
         config_print(cfg, stdout);
-        size_t n = config_unenforced_set(cfg, names, sizeof(names));
-        if (n)
-                printf("# NOTE: %s %s set but not enforced: this version ignores %s.\n",
-                       names, n == 1 ? "is" : "are", n == 1 ? "it" : "them");
+        for (size_t i = 0; i < o->npreload; i++)
+                printf("# --preload %s (after the preload key's)\n", o->preload[i]);
         return 0;
 }
 
@@ -379,7 +354,7 @@ int main(int argc, char **argv) {
                 }
                 policy_free(srv.admin_policy);
                 srv.admin_policy = NULL;
-                r = check_config(&cfg);
+                r = check_config(&cfg, &o);
                 config_free(&cfg);
                 return r;
         }
@@ -387,15 +362,11 @@ int main(int argc, char **argv) {
         srv.cfg = &cfg;
         srv.grace_ms = cfg.grace_ms;
         srv.max_children = o.max_children;
-        srv.max_jobs_per_client = o.has_max_jobs ? o.max_jobs_per_client
-                                  : cfg.max_jobs_per_client ? cfg.max_jobs_per_client
-                                                            : o.max_jobs_per_client;
+        srv.max_jobs_per_client = cfg.max_jobs_per_client ? cfg.max_jobs_per_client
+                                                          : MAX_JOBS_PER_CLIENT_DEFAULT;
         srv.max_conns_per_uid = o.max_conns_per_uid;
         srv.client_queue_max = o.client_queue;
         srv.start_ns = mps__now_ns();
-        if (config_unenforced_set(&cfg, err, sizeof(err)) > 0)
-                log_warn("%s: %s: accepted but not enforced by this version; ignored",
-                         cfg.file ? cfg.file : "configuration", err);
 
         /* Whatever dispositions we were started with (a nohup'ed shell
          * ignores SIGHUP), jobs must start from the defaults: set them all
@@ -542,7 +513,7 @@ int main(int argc, char **argv) {
                 config_free(&cfg);
                 return 1;
         }
-        unsigned prefork = o.has_prefork ? o.prefork : cfg.prefork;
+        unsigned prefork = cfg.prefork;
         srv.prefork_target = srv.use_pidfd ? prefork : 0;
         if (prefork && !srv.use_pidfd)
                 log_warn("prefork needs pidfds; pre-forking is off");
