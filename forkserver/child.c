@@ -112,7 +112,10 @@ static int arrange_fds(const struct mps__spawn *spec, const int *fds,
                         close_range(from, (unsigned)keep[i] - 1, 0);
                 from = (unsigned)keep[i] + 1;
         }
-        close_range(from, ~0u, 0);
+        /* It fails only where the kernel lacks it (before 5.9): a job must
+         * not run with the server's fds (call jobs never exec). */
+        if (close_range(from, ~0u, 0) < 0)
+                return -errno;
 
         int e = fcntl(*errpipe, F_DUPFD_CLOEXEC, hi);
         if (e < 0)

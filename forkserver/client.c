@@ -100,19 +100,19 @@ int client_new(struct server *srv, int fd) {
         int r = loop_add(srv, fd, EPOLLIN, &c->watch);
         if (r < 0) {
                 log_err("epoll_ctl: %s", strerror(-r));
-                free(c);
+                client_free(c); /* with its creds */
                 return r;
         }
         if (mps__idmap_put(&srv->clients_by_serial, c->serial, c) < 0) {
                 loop_del(srv, fd);
-                free(c);
+                client_free(c); /* with its creds */
                 return -ENOMEM;
         }
         mps__idmap_remove(&srv->conns_by_uid, ukey);
         if (mps__idmap_put(&srv->conns_by_uid, ukey, (void *)(conns + 1)) < 0) {
                 mps__idmap_remove(&srv->clients_by_serial, c->serial);
                 loop_del(srv, fd);
-                free(c);
+                client_free(c); /* with its creds */
                 return -ENOMEM;
         }
         srv->nclients++;

@@ -292,8 +292,9 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
          * child decoding the request itself (make bench: 1.0 ms against
          * 1.4 ms). Nor do jobs that need the client's credentials or a
          * compiled filter, which a child forked earlier does not have. */
-        struct prefork *pf = callp && srv->use_pidfd && !policy && !c->creds
-                ? prefork_take(srv) : NULL;
+        bool take = callp && srv->use_pidfd && !policy && !c->creds &&
+                    msg->nfds < MPS_WIRE_FDS_MAX; /* room for the exec pipe */
+        struct prefork *pf = take ? prefork_take(srv) : NULL;
         if (pf && prefork_hand_over(pf, msg, pipefd[1]) < 0) {
                 prefork_discard(pf);
                 pf = NULL;

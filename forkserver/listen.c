@@ -27,13 +27,15 @@ static int fill_addr(const char *path, struct sockaddr_un *sa) {
 
 /* 1 if a server answers at path, 0 if the path is free or stale, -errno. */
 static int probe(const struct sockaddr_un *sa) {
-        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        /* Non-blocking: a live server whose backlog is full would hold a
+         * blocking connect, and our start with it; EAGAIN says it is live. */
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
         int r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
         int e = errno;
         mps__safe_close(fd);
-        if (r == 0)
+        if (r == 0 || e == EAGAIN)
                 return 1;
         if (e == ENOENT || e == ECONNREFUSED)
                 return 0;

@@ -491,7 +491,12 @@ int main(int argc, char **argv) {
                                 config_free(&cfg);
                                 return 1;
                         }
-                        srv.socket_path = strdup(path);
+                        /* To unlink it at exit: without it, stop here. */
+                        if (!(srv.socket_path = strdup(path))) {
+                                log_err("out of memory");
+                                unlink(path);
+                                return 1;
+                        }
                 }
                 if (loop_add(&srv, srv.listen_fd, EPOLLIN, &srv.listen_watch) < 0) {
                         log_err("cannot watch the socket: %m");

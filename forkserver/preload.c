@@ -98,7 +98,11 @@ int preload_load(struct server *srv, const char *path, char *err, size_t errlen)
                         return -ECANCELED;
                 }
         }
-        p->path = strdup(path);
+        if (!(p->path = strdup(path))) {
+                snprintf(err, errlen, "cannot preload '%s': out of memory", path);
+                dlclose(p->handle);
+                return -ENOMEM;
+        }
         long after = rss_kib();
         p->rss_kib = after > before ? after - before : 0;
         srv->npreloads++;

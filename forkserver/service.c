@@ -136,8 +136,10 @@ int service_listen_fd(int *ret_fd, char *err, size_t errlen) {
         }
         if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
             fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
-                snprintf(err, errlen, "cannot set up the socket from systemd: %m");
-                return -errno;
+                int e = errno;
+                snprintf(err, errlen, "cannot set up the socket from systemd: %s",
+                         strerror(e));
+                return -e;
         }
         *ret_fd = fd;
         return 1;

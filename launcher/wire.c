@@ -1029,9 +1029,10 @@ fail:
 int mps__jobs_add(cJSON *jobs_msg, const struct mps__job_entry *e) {
         cJSON *arr = cJSON_GetObjectItemCaseSensitive(jobs_msg, "jobs");
         cJSON *o = cJSON_CreateObject();
-        if (!o || !arr)
-                goto fail;
-        cJSON_AddItemToArray(arr, o);
+        if (!o || !arr || !cJSON_AddItemToArray(arr, o)) {
+                cJSON_Delete(o);
+                return -ENOMEM;
+        }
         ADD(add_u64(o, "id", e->id));
         ADD(add_int(o, "pid", e->pid));
         ADD(cJSON_AddStringToObject(o, "name", e->name ? e->name : ""));
