@@ -1338,8 +1338,8 @@ static void section_memory(void) {
                  n - 10, secs, ss.jobs_running);
         if (ss.jobs_running < n)
                 die("the server tracks %" PRIu64 " jobs, not %u", ss.jobs_running, n);
-        /* A moment for the last children to settle (exec done, pages in). */
-        usleep(200000);
+        /* The stats answer came after every start was handled: the
+         * server's memory is what it is now, whatever the children do. */
         ps = read_status(s.pid);
         add_mem("rss_children", ps.vmrss, "KiB",
                 "server with %u sleeping jobs tracked (VmRSS; anon %.0f, file %.0f KiB)", n,

@@ -25,7 +25,18 @@ cleanup() {
   for p in $pids; do wait "$p" 2>/dev/null || true; done
   rm -rf "$dir"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_lines NAME COUNT: until server NAME has printed COUNT steps lines
+# (it prints a job's just after sending its exit; bounded).
+wait_lines() {
+  i=0
+  while [ "$(grep -c '^steps ' "$dir/$1.log" || true)" -lt "$2" ]; do
+    i=$((i + 1)); [ "$i" -lt 100 ] || { echo "bench-steps: missing steps lines"; exit 1; }
+    sleep 0.05
+  done
+}
 
 # start_server NAME [ARGS...]: a steps server on $dir/NAME.sock, its stderr
 # in $dir/NAME.log; returns once a job went through.
@@ -39,23 +50,27 @@ start_server() {
     i=$((i + 1)); [ "$i" -lt 100 ] || { echo "bench-steps: server $name did not start"; cat "$dir/$name.log"; exit 1; }
     sleep 0.1
   done
+  echo 1 >"$dir/$name.jobs" # that one job
 }
 
 # phase NAME KIND TITLE: N jobs of KIND against server NAME, then the table.
 phase() {
   name=$1 kind=$2 title=$3
   "$b/tests/bench" --drive "$dir/$name.sock" "$kind" 20 >/dev/null # warm-up
-  before=$(grep -c '^steps ' "$dir/$name.log" || true)
+  # Every job so far has its line before these start, so that the last N
+  # lines are these jobs'. $dir/NAME.jobs counts the server's jobs.
+  before=$(($(cat "$dir/$name.jobs") + 20))
+  wait_lines "$name" "$before"
   MPS_BENCH_STEPS=1 "$b/tests/bench" --drive "$dir/$name.sock" "$kind" "$N" |
     grep '^client ' >"$dir/$name.$kind.client"
-  # The server prints a job's line just after sending its exit: wait for
-  # the last one (bounded).
-  want=$((before + N)) i=0
-  while [ "$(grep -c '^steps ' "$dir/$name.log" || true)" -lt "$want" ]; do
-    i=$((i + 1)); [ "$i" -lt 100 ] || { echo "bench-steps: missing steps lines"; exit 1; }
-    sleep 0.05
-  done
+  echo $((before + N)) >"$dir/$name.jobs"
+  wait_lines "$name" $((before + N))
   grep '^steps ' "$dir/$name.log" | tail -n "$N" >"$dir/$name.$kind.server"
+  # Line i of each side is job i: both must have exactly N.
+  for side in server client; do
+    lines=$(wc -l <"$dir/$name.$kind.$side")
+    [ "$lines" -eq "$N" ] || { echo "bench-steps: $lines $side lines for $N jobs"; exit 1; }
+  done
   echo
   echo "### $title: $N jobs, one at a time"
   echo
