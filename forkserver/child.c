@@ -53,11 +53,15 @@ static _Noreturn void fail(int errpipe, int stage, int err) {
 }
 
 /* The server set every disposition to default at start (main.c) and
- * changed only SIGPIPE since: that one is all a child has to reset. */
-static void reset_signals(void) {
+ * noted the ones changed since (srv->child_reset): a child resets those,
+ * before a handler could run in it, and before exec passes an ignored
+ * signal on to the job. */
+static void reset_signals(const struct server *srv) {
         struct sigaction sa = {.sa_handler = SIG_DFL};
         sigemptyset(&sa.sa_mask);
-        sigaction(SIGPIPE, &sa, NULL);
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sigismember(&srv->child_reset, sig) == 1)
+                        sigaction(sig, &sa, NULL);
 }
 
 /* Closes every fd in [lo, hi] (inclusive) except keep. */
@@ -326,7 +330,7 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
         if (plan->unshare_fds_below > 0 &&
             close_range(plan->unshare_fds_below, ~0u, CLOSE_RANGE_UNSHARE) < 0)
                 fail(errpipe, CHILD_STAGE_FDS, errno);
-        reset_signals();
+        reset_signals(srv);
 
         if (spec->pdeathsig > 0) {
                 if (prctl(PR_SET_PDEATHSIG, spec->pdeathsig) < 0)

@@ -420,6 +420,16 @@ int main(int argc, char **argv) {
                 }
         }
 
+        /* What a child must set back to default: SIGPIPE (ignored above),
+         * and any disposition a preloaded library changed. */
+        sigemptyset(&srv.child_reset);
+        for (int sig = 1; sig < NSIG; sig++) {
+                struct sigaction now;
+                if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &now) == 0 &&
+                    now.sa_handler != SIG_DFL)
+                        sigaddset(&srv.child_reset, sig);
+        }
+
         /* Many pidfds may be open at once: take the hard limit, and give
          * children back the limit we were started with. */
         getrlimit(RLIMIT_NOFILE, &srv.orig_nofile);

@@ -209,6 +209,10 @@ struct server {
         unsigned client_queue_max;     /* replies queued for a slow reader */
         struct mps__idmap conns_by_uid; /* uid + 1 -> count (as a pointer) */
         bool use_pidfd; /* else SIGCHLD + wait4(-1) and jobs_by_pid */
+        /* Signals whose disposition is not the default once start-up is
+         * over (SIGPIPE, and whatever a preloaded library set): a child
+         * resets these, and only these. */
+        sigset_t child_reset;
         /* Exec jobs' clones share our fd table (CLONE_FILES) and the child
          * keeps a private copy of only the fds below the highest it needs
          * (close_range CLOSE_RANGE_UNSHARE, Linux 5.9); pidfds are kept at

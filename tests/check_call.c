@@ -70,6 +70,33 @@ static int finish(mps_process *p) {
         return code;
 }
 
+/* The preloaded library ignores SIGUSR1 in the server: an exec job must
+ * not inherit that (exec keeps ignored signals), nor a call job. */
+START_TEST(test_jobs_do_not_inherit_a_preloads_dispositions) {
+        mps_spec *s;
+        mps_process *p;
+        int out[2];
+        char buf[256] = "";
+        const char *argv[] = {"/bin/sh", "-c", "grep '^SigIgn:' /proc/self/status", NULL};
+        ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+        ck_assert_int_eq(mps_spec_new(&s), 0);
+        ck_assert_int_eq(mps_spec_set_exec(s, argv[0], argv), 0);
+        ck_assert_int_eq(mps_spec_map_fd(s, 1, out[1]), 0);
+        ck_assert_int_eq(mps_process_new(client, s, &p), 0);
+        mps_spec_free(s);
+        ck_assert_int_eq(mps_start(p), 0);
+        close(out[1]);
+        tu_read_all(out[0], buf, sizeof(buf), 20000);
+        close(out[0]);
+        ck_assert_int_eq(finish(p), 0);
+        unsigned long long ign = 0;
+        ck_assert_int_eq(sscanf(buf, "SigIgn: %llx", &ign), 1);
+        ck_assert_msg(!(ign & (1ull << (SIGUSR1 - 1))), "SIGUSR1 is ignored in the job: %s",
+                      buf);
+        ck_assert_int_eq(finish(start_call("usr1_is_default", NULL, -1, -1)), 0);
+}
+END_TEST
+
 START_TEST(test_return_value_is_the_exit_code) {
         ck_assert_int_eq(finish(start_call("exit_with", "42", -1, -1)), 42);
         ck_assert_int_eq(finish(start_call("exit_with", "0", -1, -1)), 0);
@@ -310,6 +337,7 @@ static Suite *call_suite(void) {
         tcase_add_checked_fixture(t, setup, teardown);
         tcase_set_timeout(t, 240);
         tcase_add_test(t, test_return_value_is_the_exit_code);
+        tcase_add_test(t, test_jobs_do_not_inherit_a_preloads_dispositions);
         tcase_add_test(t, test_only_registered_names_can_be_called);
         tcase_add_test(t, test_100_call_jobs_share_the_table_copy_on_write);
         tcase_add_test(t, test_8_concurrent_jobs_add_to_shared_counters);

@@ -6,6 +6,7 @@
  * only the public header, not libmpspawn.
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,6 +37,9 @@ static int init(void) {
         for (size_t i = 0; i < table_size; i++)
                 table[i] = (unsigned char)(i * 31 + 7);
         init_count++;
+        /* As libraries do: a disposition of its own in the server (here,
+         * SIGUSR1 ignored). Jobs must not inherit it (check_call). */
+        signal(SIGUSR1, SIG_IGN);
         return 0;
 }
 
@@ -134,7 +138,17 @@ static int show_env(const mps_call_context *ctx) {
 }
 
 MPS_MODULE(init, after_fork);
+/* 0 when SIGUSR1 has its default disposition in this job, else 1. */
+static int usr1_is_default(const mps_call_context *ctx) {
+        struct sigaction sa;
+        (void)ctx;
+        if (sigaction(SIGUSR1, NULL, &sa) < 0)
+                return 2;
+        return sa.sa_handler == SIG_DFL ? 0 : 1;
+}
+
 MPS_ENTRY("table_info", table_info);
+MPS_ENTRY("usr1_is_default", usr1_is_default);
 MPS_ENTRY("exit_with", exit_with);
 MPS_ENTRY("noop", noop);
 MPS_ENTRY("add_counters", add_counters);
