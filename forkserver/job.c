@@ -592,14 +592,28 @@ void job_on_exit(struct job *j) {
 
 void job_reap_any(struct server *srv) {
         for (;;) {
+                /* Which child ended, without reaping it yet: a kill_tree
+                 * leader's group is killed first, as job_on_exit does. */
+                siginfo_t si = {0};
+                if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return; /* no children */
+                }
+                if (si.si_pid == 0)
+                        return; /* none left to reap now */
+                pid_t pid = si.si_pid;
+                struct job *j = mps__idmap_get(&srv->jobs_by_pid, (uint64_t)pid);
+                if (j && j->kill_tree)
+                        kill(-pid, SIGKILL);
                 struct rusage ru;
                 int status;
-                pid_t pid = wait4(-1, &status, WNOHANG, &ru);
-                if (pid < 0 && errno == EINTR)
-                        continue;
-                if (pid <= 0)
-                        return; /* none left to reap now (0), or no children */
-                struct job *j = mps__idmap_get(&srv->jobs_by_pid, (uint64_t)pid);
+                pid_t r;
+                do
+                        r = wait4(pid, &status, WNOHANG, &ru);
+                while (r < 0 && errno == EINTR);
+                if (r <= 0)
+                        return; /* cannot happen for the child waitid named */
                 if (j)
                         job_finish(j, status, &ru);
         }

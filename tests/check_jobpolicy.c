@@ -234,6 +234,40 @@ START_TEST(test_whole_tree_kill_leaves_no_grandchild) {
 }
 END_TEST
 
+/* With kill_tree, what the leader leaves behind in its group when it
+ * exits on its own is killed (before the leader is reaped, while the group
+ * is still its), on the pidfd path and on the SIGCHLD one alike. */
+START_TEST(test_tree_leftovers_die_with_the_leader) {
+        mps_spec *s = spec_of((const char *[]){"/bin/sh", "-c", "sleep 100 & echo $!", NULL});
+        int fds[2];
+        char line[32] = "";
+        mps_process *p;
+        ck_assert_int_eq(mps_spec_set_kill_tree(s, true), 0);
+        ck_assert_int_eq(mps_pipe(fds), 0);
+        ck_assert_int_eq(mps_spec_map_fd(s, 1, fds[1]), 0);
+        ck_assert_int_eq(mps_process_new(client, s, &p), 0);
+        ck_assert_int_eq(mps_start(p), 0);
+        close(fds[1]);
+        size_t n = 0;
+        while (n + 1 < sizeof(line)) {
+                struct pollfd pf = {.fd = fds[0], .events = POLLIN};
+                ck_assert_int_eq(poll(&pf, 1, 20000), 1);
+                ck_assert_int_eq(read(fds[0], line + n, 1), 1);
+                if (line[n++] == '\n')
+                        break;
+        }
+        pid_t left = atoi(line);
+        ck_assert_int_gt(left, 0);
+        ck_assert_int_eq(mps_join(p, -1), 0);
+        ck_assert_int_eq(mps_exitcode(p), 0);
+        ck_assert_msg(dead(left, 20000), "the leader's background sleep %d survived",
+                      (int)left);
+        mps_process_close(p);
+        close(fds[0]);
+        mps_spec_free(s);
+}
+END_TEST
+
 START_TEST(test_parent_death_signal_reaches_the_job) {
         struct tu_server own;
         tu_server_start(&own, NULL);
@@ -390,6 +424,7 @@ static Suite *jobpolicy_suite(void) {
         tcase_add_test(t, test_bad_policy_gives_file_line_and_word_and_starts_nothing);
         tcase_add_test(t, test_nice_umask_and_no_new_privs_are_visible);
         tcase_add_test(t, test_whole_tree_kill_leaves_no_grandchild);
+        tcase_add_test(t, test_tree_leftovers_die_with_the_leader);
         tcase_add_test(t, test_parent_death_signal_reaches_the_job);
         tcase_add_test(t, test_root_server_runs_jobs_with_the_clients_credentials);
         tcase_add_test(t, test_admin_policy_applies_and_cannot_be_loosened);
