@@ -395,6 +395,11 @@ END_TEST
  */
 START_TEST(test_fd_target_1023_under_a_soft_limit_of_1024) {
         struct rlimit saved, low;
+        /* valgrind keeps the top fds under the limit for itself. */
+        if (getenv("MPSPAWN_FORKSERVER_UNDER_TEST")) {
+                fprintf(stderr, "skipped under valgrind: it emulates RLIMIT_NOFILE\n");
+                return;
+        }
         ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
         if (saved.rlim_max < 2048) {
                 fprintf(stderr, "skipped: hard fd limit %llu < 2048\n",
