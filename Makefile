@@ -75,7 +75,8 @@ LIB_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DMPS_BUILDING_LIBRARY
 ALL_LDFLAGS = $(LDFLAGS) $(SANITIZE)
 
 # The wire codec and helpers are one set of files used by both sides.
-COMMON_SRC := launcher/wire.c launcher/say.c launcher/fdutil.c launcher/idmap.c launcher/rlimits.c
+COMMON_SRC := launcher/wire.c launcher/say.c launcher/fdutil.c launcher/idmap.c launcher/rlimits.c \
+              launcher/number.c
 LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c \
               launcher/jobs.c launcher/pool.c launcher/cmdline.c launcher/share.c
 SERVER_SRC := forkserver/main.c forkserver/loop.c forkserver/listen.c \
@@ -98,7 +99,7 @@ FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz_%_replay)
 
 # Check suites in $(BUILD)/tests, and shell suites in tests/ (NAME.sh, which
 # print a Check-style summary line for tests/run.sh).
-TESTS      := check_wire check_idmap check_cmdline check_policy check_config \
+TESTS      := check_util check_wire check_idmap check_cmdline check_policy check_config \
               check_process check_pool check_call check_jobpolicy check_hardening \
               check_cli check_service $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh
@@ -185,6 +186,7 @@ $(BUILD)/tests/%.o: tests/%.c
 
 $(BUILD)/tests/check_wire: $(BUILD)/tests/check_wire.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_idmap: $(BUILD)/tests/check_idmap.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_util: $(BUILD)/tests/check_util.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_cmdline: $(BUILD)/tests/check_cmdline.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_process: $(BUILD)/tests/check_process.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_cli: $(BUILD)/tests/check_cli.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +40,14 @@ ssize_t mps__read_retry(int fd, void *buf, size_t len) {
                 n = read(fd, buf, len);
         while (n < 0 && errno == EINTR);
         return n < 0 ? -errno : n;
+}
+
+pid_t mps__wait_retry(pid_t pid, int *status, int options, struct rusage *ru) {
+        pid_t r;
+        do
+                r = wait4(pid, status, options, ru);
+        while (r < 0 && errno == EINTR);
+        return r < 0 ? -errno : r;
 }
 
 uint64_t mps__now_ns(void) {

@@ -23,6 +23,12 @@ ssize_t mps__read_retry(int fd, void *buf, size_t len);
  * timeout_ms < 0 waits forever. Returns >0 ready, 0 timeout, -errno. */
 int mps__poll_one(int fd, short events, int timeout_ms);
 
+/* wait4(pid, status, options, ru) retried on EINTR: the one place the
+ * project waits for a child. Returns the pid reaped, 0 (WNOHANG and none
+ * ready) or -errno. status and ru may be NULL. */
+struct rusage;
+pid_t mps__wait_retry(pid_t pid, int *status, int options, struct rusage *ru);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t mps__now_ns(void);
 
