@@ -59,6 +59,10 @@ static struct creds *client_creds(uid_t uid, gid_t gid) {
         return cr;
 }
 
+static void on_watch(struct watch *w, uint32_t events) {
+        client_on_event(w->data, events);
+}
+
 int client_new(struct server *srv, int fd) {
         struct ucred cred;
         socklen_t len = sizeof(cred);
@@ -95,8 +99,7 @@ int client_new(struct server *srv, int fd) {
                 free(c);
                 return -ENOMEM;
         }
-        c->watch.kind = WATCH_CLIENT;
-        c->watch.owner = c;
+        c->watch = (struct watch){.fn = on_watch, .data = c};
         int r = loop_add(srv, fd, EPOLLIN, &c->watch);
         if (r < 0) {
                 log_err("epoll_ctl: %s", strerror(-r));

@@ -179,6 +179,16 @@ static char *command_line(const struct mps__spawn *sp) {
 
 static void resolve_exec(struct job *j);
 
+static void on_pidfd_watch(struct watch *w, uint32_t events) {
+        (void)events;
+        job_on_exit(w->data);
+}
+
+static void on_execpipe_watch(struct watch *w, uint32_t events) {
+        (void)events;
+        job_on_execpipe(w->data);
+}
+
 void job_spawn(struct client *c, struct mps__msg *msg) {
         struct server *srv = c->srv;
         struct mps__spawn sp;
@@ -275,8 +285,8 @@ void job_spawn(struct client *c, struct mps__msg *msg) {
         j->request_ns = msg->received_ns;
         j->pidfd = j->execpipe = -1;
         j->heap_index = SIZE_MAX;
-        j->pidfd_watch = (struct watch){.kind = WATCH_PIDFD, .owner = j};
-        j->execpipe_watch = (struct watch){.kind = WATCH_EXECPIPE, .owner = j};
+        j->pidfd_watch = (struct watch){.fn = on_pidfd_watch, .data = j};
+        j->execpipe_watch = (struct watch){.fn = on_execpipe_watch, .data = j};
 
         if (pipe2(pipefd, O_CLOEXEC) < 0) {
                 srv->jobs_failed++;

@@ -1,7 +1,7 @@
 /*
  * loop.c: the server's one epoll loop. Every event source is registered with
- * a struct watch that says what it is and who owns it, so dispatch is one
- * switch and never a search.
+ * a struct watch that carries its own handler and data, so dispatch is one
+ * indirect call and the loop knows no handler.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,7 +35,9 @@ void loop_del(struct server *srv, int fd) {
 /* Accepts every pending connection. When out of descriptors, the spare one
  * is given up to accept and immediately close the connection, so that the
  * level-triggered listening socket does not spin and the client sees EOF. */
-static void on_listen(struct server *srv) {
+void loop_on_listen(struct watch *w, uint32_t events) {
+        struct server *srv = w->data;
+        (void)events;
         for (int i = 0; i < 64; i++) {
                 int fd = accept4(srv->listen_fd, NULL, NULL,
                                  SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -59,7 +61,9 @@ static void on_listen(struct server *srv) {
         }
 }
 
-static void on_signal(struct server *srv) {
+void loop_on_signal(struct watch *w, uint32_t events) {
+        struct server *srv = w->data;
+        (void)events;
         struct signalfd_siginfo si;
         ssize_t n;
         while ((n = mps__read_retry(srv->signal_fd, &si, sizeof(si))) == sizeof(si)) {
@@ -127,29 +131,7 @@ int loop_run(struct server *srv) {
                         service_on_timeout(srv);
                 for (int i = 0; i < n; i++) {
                         struct watch *w = evs[i].data.ptr;
-                        switch (w->kind) {
-                        case WATCH_LISTEN:
-                                on_listen(srv);
-                                break;
-                        case WATCH_SIGNAL:
-                                on_signal(srv);
-                                break;
-                        case WATCH_TIMER:
-                                timer_on_expiry(srv);
-                                break;
-                        case WATCH_CLIENT:
-                                client_on_event(w->owner, evs[i].events);
-                                break;
-                        case WATCH_EXECPIPE:
-                                job_on_execpipe(w->owner);
-                                break;
-                        case WATCH_PIDFD:
-                                job_on_exit(w->owner);
-                                break;
-                        case WATCH_PREFORK:
-                                prefork_on_exit(w->owner);
-                                break;
-                        }
+                        w->fn(w, evs[i].events);
                 }
                 while (srv->dead_jobs) {
                         struct job *j = srv->dead_jobs;

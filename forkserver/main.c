@@ -452,9 +452,9 @@ int main(int argc, char **argv) {
                 log_err("cannot set up the event loop: %m");
                 return 1;
         }
-        srv.signal_watch = (struct watch){.kind = WATCH_SIGNAL};
-        srv.timer_watch = (struct watch){.kind = WATCH_TIMER};
-        srv.listen_watch = (struct watch){.kind = WATCH_LISTEN};
+        srv.signal_watch = (struct watch){.fn = loop_on_signal, .data = &srv};
+        srv.timer_watch = (struct watch){.fn = timer_on_watch, .data = &srv};
+        srv.listen_watch = (struct watch){.fn = loop_on_listen, .data = &srv};
         if (loop_add(&srv, srv.signal_fd, EPOLLIN, &srv.signal_watch) < 0 ||
             loop_add(&srv, srv.timer_fd, EPOLLIN, &srv.timer_watch) < 0) {
                 log_err("cannot set up the event loop: %m");

@@ -57,6 +57,11 @@ static _Noreturn void prefork_child(struct server *srv, int sock) {
         }
 }
 
+static void on_watch(struct watch *w, uint32_t events) {
+        (void)events;
+        prefork_on_exit(w->data);
+}
+
 static int spawn_one(struct server *srv) {
         int sv[2];
         struct prefork *p = calloc(1, sizeof(*p));
@@ -81,7 +86,7 @@ static int spawn_one(struct server *srv) {
         p->sock = sv[0];
         /* It becomes a job's pidfd: kept high as those are. */
         p->pidfd = job_pidfd_high(srv, pidfd_open(pid, 0));
-        p->watch = (struct watch){.kind = WATCH_PREFORK, .owner = p};
+        p->watch = (struct watch){.fn = on_watch, .data = p};
         if (p->pidfd < 0 || loop_add(srv, p->pidfd, EPOLLIN, &p->watch) < 0) {
                 kill(pid, SIGKILL);
                 while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)

@@ -33,20 +33,13 @@
 struct config;
 struct ucred;
 
-/* What an epoll registration points at. */
-enum watch_kind {
-        WATCH_LISTEN,
-        WATCH_SIGNAL,
-        WATCH_TIMER,
-        WATCH_CLIENT,
-        WATCH_EXECPIPE,
-        WATCH_PIDFD,
-        WATCH_PREFORK, /* an idle pre-forked child's pidfd */
-};
-
+/* What an epoll registration points at: the handler of its events and
+ * the object it is about. The loop calls fn and knows nothing else. */
+struct watch;
+typedef void watch_fn(struct watch *w, uint32_t events);
 struct watch {
-        enum watch_kind kind;
-        void *owner;
+        watch_fn *fn;
+        void *data;
 };
 
 struct outmsg {
@@ -279,6 +272,9 @@ int loop_add(struct server *srv, int fd, uint32_t events, struct watch *w);
 int loop_mod(struct server *srv, int fd, uint32_t events, struct watch *w);
 void loop_del(struct server *srv, int fd);
 int loop_run(struct server *srv);
+/* Watch handlers of the listening socket and the signalfd (data: srv). */
+void loop_on_listen(struct watch *w, uint32_t events);
+void loop_on_signal(struct watch *w, uint32_t events);
 void loop_begin_stop(struct server *srv);
 
 /* client.c */
@@ -402,6 +398,7 @@ const char *child_stage_name(int stage);
 int timer_arm(struct server *srv, struct job *j, uint64_t deadline_ns);
 void timer_disarm(struct server *srv, struct job *j);
 void timer_on_expiry(struct server *srv);
+void timer_on_watch(struct watch *w, uint32_t events); /* data: srv */
 
 /* log.c */
 enum log_level { LOG_LEVEL_ERR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };

@@ -110,3 +110,8 @@ void timer_on_expiry(struct server *srv) {
         }
         rearm(srv);
 }
+
+void timer_on_watch(struct watch *w, uint32_t events) {
+        (void)events;
+        timer_on_expiry(w->data);
+}
