@@ -9,6 +9,7 @@
 #                   markdown table (BENCH_ARGS=--json for JSON). Not a test.
 #   make bench-callgrind  instructions per launch in the server (valgrind)
 #   make bench-steps      where a job's time goes, step by step
+#   make bench-compare    BASE=REF: launch rows against another commit's, interleaved
 #   make bench-policy  what a seccomp policy costs (compile, cache hit, load)
 #   make fuzz       FUZZ_SECONDS=30: each libFuzzer target for that long (clang)
 #   make install    PREFIX=/usr/local DESTDIR= (binaries, libraries, header,
@@ -110,7 +111,7 @@ PROGRAMS   := $(BUILD)/mpforkserver $(BUILD)/mpspawn
 LIBS       := $(BUILD)/libmpspawn.a $(BUILD)/libmpspawn.so.$(VERSION)
 
 .PHONY: all deps demo check check-asan check-valgrind soak test tests install uninstall \
-        clean bench bench-callgrind bench-steps bench-policy fuzz fuzz-deps fuzz-build
+        clean bench bench-compare bench-callgrind bench-steps bench-policy fuzz fuzz-deps fuzz-build
 SUDO_APT = if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
@@ -340,6 +341,11 @@ bench-steps: all $(BUILD)/tests/bench $(BUILD)/tests/preload_table.so
 	  $(BUILD)/steps/mpforkserver
 	@BUILD=$(BUILD) N=$${N:-1000} sh tests/bench_steps.sh
 
+# The launch rows of this tree against BASE (a commit; default main),
+# interleaved in one run: tests/bench_compare.sh.
+bench-compare: all $(BUILD)/tests/bench $(BUILD)/tests/preload_table.so
+	@BUILD=$(BUILD) BASE=$${BASE:-main} N=$${N:-1000} ROUNDS=$${ROUNDS:-5} sh tests/bench_compare.sh
+
 # --- demo ------------------------------------------------------------------------------
 demo: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/tests/example
@@ -399,6 +405,7 @@ uninstall:
 
 clean:
 	rm -rf build build-asan build-fuzz
+	-git worktree remove --force build-base 2>/dev/null; rm -rf build-base
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 ifneq ($(filter fuzz fuzz-build build-fuzz/%,$(MAKECMDGOALS)),)
