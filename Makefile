@@ -78,7 +78,7 @@ ALL_LDFLAGS = $(LDFLAGS) $(SANITIZE)
 COMMON_SRC := launcher/wire.c launcher/say.c launcher/fdutil.c launcher/idmap.c launcher/rlimits.c \
               launcher/number.c
 LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c \
-              launcher/jobs.c launcher/pool.c launcher/cmdline.c launcher/share.c
+              launcher/job_requests.c launcher/pool.c launcher/cmdline.c launcher/share.c
 SERVER_SRC := forkserver/main.c forkserver/loop.c forkserver/listen.c \
               forkserver/client.c forkserver/job.c forkserver/child.c \
               forkserver/timer.c forkserver/log.c forkserver/retain.c \
