@@ -75,8 +75,8 @@ LIB_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DMPS_BUILDING_LIBRARY
 ALL_LDFLAGS = $(LDFLAGS) $(SANITIZE)
 
 # The wire codec and helpers are one set of files used by both sides.
-COMMON_SRC := launcher/wire.c launcher/say.c launcher/fdutil.c launcher/idmap.c launcher/rlimits.c \
-              launcher/number.c
+COMMON_SRC := launcher/wire.c launcher/transport.c launcher/say.c launcher/fdutil.c launcher/idmap.c \
+              launcher/rlimits.c launcher/number.c
 LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c \
               launcher/job_requests.c launcher/pool.c launcher/cmdline.c launcher/share.c
 SERVER_SRC := forkserver/main.c forkserver/loop.c forkserver/listen.c \
@@ -302,7 +302,7 @@ $(FUZZ_BUILD)/obj/tests/%.o: tests/%.c
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wno-missing-prototypes -MMD -MP -c $< -o $@
 
 $(FUZZ_BUILD)/fuzz_wire: $(FUZZ_BUILD)/obj/tests/fuzz_wire.o \
-  $(addprefix $(FUZZ_BUILD)/obj/,launcher/wire.o launcher/say.o launcher/fdutil.o launcher/rlimits.o)
+  $(addprefix $(FUZZ_BUILD)/obj/,launcher/wire.o launcher/transport.o launcher/say.o launcher/fdutil.o launcher/rlimits.o)
 $(FUZZ_BUILD)/fuzz_cmdline: $(FUZZ_BUILD)/obj/tests/fuzz_cmdline.o \
   $(addprefix $(FUZZ_BUILD)/obj/,launcher/cmdline.o launcher/say.o)
 $(FUZZ_BUILD)/fuzz_policy: $(FUZZ_BUILD)/obj/tests/fuzz_policy.o \
