@@ -277,6 +277,36 @@ int mps__hello_decode(const cJSON *json, struct mps__hello *ret, char *err,
 static const char *const feature_names[] = {"timeout", "rlimits", "detached", "call",
                                             "jobs",    "policy"};
 
+/* By bit, as feature_names: what a client names when its server lacks one. */
+static const char *const feature_descriptions[] = {
+        "timeouts", "resource limits", "detached jobs", "call jobs",
+        "job requests (wait, list, stats)",
+        "job policy (seccomp, nice, umask, no_new_privs, pdeathsig, kill_tree)",
+};
+
+const char *mps__feature_description(unsigned feature) {
+        for (size_t i = 0; i < sizeof(feature_descriptions) / sizeof(feature_descriptions[0]); i++)
+                if (feature == 1u << i)
+                        return feature_descriptions[i];
+        return "an unknown feature";
+}
+
+unsigned mps__spawn_features(const struct mps__spawn *m) {
+        unsigned need = 0;
+        if (m->timeout > 0)
+                need |= MPS_FEATURE_TIMEOUT;
+        if (m->nrlimits)
+                need |= MPS_FEATURE_RLIMITS;
+        if (m->detached)
+                need |= MPS_FEATURE_DETACHED;
+        if (m->call_entry)
+                need |= MPS_FEATURE_CALL;
+        if (m->seccomp_text || m->has_nice || m->umask >= 0 || m->no_new_privs ||
+            m->pdeathsig || m->kill_tree)
+                need |= MPS_FEATURE_POLICY;
+        return need;
+}
+
 cJSON *mps__welcome_encode(const struct mps__welcome *m) {
         cJSON *o = mps__wire_new(MPS_OP_WELCOME);
         if (!o)

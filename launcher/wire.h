@@ -187,6 +187,11 @@ struct mps__spawn {
         bool kill_tree;    /* signals reach the job's process group */
 };
 
+/* The MPS_FEATURE_* a server must announce to carry out spawn m. */
+unsigned mps__spawn_features(const struct mps__spawn *m);
+/* What one MPS_FEATURE_* bit stands for, for a message ("timeouts"). */
+const char *mps__feature_description(unsigned feature);
+
 struct mps__spawned {
         uint64_t tag;
         uint64_t id;
