@@ -359,97 +359,127 @@ int mps__welcome_decode(const cJSON *json, struct mps__welcome *ret, char *err,
 
 /* ---- spawn ---------------------------------------------------------------- */
 
+/*
+ * The spawn encoder, by field group, in the order the fields go out (cJSON
+ * keeps insertion order, and the fuzz corpora and tests pin the text).
+ * Each returns false when out of memory.
+ */
+
+/* What runs: path or call, argv, env, cwd, name. */
+static bool encode_program(cJSON *o, const struct mps__spawn *m) {
+        if (m->path && !cJSON_AddStringToObject(o, "path", m->path))
+                return false;
+        if (m->call_entry) {
+                cJSON *call = cJSON_AddObjectToObject(o, "call");
+                if (!call || !cJSON_AddStringToObject(call, "entry", m->call_entry))
+                        return false;
+                cJSON *args = m->call_args ? cJSON_Duplicate(m->call_args, true)
+                                           : cJSON_CreateNull();
+                if (!args)
+                        return false;
+                cJSON_AddItemToObject(call, "args", args);
+        }
+        cJSON *argv = cJSON_CreateStringArray(m->argv, (int)m->argc);
+        if (!argv)
+                return false;
+        cJSON_AddItemToObject(o, "argv", argv);
+        if (m->envp) {
+                cJSON *env = cJSON_CreateStringArray(m->envp, (int)m->envc);
+                if (!env)
+                        return false;
+                cJSON_AddItemToObject(o, "env", env);
+        }
+        if (m->cwd && !cJSON_AddStringToObject(o, "cwd", m->cwd))
+                return false;
+        if (m->name && !cJSON_AddStringToObject(o, "name", m->name))
+                return false;
+        return true;
+}
+
+/* The fd map and the flags about the job's place (daemon, session, pidfd,
+ * detached). */
+static bool encode_fds_flags(cJSON *o, const struct mps__spawn *m) {
+        cJSON *fds = cJSON_AddArrayToObject(o, "fds");
+        if (!fds)
+                return false;
+        for (size_t i = 0; i < m->nfdmap; i++) {
+                cJSON *pair = cJSON_CreateIntArray(
+                        (const int[]){m->fdmap[i].target, m->fdmap[i].source}, 2);
+                if (!pair)
+                        return false;
+                cJSON_AddItemToArray(fds, pair);
+        }
+        return (!m->daemon || cJSON_AddTrueToObject(o, "daemon")) &&
+               (!m->new_session || cJSON_AddTrueToObject(o, "new_session")) &&
+               (!m->want_pidfd || cJSON_AddTrueToObject(o, "pidfd")) &&
+               (!m->detached || cJSON_AddTrueToObject(o, "detached"));
+}
+
+/* The job policy: seccomp, nice, umask, no_new_privs, pdeathsig, kill_tree. */
+static bool encode_policy(cJSON *o, const struct mps__spawn *m) {
+        if (m->seccomp_text) {
+                cJSON *sc = cJSON_AddObjectToObject(o, "seccomp");
+                if (!sc ||
+                    !cJSON_AddStringToObject(sc, "name",
+                                             m->seccomp_name ? m->seccomp_name : "policy") ||
+                    !cJSON_AddStringToObject(sc, "text", m->seccomp_text))
+                        return false;
+        }
+        return (!m->has_nice || add_int(o, "nice", m->nice)) &&
+               (m->umask < 0 || add_int(o, "umask", m->umask)) &&
+               (!m->no_new_privs || cJSON_AddTrueToObject(o, "no_new_privs")) &&
+               (m->pdeathsig <= 0 || add_int(o, "pdeathsig", m->pdeathsig)) &&
+               (!m->kill_tree || cJSON_AddTrueToObject(o, "kill_tree"));
+}
+
+/* One [name, soft, hard] entry; hard is null when kept. */
+static bool encode_rlimit(cJSON *rl, const struct mps__rlimit *r) {
+        cJSON *e = cJSON_CreateArray();
+        if (!e)
+                return false;
+        cJSON_AddItemToArray(rl, e);
+        const char *name = mps__rlimit_name(r->resource);
+        if (!name)
+                return false;
+        cJSON *n = cJSON_CreateString(name);
+        cJSON *soft = rlim_json(r->soft);
+        cJSON *hard = r->hard_keep ? cJSON_CreateNull() : rlim_json(r->hard);
+        if (n)
+                cJSON_AddItemToArray(e, n);
+        if (soft)
+                cJSON_AddItemToArray(e, soft);
+        if (hard)
+                cJSON_AddItemToArray(e, hard);
+        return n && soft && hard;
+}
+
+/* The timeout and the resource limits. */
+static bool encode_limits(cJSON *o, const struct mps__spawn *m) {
+        if (m->timeout > 0 &&
+            (!cJSON_AddNumberToObject(o, "timeout", m->timeout) ||
+             !cJSON_AddNumberToObject(o, "kill_after", m->kill_after)))
+                return false;
+        if (m->nrlimits > 0) {
+                cJSON *rl = cJSON_AddArrayToObject(o, "rlimits");
+                if (!rl)
+                        return false;
+                for (size_t i = 0; i < m->nrlimits; i++)
+                        if (!encode_rlimit(rl, &m->rlimits[i]))
+                                return false;
+        }
+        return true;
+}
+
 cJSON *mps__spawn_encode(const struct mps__spawn *m) {
         cJSON *o = mps__wire_new(MPS_OP_SPAWN);
         if (!o)
                 return NULL;
-        ADD(add_u64(o, "tag", m->tag));
-        if (m->path)
-                ADD(cJSON_AddStringToObject(o, "path", m->path));
-        if (m->call_entry) {
-                cJSON *call = cJSON_AddObjectToObject(o, "call");
-                ADD(call);
-                ADD(cJSON_AddStringToObject(call, "entry", m->call_entry));
-                cJSON *args = m->call_args ? cJSON_Duplicate(m->call_args, true)
-                                           : cJSON_CreateNull();
-                ADD(args);
-                cJSON_AddItemToObject(call, "args", args);
-        }
-        cJSON *argv = cJSON_CreateStringArray(m->argv, (int)m->argc);
-        ADD(argv);
-        cJSON_AddItemToObject(o, "argv", argv);
-        if (m->envp) {
-                cJSON *env = cJSON_CreateStringArray(m->envp, (int)m->envc);
-                ADD(env);
-                cJSON_AddItemToObject(o, "env", env);
-        }
-        if (m->cwd)
-                ADD(cJSON_AddStringToObject(o, "cwd", m->cwd));
-        if (m->name)
-                ADD(cJSON_AddStringToObject(o, "name", m->name));
-        cJSON *fds = cJSON_AddArrayToObject(o, "fds");
-        ADD(fds);
-        for (size_t i = 0; i < m->nfdmap; i++) {
-                cJSON *pair = cJSON_CreateIntArray(
-                        (const int[]){m->fdmap[i].target, m->fdmap[i].source}, 2);
-                ADD(pair);
-                cJSON_AddItemToArray(fds, pair);
-        }
-        if (m->daemon)
-                ADD(cJSON_AddTrueToObject(o, "daemon"));
-        if (m->new_session)
-                ADD(cJSON_AddTrueToObject(o, "new_session"));
-        if (m->want_pidfd)
-                ADD(cJSON_AddTrueToObject(o, "pidfd"));
-        if (m->detached)
-                ADD(cJSON_AddTrueToObject(o, "detached"));
-        if (m->seccomp_text) {
-                cJSON *sc = cJSON_AddObjectToObject(o, "seccomp");
-                ADD(sc);
-                ADD(cJSON_AddStringToObject(sc, "name", m->seccomp_name ? m->seccomp_name
-                                                                        : "policy"));
-                ADD(cJSON_AddStringToObject(sc, "text", m->seccomp_text));
-        }
-        if (m->has_nice)
-                ADD(add_int(o, "nice", m->nice));
-        if (m->umask >= 0)
-                ADD(add_int(o, "umask", m->umask));
-        if (m->no_new_privs)
-                ADD(cJSON_AddTrueToObject(o, "no_new_privs"));
-        if (m->pdeathsig > 0)
-                ADD(add_int(o, "pdeathsig", m->pdeathsig));
-        if (m->kill_tree)
-                ADD(cJSON_AddTrueToObject(o, "kill_tree"));
-        if (m->timeout > 0) {
-                ADD(cJSON_AddNumberToObject(o, "timeout", m->timeout));
-                ADD(cJSON_AddNumberToObject(o, "kill_after", m->kill_after));
-        }
-        if (m->nrlimits > 0) {
-                cJSON *rl = cJSON_AddArrayToObject(o, "rlimits");
-                ADD(rl);
-                for (size_t i = 0; i < m->nrlimits; i++) {
-                        const struct mps__rlimit *r = &m->rlimits[i];
-                        cJSON *e = cJSON_CreateArray();
-                        ADD(e);
-                        cJSON_AddItemToArray(rl, e);
-                        const char *name = mps__rlimit_name(r->resource);
-                        ADD(name);
-                        cJSON *n = cJSON_CreateString(name);
-                        cJSON *soft = rlim_json(r->soft);
-                        cJSON *hard = r->hard_keep ? cJSON_CreateNull() : rlim_json(r->hard);
-                        if (n)
-                                cJSON_AddItemToArray(e, n);
-                        if (soft)
-                                cJSON_AddItemToArray(e, soft);
-                        if (hard)
-                                cJSON_AddItemToArray(e, hard);
-                        ADD(n && soft && hard);
-                }
+        if (!add_u64(o, "tag", m->tag) || !encode_program(o, m) ||
+            !encode_fds_flags(o, m) || !encode_policy(o, m) || !encode_limits(o, m)) {
+                cJSON_Delete(o);
+                return NULL;
         }
         return o;
-fail:
-        cJSON_Delete(o);
-        return NULL;
 }
 
 void mps__spawn_done(struct mps__spawn *m) {
@@ -586,75 +616,115 @@ static int decode_rlimits(const cJSON *json, struct mps__spawn *m, char *err,
         return 0;
 }
 
+/*
+ * The spawn decoder, by field group, in the order the fields were always
+ * checked (the first bad one names the error). Each returns 0 or a
+ * negative errno with a reason in err; the arrays it allocated stay in *m
+ * for mps__spawn_done.
+ */
+
+/* "call": {"entry": NAME, "args": JSON}, for a call job. */
+static int decode_call(const cJSON *json, struct mps__spawn *m, char *err,
+                       size_t errlen) {
+        const cJSON *call = cJSON_GetObjectItemCaseSensitive(json, "call");
+        if (!call || cJSON_IsNull(call))
+                return 0;
+        if (!cJSON_IsObject(call)) {
+                mps__say(err, errlen, "field \"call\" must be an object "
+                                 "{\"entry\": NAME, \"args\": JSON}");
+                return -EINVAL;
+        }
+        TRY(get_str(call, "entry", true, MPS_WIRE_NAME_MAX, &m->call_entry, err, errlen));
+        if (m->call_entry[0] == '\0') {
+                mps__say(err, errlen, "field \"call.entry\" is empty");
+                return -EINVAL;
+        }
+        m->call_args = cJSON_GetObjectItemCaseSensitive(call, "args");
+        if (m->call_args && !mps__wire_numbers_finite(m->call_args)) {
+                mps__say(err, errlen, "field \"call.args\" holds a number "
+                                 "beyond the range of a double");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* The tag and what runs: path (unless a call), argv, env, cwd, name. */
+static int decode_program(const cJSON *json, struct mps__spawn *m, char *err,
+                          size_t errlen) {
+        TRY(get_u64(json, "tag", true, &m->tag, err, errlen));
+        TRY(get_str(json, "path", !m->call_entry, MPS_WIRE_STR_MAX, &m->path, err, errlen));
+        TRY(get_strv(json, "argv", true, MPS_WIRE_ARGV_MAX, true, &m->argv, &m->argc, err,
+                     errlen));
+        TRY(get_strv(json, "env", false, MPS_WIRE_ENV_MAX, false, &m->envp, &m->envc, err,
+                     errlen));
+        TRY(get_str(json, "cwd", false, MPS_WIRE_STR_MAX, &m->cwd, err, errlen));
+        TRY(get_str(json, "name", false, MPS_WIRE_NAME_MAX, &m->name, err, errlen));
+        return 0;
+}
+
+/* The fd map and the flags about the job's place. */
+static int decode_fds_flags(const cJSON *json, size_t nfds, struct mps__spawn *m,
+                            char *err, size_t errlen) {
+        TRY(decode_fdmap(json, nfds, m, err, errlen));
+        TRY(get_bool(json, "daemon", &m->daemon, err, errlen));
+        TRY(get_bool(json, "new_session", &m->new_session, err, errlen));
+        TRY(get_bool(json, "pidfd", &m->want_pidfd, err, errlen));
+        TRY(get_bool(json, "detached", &m->detached, err, errlen));
+        return 0;
+}
+
+/* The timeout and the resource limits. */
+static int decode_limits(const cJSON *json, struct mps__spawn *m, char *err,
+                         size_t errlen) {
+        TRY(get_num(json, "timeout", false, 0, MPS_WIRE_SECONDS_MAX, false, &m->timeout,
+                    err, errlen));
+        TRY(get_num(json, "kill_after", false, 0, MPS_WIRE_SECONDS_MAX, false,
+                    &m->kill_after, err, errlen));
+        TRY(decode_rlimits(json, m, err, errlen));
+        return 0;
+}
+
+/* "seccomp": {"name": FILE, "text": POLICY}. */
+static int decode_seccomp(const cJSON *json, struct mps__spawn *m, char *err,
+                          size_t errlen) {
+        const cJSON *sc = cJSON_GetObjectItemCaseSensitive(json, "seccomp");
+        if (!sc || cJSON_IsNull(sc))
+                return 0;
+        if (!cJSON_IsObject(sc)) {
+                mps__say(err, errlen, "field \"seccomp\" must be an object "
+                                 "{\"name\": FILE, \"text\": POLICY}");
+                return -EINVAL;
+        }
+        TRY(get_str(sc, "name", false, MPS_WIRE_NAME_MAX, &m->seccomp_name, err, errlen));
+        TRY(get_str(sc, "text", true, MPS_WIRE_MSG_MAX, &m->seccomp_text, err, errlen));
+        return 0;
+}
+
+/* The job policy: umask, no_new_privs, pdeathsig, kill_tree, nice, seccomp. */
+static int decode_policy(const cJSON *json, struct mps__spawn *m, char *err,
+                         size_t errlen) {
+        TRY(get_int(json, "umask", false, 0, 0777, &m->umask, err, errlen));
+        TRY(get_bool(json, "no_new_privs", &m->no_new_privs, err, errlen));
+        TRY(get_int(json, "pdeathsig", false, 0, 64, &m->pdeathsig, err, errlen));
+        TRY(get_bool(json, "kill_tree", &m->kill_tree, err, errlen));
+        if (cJSON_GetObjectItemCaseSensitive(json, "nice")) {
+                m->has_nice = true;
+                TRY(get_int(json, "nice", true, -20, 19, &m->nice, err, errlen));
+        }
+        return decode_seccomp(json, m, err, errlen);
+}
+
 int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
                       char *err, size_t errlen) {
         struct mps__spawn m = {.kill_after = MPS_WIRE_KILL_AFTER_DEFAULT, .umask = -1};
         int r;
 
-        const cJSON *call = cJSON_GetObjectItemCaseSensitive(json, "call");
-        if (call && !cJSON_IsNull(call)) {
-                if (!cJSON_IsObject(call)) {
-                        mps__say(err, errlen, "field \"call\" must be an object "
-                                         "{\"entry\": NAME, \"args\": JSON}");
-                        return -EINVAL;
-                }
-                if ((r = get_str(call, "entry", true, MPS_WIRE_NAME_MAX, &m.call_entry,
-                                 err, errlen)) < 0)
-                        return r;
-                if (m.call_entry[0] == '\0') {
-                        mps__say(err, errlen, "field \"call.entry\" is empty");
-                        return -EINVAL;
-                }
-                m.call_args = cJSON_GetObjectItemCaseSensitive(call, "args");
-                if (m.call_args && !mps__wire_numbers_finite(m.call_args)) {
-                        mps__say(err, errlen, "field \"call.args\" holds a number "
-                                         "beyond the range of a double");
-                        return -EINVAL;
-                }
-        }
-        if ((r = get_u64(json, "tag", true, &m.tag, err, errlen)) < 0 ||
-            (r = get_str(json, "path", !m.call_entry, MPS_WIRE_STR_MAX, &m.path, err,
-                         errlen)) < 0 ||
-            (r = get_strv(json, "argv", true, MPS_WIRE_ARGV_MAX, true, &m.argv,
-                          &m.argc, err, errlen)) < 0 ||
-            (r = get_strv(json, "env", false, MPS_WIRE_ENV_MAX, false, &m.envp,
-                          &m.envc, err, errlen)) < 0 ||
-            (r = get_str(json, "cwd", false, MPS_WIRE_STR_MAX, &m.cwd, err, errlen)) < 0 ||
-            (r = get_str(json, "name", false, MPS_WIRE_NAME_MAX, &m.name, err, errlen)) < 0 ||
-            (r = decode_fdmap(json, nfds, &m, err, errlen)) < 0 ||
-            (r = get_bool(json, "daemon", &m.daemon, err, errlen)) < 0 ||
-            (r = get_bool(json, "new_session", &m.new_session, err, errlen)) < 0 ||
-            (r = get_bool(json, "pidfd", &m.want_pidfd, err, errlen)) < 0 ||
-            (r = get_bool(json, "detached", &m.detached, err, errlen)) < 0 ||
-            (r = get_num(json, "timeout", false, 0, MPS_WIRE_SECONDS_MAX, false,
-                         &m.timeout, err, errlen)) < 0 ||
-            (r = get_num(json, "kill_after", false, 0, MPS_WIRE_SECONDS_MAX, false,
-                         &m.kill_after, err, errlen)) < 0 ||
-            (r = decode_rlimits(json, &m, err, errlen)) < 0 ||
-            (r = get_int(json, "umask", false, 0, 0777, &m.umask, err, errlen)) < 0 ||
-            (r = get_bool(json, "no_new_privs", &m.no_new_privs, err, errlen)) < 0 ||
-            (r = get_int(json, "pdeathsig", false, 0, 64, &m.pdeathsig, err, errlen)) < 0 ||
-            (r = get_bool(json, "kill_tree", &m.kill_tree, err, errlen)) < 0)
+        if ((r = decode_call(json, &m, err, errlen)) < 0 ||
+            (r = decode_program(json, &m, err, errlen)) < 0 ||
+            (r = decode_fds_flags(json, nfds, &m, err, errlen)) < 0 ||
+            (r = decode_limits(json, &m, err, errlen)) < 0 ||
+            (r = decode_policy(json, &m, err, errlen)) < 0)
                 goto fail;
-        if (cJSON_GetObjectItemCaseSensitive(json, "nice")) {
-                m.has_nice = true;
-                if ((r = get_int(json, "nice", true, -20, 19, &m.nice, err, errlen)) < 0)
-                        goto fail;
-        }
-        const cJSON *sc = cJSON_GetObjectItemCaseSensitive(json, "seccomp");
-        if (sc && !cJSON_IsNull(sc)) {
-                if (!cJSON_IsObject(sc)) {
-                        mps__say(err, errlen, "field \"seccomp\" must be an object "
-                                         "{\"name\": FILE, \"text\": POLICY}");
-                        r = -EINVAL;
-                        goto fail;
-                }
-                if ((r = get_str(sc, "name", false, MPS_WIRE_NAME_MAX, &m.seccomp_name, err,
-                                 errlen)) < 0 ||
-                    (r = get_str(sc, "text", true, MPS_WIRE_MSG_MAX, &m.seccomp_text, err,
-                                 errlen)) < 0)
-                        goto fail;
-        }
         if (m.path && m.path[0] == '\0') {
                 mps__say(err, errlen, "field \"path\" is empty");
                 r = -EINVAL;
