@@ -99,7 +99,7 @@ FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz_%_replay)
 
 # Check suites in $(BUILD)/tests, and shell suites in tests/ (NAME.sh, which
 # print a Check-style summary line for tests/run.sh).
-TESTS      := check_util check_wire check_idmap check_cmdline check_policy check_config \
+TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_policy check_config \
               check_process check_pool check_call check_jobpolicy check_hardening \
               check_cli check_service $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh
@@ -185,6 +185,7 @@ $(BUILD)/tests/%.o: tests/%.c
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Wno-missing-prototypes -MMD -MP -c $< -o $@
 
 $(BUILD)/tests/check_wire: $(BUILD)/tests/check_wire.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_spec: $(BUILD)/tests/check_spec.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_idmap: $(BUILD)/tests/check_idmap.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_util: $(BUILD)/tests/check_util.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_cmdline: $(BUILD)/tests/check_cmdline.o $(BUILD)/libmpspawn.a
