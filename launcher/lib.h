@@ -1,6 +1,7 @@
 /*
  * lib.h: libmpspawn's internal structures, shared by client.c (connection
- * and dispatch), spec.c (job specs) and process.c (process handles).
+ * and dispatch), spec.c (job specs), process.c (process handles), pool.c
+ * and job_requests.c (requests about jobs by id).
  */
 #ifndef MPS_LIB_H
 #define MPS_LIB_H
