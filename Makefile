@@ -76,10 +76,10 @@ LIB_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DMPS_BUILDING_LIBRARY
 ALL_LDFLAGS = $(LDFLAGS) $(SANITIZE)
 
 # The wire codec and helpers are one set of files used by both sides.
-COMMON_SRC := launcher/wire.c launcher/say.c launcher/fdutil.c launcher/idmap.c launcher/rlimits.c \
-              launcher/number.c
+COMMON_SRC := launcher/wire.c launcher/transport.c launcher/say.c launcher/fdutil.c launcher/idmap.c \
+              launcher/rlimits.c launcher/number.c
 LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c \
-              launcher/jobs.c launcher/pool.c launcher/cmdline.c launcher/share.c
+              launcher/job_requests.c launcher/pool.c launcher/cmdline.c launcher/share.c
 SERVER_SRC := forkserver/main.c forkserver/loop.c forkserver/listen.c \
               forkserver/client.c forkserver/job.c forkserver/child.c \
               forkserver/timer.c forkserver/log.c forkserver/retain.c \
@@ -100,7 +100,7 @@ FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz_%_replay)
 
 # Check suites in $(BUILD)/tests, and shell suites in tests/ (NAME.sh, which
 # print a Check-style summary line for tests/run.sh).
-TESTS      := check_util check_wire check_idmap check_cmdline check_policy check_config \
+TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_policy check_config \
               check_process check_pool check_call check_jobpolicy check_hardening \
               check_cli check_service $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh
@@ -186,6 +186,7 @@ $(BUILD)/tests/%.o: tests/%.c
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Wno-missing-prototypes -MMD -MP -c $< -o $@
 
 $(BUILD)/tests/check_wire: $(BUILD)/tests/check_wire.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_spec: $(BUILD)/tests/check_spec.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_idmap: $(BUILD)/tests/check_idmap.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_util: $(BUILD)/tests/check_util.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_cmdline: $(BUILD)/tests/check_cmdline.o $(BUILD)/libmpspawn.a
@@ -303,7 +304,7 @@ $(FUZZ_BUILD)/obj/tests/%.o: tests/%.c
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wno-missing-prototypes -MMD -MP -c $< -o $@
 
 $(FUZZ_BUILD)/fuzz_wire: $(FUZZ_BUILD)/obj/tests/fuzz_wire.o \
-  $(addprefix $(FUZZ_BUILD)/obj/,launcher/wire.o launcher/say.o launcher/fdutil.o launcher/rlimits.o)
+  $(addprefix $(FUZZ_BUILD)/obj/,launcher/wire.o launcher/transport.o launcher/say.o launcher/fdutil.o launcher/rlimits.o)
 $(FUZZ_BUILD)/fuzz_cmdline: $(FUZZ_BUILD)/obj/tests/fuzz_cmdline.o \
   $(addprefix $(FUZZ_BUILD)/obj/,launcher/cmdline.o launcher/say.o)
 $(FUZZ_BUILD)/fuzz_policy: $(FUZZ_BUILD)/obj/tests/fuzz_policy.o \

@@ -421,6 +421,70 @@ int mps__client_wait(mps_client *c, int timeout_ms) {
 
 /* ---- open / close ----------------------------------------------------------------- */
 
+/* The hello could not be sent (r). A server that refuses us replies and
+ * closes, perhaps before our hello arrived: its reason may be waiting for
+ * us, and is the better message. */
+static int hello_failed(mps_client *c, int r, const char *where, char *msg,
+                        size_t msglen) {
+        char err[256];
+        for (int i = 0; i < 2; i++) {
+                struct mps__msg m;
+                int q = mps__wire_recv(c->fd, &m, err, sizeof(err), NULL);
+                if (q == -ECONNRESET)
+                        continue;
+                if (q > 0 && m.op == MPS_OP_ERROR) {
+                        struct mps__error e;
+                        if (mps__error_decode(m.json, &e, err, sizeof(err)) == 0) {
+                                snprintf(msg, msglen, "%s refused the connection: %s",
+                                         where, e.message);
+                                r = -e.err;
+                                mps__msg_release(&m);
+                                return r;
+                        }
+                }
+                if (q > 0)
+                        mps__msg_release(&m);
+                break;
+        }
+        snprintf(msg, msglen, "cannot talk to %s: %s", where, strerror(-r));
+        return r;
+}
+
+/* The server's answer to our hello: its welcome (taken into c) or its
+ * refusal. 0, or a negative errno with msg set; 1 for any other message,
+ * which the handshake skips. */
+static int take_answer(mps_client *c, const struct mps__msg *m, const char *where,
+                       char *msg, size_t msglen) {
+        char err[256];
+        int r;
+        if (m->op == MPS_OP_WELCOME) {
+                struct mps__welcome w;
+                r = mps__welcome_decode(m->json, &w, err, sizeof(err));
+                if (r == 0 && w.protocol != MPS_PROTOCOL_VERSION) {
+                        snprintf(msg, msglen, "%s speaks protocol %d; this library speaks %d",
+                                 where, w.protocol, MPS_PROTOCOL_VERSION);
+                        r = -EPROTO;
+                } else if (r == 0) {
+                        c->server_pid = w.pid;
+                        c->server_pidfd = w.pidfd;
+                        c->features = w.features;
+                        snprintf(c->server_version, sizeof(c->server_version), "%s",
+                                 w.version);
+                } else {
+                        snprintf(msg, msglen, "bad welcome from %s: %s", where, err);
+                }
+                return r;
+        }
+        if (m->op == MPS_OP_ERROR) {
+                struct mps__error e;
+                if (mps__error_decode(m->json, &e, err, sizeof(err)) < 0)
+                        return -EPROTO;
+                snprintf(msg, msglen, "%s refused the connection: %s", where, e.message);
+                return e.err == EPROTONOSUPPORT ? -EPROTO : -e.err;
+        }
+        return 1;
+}
+
 static int handshake(mps_client *c, const char *where, char *msg, size_t msglen) {
         struct mps__hello h = {.protocol = MPS_PROTOCOL_VERSION,
                                .client = "libmpspawn/" MPS_VERSION_STRING};
@@ -431,32 +495,8 @@ static int handshake(mps_client *c, const char *where, char *msg, size_t msglen)
                 return -ENOMEM;
         r = mps__client_send(c, json, NULL, 0);
         cJSON_Delete(json);
-        if (r < 0) {
-                /* A server that refuses us replies and closes, perhaps before
-                 * our hello arrived: its reason may be waiting for us. */
-                for (int i = 0; i < 2; i++) {
-                        struct mps__msg m;
-                        int q = mps__wire_recv(c->fd, &m, err, sizeof(err), NULL);
-                        if (q == -ECONNRESET)
-                                continue;
-                        if (q > 0 && m.op == MPS_OP_ERROR) {
-                                struct mps__error e;
-                                if (mps__error_decode(m.json, &e, err, sizeof(err)) == 0) {
-                                        snprintf(msg, msglen,
-                                                 "%s refused the connection: %s", where,
-                                                 e.message);
-                                        r = -e.err;
-                                        mps__msg_release(&m);
-                                        return r;
-                                }
-                        }
-                        if (q > 0)
-                                mps__msg_release(&m);
-                        break;
-                }
-                snprintf(msg, msglen, "cannot talk to %s: %s", where, strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return hello_failed(c, r, where, msg, msglen);
         uint64_t deadline = mps__now_ns() + HANDSHAKE_TIMEOUT_MS * 1000000ull;
         bool reset_seen = false;
         for (;;) {
@@ -496,39 +536,10 @@ static int handshake(mps_client *c, const char *where, char *msg, size_t msglen)
                         snprintf(msg, msglen, "%s: %s", where, err[0] ? err : strerror(-r));
                         return r;
                 }
-                if (m.op == MPS_OP_WELCOME) {
-                        struct mps__welcome w;
-                        r = mps__welcome_decode(m.json, &w, err, sizeof(err));
-                        if (r == 0 && w.protocol != MPS_PROTOCOL_VERSION) {
-                                snprintf(msg, msglen,
-                                         "%s speaks protocol %d; this library speaks %d",
-                                         where, w.protocol, MPS_PROTOCOL_VERSION);
-                                r = -EPROTO;
-                        } else if (r == 0) {
-                                c->server_pid = w.pid;
-                                c->server_pidfd = w.pidfd;
-                                c->features = w.features;
-                                snprintf(c->server_version, sizeof(c->server_version),
-                                         "%s", w.version);
-                        } else {
-                                snprintf(msg, msglen, "bad welcome from %s: %s", where, err);
-                        }
-                        mps__msg_release(&m);
-                        return r;
-                }
-                if (m.op == MPS_OP_ERROR) {
-                        struct mps__error e;
-                        if (mps__error_decode(m.json, &e, err, sizeof(err)) == 0) {
-                                snprintf(msg, msglen, "%s refused the connection: %s",
-                                         where, e.message);
-                                r = e.err == EPROTONOSUPPORT ? -EPROTO : -e.err;
-                        } else {
-                                r = -EPROTO;
-                        }
-                        mps__msg_release(&m);
-                        return r;
-                }
+                r = take_answer(c, &m, where, msg, msglen);
                 mps__msg_release(&m);
+                if (r <= 0)
+                        return r;
         }
 }
 

@@ -1,6 +1,7 @@
 /*
  * lib.h: libmpspawn's internal structures, shared by client.c (connection
- * and dispatch), spec.c (job specs) and process.c (process handles).
+ * and dispatch), spec.c (job specs), process.c (process handles), pool.c
+ * and job_requests.c (requests about jobs by id).
  */
 #ifndef MPS_LIB_H
 #define MPS_LIB_H
@@ -47,32 +48,23 @@ struct fd_pair {
         int caller_fd;
 };
 
+/*
+ * A job spec is the wire-level spawn description itself, so that a job
+ * option exists once: its setter fills spawn, the codec carries it, and
+ * nothing between needs to know it. The spec owns every string, argv and
+ * the call_args tree that spawn points to (the const is the server's view
+ * of a decoded message). What belongs to one start rather than to the spec
+ * is left empty here and filled in by mps__process_send_start: the tag,
+ * envp (the caller's environment, edited), the fd map (the caller's fds),
+ * want_pidfd, and cwd made absolute against the caller's directory.
+ */
 struct mps_spec {
-        char *path;
-        char *call_entry;     /* a call job instead of exec */
-        char *call_args_json; /* NULL: null */
-        char **argv;
-        size_t argc;
+        struct mps__spawn spawn;
         bool env_clear;
         struct env_edit *edits;
         size_t nedits;
-        char *cwd;
-        char *name;
         struct fd_pair *fds;
         size_t nfds;
-        bool daemon;
-        bool new_session;
-        bool detached;
-        char *seccomp_name, *seccomp_text;
-        bool has_nice;
-        int nice;
-        int umask; /* -1: the server's */
-        bool no_new_privs;
-        int pdeathsig;
-        bool kill_tree;
-        double timeout, kill_after;
-        struct mps__rlimit rlimits[MPS_WIRE_RLIMITS_MAX];
-        size_t nrlimits;
 };
 
 enum proc_state {
@@ -125,6 +117,7 @@ int mps__client_await(mps_client *c, uint64_t tag, int timeout_ms,
 int mps__forkserver_path(char *buf, size_t len);
 
 /* spec.c */
+/* A deep copy of src, independent of it; 0 or -ENOMEM. */
 int mps__spec_copy(const mps_spec *src, mps_spec **ret);
 /* Builds the job's environment: a malloc()ed NULL-terminated vector of
  * malloc()ed strings; free with mps__strv_free. */

@@ -11,9 +11,10 @@
 
 #include "fdutil.h"
 #include "lib.h"
+#include "list.h"
 
 struct task {
-        struct task *next, *prev; /* in pending or running */
+        struct mps__list node; /* in pending, running or ended */
         mps_pool *pool;
         mps_process *proc;
         mps_pool_callback callback;
@@ -21,8 +22,9 @@ struct task {
         void *userdata;
 };
 
+/* A list of tasks and its length (the pool compares it with workers). */
 struct task_list {
-        struct task *head, *tail;
+        struct mps__list head;
         size_t count;
 };
 
@@ -40,27 +42,19 @@ struct mps_pool {
 };
 
 static void list_push(struct task_list *l, struct task *t) {
-        t->next = NULL;
-        t->prev = l->tail;
-        if (l->tail)
-                l->tail->next = t;
-        else
-                l->head = t;
-        l->tail = t;
+        mps__list_push_back(&l->head, &t->node);
         l->count++;
 }
 
 static void list_unlink(struct task_list *l, struct task *t) {
-        if (t->prev)
-                t->prev->next = t->next;
-        else
-                l->head = t->next;
-        if (t->next)
-                t->next->prev = t->prev;
-        else
-                l->tail = t->prev;
-        t->next = t->prev = NULL;
+        mps__list_remove(&t->node);
         l->count--;
+}
+
+/* The oldest task of l, or NULL when l is empty. */
+static struct task *list_head(const struct task_list *l) {
+        struct mps__list *n = mps__list_first(&l->head);
+        return n ? mps__list_entry(n, struct task, node) : NULL;
 }
 
 MPS_API int mps_pool_new(mps_client *client, unsigned workers, mps_pool **ret_pool) {
@@ -71,6 +65,9 @@ MPS_API int mps_pool_new(mps_client *client, unsigned workers, mps_pool **ret_po
                 return -ENOMEM;
         p->client = client;
         p->workers = workers;
+        mps__list_init(&p->pending.head);
+        mps__list_init(&p->running.head);
+        mps__list_init(&p->ended.head);
         *ret_pool = p;
         return 0;
 }
@@ -117,9 +114,9 @@ static void on_change(mps_process *proc, void *data) {
 }
 
 static void start_pending(mps_pool *pool) {
-        while (pool->running.count < pool->workers && pool->pending.head &&
+        while (pool->running.count < pool->workers && pool->pending.count > 0 &&
                !pool->terminated) {
-                struct task *t = pool->pending.head;
+                struct task *t = list_head(&pool->pending);
                 list_unlink(&pool->pending, t);
                 t->proc->on_change = on_change;
                 t->proc->on_change_data = t;
@@ -145,6 +142,7 @@ MPS_API int mps_pool_apply_async(mps_pool *pool, const mps_spec *spec,
         struct task *t = calloc(1, sizeof(*t));
         if (!t)
                 return -ENOMEM;
+        mps__list_init(&t->node);
         int r = mps_process_new(pool->client, spec, &t->proc);
         if (r < 0) {
                 free(t);
@@ -246,8 +244,9 @@ MPS_API int mps_pool_send_signal(mps_pool *pool, int sig) {
         struct task **now = malloc((n + 1) * sizeof(*now));
         if (!now)
                 return -ENOMEM;
-        for (struct task *t = pool->running.head; t; t = t->next)
-                now[i++] = t;
+        struct mps__list *node, *tmp;
+        mps__list_foreach_safe(node, tmp, &pool->running.head)
+                now[i++] = mps__list_entry(node, struct task, node);
         int first = 0;
         pool->signalling++;
         for (i = 0; i < n; i++) {
@@ -257,8 +256,8 @@ MPS_API int mps_pool_send_signal(mps_pool *pool, int sig) {
         }
         pool->signalling--;
         free(now);
-        while (!pool->signalling && pool->ended.head) {
-                struct task *t = pool->ended.head;
+        while (!pool->signalling && pool->ended.count > 0) {
+                struct task *t = list_head(&pool->ended);
                 list_unlink(&pool->ended, t);
                 task_free(t);
         }
@@ -276,8 +275,8 @@ MPS_API int mps_pool_terminate(mps_pool *pool) {
         if (!pool)
                 return -EINVAL;
         pool->closed = pool->terminated = true;
-        while (pool->pending.head) {
-                struct task *t = pool->pending.head;
+        while (pool->pending.count > 0) {
+                struct task *t = list_head(&pool->pending);
                 list_unlink(&pool->pending, t);
                 fail_task(t, -ECANCELED, "the pool was terminated");
         }

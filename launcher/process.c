@@ -25,7 +25,7 @@ MPS_API int mps_process_new(mps_client *c, const mps_spec *spec,
                             mps_process **ret_process) {
         if (!c || !spec || !ret_process)
                 return -EINVAL;
-        if (!spec->path && !spec->call_entry) {
+        if (!spec->spawn.path && !spec->spawn.call_entry) {
                 mps__client_set_error(c, "the spec names no program (mps_spec_set_exec) "
                                          "nor entry point (mps_spec_set_call)");
                 return -EINVAL;
@@ -50,15 +50,123 @@ static int usable_fd(int fd) {
         return fd >= 0 && fcntl(fd, F_GETFD) >= 0 ? fd : -1;
 }
 
+/* An older server would ignore what it does not know: refuse here. */
+static int check_features(mps_client *c, const struct mps__spawn *m) {
+        unsigned missing = mps__spawn_features(m) & ~c->features;
+        if (!missing)
+                return 0;
+        mps__client_set_error(c, "the forkserver (version %s) does not support %s",
+                              c->server_version,
+                              mps__feature_description(missing & -missing));
+        return -EOPNOTSUPP;
+}
+
+/* The fds a start sends and how the job installs them. */
+struct start_fds {
+        struct mps__fd_map map[MPS_WIRE_FDS_MAX + 3];
+        size_t nmap;
+        int fds[MPS_WIRE_FDS_MAX];
+        size_t nfds;
+};
+
+/* Maps the job's fd target to the caller's fd src (-1: none). */
+static int add_fd(struct start_fds *f, int target, int src) {
+        if (src >= 0 && f->nfds >= MPS_WIRE_FDS_MAX)
+                return -EMFILE;
+        f->map[f->nmap].target = target;
+        f->map[f->nmap].source = src >= 0 ? (int)f->nfds : -1;
+        if (src >= 0)
+                f->fds[f->nfds++] = src;
+        f->nmap++;
+        return 0;
+}
+
+/* The spec's fd map, then the caller's 0, 1 and 2 where the spec says
+ * nothing about them. */
+static int build_fds(mps_client *c, const mps_spec *s, struct start_fds *f) {
+        bool mapped[3] = {false, false, false};
+        int r;
+        f->nmap = f->nfds = 0;
+        for (size_t i = 0; i < s->nfds; i++) {
+                int src = s->fds[i].caller_fd;
+                if (s->fds[i].child_fd <= 2)
+                        mapped[s->fds[i].child_fd] = true;
+                if (src >= 0 && fcntl(src, F_GETFD) < 0) {
+                        mps__client_set_error(c, "fd %d, to be the job's fd %d, is not open",
+                                              src, s->fds[i].child_fd);
+                        return -EBADF;
+                }
+                if ((r = add_fd(f, s->fds[i].child_fd, src)) < 0)
+                        return r;
+        }
+        for (int t = 0; t <= 2; t++)
+                if (!mapped[t] && (r = add_fd(f, t, usable_fd(t))) < 0)
+                        return r;
+        return 0;
+}
+
+/* The server has a working directory of its own: the job gets an absolute
+ * one, the caller's, or the spec's made absolute against it. *ret_dir is
+ * dir itself or buf. */
+static int absolute_cwd(mps_client *c, const char *dir, char *buf, size_t len,
+                        const char **ret_dir) {
+        if (dir && dir[0] == '/') {
+                *ret_dir = dir;
+                return 0;
+        }
+        if (!getcwd(buf, len)) {
+                int r = -errno;
+                mps__client_set_error(c, "cannot read the current directory: %s",
+                                      strerror(-r));
+                return r;
+        }
+        if (dir) {
+                size_t n = strlen(buf);
+                if (n + 1 + strlen(dir) + 1 > len) {
+                        mps__client_set_error(c, "working directory '%s' is too long", dir);
+                        return -ENAMETOOLONG;
+                }
+                snprintf(buf + n, len - n, "%s%s", n > 1 ? "/" : "", dir);
+        }
+        *ret_dir = buf;
+        return 0;
+}
+
+/* Registers p under its tag and sends its spawn request. */
+static int send_spawn(mps_process *p, const struct mps__spawn *msg,
+                      const struct start_fds *f) {
+        mps_client *c = p->client;
+        cJSON *json = mps__spawn_encode(msg);
+        if (!json)
+                return -ENOMEM;
+        /* Registered before it is sent: once the request is out the job may
+         * run, and its replies must find this handle. */
+        int r = mps__idmap_put(&c->inflight, p->tag, p);
+        if (r < 0) {
+                cJSON_Delete(json);
+                return r;
+        }
+        r = mps__client_send(c, json, f->fds, f->nfds);
+        cJSON_Delete(json);
+        if (r < 0)
+                mps__idmap_remove(&c->inflight, p->tag);
+        if (r == -EMSGSIZE) {
+                mps__client_set_error(c, "the job's arguments and environment exceed "
+                                         "the %d-byte message limit",
+                                      MPS_WIRE_MSG_MAX);
+                return -E2BIG;
+        }
+        return r;
+}
+
 int mps__process_send_start(mps_process *p) {
         mps_client *c = p->client;
         const mps_spec *s = p->spec;
-        struct mps__fd_map map[MPS_WIRE_FDS_MAX + 3];
-        int fds[MPS_WIRE_FDS_MAX];
-        size_t nmap = 0, nfds = 0;
-        char **envp = NULL;
+        struct start_fds f;
         char cwd[PATH_MAX];
-        cJSON *json = NULL;
+        const char *dir = NULL;
+        char **envp = NULL;
+        size_t envc;
         int r;
 
         if (p->state != PROC_NEW) {
@@ -69,138 +177,25 @@ int mps__process_send_start(mps_process *p) {
                 mps__client_set_error(c, "the client is not connected");
                 return -ENOTCONN;
         }
-        /* An older server would ignore what it does not know: refuse here. */
-        const char *missing = s->timeout > 0 && !(c->features & MPS_FEATURE_TIMEOUT) ? "timeouts"
-                : s->nrlimits && !(c->features & MPS_FEATURE_RLIMITS) ? "resource limits"
-                : s->detached && !(c->features & MPS_FEATURE_DETACHED) ? "detached jobs"
-                : s->call_entry && !(c->features & MPS_FEATURE_CALL) ? "call jobs"
-                : (s->seccomp_text || s->has_nice || s->umask >= 0 || s->no_new_privs ||
-                   s->pdeathsig || s->kill_tree) && !(c->features & MPS_FEATURE_POLICY)
-                        ? "job policy (seccomp, nice, umask, no_new_privs, pdeathsig, kill_tree)"
-                : NULL;
-        if (missing) {
-                mps__client_set_error(c, "the forkserver (version %s) does not support %s",
-                                      c->server_version, missing);
-                return -EOPNOTSUPP;
-        }
-
-        /* fds: the spec's map, then the caller's 0, 1 and 2 where the spec
-         * says nothing about them. */
-        bool mapped[3] = {false, false, false};
-        for (size_t i = 0; i < s->nfds; i++) {
-                int src = s->fds[i].caller_fd;
-                if (s->fds[i].child_fd <= 2)
-                        mapped[s->fds[i].child_fd] = true;
-                if (src >= 0 && fcntl(src, F_GETFD) < 0) {
-                        mps__client_set_error(c, "fd %d, to be the job's fd %d, is not open",
-                                              src, s->fds[i].child_fd);
-                        return -EBADF;
-                }
-                if (src >= 0 && nfds >= MPS_WIRE_FDS_MAX)
-                        return -EMFILE;
-                map[nmap].target = s->fds[i].child_fd;
-                map[nmap].source = src >= 0 ? (int)nfds : -1;
-                if (src >= 0)
-                        fds[nfds++] = src;
-                nmap++;
-        }
-        for (int t = 0; t <= 2; t++) {
-                if (mapped[t])
-                        continue;
-                int src = usable_fd(t);
-                if (src >= 0 && nfds >= MPS_WIRE_FDS_MAX)
-                        return -EMFILE;
-                map[nmap].target = t;
-                map[nmap].source = src >= 0 ? (int)nfds : -1;
-                if (src >= 0)
-                        fds[nfds++] = src;
-                nmap++;
-        }
-
-        /* The server has a working directory of its own: send an absolute
-         * one, the caller's, or the spec's made absolute against it. */
-        const char *dir = s->cwd;
-        if (!dir || dir[0] != '/') {
-                if (!getcwd(cwd, sizeof(cwd))) {
-                        r = -errno;
-                        mps__client_set_error(c, "cannot read the current directory: %s",
-                                              strerror(-r));
-                        return r;
-                }
-                if (dir) {
-                        size_t n = strlen(cwd);
-                        if (n + 1 + strlen(dir) + 1 > sizeof(cwd)) {
-                                mps__client_set_error(c, "working directory '%s' is too long",
-                                                      dir);
-                                return -ENAMETOOLONG;
-                        }
-                        snprintf(cwd + n, sizeof(cwd) - n, "%s%s", n > 1 ? "/" : "", dir);
-                }
-                dir = cwd;
-        }
-
-        size_t envc;
+        if ((r = check_features(c, &s->spawn)) < 0 || (r = build_fds(c, s, &f)) < 0 ||
+            (r = absolute_cwd(c, s->spawn.cwd, cwd, sizeof(cwd), &dir)) < 0)
+                return r;
         if ((r = mps__spec_build_env(s, &envp, &envc)) < 0) {
                 mps__client_set_error(c, "cannot build the environment: %s", strerror(-r));
                 return r;
         }
-        cJSON *args = NULL;
-        if (s->call_args_json && !(args = cJSON_Parse(s->call_args_json))) {
-                mps__strv_free(envp);
-                return -ENOMEM; /* it parsed when it was set */
-        }
+        /* The spec's job as it stands, plus what belongs to this start. */
+        struct mps__spawn msg = s->spawn;
         p->tag = ++c->next_tag;
-        struct mps__spawn msg = {
-                .tag = p->tag,
-                .path = s->path,
-                .call_entry = s->call_entry,
-                .call_args = args,
-                .argv = (const char **)s->argv,
-                .argc = s->argc,
-                .envp = (const char **)envp,
-                .envc = envc,
-                .cwd = dir,
-                .name = s->name,
-                .fdmap = map,
-                .nfdmap = nmap,
-                .daemon = s->daemon,
-                .new_session = s->new_session,
-                .detached = s->detached,
-                .seccomp_name = s->seccomp_name,
-                .seccomp_text = s->seccomp_text,
-                .has_nice = s->has_nice,
-                .nice = s->nice,
-                .umask = s->umask,
-                .no_new_privs = s->no_new_privs,
-                .pdeathsig = s->pdeathsig,
-                .kill_tree = s->kill_tree,
-                .want_pidfd = true,
-                .timeout = s->timeout,
-                .kill_after = s->kill_after,
-                .nrlimits = s->nrlimits,
-        };
-        memcpy(msg.rlimits, s->rlimits, sizeof(msg.rlimits));
-        json = mps__spawn_encode(&msg);
+        msg.tag = p->tag;
+        msg.envp = (const char **)envp;
+        msg.envc = envc;
+        msg.cwd = dir;
+        msg.fdmap = f.map;
+        msg.nfdmap = f.nmap;
+        msg.want_pidfd = true;
+        r = send_spawn(p, &msg, &f);
         mps__strv_free(envp);
-        cJSON_Delete(args);
-        if (!json)
-                return -ENOMEM;
-        /* Registered before it is sent: once the request is out the job may
-         * run, and its replies must find this handle. */
-        if ((r = mps__idmap_put(&c->inflight, p->tag, p)) < 0) {
-                cJSON_Delete(json);
-                return r;
-        }
-        r = mps__client_send(c, json, fds, nfds);
-        cJSON_Delete(json);
-        if (r < 0)
-                mps__idmap_remove(&c->inflight, p->tag);
-        if (r == -EMSGSIZE) {
-                mps__client_set_error(c, "the job's arguments and environment exceed "
-                                         "the %d-byte message limit",
-                                      MPS_WIRE_MSG_MAX);
-                return -E2BIG;
-        }
         if (r < 0)
                 return r;
         p->state = PROC_STARTING;
@@ -271,7 +266,7 @@ void mps__process_on_msg(mps_client *c, struct mps__msg *msg) {
                          * the job ends, so this is only as good as a pid. */
                         p->pidfd = pidfd_open(s.pid, 0);
                 }
-                if (p->spec->detached) {
+                if (p->spec->spawn.detached) {
                         /* Nothing more will come about it. */
                         mps__idmap_remove(&c->inflight, s.tag);
                         p->state = PROC_DETACHED;
@@ -420,7 +415,7 @@ MPS_API int mps_send_signal(mps_process *p, int sig) {
                 return 0; /* already ended: nothing to do, as in Python */
         /* A whole tree is the server's to reach (kill(-pgid) while it
          * knows the group is this job's); one process, our pidfd's. */
-        if (p->pidfd >= 0 && !p->spec->kill_tree) {
+        if (p->pidfd >= 0 && !p->spec->spawn.kill_tree) {
                 if (pidfd_send_signal(p->pidfd, sig, NULL, 0) == 0)
                         return 0;
                 if (errno == ESRCH)

@@ -1,10 +1,13 @@
 /*
  * spec.c: job specifications. A spec is plain data owned by the caller;
  * mps_process_new() takes a deep copy, so one spec can start many jobs.
+ * Its job options live in spec->spawn, the wire-level description (see
+ * lib.h), so that a setter is all an option needs here.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +19,30 @@
 
 extern char **environ;
 
+/*
+ * The strings of spec->spawn that the spec owns, by offset. Free and copy
+ * walk this table, so a new string option is one line here; scalar options
+ * need nothing, since the copy starts as a copy of the whole struct.
+ */
+static const size_t owned_strings[] = {
+        offsetof(struct mps__spawn, path),
+        offsetof(struct mps__spawn, call_entry),
+        offsetof(struct mps__spawn, cwd),
+        offsetof(struct mps__spawn, name),
+        offsetof(struct mps__spawn, seccomp_name),
+        offsetof(struct mps__spawn, seccomp_text),
+};
+#define N_OWNED_STRINGS (sizeof(owned_strings) / sizeof(owned_strings[0]))
+
+static const char **owned_string(struct mps__spawn *m, size_t i) {
+        return (const char **)(void *)((char *)m + owned_strings[i]);
+}
+
 MPS_API int mps_spec_new(mps_spec **ret_spec) {
         mps_spec *s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
-        s->umask = -1;
+        s->spawn.umask = -1;
         *ret_spec = s;
         return 0;
 }
@@ -33,32 +55,37 @@ void mps__strv_free(char **v) {
         free(v);
 }
 
+/* The spec's argv, which it owns (its const is the server's view). */
+static void argv_free(const char **argv) {
+        mps__strv_free((char **)argv);
+}
+
+static void edits_free(struct env_edit *edits, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(edits[i].name);
+                free(edits[i].value);
+        }
+        free(edits);
+}
+
 MPS_API void mps_spec_free(mps_spec *s) {
         if (!s)
                 return;
-        free(s->path);
-        free(s->call_entry);
-        free(s->call_args_json);
-        mps__strv_free(s->argv);
-        for (size_t i = 0; i < s->nedits; i++) {
-                free(s->edits[i].name);
-                free(s->edits[i].value);
-        }
-        free(s->edits);
-        free(s->cwd);
-        free(s->name);
+        for (size_t i = 0; i < N_OWNED_STRINGS; i++)
+                free((char *)*owned_string(&s->spawn, i));
+        argv_free(s->spawn.argv);
+        cJSON_Delete((cJSON *)s->spawn.call_args);
+        edits_free(s->edits, s->nedits);
         free(s->fds);
-        free(s->seccomp_name);
-        free(s->seccomp_text);
         free(s);
 }
 
 /* Replaces *slot with a copy of value (NULL allowed). */
-static int set_string(char **slot, const char *value) {
+static int set_string(const char **slot, const char *value) {
         char *copy = NULL;
         if (value && !(copy = strdup(value)))
                 return -ENOMEM;
-        free(*slot);
+        free((char *)*slot);
         *slot = copy;
         return 0;
 }
@@ -80,6 +107,19 @@ static char **strv_copy(const char *const *v, size_t *ret_n) {
         return c;
 }
 
+/* Drops the spec's program (exec or call) before another is set. */
+static void clear_program(mps_spec *s) {
+        struct mps__spawn *m = &s->spawn;
+        free((char *)m->path);
+        free((char *)m->call_entry);
+        argv_free(m->argv);
+        cJSON_Delete((cJSON *)m->call_args);
+        m->path = m->call_entry = NULL;
+        m->argv = NULL;
+        m->argc = 0;
+        m->call_args = NULL;
+}
+
 MPS_API int mps_spec_set_exec(mps_spec *s, const char *path,
                               const char *const argv[]) {
         size_t n;
@@ -97,47 +137,49 @@ MPS_API int mps_spec_set_exec(mps_spec *s, const char *path,
                 mps__strv_free(v);
                 return -E2BIG;
         }
-        free(s->path);
-        mps__strv_free(s->argv);
-        s->path = p;
-        s->argv = v;
-        s->argc = n;
-        free(s->call_entry);
-        free(s->call_args_json);
-        s->call_entry = s->call_args_json = NULL;
+        clear_program(s);
+        s->spawn.path = p;
+        s->spawn.argv = (const char **)v;
+        s->spawn.argc = n;
+        return 0;
+}
+
+/* The call arguments as a tree, or -EINVAL for what the server could not
+ * parse (refused here and now rather than at the start). */
+static int parse_call_args(const char *args_json, cJSON **ret) {
+        if (!args_json) {
+                *ret = NULL;
+                return 0;
+        }
+        cJSON *args = cJSON_Parse(args_json);
+        if (!args || !mps__wire_numbers_finite(args)) {
+                cJSON_Delete(args);
+                return -EINVAL;
+        }
+        *ret = args;
         return 0;
 }
 
 MPS_API int mps_spec_set_call(mps_spec *s, const char *entry, const char *args_json) {
         if (!s || !entry || !*entry || strlen(entry) > MPS_WIRE_NAME_MAX)
                 return -EINVAL;
-        if (args_json) {
-                /* Refuse what the server could not parse, here and now. */
-                cJSON *probe = cJSON_Parse(args_json);
-                bool finite = probe && mps__wire_numbers_finite(probe);
-                cJSON_Delete(probe);
-                if (!finite)
-                        return -EINVAL;
-        }
+        cJSON *a;
+        if (parse_call_args(args_json, &a) < 0)
+                return -EINVAL;
         char *e = strdup(entry);
-        char *a = args_json ? strdup(args_json) : NULL;
         const char *argv[] = {entry, NULL};
         char **v = strv_copy(argv, NULL);
-        if (!e || (args_json && !a) || !v) {
+        if (!e || !v) {
                 free(e);
-                free(a);
+                cJSON_Delete(a);
                 mps__strv_free(v);
                 return -ENOMEM;
         }
-        free(s->call_entry);
-        free(s->call_args_json);
-        free(s->path);
-        mps__strv_free(s->argv);
-        s->call_entry = e;
-        s->call_args_json = a;
-        s->path = NULL;
-        s->argv = v;
-        s->argc = 1;
+        clear_program(s);
+        s->spawn.call_entry = e;
+        s->spawn.call_args = a;
+        s->spawn.argv = (const char **)v;
+        s->spawn.argc = 1;
         return 0;
 }
 
@@ -178,13 +220,13 @@ MPS_API int mps_spec_env_unset(mps_spec *s, const char *name) {
 MPS_API int mps_spec_set_cwd(mps_spec *s, const char *dir) {
         if (!s || (dir && !*dir))
                 return -EINVAL;
-        return set_string(&s->cwd, dir);
+        return set_string(&s->spawn.cwd, dir);
 }
 
 MPS_API int mps_spec_set_name(mps_spec *s, const char *name) {
         if (!s || (name && strlen(name) > MPS_WIRE_NAME_MAX))
                 return -EINVAL;
-        return set_string(&s->name, name);
+        return set_string(&s->spawn.name, name);
 }
 
 MPS_API int mps_spec_map_fd(mps_spec *s, int child_fd, int caller_fd) {
@@ -208,7 +250,7 @@ MPS_API int mps_spec_map_fd(mps_spec *s, int child_fd, int caller_fd) {
 MPS_API int mps_spec_set_daemon(mps_spec *s, bool daemon) {
         if (!s)
                 return -EINVAL;
-        s->daemon = daemon;
+        s->spawn.daemon = daemon;
         return 0;
 }
 
@@ -216,8 +258,8 @@ MPS_API int mps_spec_set_timeout(mps_spec *s, double seconds, double kill_after)
         if (!s || !(seconds >= 0) || seconds > MPS_WIRE_SECONDS_MAX ||
             kill_after > MPS_WIRE_SECONDS_MAX)
                 return -EINVAL;
-        s->timeout = seconds;
-        s->kill_after = kill_after >= 0 ? kill_after : MPS_WIRE_KILL_AFTER_DEFAULT;
+        s->spawn.timeout = seconds;
+        s->spawn.kill_after = kill_after >= 0 ? kill_after : MPS_WIRE_KILL_AFTER_DEFAULT;
         return 0;
 }
 
@@ -226,19 +268,20 @@ MPS_API int mps_spec_set_rlimit(mps_spec *s, int resource, rlim_t soft, rlim_t h
         if (!s || !mps__rlimit_name(resource) || soft == MPS_RLIM_KEEP ||
             (!keep && soft > hard))
                 return -EINVAL;
+        struct mps__spawn *m = &s->spawn;
         size_t i = 0;
-        while (i < s->nrlimits && s->rlimits[i].resource != resource)
+        while (i < m->nrlimits && m->rlimits[i].resource != resource)
                 i++;
         if (i == MPS_WIRE_RLIMITS_MAX)
                 return -E2BIG;
-        s->rlimits[i] = (struct mps__rlimit){
+        m->rlimits[i] = (struct mps__rlimit){
                 .resource = resource,
                 .soft = soft,
                 .hard = keep ? 0 : hard,
                 .hard_keep = keep,
         };
-        if (i == s->nrlimits)
-                s->nrlimits++;
+        if (i == m->nrlimits)
+                m->nrlimits++;
         return 0;
 }
 
@@ -253,10 +296,10 @@ MPS_API int mps_spec_set_seccomp(mps_spec *s, const char *name, const char *text
                 free(t);
                 return -ENOMEM;
         }
-        free(s->seccomp_name);
-        free(s->seccomp_text);
-        s->seccomp_name = n;
-        s->seccomp_text = t;
+        free((char *)s->spawn.seccomp_name);
+        free((char *)s->spawn.seccomp_text);
+        s->spawn.seccomp_name = n;
+        s->spawn.seccomp_text = t;
         return 0;
 }
 
@@ -277,98 +320,105 @@ MPS_API int mps_spec_set_seccomp_file(mps_spec *s, const char *path) {
 MPS_API int mps_spec_set_nice(mps_spec *s, int nice) {
         if (!s || nice < -20 || nice > 19)
                 return -EINVAL;
-        s->has_nice = true;
-        s->nice = nice;
+        s->spawn.has_nice = true;
+        s->spawn.nice = nice;
         return 0;
 }
 
 MPS_API int mps_spec_set_umask(mps_spec *s, mode_t mask) {
         if (!s || mask > 0777)
                 return -EINVAL;
-        s->umask = (int)mask;
+        s->spawn.umask = (int)mask;
         return 0;
 }
 
 MPS_API int mps_spec_set_no_new_privs(mps_spec *s, bool on) {
         if (!s)
                 return -EINVAL;
-        s->no_new_privs = on;
+        s->spawn.no_new_privs = on;
         return 0;
 }
 
 MPS_API int mps_spec_set_pdeathsig(mps_spec *s, int sig) {
         if (!s || sig < 0 || sig > 64)
                 return -EINVAL;
-        s->pdeathsig = sig;
+        s->spawn.pdeathsig = sig;
         return 0;
 }
 
 MPS_API int mps_spec_set_kill_tree(mps_spec *s, bool on) {
         if (!s)
                 return -EINVAL;
-        s->kill_tree = on;
+        s->spawn.kill_tree = on;
         return 0;
 }
 
 MPS_API int mps_spec_set_detached(mps_spec *s, bool detached) {
         if (!s)
                 return -EINVAL;
-        s->detached = detached;
+        s->spawn.detached = detached;
         return 0;
 }
 
 MPS_API int mps_spec_set_new_session(mps_spec *s, bool new_session) {
         if (!s)
                 return -EINVAL;
-        s->new_session = new_session;
+        s->spawn.new_session = new_session;
+        return 0;
+}
+
+/* Replaces every pointer of dst (a shallow copy of src) with a copy of what
+ * it points to; on failure the pointers not yet copied are NULL, so that
+ * mps_spec_free(dst) frees exactly what was copied. */
+static int copy_pointees(mps_spec *dst, const mps_spec *src) {
+        struct mps__spawn *m = &dst->spawn;
+        const char *strings[N_OWNED_STRINGS];
+        for (size_t i = 0; i < N_OWNED_STRINGS; i++) {
+                strings[i] = *owned_string(m, i);
+                *owned_string(m, i) = NULL;
+        }
+        m->argv = NULL;
+        m->call_args = NULL;
+        dst->edits = NULL;
+        dst->nedits = 0;
+        dst->fds = NULL;
+        dst->nfds = 0;
+
+        for (size_t i = 0; i < N_OWNED_STRINGS; i++)
+                if (set_string(owned_string(m, i), strings[i]) < 0)
+                        return -ENOMEM;
+        if (src->spawn.argv &&
+            !(m->argv = (const char **)strv_copy(src->spawn.argv, NULL)))
+                return -ENOMEM;
+        if (src->spawn.call_args &&
+            !(m->call_args = cJSON_Duplicate(src->spawn.call_args, true)))
+                return -ENOMEM;
+        for (size_t i = 0; i < src->nedits; i++)
+                if (add_edit(dst, src->edits[i].name, src->edits[i].value) < 0)
+                        return -ENOMEM;
+        if (src->nfds) {
+                dst->fds = malloc(src->nfds * sizeof(*dst->fds));
+                if (!dst->fds)
+                        return -ENOMEM;
+                memcpy(dst->fds, src->fds, src->nfds * sizeof(*dst->fds));
+                dst->nfds = src->nfds;
+        }
         return 0;
 }
 
 int mps__spec_copy(const mps_spec *src, mps_spec **ret) {
-        mps_spec *s;
-        int r = mps_spec_new(&s);
-        if (r < 0)
-                return r;
-        s->argc = src->argc;
-        s->env_clear = src->env_clear;
-        s->daemon = src->daemon;
-        s->new_session = src->new_session;
-        s->detached = src->detached;
-        s->has_nice = src->has_nice;
-        s->nice = src->nice;
-        s->umask = src->umask;
-        s->no_new_privs = src->no_new_privs;
-        s->pdeathsig = src->pdeathsig;
-        s->kill_tree = src->kill_tree;
-        if ((src->seccomp_name && !(s->seccomp_name = strdup(src->seccomp_name))) ||
-            (src->seccomp_text && !(s->seccomp_text = strdup(src->seccomp_text))))
-                goto oom;
-        s->timeout = src->timeout;
-        s->kill_after = src->kill_after;
-        s->nrlimits = src->nrlimits;
-        memcpy(s->rlimits, src->rlimits, sizeof(s->rlimits));
-        if ((src->path && !(s->path = strdup(src->path))) ||
-            (src->call_entry && !(s->call_entry = strdup(src->call_entry))) ||
-            (src->call_args_json && !(s->call_args_json = strdup(src->call_args_json))) ||
-            (src->argv && !(s->argv = strv_copy((const char *const *)src->argv, NULL))) ||
-            (src->cwd && !(s->cwd = strdup(src->cwd))) ||
-            (src->name && !(s->name = strdup(src->name))))
-                goto oom;
-        for (size_t i = 0; i < src->nedits; i++)
-                if (add_edit(s, src->edits[i].name, src->edits[i].value) < 0)
-                        goto oom;
-        if (src->nfds) {
-                s->fds = malloc(src->nfds * sizeof(*s->fds));
-                if (!s->fds)
-                        goto oom;
-                memcpy(s->fds, src->fds, src->nfds * sizeof(*s->fds));
-                s->nfds = src->nfds;
+        mps_spec *s = malloc(sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        /* Every scalar option comes with the struct; copy_pointees then
+         * makes the copy own what it points to. */
+        *s = *src;
+        if (copy_pointees(s, src) < 0) {
+                mps_spec_free(s);
+                return -ENOMEM;
         }
         *ret = s;
         return 0;
-oom:
-        mps_spec_free(s);
-        return -ENOMEM;
 }
 
 /* Index of NAME in a vector of "NAME=VALUE" strings, or -1. */

@@ -1,6 +1,8 @@
 /*
- * wire.c: encoding and decoding of mpspawn protocol messages (see wire.h and
- * docs/protocol.md). Used by mpforkserver and libmpspawn alike.
+ * wire.c: the message schema of the mpspawn protocol, each message's typed
+ * encoder and decoder (see wire.h and docs/protocol.md). How a message
+ * travels (datagrams, SCM_RIGHTS) is transport.c's. Used by mpforkserver and
+ * libmpspawn alike.
  */
 #include "wire.h"
 
@@ -11,10 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include "fdutil.h"
 #include "rlimits.h"
 #include "say.h"
 
@@ -38,189 +37,11 @@ const char *mps__op_name(enum mps__op op) {
         return op_names[op];
 }
 
-static enum mps__op op_from_name(const char *name) {
+enum mps__op mps__op_from_name(const char *name) {
         for (size_t i = 1; i < sizeof(op_names) / sizeof(op_names[0]); i++)
                 if (strcmp(op_names[i], name) == 0)
                         return (enum mps__op)i;
         return MPS_OP_UNKNOWN;
-}
-
-void mps__msg_release(struct mps__msg *msg) {
-        int saved = errno;
-        if (!msg)
-                return;
-        cJSON_Delete(msg->json);
-        msg->json = NULL;
-        for (size_t i = 0; i < msg->nfds; i++)
-                msg->fds[i] = mps__safe_close(msg->fds[i]);
-        msg->nfds = 0;
-        errno = saved;
-}
-
-/* ---- transport -------------------------------------------------------- */
-
-int mps__wire_recv(int sock, struct mps__msg *msg, char *err, size_t errlen,
-                   uint64_t *ret_tag) {
-        /* One byte more than the bound, so that an oversized message is seen
-         * as MSG_TRUNC rather than silently accepted. The buffer is static:
-         * both users are single-threaded per socket, and the library keeps
-         * no other global state. Use thread-local storage to stay safe when
-         * distinct clients live on distinct threads. */
-        static _Thread_local char buf[MPS_WIRE_MSG_MAX + 1];
-        union {
-                struct cmsghdr align;
-                char buf[CMSG_SPACE(sizeof(int) * MPS_WIRE_FDS_MAX)];
-        } control;
-        struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf) - 1};
-        struct msghdr mh = {
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = control.buf,
-                .msg_controllen = sizeof(control.buf),
-        };
-        ssize_t n;
-
-        memset(msg, 0, sizeof(*msg));
-        do
-                n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return -errno;
-
-        /* Collect descriptors first so that every path below closes them. */
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                        continue;
-                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                const unsigned char *data = CMSG_DATA(c);
-                for (size_t i = 0; i < k; i++) {
-                        int fd;
-                        memcpy(&fd, data + i * sizeof(int), sizeof(int));
-                        if (msg->nfds < MPS_WIRE_FDS_MAX)
-                                msg->fds[msg->nfds++] = fd;
-                        else
-                                close(fd);
-                }
-        }
-
-        if (n == 0 && msg->nfds == 0)
-                return 0; /* SEQPACKET end of stream */
-
-        if (mh.msg_flags & MSG_TRUNC) {
-                mps__say(err, errlen, "message longer than %d bytes",
-                    MPS_WIRE_MSG_MAX);
-                goto bad;
-        }
-        if (mh.msg_flags & MSG_CTRUNC) {
-                /* The JSON arrived whole: read its tag, so that the error
-                 * reply reaches the request (a client waits on it). */
-                cJSON *j = cJSON_ParseWithLength(buf, (size_t)n);
-                if (ret_tag && cJSON_IsObject(j))
-                        *ret_tag = mps__wire_tag(j);
-                cJSON_Delete(j);
-                /* Either too many were sent, or this side could not take
-                 * them all (out of descriptors): say which it looks like. */
-                if (msg->nfds < MPS_WIRE_FDS_MAX) {
-                        mps__say(err, errlen, "could not receive the attached descriptors "
-                                         "(out of file descriptors?)");
-                        mps__msg_release(msg);
-                        return -EMFILE;
-                }
-                mps__say(err, errlen, "more than %d descriptors attached", MPS_WIRE_FDS_MAX);
-                goto bad;
-        }
-        msg->raw = buf;
-        msg->rawlen = (size_t)n;
-        msg->json = cJSON_ParseWithLength(buf, (size_t)n);
-        if (!msg->json || !cJSON_IsObject(msg->json)) {
-                mps__say(err, errlen, "message is not a JSON object");
-                goto bad;
-        }
-        msg->tag = mps__wire_tag(msg->json);
-        if (ret_tag)
-                *ret_tag = msg->tag;
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(msg->json, "v");
-        if (!cJSON_IsNumber(v)) {
-                mps__say(err, errlen, "message has no protocol version \"v\"");
-                goto bad;
-        }
-        if (v->valuedouble != MPS_PROTOCOL_VERSION) {
-                mps__say(err, errlen,
-                    "protocol version %g is not supported (this side speaks %d)",
-                    v->valuedouble, MPS_PROTOCOL_VERSION);
-                mps__msg_release(msg);
-                return -EPROTO;
-        }
-        const cJSON *op = cJSON_GetObjectItemCaseSensitive(msg->json, "op");
-        if (!cJSON_IsString(op)) {
-                mps__say(err, errlen, "message has no \"op\"");
-                goto bad;
-        }
-        msg->op = op_from_name(op->valuestring);
-        if (msg->op == MPS_OP_UNKNOWN) {
-                mps__say(err, errlen, "unknown op \"%.64s\"", op->valuestring);
-                goto bad;
-        }
-        return 1;
-bad:
-        mps__msg_release(msg);
-        return -EBADMSG;
-}
-
-char *mps__wire_encode(const cJSON *json, size_t *ret_len) {
-        char *s = cJSON_PrintUnformatted(json);
-        if (!s) {
-                errno = ENOMEM;
-                return NULL;
-        }
-        size_t len = strlen(s);
-        if (len > MPS_WIRE_MSG_MAX) {
-                cJSON_free(s);
-                errno = EMSGSIZE;
-                return NULL;
-        }
-        *ret_len = len;
-        return s;
-}
-
-int mps__wire_send_raw(int sock, const char *buf, size_t len, const int *fds,
-                       size_t nfds) {
-        union {
-                struct cmsghdr align;
-                char buf[CMSG_SPACE(sizeof(int) * MPS_WIRE_FDS_MAX)];
-        } control;
-        struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-        ssize_t n;
-
-        if (len > MPS_WIRE_MSG_MAX || nfds > MPS_WIRE_FDS_MAX)
-                return -EMSGSIZE;
-        if (nfds > 0) {
-                memset(&control, 0, sizeof(control));
-                mh.msg_control = control.buf;
-                mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-                memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-        }
-        do
-                n = sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return -errno;
-        return 0;
-}
-
-int mps__wire_send(int sock, const cJSON *json, const int *fds, size_t nfds) {
-        size_t len;
-        char *s = mps__wire_encode(json, &len);
-        if (!s)
-                return -errno;
-        int r = mps__wire_send_raw(sock, s, len, fds, nfds);
-        cJSON_free(s);
-        return r;
 }
 
 uint64_t mps__wire_tag(const cJSON *json) {
@@ -456,6 +277,36 @@ int mps__hello_decode(const cJSON *json, struct mps__hello *ret, char *err,
 static const char *const feature_names[] = {"timeout", "rlimits", "detached", "call",
                                             "jobs",    "policy"};
 
+/* By bit, as feature_names: what a client names when its server lacks one. */
+static const char *const feature_descriptions[] = {
+        "timeouts", "resource limits", "detached jobs", "call jobs",
+        "job requests (wait, list, stats)",
+        "job policy (seccomp, nice, umask, no_new_privs, pdeathsig, kill_tree)",
+};
+
+const char *mps__feature_description(unsigned feature) {
+        for (size_t i = 0; i < sizeof(feature_descriptions) / sizeof(feature_descriptions[0]); i++)
+                if (feature == 1u << i)
+                        return feature_descriptions[i];
+        return "an unknown feature";
+}
+
+unsigned mps__spawn_features(const struct mps__spawn *m) {
+        unsigned need = 0;
+        if (m->timeout > 0)
+                need |= MPS_FEATURE_TIMEOUT;
+        if (m->nrlimits)
+                need |= MPS_FEATURE_RLIMITS;
+        if (m->detached)
+                need |= MPS_FEATURE_DETACHED;
+        if (m->call_entry)
+                need |= MPS_FEATURE_CALL;
+        if (m->seccomp_text || m->has_nice || m->umask >= 0 || m->no_new_privs ||
+            m->pdeathsig || m->kill_tree)
+                need |= MPS_FEATURE_POLICY;
+        return need;
+}
+
 cJSON *mps__welcome_encode(const struct mps__welcome *m) {
         cJSON *o = mps__wire_new(MPS_OP_WELCOME);
         if (!o)
@@ -508,97 +359,127 @@ int mps__welcome_decode(const cJSON *json, struct mps__welcome *ret, char *err,
 
 /* ---- spawn ---------------------------------------------------------------- */
 
+/*
+ * The spawn encoder, by field group, in the order the fields go out (cJSON
+ * keeps insertion order, and the fuzz corpora and tests pin the text).
+ * Each returns false when out of memory.
+ */
+
+/* What runs: path or call, argv, env, cwd, name. */
+static bool encode_program(cJSON *o, const struct mps__spawn *m) {
+        if (m->path && !cJSON_AddStringToObject(o, "path", m->path))
+                return false;
+        if (m->call_entry) {
+                cJSON *call = cJSON_AddObjectToObject(o, "call");
+                if (!call || !cJSON_AddStringToObject(call, "entry", m->call_entry))
+                        return false;
+                cJSON *args = m->call_args ? cJSON_Duplicate(m->call_args, true)
+                                           : cJSON_CreateNull();
+                if (!args)
+                        return false;
+                cJSON_AddItemToObject(call, "args", args);
+        }
+        cJSON *argv = cJSON_CreateStringArray(m->argv, (int)m->argc);
+        if (!argv)
+                return false;
+        cJSON_AddItemToObject(o, "argv", argv);
+        if (m->envp) {
+                cJSON *env = cJSON_CreateStringArray(m->envp, (int)m->envc);
+                if (!env)
+                        return false;
+                cJSON_AddItemToObject(o, "env", env);
+        }
+        if (m->cwd && !cJSON_AddStringToObject(o, "cwd", m->cwd))
+                return false;
+        if (m->name && !cJSON_AddStringToObject(o, "name", m->name))
+                return false;
+        return true;
+}
+
+/* The fd map and the flags about the job's place (daemon, session, pidfd,
+ * detached). */
+static bool encode_fds_flags(cJSON *o, const struct mps__spawn *m) {
+        cJSON *fds = cJSON_AddArrayToObject(o, "fds");
+        if (!fds)
+                return false;
+        for (size_t i = 0; i < m->nfdmap; i++) {
+                cJSON *pair = cJSON_CreateIntArray(
+                        (const int[]){m->fdmap[i].target, m->fdmap[i].source}, 2);
+                if (!pair)
+                        return false;
+                cJSON_AddItemToArray(fds, pair);
+        }
+        return (!m->daemon || cJSON_AddTrueToObject(o, "daemon")) &&
+               (!m->new_session || cJSON_AddTrueToObject(o, "new_session")) &&
+               (!m->want_pidfd || cJSON_AddTrueToObject(o, "pidfd")) &&
+               (!m->detached || cJSON_AddTrueToObject(o, "detached"));
+}
+
+/* The job policy: seccomp, nice, umask, no_new_privs, pdeathsig, kill_tree. */
+static bool encode_policy(cJSON *o, const struct mps__spawn *m) {
+        if (m->seccomp_text) {
+                cJSON *sc = cJSON_AddObjectToObject(o, "seccomp");
+                if (!sc ||
+                    !cJSON_AddStringToObject(sc, "name",
+                                             m->seccomp_name ? m->seccomp_name : "policy") ||
+                    !cJSON_AddStringToObject(sc, "text", m->seccomp_text))
+                        return false;
+        }
+        return (!m->has_nice || add_int(o, "nice", m->nice)) &&
+               (m->umask < 0 || add_int(o, "umask", m->umask)) &&
+               (!m->no_new_privs || cJSON_AddTrueToObject(o, "no_new_privs")) &&
+               (m->pdeathsig <= 0 || add_int(o, "pdeathsig", m->pdeathsig)) &&
+               (!m->kill_tree || cJSON_AddTrueToObject(o, "kill_tree"));
+}
+
+/* One [name, soft, hard] entry; hard is null when kept. */
+static bool encode_rlimit(cJSON *rl, const struct mps__rlimit *r) {
+        cJSON *e = cJSON_CreateArray();
+        if (!e)
+                return false;
+        cJSON_AddItemToArray(rl, e);
+        const char *name = mps__rlimit_name(r->resource);
+        if (!name)
+                return false;
+        cJSON *n = cJSON_CreateString(name);
+        cJSON *soft = rlim_json(r->soft);
+        cJSON *hard = r->hard_keep ? cJSON_CreateNull() : rlim_json(r->hard);
+        if (n)
+                cJSON_AddItemToArray(e, n);
+        if (soft)
+                cJSON_AddItemToArray(e, soft);
+        if (hard)
+                cJSON_AddItemToArray(e, hard);
+        return n && soft && hard;
+}
+
+/* The timeout and the resource limits. */
+static bool encode_limits(cJSON *o, const struct mps__spawn *m) {
+        if (m->timeout > 0 &&
+            (!cJSON_AddNumberToObject(o, "timeout", m->timeout) ||
+             !cJSON_AddNumberToObject(o, "kill_after", m->kill_after)))
+                return false;
+        if (m->nrlimits > 0) {
+                cJSON *rl = cJSON_AddArrayToObject(o, "rlimits");
+                if (!rl)
+                        return false;
+                for (size_t i = 0; i < m->nrlimits; i++)
+                        if (!encode_rlimit(rl, &m->rlimits[i]))
+                                return false;
+        }
+        return true;
+}
+
 cJSON *mps__spawn_encode(const struct mps__spawn *m) {
         cJSON *o = mps__wire_new(MPS_OP_SPAWN);
         if (!o)
                 return NULL;
-        ADD(add_u64(o, "tag", m->tag));
-        if (m->path)
-                ADD(cJSON_AddStringToObject(o, "path", m->path));
-        if (m->call_entry) {
-                cJSON *call = cJSON_AddObjectToObject(o, "call");
-                ADD(call);
-                ADD(cJSON_AddStringToObject(call, "entry", m->call_entry));
-                cJSON *args = m->call_args ? cJSON_Duplicate(m->call_args, true)
-                                           : cJSON_CreateNull();
-                ADD(args);
-                cJSON_AddItemToObject(call, "args", args);
-        }
-        cJSON *argv = cJSON_CreateStringArray(m->argv, (int)m->argc);
-        ADD(argv);
-        cJSON_AddItemToObject(o, "argv", argv);
-        if (m->envp) {
-                cJSON *env = cJSON_CreateStringArray(m->envp, (int)m->envc);
-                ADD(env);
-                cJSON_AddItemToObject(o, "env", env);
-        }
-        if (m->cwd)
-                ADD(cJSON_AddStringToObject(o, "cwd", m->cwd));
-        if (m->name)
-                ADD(cJSON_AddStringToObject(o, "name", m->name));
-        cJSON *fds = cJSON_AddArrayToObject(o, "fds");
-        ADD(fds);
-        for (size_t i = 0; i < m->nfdmap; i++) {
-                cJSON *pair = cJSON_CreateIntArray(
-                        (const int[]){m->fdmap[i].target, m->fdmap[i].source}, 2);
-                ADD(pair);
-                cJSON_AddItemToArray(fds, pair);
-        }
-        if (m->daemon)
-                ADD(cJSON_AddTrueToObject(o, "daemon"));
-        if (m->new_session)
-                ADD(cJSON_AddTrueToObject(o, "new_session"));
-        if (m->want_pidfd)
-                ADD(cJSON_AddTrueToObject(o, "pidfd"));
-        if (m->detached)
-                ADD(cJSON_AddTrueToObject(o, "detached"));
-        if (m->seccomp_text) {
-                cJSON *sc = cJSON_AddObjectToObject(o, "seccomp");
-                ADD(sc);
-                ADD(cJSON_AddStringToObject(sc, "name", m->seccomp_name ? m->seccomp_name
-                                                                        : "policy"));
-                ADD(cJSON_AddStringToObject(sc, "text", m->seccomp_text));
-        }
-        if (m->has_nice)
-                ADD(add_int(o, "nice", m->nice));
-        if (m->umask >= 0)
-                ADD(add_int(o, "umask", m->umask));
-        if (m->no_new_privs)
-                ADD(cJSON_AddTrueToObject(o, "no_new_privs"));
-        if (m->pdeathsig > 0)
-                ADD(add_int(o, "pdeathsig", m->pdeathsig));
-        if (m->kill_tree)
-                ADD(cJSON_AddTrueToObject(o, "kill_tree"));
-        if (m->timeout > 0) {
-                ADD(cJSON_AddNumberToObject(o, "timeout", m->timeout));
-                ADD(cJSON_AddNumberToObject(o, "kill_after", m->kill_after));
-        }
-        if (m->nrlimits > 0) {
-                cJSON *rl = cJSON_AddArrayToObject(o, "rlimits");
-                ADD(rl);
-                for (size_t i = 0; i < m->nrlimits; i++) {
-                        const struct mps__rlimit *r = &m->rlimits[i];
-                        cJSON *e = cJSON_CreateArray();
-                        ADD(e);
-                        cJSON_AddItemToArray(rl, e);
-                        const char *name = mps__rlimit_name(r->resource);
-                        ADD(name);
-                        cJSON *n = cJSON_CreateString(name);
-                        cJSON *soft = rlim_json(r->soft);
-                        cJSON *hard = r->hard_keep ? cJSON_CreateNull() : rlim_json(r->hard);
-                        if (n)
-                                cJSON_AddItemToArray(e, n);
-                        if (soft)
-                                cJSON_AddItemToArray(e, soft);
-                        if (hard)
-                                cJSON_AddItemToArray(e, hard);
-                        ADD(n && soft && hard);
-                }
+        if (!add_u64(o, "tag", m->tag) || !encode_program(o, m) ||
+            !encode_fds_flags(o, m) || !encode_policy(o, m) || !encode_limits(o, m)) {
+                cJSON_Delete(o);
+                return NULL;
         }
         return o;
-fail:
-        cJSON_Delete(o);
-        return NULL;
 }
 
 void mps__spawn_done(struct mps__spawn *m) {
@@ -735,75 +616,115 @@ static int decode_rlimits(const cJSON *json, struct mps__spawn *m, char *err,
         return 0;
 }
 
+/*
+ * The spawn decoder, by field group, in the order the fields were always
+ * checked (the first bad one names the error). Each returns 0 or a
+ * negative errno with a reason in err; the arrays it allocated stay in *m
+ * for mps__spawn_done.
+ */
+
+/* "call": {"entry": NAME, "args": JSON}, for a call job. */
+static int decode_call(const cJSON *json, struct mps__spawn *m, char *err,
+                       size_t errlen) {
+        const cJSON *call = cJSON_GetObjectItemCaseSensitive(json, "call");
+        if (!call || cJSON_IsNull(call))
+                return 0;
+        if (!cJSON_IsObject(call)) {
+                mps__say(err, errlen, "field \"call\" must be an object "
+                                 "{\"entry\": NAME, \"args\": JSON}");
+                return -EINVAL;
+        }
+        TRY(get_str(call, "entry", true, MPS_WIRE_NAME_MAX, &m->call_entry, err, errlen));
+        if (m->call_entry[0] == '\0') {
+                mps__say(err, errlen, "field \"call.entry\" is empty");
+                return -EINVAL;
+        }
+        m->call_args = cJSON_GetObjectItemCaseSensitive(call, "args");
+        if (m->call_args && !mps__wire_numbers_finite(m->call_args)) {
+                mps__say(err, errlen, "field \"call.args\" holds a number "
+                                 "beyond the range of a double");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* The tag and what runs: path (unless a call), argv, env, cwd, name. */
+static int decode_program(const cJSON *json, struct mps__spawn *m, char *err,
+                          size_t errlen) {
+        TRY(get_u64(json, "tag", true, &m->tag, err, errlen));
+        TRY(get_str(json, "path", !m->call_entry, MPS_WIRE_STR_MAX, &m->path, err, errlen));
+        TRY(get_strv(json, "argv", true, MPS_WIRE_ARGV_MAX, true, &m->argv, &m->argc, err,
+                     errlen));
+        TRY(get_strv(json, "env", false, MPS_WIRE_ENV_MAX, false, &m->envp, &m->envc, err,
+                     errlen));
+        TRY(get_str(json, "cwd", false, MPS_WIRE_STR_MAX, &m->cwd, err, errlen));
+        TRY(get_str(json, "name", false, MPS_WIRE_NAME_MAX, &m->name, err, errlen));
+        return 0;
+}
+
+/* The fd map and the flags about the job's place. */
+static int decode_fds_flags(const cJSON *json, size_t nfds, struct mps__spawn *m,
+                            char *err, size_t errlen) {
+        TRY(decode_fdmap(json, nfds, m, err, errlen));
+        TRY(get_bool(json, "daemon", &m->daemon, err, errlen));
+        TRY(get_bool(json, "new_session", &m->new_session, err, errlen));
+        TRY(get_bool(json, "pidfd", &m->want_pidfd, err, errlen));
+        TRY(get_bool(json, "detached", &m->detached, err, errlen));
+        return 0;
+}
+
+/* The timeout and the resource limits. */
+static int decode_limits(const cJSON *json, struct mps__spawn *m, char *err,
+                         size_t errlen) {
+        TRY(get_num(json, "timeout", false, 0, MPS_WIRE_SECONDS_MAX, false, &m->timeout,
+                    err, errlen));
+        TRY(get_num(json, "kill_after", false, 0, MPS_WIRE_SECONDS_MAX, false,
+                    &m->kill_after, err, errlen));
+        TRY(decode_rlimits(json, m, err, errlen));
+        return 0;
+}
+
+/* "seccomp": {"name": FILE, "text": POLICY}. */
+static int decode_seccomp(const cJSON *json, struct mps__spawn *m, char *err,
+                          size_t errlen) {
+        const cJSON *sc = cJSON_GetObjectItemCaseSensitive(json, "seccomp");
+        if (!sc || cJSON_IsNull(sc))
+                return 0;
+        if (!cJSON_IsObject(sc)) {
+                mps__say(err, errlen, "field \"seccomp\" must be an object "
+                                 "{\"name\": FILE, \"text\": POLICY}");
+                return -EINVAL;
+        }
+        TRY(get_str(sc, "name", false, MPS_WIRE_NAME_MAX, &m->seccomp_name, err, errlen));
+        TRY(get_str(sc, "text", true, MPS_WIRE_MSG_MAX, &m->seccomp_text, err, errlen));
+        return 0;
+}
+
+/* The job policy: umask, no_new_privs, pdeathsig, kill_tree, nice, seccomp. */
+static int decode_policy(const cJSON *json, struct mps__spawn *m, char *err,
+                         size_t errlen) {
+        TRY(get_int(json, "umask", false, 0, 0777, &m->umask, err, errlen));
+        TRY(get_bool(json, "no_new_privs", &m->no_new_privs, err, errlen));
+        TRY(get_int(json, "pdeathsig", false, 0, 64, &m->pdeathsig, err, errlen));
+        TRY(get_bool(json, "kill_tree", &m->kill_tree, err, errlen));
+        if (cJSON_GetObjectItemCaseSensitive(json, "nice")) {
+                m->has_nice = true;
+                TRY(get_int(json, "nice", true, -20, 19, &m->nice, err, errlen));
+        }
+        return decode_seccomp(json, m, err, errlen);
+}
+
 int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
                       char *err, size_t errlen) {
         struct mps__spawn m = {.kill_after = MPS_WIRE_KILL_AFTER_DEFAULT, .umask = -1};
         int r;
 
-        const cJSON *call = cJSON_GetObjectItemCaseSensitive(json, "call");
-        if (call && !cJSON_IsNull(call)) {
-                if (!cJSON_IsObject(call)) {
-                        mps__say(err, errlen, "field \"call\" must be an object "
-                                         "{\"entry\": NAME, \"args\": JSON}");
-                        return -EINVAL;
-                }
-                if ((r = get_str(call, "entry", true, MPS_WIRE_NAME_MAX, &m.call_entry,
-                                 err, errlen)) < 0)
-                        return r;
-                if (m.call_entry[0] == '\0') {
-                        mps__say(err, errlen, "field \"call.entry\" is empty");
-                        return -EINVAL;
-                }
-                m.call_args = cJSON_GetObjectItemCaseSensitive(call, "args");
-                if (m.call_args && !mps__wire_numbers_finite(m.call_args)) {
-                        mps__say(err, errlen, "field \"call.args\" holds a number "
-                                         "beyond the range of a double");
-                        return -EINVAL;
-                }
-        }
-        if ((r = get_u64(json, "tag", true, &m.tag, err, errlen)) < 0 ||
-            (r = get_str(json, "path", !m.call_entry, MPS_WIRE_STR_MAX, &m.path, err,
-                         errlen)) < 0 ||
-            (r = get_strv(json, "argv", true, MPS_WIRE_ARGV_MAX, true, &m.argv,
-                          &m.argc, err, errlen)) < 0 ||
-            (r = get_strv(json, "env", false, MPS_WIRE_ENV_MAX, false, &m.envp,
-                          &m.envc, err, errlen)) < 0 ||
-            (r = get_str(json, "cwd", false, MPS_WIRE_STR_MAX, &m.cwd, err, errlen)) < 0 ||
-            (r = get_str(json, "name", false, MPS_WIRE_NAME_MAX, &m.name, err, errlen)) < 0 ||
-            (r = decode_fdmap(json, nfds, &m, err, errlen)) < 0 ||
-            (r = get_bool(json, "daemon", &m.daemon, err, errlen)) < 0 ||
-            (r = get_bool(json, "new_session", &m.new_session, err, errlen)) < 0 ||
-            (r = get_bool(json, "pidfd", &m.want_pidfd, err, errlen)) < 0 ||
-            (r = get_bool(json, "detached", &m.detached, err, errlen)) < 0 ||
-            (r = get_num(json, "timeout", false, 0, MPS_WIRE_SECONDS_MAX, false,
-                         &m.timeout, err, errlen)) < 0 ||
-            (r = get_num(json, "kill_after", false, 0, MPS_WIRE_SECONDS_MAX, false,
-                         &m.kill_after, err, errlen)) < 0 ||
-            (r = decode_rlimits(json, &m, err, errlen)) < 0 ||
-            (r = get_int(json, "umask", false, 0, 0777, &m.umask, err, errlen)) < 0 ||
-            (r = get_bool(json, "no_new_privs", &m.no_new_privs, err, errlen)) < 0 ||
-            (r = get_int(json, "pdeathsig", false, 0, 64, &m.pdeathsig, err, errlen)) < 0 ||
-            (r = get_bool(json, "kill_tree", &m.kill_tree, err, errlen)) < 0)
+        if ((r = decode_call(json, &m, err, errlen)) < 0 ||
+            (r = decode_program(json, &m, err, errlen)) < 0 ||
+            (r = decode_fds_flags(json, nfds, &m, err, errlen)) < 0 ||
+            (r = decode_limits(json, &m, err, errlen)) < 0 ||
+            (r = decode_policy(json, &m, err, errlen)) < 0)
                 goto fail;
-        if (cJSON_GetObjectItemCaseSensitive(json, "nice")) {
-                m.has_nice = true;
-                if ((r = get_int(json, "nice", true, -20, 19, &m.nice, err, errlen)) < 0)
-                        goto fail;
-        }
-        const cJSON *sc = cJSON_GetObjectItemCaseSensitive(json, "seccomp");
-        if (sc && !cJSON_IsNull(sc)) {
-                if (!cJSON_IsObject(sc)) {
-                        mps__say(err, errlen, "field \"seccomp\" must be an object "
-                                         "{\"name\": FILE, \"text\": POLICY}");
-                        r = -EINVAL;
-                        goto fail;
-                }
-                if ((r = get_str(sc, "name", false, MPS_WIRE_NAME_MAX, &m.seccomp_name, err,
-                                 errlen)) < 0 ||
-                    (r = get_str(sc, "text", true, MPS_WIRE_MSG_MAX, &m.seccomp_text, err,
-                                 errlen)) < 0)
-                        goto fail;
-        }
         if (m.path && m.path[0] == '\0') {
                 mps__say(err, errlen, "field \"path\" is empty");
                 r = -EINVAL;

@@ -1,7 +1,8 @@
 /*
  * wire.h: the mpspawn wire protocol, encoded and decoded in one place for
- * both the server and the client library. docs/protocol.md describes it for
- * people writing other clients.
+ * both the server and the client library: its transport (transport.c) and
+ * its messages (wire.c). docs/protocol.md describes it for people writing
+ * other clients.
  *
  * A message is one AF_UNIX SOCK_SEQPACKET datagram holding one JSON object,
  * with up to MPS_WIRE_FDS_MAX descriptors attached as SCM_RIGHTS. Decoded
@@ -52,6 +53,8 @@ enum mps__op {
 };
 
 const char *mps__op_name(enum mps__op op);
+/* The op a message names; MPS_OP_UNKNOWN for any other name. */
+enum mps__op mps__op_from_name(const char *name);
 
 /* One decoded message of any kind: the op, its tree and its descriptors. */
 struct mps__msg {
@@ -66,6 +69,8 @@ struct mps__msg {
         int fds[MPS_WIRE_FDS_MAX];
         size_t nfds;
 };
+
+/* ---- transport (transport.c): datagrams and their descriptors --------- */
 
 /* Frees the tree and closes every descriptor still held; fields a caller
  * has taken must be set to -1 first. Keeps errno. */
@@ -99,6 +104,8 @@ char *mps__wire_encode(const cJSON *json, size_t *ret_len);
 /* Sends an already encoded buffer (see mps__wire_encode). */
 int mps__wire_send_raw(int sock, const char *buf, size_t len, const int *fds,
                        size_t nfds);
+
+/* ---- envelope and schema (wire.c) ------------------------------------ */
 
 /* The "tag" of a message: a whole number 0..2^53-1, else 0. Every error
  * reply about a request addresses it with this. */
@@ -179,6 +186,11 @@ struct mps__spawn {
         int pdeathsig;     /* 0: none; the signal when the server dies */
         bool kill_tree;    /* signals reach the job's process group */
 };
+
+/* The MPS_FEATURE_* a server must announce to carry out spawn m. */
+unsigned mps__spawn_features(const struct mps__spawn *m);
+/* What one MPS_FEATURE_* bit stands for, for a message ("timeouts"). */
+const char *mps__feature_description(unsigned feature);
 
 struct mps__spawned {
         uint64_t tag;

@@ -1,9 +1,10 @@
 /*
- * check_wire.c: the wire codec (launcher/wire.c). Every message type makes a
- * round trip encode -> send -> recv -> decode over a real SOCK_SEQPACKET
- * socketpair; descriptors travel as SCM_RIGHTS; malformed datagrams are sent
- * raw and must be rejected with their descriptors closed; the spawn decoder
- * rejects every out-of-bounds field by name.
+ * check_wire.c: the wire codec (launcher/wire.c, launcher/transport.c).
+ * Every message type makes a round trip encode -> send -> recv -> decode
+ * over a real SOCK_SEQPACKET socketpair; descriptors travel as SCM_RIGHTS;
+ * malformed datagrams are sent raw and must be rejected with their
+ * descriptors closed; the spawn decoder rejects every out-of-bounds field
+ * by name.
  */
 #include <check.h>
 #include <dirent.h>

@@ -1,6 +1,6 @@
 /*
- * fuzz_wire.c: the message codec (launcher/wire.c) as the server and the
- * library meet it. The input is one datagram, sent through a SEQPACKET
+ * fuzz_wire.c: the message codec (launcher/wire.c, transport.c) as the
+ * server and the library meet it. The input is one datagram, sent through a SEQPACKET
  * socketpair into mps__wire_recv(), so the real receive path runs: the size
  * bound, descriptor collection, JSON parsing, the version and op checks.
  * Every typed decoder then reads the message (the one matching its op and

@@ -1,6 +1,8 @@
 /*
- * jobs.c: requests about jobs by id and about the server (what mpspawn ps,
- * kill, wait and stats do), each one synchronous request and its reply.
+ * job_requests.c: the library's requests about jobs by id and about the
+ * server (what mpspawn ps, kill, wait and stats do), each one synchronous
+ * request and its reply. Not to be confused with forkserver/job.c (the
+ * server's jobs) or launcher/cli_jobs.c (the CLI subcommands over these).
  */
 #include <errno.h>
 #include <stdio.h>

@@ -1,0 +1,213 @@
+/*
+ * transport.c: how an mpspawn message travels, apart from what it says
+ * (wire.c). One AF_UNIX SOCK_SEQPACKET datagram holds one JSON object, with
+ * its descriptors attached as SCM_RIGHTS and received MSG_CMSG_CLOEXEC.
+ * The receive path checks only the envelope (size, descriptors, JSON object,
+ * protocol version, op); each message's fields are its decoder's to check.
+ * Used by mpforkserver and libmpspawn alike.
+ */
+#include "wire.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fdutil.h"
+#include "say.h"
+
+/* Room for the most descriptors a message may carry, aligned as a cmsghdr. */
+union wire_control {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int) * MPS_WIRE_FDS_MAX)];
+};
+
+void mps__msg_release(struct mps__msg *msg) {
+        int saved = errno;
+        if (!msg)
+                return;
+        cJSON_Delete(msg->json);
+        msg->json = NULL;
+        for (size_t i = 0; i < msg->nfds; i++)
+                msg->fds[i] = mps__safe_close(msg->fds[i]);
+        msg->nfds = 0;
+        errno = saved;
+}
+
+/* Moves every descriptor the datagram carried into msg, closing those
+ * beyond MPS_WIRE_FDS_MAX, so that every later path closes them. */
+static void take_fds(struct msghdr *mh, struct mps__msg *msg) {
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                const unsigned char *data = CMSG_DATA(c);
+                for (size_t i = 0; i < k; i++) {
+                        int fd;
+                        memcpy(&fd, data + i * sizeof(int), sizeof(int));
+                        if (msg->nfds < MPS_WIRE_FDS_MAX)
+                                msg->fds[msg->nfds++] = fd;
+                        else
+                                close(fd);
+                }
+        }
+}
+
+/*
+ * The control data was cut short. The JSON arrived whole, so its tag is
+ * read for the error reply (a client waits on it). Either too many
+ * descriptors were sent, or this side could not take them all (out of
+ * descriptors): the result says which it looks like. Releases msg.
+ */
+static int ctrunc_failure(const char *buf, size_t n, struct mps__msg *msg,
+                          char *err, size_t errlen, uint64_t *ret_tag) {
+        cJSON *j = cJSON_ParseWithLength(buf, n);
+        if (ret_tag && cJSON_IsObject(j))
+                *ret_tag = mps__wire_tag(j);
+        cJSON_Delete(j);
+        int r = -EBADMSG;
+        if (msg->nfds < MPS_WIRE_FDS_MAX) {
+                mps__say(err, errlen, "could not receive the attached descriptors "
+                                      "(out of file descriptors?)");
+                r = -EMFILE;
+        } else {
+                mps__say(err, errlen, "more than %d descriptors attached", MPS_WIRE_FDS_MAX);
+        }
+        mps__msg_release(msg);
+        return r;
+}
+
+/* Parses the datagram held in msg->raw and checks its envelope: a JSON
+ * object of this protocol version naming a known op. 1, or -EBADMSG /
+ * -EPROTO with a reason in err (msg is then the caller's to release). */
+static int parse_envelope(struct mps__msg *msg, char *err, size_t errlen,
+                          uint64_t *ret_tag) {
+        msg->json = cJSON_ParseWithLength(msg->raw, msg->rawlen);
+        if (!msg->json || !cJSON_IsObject(msg->json)) {
+                mps__say(err, errlen, "message is not a JSON object");
+                return -EBADMSG;
+        }
+        msg->tag = mps__wire_tag(msg->json);
+        if (ret_tag)
+                *ret_tag = msg->tag;
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(msg->json, "v");
+        if (!cJSON_IsNumber(v)) {
+                mps__say(err, errlen, "message has no protocol version \"v\"");
+                return -EBADMSG;
+        }
+        if (v->valuedouble != MPS_PROTOCOL_VERSION) {
+                mps__say(err, errlen,
+                    "protocol version %g is not supported (this side speaks %d)",
+                    v->valuedouble, MPS_PROTOCOL_VERSION);
+                return -EPROTO;
+        }
+        const cJSON *op = cJSON_GetObjectItemCaseSensitive(msg->json, "op");
+        if (!cJSON_IsString(op)) {
+                mps__say(err, errlen, "message has no \"op\"");
+                return -EBADMSG;
+        }
+        msg->op = mps__op_from_name(op->valuestring);
+        if (msg->op == MPS_OP_UNKNOWN) {
+                mps__say(err, errlen, "unknown op \"%.64s\"", op->valuestring);
+                return -EBADMSG;
+        }
+        return 1;
+}
+
+int mps__wire_recv(int sock, struct mps__msg *msg, char *err, size_t errlen,
+                   uint64_t *ret_tag) {
+        /* One byte more than the bound, so that an oversized message is seen
+         * as MSG_TRUNC rather than silently accepted. The buffer is static:
+         * both users are single-threaded per socket, and the library keeps
+         * no other global state. Use thread-local storage to stay safe when
+         * distinct clients live on distinct threads. */
+        static _Thread_local char buf[MPS_WIRE_MSG_MAX + 1];
+        union wire_control control;
+        struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf) - 1};
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = control.buf,
+                .msg_controllen = sizeof(control.buf),
+        };
+        ssize_t n;
+
+        memset(msg, 0, sizeof(*msg));
+        do
+                n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+
+        take_fds(&mh, msg);
+        if (n == 0 && msg->nfds == 0)
+                return 0; /* SEQPACKET end of stream */
+        if (mh.msg_flags & MSG_TRUNC) {
+                mps__say(err, errlen, "message longer than %d bytes",
+                    MPS_WIRE_MSG_MAX);
+                mps__msg_release(msg);
+                return -EBADMSG;
+        }
+        if (mh.msg_flags & MSG_CTRUNC)
+                return ctrunc_failure(buf, (size_t)n, msg, err, errlen, ret_tag);
+        msg->raw = buf;
+        msg->rawlen = (size_t)n;
+        int r = parse_envelope(msg, err, errlen, ret_tag);
+        if (r < 0)
+                mps__msg_release(msg);
+        return r;
+}
+
+char *mps__wire_encode(const cJSON *json, size_t *ret_len) {
+        char *s = cJSON_PrintUnformatted(json);
+        if (!s) {
+                errno = ENOMEM;
+                return NULL;
+        }
+        size_t len = strlen(s);
+        if (len > MPS_WIRE_MSG_MAX) {
+                cJSON_free(s);
+                errno = EMSGSIZE;
+                return NULL;
+        }
+        *ret_len = len;
+        return s;
+}
+
+int mps__wire_send_raw(int sock, const char *buf, size_t len, const int *fds,
+                       size_t nfds) {
+        union wire_control control;
+        struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        ssize_t n;
+
+        if (len > MPS_WIRE_MSG_MAX || nfds > MPS_WIRE_FDS_MAX)
+                return -EMSGSIZE;
+        if (nfds > 0) {
+                memset(&control, 0, sizeof(control));
+                mh.msg_control = control.buf;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+        }
+        do
+                n = sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        return 0;
+}
+
+int mps__wire_send(int sock, const cJSON *json, const int *fds, size_t nfds) {
+        size_t len;
+        char *s = mps__wire_encode(json, &len);
+        if (!s)
+                return -errno;
+        int r = mps__wire_send_raw(sock, s, len, fds, nfds);
+        cJSON_free(s);
+        return r;
+}
