@@ -2,7 +2,7 @@
  * cli.c: the mpspawn command over the public libmpspawn API: options,
  * running one job with signal forwarding, and the exit-status conventions
  * of env(1) and timeout(1). Batch mode and the job subcommands live in
- * cli_batch.c and cli_jobs.c.
+ * cli_batch.c and cli_subcommands.c.
  */
 #include "cli.h"
 

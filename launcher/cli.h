@@ -3,7 +3,7 @@
  *
  *   cli.c        options, running one job, exit-status conventions
  *   cli_batch.c  -j N: one command per stdin line through a Pool
- *   cli_jobs.c   the subcommands ps, kill, wait, stats
+ *   cli_subcommands.c  the subcommands ps, kill, wait, stats
  */
 #ifndef MPS_CLI_H
 #define MPS_CLI_H
@@ -45,7 +45,7 @@ int mps__cli_batch(mps_client *client, mps_spec *spec, unsigned workers,
                    char **prefix_argv, int prefix_argc, bool halt_on_failure,
                    bool json, int sfd);
 
-/* cli_jobs.c: `mpspawn ps|kill|wait|stats ...`; argv[0] is the subcommand. */
+/* cli_subcommands.c: `mpspawn ps|kill|wait|stats ...`; argv[0] is the subcommand. */
 int mps__cli_jobs_main(int argc, char **argv, const char *socket);
 
 #endif /* MPS_CLI_H */

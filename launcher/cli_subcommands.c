@@ -1,5 +1,5 @@
 /*
- * cli_jobs.c: `mpspawn ps | kill ID [SIGNAL] | wait ID | stats`: requests
+ * cli_subcommands.c: `mpspawn ps | kill ID [SIGNAL] | wait ID | stats`: requests
  * about jobs by id to a shared server (never a private one, which would know
  * no jobs). Each sees only the caller's own jobs.
  */
