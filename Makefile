@@ -85,7 +85,8 @@ SERVER_SRC := forkserver/main.c forkserver/loop.c forkserver/listen.c \
               forkserver/query.c forkserver/preload.c forkserver/prefork.c \
               forkserver/policy.c forkserver/config.c forkserver/access.c \
               forkserver/service.c forkserver/steps.c $(COMMON_SRC)
-CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_batch.c launcher/cli_subcommands.c
+CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_options.c launcher/cli_common.c \
+              launcher/cli_batch.c launcher/cli_subcommands.c
 
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lib/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
