@@ -37,38 +37,32 @@ static int run_server(char **argv) {
         return e == ENOENT ? MPS_EXIT_NOT_FOUND : MPS_EXIT_CANNOT_EXEC;
 }
 
-/* Runs the one job to its end, forwarding signals. */
-static int run_one(mps_client *client, mps_spec *spec, const struct mps__cli_options *o, int sfd) {
-        mps_process *proc = NULL;
-        int status = MPS_EXIT_LAUNCHER, r;
-
-        if (mps_process_new(client, spec, &proc) < 0) {
-                fprintf(stderr, "mpspawn: %s\n", mps_client_error(client));
-                return MPS_EXIT_LAUNCHER;
-        }
-        r = mps_start(proc);
-        if (r < 0) {
-                const char *stage = mps_start_failed_stage(proc);
-                fprintf(stderr, "mpspawn: %s\n", mps_client_error(client));
-                if (stage && strcmp(stage, "exec") == 0)
-                        status = r == -ENOENT ? MPS_EXIT_NOT_FOUND : MPS_EXIT_CANNOT_EXEC;
-                mps_process_close(proc);
-                return status;
-        }
-        if (o->detach) {
-                if (o->json)
-                        printf("{\"id\":%llu,\"pid\":%d}\n",
-                               (unsigned long long)mps_job_id(proc), (int)mps_pid(proc));
-                else
-                        printf("%llu %d\n", (unsigned long long)mps_job_id(proc),
-                               (int)mps_pid(proc));
-                fflush(stdout);
-                /* The handle goes; the job does not: the server keeps its
-                 * exit for `mpspawn wait`. */
-                mps_process_close(proc);
+/* Starts proc. Returns 0, or the exit status after saying why it failed:
+ * 127 or 126 when the exec failed, as a shell gives them. */
+static int start_job(mps_client *client, mps_process *proc) {
+        int r = mps_start(proc);
+        if (r == 0)
                 return 0;
-        }
+        const char *stage = mps_start_failed_stage(proc);
+        fprintf(stderr, "mpspawn: %s\n", mps_client_error(client));
+        if (stage && strcmp(stage, "exec") == 0)
+                return r == -ENOENT ? MPS_EXIT_NOT_FOUND : MPS_EXIT_CANNOT_EXEC;
+        return MPS_EXIT_LAUNCHER;
+}
 
+/* --detach: what `mpspawn wait` and `mpspawn kill` will need. */
+static void print_detached(const mps_process *proc, bool json) {
+        if (json)
+                printf("{\"id\":%llu,\"pid\":%d}\n", (unsigned long long)mps_job_id(proc),
+                       (int)mps_pid(proc));
+        else
+                printf("%llu %d\n", (unsigned long long)mps_job_id(proc), (int)mps_pid(proc));
+        fflush(stdout);
+}
+
+/* Waits for the started job's end, forwarding the signals that sfd
+ * reports. Returns mpspawn's exit status. */
+static int wait_job(mps_client *client, mps_process *proc, bool json, int sfd) {
         for (;;) {
                 struct pollfd pfd[2] = {
                         {.fd = mps_client_fd(client), .events = POLLIN},
@@ -77,22 +71,20 @@ static int run_one(mps_client *client, mps_spec *spec, const struct mps__cli_opt
                 if (mps_exitcode(proc) != MPS_EXITCODE_NONE) {
                         mps_exit_info info;
                         mps_exit_info_get(proc, &info);
-                        if (o->json)
+                        if (json)
                                 mps__cli_print_json_exit(stderr, mps_job_id(proc),
                                                          mps_pid(proc), &info);
-                        status = mps__cli_exit_status(&info);
-                        break;
+                        return mps__cli_exit_status(&info);
                 }
                 /* is_alive may take in the exit record that exitcode just
                  * missed: only a handle that ended without one is lost. */
                 if (!mps_is_alive(proc) && mps_exitcode(proc) == MPS_EXITCODE_NONE) {
                         fprintf(stderr, "mpspawn: %s\n", mps_client_error(client));
-                        break;
+                        return MPS_EXIT_LAUNCHER;
                 }
-                r = poll(pfd, 2, -1);
-                if (r < 0 && errno != EINTR) {
+                if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
                         fprintf(stderr, "mpspawn: poll: %s\n", strerror(errno));
-                        break;
+                        return MPS_EXIT_LAUNCHER;
                 }
                 if (pfd[1].revents & POLLIN) {
                         struct signalfd_siginfo si;
@@ -102,6 +94,30 @@ static int run_one(mps_client *client, mps_spec *spec, const struct mps__cli_opt
                 if (pfd[0].revents)
                         mps_client_dispatch(client);
         }
+}
+
+/* Runs the one job to its end (or, detached, only starts it). */
+static int run_one(mps_client *client, const struct mps__cli_options *o, int sfd) {
+        mps_process *proc = NULL;
+        int status;
+
+        if (mps_process_new(client, o->spec, &proc) < 0) {
+                fprintf(stderr, "mpspawn: %s\n", mps_client_error(client));
+                return MPS_EXIT_LAUNCHER;
+        }
+        status = start_job(client, proc);
+        if (status != 0) {
+                mps_process_close(proc);
+                return status;
+        }
+        if (o->detach) {
+                print_detached(proc, o->json);
+                /* The handle goes; the job does not: the server keeps its
+                 * exit for `mpspawn wait`. */
+                mps_process_close(proc);
+                return 0;
+        }
+        status = wait_job(client, proc, o->json, sfd);
         if (mps_process_close(proc) < 0) {
                 /* Still running (we are leaving on an error): end it rather
                  * than leave it behind. */
@@ -140,7 +156,7 @@ static int run_jobs(struct mps__cli_options *o) {
                 status = mps__cli_usage_error("%s", "bad PROGRAM or arguments");
                 goto out;
         }
-        status = run_one(client, o->spec, o, sfd);
+        status = run_one(client, o, sfd);
 out:
         mps_client_close(client);
         free(msg);
