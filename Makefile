@@ -86,7 +86,8 @@ SERVER_SRC := forkserver/main.c forkserver/loop.c forkserver/listen.c \
               forkserver/query.c forkserver/preload.c forkserver/prefork.c \
               forkserver/policy.c forkserver/config.c forkserver/access.c \
               forkserver/service.c forkserver/steps.c $(COMMON_SRC)
-CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_batch.c launcher/cli_jobs.c
+CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_options.c launcher/cli_common.c \
+              launcher/cli_batch.c launcher/cli_subcommands.c
 
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lib/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
@@ -102,7 +103,7 @@ FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz_%_replay)
 # print a Check-style summary line for tests/run.sh).
 TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_policy check_config \
               check_process check_pool check_call check_jobpolicy check_hardening \
-              check_cli check_service $(FUZZ_REPLAYS)
+              check_cli check_cli_parse check_service $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
 
@@ -192,6 +193,9 @@ $(BUILD)/tests/check_util: $(BUILD)/tests/check_util.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_cmdline: $(BUILD)/tests/check_cmdline.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_process: $(BUILD)/tests/check_process.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_cli: $(BUILD)/tests/check_cli.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+# The CLI's parser is no part of the library; its unit test links it directly.
+$(BUILD)/tests/check_cli_parse: $(BUILD)/tests/check_cli_parse.o $(BUILD)/obj/launcher/cli_options.o \
+  $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_pool: $(BUILD)/tests/check_pool.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_call: $(BUILD)/tests/check_call.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_jobpolicy: $(BUILD)/tests/check_jobpolicy.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a

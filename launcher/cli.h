@@ -1,9 +1,14 @@
 /*
  * cli.h: the mpspawn command as functions, so tests can drive it.
  *
- *   cli.c        options, running one job, exit-status conventions
- *   cli_batch.c  -j N: one command per stdin line through a Pool
- *   cli_jobs.c   the subcommands ps, kill, wait, stats
+ *   mpspawn.c          main(): mps__cli_main
+ *   cli_options.c      argv -> struct mps__cli_options (cli_options.h)
+ *   cli.c              running it: one job with signal forwarding, or the
+ *                      server, a batch or a subcommand
+ *   cli_batch.c        -j N: one command per stdin line through a Pool
+ *   cli_subcommands.c  the subcommands ps, kill, wait, stats
+ *   cli_common.c       messages, exit statuses, the JSON exit record, the
+ *                      forwarded signals
  */
 #ifndef MPS_CLI_H
 #define MPS_CLI_H
@@ -12,9 +17,17 @@
 #include <stdio.h>
 
 #include "../include/mpspawn.h"
+#include "cli_options.h"
 
-/* Runs `mpspawn argv...` and returns its exit status. */
+/* Runs `mpspawn argv...` and returns its exit status: mps__cli_parse, then
+ * mps__cli_run. */
 int mps__cli_main(int argc, char **argv);
+
+/* cli.c: does what o describes and returns the exit status. Takes the
+ * program into o->spec (RUN); o still needs mps__cli_options_done. */
+int mps__cli_run(struct mps__cli_options *o);
+
+/* cli_common.c */
 
 /* Exit status of `mpspawn` for a job that ended with info (code, 128+N,
  * 124 for a timeout as timeout(1) gives it). */
@@ -24,11 +37,13 @@ int mps__cli_exit_status(const mps_exit_info *info);
 void mps__cli_print_json_exit(FILE *f, uint64_t id, pid_t pid,
                               const mps_exit_info *info);
 
-/* A signal by name (TERM, SIGTERM, term) or number; -1 if neither. */
-int mps__cli_parse_signal(const char *s);
-
-/* Prints "mpspawn: " and the message, and a hint for usage errors. */
+/* Prints "mpspawn: " and the message, and a hint for usage errors.
+ * Returns MPS_EXIT_LAUNCHER. */
 int mps__cli_usage_error(const char *fmt, const char *arg);
+
+/* Prints a refusal of mps__cli_parse as mps__cli_usage_error would (the
+ * hint only for usage errors). Returns MPS_EXIT_LAUNCHER. */
+int mps__cli_print_error(const struct mps__cli_error *e);
 
 /* The signals mpspawn forwards to its jobs. */
 extern const int mps__cli_forwarded[];
@@ -45,7 +60,9 @@ int mps__cli_batch(mps_client *client, mps_spec *spec, unsigned workers,
                    char **prefix_argv, int prefix_argc, bool halt_on_failure,
                    bool json, int sfd);
 
-/* cli_jobs.c: `mpspawn ps|kill|wait|stats ...`; argv[0] is the subcommand. */
-int mps__cli_jobs_main(int argc, char **argv, const char *socket);
+/* cli_subcommands.c: runs `mpspawn ps|kill|wait|stats` as o describes it
+ * (o->mode MPS__CLI_PS..MPS__CLI_STATS) against a shared server. Returns
+ * the exit status. */
+int mps__cli_subcommand(const struct mps__cli_options *o);
 
 #endif /* MPS_CLI_H */

@@ -1,4 +1,4 @@
-/* mpspawn.c: main() of the mpspawn command; everything else is in cli.c. */
+/* mpspawn.c: main() of the mpspawn command; cli.h says where the rest is. */
 #include "cli.h"
 
 int main(int argc, char **argv) {

@@ -1,29 +1,18 @@
 /*
- * cli_jobs.c: `mpspawn ps | kill ID [SIGNAL] | wait ID | stats`: requests
+ * cli_subcommands.c: `mpspawn ps | kill ID [SIGNAL] | wait ID | stats`: requests
  * about jobs by id to a shared server (never a private one, which would know
- * no jobs). Each sees only the caller's own jobs.
+ * no jobs). Each sees only the caller's own jobs. Their arguments were
+ * parsed with the rest of the command line, in cli_options.c.
  */
 #include "cli.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
-
-static int parse_id(const char *s, uint64_t *ret) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (errno || end == s || *end || s[0] == '-' || v == 0)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
 
 static void format_runtime(double s, char *buf, size_t len) {
         unsigned long t = (unsigned long)s;
@@ -121,81 +110,50 @@ static int cmd_stats(mps_client *c, bool json) {
         return 0;
 }
 
-int mps__cli_jobs_main(int argc, char **argv, const char *socket_option) {
-        static const struct option longopts[] = {
-                {"socket", required_argument, NULL, 's'},
-                {"json", no_argument, NULL, 'J'},
-                {"help", no_argument, NULL, 'h'},
-                {0},
-        };
-        const char *cmd = argv[0], *socket = socket_option;
-        bool json = false;
-        int c;
-        opterr = 0;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "+s:h", longopts, NULL)) != -1) {
-                switch (c) {
-                case 's':
-                        socket = optarg;
-                        break;
-                case 'J':
-                        json = true;
-                        break;
-                case 'h':
-                        printf("Usage: mpspawn [-s SOCKET] ps [--json] | kill ID [SIGNAL] | "
-                               "wait [--json] ID | stats [--json]\nSee 'mpspawn --help'.\n");
-                        return 0;
-                default:
-                        return mps__cli_usage_error("option '%s' is unknown or needs a value",
-                                                    argv[optind - 1]);
-                }
-        }
-        int nargs = argc - optind;
-        char **args = argv + optind;
-        uint64_t id = 0;
-        int sig = SIGTERM;
-        if (strcmp(cmd, "ps") == 0 || strcmp(cmd, "stats") == 0) {
-                if (nargs != 0)
-                        return mps__cli_usage_error("unexpected argument '%s'", args[0]);
-        } else if (strcmp(cmd, "wait") == 0) {
-                if (nargs != 1 || parse_id(args[0], &id) < 0)
-                        return mps__cli_usage_error("%s", "usage: mpspawn wait [--json] ID");
-        } else { /* kill */
-                if (nargs < 1 || nargs > 2 || parse_id(args[0], &id) < 0)
-                        return mps__cli_usage_error("%s", "usage: mpspawn kill ID [SIGNAL]");
-                if (nargs == 2 && (sig = mps__cli_parse_signal(args[1])) < 0)
-                        return mps__cli_usage_error("unknown signal '%s'", args[1]);
-        }
+/* `kill ID [SIGNAL]`: 1 for an unknown job, as kill(1) fails. */
+static int cmd_kill(mps_client *c, uint64_t id, int sig) {
+        int r = mps_client_signal_job(c, id, sig);
+        if (r < 0)
+                fprintf(stderr, "mpspawn: kill: %s\n", mps_client_error(c));
+        return r == 0 ? 0 : r == -ESRCH ? 1 : MPS_EXIT_LAUNCHER;
+}
 
+/* `wait ID`: the job's own exit status, 127 for an unknown job. */
+static int cmd_wait(mps_client *c, uint64_t id, bool json) {
+        mps_exit_info info;
+        int r = mps_client_wait_job(c, id, -1, &info);
+        if (r < 0) {
+                fprintf(stderr, "mpspawn: wait: %s\n", mps_client_error(c));
+                return r == -ESRCH ? MPS_EXIT_NOT_FOUND : MPS_EXIT_LAUNCHER;
+        }
+        if (json)
+                mps__cli_print_json_exit(stderr, id, 0, &info);
+        return mps__cli_exit_status(&info);
+}
+
+int mps__cli_subcommand(const struct mps__cli_options *o) {
         mps_client *client = NULL;
         char *msg = NULL;
-        int r = mps_client_open_flags(socket, MPS_OPEN_NO_EMBEDDED, &client, &msg);
+        int status;
+        int r = mps_client_open_flags(o->socket, MPS_OPEN_NO_EMBEDDED, &client, &msg);
         if (r < 0) {
-                fprintf(stderr, "mpspawn: %s: %s\n", cmd, msg ? msg : mps_strerror(r));
+                fprintf(stderr, "mpspawn: %s: %s\n", o->subcommand, msg ? msg : mps_strerror(r));
                 free(msg);
                 return MPS_EXIT_LAUNCHER;
         }
-        int status;
-        if (strcmp(cmd, "ps") == 0) {
-                status = cmd_ps(client, json);
-        } else if (strcmp(cmd, "stats") == 0) {
-                status = cmd_stats(client, json);
-        } else if (strcmp(cmd, "kill") == 0) {
-                r = mps_client_signal_job(client, id, sig);
-                status = r == 0 ? 0 : r == -ESRCH ? 1 : MPS_EXIT_LAUNCHER;
-                if (r < 0)
-                        fprintf(stderr, "mpspawn: kill: %s\n", mps_client_error(client));
-        } else {
-                mps_exit_info info;
-                r = mps_client_wait_job(client, id, -1, &info);
-                if (r == 0) {
-                        if (json)
-                                mps__cli_print_json_exit(stderr, id, 0, &info);
-                        status = mps__cli_exit_status(&info);
-                } else {
-                        fprintf(stderr, "mpspawn: wait: %s\n", mps_client_error(client));
-                        status = r == -ESRCH ? MPS_EXIT_NOT_FOUND : MPS_EXIT_LAUNCHER;
-                }
+        switch (o->mode) {
+        case MPS__CLI_PS:
+                status = cmd_ps(client, o->json);
+                break;
+        case MPS__CLI_STATS:
+                status = cmd_stats(client, o->json);
+                break;
+        case MPS__CLI_KILL:
+                status = cmd_kill(client, o->id, o->signal);
+                break;
+        default:
+                status = cmd_wait(client, o->id, o->json);
+                break;
         }
         mps_client_close(client);
         return status;

@@ -1,0 +1,634 @@
+/*
+ * check_cli_parse.c: the mpspawn command line through mps__cli_parse(),
+ * without running anything: each option in its short and long forms, what
+ * it puts into the job's spec, the modes and subcommands, and every refusal
+ * with its exact message. check_cli runs the same command end to end.
+ */
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "../launcher/cli_options.h"
+#include "../launcher/lib.h"
+#include "testutil.h"
+
+static struct mps__cli_options opt;
+static struct mps__cli_error err;
+
+static void release(void) {
+        mps__cli_options_done(&opt);
+        mps__cli_error_done(&err);
+        memset(&opt, 0, sizeof(opt));
+        memset(&err, 0, sizeof(err));
+}
+
+/* Parses `mpspawn args...` (args NULL-terminated) into opt or err. The
+ * parser writes nothing into argv, so the literals can be its strings. */
+static int parse(const char *const *args) {
+        static char *argv[64];
+        int argc = 0;
+        release();
+        argv[argc++] = "mpspawn";
+        for (size_t i = 0; args[i]; i++) {
+                ck_assert_int_lt(argc, 63);
+                argv[argc++] = (char *)args[i];
+        }
+        argv[argc] = NULL;
+        return mps__cli_parse(argc, argv, &opt, &err);
+}
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* Expects `mpspawn ...` to parse. */
+#define PARSES(...)                                                                        \
+        do {                                                                               \
+                int r_ = parse(ARGS(__VA_ARGS__));                                         \
+                ck_assert_msg(r_ == 0, "refused: %s", err.message ? err.message : "?");    \
+        } while (0)
+
+/* Expects `mpspawn ...` to be refused with exactly this message, a usage
+ * error (which gets the --help hint) or not. */
+static void refused_as(const char *const *args, const char *message, bool usage) {
+        ck_assert_int_eq(parse(args), -EINVAL);
+        ck_assert_ptr_nonnull(err.message);
+        ck_assert_str_eq(err.message, message);
+        ck_assert_int_eq(err.usage, usage);
+}
+#define REFUSED(message, ...) refused_as(ARGS(__VA_ARGS__), message, true)
+
+static void teardown(void) {
+        release();
+}
+
+/* --- PROGRAM, "--" and the modes ----------------------------------------------- */
+
+START_TEST(test_program_and_its_own_options) {
+        PARSES("true");
+        ck_assert_int_eq(opt.mode, MPS__CLI_RUN);
+        ck_assert_int_eq(opt.ncommand, 1);
+        ck_assert_str_eq(opt.command[0], "true");
+        ck_assert_ptr_null(opt.command[1]);
+        ck_assert_ptr_null(opt.socket);
+        ck_assert_ptr_nonnull(opt.spec);
+        /* The program goes into the spec only when the job is run. */
+        ck_assert_ptr_null(opt.spec->path);
+        /* Options after PROGRAM are its own. */
+        PARSES("echo", "-e", "--help", "-s", "x");
+        ck_assert_int_eq(opt.ncommand, 5);
+        ck_assert_str_eq(opt.command[1], "-e");
+        ck_assert_str_eq(opt.command[4], "x");
+        ck_assert_ptr_null(opt.socket);
+}
+END_TEST
+
+START_TEST(test_double_dash_ends_the_options) {
+        PARSES("--", "-e", "A=1");
+        ck_assert_int_eq(opt.mode, MPS__CLI_RUN);
+        ck_assert_int_eq(opt.ncommand, 2);
+        ck_assert_str_eq(opt.command[0], "-e");
+        ck_assert_int_eq(opt.spec->nedits, 0);
+        /* After "--" a subcommand's name is a PROGRAM's. */
+        PARSES("-s", "sock", "--", "ps", "aux");
+        ck_assert_int_eq(opt.mode, MPS__CLI_RUN);
+        ck_assert_str_eq(opt.command[0], "ps");
+        ck_assert_str_eq(opt.socket, "sock");
+        PARSES("--", "server");
+        ck_assert_int_eq(opt.mode, MPS__CLI_RUN);
+        ck_assert_str_eq(opt.command[0], "server");
+        REFUSED("no PROGRAM given", "--");
+        REFUSED("no PROGRAM given", "-e", "A=1");
+        ck_assert_int_eq(parse((const char *const[]){NULL}), -EINVAL);
+        ck_assert_str_eq(err.message, "no PROGRAM given");
+}
+END_TEST
+
+START_TEST(test_help_and_version_end_the_parsing) {
+        PARSES("-h");
+        ck_assert_int_eq(opt.mode, MPS__CLI_HELP);
+        ck_assert_ptr_null(opt.spec);
+        PARSES("--help", "--no-such-option");
+        ck_assert_int_eq(opt.mode, MPS__CLI_HELP);
+        PARSES("-V");
+        ck_assert_int_eq(opt.mode, MPS__CLI_VERSION);
+        PARSES("--version");
+        ck_assert_int_eq(opt.mode, MPS__CLI_VERSION);
+        PARSES("-hV");
+        ck_assert_int_eq(opt.mode, MPS__CLI_HELP);
+        /* A parse that stopped inside "-hV" does not leak into the next. */
+        PARSES("-Vh");
+        ck_assert_int_eq(opt.mode, MPS__CLI_VERSION);
+        PARSES("true");
+        ck_assert_int_eq(opt.mode, MPS__CLI_RUN);
+        /* What comes before is checked first. */
+        REFUSED("bad --env 'BAD' (NAME=VALUE)", "-e", "BAD", "-h");
+        ck_assert_ptr_nonnull(strstr(mps__cli_usage, "Usage: mpspawn"));
+        ck_assert_ptr_nonnull(strstr(mps__cli_subcommand_usage, "wait [--json] ID"));
+}
+END_TEST
+
+START_TEST(test_server_is_the_first_word_only) {
+        PARSES("server", "--socket", "/tmp/x", "-v");
+        ck_assert_int_eq(opt.mode, MPS__CLI_SERVER);
+        ck_assert_int_eq(opt.ncommand, 4);
+        ck_assert_str_eq(opt.command[0], "server");
+        ck_assert_str_eq(opt.command[3], "-v");
+        ck_assert_ptr_null(opt.command[4]);
+        ck_assert_ptr_null(opt.spec);
+        PARSES("-s", "sock", "server");
+        ck_assert_int_eq(opt.mode, MPS__CLI_RUN);
+        ck_assert_str_eq(opt.command[0], "server");
+}
+END_TEST
+
+/* --- the options ------------------------------------------------------------------ */
+
+START_TEST(test_socket_cwd_name_short_and_long) {
+        PARSES("-s", "/a", "-C", "/d", "--name", "job", "true");
+        ck_assert_str_eq(opt.socket, "/a");
+        ck_assert_str_eq(opt.cwd, "/d");
+        ck_assert_str_eq(opt.name, "job");
+        ck_assert_str_eq(opt.spec->cwd, "/d");
+        ck_assert_str_eq(opt.spec->name, "job");
+        PARSES("--socket", "/b", "--cwd=rel/dir", "true");
+        ck_assert_str_eq(opt.socket, "/b");
+        ck_assert_str_eq(opt.spec->cwd, "rel/dir");
+        ck_assert_ptr_null(opt.spec->name);
+        PARSES("--socket=/c", "-s/d", "-Cx", "true");
+        ck_assert_str_eq(opt.socket, "/d");
+        ck_assert_str_eq(opt.spec->cwd, "x");
+        /* Abbreviations that are unambiguous. */
+        PARSES("--sock", "/e", "--na", "n", "true");
+        ck_assert_str_eq(opt.socket, "/e");
+        ck_assert_str_eq(opt.spec->name, "n");
+        REFUSED("bad arguments", "-C", "", "true");
+}
+END_TEST
+
+START_TEST(test_env_repeated_in_order) {
+        PARSES("-e", "A=1", "--env", "B=two words", "--env=C=", "-u", "D", "--unset", "A",
+               "-e", "E=x=y", "true");
+        ck_assert_int_eq(opt.spec->nedits, 6);
+        ck_assert_str_eq(opt.spec->edits[0].name, "A");
+        ck_assert_str_eq(opt.spec->edits[0].value, "1");
+        ck_assert_str_eq(opt.spec->edits[1].name, "B");
+        ck_assert_str_eq(opt.spec->edits[1].value, "two words");
+        ck_assert_str_eq(opt.spec->edits[2].name, "C");
+        ck_assert_str_eq(opt.spec->edits[2].value, "");
+        ck_assert_str_eq(opt.spec->edits[3].name, "D");
+        ck_assert_ptr_null(opt.spec->edits[3].value);
+        ck_assert_str_eq(opt.spec->edits[4].name, "A");
+        ck_assert_ptr_null(opt.spec->edits[4].value);
+        ck_assert_str_eq(opt.spec->edits[5].name, "E");
+        ck_assert_str_eq(opt.spec->edits[5].value, "x=y");
+        ck_assert(!opt.spec->env_clear);
+        PARSES("--clear-env", "-e", "A=1", "true");
+        ck_assert(opt.clear_env);
+        ck_assert(opt.spec->env_clear);
+        ck_assert_int_eq(opt.spec->nedits, 1);
+}
+END_TEST
+
+START_TEST(test_env_refusals) {
+        REFUSED("bad --env 'NOEQUALS' (NAME=VALUE)", "-e", "NOEQUALS", "true");
+        REFUSED("bad --env '=x' (NAME=VALUE)", "--env", "=x", "true");
+        REFUSED("bad --unset 'A=B' (a variable name)", "-u", "A=B", "true");
+        REFUSED("bad --unset '' (a variable name)", "--unset", "", "true");
+        /* Options are checked in order: the first bad one is reported. */
+        REFUSED("bad --env 'X' (NAME=VALUE)", "-e", "A=1", "-e", "X", "--timeout", "soon",
+                "true");
+        REFUSED("bad --timeout 'soon' (seconds > 0, e.g. 2.5)", "--timeout", "soon", "-e", "X",
+                "true");
+}
+END_TEST
+
+/* The spec's limit for resource, or NULL. */
+static const struct mps__rlimit *limit_of(int resource) {
+        for (size_t i = 0; i < opt.spec->nrlimits; i++)
+                if (opt.spec->rlimits[i].resource == resource)
+                        return &opt.spec->rlimits[i];
+        return NULL;
+}
+
+START_TEST(test_rlimit_forms) {
+        PARSES("--rlimit", "nofile=33:44", "--rlimit", "RLIMIT_CORE=0", "--rlimit",
+               "Stack=unlimited", "--rlimit=as=infinity:UNLIMITED", "--rlimit",
+               "nproc=18446744073709551613", "true");
+        ck_assert_int_eq(opt.spec->nrlimits, 5);
+        const struct mps__rlimit *l = limit_of(RLIMIT_NOFILE);
+        ck_assert_ptr_nonnull(l);
+        ck_assert_uint_eq(l->soft, 33);
+        ck_assert_uint_eq(l->hard, 44);
+        ck_assert(!l->hard_keep);
+        l = limit_of(RLIMIT_CORE);
+        ck_assert_uint_eq(l->soft, 0);
+        ck_assert(l->hard_keep); /* without :HARD the hard limit stays */
+        l = limit_of(RLIMIT_STACK);
+        ck_assert(l->soft == RLIM_INFINITY && l->hard_keep);
+        l = limit_of(RLIMIT_AS);
+        ck_assert(l->soft == RLIM_INFINITY && l->hard == RLIM_INFINITY && !l->hard_keep);
+        l = limit_of(RLIMIT_NPROC);
+        ck_assert(l->soft == (unsigned long long)MPS_RLIM_KEEP - 1);
+        /* The same resource again: the last one counts. */
+        PARSES("--rlimit", "nofile=1:2", "--rlimit", "NOFILE=3", "true");
+        ck_assert_int_eq(opt.spec->nrlimits, 1);
+        ck_assert_uint_eq(limit_of(RLIMIT_NOFILE)->soft, 3);
+}
+END_TEST
+
+START_TEST(test_rlimit_refusals) {
+        static const char *const bad[] = {
+                "bogus=1", "nofile", "nofile=", "nofile=9:3", "nofile=-1", "nofile=+1",
+                "nofile= 1", "nofile=x", "nofile=1:x", "nofile=1:", "=1",
+                "nofile=18446744073709551614", /* MPS_RLIM_KEEP, a value of its own */
+                "nofile=18446744073709551615", "nofile=99999999999999999999",
+        };
+        char want[256];
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                snprintf(want, sizeof(want),
+                         "bad --rlimit '%s' (RES=SOFT[:HARD], e.g. nofile=256:1024 or "
+                         "core=unlimited)",
+                         bad[i]);
+                REFUSED(want, "--rlimit", bad[i], "true");
+        }
+        /* Longer than any RES=SOFT:HARD can be. */
+        char longarg[200];
+        snprintf(longarg, sizeof(longarg), "nofile=1:%0150d", 2);
+        ck_assert_int_eq(parse(ARGS("--rlimit", longarg, "true")), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err.message, "bad --rlimit 'nofile=1:000"));
+}
+END_TEST
+
+START_TEST(test_timeout_and_kill_after) {
+        PARSES("--timeout", "2.5", "true");
+        ck_assert(opt.timeout == 2.5);
+        ck_assert(opt.kill_after == -1);
+        ck_assert(opt.spec->timeout == 2.5);
+        ck_assert(opt.spec->kill_after == MPS_WIRE_KILL_AFTER_DEFAULT);
+        PARSES("--timeout=1e3", "--kill-after", "0.5", "true");
+        ck_assert(opt.spec->timeout == 1000);
+        ck_assert(opt.spec->kill_after == 0.5);
+        PARSES("--timeout", ".25", "--kill-after=0", "true");
+        ck_assert(opt.spec->timeout == 0.25);
+        ck_assert(opt.spec->kill_after == 0);
+        PARSES("--timeout", "10000000", "--kill-after", "10000000", "true");
+        ck_assert(opt.spec->timeout == 1e7);
+        PARSES("true");
+        ck_assert(opt.spec->timeout == 0);
+
+        static const char *const bad_timeouts[] = {"soon", "-1", "0", "0.0", "", "nan",
+                                                   "inf",  "1e8", "10000001", "2s", " 2",
+                                                   "1e-400"};
+        char want[128];
+        for (size_t i = 0; i < sizeof(bad_timeouts) / sizeof(bad_timeouts[0]); i++) {
+                snprintf(want, sizeof(want), "bad --timeout '%s' (seconds > 0, e.g. 2.5)",
+                         bad_timeouts[i]);
+                REFUSED(want, "--timeout", bad_timeouts[i], "true");
+        }
+        REFUSED("bad --kill-after 'x' (seconds, e.g. 5)", "--timeout", "1", "--kill-after", "x",
+                "true");
+        REFUSED("bad --kill-after '-1' (seconds, e.g. 5)", "--kill-after", "-1", "true");
+        REFUSED("--kill-after needs --timeout", "--kill-after", "1", "true");
+        REFUSED("--kill-after needs --timeout", "--kill-after", "0", "true");
+}
+END_TEST
+
+START_TEST(test_nice_bounds) {
+        PARSES("--nice", "-20", "true");
+        ck_assert(opt.spec->has_nice);
+        ck_assert_int_eq(opt.spec->nice, -20);
+        PARSES("--nice=19", "true");
+        ck_assert_int_eq(opt.spec->nice, 19);
+        PARSES("--nice", "+5", "true");
+        ck_assert_int_eq(opt.spec->nice, 5);
+        PARSES("--nice", "0", "true");
+        ck_assert(opt.spec->has_nice);
+        ck_assert_int_eq(opt.spec->nice, 0);
+        PARSES("true");
+        ck_assert(!opt.spec->has_nice);
+        static const char *const bad[] = {"20", "-21", "x", "", " 5", "5x", "1e1",
+                                          "99999999999999999999"};
+        char want[128];
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                snprintf(want, sizeof(want), "bad --nice '%s' (-20 to 19)", bad[i]);
+                REFUSED(want, "--nice", bad[i], "true");
+        }
+}
+END_TEST
+
+START_TEST(test_umask_is_octal) {
+        PARSES("true");
+        ck_assert_int_eq(opt.spec->umask, -1);
+        PARSES("--umask", "027", "true");
+        ck_assert_int_eq(opt.spec->umask, 027);
+        PARSES("--umask=777", "true");
+        ck_assert_int_eq(opt.spec->umask, 0777);
+        PARSES("--umask", "0", "true");
+        ck_assert_int_eq(opt.spec->umask, 0);
+        static const char *const bad[] = {"0778", "1000", "-1", "8", "+7", "", "0x1", "22 "};
+        char want[128];
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                snprintf(want, sizeof(want), "bad --umask '%s' (octal, e.g. 022)", bad[i]);
+                REFUSED(want, "--umask", bad[i], "true");
+        }
+}
+END_TEST
+
+START_TEST(test_privileges_pdeathsig_and_kill_tree) {
+        PARSES("true");
+        ck_assert(!opt.spec->no_new_privs);
+        ck_assert_int_eq(opt.spec->pdeathsig, 0);
+        ck_assert(!opt.spec->kill_tree);
+        ck_assert(!opt.spec->new_session);
+        PARSES("--no-new-privs", "--pdeathsig", "KILL", "--kill-tree", "--new-session", "true");
+        ck_assert(opt.spec->no_new_privs);
+        ck_assert_int_eq(opt.spec->pdeathsig, SIGKILL);
+        ck_assert(opt.spec->kill_tree);
+        ck_assert(opt.new_session);
+        ck_assert(opt.spec->new_session);
+        PARSES("--pdeathsig=sigterm", "true");
+        ck_assert_int_eq(opt.spec->pdeathsig, SIGTERM);
+        PARSES("--pdeathsig", "10", "true");
+        ck_assert_int_eq(opt.spec->pdeathsig, 10);
+        static const char *const bad[] = {"0", "-1", "65", "BOGUS", "", "SIG"};
+        char want[128];
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                snprintf(want, sizeof(want), "bad --pdeathsig '%s' (a signal)", bad[i]);
+                REFUSED(want, "--pdeathsig", bad[i], "true");
+        }
+}
+END_TEST
+
+START_TEST(test_seccomp_reads_its_file_in_order) {
+        char dir[64], file[100];
+        tu_tmpdir(dir, sizeof(dir));
+        snprintf(file, sizeof(file), "%s/strict.policy", dir);
+        FILE *f = fopen(file, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs("allow read\n", f);
+        fclose(f);
+        PARSES("--seccomp", file, "true");
+        ck_assert_str_eq(opt.spec->seccomp_name, "strict.policy");
+        ck_assert_str_eq(opt.spec->seccomp_text, "allow read\n");
+        unlink(file);
+        rmdir(dir);
+
+        /* Not a usage error: no --help hint. */
+        refused_as(ARGS("--seccomp", "/nonexistent/p", "true"),
+                   "cannot read --seccomp '/nonexistent/p': No such file or directory", false);
+        refused_as(ARGS("--seccomp", "/nonexistent/p", "--timeout", "x", "true"),
+                   "cannot read --seccomp '/nonexistent/p': No such file or directory", false);
+        REFUSED("bad --timeout 'x' (seconds > 0, e.g. 2.5)", "--timeout", "x", "--seccomp",
+                "/nonexistent/p", "true");
+}
+END_TEST
+
+START_TEST(test_jobs_is_batch_mode) {
+        PARSES("-j", "8");
+        ck_assert_int_eq(opt.mode, MPS__CLI_BATCH);
+        ck_assert_uint_eq(opt.jobs, 8);
+        ck_assert_int_eq(opt.ncommand, 0);
+        ck_assert(!opt.halt_on_failure);
+        PARSES("--jobs", "4096", "--halt-on-failure", "echo", "prefix");
+        ck_assert_int_eq(opt.mode, MPS__CLI_BATCH);
+        ck_assert_uint_eq(opt.jobs, 4096);
+        ck_assert_int_eq(opt.ncommand, 2);
+        ck_assert_str_eq(opt.command[0], "echo");
+        ck_assert(opt.halt_on_failure);
+        PARSES("-j1", "--halt-on-failure", "--keep-going");
+        ck_assert_uint_eq(opt.jobs, 1);
+        ck_assert(!opt.halt_on_failure);
+        PARSES("--jobs=2", "--json");
+        ck_assert(opt.json);
+        static const char *const bad[] = {"0", "4097", "-1", "+3", " 3", "x", "", "3x",
+                                          "99999999999999999999"};
+        char want[128];
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                snprintf(want, sizeof(want), "bad --jobs '%s' (1 to 4096)", bad[i]);
+                REFUSED(want, "-j", bad[i]);
+        }
+        REFUSED("--detach does not go with --jobs", "-j", "3", "--detach");
+}
+END_TEST
+
+START_TEST(test_call_with_args) {
+        PARSES("--call", "entry");
+        ck_assert_int_eq(opt.mode, MPS__CLI_RUN);
+        ck_assert_str_eq(opt.call, "entry");
+        ck_assert_ptr_null(opt.args);
+        ck_assert_int_eq(opt.ncommand, 0);
+        ck_assert_str_eq(opt.spec->call_entry, "entry");
+        ck_assert_ptr_null(opt.spec->call_args_json);
+        PARSES("--args", "{\"n\": [1, 2]}", "--call=sum");
+        ck_assert_str_eq(opt.spec->call_entry, "sum");
+        ck_assert_str_eq(opt.spec->call_args_json, "{\"n\": [1, 2]}");
+        REFUSED("--call runs an entry point: give no PROGRAM and no --jobs", "--call", "e",
+                "true");
+        REFUSED("--call runs an entry point: give no PROGRAM and no --jobs", "--call", "e",
+                "-j", "2");
+        REFUSED("--args goes with --call", "--args", "{}", "true");
+        REFUSED("bad --call/--args: '{bad' is not valid JSON", "--call", "e", "--args", "{bad");
+        REFUSED("bad --call/--args: '' is not valid JSON", "--call", "");
+}
+END_TEST
+
+START_TEST(test_detach_and_json) {
+        PARSES("true");
+        ck_assert(!opt.detach && !opt.json);
+        ck_assert(opt.spec->daemon); /* mpspawn's death ends the job */
+        ck_assert(!opt.spec->detached);
+        PARSES("--detach", "--json", "true");
+        ck_assert(opt.detach);
+        ck_assert(opt.json);
+        ck_assert(!opt.spec->daemon);
+        ck_assert(opt.spec->detached);
+}
+END_TEST
+
+START_TEST(test_unknown_options_and_missing_values) {
+        REFUSED("option '--no-such-option' is unknown or needs a value", "--no-such-option",
+                "true");
+        REFUSED("option '-x' is unknown or needs a value", "-x", "true");
+        REFUSED("option '-x' is unknown or needs a value", "-Cdir", "-x", "true");
+        /* A long option's missing value is named by its short form, if it
+         * has one. */
+        REFUSED("option '-s' is unknown or needs a value", "--socket");
+        REFUSED("option '-s' is unknown or needs a value", "-s");
+        REFUSED("option '-j' is unknown or needs a value", "-j");
+        REFUSED("option '--timeout' is unknown or needs a value", "--timeout");
+        REFUSED("option '--detach=1' is unknown or needs a value", "--detach=1", "true");
+        /* Ambiguous: --kill-after, --kill-tree, --keep-going. */
+        REFUSED("option '--k' is unknown or needs a value", "--k", "true");
+        REFUSED("option '--kill' is unknown or needs a value", "--kill", "true");
+}
+END_TEST
+
+START_TEST(test_refusal_leaves_the_options_alone) {
+        struct mps__cli_options o = {.mode = MPS__CLI_STATS, .jobs = 77};
+        struct mps__cli_error e = {0};
+        char *argv[] = {"mpspawn", "-j", "3", "--nice", "40", "true", NULL};
+        ck_assert_int_eq(mps__cli_parse(6, argv, &o, &e), -EINVAL);
+        ck_assert_int_eq(o.mode, MPS__CLI_STATS);
+        ck_assert_uint_eq(o.jobs, 77);
+        ck_assert_str_eq(e.message, "bad --nice '40' (-20 to 19)");
+        mps__cli_error_done(&e);
+        ck_assert_ptr_null(e.message);
+        mps__cli_error_done(&e); /* twice is harmless */
+}
+END_TEST
+
+/* --- the subcommands ------------------------------------------------------------- */
+
+START_TEST(test_subcommands_and_their_options) {
+        PARSES("ps");
+        ck_assert_int_eq(opt.mode, MPS__CLI_PS);
+        ck_assert_str_eq(opt.subcommand, "ps");
+        ck_assert(!opt.json);
+        ck_assert_ptr_null(opt.socket);
+        ck_assert_ptr_null(opt.spec);
+        PARSES("ps", "--json", "-s", "/s");
+        ck_assert(opt.json);
+        ck_assert_str_eq(opt.socket, "/s");
+        PARSES("stats", "--json");
+        ck_assert_int_eq(opt.mode, MPS__CLI_STATS);
+        ck_assert(opt.json);
+        PARSES("wait", "--json", "7");
+        ck_assert_int_eq(opt.mode, MPS__CLI_WAIT);
+        ck_assert_uint_eq(opt.id, 7);
+        ck_assert(opt.json);
+        PARSES("wait", "18446744073709551615");
+        ck_assert_uint_eq(opt.id, UINT64_MAX);
+        PARSES("kill", "5");
+        ck_assert_int_eq(opt.mode, MPS__CLI_KILL);
+        ck_assert_uint_eq(opt.id, 5);
+        ck_assert_int_eq(opt.signal, SIGTERM);
+        PARSES("kill", "5", "KILL");
+        ck_assert_int_eq(opt.signal, SIGKILL);
+        PARSES("kill", "5", "sigusr1");
+        ck_assert_int_eq(opt.signal, SIGUSR1);
+        PARSES("kill", "5", "0"); /* a probe, as kill -0 */
+        ck_assert_int_eq(opt.signal, 0);
+        PARSES("kill", "--socket=/k", "5", "9");
+        ck_assert_int_eq(opt.signal, 9);
+        ck_assert_str_eq(opt.socket, "/k");
+}
+END_TEST
+
+START_TEST(test_subcommand_after_options) {
+        PARSES("-s", "/a", "ps");
+        ck_assert_int_eq(opt.mode, MPS__CLI_PS);
+        ck_assert_str_eq(opt.socket, "/a");
+        ck_assert_ptr_null(opt.spec);
+        /* Its own -s wins; the run's other options do not carry over. */
+        PARSES("-s", "/a", "--json", "-e", "A=1", "ps", "-s", "/b");
+        ck_assert_str_eq(opt.socket, "/b");
+        ck_assert(!opt.json);
+        PARSES("-j", "3", "wait", "4");
+        ck_assert_int_eq(opt.mode, MPS__CLI_WAIT);
+        ck_assert_uint_eq(opt.jobs, 0);
+        /* The options before it are still checked. */
+        REFUSED("bad --env 'BAD' (NAME=VALUE)", "-e", "BAD", "ps");
+        /* An option's value that is "--" is not the end of the options. */
+        PARSES("--name", "--", "ps");
+        ck_assert_int_eq(opt.mode, MPS__CLI_RUN);
+        ck_assert_str_eq(opt.command[0], "ps");
+}
+END_TEST
+
+START_TEST(test_subcommand_help) {
+        PARSES("ps", "-h");
+        ck_assert_int_eq(opt.mode, MPS__CLI_SUBCOMMAND_HELP);
+        ck_assert_str_eq(opt.subcommand, "ps");
+        PARSES("kill", "--help", "not-an-id");
+        ck_assert_int_eq(opt.mode, MPS__CLI_SUBCOMMAND_HELP);
+        PARSES("-s", "/a", "wait", "-h");
+        ck_assert_int_eq(opt.mode, MPS__CLI_SUBCOMMAND_HELP);
+}
+END_TEST
+
+START_TEST(test_subcommand_refusals) {
+        REFUSED("unexpected argument 'extra'", "ps", "extra");
+        REFUSED("unexpected argument 'x'", "stats", "x", "y");
+        REFUSED("usage: mpspawn wait [--json] ID", "wait");
+        REFUSED("usage: mpspawn wait [--json] ID", "wait", "0");
+        /* What starts with '-' is an option to the subcommand. */
+        REFUSED("option '-1' is unknown or needs a value", "wait", "-1");
+        REFUSED("usage: mpspawn wait [--json] ID", "wait", "+1");
+        REFUSED("usage: mpspawn wait [--json] ID", "wait", "x");
+        REFUSED("usage: mpspawn wait [--json] ID", "wait", "1", "2");
+        REFUSED("usage: mpspawn wait [--json] ID", "wait", "18446744073709551616");
+        REFUSED("usage: mpspawn kill ID [SIGNAL]", "kill");
+        REFUSED("usage: mpspawn kill ID [SIGNAL]", "kill", "0");
+        REFUSED("usage: mpspawn kill ID [SIGNAL]", "kill", "1", "2", "3");
+        REFUSED("unknown signal 'BOGUS'", "kill", "1", "BOGUS");
+        REFUSED("unknown signal '-1'", "kill", "1", "-1");
+        REFUSED("unknown signal '65'", "kill", "1", "65");
+        REFUSED("option '--bogus' is unknown or needs a value", "ps", "--bogus");
+        REFUSED("option '-x' is unknown or needs a value", "stats", "-x");
+        REFUSED("option '-s' is unknown or needs a value", "ps", "-s");
+        /* -J is --json's code, not an option of its own. */
+        REFUSED("option '-J' is unknown or needs a value", "ps", "-J");
+}
+END_TEST
+
+START_TEST(test_parse_signal) {
+        ck_assert_int_eq(mps__cli_parse_signal("TERM"), SIGTERM);
+        ck_assert_int_eq(mps__cli_parse_signal("SIGTERM"), SIGTERM);
+        ck_assert_int_eq(mps__cli_parse_signal("term"), SIGTERM);
+        ck_assert_int_eq(mps__cli_parse_signal("SigHup"), SIGHUP);
+        ck_assert_int_eq(mps__cli_parse_signal("15"), 15);
+        ck_assert_int_eq(mps__cli_parse_signal("+9"), 9);
+        ck_assert_int_eq(mps__cli_parse_signal("0"), 0);
+        ck_assert_int_eq(mps__cli_parse_signal("64"), 64);
+        ck_assert_int_eq(mps__cli_parse_signal("65"), -1);
+        ck_assert_int_eq(mps__cli_parse_signal("-1"), -1);
+        ck_assert_int_eq(mps__cli_parse_signal(""), -1);
+        ck_assert_int_eq(mps__cli_parse_signal("SIG"), -1);
+        ck_assert_int_eq(mps__cli_parse_signal("9x"), -1);
+        ck_assert_int_eq(mps__cli_parse_signal("99999999999999999999"), -1);
+}
+END_TEST
+
+static Suite *cli_parse_suite(void) {
+        Suite *s = suite_create("cli_parse");
+        TCase *t = tcase_create("parse");
+        tcase_add_checked_fixture(t, NULL, teardown);
+        tcase_add_test(t, test_program_and_its_own_options);
+        tcase_add_test(t, test_double_dash_ends_the_options);
+        tcase_add_test(t, test_help_and_version_end_the_parsing);
+        tcase_add_test(t, test_server_is_the_first_word_only);
+        tcase_add_test(t, test_socket_cwd_name_short_and_long);
+        tcase_add_test(t, test_env_repeated_in_order);
+        tcase_add_test(t, test_env_refusals);
+        tcase_add_test(t, test_rlimit_forms);
+        tcase_add_test(t, test_rlimit_refusals);
+        tcase_add_test(t, test_timeout_and_kill_after);
+        tcase_add_test(t, test_nice_bounds);
+        tcase_add_test(t, test_umask_is_octal);
+        tcase_add_test(t, test_privileges_pdeathsig_and_kill_tree);
+        tcase_add_test(t, test_seccomp_reads_its_file_in_order);
+        tcase_add_test(t, test_jobs_is_batch_mode);
+        tcase_add_test(t, test_call_with_args);
+        tcase_add_test(t, test_detach_and_json);
+        tcase_add_test(t, test_unknown_options_and_missing_values);
+        tcase_add_test(t, test_refusal_leaves_the_options_alone);
+        tcase_add_test(t, test_subcommands_and_their_options);
+        tcase_add_test(t, test_subcommand_after_options);
+        tcase_add_test(t, test_subcommand_help);
+        tcase_add_test(t, test_subcommand_refusals);
+        tcase_add_test(t, test_parse_signal);
+        suite_add_tcase(s, t);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(cli_parse_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
