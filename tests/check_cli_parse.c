@@ -76,7 +76,7 @@ START_TEST(test_program_and_its_own_options) {
         ck_assert_ptr_null(opt.socket);
         ck_assert_ptr_nonnull(opt.spec);
         /* The program goes into the spec only when the job is run. */
-        ck_assert_ptr_null(opt.spec->path);
+        ck_assert_ptr_null(opt.spec->spawn.path);
         /* Options after PROGRAM are its own. */
         PARSES("echo", "-e", "--help", "-s", "x");
         ck_assert_int_eq(opt.ncommand, 5);
@@ -152,19 +152,19 @@ START_TEST(test_socket_cwd_name_short_and_long) {
         ck_assert_str_eq(opt.socket, "/a");
         ck_assert_str_eq(opt.cwd, "/d");
         ck_assert_str_eq(opt.name, "job");
-        ck_assert_str_eq(opt.spec->cwd, "/d");
-        ck_assert_str_eq(opt.spec->name, "job");
+        ck_assert_str_eq(opt.spec->spawn.cwd, "/d");
+        ck_assert_str_eq(opt.spec->spawn.name, "job");
         PARSES("--socket", "/b", "--cwd=rel/dir", "true");
         ck_assert_str_eq(opt.socket, "/b");
-        ck_assert_str_eq(opt.spec->cwd, "rel/dir");
-        ck_assert_ptr_null(opt.spec->name);
+        ck_assert_str_eq(opt.spec->spawn.cwd, "rel/dir");
+        ck_assert_ptr_null(opt.spec->spawn.name);
         PARSES("--socket=/c", "-s/d", "-Cx", "true");
         ck_assert_str_eq(opt.socket, "/d");
-        ck_assert_str_eq(opt.spec->cwd, "x");
+        ck_assert_str_eq(opt.spec->spawn.cwd, "x");
         /* Abbreviations that are unambiguous. */
         PARSES("--sock", "/e", "--na", "n", "true");
         ck_assert_str_eq(opt.socket, "/e");
-        ck_assert_str_eq(opt.spec->name, "n");
+        ck_assert_str_eq(opt.spec->spawn.name, "n");
         REFUSED("bad arguments", "-C", "", "true");
 }
 END_TEST
@@ -208,9 +208,9 @@ END_TEST
 
 /* The spec's limit for resource, or NULL. */
 static const struct mps__rlimit *limit_of(int resource) {
-        for (size_t i = 0; i < opt.spec->nrlimits; i++)
-                if (opt.spec->rlimits[i].resource == resource)
-                        return &opt.spec->rlimits[i];
+        for (size_t i = 0; i < opt.spec->spawn.nrlimits; i++)
+                if (opt.spec->spawn.rlimits[i].resource == resource)
+                        return &opt.spec->spawn.rlimits[i];
         return NULL;
 }
 
@@ -218,7 +218,7 @@ START_TEST(test_rlimit_forms) {
         PARSES("--rlimit", "nofile=33:44", "--rlimit", "RLIMIT_CORE=0", "--rlimit",
                "Stack=unlimited", "--rlimit=as=infinity:UNLIMITED", "--rlimit",
                "nproc=18446744073709551613", "true");
-        ck_assert_int_eq(opt.spec->nrlimits, 5);
+        ck_assert_int_eq(opt.spec->spawn.nrlimits, 5);
         const struct mps__rlimit *l = limit_of(RLIMIT_NOFILE);
         ck_assert_ptr_nonnull(l);
         ck_assert_uint_eq(l->soft, 33);
@@ -235,7 +235,7 @@ START_TEST(test_rlimit_forms) {
         ck_assert(l->soft == (unsigned long long)MPS_RLIM_KEEP - 1);
         /* The same resource again: the last one counts. */
         PARSES("--rlimit", "nofile=1:2", "--rlimit", "NOFILE=3", "true");
-        ck_assert_int_eq(opt.spec->nrlimits, 1);
+        ck_assert_int_eq(opt.spec->spawn.nrlimits, 1);
         ck_assert_uint_eq(limit_of(RLIMIT_NOFILE)->soft, 3);
 }
 END_TEST
@@ -267,18 +267,18 @@ START_TEST(test_timeout_and_kill_after) {
         PARSES("--timeout", "2.5", "true");
         ck_assert(opt.timeout == 2.5);
         ck_assert(opt.kill_after == -1);
-        ck_assert(opt.spec->timeout == 2.5);
-        ck_assert(opt.spec->kill_after == MPS_WIRE_KILL_AFTER_DEFAULT);
+        ck_assert(opt.spec->spawn.timeout == 2.5);
+        ck_assert(opt.spec->spawn.kill_after == MPS_WIRE_KILL_AFTER_DEFAULT);
         PARSES("--timeout=1e3", "--kill-after", "0.5", "true");
-        ck_assert(opt.spec->timeout == 1000);
-        ck_assert(opt.spec->kill_after == 0.5);
+        ck_assert(opt.spec->spawn.timeout == 1000);
+        ck_assert(opt.spec->spawn.kill_after == 0.5);
         PARSES("--timeout", ".25", "--kill-after=0", "true");
-        ck_assert(opt.spec->timeout == 0.25);
-        ck_assert(opt.spec->kill_after == 0);
+        ck_assert(opt.spec->spawn.timeout == 0.25);
+        ck_assert(opt.spec->spawn.kill_after == 0);
         PARSES("--timeout", "10000000", "--kill-after", "10000000", "true");
-        ck_assert(opt.spec->timeout == 1e7);
+        ck_assert(opt.spec->spawn.timeout == 1e7);
         PARSES("true");
-        ck_assert(opt.spec->timeout == 0);
+        ck_assert(opt.spec->spawn.timeout == 0);
 
         static const char *const bad_timeouts[] = {"soon", "-1", "0", "0.0", "", "nan",
                                                    "inf",  "1e8", "10000001", "2s", " 2",
@@ -299,17 +299,17 @@ END_TEST
 
 START_TEST(test_nice_bounds) {
         PARSES("--nice", "-20", "true");
-        ck_assert(opt.spec->has_nice);
-        ck_assert_int_eq(opt.spec->nice, -20);
+        ck_assert(opt.spec->spawn.has_nice);
+        ck_assert_int_eq(opt.spec->spawn.nice, -20);
         PARSES("--nice=19", "true");
-        ck_assert_int_eq(opt.spec->nice, 19);
+        ck_assert_int_eq(opt.spec->spawn.nice, 19);
         PARSES("--nice", "+5", "true");
-        ck_assert_int_eq(opt.spec->nice, 5);
+        ck_assert_int_eq(opt.spec->spawn.nice, 5);
         PARSES("--nice", "0", "true");
-        ck_assert(opt.spec->has_nice);
-        ck_assert_int_eq(opt.spec->nice, 0);
+        ck_assert(opt.spec->spawn.has_nice);
+        ck_assert_int_eq(opt.spec->spawn.nice, 0);
         PARSES("true");
-        ck_assert(!opt.spec->has_nice);
+        ck_assert(!opt.spec->spawn.has_nice);
         static const char *const bad[] = {"20", "-21", "x", "", " 5", "5x", "1e1",
                                           "99999999999999999999"};
         char want[128];
@@ -322,13 +322,13 @@ END_TEST
 
 START_TEST(test_umask_is_octal) {
         PARSES("true");
-        ck_assert_int_eq(opt.spec->umask, -1);
+        ck_assert_int_eq(opt.spec->spawn.umask, -1);
         PARSES("--umask", "027", "true");
-        ck_assert_int_eq(opt.spec->umask, 027);
+        ck_assert_int_eq(opt.spec->spawn.umask, 027);
         PARSES("--umask=777", "true");
-        ck_assert_int_eq(opt.spec->umask, 0777);
+        ck_assert_int_eq(opt.spec->spawn.umask, 0777);
         PARSES("--umask", "0", "true");
-        ck_assert_int_eq(opt.spec->umask, 0);
+        ck_assert_int_eq(opt.spec->spawn.umask, 0);
         static const char *const bad[] = {"0778", "1000", "-1", "8", "+7", "", "0x1", "22 "};
         char want[128];
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -340,20 +340,20 @@ END_TEST
 
 START_TEST(test_privileges_pdeathsig_and_kill_tree) {
         PARSES("true");
-        ck_assert(!opt.spec->no_new_privs);
-        ck_assert_int_eq(opt.spec->pdeathsig, 0);
-        ck_assert(!opt.spec->kill_tree);
-        ck_assert(!opt.spec->new_session);
+        ck_assert(!opt.spec->spawn.no_new_privs);
+        ck_assert_int_eq(opt.spec->spawn.pdeathsig, 0);
+        ck_assert(!opt.spec->spawn.kill_tree);
+        ck_assert(!opt.spec->spawn.new_session);
         PARSES("--no-new-privs", "--pdeathsig", "KILL", "--kill-tree", "--new-session", "true");
-        ck_assert(opt.spec->no_new_privs);
-        ck_assert_int_eq(opt.spec->pdeathsig, SIGKILL);
-        ck_assert(opt.spec->kill_tree);
+        ck_assert(opt.spec->spawn.no_new_privs);
+        ck_assert_int_eq(opt.spec->spawn.pdeathsig, SIGKILL);
+        ck_assert(opt.spec->spawn.kill_tree);
         ck_assert(opt.new_session);
-        ck_assert(opt.spec->new_session);
+        ck_assert(opt.spec->spawn.new_session);
         PARSES("--pdeathsig=sigterm", "true");
-        ck_assert_int_eq(opt.spec->pdeathsig, SIGTERM);
+        ck_assert_int_eq(opt.spec->spawn.pdeathsig, SIGTERM);
         PARSES("--pdeathsig", "10", "true");
-        ck_assert_int_eq(opt.spec->pdeathsig, 10);
+        ck_assert_int_eq(opt.spec->spawn.pdeathsig, 10);
         static const char *const bad[] = {"0", "-1", "65", "BOGUS", "", "SIG"};
         char want[128];
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -372,8 +372,8 @@ START_TEST(test_seccomp_reads_its_file_in_order) {
         fputs("allow read\n", f);
         fclose(f);
         PARSES("--seccomp", file, "true");
-        ck_assert_str_eq(opt.spec->seccomp_name, "strict.policy");
-        ck_assert_str_eq(opt.spec->seccomp_text, "allow read\n");
+        ck_assert_str_eq(opt.spec->spawn.seccomp_name, "strict.policy");
+        ck_assert_str_eq(opt.spec->spawn.seccomp_text, "allow read\n");
         unlink(file);
         rmdir(dir);
 
@@ -421,11 +421,13 @@ START_TEST(test_call_with_args) {
         ck_assert_str_eq(opt.call, "entry");
         ck_assert_ptr_null(opt.args);
         ck_assert_int_eq(opt.ncommand, 0);
-        ck_assert_str_eq(opt.spec->call_entry, "entry");
-        ck_assert_ptr_null(opt.spec->call_args_json);
+        ck_assert_str_eq(opt.spec->spawn.call_entry, "entry");
+        ck_assert_ptr_null(opt.spec->spawn.call_args);
         PARSES("--args", "{\"n\": [1, 2]}", "--call=sum");
-        ck_assert_str_eq(opt.spec->call_entry, "sum");
-        ck_assert_str_eq(opt.spec->call_args_json, "{\"n\": [1, 2]}");
+        ck_assert_str_eq(opt.spec->spawn.call_entry, "sum");
+        char *args = cJSON_PrintUnformatted(opt.spec->spawn.call_args);
+        ck_assert_str_eq(args, "{\"n\":[1,2]}");
+        cJSON_free(args);
         REFUSED("--call runs an entry point: give no PROGRAM and no --jobs", "--call", "e",
                 "true");
         REFUSED("--call runs an entry point: give no PROGRAM and no --jobs", "--call", "e",
@@ -439,13 +441,13 @@ END_TEST
 START_TEST(test_detach_and_json) {
         PARSES("true");
         ck_assert(!opt.detach && !opt.json);
-        ck_assert(opt.spec->daemon); /* mpspawn's death ends the job */
-        ck_assert(!opt.spec->detached);
+        ck_assert(opt.spec->spawn.daemon); /* mpspawn's death ends the job */
+        ck_assert(!opt.spec->spawn.detached);
         PARSES("--detach", "--json", "true");
         ck_assert(opt.detach);
         ck_assert(opt.json);
-        ck_assert(!opt.spec->daemon);
-        ck_assert(opt.spec->detached);
+        ck_assert(!opt.spec->spawn.daemon);
+        ck_assert(opt.spec->spawn.detached);
 }
 END_TEST
 
