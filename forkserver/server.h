@@ -291,12 +291,13 @@ void client_send_error(struct client *c, uint64_t tag, int err,
 
 /* job.c */
 void job_spawn(struct client *c, struct mps__msg *msg);
-void job_signal(struct client *c, const struct mps__signal *req);
-void job_wait(struct client *c, const struct mps__wait *req);
 
-/* query.c: the list and stats requests. */
-void query_list(struct client *c, uint64_t tag);
-void query_stats(struct client *c, uint64_t tag);
+/* request.c: the requests other than spawn. */
+void request_hello(struct client *c, const struct mps__msg *msg);
+void request_signal(struct client *c, const struct mps__msg *msg);
+void request_wait(struct client *c, const struct mps__msg *msg);
+void request_list(struct client *c, const struct mps__msg *msg);
+void request_stats(struct client *c, const struct mps__msg *msg);
 
 /* retain.c: exits nobody was connected to hear, kept for a later wait. */
 void retain_add(struct server *srv, const struct job *j, const struct mps__exited *e);
@@ -309,6 +310,8 @@ void job_on_execpipe(struct job *j);
 void job_on_exit(struct job *j);
 void job_reap_any(struct server *srv);
 int job_kill(struct job *j, int sig);
+/* Signals the job's whole process group (its leader, if it left it). */
+int job_kill_group(struct job *j, int sig);
 /* pidfd moved to srv->pidfd_floor or above when it can be; negative stays. */
 int job_pidfd_high(const struct server *srv, int pidfd);
 void job_on_deadline(struct job *j);

@@ -1,8 +1,9 @@
 /*
- * client.c: one connection. Requests come in as messages and are handed to
- * job.c; replies go out at once when the socket has room, else into a
- * bounded queue drained on EPOLLOUT. The server never blocks on a client:
- * one whose queue overflows is dropped.
+ * connection.c: the server's side of one connection: its set-up at accept,
+ * requests in (each handed by op to its handler: spawn, or request.c),
+ * replies out, and its teardown. Replies go out at once when the socket has
+ * room, else into a bounded queue drained on EPOLLOUT. The server never
+ * blocks on a client: one whose queue overflows is dropped.
  */
 #include <errno.h>
 #include <grp.h>
@@ -19,10 +20,6 @@
 #include "../launcher/fdutil.h"
 #include "config.h"
 #include "server.h"
-
-#ifndef MPS_VERSION_STRING
-#define MPS_VERSION_STRING "0.0.0"
-#endif
 
 static void client_disconnect(struct client *c, const char *why);
 
@@ -262,70 +259,28 @@ void client_send_error(struct client *c, uint64_t tag, int err,
         client_send(c, mps__error_encode(&e), -1);
 }
 
-static void on_hello(struct client *c, const struct mps__msg *msg) {
-        struct mps__hello h;
-        char err[256];
-        if (mps__hello_decode(msg->json, &h, err, sizeof(err)) < 0) {
-                client_send_error(c, 0, EINVAL, "request", "bad hello: %s", err);
-                return;
-        }
-        if (h.protocol != MPS_PROTOCOL_VERSION) {
-                client_send_error(c, 0, EPROTONOSUPPORT, "request",
-                                  "this server speaks protocol %d, the client %d",
-                                  MPS_PROTOCOL_VERSION, h.protocol);
-                return;
-        }
-        struct mps__welcome w = {.protocol = MPS_PROTOCOL_VERSION,
-                                 .version = MPS_VERSION_STRING,
-                                 .pid = c->srv->pid,
-                                 .pidfd = c->srv->use_pidfd,
-                                 .features = MPS_FEATURES_ALL};
-        client_send(c, mps__welcome_encode(&w), -1);
-}
-
-static void on_signal_req(struct client *c, const struct mps__msg *msg) {
-        struct mps__signal s;
-        char err[256];
-        int r = mps__signal_decode(msg->json, &s, err, sizeof(err));
-        if (r < 0) {
-                client_send_error(c, msg->tag, -r, "request", "bad signal request: %s",
-                                  err);
-                return;
-        }
-        job_signal(c, &s);
-}
-
+/* Each request goes to its handler, which answers it (spawn.c for spawn,
+ * request.c for the rest). */
 static void handle(struct client *c, struct mps__msg *msg) {
         switch (msg->op) {
         case MPS_OP_HELLO:
-                on_hello(c, msg);
+                request_hello(c, msg);
                 break;
         case MPS_OP_SPAWN:
                 job_spawn(c, msg);
                 break;
         case MPS_OP_SIGNAL:
-                on_signal_req(c, msg);
+                request_signal(c, msg);
                 break;
         case MPS_OP_WAIT:
-        case MPS_OP_LIST:
-        case MPS_OP_STATS: {
-                struct mps__wait w;
-                char err[256];
-                int r = mps__wait_decode(msg->json, msg->op == MPS_OP_WAIT, &w, err,
-                                         sizeof(err));
-                if (r < 0) {
-                        client_send_error(c, msg->tag, -r, "request", "bad %s request: %s",
-                                          mps__op_name(msg->op), err);
-                        break;
-                }
-                if (msg->op == MPS_OP_WAIT)
-                        job_wait(c, &w);
-                else if (msg->op == MPS_OP_LIST)
-                        query_list(c, w.tag);
-                else
-                        query_stats(c, w.tag);
+                request_wait(c, msg);
                 break;
-        }
+        case MPS_OP_LIST:
+                request_list(c, msg);
+                break;
+        case MPS_OP_STATS:
+                request_stats(c, msg);
+                break;
         default:
                 client_send_error(c, msg->tag, EOPNOTSUPP, "request",
                                   "op \"%s\" is not a request", mps__op_name(msg->op));
