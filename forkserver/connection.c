@@ -88,6 +88,8 @@ int client_new(struct server *srv, int fd) {
         c->gid = cred.gid;
         c->pid = cred.pid;
         c->serial = ++srv->next_client_serial;
+        mps__list_init(&c->jobs);
+        mps__list_init(&c->node);
         /* A root server runs a client's jobs as that client. */
         if (geteuid() == 0 && c->uid != 0 && !(c->creds = client_creds(c->uid, c->gid))) {
                 /* Without them its jobs would run as root: refuse it. */
@@ -116,10 +118,7 @@ int client_new(struct server *srv, int fd) {
                 return -ENOMEM;
         }
         srv->nclients++;
-        c->snext = srv->clients;
-        if (srv->clients)
-                srv->clients->sprev = c;
-        srv->clients = c;
+        mps__list_push_front(&srv->clients, &c->node);
         if (denied < 0) {
                 /* The reason goes to the client now; the connection closes
                  * on its next event (its hello, usually), so that a client
@@ -364,19 +363,15 @@ static void client_disconnect(struct client *c, const char *why) {
                          (unsigned long long)c->serial, (int)c->pid);
         loop_del(srv, c->fd);
         c->fd = mps__safe_close(c->fd);
-        while (c->jobs)
-                job_client_gone(c->jobs); /* unlinks it */
+        struct mps__list *n;
+        while ((n = mps__list_first(&c->jobs)))
+                job_client_gone(mps__list_entry(n, struct job, cnode)); /* unlinks it */
         mps__idmap_remove(&srv->clients_by_serial, c->serial);
         uint64_t ukey = (uint64_t)c->uid + 1;
         uintptr_t conns = (uintptr_t)mps__idmap_remove(&srv->conns_by_uid, ukey);
         if (conns > 1)
                 mps__idmap_put(&srv->conns_by_uid, ukey, (void *)(conns - 1));
-        if (c->sprev)
-                c->sprev->snext = c->snext;
-        else
-                srv->clients = c->snext;
-        if (c->snext)
-                c->snext->sprev = c->sprev;
+        mps__list_remove(&c->node);
         srv->nclients--;
         c->gnext = srv->dead_clients;
         srv->dead_clients = c;
@@ -385,13 +380,13 @@ static void client_disconnect(struct client *c, const char *why) {
 }
 
 void client_release_all(struct server *srv) {
-        while (srv->clients) {
-                struct client *c = srv->clients;
-                srv->clients = c->snext;
-                while (c->jobs) {
-                        struct job *j = c->jobs;
-                        c->jobs = j->cnext;
-                        j->client = NULL;
+        struct mps__list *n, *tmp, *jn, *jtmp;
+        mps__list_foreach_safe(n, tmp, &srv->clients) {
+                struct client *c = mps__list_entry(n, struct client, node);
+                mps__list_remove(n);
+                mps__list_foreach_safe(jn, jtmp, &c->jobs) {
+                        mps__list_remove(jn);
+                        mps__list_entry(jn, struct job, cnode)->client = NULL;
                 }
                 mps__safe_close(c->fd);
                 client_free(c);

@@ -34,27 +34,19 @@
 #include "server.h"
 #include "steps.h"
 
+/* A job is on its client's list exactly while j->client is set, so a job
+ * that never had one (or lost it) is never unlinked. */
 static void link_client(struct job *j, struct client *c) {
         c->njobs++;
         j->client = c;
-        j->cprev = NULL;
-        j->cnext = c->jobs;
-        if (c->jobs)
-                c->jobs->cprev = j;
-        c->jobs = j;
+        mps__list_push_front(&c->jobs, &j->cnode);
 }
 
 static void unlink_client(struct job *j) {
         struct client *c = j->client;
         if (!c)
                 return;
-        if (j->cprev)
-                j->cprev->cnext = j->cnext;
-        else
-                c->jobs = j->cnext;
-        if (j->cnext)
-                j->cnext->cprev = j->cprev;
-        j->cnext = j->cprev = NULL;
+        mps__list_remove(&j->cnode);
         j->client = NULL;
         c->njobs--;
 }

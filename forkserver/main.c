@@ -333,6 +333,7 @@ int main(int argc, char **argv) {
         sigset_t mask;
         int r;
 
+        mps__list_init(&srv.clients);
         ensure_stdio();
         parse_options(argc, argv, &o);
         config_init(&cfg);

@@ -28,6 +28,7 @@
 
 #include "../include/mpspawn.h"
 #include "../launcher/idmap.h"
+#include "../launcher/list.h"
 #include "../launcher/wire.h"
 
 struct config;
@@ -65,15 +66,15 @@ struct client {
         gid_t gid;
         pid_t pid;
         struct creds *creds; /* set when jobs must drop to the client's */
-        struct job *jobs; /* jobs that report to this client */
-        unsigned njobs;   /* how many */
+        struct mps__list jobs; /* jobs that report to this client (job.cnode) */
+        unsigned njobs;        /* how many */
         bool refused;     /* told why it may not connect; closed on its next event */
         struct outmsg *out_head, *out_tail;
         size_t out_count;
         bool want_out; /* EPOLLOUT registered */
         bool dead;     /* torn down; freed after the current event batch */
         struct client *gnext;
-        struct client *snext, *sprev; /* the server's list of live clients */
+        struct mps__list node; /* in the server's list of live clients */
 };
 
 enum job_timer {
@@ -105,7 +106,7 @@ struct job {
         struct watch pidfd_watch, execpipe_watch;
         enum job_state state;
         struct client *client; /* NULL once the client has gone */
-        struct job *cnext, *cprev;
+        struct mps__list cnode; /* in client->jobs while client is set */
         uid_t uid; /* the requesting client's, for ownership checks */
         bool daemon;
         bool want_pidfd;
@@ -216,7 +217,7 @@ struct server {
         bool unshare_fds;
         int pidfd_floor; /* 0: pidfds stay where the kernel put them */
         struct mps__idmap jobs_by_pid;
-        struct client *clients;
+        struct mps__list clients; /* live ones (client.node) */
         struct mps__idmap clients_by_serial;
         size_t nclients;
         size_t nrefused; /* clients among them that are only told why not */
