@@ -79,7 +79,7 @@ COMMON_SRC := launcher/wire.c launcher/say.c launcher/fdutil.c launcher/idmap.c 
               launcher/number.c
 LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c \
               launcher/jobs.c launcher/pool.c launcher/cmdline.c launcher/share.c
-SERVER_SRC := forkserver/main.c forkserver/loop.c forkserver/listen.c \
+SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver/listen.c \
               forkserver/connection.c forkserver/job.c forkserver/child.c \
               forkserver/timer.c forkserver/log.c forkserver/retain.c \
               forkserver/request.c forkserver/preload.c forkserver/prefork.c \

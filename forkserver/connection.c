@@ -70,11 +70,11 @@ int client_new(struct server *srv, int fd) {
         char why[512];
         int denied = access_check(srv, fd, &cred, why, sizeof(why));
         uint64_t ukey = (uint64_t)cred.uid + 1;
-        uintptr_t conns = (uintptr_t)mps__idmap_get(&srv->conns_by_uid, ukey);
-        if (denied == 0 && conns >= srv->max_conns_per_uid) {
+        uintptr_t conns = (uintptr_t)mps__idmap_get(&srv->clients.by_uid, ukey);
+        if (denied == 0 && conns >= srv->cfg->max_connections_per_uid) {
                 snprintf(why, sizeof(why),
                          "too many connections from this user (it has %u, the maximum)",
-                         srv->max_conns_per_uid);
+                         srv->cfg->max_connections_per_uid);
                 denied = -EAGAIN;
         }
         struct client *c = calloc(1, sizeof(*c));
@@ -87,7 +87,7 @@ int client_new(struct server *srv, int fd) {
         c->uid = cred.uid;
         c->gid = cred.gid;
         c->pid = cred.pid;
-        c->serial = ++srv->next_client_serial;
+        c->serial = ++srv->clients.next_serial;
         mps__list_init(&c->jobs);
         mps__list_init(&c->node);
         /* A root server runs a client's jobs as that client. */
@@ -110,15 +110,15 @@ int client_new(struct server *srv, int fd) {
                 client_free(c); /* with its creds */
                 return -ENOMEM;
         }
-        mps__idmap_remove(&srv->conns_by_uid, ukey);
-        if (mps__idmap_put(&srv->conns_by_uid, ukey, (void *)(conns + 1)) < 0) {
+        mps__idmap_remove(&srv->clients.by_uid, ukey);
+        if (mps__idmap_put(&srv->clients.by_uid, ukey, (void *)(conns + 1)) < 0) {
                 mps__idmap_remove(&srv->clients_by_serial, c->serial);
                 loop_del(srv, fd);
                 client_free(c); /* with its creds */
                 return -ENOMEM;
         }
-        srv->nclients++;
-        mps__list_push_front(&srv->clients, &c->node);
+        srv->clients.count++;
+        mps__list_push_front(&srv->clients.list, &c->node);
         if (denied < 0) {
                 /* The reason goes to the client now; the connection closes
                  * on its next event (its hello, usually), so that a client
@@ -127,9 +127,9 @@ int client_new(struct server *srv, int fd) {
                          (unsigned long long)c->serial, (int)c->pid, (unsigned)c->uid,
                          why);
                 c->refused = true;
-                srv->nrefused++;
+                srv->clients.nrefused++;
                 client_send_error(c, 0, -denied, "connect", "%s", why);
-                if (srv->nrefused > CLIENT_REFUSED_MAX && !c->dead)
+                if (srv->clients.nrefused > CLIENT_REFUSED_MAX && !c->dead)
                         client_disconnect(c, NULL);
                 return 0;
         }
@@ -187,7 +187,7 @@ static void flush(struct client *c) {
 }
 
 static int enqueue(struct client *c, const cJSON *json, int fd) {
-        if (c->out_count >= c->srv->client_queue_max)
+        if (c->out_count >= c->srv->cfg->client_queue)
                 return -ENOBUFS;
         struct outmsg *m = calloc(1, sizeof(*m));
         if (!m)
@@ -351,7 +351,7 @@ static void client_disconnect(struct client *c, const char *why) {
                 return;
         c->dead = true;
         if (c->refused)
-                srv->nrefused--;
+                srv->clients.nrefused--;
         if (why)
                 log_warn("client %llu (pid %d) dropped: %s",
                          (unsigned long long)c->serial, (int)c->pid, why);
@@ -368,20 +368,18 @@ static void client_disconnect(struct client *c, const char *why) {
                 job_client_gone(mps__list_entry(n, struct job, cnode)); /* unlinks it */
         mps__idmap_remove(&srv->clients_by_serial, c->serial);
         uint64_t ukey = (uint64_t)c->uid + 1;
-        uintptr_t conns = (uintptr_t)mps__idmap_remove(&srv->conns_by_uid, ukey);
+        uintptr_t conns = (uintptr_t)mps__idmap_remove(&srv->clients.by_uid, ukey);
         if (conns > 1)
-                mps__idmap_put(&srv->conns_by_uid, ukey, (void *)(conns - 1));
+                mps__idmap_put(&srv->clients.by_uid, ukey, (void *)(conns - 1));
         mps__list_remove(&c->node);
-        srv->nclients--;
+        srv->clients.count--;
         c->gnext = srv->dead_clients;
         srv->dead_clients = c;
-        if (srv->embedded && srv->nclients == 0)
-                loop_begin_stop(srv);
 }
 
 void client_release_all(struct server *srv) {
         struct mps__list *n, *tmp, *jn, *jtmp;
-        mps__list_foreach_safe(n, tmp, &srv->clients) {
+        mps__list_foreach_safe(n, tmp, &srv->clients.list) {
                 struct client *c = mps__list_entry(n, struct client, node);
                 mps__list_remove(n);
                 mps__list_foreach_safe(jn, jtmp, &c->jobs) {
@@ -391,7 +389,7 @@ void client_release_all(struct server *srv) {
                 mps__safe_close(c->fd);
                 client_free(c);
         }
-        srv->nclients = 0;
+        srv->clients.count = 0;
         mps__idmap_free(&srv->clients_by_serial);
-        mps__idmap_free(&srv->conns_by_uid);
+        mps__idmap_free(&srv->clients.by_uid);
 }

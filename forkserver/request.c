@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../launcher/fdutil.h"
+#include "config.h"
 #include "policy.h"
 #include "server.h"
 
@@ -95,7 +96,7 @@ void request_wait(struct client *c, const struct mps__msg *msg) {
                 return;
         struct job *j = visible_job(c, req.id);
         if (j) {
-                if (j->nwaiters >= srv->client_queue_max) {
+                if (j->nwaiters >= srv->cfg->client_queue) {
                         client_send_error(c, req.tag, EAGAIN, "request",
                                           "too many waiters for job %llu",
                                           (unsigned long long)req.id);
@@ -179,7 +180,7 @@ void request_list(struct client *c, const struct mps__msg *msg) {
         }
         retain_expire(srv);
         mps__idmap_foreach(&srv->jobs, list_job, &ctx);
-        for (struct exit_record *r = srv->retained_head; r; r = r->next) {
+        for (struct exit_record *r = srv->retained.head; r; r = r->next) {
                 if (r->uid != c->uid)
                         continue;
                 struct mps__job_entry e = {
@@ -211,8 +212,8 @@ void request_stats(struct client *c, const struct mps__msg *msg) {
                 return;
         uint64_t tag = req.tag;
         struct mps__server_stats st = {
-                .uptime = (double)(mps__now_ns() - srv->start_ns) / 1e9,
-                .clients = srv->nclients,
+                .uptime = (double)(mps__now_ns() - srv->life.start_ns) / 1e9,
+                .clients = srv->clients.count,
                 .jobs_started = srv->jobs_started,
                 .jobs_running = srv->jobs.count,
                 .jobs_failed = srv->jobs_failed,
