@@ -99,7 +99,7 @@ FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz_%_replay)
 
 # Check suites in $(BUILD)/tests, and shell suites in tests/ (NAME.sh, which
 # print a Check-style summary line for tests/run.sh).
-TESTS      := check_util check_wire check_idmap check_cmdline check_policy check_config \
+TESTS      := check_util check_wire check_idmap check_cmdline check_policy check_config check_timer \
               check_process check_pool check_call check_jobpolicy check_hardening \
               check_cli check_service $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh
@@ -200,6 +200,8 @@ $(BUILD)/tests/check_policy: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
 $(BUILD)/tests/check_service: $(BUILD)/tests/check_service.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_config: $(BUILD)/tests/check_config.o $(BUILD)/obj/forkserver/config.o \
   $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+# The timer heap alone: the test stubs log_msg and fires its own deadlines.
+$(BUILD)/tests/check_timer: $(BUILD)/tests/check_timer.o $(BUILD)/obj/forkserver/timer.o $(BUILD)/libmpspawn.a
 # Each replay suite is tests/fuzz_replay.c, compiled for its target, and the
 # target itself.
 # (A static pattern: a plain one would also offer to make the .d files.)
