@@ -188,6 +188,9 @@ static int load_admin_policy(const char *path, struct policy **ret, char *err,
         const char *base = strrchr(path, '/');
         r = policy_compile(text, n, base ? base + 1 : path, ret, err, errlen);
         free(text);
+        if (r == 0)
+                log_info("default_seccomp_policy %s: %zu instructions, applied to every job",
+                         path, policy_instructions(*ret));
         return r;
 }
 
@@ -211,13 +214,9 @@ static int load_policies(struct server *srv) {
         if (!path)
                 return 0;
         int r = load_admin_policy(path, &srv->admin_policy, err, sizeof(err));
-        if (r < 0) {
+        if (r < 0)
                 log_err("%s", err);
-                return r;
-        }
-        log_info("default_seccomp_policy %s: %zu instructions, applied to every job",
-                 path, policy_instructions(srv->admin_policy));
-        return 0;
+        return r;
 }
 
 /* Everything up to the point where the loop may run: 0, or the exit

@@ -24,11 +24,12 @@
  *   service.c     systemd: the socket from sd_listen_fds, sd_notify
  *                 readiness and status, idle exit
  *
- * Calls go down this list's layers, not back up: server.c calls the others
- * and nothing calls it; loop.c, timer.c, log.c and config.c call no other
- * module. What is left of a circle is a connection and its request
- * handlers (job.c, request.c): a connection dispatches to them and they
- * reply through it.
+ * Calls go one way: server.c calls the others and nothing calls it (main.c
+ * aside); loop.c and config.c call no other module, and timer.c only log.c
+ * (an expired deadline goes to the function given to timer_open). What is
+ * left of a circle is a connection and its request handlers (job.c,
+ * request.c): a connection dispatches to them and they reply through it;
+ * and job.c and prefork.c, which hand each other children.
  */
 #ifndef MPS_SERVER_H
 #define MPS_SERVER_H
