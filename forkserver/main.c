@@ -1,7 +1,8 @@
 /*
  * main.c: mpforkserver's options, and main(): the configuration (the file,
- * then the options that set its keys), --check-config, or server_run. The
- * only place in the server that exits.
+ * then the options that set its keys), then --check-config or server_run.
+ * The only place in the server that exits (but for the parent an embedded
+ * server leaves behind when it detaches, in server.c).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -7,7 +7,6 @@
  * client_send, and changes nothing when the message is bad.
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
