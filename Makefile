@@ -80,10 +80,10 @@ COMMON_SRC := launcher/wire.c launcher/transport.c launcher/say.c launcher/fduti
               launcher/rlimits.c launcher/number.c
 LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c \
               launcher/job_requests.c launcher/pool.c launcher/cmdline.c launcher/share.c
-SERVER_SRC := forkserver/main.c forkserver/loop.c forkserver/listen.c \
-              forkserver/client.c forkserver/job.c forkserver/child.c \
+SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver/listen.c \
+              forkserver/connection.c forkserver/job.c forkserver/child.c \
               forkserver/timer.c forkserver/log.c forkserver/retain.c \
-              forkserver/query.c forkserver/preload.c forkserver/prefork.c \
+              forkserver/request.c forkserver/preload.c forkserver/prefork.c \
               forkserver/policy.c forkserver/config.c forkserver/access.c \
               forkserver/service.c forkserver/steps.c $(COMMON_SRC)
 CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_options.c launcher/cli_common.c \
@@ -101,7 +101,7 @@ FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz_%_replay)
 
 # Check suites in $(BUILD)/tests, and shell suites in tests/ (NAME.sh, which
 # print a Check-style summary line for tests/run.sh).
-TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_policy check_config \
+TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_policy check_config check_timer \
               check_process check_pool check_call check_jobpolicy check_hardening \
               check_cli check_cli_parse check_service $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh
@@ -206,6 +206,8 @@ $(BUILD)/tests/check_policy: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
 $(BUILD)/tests/check_service: $(BUILD)/tests/check_service.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_config: $(BUILD)/tests/check_config.o $(BUILD)/obj/forkserver/config.o \
   $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+# The timer heap alone: the test stubs log_msg and fires its own deadlines.
+$(BUILD)/tests/check_timer: $(BUILD)/tests/check_timer.o $(BUILD)/obj/forkserver/timer.o $(BUILD)/libmpspawn.a
 # Each replay suite is tests/fuzz_replay.c, compiled for its target, and the
 # target itself.
 # (A static pattern: a plain one would also offer to make the .d files.)

@@ -23,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "../launcher/number.h"
 #include "server.h"
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
@@ -42,10 +43,18 @@ const char *config_log_level_name(int level) {
 
 void config_init(struct config *cfg) {
         *cfg = (struct config){
-                .socket_mode = 0600,
-                .grace_ms = 5000,
+                .socket_mode = CONFIG_SOCKET_MODE_DEFAULT,
+                .max_children = CONFIG_MAX_CHILDREN_DEFAULT,
+                .max_connections_per_uid = CONFIG_CONNS_PER_UID_DEFAULT,
+                .client_queue = CONFIG_CLIENT_QUEUE_DEFAULT,
+                .grace_ms = CONFIG_GRACE_MS_DEFAULT,
                 .log_level = LOG_LEVEL_INFO,
         };
+}
+
+unsigned config_max_jobs_per_client(const struct config *cfg) {
+        return cfg->max_jobs_per_client ? cfg->max_jobs_per_client
+                                        : CONFIG_JOBS_PER_CLIENT_DEFAULT;
 }
 
 void config_free(struct config *cfg) {
@@ -84,14 +93,11 @@ static bool all_digits(const char *s) {
 /* A whole number in [min, max], decimal digits only (no sign, no spaces). */
 static int parse_uint(const char *s, unsigned long min, unsigned long max,
                       unsigned long *ret) {
-        if (!all_digits(s))
-                return -EINVAL;
-        errno = 0;
-        unsigned long v = strtoul(s, NULL, 10);
-        if (errno || v < min || v > max)
-                return -ERANGE;
-        *ret = v;
-        return 0;
+        unsigned long long v = 0;
+        int r = mps__parse_unsigned(s, 10, min, max, &v);
+        if (r == 0)
+                *ret = (unsigned long)v;
+        return r;
 }
 
 /* Seconds as digits with an optional decimal fraction, 0 to max, in ms
@@ -110,9 +116,10 @@ static int parse_seconds(const char *s, unsigned max, unsigned *ret_ms) {
         }
         if (*p || intdigits == 0)
                 return -EINVAL;
-        double v = strtod(s, NULL);
-        if (!(v >= 0) || v > max)
-                return -ERANGE;
+        double v = 0;
+        int r = mps__parse_double(s, 0, max, &v);
+        if (r < 0)
+                return r;
         unsigned ms = (unsigned)(v * 1000 + 0.5);
         if (ms == 0 && v > 0)
                 ms = 1;
@@ -127,15 +134,15 @@ static int parse_mode(const char *s, unsigned *ret) {
         for (size_t i = 0; i < n; i++)
                 if (s[i] < '0' || s[i] > '7')
                         return -EINVAL;
-        unsigned long m = strtoul(s, NULL, 8);
-        if (m > 0777)
-                return -ERANGE;
-        *ret = (unsigned)m;
-        return 0;
+        unsigned long long m = 0;
+        int r = mps__parse_unsigned(s, 8, 0, 0777, &m);
+        if (r == 0)
+                *ret = (unsigned)m;
+        return r;
 }
 
 static int parse_user(const char *s, uid_t *ret, char *err, size_t errlen) {
-        unsigned long v;
+        unsigned long v = 0;
         if (all_digits(s)) {
                 if (parse_uint(s, 0, (uid_t)-2, &v) < 0)
                         return fail(err, errlen, "'%s' is not a valid user id", s);
@@ -152,7 +159,7 @@ static int parse_user(const char *s, uid_t *ret, char *err, size_t errlen) {
 }
 
 static int parse_group(const char *s, gid_t *ret, char *err, size_t errlen) {
-        unsigned long v;
+        unsigned long v = 0;
         if (all_digits(s)) {
                 if (parse_uint(s, 0, (gid_t)-2, &v) < 0)
                         return fail(err, errlen, "'%s' is not a valid group id", s);
@@ -265,12 +272,38 @@ static int add_allowed_group(struct config *cfg, const char *v, char *err,
 
 static int set_max_jobs_per_client(struct config *cfg, const char *v, char *err,
                                    size_t errlen) {
-        unsigned long n;
+        unsigned long n = 0;
         if (parse_uint(v, 0, CONFIG_JOBS_PER_CLIENT_MAX, &n) < 0)
                 return fail(err, errlen, "'%s' is not a whole number from 0 to %d", v,
                             CONFIG_JOBS_PER_CLIENT_MAX);
         cfg->max_jobs_per_client = (unsigned)n;
         return 0;
+}
+
+/* max_children, max_connections_per_uid and client_queue: 1 to
+ * CONFIG_LIMIT_MAX (0 would refuse everything). */
+static int set_limit(unsigned *slot, const char *v, char *err, size_t errlen) {
+        unsigned long n = 0;
+        if (parse_uint(v, 1, CONFIG_LIMIT_MAX, &n) < 0)
+                return fail(err, errlen, "'%s' is not a whole number from 1 to %d", v,
+                            CONFIG_LIMIT_MAX);
+        *slot = (unsigned)n;
+        return 0;
+}
+
+static int set_max_children(struct config *cfg, const char *v, char *err,
+                            size_t errlen) {
+        return set_limit(&cfg->max_children, v, err, errlen);
+}
+
+static int set_max_connections_per_uid(struct config *cfg, const char *v, char *err,
+                                       size_t errlen) {
+        return set_limit(&cfg->max_connections_per_uid, v, err, errlen);
+}
+
+static int set_client_queue(struct config *cfg, const char *v, char *err,
+                            size_t errlen) {
+        return set_limit(&cfg->client_queue, v, err, errlen);
 }
 
 static int set_grace(struct config *cfg, const char *v, char *err, size_t errlen) {
@@ -310,7 +343,7 @@ static int add_preload(struct config *cfg, const char *v, char *err, size_t errl
 }
 
 static int set_prefork(struct config *cfg, const char *v, char *err, size_t errlen) {
-        unsigned long n;
+        unsigned long n = 0;
         if (parse_uint(v, 0, CONFIG_PREFORK_MAX, &n) < 0)
                 return fail(err, errlen, "'%s' is not a whole number from 0 to %d", v,
                             CONFIG_PREFORK_MAX);
@@ -336,7 +369,10 @@ static const struct key_info {
         {"socket_group", set_socket_group, false},
         {"allowed_users", add_allowed_user, true},
         {"allowed_groups", add_allowed_group, true},
+        {"max_children", set_max_children, false},
         {"max_jobs_per_client", set_max_jobs_per_client, false},
+        {"max_connections_per_uid", set_max_connections_per_uid, false},
+        {"client_queue", set_client_queue, false},
         {"grace", set_grace, false},
         {"idle_exit", set_idle_exit, false},
         {"log_level", set_log_level, false},
@@ -574,7 +610,10 @@ void config_print(const struct config *cfg, FILE *out) {
                 }
                 fprintf(out, "\n");
         }
+        fprintf(out, "max_children = %u\n", cfg->max_children);
         fprintf(out, "max_jobs_per_client = %u\n", cfg->max_jobs_per_client);
+        fprintf(out, "max_connections_per_uid = %u\n", cfg->max_connections_per_uid);
+        fprintf(out, "client_queue = %u\n", cfg->client_queue);
         print_seconds(out, "grace", cfg->grace_ms);
         print_seconds(out, "idle_exit", cfg->idle_exit_ms);
         fprintf(out, "log_level = %s\n", config_log_level_name(cfg->log_level));

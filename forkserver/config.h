@@ -22,7 +22,17 @@
 #define CONFIG_LIST_MAX 1024          /* entries in one list key, in total */
 #define CONFIG_SECONDS_MAX 86400      /* grace and idle_exit */
 #define CONFIG_JOBS_PER_CLIENT_MAX 1000000
+#define CONFIG_LIMIT_MAX 1000000      /* max_children, max_connections_per_uid,
+                                         client_queue */
 #define CONFIG_PREFORK_MAX 1024
+
+/* The built-in defaults. */
+#define CONFIG_SOCKET_MODE_DEFAULT 0600
+#define CONFIG_GRACE_MS_DEFAULT 5000
+#define CONFIG_JOBS_PER_CLIENT_DEFAULT 16384 /* what max_jobs_per_client = 0 means */
+#define CONFIG_MAX_CHILDREN_DEFAULT 65536
+#define CONFIG_CONNS_PER_UID_DEFAULT 256
+#define CONFIG_CLIENT_QUEUE_DEFAULT 4096
 
 struct config {
         char *file; /* the file read, NULL when none */
@@ -39,7 +49,12 @@ struct config {
         gid_t *allowed_gids;
         size_t n_allowed_gids;
 
-        unsigned max_jobs_per_client; /* 0: the built-in limit (16384) */
+        /* Quotas: past one, a request gets EAGAIN and nothing else changes. */
+        unsigned max_children;            /* jobs alive in the whole server */
+        unsigned max_jobs_per_client;     /* 0: the built-in limit (16384) */
+        unsigned max_connections_per_uid; /* connections of one user */
+        unsigned client_queue; /* replies queued for a slow reader; past it,
+                                  the client is dropped */
         unsigned grace_ms;
         unsigned idle_exit_ms; /* 0: never */
         int log_level;         /* enum log_level */
@@ -76,6 +91,9 @@ int config_load_stream(struct config *cfg, FILE *f, const char *name, char *err,
  */
 int config_set(struct config *cfg, const char *key, const char *value, char *err,
                size_t errlen);
+
+/* max_jobs_per_client as the server applies it (0 is the built-in limit). */
+unsigned config_max_jobs_per_client(const struct config *cfg);
 
 /* Log level names: "error", "warning", "info", "debug". */
 int config_parse_log_level(const char *s, int *ret_level);

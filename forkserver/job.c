@@ -34,27 +34,19 @@
 #include "server.h"
 #include "steps.h"
 
+/* A job is on its client's list exactly while j->client is set, so a job
+ * that never had one (or lost it) is never unlinked. */
 static void link_client(struct job *j, struct client *c) {
         c->njobs++;
         j->client = c;
-        j->cprev = NULL;
-        j->cnext = c->jobs;
-        if (c->jobs)
-                c->jobs->cprev = j;
-        c->jobs = j;
+        mps__list_push_front(&c->jobs, &j->cnode);
 }
 
 static void unlink_client(struct job *j) {
         struct client *c = j->client;
         if (!c)
                 return;
-        if (j->cprev)
-                j->cprev->cnext = j->cnext;
-        else
-                c->jobs = j->cnext;
-        if (j->cnext)
-                j->cnext->cprev = j->cprev;
-        j->cnext = j->cprev = NULL;
+        mps__list_remove(&j->cnode);
         j->client = NULL;
         c->njobs--;
 }
@@ -76,7 +68,7 @@ static int kill_leader(struct job *j, int sig) {
 
 /* The job leads process group j->pid (child_run makes it so) and is not
  * reaped yet, so that group cannot be anyone else's. */
-static int kill_group(struct job *j, int sig) {
+int job_kill_group(struct job *j, int sig) {
         if (kill(-j->pid, sig) == 0)
                 return 0;
         /* The leader left its group (setsid, setpgid): reach it at least. */
@@ -84,7 +76,7 @@ static int kill_group(struct job *j, int sig) {
 }
 
 int job_kill(struct job *j, int sig) {
-        return j->kill_tree ? kill_group(j, sig) : kill_leader(j, sig);
+        return j->kill_tree ? job_kill_group(j, sig) : kill_leader(j, sig);
 }
 
 static char *strdup_or_null(const char *s) {
@@ -679,64 +671,6 @@ void job_on_deadline(struct job *j) {
         case TIMER_NONE:
                 break;
         }
-}
-
-/* The job of this id that client c may see, or NULL. Someone else's job
- * looks the same as no job at all, so that clients learn nothing about
- * other users' jobs. */
-static struct job *visible_job(struct client *c, uint64_t id) {
-        struct job *j = mps__idmap_get(&c->srv->jobs, id);
-        if (!j || j->dead || j->uid != c->uid || j->state == JOB_FAILED)
-                return NULL;
-        return j;
-}
-
-void job_signal(struct client *c, const struct mps__signal *req) {
-        struct job *j = visible_job(c, req->id);
-        if (!j) {
-                client_send_error(c, req->tag, ESRCH, "request", "no job %llu",
-                                  (unsigned long long)req->id);
-                return;
-        }
-        int r = req->group ? kill_group(j, req->signo) : job_kill(j, req->signo);
-        if (r < 0) {
-                client_send_error(c, req->tag, -r, "request",
-                                  "cannot signal job %llu: %s",
-                                  (unsigned long long)req->id, strerror(-r));
-                return;
-        }
-        client_send(c, mps__signaled_encode(req->tag, req->id), -1);
-}
-
-void job_wait(struct client *c, const struct mps__wait *req) {
-        struct server *srv = c->srv;
-        struct job *j = visible_job(c, req->id);
-        if (j) {
-                if (j->nwaiters >= srv->client_queue_max) {
-                        client_send_error(c, req->tag, EAGAIN, "request",
-                                          "too many waiters for job %llu",
-                                          (unsigned long long)req->id);
-                        return;
-                }
-                struct waiter *n = realloc(j->waiters, (j->nwaiters + 1) * sizeof(*n));
-                if (!n) {
-                        client_send_error(c, req->tag, ENOMEM, "request", "out of memory");
-                        return;
-                }
-                j->waiters = n;
-                j->waiters[j->nwaiters++] = (struct waiter){c->serial, req->tag};
-                return; /* answered with "exited" when it ends */
-        }
-        struct exit_record *rec = retain_take(srv, req->id, c->uid);
-        if (rec) {
-                struct mps__exited e = rec->exited;
-                e.tag = req->tag;
-                client_send(c, mps__exited_encode(&e), -1);
-                retain_free(rec);
-                return;
-        }
-        client_send_error(c, req->tag, ESRCH, "request", "no job %llu",
-                          (unsigned long long)req->id);
 }
 
 static void release_job(uint64_t id, void *value, void *data) {

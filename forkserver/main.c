@@ -1,28 +1,20 @@
 /*
- * main.c: mpforkserver's options, start-up and exit. The only place in the
- * server that exits.
+ * main.c: mpforkserver's options, and main(): the configuration (the file,
+ * then the options that set its keys), then --check-config or server_run.
+ * The only place in the server that exits (but for the parent an embedded
+ * server leaves behind when it detaches, in server.c).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/pidfd.h>
-#include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/timerfd.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include "../launcher/fdutil.h"
+#include "../launcher/number.h"
 #include "config.h"
-#include "policy.h"
 #include "server.h"
-#include "steps.h"
 
 #ifndef MPS_VERSION_STRING
 #define MPS_VERSION_STRING "0.0.0"
@@ -82,7 +74,6 @@ static const char usage[] =
         "Exit status: 0 after a clean stop, 1 on a start-up error, 2 on bad usage.\n";
 
 #define OPTION_KEYS_MAX 128
-#define MAX_JOBS_PER_CLIENT_DEFAULT 16384 /* max_jobs_per_client = 0 */
 
 /* Options that set a configuration key: validated and stored by
  * config_set, after the file, exactly as the file's own lines are. */
@@ -104,7 +95,6 @@ struct options {
         const char *config_path;
         bool check_config;
         int embedded_fd;
-        unsigned max_children, max_conns_per_uid, client_queue;
 };
 
 static void die_usage(const char *fmt, const char *arg) {
@@ -147,12 +137,13 @@ static void parse_options(int argc, char **argv, struct options *o) {
                 {OPT_MODE, "socket_mode"},   {OPT_GRACE, "grace"},
                 {OPT_IDLE_EXIT, "idle_exit"}, {OPT_LEVEL, "log_level"},
                 {OPT_PREFORK, "prefork"},    {OPT_MAX_JOBS, "max_jobs_per_client"},
+                {OPT_MAX_CHILDREN, "max_children"},
+                {OPT_MAX_CONNS, "max_connections_per_uid"},
+                {OPT_QUEUE, "client_queue"},
         };
-        char *end;
         int c, index;
 
-        *o = (struct options){.embedded_fd = -1, .max_children = 65536,
-                              .max_conns_per_uid = 256, .client_queue = CLIENT_QUEUE_MAX};
+        *o = (struct options){.embedded_fd = -1};
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+s:hV", longopts, &index)) != -1) {
                 const char *key = NULL;
@@ -182,26 +173,9 @@ static void parse_options(int argc, char **argv, struct options *o) {
                                 die_usage("more than 64 --preload libraries ('%s')", optarg);
                         o->preload[o->npreload++] = optarg;
                         break;
-                case OPT_MAX_CHILDREN:
-                case OPT_MAX_CONNS:
-                case OPT_QUEUE: {
-                        errno = 0;
-                        unsigned long n = strtoul(optarg, &end, 10);
-                        if (errno || *end || end == optarg || optarg[0] == '-' || n == 0 ||
-                            n > 1000000)
-                                die_usage("bad limit '%s' (1 to 1000000)", optarg);
-                        if (c == OPT_MAX_CHILDREN)
-                                o->max_children = (unsigned)n;
-                        else if (c == OPT_MAX_CONNS)
-                                o->max_conns_per_uid = (unsigned)n;
-                        else
-                                o->client_queue = (unsigned)n;
-                        break;
-                }
                 case OPT_EMBEDDED: {
-                        errno = 0;
-                        long fd = strtol(optarg, &end, 10);
-                        if (errno || *end || end == optarg || fd < 3 || fd > 65535)
+                        long long fd;
+                        if (mps__parse_signed(optarg, 3, 65535, &fd) < 0)
                                 die_usage("bad --embedded '%s' (a descriptor >= 3)",
                                           optarg);
                         o->embedded_fd = (int)fd;
@@ -242,19 +216,6 @@ static void ensure_stdio(void) {
         }
 }
 
-/* Leaves the parent that started us (libmpspawn), so that it never has a
- * zombie to reap: the parent waits for this first process only. */
-static int detach_from_parent(void) {
-        pid_t pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid > 0)
-                _exit(0);
-        if (setsid() < 0)
-                return -errno;
-        return 0;
-}
-
 /* The file first, then the options that set keys, as its own lines would
  * (a bad value is a usage error: exit 2). 0 or -errno with the reason in
  * err. */
@@ -293,45 +254,11 @@ static int check_config(const struct config *cfg, const struct options *o) {
         return 0;
 }
 
-/* default_seccomp_policy: compiled once at start; every job loads it
- * before its own policy, if any. */
-static int load_admin_policy(struct server *srv, const char *path, char *err,
-                             size_t errlen) {
-        char *text;
-        size_t n;
-        int r = mps__read_file(path, POLICY_TEXT_MAX, &text, &n);
-        if (r < 0) {
-                snprintf(err, errlen, "default_seccomp_policy: cannot read '%s': %s", path,
-                         r == -EFBIG ? "longer than 64 KiB" : strerror(-r));
-                return r;
-        }
-        const char *base = strrchr(path, '/');
-        r = policy_compile(text, n, base ? base + 1 : path, &srv->admin_policy, err, errlen);
-        free(text);
-        if (r == 0)
-                log_info("default_seccomp_policy %s: %zu instructions, applied to every job",
-                         path, policy_instructions(srv->admin_policy));
-        return r;
-}
-
-/* "PATH" of the listening socket, for the log. */
-static void socket_name(int fd, char *buf, size_t len) {
-        struct sockaddr_un sa;
-        socklen_t salen = sizeof(sa);
-        memset(&sa, 0, sizeof(sa));
-        if (getsockname(fd, (struct sockaddr *)&sa, &salen) < 0 || !sa.sun_path[0])
-                snprintf(buf, len, "an unnamed socket");
-        else
-                snprintf(buf, len, "%.*s", (int)sizeof(sa.sun_path), sa.sun_path);
-}
-
 int main(int argc, char **argv) {
-        struct server srv = {.listen_fd = -1, .spare_fd = -1};
         struct options o;
         struct config cfg;
-        char err[1024], where[128];
-        sigset_t mask;
-        int r;
+        char err[1024];
+        int status;
 
         ensure_stdio();
         parse_options(argc, argv, &o);
@@ -346,219 +273,17 @@ int main(int argc, char **argv) {
         }
         if (o.check_config) {
                 /* A policy is valid only if it compiles: try it. */
-                if (cfg.default_seccomp_policy &&
-                    load_admin_policy(&srv, cfg.default_seccomp_policy, err, sizeof(err)) < 0) {
+                if (server_check_policy(&cfg, err, sizeof(err)) < 0) {
                         fprintf(stderr, "mpforkserver: %s\n", err);
                         config_free(&cfg);
                         return 1;
                 }
-                policy_free(srv.admin_policy);
-                srv.admin_policy = NULL;
-                r = check_config(&cfg, &o);
-                config_free(&cfg);
-                return r;
-        }
-        log_max_level = (enum log_level)cfg.log_level;
-        srv.cfg = &cfg;
-        srv.grace_ms = cfg.grace_ms;
-        srv.max_children = o.max_children;
-        srv.max_jobs_per_client = cfg.max_jobs_per_client ? cfg.max_jobs_per_client
-                                                          : MAX_JOBS_PER_CLIENT_DEFAULT;
-        srv.max_conns_per_uid = o.max_conns_per_uid;
-        srv.client_queue_max = o.client_queue;
-        srv.start_ns = mps__now_ns();
-
-        /* Whatever dispositions we were started with (a nohup'ed shell
-         * ignores SIGHUP), jobs must start from the defaults: set them all
-         * here once, so that a child has only SIGPIPE to reset. */
-        struct sigaction dfl = {.sa_handler = SIG_DFL};
-        sigemptyset(&dfl.sa_mask);
-        for (int sig = 1; sig < NSIG; sig++)
-                if (sig != SIGKILL && sig != SIGSTOP)
-                        sigaction(sig, &dfl, NULL); /* EINVAL for libc's own */
-        signal(SIGPIPE, SIG_IGN);
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-
-        /* pidfds when the kernel (or valgrind) has them, else SIGCHLD. */
-        int probe = pidfd_open(getpid(), 0);
-        srv.use_pidfd = probe >= 0;
-        mps__safe_close(probe);
-        /* The test suite runs once more on the fallback path. */
-        const char *force = getenv("MPSPAWN_SERVER_NO_PIDFD");
-        if (force && strcmp(force, "1") == 0 && srv.use_pidfd) {
-                srv.use_pidfd = false;
-                errno = ENOSYS;
-        }
-        if (!srv.use_pidfd) {
-                log_warn("pidfd_open: %m; tracking children with SIGCHLD instead");
-                sigaddset(&mask, SIGCHLD);
-        }
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-
-        if (o.embedded_fd >= 0) {
-                if ((r = detach_from_parent()) < 0) {
-                        log_err("cannot detach: %s", strerror(-r));
-                        return 1;
-                }
-                srv.embedded = true;
-                /* Our NOTIFY_SOCKET, if any, is the starting program's. */
-                unsetenv("NOTIFY_SOCKET");
-        }
-        srv.pid = getpid(); /* after the detach, which changes it */
-
-        /* The configuration's libraries, then the command line's. */
-        for (size_t i = 0; i < cfg.n_preload + o.npreload; i++) {
-                const char *lib = i < cfg.n_preload ? cfg.preload[i]
-                                                    : o.preload[i - cfg.n_preload];
-                if (preload_load(&srv, lib, err, sizeof(err)) < 0) {
-                        log_err("%s", err);
-                        preload_release_all(&srv);
-                        config_free(&cfg);
-                        return 1;
-                }
-        }
-
-        /* What a child must set back to default: SIGPIPE (ignored above),
-         * and any disposition a preloaded library changed. */
-        sigemptyset(&srv.child_reset);
-        for (int sig = 1; sig < NSIG; sig++) {
-                struct sigaction now;
-                if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &now) == 0 &&
-                    now.sa_handler != SIG_DFL)
-                        sigaddset(&srv.child_reset, sig);
-        }
-
-        /* Many pidfds may be open at once: take the hard limit, and give
-         * children back the limit we were started with. */
-        getrlimit(RLIMIT_NOFILE, &srv.orig_nofile);
-        struct rlimit raised = srv.orig_nofile;
-        raised.rlim_cur = raised.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &raised);
-        /* On a table not shared this unshares nothing and closes nothing:
-         * it only asks whether the kernel knows the flag. */
-        srv.unshare_fds = close_range(~0u, ~0u, CLOSE_RANGE_UNSHARE) == 0;
-        /* Room for 1,024 descriptors of our own below the pidfds: the
-         * listener, the loop's, clients' sockets, fds in transit. */
-        getrlimit(RLIMIT_NOFILE, &raised);
-        srv.pidfd_floor = srv.unshare_fds && raised.rlim_cur >= 4096 ? 1024 : 0;
-
-        srv.epfd = epoll_create1(EPOLL_CLOEXEC);
-        srv.signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-        srv.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-        srv.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (srv.epfd < 0 || srv.signal_fd < 0 || srv.timer_fd < 0) {
-                log_err("cannot set up the event loop: %m");
-                return 1;
-        }
-        srv.signal_watch = (struct watch){.fn = loop_on_signal, .data = &srv};
-        srv.timer_watch = (struct watch){.fn = timer_on_watch, .data = &srv};
-        srv.listen_watch = (struct watch){.fn = loop_on_listen, .data = &srv};
-        if (loop_add(&srv, srv.signal_fd, EPOLLIN, &srv.signal_watch) < 0 ||
-            loop_add(&srv, srv.timer_fd, EPOLLIN, &srv.timer_watch) < 0) {
-                log_err("cannot set up the event loop: %m");
-                return 1;
-        }
-
-        if (srv.embedded) {
-                int fd = o.embedded_fd;
-                if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
-                    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
-                    client_new(&srv, fd) < 0) {
-                        log_err("--embedded %d: not a usable connection", fd);
-                        return 1;
-                }
-                snprintf(where, sizeof(where), "an inherited connection");
+                status = check_config(&cfg, &o);
         } else {
-                r = service_listen_fd(&srv.listen_fd, err, sizeof(err));
-                if (r < 0) {
-                        log_err("%s", err);
-                        config_free(&cfg);
-                        return 1;
-                }
-                if (r > 0 && (cfg.socket_path || cfg.has_socket_group))
-                        log_info("socket-activated: the socket unit sets the "
-                                 "socket's path, mode and group; ignoring ours");
-                if (r == 0) {
-                        const char *path = cfg.socket_path;
-                        if (!path) {
-                                fprintf(stderr, "mpforkserver: no socket: give "
-                                                "--socket PATH (or start under "
-                                                "systemd socket activation)\n");
-                                config_free(&cfg);
-                                return 2;
-                        }
-                        unsigned mode = cfg.socket_mode;
-                        r = listen_open(path, cfg.has_socket_group ? mode & ~0070u : mode,
-                                        &srv.listen_fd, err, sizeof(err));
-                        if (r == 0 && cfg.has_socket_group &&
-                            (r = listen_set_group(path, cfg.socket_group, mode, err,
-                                                  sizeof(err))) < 0)
-                                unlink(path);
-                        if (r < 0) {
-                                log_err("%s", err);
-                                config_free(&cfg);
-                                return 1;
-                        }
-                        /* To unlink it at exit: without it, stop here. */
-                        if (!(srv.socket_path = strdup(path))) {
-                                log_err("out of memory");
-                                unlink(path);
-                                return 1;
-                        }
-                }
-                if (loop_add(&srv, srv.listen_fd, EPOLLIN, &srv.listen_watch) < 0) {
-                        log_err("cannot watch the socket: %m");
-                        return 1;
-                }
-                socket_name(srv.listen_fd, where, sizeof(where));
-                log_info("listening on %s%s (version %s, protocol %d)", where,
-                         r > 0 ? ", passed by systemd" : "", MPS_VERSION_STRING,
-                         MPS_PROTOCOL_VERSION);
+                struct server_options so = {.preload = o.preload, .npreload = o.npreload,
+                                            .embedded_fd = o.embedded_fd};
+                status = server_run(&cfg, &so);
         }
-        srv.policies = calloc(1, sizeof(*srv.policies));
-        if (!srv.policies) {
-                log_err("out of memory");
-                return 1;
-        }
-        if (cfg.default_seccomp_policy &&
-            load_admin_policy(&srv, cfg.default_seccomp_policy, err, sizeof(err)) < 0) {
-                log_err("%s", err);
-                config_free(&cfg);
-                return 1;
-        }
-        unsigned prefork = cfg.prefork;
-        srv.prefork_target = srv.use_pidfd ? prefork : 0;
-        if (prefork && !srv.use_pidfd)
-                log_warn("prefork needs pidfds; pre-forking is off");
-        steps_init(); /* before any child: they must share its page */
-        prefork_refill(&srv, srv.prefork_target);
-        service_ready(&srv, where);
-
-        r = loop_run(&srv);
-
-        if (srv.socket_path && srv.listen_fd >= 0)
-                unlink(srv.socket_path);
-        log_debug("exiting: %llu jobs started, %llu failed to start",
-                  (unsigned long long)srv.jobs_started,
-                  (unsigned long long)srv.jobs_failed);
-        client_release_all(&srv);
-        job_release_all(&srv);
-        retain_release_all(&srv);
-        prefork_release_all(&srv);
-        preload_release_all(&srv);
-        if (srv.policies)
-                policy_cache_free(srv.policies);
-        policy_free(srv.admin_policy);
-        free(srv.policies);
-        free(srv.socket_path);
-        free(srv.timers.items);
-        mps__safe_close(srv.epfd);
-        mps__safe_close(srv.signal_fd);
-        mps__safe_close(srv.timer_fd);
-        mps__safe_close(srv.spare_fd);
-        mps__safe_close(srv.listen_fd);
         config_free(&cfg);
-        return r < 0 ? 1 : 0;
+        return status;
 }

@@ -744,7 +744,7 @@ int policy_apply(const struct policy *p) {
 /* ---- cache ------------------------------------------------------------------------------ */
 
 struct policy_cache_entry {
-        struct policy_cache_entry *prev, *next;
+        struct mps__list node; /* in the cache's lru */
         uint64_t hash;
         struct policy *policy;
         size_t len;
@@ -761,27 +761,13 @@ static uint64_t fnv1a(const char *text, size_t len) {
 }
 
 static void entry_unlink(struct policy_cache *c, struct policy_cache_entry *e) {
-        if (e->prev)
-                e->prev->next = e->next;
-        else
-                c->head = e->next;
-        if (e->next)
-                e->next->prev = e->prev;
-        else
-                c->tail = e->prev;
-        e->prev = e->next = NULL;
+        mps__list_remove(&e->node);
         c->count--;
 }
 
 static void entry_push_front(struct policy_cache *c,
                              struct policy_cache_entry *e) {
-        e->prev = NULL;
-        e->next = c->head;
-        if (c->head)
-                c->head->prev = e;
-        else
-                c->tail = e;
-        c->head = e;
+        mps__list_push_front(&c->lru, &e->node);
         c->count++;
 }
 
@@ -803,11 +789,16 @@ int policy_cache_get(struct policy_cache *c, const char *text, size_t len,
         if (len > POLICY_TEXT_MAX || (!text && len > 0))
                 return policy_compile(text, len, name, &p, err, errlen);
         h = c->hash ? c->hash(text, len) : fnv1a(text, len);
-        for (e = c->head; e; e = e->next) {
+        /* A zeroed cache (how callers make one) has no list yet. */
+        if (!c->lru.next)
+                mps__list_init(&c->lru);
+        struct mps__list *n, *tmp;
+        mps__list_foreach_safe(n, tmp, &c->lru) {
+                e = mps__list_entry(n, struct policy_cache_entry, node);
                 if (e->hash == h && e->len == len &&
                     (len == 0 || memcmp(e->text, text, len) == 0)) {
                         c->hits++;
-                        if (e != c->head) {
+                        if (n != mps__list_first(&c->lru)) {
                                 entry_unlink(c, e);
                                 entry_push_front(c, e);
                         }
@@ -834,7 +825,8 @@ int policy_cache_get(struct policy_cache *c, const char *text, size_t len,
         if (len > 0)
                 memcpy(e->text, text, len);
         while (c->count >= max) {
-                struct policy_cache_entry *old = c->tail;
+                struct policy_cache_entry *old =
+                        mps__list_entry(mps__list_last(&c->lru), struct policy_cache_entry, node);
                 entry_unlink(c, old);
                 entry_free(old);
                 c->evictions++;
@@ -847,9 +839,12 @@ int policy_cache_get(struct policy_cache *c, const char *text, size_t len,
 }
 
 void policy_cache_free(struct policy_cache *c) {
-        while (c->head) {
-                struct policy_cache_entry *e = c->head;
+        struct mps__list *n;
+        while (c->lru.next && (n = mps__list_first(&c->lru))) {
+                struct policy_cache_entry *e = mps__list_entry(n, struct policy_cache_entry, node);
                 entry_unlink(c, e);
                 entry_free(e);
         }
+        /* As a zeroed cache: empty, and usable again. */
+        c->lru = (struct mps__list){NULL, NULL};
 }

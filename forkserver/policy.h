@@ -42,6 +42,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../launcher/list.h"
+
 /* Bounds on what policy_compile() accepts; beyond them it fails with
  * -E2BIG and a message (an errno(N) beyond the last is -EINVAL). */
 #define POLICY_TEXT_MAX 65536    /* bytes of policy text */
@@ -118,7 +120,9 @@ struct policy_cache {
         /* For tests: replaces the hash function (NULL: FNV-1a). */
         uint64_t (*hash)(const char *text, size_t len);
         /* ---- */
-        struct policy_cache_entry *head, *tail; /* most recent first */
+        /* Entries, most recent first. All zero (as a zeroed cache has it)
+         * until the first get, and again after policy_cache_free. */
+        struct mps__list lru;
         size_t count;
         uint64_t hits, misses, evictions;
 };

@@ -20,20 +20,20 @@ void retain_free(struct exit_record *rec) {
 
 /* Unlinks the oldest record. */
 static struct exit_record *pop_oldest(struct server *srv) {
-        struct exit_record *r = srv->retained_head;
+        struct exit_record *r = srv->retained.head;
         if (!r)
                 return NULL;
-        srv->retained_head = r->next;
-        if (!srv->retained_head)
-                srv->retained_tail = NULL;
-        mps__idmap_remove(&srv->retained, r->exited.id);
+        srv->retained.head = r->next;
+        if (!srv->retained.head)
+                srv->retained.tail = NULL;
+        mps__idmap_remove(&srv->retained.map, r->exited.id);
         return r;
 }
 
 /* Drops records past their age, oldest first (the list is in age order). */
 static void expire(struct server *srv, uint64_t now) {
-        while (srv->retained_head &&
-               now - srv->retained_head->kept_ns > (uint64_t)RETAIN_SECONDS * 1000000000u)
+        while (srv->retained.head &&
+               now - srv->retained.head->kept_ns > (uint64_t)RETAIN_SECONDS * 1000000000u)
                 retain_free(pop_oldest(srv));
 }
 
@@ -44,7 +44,7 @@ void retain_expire(struct server *srv) {
 void retain_add(struct server *srv, const struct job *j, const struct mps__exited *e) {
         uint64_t now = mps__now_ns();
         expire(srv, now);
-        if (srv->retained.count >= RETAIN_MAX) {
+        if (srv->retained.map.count >= RETAIN_MAX) {
                 struct exit_record *old = pop_oldest(srv);
                 log_warn("forgetting the exit of job %llu: more than %d exits "
                          "are waiting to be collected",
@@ -54,7 +54,7 @@ void retain_add(struct server *srv, const struct job *j, const struct mps__exite
         struct exit_record *r = calloc(1, sizeof(*r));
         if (!r || (j->name && !(r->name = strdup(j->name))) ||
             (j->command && !(r->command = strdup(j->command))) ||
-            mps__idmap_put(&srv->retained, e->id, r) < 0) {
+            mps__idmap_put(&srv->retained.map, e->id, r) < 0) {
                 log_err("out of memory: the exit of job %llu is lost",
                         (unsigned long long)e->id);
                 retain_free(r);
@@ -65,30 +65,30 @@ void retain_add(struct server *srv, const struct job *j, const struct mps__exite
         r->runtime = e->wall;
         r->exited = *e;
         r->exited.tag = 0;
-        if (srv->retained_tail)
-                srv->retained_tail->next = r;
+        if (srv->retained.tail)
+                srv->retained.tail->next = r;
         else
-                srv->retained_head = r;
-        srv->retained_tail = r;
+                srv->retained.head = r;
+        srv->retained.tail = r;
 }
 
 struct exit_record *retain_take(struct server *srv, uint64_t id, uid_t uid) {
         expire(srv, mps__now_ns());
-        struct exit_record *r = mps__idmap_get(&srv->retained, id);
+        struct exit_record *r = mps__idmap_get(&srv->retained.map, id);
         if (!r || r->uid != uid)
                 return NULL;
-        mps__idmap_remove(&srv->retained, id);
+        mps__idmap_remove(&srv->retained.map, id);
         /* Unlink from the age list: records are few, and taking one is a
          * request, not an event on the launch path. */
-        struct exit_record **pp = &srv->retained_head, *prev = NULL;
+        struct exit_record **pp = &srv->retained.head, *prev = NULL;
         while (*pp && *pp != r) {
                 prev = *pp;
                 pp = &(*pp)->next;
         }
         if (*pp)
                 *pp = r->next;
-        if (srv->retained_tail == r)
-                srv->retained_tail = prev;
+        if (srv->retained.tail == r)
+                srv->retained.tail = prev;
         r->next = NULL;
         return r;
 }
@@ -97,5 +97,5 @@ void retain_release_all(struct server *srv) {
         struct exit_record *r;
         while ((r = pop_oldest(srv)))
                 retain_free(r);
-        mps__idmap_free(&srv->retained);
+        mps__idmap_free(&srv->retained.map);
 }

@@ -1,22 +1,35 @@
 /*
  * server.h: the state of mpforkserver, shared by its modules.
  *
- *   main.c      options, signals, start-up and exit
- *   listen.c    the listening socket (stale-socket detection, permissions)
- *   loop.c      the epoll loop and its event sources
- *   client.c    connections: requests in, replies out (bounded queue)
- *   job.c       jobs: spawn, exec result, exit, termination policy, waiters
- *   retain.c    exit records kept for jobs whose client had gone
- *   query.c     the list (ps) and stats requests
- *   child.c     what a forked child does before it becomes the job
- *   timer.c     deadlines on one timerfd, kept in a min-heap
- *   log.c       one-line log records on stderr
- *   preload.c   --preload libraries, their init hooks and entry points
- *   prefork.c   --prefork: children forked ahead of need, waiting for a job
- *   config.c    the configuration file: parsing and validation (config.h)
- *   access.c    who may connect: allowed users and groups, at accept
- *   service.c   systemd: the socket from sd_listen_fds, sd_notify readiness
- *               and status, idle exit
+ *   main.c        options and main(): hands a configuration to server.c
+ *   server.c      start-up order, signals, the stop request, teardown, and
+ *                 what happens between event batches (deferred frees)
+ *   loop.c        the epoll registry and the loop (knows no module)
+ *   listen.c      the listening socket (stale-socket detection,
+ *                 permissions) and accepting connections
+ *   connection.c  one connection: set-up, requests in, replies out
+ *                 (bounded queue), teardown
+ *   request.c     the requests other than spawn: hello, signal, wait,
+ *                 list, stats
+ *   job.c         jobs: spawn, exec result, exit, termination policy
+ *   retain.c      exit records kept for jobs whose client had gone
+ *   child.c       what a forked child does before it becomes the job
+ *   timer.c       deadlines on one timerfd, kept in a min-heap
+ *   log.c         one-line log records on stderr
+ *   preload.c     --preload libraries, their init hooks and entry points
+ *   prefork.c     --prefork: children forked ahead of need, waiting for a job
+ *   config.c      the configuration file: every setting, its default,
+ *                 parsing and validation (config.h)
+ *   access.c      who may connect: allowed users and groups, at accept
+ *   service.c     systemd: the socket from sd_listen_fds, sd_notify
+ *                 readiness and status, idle exit
+ *
+ * Calls go one way: server.c calls the others and nothing calls it (main.c
+ * aside); loop.c and config.c call no other module, and timer.c only log.c
+ * (an expired deadline goes to the function given to timer_open). What is
+ * left of a circle is a connection and its request handlers (job.c,
+ * request.c): a connection dispatches to them and they reply through it;
+ * and job.c and prefork.c, which hand each other children.
  */
 #ifndef MPS_SERVER_H
 #define MPS_SERVER_H
@@ -28,6 +41,7 @@
 
 #include "../include/mpspawn.h"
 #include "../launcher/idmap.h"
+#include "../launcher/list.h"
 #include "../launcher/wire.h"
 
 struct config;
@@ -50,7 +64,6 @@ struct outmsg {
 };
 
 /* Bounds on what a connection may hold in the server. */
-#define CLIENT_QUEUE_MAX 4096          /* default: replies waiting for a slow reader */
 #define CLIENT_RECV_BURST 64           /* requests handled per wake-up */
 #define CLIENT_REFUSED_MAX 64          /* refused connections kept open to
                                           deliver the reason; past it, closed
@@ -65,15 +78,15 @@ struct client {
         gid_t gid;
         pid_t pid;
         struct creds *creds; /* set when jobs must drop to the client's */
-        struct job *jobs; /* jobs that report to this client */
-        unsigned njobs;   /* how many */
+        struct mps__list jobs; /* jobs that report to this client (job.cnode) */
+        unsigned njobs;        /* how many */
         bool refused;     /* told why it may not connect; closed on its next event */
         struct outmsg *out_head, *out_tail;
         size_t out_count;
         bool want_out; /* EPOLLOUT registered */
         bool dead;     /* torn down; freed after the current event batch */
         struct client *gnext;
-        struct client *snext, *sprev; /* the server's list of live clients */
+        struct mps__list node; /* in the server's list of live clients */
 };
 
 enum job_timer {
@@ -105,7 +118,7 @@ struct job {
         struct watch pidfd_watch, execpipe_watch;
         enum job_state state;
         struct client *client; /* NULL once the client has gone */
-        struct job *cnext, *cprev;
+        struct mps__list cnode; /* in client->jobs while client is set */
         uid_t uid; /* the requesting client's, for ownership checks */
         bool daemon;
         bool want_pidfd;
@@ -164,12 +177,57 @@ struct prefork {
         int sock;
 };
 
+/* timer.c: what an expired deadline is handed to (job_on_deadline). */
+typedef void timer_fire_fn(struct job *j);
+
+/* timer.c: the deadlines of jobs, earliest first. */
 struct timer_heap {
+        int fd; /* a timerfd armed for items[0] */
+        struct watch watch;
+        timer_fire_fn *fire;
         struct job **items;
         size_t count, cap;
 };
 
-/* What service.c remembers between event batches. */
+/* loop.c */
+struct loop_state {
+        int epfd;
+};
+
+/* listen.c */
+struct listen_state {
+        int fd;       /* -1 once stopping, and when embedded */
+        int spare_fd; /* held open to shed connections when out of fds */
+        struct watch watch;
+        char *path;   /* unlinked at exit when we created it */
+};
+
+/* server.c: signals and the server's life. */
+struct life_state {
+        int signal_fd;
+        struct watch signal_watch;
+        bool embedded;       /* serves one inherited connection, exits after */
+        bool stop_requested; /* by a handler: carried out after the batch */
+        bool refill_due;     /* the current wait ends for a pre-fork refill */
+        uint64_t start_ns;
+};
+
+/* connection.c: the live connections. */
+struct client_state {
+        struct mps__list list;    /* client.node */
+        size_t count;
+        size_t nrefused;          /* among them, ones only told why not */
+        uint64_t next_serial;
+        struct mps__idmap by_uid; /* uid + 1 -> count (as a pointer) */
+};
+
+/* retain.c: exit records, oldest first, and by job id. */
+struct retain_state {
+        struct mps__idmap map; /* id -> exit_record */
+        struct exit_record *head, *tail;
+};
+
+/* service.c: what it remembers between event batches. */
 struct service_state {
         uint64_t idle_since_ns; /* 0 while not idle */
         bool notify; /* a service manager listens on NOTIFY_SOCKET */
@@ -177,30 +235,29 @@ struct service_state {
         size_t status_clients, status_jobs; /* as last reported in STATUS= */
 };
 
+/*
+ * The server. Each sub-struct is written by the one module named above it;
+ * the flat fields after them are the ones job.c, prefork.c, child.c and
+ * preload.c use, left in place for now.
+ */
 struct server {
         const struct config *cfg;
+        struct loop_state loop;
+        struct listen_state listen;
+        struct life_state life;
+        struct client_state clients;
+        struct timer_heap timers;
+        struct retain_state retained;
         struct service_state svc;
-        int epfd;
-        int listen_fd;
-        int signal_fd;
-        int timer_fd;
-        int spare_fd; /* held open to shed connections when out of fds */
-        struct watch listen_watch, signal_watch, timer_watch;
-        char *socket_path; /* unlinked at exit when we created it */
-        bool embedded;     /* serves one inherited connection, exits after */
+
+        /* Written by server.c at start-up, read by job.c and prefork.c. */
         pid_t pid;         /* ours, for welcome and the parent-death check */
         bool stopping;
         bool stop_now; /* second SIGTERM: do not wait for the grace period */
         unsigned grace_ms; /* SIGTERM -> SIGKILL for daemon jobs */
-        uint64_t next_job_id;
-        uint64_t next_client_serial;
-        struct mps__idmap jobs; /* id -> job */
         /* Quotas: past one, a request gets EAGAIN and nothing else changes. */
         unsigned max_children;         /* jobs alive in the whole server */
         unsigned max_jobs_per_client;  /* jobs of one connection */
-        unsigned max_conns_per_uid;    /* connections of one user */
-        unsigned client_queue_max;     /* replies queued for a slow reader */
-        struct mps__idmap conns_by_uid; /* uid + 1 -> count (as a pointer) */
         bool use_pidfd; /* else SIGCHLD + wait4(-1) and jobs_by_pid */
         /* Signals whose disposition is not the default once start-up is
          * over (SIGPIPE, and whatever a preloaded library set): a child
@@ -215,69 +272,113 @@ struct server {
          * fds takes 0.5 ms more than from one holding 10. */
         bool unshare_fds;
         int pidfd_floor; /* 0: pidfds stay where the kernel put them */
-        struct mps__idmap jobs_by_pid;
-        struct client *clients;
-        struct mps__idmap clients_by_serial;
-        size_t nclients;
-        size_t nrefused; /* clients among them that are only told why not */
-        size_t ndaemon_alive; /* daemon jobs not yet reaped */
         struct rlimit orig_nofile; /* restored in children */
+
+        /* job.c */
+        uint64_t next_job_id;
+        struct mps__idmap jobs; /* id -> job */
+        struct mps__idmap jobs_by_pid;
+        struct mps__idmap clients_by_serial; /* connection.c's; job.c reads it */
+        size_t ndaemon_alive; /* daemon jobs not yet reaped */
+        uint64_t jobs_started, jobs_failed;
+        uint64_t exits_zero, exits_nonzero, exits_signaled, exits_timed_out;
+        double latency[LATENCY_SAMPLES]; /* ring of spawn latencies, seconds */
+        uint64_t latency_count;
+
+        /* preload.c; the policies (server.c compiles the administrator's). */
         struct preload *preloads;
         size_t npreloads;
         struct policy_cache *policies; /* compiled seccomp filters */
         struct policy *admin_policy;   /* default_seccomp_policy: every job's */
+
+        /* prefork.c */
         unsigned prefork_target; /* --prefork N */
         unsigned prefork_count;  /* idle ones */
         unsigned prefork_backoff_ms; /* after a failed pre-fork; 0: none */
         uint64_t prefork_retry_ns;   /* no refill before this */
         struct prefork *prefork_idle;
-        struct timer_heap timers;
-        uint64_t start_ns;
-        uint64_t jobs_started, jobs_failed;
-        uint64_t exits_zero, exits_nonzero, exits_signaled, exits_timed_out;
-        double latency[LATENCY_SAMPLES]; /* ring of spawn latencies, seconds */
-        uint64_t latency_count;
-        struct mps__idmap retained; /* id -> exit_record */
-        struct exit_record *retained_head, *retained_tail;
+
         /* Objects torn down while handling an event batch stay allocated
          * until the batch is done: a later event of the same batch may still
-         * point at them (and sees ->dead). */
+         * point at them (and sees ->dead). job.c, connection.c and
+         * prefork.c add to these; server.c frees them after each batch. */
         struct job *dead_jobs;
         struct client *dead_clients;
         struct prefork *dead_preforks;
 };
 
-/* listen.c */
+/* ---- server.c -------------------------------------------------------------------- */
+
+/* What main() hands the server besides the configuration. */
+struct server_options {
+        const char *const *preload; /* --preload, after the configuration's */
+        size_t npreload;
+        int embedded_fd; /* --embedded FD, or -1: listen */
+};
+
+/* Runs the server until it stops; the exit status (0, 1 or 2). */
+int server_run(const struct config *cfg, const struct server_options *o);
+
+/* --check-config: 0 when default_seccomp_policy (if set) compiles, else
+ * -errno with the reason in err. */
+int server_check_policy(const struct config *cfg, char *err, size_t errlen);
+
+/* ---- loop.c ---------------------------------------------------------------------- */
+
+/* What the loop asks its caller between waits. */
+struct loop_hooks {
+        /* How long the next wait may last in ms (-1: until an event). */
+        int (*timeout_ms)(void *data);
+        /* After each batch of nevents (0: the wait timed out): false ends
+         * the loop. */
+        bool (*after_batch)(void *data, int nevents);
+};
+
+int loop_open(struct server *srv);
+void loop_close(struct server *srv);
+int loop_add(struct server *srv, int fd, uint32_t events, struct watch *w);
+int loop_mod(struct server *srv, int fd, uint32_t events, struct watch *w);
+void loop_del(struct server *srv, int fd);
+/* Waits and dispatches until after_batch says stop: 0, or -errno of
+ * epoll_wait. */
+int loop_run(struct server *srv, const struct loop_hooks *hooks, void *data);
+
+/* ---- listen.c -------------------------------------------------------------------- */
+
 int listen_open(const char *path, unsigned mode, int *ret_fd, char *err,
                 size_t errlen);
-
 int listen_set_group(const char *path, gid_t gid, unsigned mode, char *err,
                      size_t errlen);
+/* No socket yet; takes the spare descriptor. 0 or -errno. */
+int listen_init(struct server *srv);
+/* Takes systemd's socket or opens the configured one, and accepts on it;
+ * its name for the log in where. 0, or -errno with the reason in err
+ * (-EDESTADDRREQ: no socket was configured). */
+int listen_start(struct server *srv, char *where, size_t wherelen, char *err,
+                 size_t errlen);
+/* Accepts nothing more (the stop): closes and unlinks the socket. */
+void listen_stop(struct server *srv);
+/* At exit. */
+void listen_close(struct server *srv);
 
-/* access.c: 0 when the peer on fd may connect, else -EACCES or -EPERM with
- * the reason (for the client and the log) in why. */
+/* ---- access.c -------------------------------------------------------------------- */
+
+/* 0 when the peer on fd may connect, else -EACCES or -EPERM with the
+ * reason (for the client and the log) in why. */
 int access_check(struct server *srv, int fd, const struct ucred *cred, char *why,
                  size_t whylen);
 
-/* service.c */
+/* ---- service.c ------------------------------------------------------------------- */
+
 int service_listen_fd(int *ret_fd, char *err, size_t errlen);
 void service_ready(struct server *srv, const char *where);
 void service_after_batch(struct server *srv);
 int service_timeout_ms(const struct server *srv);
-void service_on_timeout(struct server *srv);
+bool service_idle_expired(const struct server *srv);
 void service_stopping(struct server *srv);
 
-/* loop.c */
-int loop_add(struct server *srv, int fd, uint32_t events, struct watch *w);
-int loop_mod(struct server *srv, int fd, uint32_t events, struct watch *w);
-void loop_del(struct server *srv, int fd);
-int loop_run(struct server *srv);
-/* Watch handlers of the listening socket and the signalfd (data: srv). */
-void loop_on_listen(struct watch *w, uint32_t events);
-void loop_on_signal(struct watch *w, uint32_t events);
-void loop_begin_stop(struct server *srv);
+/* ---- connection.c ---------------------------------------------------------------- */
 
-/* client.c */
 int client_new(struct server *srv, int fd);
 void client_release_all(struct server *srv);
 void client_on_event(struct client *c, uint32_t events);
@@ -289,26 +390,32 @@ void client_send_error(struct client *c, uint64_t tag, int err,
                        const char *stage, const char *fmt, ...)
         __attribute__((format(printf, 5, 6)));
 
-/* job.c */
-void job_spawn(struct client *c, struct mps__msg *msg);
-void job_signal(struct client *c, const struct mps__signal *req);
-void job_wait(struct client *c, const struct mps__wait *req);
+/* ---- request.c: the requests other than spawn ------------------------------------ */
 
-/* query.c: the list and stats requests. */
-void query_list(struct client *c, uint64_t tag);
-void query_stats(struct client *c, uint64_t tag);
+void request_hello(struct client *c, const struct mps__msg *msg);
+void request_signal(struct client *c, const struct mps__msg *msg);
+void request_wait(struct client *c, const struct mps__msg *msg);
+void request_list(struct client *c, const struct mps__msg *msg);
+void request_stats(struct client *c, const struct mps__msg *msg);
 
-/* retain.c: exits nobody was connected to hear, kept for a later wait. */
+/* ---- retain.c: exits nobody was connected to hear, kept for a later wait --------- */
+
 void retain_add(struct server *srv, const struct job *j, const struct mps__exited *e);
 /* Takes the record of job id if uid may see it (the caller frees it). */
 struct exit_record *retain_take(struct server *srv, uint64_t id, uid_t uid);
 void retain_free(struct exit_record *rec);
 void retain_expire(struct server *srv); /* drops records past their age */
 void retain_release_all(struct server *srv);
+
+/* ---- job.c ----------------------------------------------------------------------- */
+
+void job_spawn(struct client *c, struct mps__msg *msg);
 void job_on_execpipe(struct job *j);
 void job_on_exit(struct job *j);
 void job_reap_any(struct server *srv);
 int job_kill(struct job *j, int sig);
+/* Signals the job's whole process group (its leader, if it left it). */
+int job_kill_group(struct job *j, int sig);
 /* pidfd moved to srv->pidfd_floor or above when it can be; negative stays. */
 int job_pidfd_high(const struct server *srv, int pidfd);
 void job_on_deadline(struct job *j);
@@ -345,6 +452,8 @@ struct child_plan {
          * child's first act is to keep a copy of the fds below this only. */
         unsigned unshare_fds_below;
 };
+
+/* ---- child.c, prefork.c, preload.c ---------------------------------------------- */
 
 /* child.c: runs in the forked child and never returns. */
 _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec,
@@ -394,13 +503,17 @@ enum child_stage {
 };
 const char *child_stage_name(int stage);
 
-/* timer.c */
+/* ---- timer.c --------------------------------------------------------------------- */
+
+/* Creates the timerfd and its watch (the caller adds it to the loop). */
+int timer_open(struct server *srv, timer_fire_fn *fire);
+void timer_close(struct server *srv);
 int timer_arm(struct server *srv, struct job *j, uint64_t deadline_ns);
 void timer_disarm(struct server *srv, struct job *j);
+/* Fires every deadline that has passed, earliest first. */
 void timer_on_expiry(struct server *srv);
-void timer_on_watch(struct watch *w, uint32_t events); /* data: srv */
 
-/* log.c */
+/* ---- log.c ----------------------------------------------------------------------- */
 enum log_level { LOG_LEVEL_ERR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 extern enum log_level log_max_level;
 void log_msg(enum log_level level, const char *fmt, ...)

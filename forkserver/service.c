@@ -8,7 +8,7 @@
  *
  * An embedded server (one private connection, started by libmpspawn) never
  * notifies: NOTIFY_SOCKET in its environment belongs to the program that
- * started it, not to us, and main.c removes it.
+ * started it, not to us, and server.c removes it.
  *
  * libsystemd is opened only when the environment shows a service manager
  * (LISTEN_FDS or NOTIFY_SOCKET). Linked in, it and the six libraries it
@@ -155,11 +155,11 @@ static void format_status(const struct server *srv, char *buf, size_t len) {
         }
         int n = snprintf(buf, len, "%zu client%s, %zu job%s; %llu started, %llu "
                          "failed to start",
-                         srv->nclients, srv->nclients == 1 ? "" : "s", jobs,
+                         srv->clients.count, srv->clients.count == 1 ? "" : "s", jobs,
                          jobs == 1 ? "" : "s", (unsigned long long)srv->jobs_started,
                          (unsigned long long)srv->jobs_failed);
         unsigned ms = srv->cfg->idle_exit_ms;
-        if (ms && srv->nclients == 0 && jobs == 0 && n > 0 && (size_t)n < len)
+        if (ms && srv->clients.count == 0 && jobs == 0 && n > 0 && (size_t)n < len)
                 snprintf(buf + n, len - (size_t)n, "; idle, exits after %u.%03u s",
                          ms / 1000, ms % 1000);
 }
@@ -172,12 +172,12 @@ static void send_status(struct server *srv, const char *extra) {
         format_status(srv, msg + n, sizeof(msg) - (size_t)n);
         sd.notify(0, msg);
         srv->svc.status_sent = true;
-        srv->svc.status_clients = srv->nclients;
+        srv->svc.status_clients = srv->clients.count;
         srv->svc.status_jobs = srv->jobs.count;
 }
 
 void service_ready(struct server *srv, const char *where) {
-        if (srv->embedded)
+        if (srv->life.embedded)
                 return;
         /* Without a service manager to tell, nothing is loaded or sent. */
         char why[256];
@@ -197,7 +197,7 @@ void service_ready(struct server *srv, const char *where) {
 /* Called after every event batch: keeps the idle clock and the status line
  * current. The status is sent only when the counts it shows change. */
 void service_after_batch(struct server *srv) {
-        bool idle = !srv->stopping && !srv->embedded && srv->nclients == 0 &&
+        bool idle = !srv->stopping && !srv->life.embedded && srv->clients.count == 0 &&
                     srv->jobs.count == 0;
         if (!idle)
                 srv->svc.idle_since_ns = 0;
@@ -205,7 +205,7 @@ void service_after_batch(struct server *srv) {
                 srv->svc.idle_since_ns = mps__now_ns();
         if (!srv->svc.notify)
                 return;
-        if (!srv->svc.status_sent || srv->svc.status_clients != srv->nclients ||
+        if (!srv->svc.status_sent || srv->svc.status_clients != srv->clients.count ||
             srv->svc.status_jobs != srv->jobs.count)
                 send_status(srv, "");
 }
@@ -227,18 +227,20 @@ int service_timeout_ms(const struct server *srv) {
         return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
-void service_on_timeout(struct server *srv) {
+/* After a wait that timed out: true (and logged) when idle exit is due;
+ * the server then stops. */
+bool service_idle_expired(const struct server *srv) {
         uint64_t deadline = idle_deadline(srv);
         if (!deadline || mps__now_ns() < deadline || srv->stopping)
-                return;
+                return false;
         unsigned ms = srv->cfg->idle_exit_ms;
         log_info("no client and no job for %u.%03u s (idle_exit); exiting", ms / 1000,
                  ms % 1000);
-        loop_begin_stop(srv);
+        return true;
 }
 
 void service_stopping(struct server *srv) {
-        if (srv->embedded)
+        if (srv->life.embedded)
                 return;
         send_status(srv, "STOPPING=1\n");
 }

@@ -1,7 +1,9 @@
 /*
  * timer.c: job deadlines (kill-after grace periods, later timeouts) kept in a
  * binary min-heap and served by one timerfd armed for the earliest one, so
- * that no event costs a scan over all jobs.
+ * that no event costs a scan over all jobs. What a deadline means is not
+ * this module's: an expired one is handed to the fire function given to
+ * timer_open (job_on_deadline), so the heap needs nothing of job.c.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -54,7 +56,7 @@ static void rearm(struct server *srv) {
                 if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
                         its.it_value.tv_nsec = 1;
         }
-        if (timerfd_settime(srv->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+        if (timerfd_settime(srv->timers.fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
                 log_err("timerfd_settime: %m");
 }
 
@@ -101,17 +103,35 @@ void timer_on_expiry(struct server *srv) {
         uint64_t expirations;
         /* The count is not needed; reading clears readiness. EAGAIN is fine:
          * the timer may have been re-armed after it fired. */
-        (void)!read(srv->timer_fd, &expirations, sizeof(expirations));
+        (void)!read(h->fd, &expirations, sizeof(expirations));
         uint64_t now = mps__now_ns();
         while (h->count > 0 && h->items[0]->deadline_ns <= now) {
                 struct job *j = h->items[0];
                 timer_disarm(srv, j);
-                job_on_deadline(j); /* may re-arm j or free it */
+                h->fire(j); /* may re-arm j or free it */
         }
         rearm(srv);
 }
 
-void timer_on_watch(struct watch *w, uint32_t events) {
+static void on_watch(struct watch *w, uint32_t events) {
         (void)events;
         timer_on_expiry(w->data);
+}
+
+int timer_open(struct server *srv, timer_fire_fn *fire) {
+        struct timer_heap *h = &srv->timers;
+        h->fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (h->fd < 0)
+                return -errno;
+        h->fire = fire;
+        h->watch = (struct watch){.fn = on_watch, .data = srv};
+        return 0;
+}
+
+void timer_close(struct server *srv) {
+        struct timer_heap *h = &srv->timers;
+        h->fd = mps__safe_close(h->fd);
+        free(h->items);
+        h->items = NULL;
+        h->count = h->cap = 0;
 }

@@ -53,6 +53,10 @@ START_TEST(test_defaults) {
         ck_assert(!cfg.has_socket_group);
         ck_assert_uint_eq(cfg.n_allowed_uids + cfg.n_allowed_gids, 0);
         ck_assert_uint_eq(cfg.max_jobs_per_client, 0);
+        ck_assert_uint_eq(config_max_jobs_per_client(&cfg), 16384);
+        ck_assert_uint_eq(cfg.max_children, 65536);
+        ck_assert_uint_eq(cfg.max_connections_per_uid, 256);
+        ck_assert_uint_eq(cfg.client_queue, 4096);
         ck_assert_uint_eq(cfg.grace_ms, 5000);
         ck_assert_uint_eq(cfg.idle_exit_ms, 0);
         ck_assert_int_eq(cfg.log_level, LOG_LEVEL_INFO);
@@ -81,6 +85,9 @@ START_TEST(test_every_key) {
                                    "\tallowed_users = root 4242\n"
                                    "allowed_groups = nogroup 0\n"
                                    "max_jobs_per_client = 8\n"
+                                   "max_children = 100\n"
+                                   "max_connections_per_uid = 3\n"
+                                   "client_queue = 1000000\n"
                                    "grace = 2.5\n"
                                    "idle_exit = 0.0001\n"
                                    "log_level = debug\n"
@@ -100,6 +107,10 @@ START_TEST(test_every_key) {
         ck_assert_uint_eq(cfg.allowed_gids[0], nogroup);
         ck_assert_uint_eq(cfg.allowed_gids[1], 0);
         ck_assert_uint_eq(cfg.max_jobs_per_client, 8);
+        ck_assert_uint_eq(config_max_jobs_per_client(&cfg), 8);
+        ck_assert_uint_eq(cfg.max_children, 100);
+        ck_assert_uint_eq(cfg.max_connections_per_uid, 3);
+        ck_assert_uint_eq(cfg.client_queue, 1000000);
         ck_assert_uint_eq(cfg.grace_ms, 2500);
         /* A positive time never rounds down to 0, which means "never". */
         ck_assert_uint_eq(cfg.idle_exit_ms, 1);
@@ -187,6 +198,19 @@ START_TEST(test_value_errors) {
         expect_error("max_jobs_per_client = 12abc\n",
                      "t.conf:1: max_jobs_per_client: '12abc' is not a whole number "
                      "from 0 to 1000000");
+        /* The limits that were options only: 0 would refuse everything. */
+        expect_error("max_children = 0\n",
+                     "t.conf:1: max_children: '0' is not a whole number from 1 to 1000000");
+        expect_error("max_connections_per_uid = 1000001\n",
+                     "t.conf:1: max_connections_per_uid: '1000001' is not a whole number "
+                     "from 1 to 1000000");
+        expect_error("client_queue = +5\n",
+                     "t.conf:1: client_queue: '+5' is not a whole number from 1 to 1000000");
+        expect_error("client_queue = 5 \t 6\n",
+                     "t.conf:1: client_queue: '5 \t 6' is not a whole number from 1 to "
+                     "1000000");
+        expect_error("socket_mode = 00600\n",
+                     "t.conf:1: socket_mode: '00600' is not an octal mode from 0000 to 0777");
         expect_error("grace = -1\n",
                      "t.conf:1: grace: '-1' is not a number of seconds from 0 to 86400");
         expect_error("grace = 1e3\n",
@@ -390,6 +414,10 @@ START_TEST(test_check_config_prints_the_effective_settings) {
         /* Every option that sets a key shows, list keys after the file's. */
         ck_assert_ptr_nonnull(strstr(out, "\nprefork = 3\n"));
         ck_assert_ptr_nonnull(strstr(out, "\nsocket_mode = 0600\n"));
+        /* The limits, with their defaults when nothing set them. */
+        ck_assert_ptr_nonnull(strstr(out, "\nmax_children = 65536\n"));
+        ck_assert_ptr_nonnull(strstr(out, "\nmax_connections_per_uid = 256\n"));
+        ck_assert_ptr_nonnull(strstr(out, "\nclient_queue = 4096\n"));
         /* The key's libraries, then --preload's (not the key: a name that
          * dlopen looks up is fine there). */
         ck_assert_ptr_nonnull(strstr(out, "\npreload = /bin/sh\n"));
@@ -422,6 +450,32 @@ START_TEST(test_bad_options_are_usage_errors) {
                                  "from 0 to 1024\nTry 'mpforkserver --help'.\n");
         st = forkserver((const char *[]){"--config", NULL});
         ck_assert_int_eq(WEXITSTATUS(st), 2);
+        /* The limits that are options and keys both. */
+        st = forkserver((const char *[]){"--max-children", "0", NULL});
+        ck_assert_int_eq(WEXITSTATUS(st), 2);
+        ck_assert_str_eq(errout, "mpforkserver: bad --max-children: '0' is not a whole "
+                                 "number from 1 to 1000000\nTry 'mpforkserver --help'.\n");
+        st = forkserver((const char *[]){"--embedded", "2", NULL});
+        ck_assert_int_eq(WEXITSTATUS(st), 2);
+        ck_assert_str_eq(errout, "mpforkserver: bad --embedded '2' (a descriptor >= 3)\n"
+                                 "Try 'mpforkserver --help'.\n");
+}
+END_TEST
+
+START_TEST(test_limit_options_override_the_file) {
+        char dir[64], path[128];
+        tu_tmpdir(dir, sizeof(dir));
+        write_file(path, sizeof(path), dir,
+                   "max_children = 10\nmax_connections_per_uid = 20\nclient_queue = 30\n",
+                   0644);
+        int st = forkserver((const char *[]){"--config", path, "--max-children", "11",
+                                             "--client-queue", "31", "--check-config", NULL});
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, errout);
+        ck_assert_ptr_nonnull(strstr(out, "\nmax_children = 11\n"));
+        ck_assert_ptr_nonnull(strstr(out, "\nmax_connections_per_uid = 20\n"));
+        ck_assert_ptr_nonnull(strstr(out, "\nclient_queue = 31\n"));
+        unlink(path);
+        rmdir(dir);
 }
 END_TEST
 
@@ -440,6 +494,7 @@ static Suite *config_suite(void) {
         tcase_add_test(t, test_binary_refuses_a_bad_file_with_the_exact_message);
         tcase_add_test(t, test_check_config_prints_the_effective_settings);
         tcase_add_test(t, test_bad_options_are_usage_errors);
+        tcase_add_test(t, test_limit_options_override_the_file);
         suite_add_tcase(s, t);
         return s;
 }

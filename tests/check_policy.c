@@ -947,7 +947,7 @@ START_TEST(test_cache_hit_and_miss) {
         ck_assert_ptr_eq(p, a);
         policy_cache_free(&c);
         ck_assert_uint_eq(c.count, 0);
-        ck_assert_ptr_null(c.head);
+        ck_assert_ptr_null(c.lru.next);
         /* Usable again after free; the counters stay. */
         cache_get(&c, "errno(EACCES) socket", false);
         ck_assert_uint_eq(c.misses, 4);

@@ -99,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 policy_free(p);
         }
         policy_cache_free(&cache);
-        FUZZ_CHECK(cache.count == 0 && !cache.head && !cache.tail,
+        FUZZ_CHECK(cache.count == 0 && !cache.lru.next && !cache.lru.prev,
                    "policy_cache_free left entries");
         return 0;
 }

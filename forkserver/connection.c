@@ -1,8 +1,9 @@
 /*
- * client.c: one connection. Requests come in as messages and are handed to
- * job.c; replies go out at once when the socket has room, else into a
- * bounded queue drained on EPOLLOUT. The server never blocks on a client:
- * one whose queue overflows is dropped.
+ * connection.c: the server's side of one connection: its set-up at accept,
+ * requests in (each handed by op to its handler: spawn, or request.c),
+ * replies out, and its teardown. Replies go out at once when the socket has
+ * room, else into a bounded queue drained on EPOLLOUT. The server never
+ * blocks on a client: one whose queue overflows is dropped.
  */
 #include <errno.h>
 #include <grp.h>
@@ -19,10 +20,6 @@
 #include "../launcher/fdutil.h"
 #include "config.h"
 #include "server.h"
-
-#ifndef MPS_VERSION_STRING
-#define MPS_VERSION_STRING "0.0.0"
-#endif
 
 static void client_disconnect(struct client *c, const char *why);
 
@@ -73,11 +70,11 @@ int client_new(struct server *srv, int fd) {
         char why[512];
         int denied = access_check(srv, fd, &cred, why, sizeof(why));
         uint64_t ukey = (uint64_t)cred.uid + 1;
-        uintptr_t conns = (uintptr_t)mps__idmap_get(&srv->conns_by_uid, ukey);
-        if (denied == 0 && conns >= srv->max_conns_per_uid) {
+        uintptr_t conns = (uintptr_t)mps__idmap_get(&srv->clients.by_uid, ukey);
+        if (denied == 0 && conns >= srv->cfg->max_connections_per_uid) {
                 snprintf(why, sizeof(why),
                          "too many connections from this user (it has %u, the maximum)",
-                         srv->max_conns_per_uid);
+                         srv->cfg->max_connections_per_uid);
                 denied = -EAGAIN;
         }
         struct client *c = calloc(1, sizeof(*c));
@@ -90,7 +87,9 @@ int client_new(struct server *srv, int fd) {
         c->uid = cred.uid;
         c->gid = cred.gid;
         c->pid = cred.pid;
-        c->serial = ++srv->next_client_serial;
+        c->serial = ++srv->clients.next_serial;
+        mps__list_init(&c->jobs);
+        mps__list_init(&c->node);
         /* A root server runs a client's jobs as that client. */
         if (geteuid() == 0 && c->uid != 0 && !(c->creds = client_creds(c->uid, c->gid))) {
                 /* Without them its jobs would run as root: refuse it. */
@@ -111,18 +110,15 @@ int client_new(struct server *srv, int fd) {
                 client_free(c); /* with its creds */
                 return -ENOMEM;
         }
-        mps__idmap_remove(&srv->conns_by_uid, ukey);
-        if (mps__idmap_put(&srv->conns_by_uid, ukey, (void *)(conns + 1)) < 0) {
+        mps__idmap_remove(&srv->clients.by_uid, ukey);
+        if (mps__idmap_put(&srv->clients.by_uid, ukey, (void *)(conns + 1)) < 0) {
                 mps__idmap_remove(&srv->clients_by_serial, c->serial);
                 loop_del(srv, fd);
                 client_free(c); /* with its creds */
                 return -ENOMEM;
         }
-        srv->nclients++;
-        c->snext = srv->clients;
-        if (srv->clients)
-                srv->clients->sprev = c;
-        srv->clients = c;
+        srv->clients.count++;
+        mps__list_push_front(&srv->clients.list, &c->node);
         if (denied < 0) {
                 /* The reason goes to the client now; the connection closes
                  * on its next event (its hello, usually), so that a client
@@ -131,9 +127,9 @@ int client_new(struct server *srv, int fd) {
                          (unsigned long long)c->serial, (int)c->pid, (unsigned)c->uid,
                          why);
                 c->refused = true;
-                srv->nrefused++;
+                srv->clients.nrefused++;
                 client_send_error(c, 0, -denied, "connect", "%s", why);
-                if (srv->nrefused > CLIENT_REFUSED_MAX && !c->dead)
+                if (srv->clients.nrefused > CLIENT_REFUSED_MAX && !c->dead)
                         client_disconnect(c, NULL);
                 return 0;
         }
@@ -191,7 +187,7 @@ static void flush(struct client *c) {
 }
 
 static int enqueue(struct client *c, const cJSON *json, int fd) {
-        if (c->out_count >= c->srv->client_queue_max)
+        if (c->out_count >= c->srv->cfg->client_queue)
                 return -ENOBUFS;
         struct outmsg *m = calloc(1, sizeof(*m));
         if (!m)
@@ -262,70 +258,28 @@ void client_send_error(struct client *c, uint64_t tag, int err,
         client_send(c, mps__error_encode(&e), -1);
 }
 
-static void on_hello(struct client *c, const struct mps__msg *msg) {
-        struct mps__hello h;
-        char err[256];
-        if (mps__hello_decode(msg->json, &h, err, sizeof(err)) < 0) {
-                client_send_error(c, 0, EINVAL, "request", "bad hello: %s", err);
-                return;
-        }
-        if (h.protocol != MPS_PROTOCOL_VERSION) {
-                client_send_error(c, 0, EPROTONOSUPPORT, "request",
-                                  "this server speaks protocol %d, the client %d",
-                                  MPS_PROTOCOL_VERSION, h.protocol);
-                return;
-        }
-        struct mps__welcome w = {.protocol = MPS_PROTOCOL_VERSION,
-                                 .version = MPS_VERSION_STRING,
-                                 .pid = c->srv->pid,
-                                 .pidfd = c->srv->use_pidfd,
-                                 .features = MPS_FEATURES_ALL};
-        client_send(c, mps__welcome_encode(&w), -1);
-}
-
-static void on_signal_req(struct client *c, const struct mps__msg *msg) {
-        struct mps__signal s;
-        char err[256];
-        int r = mps__signal_decode(msg->json, &s, err, sizeof(err));
-        if (r < 0) {
-                client_send_error(c, msg->tag, -r, "request", "bad signal request: %s",
-                                  err);
-                return;
-        }
-        job_signal(c, &s);
-}
-
+/* Each request goes to its handler, which answers it (spawn.c for spawn,
+ * request.c for the rest). */
 static void handle(struct client *c, struct mps__msg *msg) {
         switch (msg->op) {
         case MPS_OP_HELLO:
-                on_hello(c, msg);
+                request_hello(c, msg);
                 break;
         case MPS_OP_SPAWN:
                 job_spawn(c, msg);
                 break;
         case MPS_OP_SIGNAL:
-                on_signal_req(c, msg);
+                request_signal(c, msg);
                 break;
         case MPS_OP_WAIT:
-        case MPS_OP_LIST:
-        case MPS_OP_STATS: {
-                struct mps__wait w;
-                char err[256];
-                int r = mps__wait_decode(msg->json, msg->op == MPS_OP_WAIT, &w, err,
-                                         sizeof(err));
-                if (r < 0) {
-                        client_send_error(c, msg->tag, -r, "request", "bad %s request: %s",
-                                          mps__op_name(msg->op), err);
-                        break;
-                }
-                if (msg->op == MPS_OP_WAIT)
-                        job_wait(c, &w);
-                else if (msg->op == MPS_OP_LIST)
-                        query_list(c, w.tag);
-                else
-                        query_stats(c, w.tag);
+                request_wait(c, msg);
                 break;
-        }
+        case MPS_OP_LIST:
+                request_list(c, msg);
+                break;
+        case MPS_OP_STATS:
+                request_stats(c, msg);
+                break;
         default:
                 client_send_error(c, msg->tag, EOPNOTSUPP, "request",
                                   "op \"%s\" is not a request", mps__op_name(msg->op));
@@ -397,7 +351,7 @@ static void client_disconnect(struct client *c, const char *why) {
                 return;
         c->dead = true;
         if (c->refused)
-                srv->nrefused--;
+                srv->clients.nrefused--;
         if (why)
                 log_warn("client %llu (pid %d) dropped: %s",
                          (unsigned long long)c->serial, (int)c->pid, why);
@@ -409,39 +363,33 @@ static void client_disconnect(struct client *c, const char *why) {
                          (unsigned long long)c->serial, (int)c->pid);
         loop_del(srv, c->fd);
         c->fd = mps__safe_close(c->fd);
-        while (c->jobs)
-                job_client_gone(c->jobs); /* unlinks it */
+        struct mps__list *n;
+        while ((n = mps__list_first(&c->jobs)))
+                job_client_gone(mps__list_entry(n, struct job, cnode)); /* unlinks it */
         mps__idmap_remove(&srv->clients_by_serial, c->serial);
         uint64_t ukey = (uint64_t)c->uid + 1;
-        uintptr_t conns = (uintptr_t)mps__idmap_remove(&srv->conns_by_uid, ukey);
+        uintptr_t conns = (uintptr_t)mps__idmap_remove(&srv->clients.by_uid, ukey);
         if (conns > 1)
-                mps__idmap_put(&srv->conns_by_uid, ukey, (void *)(conns - 1));
-        if (c->sprev)
-                c->sprev->snext = c->snext;
-        else
-                srv->clients = c->snext;
-        if (c->snext)
-                c->snext->sprev = c->sprev;
-        srv->nclients--;
+                mps__idmap_put(&srv->clients.by_uid, ukey, (void *)(conns - 1));
+        mps__list_remove(&c->node);
+        srv->clients.count--;
         c->gnext = srv->dead_clients;
         srv->dead_clients = c;
-        if (srv->embedded && srv->nclients == 0)
-                loop_begin_stop(srv);
 }
 
 void client_release_all(struct server *srv) {
-        while (srv->clients) {
-                struct client *c = srv->clients;
-                srv->clients = c->snext;
-                while (c->jobs) {
-                        struct job *j = c->jobs;
-                        c->jobs = j->cnext;
-                        j->client = NULL;
+        struct mps__list *n, *tmp, *jn, *jtmp;
+        mps__list_foreach_safe(n, tmp, &srv->clients.list) {
+                struct client *c = mps__list_entry(n, struct client, node);
+                mps__list_remove(n);
+                mps__list_foreach_safe(jn, jtmp, &c->jobs) {
+                        mps__list_remove(jn);
+                        mps__list_entry(jn, struct job, cnode)->client = NULL;
                 }
                 mps__safe_close(c->fd);
                 client_free(c);
         }
-        srv->nclients = 0;
+        srv->clients.count = 0;
         mps__idmap_free(&srv->clients_by_serial);
-        mps__idmap_free(&srv->conns_by_uid);
+        mps__idmap_free(&srv->clients.by_uid);
 }

@@ -1,0 +1,395 @@
+/*
+ * server.c: the server's life. Start-up in its order (signals, the child
+ * environment, preloads, the event sources, the socket, the policies,
+ * pre-forked children), the signals, the stop, and teardown; and what the
+ * loop does between event batches: deferred frees, the stop request, pre-fork
+ * refills, idle exit and the service status.
+ *
+ * A stop is only ever requested inside an event handler (a signal, idle
+ * exit, the last connection of an embedded server gone) and carried out
+ * after the batch, so that no handler runs while the server is half-way
+ * into stopping.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/pidfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "../launcher/fdutil.h"
+#include "config.h"
+#include "policy.h"
+#include "server.h"
+#include "steps.h"
+
+/* ---- signals -------------------------------------------------------------------------- */
+
+/* SIGCHLD reaps (without pidfds); SIGTERM and SIGINT ask for a stop, and a
+ * second one (even within one batch) for a stop that does not wait. */
+static void on_signal(struct watch *w, uint32_t events) {
+        struct server *srv = w->data;
+        (void)events;
+        struct signalfd_siginfo si;
+        ssize_t n;
+        while ((n = mps__read_retry(srv->life.signal_fd, &si, sizeof(si))) == sizeof(si)) {
+                if (si.ssi_signo == SIGCHLD) {
+                        job_reap_any(srv);
+                        continue;
+                }
+                log_info("received SIG%s, stopping", sigabbrev_np((int)si.ssi_signo));
+                if (srv->stopping || srv->life.stop_requested)
+                        srv->stop_now = true;
+                srv->life.stop_requested = true;
+        }
+}
+
+/*
+ * Whatever dispositions we were started with (a nohup'ed shell ignores
+ * SIGHUP), jobs must start from the defaults: set them all here once, so
+ * that a child has only SIGPIPE to reset. Then blocks what the signalfd
+ * takes: SIGTERM, SIGINT, and SIGCHLD when there are no pidfds.
+ */
+static void setup_signals(struct server *srv, sigset_t *ret_mask) {
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        sigemptyset(&dfl.sa_mask);
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        sigaction(sig, &dfl, NULL); /* EINVAL for libc's own */
+        signal(SIGPIPE, SIG_IGN);
+        sigemptyset(ret_mask);
+        sigaddset(ret_mask, SIGTERM);
+        sigaddset(ret_mask, SIGINT);
+
+        /* pidfds when the kernel (or valgrind) has them, else SIGCHLD. */
+        int probe = pidfd_open(getpid(), 0);
+        srv->use_pidfd = probe >= 0;
+        mps__safe_close(probe);
+        /* The test suite runs once more on the fallback path. */
+        const char *force = getenv("MPSPAWN_SERVER_NO_PIDFD");
+        if (force && strcmp(force, "1") == 0 && srv->use_pidfd) {
+                srv->use_pidfd = false;
+                errno = ENOSYS;
+        }
+        if (!srv->use_pidfd) {
+                log_warn("pidfd_open: %m; tracking children with SIGCHLD instead");
+                sigaddset(ret_mask, SIGCHLD);
+        }
+        sigprocmask(SIG_BLOCK, ret_mask, NULL);
+}
+
+/* What a child must set back to default: SIGPIPE (ignored above), and any
+ * disposition a preloaded library changed. */
+static void note_child_reset(struct server *srv) {
+        sigemptyset(&srv->child_reset);
+        for (int sig = 1; sig < NSIG; sig++) {
+                struct sigaction now;
+                if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &now) == 0 &&
+                    now.sa_handler != SIG_DFL)
+                        sigaddset(&srv->child_reset, sig);
+        }
+}
+
+/* ---- start-up ------------------------------------------------------------------------- */
+
+/* Leaves the parent that started us (libmpspawn), so that it never has a
+ * zombie to reap: the parent waits for this first process only. */
+static int detach_from_parent(void) {
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid > 0)
+                _exit(0);
+        if (setsid() < 0)
+                return -errno;
+        return 0;
+}
+
+/* The configuration's libraries, then the command line's. */
+static int load_preloads(struct server *srv, const struct server_options *o) {
+        const struct config *cfg = srv->cfg;
+        char err[1024];
+        for (size_t i = 0; i < cfg->n_preload + o->npreload; i++) {
+                const char *lib = i < cfg->n_preload ? cfg->preload[i]
+                                                     : o->preload[i - cfg->n_preload];
+                int r = preload_load(srv, lib, err, sizeof(err));
+                if (r < 0) {
+                        log_err("%s", err);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+/* Many pidfds may be open at once: take the hard limit, and give children
+ * back the limit we were started with. */
+static void raise_fd_limit(struct server *srv) {
+        getrlimit(RLIMIT_NOFILE, &srv->orig_nofile);
+        struct rlimit raised = srv->orig_nofile;
+        raised.rlim_cur = raised.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &raised);
+        /* On a table not shared this unshares nothing and closes nothing:
+         * it only asks whether the kernel knows the flag. */
+        srv->unshare_fds = close_range(~0u, ~0u, CLOSE_RANGE_UNSHARE) == 0;
+        /* Room for 1,024 descriptors of our own below the pidfds: the
+         * listener, the loop's, clients' sockets, fds in transit. */
+        getrlimit(RLIMIT_NOFILE, &raised);
+        srv->pidfd_floor = srv->unshare_fds && raised.rlim_cur >= 4096 ? 1024 : 0;
+}
+
+/* The epoll set, the signalfd, the timerfd and the spare descriptor, in
+ * that order, with the signal and timer watches registered. */
+static int open_event_sources(struct server *srv, const sigset_t *mask) {
+        int r = loop_open(srv);
+        srv->life.signal_fd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (srv->life.signal_fd < 0 && r == 0)
+                r = -errno;
+        int rt = timer_open(srv, job_on_deadline);
+        if (r == 0)
+                r = rt;
+        /* Without a spare, accept only cannot shed connections at EMFILE. */
+        (void)listen_init(srv);
+        srv->life.signal_watch = (struct watch){.fn = on_signal, .data = srv};
+        if (r == 0 &&
+            (r = loop_add(srv, srv->life.signal_fd, EPOLLIN, &srv->life.signal_watch)) == 0)
+                r = loop_add(srv, srv->timers.fd, EPOLLIN, &srv->timers.watch);
+        if (r < 0)
+                log_err("cannot set up the event loop: %s", strerror(-r));
+        return r;
+}
+
+/* --embedded FD: the one connection we serve. */
+static int start_embedded(struct server *srv, int fd) {
+        if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+            client_new(srv, fd) < 0) {
+                log_err("--embedded %d: not a usable connection", fd);
+                return -EBADF;
+        }
+        return 0;
+}
+
+/* default_seccomp_policy: compiled once at start; every job loads it
+ * before its own policy, if any. */
+static int load_admin_policy(const char *path, struct policy **ret, char *err,
+                             size_t errlen) {
+        char *text;
+        size_t n;
+        int r = mps__read_file(path, POLICY_TEXT_MAX, &text, &n);
+        if (r < 0) {
+                snprintf(err, errlen, "default_seccomp_policy: cannot read '%s': %s", path,
+                         r == -EFBIG ? "longer than 64 KiB" : strerror(-r));
+                return r;
+        }
+        const char *base = strrchr(path, '/');
+        r = policy_compile(text, n, base ? base + 1 : path, ret, err, errlen);
+        free(text);
+        if (r == 0)
+                log_info("default_seccomp_policy %s: %zu instructions, applied to every job",
+                         path, policy_instructions(*ret));
+        return r;
+}
+
+int server_check_policy(const struct config *cfg, char *err, size_t errlen) {
+        struct policy *p = NULL;
+        if (!cfg->default_seccomp_policy)
+                return 0;
+        int r = load_admin_policy(cfg->default_seccomp_policy, &p, err, errlen);
+        policy_free(p);
+        return r;
+}
+
+static int load_policies(struct server *srv) {
+        const char *path = srv->cfg->default_seccomp_policy;
+        char err[1024];
+        srv->policies = calloc(1, sizeof(*srv->policies));
+        if (!srv->policies) {
+                log_err("out of memory");
+                return -ENOMEM;
+        }
+        if (!path)
+                return 0;
+        int r = load_admin_policy(path, &srv->admin_policy, err, sizeof(err));
+        if (r < 0)
+                log_err("%s", err);
+        return r;
+}
+
+/* Everything up to the point where the loop may run: 0, or the exit
+ * status (1, or 2 when no socket was given). */
+static int start(struct server *srv, const struct server_options *o, char *where,
+                 size_t wherelen) {
+        const struct config *cfg = srv->cfg;
+        char err[1024];
+        sigset_t mask;
+        int r;
+
+        log_max_level = (enum log_level)cfg->log_level;
+        srv->grace_ms = cfg->grace_ms;
+        srv->max_children = cfg->max_children;
+        srv->max_jobs_per_client = config_max_jobs_per_client(cfg);
+        srv->life.start_ns = mps__now_ns();
+        setup_signals(srv, &mask);
+        if (o->embedded_fd >= 0) {
+                if ((r = detach_from_parent()) < 0) {
+                        log_err("cannot detach: %s", strerror(-r));
+                        return 1;
+                }
+                srv->life.embedded = true;
+                /* Our NOTIFY_SOCKET, if any, is the starting program's. */
+                unsetenv("NOTIFY_SOCKET");
+        }
+        srv->pid = getpid(); /* after the detach, which changes it */
+        if (load_preloads(srv, o) < 0)
+                return 1;
+        note_child_reset(srv);
+        raise_fd_limit(srv);
+        if (open_event_sources(srv, &mask) < 0)
+                return 1;
+        if (srv->life.embedded) {
+                if (start_embedded(srv, o->embedded_fd) < 0)
+                        return 1;
+                snprintf(where, wherelen, "an inherited connection");
+        } else if ((r = listen_start(srv, where, wherelen, err, sizeof(err))) < 0) {
+                if (r != -EDESTADDRREQ) {
+                        log_err("%s", err);
+                        return 1;
+                }
+                fprintf(stderr, "mpforkserver: %s\n", err);
+                return 2;
+        }
+        if (load_policies(srv) < 0)
+                return 1;
+        srv->prefork_target = srv->use_pidfd ? cfg->prefork : 0;
+        if (cfg->prefork && !srv->use_pidfd)
+                log_warn("prefork needs pidfds; pre-forking is off");
+        return 0;
+}
+
+/* ---- between batches ------------------------------------------------------------------ */
+
+static void stop_daemon_job(uint64_t id, void *value, void *data) {
+        (void)id;
+        (void)data;
+        job_stop_daemon(value);
+}
+
+/*
+ * Stopping: accept nothing more, end daemon jobs by the termination policy
+ * (SIGTERM now, SIGKILL after the grace period; at once on a second
+ * request), and exit once none is left. Other jobs run on.
+ */
+static void begin_stop(struct server *srv) {
+        listen_stop(srv);
+        srv->stopping = true;
+        prefork_release_all(srv);
+        mps__idmap_foreach(&srv->jobs, stop_daemon_job, NULL);
+        service_stopping(srv);
+}
+
+/* What the batch tore down, now that no event of it can point there. */
+static void free_dead(struct server *srv) {
+        while (srv->dead_jobs) {
+                struct job *j = srv->dead_jobs;
+                srv->dead_jobs = j->gnext;
+                job_free(j);
+        }
+        while (srv->dead_clients) {
+                struct client *c = srv->dead_clients;
+                srv->dead_clients = c->gnext;
+                client_free(c);
+        }
+        while (srv->dead_preforks) {
+                struct prefork *p = srv->dead_preforks;
+                srv->dead_preforks = p->next;
+                free(p);
+        }
+}
+
+/*
+ * Pre-forked children are refilled only when no event waits, one fork per
+ * turn, so a refill never delays a job's exec result or exit; the loop
+ * does not sleep while some are missing, except after a failed fork
+ * (backoff). Otherwise the only timeout is idle exit's (job deadlines have
+ * their timerfd).
+ */
+static int next_timeout_ms(void *data) {
+        struct server *srv = data;
+        int refill_ms = prefork_wait_ms(srv);
+        int timeout_ms = service_timeout_ms(srv);
+        if (refill_ms >= 0 && (timeout_ms < 0 || refill_ms < timeout_ms))
+                timeout_ms = refill_ms;
+        srv->life.refill_due = refill_ms == 0;
+        return timeout_ms;
+}
+
+static bool after_batch(void *data, int nevents) {
+        struct server *srv = data;
+        if (nevents == 0 && srv->life.refill_due) {
+                prefork_refill(srv, 1);
+                return true;
+        }
+        if (nevents == 0 && service_idle_expired(srv))
+                srv->life.stop_requested = true;
+        /* An embedded server serves its one connection only. */
+        if (srv->life.embedded && srv->clients.count == 0 && !srv->stopping)
+                srv->life.stop_requested = true;
+        if (srv->life.stop_requested) {
+                srv->life.stop_requested = false;
+                begin_stop(srv);
+        }
+        free_dead(srv);
+        service_after_batch(srv);
+        return !(srv->stopping && srv->ndaemon_alive == 0);
+}
+
+/* ---- teardown ------------------------------------------------------------------------- */
+
+static void teardown(struct server *srv) {
+        listen_close(srv);
+        log_debug("exiting: %llu jobs started, %llu failed to start",
+                  (unsigned long long)srv->jobs_started,
+                  (unsigned long long)srv->jobs_failed);
+        client_release_all(srv);
+        job_release_all(srv);
+        retain_release_all(srv);
+        prefork_release_all(srv);
+        preload_release_all(srv);
+        if (srv->policies)
+                policy_cache_free(srv->policies);
+        policy_free(srv->admin_policy);
+        free(srv->policies);
+        timer_close(srv);
+        loop_close(srv);
+        srv->life.signal_fd = mps__safe_close(srv->life.signal_fd);
+}
+
+int server_run(const struct config *cfg, const struct server_options *o) {
+        static const struct loop_hooks hooks = {next_timeout_ms, after_batch};
+        struct server srv = {
+                .cfg = cfg,
+                .loop.epfd = -1,
+                .listen = {.fd = -1, .spare_fd = -1},
+                .life.signal_fd = -1,
+                .timers.fd = -1,
+        };
+        char where[128];
+        mps__list_init(&srv.clients.list);
+
+        int status = start(&srv, o, where, sizeof(where));
+        if (status == 0) {
+                steps_init(); /* before any child: they must share its page */
+                prefork_refill(&srv, srv.prefork_target);
+                service_ready(&srv, where);
+                int r = loop_run(&srv, &hooks, &srv);
+                if (r < 0)
+                        log_err("epoll_wait: %s", strerror(-r));
+                status = r < 0 ? 1 : 0;
+        }
+        teardown(&srv);
+        return status;
+}
