@@ -80,7 +80,7 @@ COMMON_SRC := launcher/wire.c launcher/say.c launcher/fdutil.c launcher/idmap.c 
 LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c \
               launcher/jobs.c launcher/pool.c launcher/cmdline.c launcher/share.c
 SERVER_SRC := forkserver/main.c forkserver/loop.c forkserver/listen.c \
-              forkserver/client.c forkserver/job.c forkserver/child.c \
+              forkserver/client.c forkserver/spawn.c forkserver/job.c forkserver/child.c \
               forkserver/timer.c forkserver/log.c forkserver/retain.c \
               forkserver/query.c forkserver/preload.c forkserver/prefork.c \
               forkserver/policy.c forkserver/config.c forkserver/access.c \

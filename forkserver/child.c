@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../launcher/fdutil.h"
+#include "child.h"
 #include "policy.h"
 #include "server.h"
 #include "steps.h"
@@ -55,13 +56,16 @@ static _Noreturn void fail(int errpipe, int stage, int err) {
 /* The server set every disposition to default at start (main.c) and
  * noted the ones changed since (srv->child_reset): a child resets those,
  * before a handler could run in it, and before exec passes an ignored
- * signal on to the job. */
-static void reset_signals(const struct server *srv) {
+ * signal on to the job. Every signal is blocked until then (the server
+ * blocks them all across the fork, spawn_block_signals); then the mask is
+ * mask, which no handler of the server's can be reached through any more. */
+void child_reset_signals(const struct server *srv, const sigset_t *mask) {
         struct sigaction sa = {.sa_handler = SIG_DFL};
         sigemptyset(&sa.sa_mask);
         for (int sig = 1; sig < NSIG; sig++)
                 if (sigismember(&srv->child_reset, sig) == 1)
                         sigaction(sig, &sa, NULL);
+        sigprocmask(SIG_SETMASK, mask, NULL);
 }
 
 /* Closes every fd in [lo, hi] (inclusive) except keep. */
@@ -85,8 +89,8 @@ void close_range_except(unsigned lo, unsigned hi, int keep) {
  * number below hi that is not a target, and everything at or above hi but
  * the exec pipe, is closed.
  */
-static int arrange_fds(const struct mps__spawn *spec, const int *fds,
-                       size_t nfds, int *errpipe) {
+int child_arrange_fds(const struct mps__spawn *spec, const int *fds, size_t nfds,
+                      int *errpipe) {
         bool is_target[MPS_WIRE_TARGET_FD_MAX + 1] = {false};
         int moved[MPS_WIRE_FDS_MAX];
         int hi = 3;
@@ -308,29 +312,15 @@ static int drop_credentials(const struct creds *c) {
         return 0;
 }
 
-/*
- * Order: a private fd table (vforked children); signal dispositions;
- * parent-death signal; session or process group (every job leads its own
- * group, so that a whole tree can be signalled); fds, then the server's fd
- * limit back; then, as the client rather than as
- * the server, everything a client could otherwise abuse: credentials
- * first, then cwd (access checked as the user), umask, nice and rlimits
- * (which cannot exceed what the user may set); the signal mask; and last
- * no_new_privs and the seccomp filter, right before exec, so that the
- * filter has to allow as little as possible.
- */
-_Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec,
-                         const int *fds, size_t nfds, int errpipe,
-                         const struct child_plan *plan) {
-        int r;
-        sigset_t none;
-
-        steps_mark(STEP_CHILD_START);
+/* The process itself: a private fd table (vforked children), signal
+ * dispositions, the parent-death signal, its own session or group. */
+static void setup_process(const struct server *srv, const struct mps__spawn *spec,
+                          int errpipe, const struct child_plan *plan) {
         /* Before anything touches a descriptor: ours are the server's. */
         if (plan->unshare_fds_below > 0 &&
             close_range(plan->unshare_fds_below, ~0u, CLOSE_RANGE_UNSHARE) < 0)
                 fail(errpipe, CHILD_STAGE_FDS, errno);
-        reset_signals(srv);
+        child_reset_signals(srv, &plan->setup_mask);
 
         if (spec->pdeathsig > 0) {
                 if (prctl(PR_SET_PDEATHSIG, spec->pdeathsig) < 0)
@@ -341,13 +331,14 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
         }
         if (spec->new_session ? setsid() < 0 : setpgid(0, 0) < 0)
                 fail(errpipe, CHILD_STAGE_SESSION, errno);
+}
 
-        if ((r = arrange_fds(spec, fds, nfds, &errpipe)) < 0)
-                fail(errpipe, CHILD_STAGE_FDS, -r);
-        /* The limit the server was started with, once the fds are in place:
-         * the moves may need numbers above it. */
-        setrlimit(RLIMIT_NOFILE, &srv->orig_nofile);
-
+/* As the client: credentials first, then cwd (access checked as the
+ * user), umask, nice and rlimits (which cannot exceed what the user may
+ * set). */
+static void become_client(const struct mps__spawn *spec, int errpipe,
+                          const struct child_plan *plan) {
+        int r;
         if (plan->creds && (r = drop_credentials(plan->creds)) < 0)
                 fail(errpipe, CHILD_STAGE_CREDENTIALS, -r);
 
@@ -374,6 +365,36 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
                 if (setrlimit(l->resource, &rl) < 0)
                         fail(errpipe, CHILD_STAGE_RLIMIT, errno);
         }
+}
+
+/*
+ * Order: a private fd table (vforked children); signal dispositions, then
+ * the server's mask (every signal was blocked until then); parent-death
+ * signal; session or process group (every job leads its own
+ * group, so that a whole tree can be signalled); fds, then the server's fd
+ * limit back; then, as the client rather than as
+ * the server, everything a client could otherwise abuse: credentials
+ * first, then cwd (access checked as the user), umask, nice and rlimits
+ * (which cannot exceed what the user may set); the signal mask; and last
+ * no_new_privs and the seccomp filter, right before exec, so that the
+ * filter has to allow as little as possible.
+ */
+_Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec,
+                         const int *fds, size_t nfds, int errpipe,
+                         const struct child_plan *plan) {
+        int r;
+        sigset_t none;
+
+        steps_mark(STEP_CHILD_START);
+        setup_process(srv, spec, errpipe, plan);
+
+        if ((r = child_arrange_fds(spec, fds, nfds, &errpipe)) < 0)
+                fail(errpipe, CHILD_STAGE_FDS, -r);
+        /* The limit the server was started with, once the fds are in place:
+         * the moves may need numbers above it. */
+        setrlimit(RLIMIT_NOFILE, &srv->orig_nofile);
+
+        become_client(spec, errpipe, plan);
 
         /* A signal sent to the job from now on must reach it. */
         sigemptyset(&none);

@@ -301,7 +301,7 @@ static void handle(struct client *c, struct mps__msg *msg) {
                 on_hello(c, msg);
                 break;
         case MPS_OP_SPAWN:
-                job_spawn(c, msg);
+                spawn_request(c, msg);
                 break;
         case MPS_OP_SIGNAL:
                 on_signal_req(c, msg);
