@@ -99,7 +99,7 @@ FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz_%_replay)
 
 # Check suites in $(BUILD)/tests, and shell suites in tests/ (NAME.sh, which
 # print a Check-style summary line for tests/run.sh).
-TESTS      := check_util check_wire check_idmap check_cmdline check_policy check_config \
+TESTS      := check_util check_wire check_idmap check_cmdline check_policy check_child check_config \
               check_process check_pool check_call check_jobpolicy check_hardening \
               check_cli check_service $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh
@@ -197,6 +197,10 @@ $(BUILD)/tests/check_hardening: $(BUILD)/tests/check_hardening.o $(BUILD)/tests/
 # The policy module is the server's; its unit test links it directly.
 $(BUILD)/tests/check_policy: $(BUILD)/tests/check_policy.o $(BUILD)/obj/forkserver/policy.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_policy: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
+# So is the child's set-up, which applies policies.
+$(BUILD)/tests/check_child: $(BUILD)/tests/check_child.o $(BUILD)/obj/forkserver/child.o \
+  $(BUILD)/obj/forkserver/policy.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_child: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
 $(BUILD)/tests/check_service: $(BUILD)/tests/check_service.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_config: $(BUILD)/tests/check_config.o $(BUILD)/obj/forkserver/config.o \
   $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
