@@ -82,6 +82,30 @@ void close_range_except(unsigned lo, unsigned hi, int keep) {
         }
 }
 
+/* Closes every fd but errpipe and fds[]; -1 (errno set) where the kernel
+ * lacks close_range (before 5.9): a job must not run with the server's fds
+ * (call jobs never exec). */
+static int close_all_but(const int *fds, size_t nfds, int errpipe) {
+        int keep[MPS_WIRE_FDS_MAX + 1];
+        size_t nkeep = 0;
+        keep[nkeep++] = errpipe;
+        for (size_t i = 0; i < nfds; i++)
+                keep[nkeep++] = fds[i];
+        for (size_t i = 1; i < nkeep; i++) /* insertion sort: at most 65 */
+                for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+                        int t = keep[j];
+                        keep[j] = keep[j - 1];
+                        keep[j - 1] = t;
+                }
+        unsigned from = 0;
+        for (size_t i = 0; i < nkeep; i++) {
+                if ((unsigned)keep[i] > from)
+                        close_range(from, (unsigned)keep[i] - 1, 0);
+                from = (unsigned)keep[i] + 1;
+        }
+        return close_range(from, ~0u, 0);
+}
+
 /*
  * Installs the fd map. Everything we hold is first moved to numbers at or
  * above every target (hi), so that installing one target can never clobber a
@@ -103,26 +127,7 @@ int child_arrange_fds(const struct mps__spawn *spec, const int *fds, size_t nfds
         /* First drop every server fd we do not need (its sockets, epoll,
          * other clients): the moves below need free numbers under the fd
          * limit, and a busy server may hold most of them. */
-        int keep[MPS_WIRE_FDS_MAX + 1];
-        size_t nkeep = 0;
-        keep[nkeep++] = *errpipe;
-        for (size_t i = 0; i < nfds; i++)
-                keep[nkeep++] = fds[i];
-        for (size_t i = 1; i < nkeep; i++) /* insertion sort: at most 65 */
-                for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
-                        int t = keep[j];
-                        keep[j] = keep[j - 1];
-                        keep[j - 1] = t;
-                }
-        unsigned from = 0;
-        for (size_t i = 0; i < nkeep; i++) {
-                if ((unsigned)keep[i] > from)
-                        close_range(from, (unsigned)keep[i] - 1, 0);
-                from = (unsigned)keep[i] + 1;
-        }
-        /* It fails only where the kernel lacks it (before 5.9): a job must
-         * not run with the server's fds (call jobs never exec). */
-        if (close_range(from, ~0u, 0) < 0)
+        if (close_all_but(fds, nfds, *errpipe) < 0)
                 return -errno;
 
         int e = fcntl(*errpipe, F_DUPFD_CLOEXEC, hi);
