@@ -17,8 +17,6 @@
  * "exited". Every forked child is reaped exactly once, here.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

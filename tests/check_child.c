@@ -279,13 +279,26 @@ static void on_usr2(int sig) {
         handled = 1;
 }
 
+/* The signals libc keeps for itself (sigaction refuses them, as main.c
+ * notes): whatever the test was started with stays with them, in the
+ * server's jobs as here. */
+static unsigned long long libc_own(void) {
+        unsigned long long own = 0;
+        for (int sig = 1; sig < NSIG && sig <= 64; sig++) {
+                struct sigaction now;
+                if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &now) < 0)
+                        own |= 1ull << (sig - 1);
+        }
+        return own;
+}
+
 /* "SigBlk:\t0000..." of /proc/self/status, or ~0 when it is not there. */
 static unsigned long long status_mask(const char *text, const char *key) {
         const char *p = strstr(text, key);
         unsigned long long v = ~0ull;
         if (p)
                 sscanf(p + strlen(key), " %llx", &v);
-        return v;
+        return v & ~libc_own();
 }
 
 /* 0 when nothing is blocked, caught or ignored in this process; prints
@@ -372,8 +385,7 @@ START_TEST(test_exec_job_starts_with_no_signal_blocked_or_ignored) {
         char out[512];
         int status = run_child(&spec, NULL, out, sizeof(out));
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x", status);
-        ck_assert_msg(strstr(out, "SigBlk:\t0000000000000000\n") &&
-                              strstr(out, "SigIgn:\t0000000000000000\n"),
+        ck_assert_msg(status_mask(out, "SigBlk:") == 0 && status_mask(out, "SigIgn:") == 0,
                       "the job has: %s", out);
 }
 END_TEST
