@@ -81,7 +81,7 @@ COMMON_SRC := launcher/wire.c launcher/transport.c launcher/say.c launcher/fduti
 LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c \
               launcher/job_requests.c launcher/pool.c launcher/cmdline.c launcher/share.c
 SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver/listen.c \
-              forkserver/connection.c forkserver/job.c forkserver/child.c \
+              forkserver/connection.c forkserver/spawn.c forkserver/job.c forkserver/child.c \
               forkserver/timer.c forkserver/log.c forkserver/retain.c \
               forkserver/request.c forkserver/preload.c forkserver/prefork.c \
               forkserver/policy.c forkserver/config.c forkserver/access.c \
@@ -101,7 +101,8 @@ FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz_%_replay)
 
 # Check suites in $(BUILD)/tests, and shell suites in tests/ (NAME.sh, which
 # print a Check-style summary line for tests/run.sh).
-TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_policy check_config check_timer \
+TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_policy check_child \
+              check_config check_timer \
               check_process check_pool check_call check_jobpolicy check_hardening \
               check_cli check_cli_parse check_service $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh
@@ -203,6 +204,10 @@ $(BUILD)/tests/check_hardening: $(BUILD)/tests/check_hardening.o $(BUILD)/tests/
 # The policy module is the server's; its unit test links it directly.
 $(BUILD)/tests/check_policy: $(BUILD)/tests/check_policy.o $(BUILD)/obj/forkserver/policy.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_policy: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
+# So is the child's set-up, which applies policies.
+$(BUILD)/tests/check_child: $(BUILD)/tests/check_child.o $(BUILD)/obj/forkserver/child.o \
+  $(BUILD)/obj/forkserver/policy.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_child: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
 $(BUILD)/tests/check_service: $(BUILD)/tests/check_service.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_config: $(BUILD)/tests/check_config.o $(BUILD)/obj/forkserver/config.o \
   $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../launcher/fdutil.h"
+#include "child.h"
 #include "policy.h"
 #include "server.h"
 #include "steps.h"
@@ -52,16 +53,19 @@ static _Noreturn void fail(int errpipe, int stage, int err) {
         _exit(127);
 }
 
-/* The server set every disposition to default at start (main.c) and
+/* The server set every disposition to default at start (server.c) and
  * noted the ones changed since (srv->child_reset): a child resets those,
  * before a handler could run in it, and before exec passes an ignored
- * signal on to the job. */
-static void reset_signals(const struct server *srv) {
+ * signal on to the job. Every signal is blocked until then (the server
+ * blocks them all across the fork, spawn_block_signals); then the mask is
+ * mask, which no handler of the server's can be reached through any more. */
+void child_reset_signals(const struct server *srv, const sigset_t *mask) {
         struct sigaction sa = {.sa_handler = SIG_DFL};
         sigemptyset(&sa.sa_mask);
         for (int sig = 1; sig < NSIG; sig++)
                 if (sigismember(&srv->child_reset, sig) == 1)
                         sigaction(sig, &sa, NULL);
+        sigprocmask(SIG_SETMASK, mask, NULL);
 }
 
 /* Closes every fd in [lo, hi] (inclusive) except keep. */
@@ -78,30 +82,13 @@ void close_range_except(unsigned lo, unsigned hi, int keep) {
         }
 }
 
-/*
- * Installs the fd map. Everything we hold is first moved to numbers at or
- * above every target (hi), so that installing one target can never clobber a
- * source of another; dup2 clears O_CLOEXEC on the targets only. Then every
- * number below hi that is not a target, and everything at or above hi but
- * the exec pipe, is closed.
- */
-static int arrange_fds(const struct mps__spawn *spec, const int *fds,
-                       size_t nfds, int *errpipe) {
-        bool is_target[MPS_WIRE_TARGET_FD_MAX + 1] = {false};
-        int moved[MPS_WIRE_FDS_MAX];
-        int hi = 3;
-        int devnull;
-
-        for (size_t i = 0; i < spec->nfdmap; i++)
-                if (spec->fdmap[i].target + 1 > hi)
-                        hi = spec->fdmap[i].target + 1;
-
-        /* First drop every server fd we do not need (its sockets, epoll,
-         * other clients): the moves below need free numbers under the fd
-         * limit, and a busy server may hold most of them. */
+/* Closes every fd but errpipe and fds[]; -1 (errno set) where the kernel
+ * lacks close_range (before 5.9): a job must not run with the server's fds
+ * (call jobs never exec). */
+static int close_all_but(const int *fds, size_t nfds, int errpipe) {
         int keep[MPS_WIRE_FDS_MAX + 1];
         size_t nkeep = 0;
-        keep[nkeep++] = *errpipe;
+        keep[nkeep++] = errpipe;
         for (size_t i = 0; i < nfds; i++)
                 keep[nkeep++] = fds[i];
         for (size_t i = 1; i < nkeep; i++) /* insertion sort: at most 65 */
@@ -116,9 +103,31 @@ static int arrange_fds(const struct mps__spawn *spec, const int *fds,
                         close_range(from, (unsigned)keep[i] - 1, 0);
                 from = (unsigned)keep[i] + 1;
         }
-        /* It fails only where the kernel lacks it (before 5.9): a job must
-         * not run with the server's fds (call jobs never exec). */
-        if (close_range(from, ~0u, 0) < 0)
+        return close_range(from, ~0u, 0);
+}
+
+/*
+ * Installs the fd map. Everything we hold is first moved to numbers at or
+ * above every target (hi), so that installing one target can never clobber a
+ * source of another; dup2 clears O_CLOEXEC on the targets only. Then every
+ * number below hi that is not a target, and everything at or above hi but
+ * the exec pipe, is closed.
+ */
+int child_arrange_fds(const struct mps__spawn *spec, const int *fds, size_t nfds,
+                      int *errpipe) {
+        bool is_target[MPS_WIRE_TARGET_FD_MAX + 1] = {false};
+        int moved[MPS_WIRE_FDS_MAX];
+        int hi = 3;
+        int devnull;
+
+        for (size_t i = 0; i < spec->nfdmap; i++)
+                if (spec->fdmap[i].target + 1 > hi)
+                        hi = spec->fdmap[i].target + 1;
+
+        /* First drop every server fd we do not need (its sockets, epoll,
+         * other clients): the moves below need free numbers under the fd
+         * limit, and a busy server may hold most of them. */
+        if (close_all_but(fds, nfds, *errpipe) < 0)
                 return -errno;
 
         int e = fcntl(*errpipe, F_DUPFD_CLOEXEC, hi);
@@ -308,29 +317,15 @@ static int drop_credentials(const struct creds *c) {
         return 0;
 }
 
-/*
- * Order: a private fd table (vforked children); signal dispositions;
- * parent-death signal; session or process group (every job leads its own
- * group, so that a whole tree can be signalled); fds, then the server's fd
- * limit back; then, as the client rather than as
- * the server, everything a client could otherwise abuse: credentials
- * first, then cwd (access checked as the user), umask, nice and rlimits
- * (which cannot exceed what the user may set); the signal mask; and last
- * no_new_privs and the seccomp filter, right before exec, so that the
- * filter has to allow as little as possible.
- */
-_Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec,
-                         const int *fds, size_t nfds, int errpipe,
-                         const struct child_plan *plan) {
-        int r;
-        sigset_t none;
-
-        steps_mark(STEP_CHILD_START);
+/* The process itself: a private fd table (vforked children), signal
+ * dispositions, the parent-death signal, its own session or group. */
+static void setup_process(const struct server *srv, const struct mps__spawn *spec,
+                          int errpipe, const struct child_plan *plan) {
         /* Before anything touches a descriptor: ours are the server's. */
         if (plan->unshare_fds_below > 0 &&
             close_range(plan->unshare_fds_below, ~0u, CLOSE_RANGE_UNSHARE) < 0)
                 fail(errpipe, CHILD_STAGE_FDS, errno);
-        reset_signals(srv);
+        child_reset_signals(srv, &plan->setup_mask);
 
         if (spec->pdeathsig > 0) {
                 if (prctl(PR_SET_PDEATHSIG, spec->pdeathsig) < 0)
@@ -341,13 +336,14 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
         }
         if (spec->new_session ? setsid() < 0 : setpgid(0, 0) < 0)
                 fail(errpipe, CHILD_STAGE_SESSION, errno);
+}
 
-        if ((r = arrange_fds(spec, fds, nfds, &errpipe)) < 0)
-                fail(errpipe, CHILD_STAGE_FDS, -r);
-        /* The limit the server was started with, once the fds are in place:
-         * the moves may need numbers above it. */
-        setrlimit(RLIMIT_NOFILE, &srv->orig_nofile);
-
+/* As the client: credentials first, then cwd (access checked as the
+ * user), umask, nice and rlimits (which cannot exceed what the user may
+ * set). */
+static void become_client(const struct mps__spawn *spec, int errpipe,
+                          const struct child_plan *plan) {
+        int r;
         if (plan->creds && (r = drop_credentials(plan->creds)) < 0)
                 fail(errpipe, CHILD_STAGE_CREDENTIALS, -r);
 
@@ -374,6 +370,36 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
                 if (setrlimit(l->resource, &rl) < 0)
                         fail(errpipe, CHILD_STAGE_RLIMIT, errno);
         }
+}
+
+/*
+ * Order: a private fd table (vforked children); signal dispositions, then
+ * the server's mask (every signal was blocked until then); parent-death
+ * signal; session or process group (every job leads its own
+ * group, so that a whole tree can be signalled); fds, then the server's fd
+ * limit back; then, as the client rather than as
+ * the server, everything a client could otherwise abuse: credentials
+ * first, then cwd (access checked as the user), umask, nice and rlimits
+ * (which cannot exceed what the user may set); the signal mask; and last
+ * no_new_privs and the seccomp filter, right before exec, so that the
+ * filter has to allow as little as possible.
+ */
+_Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec,
+                         const int *fds, size_t nfds, int errpipe,
+                         const struct child_plan *plan) {
+        int r;
+        sigset_t none;
+
+        steps_mark(STEP_CHILD_START);
+        setup_process(srv, spec, errpipe, plan);
+
+        if ((r = child_arrange_fds(spec, fds, nfds, &errpipe)) < 0)
+                fail(errpipe, CHILD_STAGE_FDS, -r);
+        /* The limit the server was started with, once the fds are in place:
+         * the moves may need numbers above it. */
+        setrlimit(RLIMIT_NOFILE, &srv->orig_nofile);
+
+        become_client(spec, errpipe, plan);
 
         /* A signal sent to the job from now on must reach it. */
         sigemptyset(&none);

@@ -266,7 +266,7 @@ static void handle(struct client *c, struct mps__msg *msg) {
                 request_hello(c, msg);
                 break;
         case MPS_OP_SPAWN:
-                job_spawn(c, msg);
+                spawn_request(c, msg);
                 break;
         case MPS_OP_SIGNAL:
                 request_signal(c, msg);

@@ -1,7 +1,7 @@
 /*
  * job.c: the life of a job in the server.
  *
- *   spawn request -> fork -> JOB_STARTING
+ *   spawn request -> fork -> JOB_STARTING      (spawn.c, up to here)
  *   exec pipe EOF           -> JOB_RUNNING, reply "spawned"
  *   exec pipe carries errno -> JOB_FAILED,  reply "error" (never an exit)
  *   pidfd readable          -> reap with wait4, reply "exited" (RUNNING only)
@@ -17,8 +17,6 @@
  * "exited". Every forked child is reaped exactly once, here.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +34,7 @@
 
 /* A job is on its client's list exactly while j->client is set, so a job
  * that never had one (or lost it) is never unlinked. */
-static void link_client(struct job *j, struct client *c) {
+void job_link_client(struct job *j, struct client *c) {
         c->njobs++;
         j->client = c;
         mps__list_push_front(&c->jobs, &j->cnode);
@@ -81,53 +79,6 @@ int job_kill(struct job *j, int sig) {
 
 static char *strdup_or_null(const char *s) {
         return s ? strdup(s) : NULL;
-}
-
-/*
- * Exec jobs are started the way posix_spawn starts programs: a child that
- * shares our memory (CLONE_VM) while we wait (CLONE_VFORK) until it has
- * exec'ed or failed. No page tables are copied, the pidfd comes with the
- * clone (CLONE_PIDFD), and the exec pipe can be read at once instead of
- * through the event loop. child_run allocates nothing and changes no
- * memory of ours but its own stack and errno, which is what makes this
- * safe; the server is single-threaded, so one stack serves every child.
- * Where the kernel allows, it shares our fd table too (CLONE_FILES) and
- * its first act is to keep a private copy of only the fds below the
- * highest it needs, which our pidfds are not (see server.h): a clone no
- * longer copies one fd per tracked job, nor does the child close them.
- * Call jobs are forked: their point is a copy-on-write copy of the server.
- */
-#if defined(__SANITIZE_ADDRESS__)
-/* AddressSanitizer cannot follow a child onto a stack of our own (false
- * stack-overflow reports, google/sanitizers#189): its builds fork. */
-#define USE_VFORK 0
-#else
-#define USE_VFORK 1
-#endif
-#define VFORK_STACK_SIZE (256 * 1024)
-static _Alignas(64) char vfork_stack[VFORK_STACK_SIZE];
-
-struct vfork_args {
-        const struct server *srv;
-        const struct mps__spawn *sp;
-        const int *fds;
-        size_t nfds;
-        int errpipe;
-        const struct child_plan *plan;
-};
-
-static int vfork_child(void *arg) {
-        const struct vfork_args *a = arg;
-        child_run(a->srv, a->sp, a->fds, a->nfds, a->errpipe, a->plan);
-}
-
-/* The highest descriptor a vforked child needs of ours. */
-static unsigned highest_fd(const int *fds, size_t nfds, int errpipe) {
-        unsigned hi = (unsigned)errpipe > 2 ? (unsigned)errpipe : 2;
-        for (size_t i = 0; i < nfds; i++)
-                if (fds[i] >= 0 && (unsigned)fds[i] > hi)
-                        hi = (unsigned)fds[i];
-        return hi;
 }
 
 /* A pidfd of ours, moved to srv->pidfd_floor or above (see server.h),
@@ -181,229 +132,32 @@ static void on_execpipe_watch(struct watch *w, uint32_t events) {
         job_on_execpipe(w->data);
 }
 
-void job_spawn(struct client *c, struct mps__msg *msg) {
-        struct server *srv = c->srv;
-        struct mps__spawn sp;
-        char err[256];
-        int pipefd[2] = {-1, -1};
-        struct job *j = NULL;
-        struct child_call call = {0}, *callp = NULL;
-        char *args_text = NULL;
-        int r;
-
-        steps_mark(STEP_RECEIVED);
-        r = mps__spawn_decode(msg->json, msg->nfds, &sp, err, sizeof(err));
-        if (r < 0) {
-                log_warn("client %llu (pid %d): bad spawn request: %s",
-                         (unsigned long long)c->serial, (int)c->pid, err);
-                client_send_error(c, msg->tag, -r, "request", "bad spawn request: %s",
-                                  err);
-                return;
-        }
-        if (srv->stopping) {
-                client_send_error(c, sp.tag, ESHUTDOWN, "request",
-                                  "the server is shutting down");
-                goto out;
-        }
-        if (srv->jobs.count >= srv->max_children) {
-                client_send_error(c, sp.tag, EAGAIN, "request",
-                                  "the server runs its maximum of %u jobs; try again later",
-                                  srv->max_children);
-                goto out;
-        }
-        if (c->njobs >= srv->max_jobs_per_client) {
-                client_send_error(c, sp.tag, EAGAIN, "request",
-                                  "too many jobs in flight: this connection has %u, the "
-                                  "server allows %u (max_jobs_per_client); wait for one "
-                                  "to end",
-                                  c->njobs, srv->max_jobs_per_client);
-                goto out;
-        }
-
-        if (sp.call_entry) {
-                const struct mps_entry *e = preload_find(srv, sp.call_entry);
-                if (!e) {
-                        client_send_error(c, sp.tag, ENOENT, "call",
-                                          "no entry point '%s' is preloaded in this server",
-                                          sp.call_entry);
-                        goto out;
-                }
-                args_text = sp.call_args ? cJSON_PrintUnformatted(sp.call_args) : NULL;
-                if (sp.call_args && !args_text) {
-                        client_send_error(c, sp.tag, ENOMEM, "request", "out of memory");
-                        goto out;
-                }
-                call = (struct child_call){e->fn, e->name, args_text ? args_text : "null"};
-                callp = &call;
-        }
-        const struct policy *policy = NULL;
-        if (sp.seccomp_text) {
-                bool hit;
-                const char *name = sp.seccomp_name ? sp.seccomp_name : "policy";
-                r = policy_cache_get(srv->policies, sp.seccomp_text, strlen(sp.seccomp_text),
-                                     name, &policy, &hit, err, sizeof(err));
-                if (r < 0) {
-                        log_info("client %llu: policy refused: %s",
-                                 (unsigned long long)c->serial, err);
-                        client_send_error(c, sp.tag, -r, "policy", "%s", err);
-                        goto out;
-                }
-        }
-        struct child_plan plan = {
-                .call = callp,
-                .admin = srv->admin_policy,
-                .policy = policy,
-                .creds = c->creds,
-                .server_pid = srv->pid,
-        };
-
-        j = calloc(1, sizeof(*j));
-        if (!j || !(j->path = strdup(sp.path ? sp.path : sp.call_entry)) ||
-            !(j->command = command_line(&sp)) ||
-            (sp.name && !(j->name = strdup(sp.name))) ||
-            (sp.cwd && !(j->cwd = strdup_or_null(sp.cwd)))) {
-                client_send_error(c, sp.tag, ENOMEM, "request", "out of memory");
-                goto out;
+struct job *job_new(struct server *srv, const struct mps__spawn *sp, uid_t uid,
+                    uint64_t request_ns) {
+        struct job *j = calloc(1, sizeof(*j));
+        if (!j || !(j->path = strdup(sp->path ? sp->path : sp->call_entry)) ||
+            !(j->command = command_line(sp)) ||
+            (sp->name && !(j->name = strdup(sp->name))) ||
+            (sp->cwd && !(j->cwd = strdup_or_null(sp->cwd)))) {
+                if (j)
+                        job_free(j);
+                return NULL;
         }
         j->srv = srv;
-        j->tag = sp.tag;
-        j->uid = c->uid;
-        j->want_pidfd = sp.want_pidfd;
-        j->detached = sp.detached;
-        j->kill_tree = sp.kill_tree;
-        j->daemon = sp.daemon && !sp.detached;
-        j->kill_after = sp.kill_after;
-        j->timeout_ns = sp.timeout > 0 ? (uint64_t)(sp.timeout * 1e9) : 0;
-        j->request_ns = msg->received_ns;
+        j->tag = sp->tag;
+        j->uid = uid;
+        j->want_pidfd = sp->want_pidfd;
+        j->detached = sp->detached;
+        j->kill_tree = sp->kill_tree;
+        j->daemon = sp->daemon && !sp->detached;
+        j->kill_after = sp->kill_after;
+        j->timeout_ns = sp->timeout > 0 ? (uint64_t)(sp->timeout * 1e9) : 0;
+        j->request_ns = request_ns;
         j->pidfd = j->execpipe = -1;
         j->heap_index = SIZE_MAX;
         j->pidfd_watch = (struct watch){.fn = on_pidfd_watch, .data = j};
         j->execpipe_watch = (struct watch){.fn = on_execpipe_watch, .data = j};
-
-        if (pipe2(pipefd, O_CLOEXEC) < 0) {
-                srv->jobs_failed++;
-                client_send_error(c, sp.tag, errno, "fork",
-                                  "cannot create the exec pipe: %m");
-                goto out;
-        }
-        j->start_ns = mps__now_ns();
-        pid_t pid = -1;
-        int fork_errno = 0;
-        /* A call job takes a pre-forked child, when one waits, and skips
-         * the fork. Exec jobs do not: the vfork below is cheaper than a
-         * child decoding the request itself (make bench: 1.0 ms against
-         * 1.4 ms). Nor do jobs that need the client's credentials or a
-         * compiled filter, which a child forked earlier does not have. */
-        bool take = callp && srv->use_pidfd && !policy && !c->creds &&
-                    msg->nfds < MPS_WIRE_FDS_MAX; /* room for the exec pipe */
-        struct prefork *pf = take ? prefork_take(srv) : NULL;
-        if (pf && prefork_hand_over(pf, msg, pipefd[1]) < 0) {
-                prefork_discard(pf);
-                pf = NULL;
-        }
-        bool exec_done = false; /* the child has exec'ed or failed already */
-        if (pf) {
-                pid = pf->pid;
-                j->pidfd = pf->pidfd;
-                pf->pidfd = -1;
-                prefork_retire(pf);
-        } else if (USE_VFORK && !callp && srv->use_pidfd) {
-                struct vfork_args a = {srv, &sp, msg->fds, msg->nfds, pipefd[1], &plan};
-                int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD;
-                int pidfd = -1;
-                if (srv->unshare_fds) {
-                        flags |= CLONE_FILES;
-                        plan.unshare_fds_below = highest_fd(msg->fds, msg->nfds, pipefd[1]) + 1;
-                }
-                pid = clone(vfork_child, vfork_stack + VFORK_STACK_SIZE, flags, &a, &pidfd);
-                fork_errno = errno;
-                plan.unshare_fds_below = 0;
-                if (pid > 0) {
-                        j->pidfd = job_pidfd_high(srv, pidfd);
-                        exec_done = true;
-                }
-        }
-        /* The clone needs a descriptor more at once (its pidfd, while the
-         * pipe is open); at the fd limit, fork, which opens it later. */
-        if (!pf && pid < 0 && (!USE_VFORK || callp || !srv->use_pidfd ||
-                               fork_errno == EMFILE || fork_errno == ENFILE)) {
-                pid = fork();
-                if (pid == 0)
-                        child_run(srv, &sp, msg->fds, msg->nfds, pipefd[1], &plan);
-                fork_errno = errno;
-        }
-        steps_mark(STEP_FORKED);
-        pipefd[1] = mps__safe_close(pipefd[1]);
-        if (pid < 0) {
-                srv->jobs_failed++;
-                log_warn("fork for client %llu failed: %s",
-                         (unsigned long long)c->serial, strerror(fork_errno));
-                client_send_error(c, sp.tag, fork_errno, "fork", "cannot fork: %s",
-                                  strerror(fork_errno));
-                goto out;
-        }
-        j->pid = pid;
-        /* The child is ours and unreaped, so its pid cannot be reused before
-         * pidfd_open: the pidfd refers to exactly this child. */
-        if (srv->use_pidfd && j->pidfd < 0)
-                j->pidfd = job_pidfd_high(srv, pidfd_open(pid, 0));
-        if (srv->use_pidfd && j->pidfd < 0) {
-                int e = errno;
-                kill(pid, SIGKILL);
-                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-                        ;
-                srv->jobs_failed++;
-                client_send_error(c, sp.tag, e, "fork", "cannot track the child: %s",
-                                  strerror(e));
-                goto out;
-        }
-        j->execpipe = pipefd[0];
-        pipefd[0] = -1;
-        j->id = ++srv->next_job_id;
-        if ((r = mps__idmap_put(&srv->jobs, j->id, j)) < 0 ||
-            /* A pre-forked child's pidfd is watched already: re-point it. */
-            (r = j->pidfd < 0 ? mps__idmap_put(&srv->jobs_by_pid, (uint64_t)pid, j)
-                 : pf         ? loop_mod(srv, j->pidfd, EPOLLIN, &j->pidfd_watch)
-                              : loop_add(srv, j->pidfd, EPOLLIN, &j->pidfd_watch)) < 0 ||
-            (!exec_done &&
-             (r = loop_add(srv, j->execpipe, EPOLLIN, &j->execpipe_watch)) < 0)) {
-                /* Cannot track it: do not let it run untracked. */
-                job_kill(j, SIGKILL);
-                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-                        ;
-                mps__idmap_remove(&srv->jobs, j->id);
-                mps__idmap_remove(&srv->jobs_by_pid, (uint64_t)pid);
-                loop_del(srv, j->pidfd);
-                loop_del(srv, j->execpipe);
-                mps__safe_close(j->pidfd);
-                mps__safe_close(j->execpipe);
-                srv->jobs_failed++;
-                client_send_error(c, sp.tag, -r, "fork", "cannot track the child: %s",
-                                  strerror(-r));
-                goto out;
-        }
-        j->state = JOB_STARTING;
-        j->execpipe_watched = !exec_done;
-        if (j->timeout_ns > 0) {
-                j->timer = TIMER_TIMEOUT;
-                if (timer_arm(srv, j, j->start_ns + j->timeout_ns) < 0)
-                        log_err("job %llu: cannot arm its timeout",
-                                (unsigned long long)j->id);
-        }
-        link_client(j, c);
-        if (j->daemon)
-                srv->ndaemon_alive++;
-        /* A vforked child is past exec (or failed) already: answer now. */
-        if (exec_done)
-                resolve_exec(j);
-        j = NULL; /* owned by the server now */
-out:
-        mps__safe_close(pipefd[0]);
-        mps__safe_close(pipefd[1]);
-        if (j)
-                job_free(j);
-        cJSON_free(args_text);
-        mps__spawn_done(&sp);
+        return j;
 }
 
 /* Reads the exec pipe once the child has exec'ed, failed or died. */
@@ -578,9 +332,7 @@ void job_on_exit(struct job *j) {
          * left behind in it (sh -c 'a | b &') before reaping frees the id. */
         if (j->kill_tree)
                 kill(-j->pid, SIGKILL);
-        do
-                r = wait4(j->pid, &status, WNOHANG, &ru);
-        while (r < 0 && errno == EINTR);
+        r = mps__wait_retry(j->pid, &status, WNOHANG, &ru);
         if (r == 0)
                 return; /* not yet: spurious wake-up */
         if (r < 0) {
@@ -611,9 +363,7 @@ void job_reap_any(struct server *srv) {
                 struct rusage ru;
                 int status;
                 pid_t r;
-                do
-                        r = wait4(pid, &status, WNOHANG, &ru);
-                while (r < 0 && errno == EINTR);
+                r = mps__wait_retry(pid, &status, WNOHANG, &ru);
                 if (r <= 0)
                         return; /* cannot happen for the child waitid named */
                 if (j)

@@ -22,10 +22,14 @@
 #include <unistd.h>
 
 #include "../launcher/fdutil.h"
+#include "child.h"
 #include "server.h"
 
-/* The pre-forked child: wait for the request, then become the job. */
-static _Noreturn void prefork_child(struct server *srv, int sock) {
+/* The pre-forked child: wait for the request, then become the job. The
+ * server's dispositions go first (every signal was blocked across the
+ * fork until then), so that none of its handlers runs here while idle. */
+static _Noreturn void prefork_child(struct server *srv, int sock, const sigset_t *mask) {
+        child_reset_signals(srv, mask);
         close_range_except(3, ~0u, sock);
         for (;;) {
                 struct mps__msg msg;
@@ -41,19 +45,14 @@ static _Noreturn void prefork_child(struct server *srv, int sock) {
                 struct mps__spawn sp;
                 if (mps__spawn_decode(msg.json, msg.nfds - 1, &sp, err, sizeof(err)) < 0)
                         _exit(127); /* the server checked it already */
-                struct child_call call, *callp = NULL;
-                struct child_plan plan = {.server_pid = getppid(),
-                                          .admin = srv->admin_policy};
-                if (sp.call_entry) {
-                        const struct mps_entry *e = preload_find(srv, sp.call_entry);
-                        if (!e)
-                                _exit(127);
-                        char *args = sp.call_args ? cJSON_PrintUnformatted(sp.call_args) : NULL;
-                        call = (struct child_call){e->fn, e->name, args ? args : "null"};
-                        callp = &call;
-                }
-                plan.call = callp;
-                child_run(srv, &sp, msg.fds + 1, msg.nfds - 1, errpipe, &plan);
+                /* The server hands over neither a filter nor credentials
+                 * (spawn.c): the plan is the server's, minus those. */
+                struct spawn_plan plan;
+                const char *stage;
+                if (spawn_plan_build(srv, &sp, NULL, getppid(), &plan, &stage, err,
+                                     sizeof(err)) < 0)
+                        _exit(127);
+                child_run(srv, &sp, msg.fds + 1, msg.nfds - 1, errpipe, &plan.plan);
         }
 }
 
@@ -71,10 +70,13 @@ static int spawn_one(struct server *srv) {
                 free(p);
                 return -errno;
         }
+        sigset_t old;
+        spawn_block_signals(&old);
         pid_t pid = fork();
         if (pid == 0)
-                prefork_child(srv, sv[1]);
+                prefork_child(srv, sv[1], &old);
         int e = errno;
+        spawn_restore_signals(&old);
         mps__safe_close(sv[1]);
         if (pid < 0) {
                 mps__safe_close(sv[0]);
@@ -89,8 +91,7 @@ static int spawn_one(struct server *srv) {
         p->watch = (struct watch){.fn = on_watch, .data = p};
         if (p->pidfd < 0 || loop_add(srv, p->pidfd, EPOLLIN, &p->watch) < 0) {
                 kill(pid, SIGKILL);
-                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-                        ;
+                mps__wait_retry(pid, NULL, 0, NULL);
                 mps__safe_close(p->pidfd);
                 mps__safe_close(p->sock);
                 free(p);
@@ -164,8 +165,7 @@ int prefork_hand_over(struct prefork *p, const struct mps__msg *msg, int errpipe
 void prefork_discard(struct prefork *p) {
         loop_del(p->srv, p->pidfd);
         pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
-        while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
-                ;
+        mps__wait_retry(p->pid, NULL, 0, NULL);
         p->pidfd = mps__safe_close(p->pidfd);
         prefork_retire(p);
 }
@@ -185,8 +185,7 @@ void prefork_on_exit(struct prefork *p) {
         p->taken = true;
         log_warn("pre-forked child %d died while idle", (int)p->pid);
         loop_del(srv, p->pidfd);
-        while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
-                ;
+        mps__wait_retry(p->pid, NULL, 0, NULL);
         p->pidfd = mps__safe_close(p->pidfd);
         prefork_retire(p);
 }

@@ -11,7 +11,9 @@
  *                 (bounded queue), teardown
  *   request.c     the requests other than spawn: hello, signal, wait,
  *                 list, stats
- *   job.c         jobs: spawn, exec result, exit, termination policy
+ *   spawn.c       a spawn request: admit, plan, launch, track
+ *   job.c         jobs after launch: exec result, exit, termination
+ *                 policy, waiters
  *   retain.c      exit records kept for jobs whose client had gone
  *   child.c       what a forked child does before it becomes the job
  *   timer.c       deadlines on one timerfd, kept in a min-heap
@@ -421,6 +423,11 @@ int job_pidfd_high(const struct server *srv, int pidfd);
 void job_on_deadline(struct job *j);
 void job_client_gone(struct job *j);
 void job_stop_daemon(struct job *j);
+/* A job record for request sp of user uid, not yet tracked; NULL: ENOMEM. */
+struct job *job_new(struct server *srv, const struct mps__spawn *sp, uid_t uid,
+                    uint64_t request_ns);
+/* Puts j on c's list of jobs that report to it. */
+void job_link_client(struct job *j, struct client *c);
 void job_free(struct job *j);
 void job_release_all(struct server *srv);
 
@@ -451,7 +458,39 @@ struct child_plan {
         /* > 0: the fd table is shared with the server (CLONE_FILES); the
          * child's first act is to keep a copy of the fds below this only. */
         unsigned unshare_fds_below;
+        /* The child's mask once it has reset the server's dispositions,
+         * until it unblocks everything for the job: the server's own, as it
+         * was before every signal was blocked across the fork. */
+        sigset_t setup_mask;
 };
+
+/* ---- spawn.c: the spawn request, from decoding to a tracked child -------------- */
+
+void spawn_request(struct client *c, struct mps__msg *msg);
+
+/* A child_plan and what it points at. */
+struct spawn_plan {
+        struct child_plan plan;
+        struct child_call call; /* plan.call points here for a call job */
+        char *args_text;        /* the call's arguments as JSON text, or NULL */
+};
+
+/* The plan for request sp, as both the server and a pre-forked child make
+ * it: a call job's entry point and arguments, the administrator's and the
+ * request's seccomp policies (from the cache), creds (NULL: keep ours).
+ * 0, or -errno with *failed_stage set ("call": no such entry point;
+ * "request": out of memory; "policy": err says why). Either way p is
+ * released with spawn_plan_done, and must not move: p->plan points into it. */
+int spawn_plan_build(struct server *srv, const struct mps__spawn *sp,
+                     const struct creds *creds, pid_t server_pid,
+                     struct spawn_plan *p, const char **failed_stage, char *err,
+                     size_t errlen);
+void spawn_plan_done(struct spawn_plan *p);
+
+/* Every signal blocked (the old mask saved), and the old mask back: around
+ * each fork or clone of a child, as posix_spawn does. */
+void spawn_block_signals(sigset_t *ret_old);
+void spawn_restore_signals(const sigset_t *old);
 
 /* ---- child.c, prefork.c, preload.c ---------------------------------------------- */
 
