@@ -54,7 +54,7 @@ static _Noreturn void fail(int errpipe, int stage, int err) {
 }
 
 /* The server set every disposition to default at start (server.c) and
- * noted the ones changed since (srv->child_reset): a child resets those,
+ * noted the ones changed since (srv->launch.child_reset): a child resets those,
  * before a handler could run in it, and before exec passes an ignored
  * signal on to the job. Every signal is blocked until then (the server
  * blocks them all across the fork, spawn_block_signals); then the mask is
@@ -63,7 +63,7 @@ void child_reset_signals(const struct server *srv, const sigset_t *mask) {
         struct sigaction sa = {.sa_handler = SIG_DFL};
         sigemptyset(&sa.sa_mask);
         for (int sig = 1; sig < NSIG; sig++)
-                if (sigismember(&srv->child_reset, sig) == 1)
+                if (sigismember(&srv->launch.child_reset, sig) == 1)
                         sigaction(sig, &sa, NULL);
         sigprocmask(SIG_SETMASK, mask, NULL);
 }
@@ -280,9 +280,9 @@ static _Noreturn void run_call(const struct server *srv, const struct mps__spawn
                 if (spec->fdmap[i].source >= 0)
                         fds[n++] = spec->fdmap[i].target;
         environ = (char **)spec->envp;
-        for (size_t i = 0; i < srv->npreloads; i++)
-                if (srv->preloads[i].module->after_fork)
-                        srv->preloads[i].module->after_fork();
+        for (size_t i = 0; i < srv->preload.count; i++)
+                if (srv->preload.libs[i].module->after_fork)
+                        srv->preload.libs[i].module->after_fork();
         int r;
         if ((plan->admin && (r = policy_apply(plan->admin)) < 0) ||
             (plan->policy && (r = policy_apply(plan->policy)) < 0))
@@ -397,7 +397,7 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
                 fail(errpipe, CHILD_STAGE_FDS, -r);
         /* The limit the server was started with, once the fds are in place:
          * the moves may need numbers above it. */
-        setrlimit(RLIMIT_NOFILE, &srv->orig_nofile);
+        setrlimit(RLIMIT_NOFILE, &srv->launch.orig_nofile);
 
         become_client(spec, errpipe, plan);
 

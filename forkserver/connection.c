@@ -105,14 +105,14 @@ int client_new(struct server *srv, int fd) {
                 client_free(c); /* with its creds */
                 return r;
         }
-        if (mps__idmap_put(&srv->clients_by_serial, c->serial, c) < 0) {
+        if (mps__idmap_put(&srv->clients.by_serial, c->serial, c) < 0) {
                 loop_del(srv, fd);
                 client_free(c); /* with its creds */
                 return -ENOMEM;
         }
         mps__idmap_remove(&srv->clients.by_uid, ukey);
         if (mps__idmap_put(&srv->clients.by_uid, ukey, (void *)(conns + 1)) < 0) {
-                mps__idmap_remove(&srv->clients_by_serial, c->serial);
+                mps__idmap_remove(&srv->clients.by_serial, c->serial);
                 loop_del(srv, fd);
                 client_free(c); /* with its creds */
                 return -ENOMEM;
@@ -366,15 +366,15 @@ static void client_disconnect(struct client *c, const char *why) {
         struct mps__list *n;
         while ((n = mps__list_first(&c->jobs)))
                 job_client_gone(mps__list_entry(n, struct job, cnode)); /* unlinks it */
-        mps__idmap_remove(&srv->clients_by_serial, c->serial);
+        mps__idmap_remove(&srv->clients.by_serial, c->serial);
         uint64_t ukey = (uint64_t)c->uid + 1;
         uintptr_t conns = (uintptr_t)mps__idmap_remove(&srv->clients.by_uid, ukey);
         if (conns > 1)
                 mps__idmap_put(&srv->clients.by_uid, ukey, (void *)(conns - 1));
         mps__list_remove(&c->node);
         srv->clients.count--;
-        c->gnext = srv->dead_clients;
-        srv->dead_clients = c;
+        c->gnext = srv->clients.dead;
+        srv->clients.dead = c;
 }
 
 void client_release_all(struct server *srv) {
@@ -390,6 +390,6 @@ void client_release_all(struct server *srv) {
                 client_free(c);
         }
         srv->clients.count = 0;
-        mps__idmap_free(&srv->clients_by_serial);
+        mps__idmap_free(&srv->clients.by_serial);
         mps__idmap_free(&srv->clients.by_uid);
 }

@@ -81,10 +81,10 @@ static char *strdup_or_null(const char *s) {
         return s ? strdup(s) : NULL;
 }
 
-/* A pidfd of ours, moved to srv->pidfd_floor or above (see server.h),
+/* A pidfd of ours, moved to srv->launch.pidfd_floor or above (see server.h),
  * where no clone copies it; where it was when that cannot be done. */
 int job_pidfd_high(const struct server *srv, int pidfd) {
-        int high = mps__fd_move_at_least(pidfd, srv->pidfd_floor);
+        int high = mps__fd_move_at_least(pidfd, srv->launch.pidfd_floor);
         return high >= 0 ? high : pidfd;
 }
 
@@ -172,7 +172,7 @@ static void resolve_exec(struct job *j) {
 
         if (n == (ssize_t)sizeof(f)) {
                 j->state = JOB_FAILED;
-                srv->jobs_failed++;
+                srv->stats.jobs_failed++;
                 const char *what = j->path;
                 if (f.stage == CHILD_STAGE_CHDIR && j->cwd)
                         what = j->cwd;
@@ -199,8 +199,8 @@ static void resolve_exec(struct job *j) {
         /* EOF (n == 0): exec succeeded (the CLOEXEC write end closed), or the
          * child died before it could say anything; its exit will tell. */
         j->state = JOB_RUNNING;
-        srv->jobs_started++;
-        srv->latency[srv->latency_count++ % LATENCY_SAMPLES] =
+        srv->stats.jobs_started++;
+        srv->stats.latency[srv->stats.latency_count++ % LATENCY_SAMPLES] =
                 (double)(mps__now_ns() - j->request_ns) / 1e9;
         log_info("job %llu: pid %d started '%s' for uid %u", (unsigned long long)j->id,
                  (int)j->pid, j->path, (unsigned)j->uid);
@@ -256,22 +256,22 @@ static void job_finish(struct job *j, int status, const struct rusage *rup) {
         struct client *c = j->client;
         unlink_client(j);
         timer_disarm(srv, j);
-        mps__idmap_remove(&srv->jobs, j->id);
+        mps__idmap_remove(&srv->jobs.by_id, j->id);
         if (j->pidfd >= 0)
                 loop_del(srv, j->pidfd);
         else
-                mps__idmap_remove(&srv->jobs_by_pid, (uint64_t)j->pid);
+                mps__idmap_remove(&srv->jobs.by_pid, (uint64_t)j->pid);
         j->pidfd = mps__safe_close(j->pidfd);
         if (j->daemon)
-                srv->ndaemon_alive--;
+                srv->jobs.ndaemon_alive--;
         j->dead = true;
-        j->gnext = srv->dead_jobs;
-        srv->dead_jobs = j;
+        j->gnext = srv->jobs.dead;
+        srv->jobs.dead = j;
 
         if (j->state != JOB_RUNNING) {
                 /* It never started: whoever waits for it hears so. */
                 for (size_t i = 0; i < j->nwaiters; i++) {
-                        struct client *w = mps__idmap_get(&srv->clients_by_serial,
+                        struct client *w = mps__idmap_get(&srv->clients.by_serial,
                                                           j->waiters[i].client_serial);
                         if (w && !w->dead)
                                 client_send_error(w, j->waiters[i].tag, ESRCH, "request",
@@ -281,13 +281,13 @@ static void job_finish(struct job *j, int status, const struct rusage *rup) {
                 return;
         }
         if (e.exitcode == 0)
-                srv->exits_zero++;
+                srv->stats.exits_zero++;
         else if (e.exitcode > 0)
-                srv->exits_nonzero++;
+                srv->stats.exits_nonzero++;
         else
-                srv->exits_signaled++;
+                srv->stats.exits_signaled++;
         if (e.timed_out)
-                srv->exits_timed_out++;
+                srv->stats.exits_timed_out++;
         if (e.exitcode >= 0)
                 log_info("job %llu: pid %d exited with status %d%s", (unsigned long long)j->id,
                          (int)j->pid, e.exitcode, e.timed_out ? " (timed out)" : "");
@@ -302,7 +302,7 @@ static void job_finish(struct job *j, int status, const struct rusage *rup) {
          * own tag. With nobody to tell, it is kept for a later wait. */
         bool told = false;
         for (size_t i = 0; i < j->nwaiters; i++) {
-                struct client *w = mps__idmap_get(&srv->clients_by_serial,
+                struct client *w = mps__idmap_get(&srv->clients.by_serial,
                                                   j->waiters[i].client_serial);
                 if (!w || w->dead)
                         continue;
@@ -357,7 +357,7 @@ void job_reap_any(struct server *srv) {
                 if (si.si_pid == 0)
                         return; /* none left to reap now */
                 pid_t pid = si.si_pid;
-                struct job *j = mps__idmap_get(&srv->jobs_by_pid, (uint64_t)pid);
+                struct job *j = mps__idmap_get(&srv->jobs.by_pid, (uint64_t)pid);
                 if (j && j->kill_tree)
                         kill(-pid, SIGKILL);
                 struct rusage ru;
@@ -377,7 +377,7 @@ void job_stop_daemon(struct job *j) {
         struct server *srv = j->srv;
         if (!j->daemon || j->dead)
                 return;
-        if (srv->stop_now) {
+        if (srv->life.stop_now) {
                 job_kill(j, SIGKILL);
                 return;
         }
@@ -385,10 +385,10 @@ void job_stop_daemon(struct job *j) {
                 return; /* SIGTERM sent already; SIGKILL is on its way */
         j->timer = TIMER_KILL;
         log_info("job %llu: pid %d: ending daemon job (SIGTERM, SIGKILL in %u.%03u s)",
-                 (unsigned long long)j->id, (int)j->pid, srv->grace_ms / 1000,
-                 srv->grace_ms % 1000);
+                 (unsigned long long)j->id, (int)j->pid, srv->life.grace_ms / 1000,
+                 srv->life.grace_ms % 1000);
         job_kill(j, SIGTERM);
-        if (timer_arm(srv, j, mps__now_ns() + (uint64_t)srv->grace_ms * 1000000u) < 0)
+        if (timer_arm(srv, j, mps__now_ns() + (uint64_t)srv->life.grace_ms * 1000000u) < 0)
                 job_kill(j, SIGKILL);
 }
 
@@ -435,7 +435,7 @@ static void release_job(uint64_t id, void *value, void *data) {
 /* At exit: jobs still running are left to run (they are reparented); only
  * our records of them go. */
 void job_release_all(struct server *srv) {
-        mps__idmap_foreach(&srv->jobs, release_job, NULL);
-        mps__idmap_free(&srv->jobs);
-        mps__idmap_free(&srv->jobs_by_pid);
+        mps__idmap_foreach(&srv->jobs.by_id, release_job, NULL);
+        mps__idmap_free(&srv->jobs.by_id);
+        mps__idmap_free(&srv->jobs.by_pid);
 }

@@ -97,49 +97,49 @@ static int spawn_one(struct server *srv) {
                 free(p);
                 return -EMFILE;
         }
-        p->next = srv->prefork_idle;
-        srv->prefork_idle = p;
-        srv->prefork_count++;
+        p->next = srv->prefork.idle;
+        srv->prefork.idle = p;
+        srv->prefork.count++;
         return 0;
 }
 
 void prefork_refill(struct server *srv, unsigned budget) {
-        while (budget-- > 0 && srv->prefork_count < srv->prefork_target &&
-               !srv->stopping) {
+        while (budget-- > 0 && srv->prefork.count < srv->prefork.target &&
+               !srv->life.stopping) {
                 int r = spawn_one(srv);
                 if (r < 0) {
                         /* Out of fds or processes: try again later, less and
                          * less often, not on every loop turn. */
-                        srv->prefork_backoff_ms = srv->prefork_backoff_ms
-                                ? (srv->prefork_backoff_ms >= 30000 ? 60000
-                                                                    : srv->prefork_backoff_ms * 2)
+                        srv->prefork.backoff_ms = srv->prefork.backoff_ms
+                                ? (srv->prefork.backoff_ms >= 30000 ? 60000
+                                                                    : srv->prefork.backoff_ms * 2)
                                 : 100;
-                        srv->prefork_retry_ns = mps__now_ns() +
-                                (uint64_t)srv->prefork_backoff_ms * 1000000u;
+                        srv->prefork.retry_ns = mps__now_ns() +
+                                (uint64_t)srv->prefork.backoff_ms * 1000000u;
                         log_warn("cannot pre-fork a child: %s; trying again in %u ms",
-                                 strerror(-r), srv->prefork_backoff_ms);
+                                 strerror(-r), srv->prefork.backoff_ms);
                         return;
                 }
-                srv->prefork_backoff_ms = 0;
-                srv->prefork_retry_ns = 0;
+                srv->prefork.backoff_ms = 0;
+                srv->prefork.retry_ns = 0;
         }
 }
 
 int prefork_wait_ms(const struct server *srv) {
-        if (srv->prefork_count >= srv->prefork_target || srv->stopping)
+        if (srv->prefork.count >= srv->prefork.target || srv->life.stopping)
                 return -1;
         uint64_t now = mps__now_ns();
-        if (now >= srv->prefork_retry_ns)
+        if (now >= srv->prefork.retry_ns)
                 return 0;
-        return (int)((srv->prefork_retry_ns - now + 999999u) / 1000000u);
+        return (int)((srv->prefork.retry_ns - now + 999999u) / 1000000u);
 }
 
 struct prefork *prefork_take(struct server *srv) {
-        struct prefork *p = srv->prefork_idle;
+        struct prefork *p = srv->prefork.idle;
         if (!p)
                 return NULL;
-        srv->prefork_idle = p->next;
-        srv->prefork_count--;
+        srv->prefork.idle = p->next;
+        srv->prefork.count--;
         p->next = NULL;
         p->taken = true;
         return p;
@@ -148,8 +148,8 @@ struct prefork *prefork_take(struct server *srv) {
 void prefork_retire(struct prefork *p) {
         struct server *srv = p->srv;
         p->sock = mps__safe_close(p->sock);
-        p->next = srv->dead_preforks;
-        srv->dead_preforks = p;
+        p->next = srv->prefork.dead;
+        srv->prefork.dead = p;
 }
 
 int prefork_hand_over(struct prefork *p, const struct mps__msg *msg, int errpipe) {
@@ -175,13 +175,13 @@ void prefork_on_exit(struct prefork *p) {
         struct server *srv = p->srv;
         if (p->taken)
                 return;
-        struct prefork **pp = &srv->prefork_idle;
+        struct prefork **pp = &srv->prefork.idle;
         while (*pp && *pp != p)
                 pp = &(*pp)->next;
         if (!*pp)
                 return;
         *pp = p->next;
-        srv->prefork_count--;
+        srv->prefork.count--;
         p->taken = true;
         log_warn("pre-forked child %d died while idle", (int)p->pid);
         loop_del(srv, p->pidfd);
@@ -194,8 +194,8 @@ void prefork_release_all(struct server *srv) {
         struct prefork *p;
         while ((p = prefork_take(srv)))
                 prefork_discard(p);
-        while ((p = srv->dead_preforks)) {
-                srv->dead_preforks = p->next;
+        while ((p = srv->prefork.dead)) {
+                srv->prefork.dead = p->next;
                 free(p);
         }
 }

@@ -27,8 +27,8 @@ static long rss_kib(void) {
 }
 
 const struct mps_entry *preload_find(const struct server *srv, const char *name) {
-        for (size_t i = 0; i < srv->npreloads; i++)
-                for (const struct mps_entry *e = srv->preloads[i].module->entries; e;
+        for (size_t i = 0; i < srv->preload.count; i++)
+                for (const struct mps_entry *e = srv->preload.libs[i].module->entries; e;
                      e = e->next)
                         if (strcmp(e->name, name) == 0)
                                 return e;
@@ -36,13 +36,13 @@ const struct mps_entry *preload_find(const struct server *srv, const char *name)
 }
 
 int preload_load(struct server *srv, const char *path, char *err, size_t errlen) {
-        struct preload *n = realloc(srv->preloads, (srv->npreloads + 1) * sizeof(*n));
+        struct preload *n = realloc(srv->preload.libs, (srv->preload.count + 1) * sizeof(*n));
         if (!n) {
                 snprintf(err, errlen, "out of memory");
                 return -ENOMEM;
         }
-        srv->preloads = n;
-        struct preload *p = &srv->preloads[srv->npreloads];
+        srv->preload.libs = n;
+        struct preload *p = &srv->preload.libs[srv->preload.count];
         memset(p, 0, sizeof(*p));
 
         long before = rss_kib();
@@ -105,7 +105,7 @@ int preload_load(struct server *srv, const char *path, char *err, size_t errlen)
         }
         long after = rss_kib();
         p->rss_kib = after > before ? after - before : 0;
-        srv->npreloads++;
+        srv->preload.count++;
         size_t count = 0;
         for (const struct mps_entry *e = p->module->entries; e; e = e->next)
                 count++;
@@ -117,9 +117,9 @@ int preload_load(struct server *srv, const char *path, char *err, size_t errlen)
 void preload_release_all(struct server *srv) {
         /* The libraries stay mapped until exit: children of theirs may still
          * be in the middle of a job, and unloading gains nothing. */
-        for (size_t i = 0; i < srv->npreloads; i++)
-                free(srv->preloads[i].path);
-        free(srv->preloads);
-        srv->preloads = NULL;
-        srv->npreloads = 0;
+        for (size_t i = 0; i < srv->preload.count; i++)
+                free(srv->preload.libs[i].path);
+        free(srv->preload.libs);
+        srv->preload.libs = NULL;
+        srv->preload.count = 0;
 }

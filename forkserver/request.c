@@ -34,8 +34,8 @@ void request_hello(struct client *c, const struct mps__msg *msg) {
         }
         struct mps__welcome w = {.protocol = MPS_PROTOCOL_VERSION,
                                  .version = MPS_VERSION_STRING,
-                                 .pid = c->srv->pid,
-                                 .pidfd = c->srv->use_pidfd,
+                                 .pid = c->srv->life.pid,
+                                 .pidfd = c->srv->launch.use_pidfd,
                                  .features = MPS_FEATURES_ALL};
         client_send(c, mps__welcome_encode(&w), -1);
 }
@@ -44,7 +44,7 @@ void request_hello(struct client *c, const struct mps__msg *msg) {
  * looks the same as no job at all, so that clients learn nothing about
  * other users' jobs. */
 static struct job *visible_job(struct client *c, uint64_t id) {
-        struct job *j = mps__idmap_get(&c->srv->jobs, id);
+        struct job *j = mps__idmap_get(&c->srv->jobs.by_id, id);
         if (!j || j->dead || j->uid != c->uid || j->state == JOB_FAILED)
                 return NULL;
         return j;
@@ -178,7 +178,7 @@ void request_list(struct client *c, const struct mps__msg *msg) {
                 return;
         }
         retain_expire(srv);
-        mps__idmap_foreach(&srv->jobs, list_job, &ctx);
+        mps__idmap_foreach(&srv->jobs.by_id, list_job, &ctx);
         for (struct exit_record *r = srv->retained.head; r; r = r->next) {
                 if (r->uid != c->uid)
                         continue;
@@ -213,26 +213,26 @@ void request_stats(struct client *c, const struct mps__msg *msg) {
         struct mps__server_stats st = {
                 .uptime = (double)(mps__now_ns() - srv->life.start_ns) / 1e9,
                 .clients = srv->clients.count,
-                .jobs_started = srv->jobs_started,
-                .jobs_running = srv->jobs.count,
-                .jobs_failed = srv->jobs_failed,
-                .exits_zero = srv->exits_zero,
-                .exits_nonzero = srv->exits_nonzero,
-                .signaled = srv->exits_signaled,
-                .timed_out = srv->exits_timed_out,
-                .preloaded = srv->npreloads,
-                .prefork_idle = srv->prefork_count,
-                .policy_compiles = srv->policies ? srv->policies->misses : 0,
-                .policy_cache_hits = srv->policies ? srv->policies->hits : 0,
+                .jobs_started = srv->stats.jobs_started,
+                .jobs_running = srv->jobs.by_id.count,
+                .jobs_failed = srv->stats.jobs_failed,
+                .exits_zero = srv->stats.exits_zero,
+                .exits_nonzero = srv->stats.exits_nonzero,
+                .signaled = srv->stats.exits_signaled,
+                .timed_out = srv->stats.exits_timed_out,
+                .preloaded = srv->preload.count,
+                .prefork_idle = srv->prefork.count,
+                .policy_compiles = srv->policy.cache ? srv->policy.cache->misses : 0,
+                .policy_cache_hits = srv->policy.cache ? srv->policy.cache->hits : 0,
         };
-        for (size_t i = 0; i < srv->npreloads; i++)
-                st.preloaded_rss_kib += (uint64_t)srv->preloads[i].rss_kib;
-        size_t n = srv->latency_count < LATENCY_SAMPLES ? srv->latency_count
+        for (size_t i = 0; i < srv->preload.count; i++)
+                st.preloaded_rss_kib += (uint64_t)srv->preload.libs[i].rss_kib;
+        size_t n = srv->stats.latency_count < LATENCY_SAMPLES ? srv->stats.latency_count
                                                           : LATENCY_SAMPLES;
         st.latency_samples = n;
         if (n > 0) {
                 double sorted[LATENCY_SAMPLES];
-                memcpy(sorted, srv->latency, n * sizeof(double));
+                memcpy(sorted, srv->stats.latency, n * sizeof(double));
                 qsort(sorted, n, sizeof(double), cmp_double);
                 st.latency_p50 = sorted[(n - 1) * 50 / 100];
                 st.latency_p90 = sorted[(n - 1) * 90 / 100];

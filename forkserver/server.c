@@ -42,8 +42,8 @@ static void on_signal(struct watch *w, uint32_t events) {
                         continue;
                 }
                 log_info("received SIG%s, stopping", sigabbrev_np((int)si.ssi_signo));
-                if (srv->stopping || srv->life.stop_requested)
-                        srv->stop_now = true;
+                if (srv->life.stopping || srv->life.stop_requested)
+                        srv->life.stop_now = true;
                 srv->life.stop_requested = true;
         }
 }
@@ -67,15 +67,15 @@ static void setup_signals(struct server *srv, sigset_t *ret_mask) {
 
         /* pidfds when the kernel (or valgrind) has them, else SIGCHLD. */
         int probe = pidfd_open(getpid(), 0);
-        srv->use_pidfd = probe >= 0;
+        srv->launch.use_pidfd = probe >= 0;
         mps__safe_close(probe);
         /* The test suite runs once more on the fallback path. */
         const char *force = getenv("MPSPAWN_SERVER_NO_PIDFD");
-        if (force && strcmp(force, "1") == 0 && srv->use_pidfd) {
-                srv->use_pidfd = false;
+        if (force && strcmp(force, "1") == 0 && srv->launch.use_pidfd) {
+                srv->launch.use_pidfd = false;
                 errno = ENOSYS;
         }
-        if (!srv->use_pidfd) {
+        if (!srv->launch.use_pidfd) {
                 log_warn("pidfd_open: %m; tracking children with SIGCHLD instead");
                 sigaddset(ret_mask, SIGCHLD);
         }
@@ -85,12 +85,12 @@ static void setup_signals(struct server *srv, sigset_t *ret_mask) {
 /* What a child must set back to default: SIGPIPE (ignored above), and any
  * disposition a preloaded library changed. */
 static void note_child_reset(struct server *srv) {
-        sigemptyset(&srv->child_reset);
+        sigemptyset(&srv->launch.child_reset);
         for (int sig = 1; sig < NSIG; sig++) {
                 struct sigaction now;
                 if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &now) == 0 &&
                     now.sa_handler != SIG_DFL)
-                        sigaddset(&srv->child_reset, sig);
+                        sigaddset(&srv->launch.child_reset, sig);
         }
 }
 
@@ -128,17 +128,17 @@ static int load_preloads(struct server *srv, const struct server_options *o) {
 /* Many pidfds may be open at once: take the hard limit, and give children
  * back the limit we were started with. */
 static void raise_fd_limit(struct server *srv) {
-        getrlimit(RLIMIT_NOFILE, &srv->orig_nofile);
-        struct rlimit raised = srv->orig_nofile;
+        getrlimit(RLIMIT_NOFILE, &srv->launch.orig_nofile);
+        struct rlimit raised = srv->launch.orig_nofile;
         raised.rlim_cur = raised.rlim_max;
         setrlimit(RLIMIT_NOFILE, &raised);
         /* On a table not shared this unshares nothing and closes nothing:
          * it only asks whether the kernel knows the flag. */
-        srv->unshare_fds = close_range(~0u, ~0u, CLOSE_RANGE_UNSHARE) == 0;
+        srv->launch.unshare_fds = close_range(~0u, ~0u, CLOSE_RANGE_UNSHARE) == 0;
         /* Room for 1,024 descriptors of our own below the pidfds: the
          * listener, the loop's, clients' sockets, fds in transit. */
         getrlimit(RLIMIT_NOFILE, &raised);
-        srv->pidfd_floor = srv->unshare_fds && raised.rlim_cur >= 4096 ? 1024 : 0;
+        srv->launch.pidfd_floor = srv->launch.unshare_fds && raised.rlim_cur >= 4096 ? 1024 : 0;
 }
 
 /* The epoll set, the signalfd, the timerfd and the spare descriptor, in
@@ -206,14 +206,14 @@ int server_check_policy(const struct config *cfg, char *err, size_t errlen) {
 static int load_policies(struct server *srv) {
         const char *path = srv->cfg->default_seccomp_policy;
         char err[1024];
-        srv->policies = calloc(1, sizeof(*srv->policies));
-        if (!srv->policies) {
+        srv->policy.cache = calloc(1, sizeof(*srv->policy.cache));
+        if (!srv->policy.cache) {
                 log_err("out of memory");
                 return -ENOMEM;
         }
         if (!path)
                 return 0;
-        int r = load_admin_policy(path, &srv->admin_policy, err, sizeof(err));
+        int r = load_admin_policy(path, &srv->policy.admin, err, sizeof(err));
         if (r < 0)
                 log_err("%s", err);
         return r;
@@ -229,9 +229,9 @@ static int start(struct server *srv, const struct server_options *o, char *where
         int r;
 
         log_max_level = (enum log_level)cfg->log_level;
-        srv->grace_ms = cfg->grace_ms;
-        srv->max_children = cfg->max_children;
-        srv->max_jobs_per_client = config_max_jobs_per_client(cfg);
+        srv->life.grace_ms = cfg->grace_ms;
+        srv->quota.max_children = cfg->max_children;
+        srv->quota.max_jobs_per_client = config_max_jobs_per_client(cfg);
         srv->life.start_ns = mps__now_ns();
         setup_signals(srv, &mask);
         if (o->embedded_fd >= 0) {
@@ -243,7 +243,7 @@ static int start(struct server *srv, const struct server_options *o, char *where
                 /* Our NOTIFY_SOCKET, if any, is the starting program's. */
                 unsetenv("NOTIFY_SOCKET");
         }
-        srv->pid = getpid(); /* after the detach, which changes it */
+        srv->life.pid = getpid(); /* after the detach, which changes it */
         if (load_preloads(srv, o) < 0)
                 return 1;
         note_child_reset(srv);
@@ -264,8 +264,8 @@ static int start(struct server *srv, const struct server_options *o, char *where
         }
         if (load_policies(srv) < 0)
                 return 1;
-        srv->prefork_target = srv->use_pidfd ? cfg->prefork : 0;
-        if (cfg->prefork && !srv->use_pidfd)
+        srv->prefork.target = srv->launch.use_pidfd ? cfg->prefork : 0;
+        if (cfg->prefork && !srv->launch.use_pidfd)
                 log_warn("prefork needs pidfds; pre-forking is off");
         return 0;
 }
@@ -285,27 +285,27 @@ static void stop_daemon_job(uint64_t id, void *value, void *data) {
  */
 static void begin_stop(struct server *srv) {
         listen_stop(srv);
-        srv->stopping = true;
+        srv->life.stopping = true;
         prefork_release_all(srv);
-        mps__idmap_foreach(&srv->jobs, stop_daemon_job, NULL);
+        mps__idmap_foreach(&srv->jobs.by_id, stop_daemon_job, NULL);
         service_stopping(srv);
 }
 
 /* What the batch tore down, now that no event of it can point there. */
 static void free_dead(struct server *srv) {
-        while (srv->dead_jobs) {
-                struct job *j = srv->dead_jobs;
-                srv->dead_jobs = j->gnext;
+        while (srv->jobs.dead) {
+                struct job *j = srv->jobs.dead;
+                srv->jobs.dead = j->gnext;
                 job_free(j);
         }
-        while (srv->dead_clients) {
-                struct client *c = srv->dead_clients;
-                srv->dead_clients = c->gnext;
+        while (srv->clients.dead) {
+                struct client *c = srv->clients.dead;
+                srv->clients.dead = c->gnext;
                 client_free(c);
         }
-        while (srv->dead_preforks) {
-                struct prefork *p = srv->dead_preforks;
-                srv->dead_preforks = p->next;
+        while (srv->prefork.dead) {
+                struct prefork *p = srv->prefork.dead;
+                srv->prefork.dead = p->next;
                 free(p);
         }
 }
@@ -336,7 +336,7 @@ static bool after_batch(void *data, int nevents) {
         if (nevents == 0 && service_idle_expired(srv))
                 srv->life.stop_requested = true;
         /* An embedded server serves its one connection only. */
-        if (srv->life.embedded && srv->clients.count == 0 && !srv->stopping)
+        if (srv->life.embedded && srv->clients.count == 0 && !srv->life.stopping)
                 srv->life.stop_requested = true;
         if (srv->life.stop_requested) {
                 srv->life.stop_requested = false;
@@ -344,7 +344,7 @@ static bool after_batch(void *data, int nevents) {
         }
         free_dead(srv);
         service_after_batch(srv);
-        return !(srv->stopping && srv->ndaemon_alive == 0);
+        return !(srv->life.stopping && srv->jobs.ndaemon_alive == 0);
 }
 
 /* ---- teardown ------------------------------------------------------------------------- */
@@ -352,17 +352,17 @@ static bool after_batch(void *data, int nevents) {
 static void teardown(struct server *srv) {
         listen_close(srv);
         log_debug("exiting: %llu jobs started, %llu failed to start",
-                  (unsigned long long)srv->jobs_started,
-                  (unsigned long long)srv->jobs_failed);
+                  (unsigned long long)srv->stats.jobs_started,
+                  (unsigned long long)srv->stats.jobs_failed);
         client_release_all(srv);
         job_release_all(srv);
         retain_release_all(srv);
         prefork_release_all(srv);
         preload_release_all(srv);
-        if (srv->policies)
-                policy_cache_free(srv->policies);
-        policy_free(srv->admin_policy);
-        free(srv->policies);
+        if (srv->policy.cache)
+                policy_cache_free(srv->policy.cache);
+        policy_free(srv->policy.admin);
+        free(srv->policy.cache);
         timer_close(srv);
         loop_close(srv);
         srv->life.signal_fd = mps__safe_close(srv->life.signal_fd);
@@ -383,7 +383,7 @@ int server_run(const struct config *cfg, const struct server_options *o) {
         int status = start(&srv, o, where, sizeof(where));
         if (status == 0) {
                 steps_init(); /* before any child: they must share its page */
-                prefork_refill(&srv, srv.prefork_target);
+                prefork_refill(&srv, srv.prefork.target);
                 service_ready(&srv, where);
                 int r = loop_run(&srv, &hooks, &srv);
                 if (r < 0)

@@ -212,6 +212,10 @@ struct life_state {
         bool stop_requested; /* by a handler: carried out after the batch */
         bool refill_due;     /* the current wait ends for a pre-fork refill */
         uint64_t start_ns;
+        pid_t pid;           /* ours, for welcome and the parent-death check */
+        bool stopping;       /* accepting nothing more; daemon jobs ending */
+        bool stop_now;       /* second SIGTERM: do not wait for the grace period */
+        unsigned grace_ms;   /* SIGTERM -> SIGKILL for daemon jobs */
 };
 
 /* connection.c: the live connections. */
@@ -221,6 +225,8 @@ struct client_state {
         size_t nrefused;          /* among them, ones only told why not */
         uint64_t next_serial;
         struct mps__idmap by_uid; /* uid + 1 -> count (as a pointer) */
+        struct mps__idmap by_serial; /* serial -> client (job.c reads it) */
+        struct client *dead;      /* torn down this batch; freed after it */
 };
 
 /* retain.c: exit records, oldest first, and by job id. */
@@ -237,30 +243,10 @@ struct service_state {
         size_t status_clients, status_jobs; /* as last reported in STATUS= */
 };
 
-/*
- * The server. Each sub-struct is written by the one module named above it;
- * the flat fields after them are the ones job.c, prefork.c, child.c and
- * preload.c use, left in place for now.
- */
-struct server {
-        const struct config *cfg;
-        struct loop_state loop;
-        struct listen_state listen;
-        struct life_state life;
-        struct client_state clients;
-        struct timer_heap timers;
-        struct retain_state retained;
-        struct service_state svc;
-
-        /* Written by server.c at start-up, read by job.c and prefork.c. */
-        pid_t pid;         /* ours, for welcome and the parent-death check */
-        bool stopping;
-        bool stop_now; /* second SIGTERM: do not wait for the grace period */
-        unsigned grace_ms; /* SIGTERM -> SIGKILL for daemon jobs */
-        /* Quotas: past one, a request gets EAGAIN and nothing else changes. */
-        unsigned max_children;         /* jobs alive in the whole server */
-        unsigned max_jobs_per_client;  /* jobs of one connection */
-        bool use_pidfd; /* else SIGCHLD + wait4(-1) and jobs_by_pid */
+/* server.c, at start-up: how children are launched; spawn.c and child.c
+ * read it. */
+struct launch_state {
+        bool use_pidfd; /* else SIGCHLD + wait4(-1) and jobs.by_pid */
         /* Signals whose disposition is not the default once start-up is
          * over (SIGPIPE, and whatever a preloaded library set): a child
          * resets these, and only these. */
@@ -275,38 +261,78 @@ struct server {
         bool unshare_fds;
         int pidfd_floor; /* 0: pidfds stay where the kernel put them */
         struct rlimit orig_nofile; /* restored in children */
+};
 
-        /* job.c */
-        uint64_t next_job_id;
-        struct mps__idmap jobs; /* id -> job */
-        struct mps__idmap jobs_by_pid;
-        struct mps__idmap clients_by_serial; /* connection.c's; job.c reads it */
-        size_t ndaemon_alive; /* daemon jobs not yet reaped */
+/* server.c, from the configuration: past a quota, a spawn gets EAGAIN and
+ * nothing else changes (spawn.c checks them). */
+struct quota_state {
+        unsigned max_children;        /* jobs alive in the whole server */
+        unsigned max_jobs_per_client; /* jobs of one connection */
+};
+
+/* job.c (spawn.c registers new jobs through it): every tracked job. */
+struct job_table {
+        uint64_t next_id;
+        struct mps__idmap by_id;  /* id -> job */
+        struct mps__idmap by_pid; /* pid -> job, without pidfds */
+        size_t ndaemon_alive;     /* daemon jobs not yet reaped */
+        struct job *dead;         /* reaped this batch; freed after it */
+};
+
+/* job.c and spawn.c: counters for the stats request. */
+struct job_stats {
         uint64_t jobs_started, jobs_failed;
         uint64_t exits_zero, exits_nonzero, exits_signaled, exits_timed_out;
         double latency[LATENCY_SAMPLES]; /* ring of spawn latencies, seconds */
         uint64_t latency_count;
+};
 
-        /* preload.c; the policies (server.c compiles the administrator's). */
-        struct preload *preloads;
-        size_t npreloads;
-        struct policy_cache *policies; /* compiled seccomp filters */
-        struct policy *admin_policy;   /* default_seccomp_policy: every job's */
+/* preload.c */
+struct preload_state {
+        struct preload *libs;
+        size_t count;
+};
 
-        /* prefork.c */
-        unsigned prefork_target; /* --prefork N */
-        unsigned prefork_count;  /* idle ones */
-        unsigned prefork_backoff_ms; /* after a failed pre-fork; 0: none */
-        uint64_t prefork_retry_ns;   /* no refill before this */
-        struct prefork *prefork_idle;
+/* The compiled seccomp filters (policy.c's cache; server.c compiles the
+ * administrator's at start-up). */
+struct policy_state {
+        struct policy_cache *cache;
+        struct policy *admin; /* default_seccomp_policy: every job's */
+};
 
-        /* Objects torn down while handling an event batch stay allocated
-         * until the batch is done: a later event of the same batch may still
-         * point at them (and sees ->dead). job.c, connection.c and
-         * prefork.c add to these; server.c frees them after each batch. */
-        struct job *dead_jobs;
-        struct client *dead_clients;
-        struct prefork *dead_preforks;
+/* prefork.c */
+struct prefork_pool {
+        unsigned target;     /* --prefork N */
+        unsigned count;      /* idle ones */
+        unsigned backoff_ms; /* after a failed pre-fork; 0: none */
+        uint64_t retry_ns;   /* no refill before this */
+        struct prefork *idle;
+        struct prefork *dead; /* handed over or discarded this batch */
+};
+
+/*
+ * The server. Each sub-struct is written by the one module named above it.
+ * Objects torn down while handling an event batch (jobs.dead, clients.dead,
+ * prefork.dead) stay allocated until the batch is done, since a later event
+ * of the same batch may still point at them (and sees ->dead); server.c
+ * frees them after each batch.
+ */
+struct server {
+        const struct config *cfg;
+        struct loop_state loop;
+        struct listen_state listen;
+        struct life_state life;
+        struct client_state clients;
+        struct timer_heap timers;
+        struct retain_state retained;
+        struct service_state svc;
+        struct launch_state launch;
+        struct quota_state quota;
+        struct job_table jobs;
+        struct job_stats stats;
+        struct preload_state preload;
+        struct policy_state policy;
+        struct prefork_pool prefork;
 };
 
 /* ---- server.c -------------------------------------------------------------------- */
@@ -503,7 +529,7 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
 void close_range_except(unsigned lo, unsigned hi, int keep);
 
 /* prefork.c */
-/* Forks idle children until there are prefork_target of them; at most
+/* Forks idle children until there are prefork.target of them; at most
  * `budget` forks (the loop calls it between event batches). */
 void prefork_refill(struct server *srv, unsigned budget);
 /* -1: nothing to refill; 0: a refill is due; else ms until one is. */

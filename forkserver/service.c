@@ -146,18 +146,18 @@ int service_listen_fd(int *ret_fd, char *err, size_t errlen) {
 }
 
 static void format_status(const struct server *srv, char *buf, size_t len) {
-        size_t jobs = srv->jobs.count;
-        if (srv->stopping) {
+        size_t jobs = srv->jobs.by_id.count;
+        if (srv->life.stopping) {
                 snprintf(buf, len, "stopping: %zu daemon job%s to end, %zu job%s in all",
-                         srv->ndaemon_alive, srv->ndaemon_alive == 1 ? "" : "s", jobs,
+                         srv->jobs.ndaemon_alive, srv->jobs.ndaemon_alive == 1 ? "" : "s", jobs,
                          jobs == 1 ? "" : "s");
                 return;
         }
         int n = snprintf(buf, len, "%zu client%s, %zu job%s; %llu started, %llu "
                          "failed to start",
                          srv->clients.count, srv->clients.count == 1 ? "" : "s", jobs,
-                         jobs == 1 ? "" : "s", (unsigned long long)srv->jobs_started,
-                         (unsigned long long)srv->jobs_failed);
+                         jobs == 1 ? "" : "s", (unsigned long long)srv->stats.jobs_started,
+                         (unsigned long long)srv->stats.jobs_failed);
         unsigned ms = srv->cfg->idle_exit_ms;
         if (ms && srv->clients.count == 0 && jobs == 0 && n > 0 && (size_t)n < len)
                 snprintf(buf + n, len - (size_t)n, "; idle, exits after %u.%03u s",
@@ -173,7 +173,7 @@ static void send_status(struct server *srv, const char *extra) {
         sd.notify(0, msg);
         srv->svc.status_sent = true;
         srv->svc.status_clients = srv->clients.count;
-        srv->svc.status_jobs = srv->jobs.count;
+        srv->svc.status_jobs = srv->jobs.by_id.count;
 }
 
 void service_ready(struct server *srv, const char *where) {
@@ -197,8 +197,8 @@ void service_ready(struct server *srv, const char *where) {
 /* Called after every event batch: keeps the idle clock and the status line
  * current. The status is sent only when the counts it shows change. */
 void service_after_batch(struct server *srv) {
-        bool idle = !srv->stopping && !srv->life.embedded && srv->clients.count == 0 &&
-                    srv->jobs.count == 0;
+        bool idle = !srv->life.stopping && !srv->life.embedded && srv->clients.count == 0 &&
+                    srv->jobs.by_id.count == 0;
         if (!idle)
                 srv->svc.idle_since_ns = 0;
         else if (srv->svc.idle_since_ns == 0)
@@ -206,7 +206,7 @@ void service_after_batch(struct server *srv) {
         if (!srv->svc.notify)
                 return;
         if (!srv->svc.status_sent || srv->svc.status_clients != srv->clients.count ||
-            srv->svc.status_jobs != srv->jobs.count)
+            srv->svc.status_jobs != srv->jobs.by_id.count)
                 send_status(srv, "");
 }
 
@@ -231,7 +231,7 @@ int service_timeout_ms(const struct server *srv) {
  * the server then stops. */
 bool service_idle_expired(const struct server *srv) {
         uint64_t deadline = idle_deadline(srv);
-        if (!deadline || mps__now_ns() < deadline || srv->stopping)
+        if (!deadline || mps__now_ns() < deadline || srv->life.stopping)
                 return false;
         unsigned ms = srv->cfg->idle_exit_ms;
         log_info("no client and no job for %u.%03u s (idle_exit); exiting", ms / 1000,

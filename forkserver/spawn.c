@@ -101,23 +101,23 @@ static int spawn_admit(struct spawn *s) {
                 return -1;
         }
         s->decoded = true;
-        if (srv->stopping) {
+        if (srv->life.stopping) {
                 client_send_error(c, s->sp.tag, ESHUTDOWN, "request",
                                   "the server is shutting down");
                 return -1;
         }
-        if (srv->jobs.count >= srv->max_children) {
+        if (srv->jobs.by_id.count >= srv->quota.max_children) {
                 client_send_error(c, s->sp.tag, EAGAIN, "request",
                                   "the server runs its maximum of %u jobs; try again later",
-                                  srv->max_children);
+                                  srv->quota.max_children);
                 return -1;
         }
-        if (c->njobs >= srv->max_jobs_per_client) {
+        if (c->njobs >= srv->quota.max_jobs_per_client) {
                 client_send_error(c, s->sp.tag, EAGAIN, "request",
                                   "too many jobs in flight: this connection has %u, the "
                                   "server allows %u (max_jobs_per_client); wait for one "
                                   "to end",
-                                  c->njobs, srv->max_jobs_per_client);
+                                  c->njobs, srv->quota.max_jobs_per_client);
                 return -1;
         }
         return 0;
@@ -149,7 +149,7 @@ int spawn_plan_build(struct server *srv, const struct mps__spawn *sp,
                      size_t errlen) {
         int r;
         *p = (struct spawn_plan){
-                .plan = {.admin = srv->admin_policy, .creds = creds,
+                .plan = {.admin = srv->policy.admin, .creds = creds,
                          .server_pid = server_pid},
         };
         /* The mask a child sets once it has reset our dispositions: ours
@@ -160,7 +160,7 @@ int spawn_plan_build(struct server *srv, const struct mps__spawn *sp,
         if (sp->seccomp_text) {
                 bool hit;
                 const char *name = sp->seccomp_name ? sp->seccomp_name : "policy";
-                r = policy_cache_get(srv->policies, sp->seccomp_text, strlen(sp->seccomp_text),
+                r = policy_cache_get(srv->policy.cache, sp->seccomp_text, strlen(sp->seccomp_text),
                                      name, &p->plan.policy, &hit, err, errlen);
                 if (r < 0) {
                         *failed_stage = "policy";
@@ -179,7 +179,7 @@ static int spawn_plan(struct spawn *s) {
         struct client *c = s->c;
         const char *stage = "request";
         char err[256];
-        int r = spawn_plan_build(s->srv, &s->sp, c->creds, s->srv->pid, &s->plan, &stage,
+        int r = spawn_plan_build(s->srv, &s->sp, c->creds, s->srv->life.pid, &s->plan, &stage,
                                  err, sizeof(err));
         if (r == 0)
                 return 0;
@@ -230,7 +230,7 @@ static int launch_prepare(struct spawn *s) {
                 return -1;
         }
         if (pipe2(s->pipefd, O_CLOEXEC) < 0) {
-                s->srv->jobs_failed++;
+                s->srv->stats.jobs_failed++;
                 client_send_error(s->c, s->sp.tag, errno, "fork",
                                   "cannot create the exec pipe: %m");
                 return -1;
@@ -246,7 +246,7 @@ static int launch_prepare(struct spawn *s) {
  * does not have. True when one took it. */
 static bool launch_preforked(struct spawn *s) {
         struct server *srv = s->srv;
-        bool take = s->plan.plan.call && srv->use_pidfd && !s->plan.plan.policy &&
+        bool take = s->plan.plan.call && srv->launch.use_pidfd && !s->plan.plan.policy &&
                     !s->c->creds &&
                     s->msg->nfds < MPS_WIRE_FDS_MAX; /* room for the exec pipe */
         struct prefork *pf = take ? prefork_take(srv) : NULL;
@@ -271,7 +271,7 @@ static pid_t launch_vfork(struct spawn *s, int *ret_errno) {
         struct vfork_args a = {srv, &s->sp, s->msg->fds, s->msg->nfds, s->pipefd[1], plan};
         int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD;
         int pidfd = -1;
-        if (srv->unshare_fds) {
+        if (srv->launch.unshare_fds) {
                 flags |= CLONE_FILES;
                 plan->unshare_fds_below =
                         highest_fd(s->msg->fds, s->msg->nfds, s->pipefd[1]) + 1;
@@ -303,7 +303,7 @@ static int spawn_launch(struct spawn *s) {
                 return -1;
         s->pid = -1;
         if (!launch_preforked(s)) {
-                bool vfork = USE_VFORK && !s->plan.plan.call && srv->use_pidfd;
+                bool vfork = USE_VFORK && !s->plan.plan.call && srv->launch.use_pidfd;
                 spawn_block_signals(&s->plan.plan.setup_mask);
                 if (vfork)
                         s->pid = launch_vfork(s, &fork_errno);
@@ -317,7 +317,7 @@ static int spawn_launch(struct spawn *s) {
         steps_mark(STEP_FORKED);
         s->pipefd[1] = mps__safe_close(s->pipefd[1]);
         if (s->pid < 0) {
-                srv->jobs_failed++;
+                srv->stats.jobs_failed++;
                 log_warn("fork for client %llu failed: %s",
                          (unsigned long long)s->c->serial, strerror(fork_errno));
                 client_send_error(s->c, s->sp.tag, fork_errno, "fork", "cannot fork: %s",
@@ -334,13 +334,13 @@ static int spawn_launch(struct spawn *s) {
 static int track_pidfd(struct spawn *s) {
         struct server *srv = s->srv;
         struct job *j = s->j;
-        if (srv->use_pidfd && j->pidfd < 0)
+        if (srv->launch.use_pidfd && j->pidfd < 0)
                 j->pidfd = job_pidfd_high(srv, pidfd_open(s->pid, 0));
-        if (srv->use_pidfd && j->pidfd < 0) {
+        if (srv->launch.use_pidfd && j->pidfd < 0) {
                 int e = errno;
                 kill(s->pid, SIGKILL);
                 mps__wait_retry(s->pid, NULL, 0, NULL);
-                srv->jobs_failed++;
+                srv->stats.jobs_failed++;
                 client_send_error(s->c, s->sp.tag, e, "fork", "cannot track the child: %s",
                                   strerror(e));
                 return -1;
@@ -353,23 +353,23 @@ static int track_register(struct spawn *s) {
         struct server *srv = s->srv;
         struct job *j = s->j;
         int r;
-        j->id = ++srv->next_job_id;
-        if ((r = mps__idmap_put(&srv->jobs, j->id, j)) < 0 ||
+        j->id = ++srv->jobs.next_id;
+        if ((r = mps__idmap_put(&srv->jobs.by_id, j->id, j)) < 0 ||
             /* A pre-forked child's pidfd is watched already: re-point it. */
-            (r = j->pidfd < 0 ? mps__idmap_put(&srv->jobs_by_pid, (uint64_t)s->pid, j)
+            (r = j->pidfd < 0 ? mps__idmap_put(&srv->jobs.by_pid, (uint64_t)s->pid, j)
                  : s->preforked ? loop_mod(srv, j->pidfd, EPOLLIN, &j->pidfd_watch)
                                 : loop_add(srv, j->pidfd, EPOLLIN, &j->pidfd_watch)) < 0 ||
             (!s->exec_done &&
              (r = loop_add(srv, j->execpipe, EPOLLIN, &j->execpipe_watch)) < 0)) {
                 job_kill(j, SIGKILL);
                 mps__wait_retry(s->pid, NULL, 0, NULL);
-                mps__idmap_remove(&srv->jobs, j->id);
-                mps__idmap_remove(&srv->jobs_by_pid, (uint64_t)s->pid);
+                mps__idmap_remove(&srv->jobs.by_id, j->id);
+                mps__idmap_remove(&srv->jobs.by_pid, (uint64_t)s->pid);
                 loop_del(srv, j->pidfd);
                 loop_del(srv, j->execpipe);
                 mps__safe_close(j->pidfd);
                 mps__safe_close(j->execpipe);
-                srv->jobs_failed++;
+                srv->stats.jobs_failed++;
                 client_send_error(s->c, s->sp.tag, -r, "fork", "cannot track the child: %s",
                                   strerror(-r));
                 return -1;
@@ -399,7 +399,7 @@ static void spawn_track(struct spawn *s) {
         }
         job_link_client(j, s->c);
         if (j->daemon)
-                srv->ndaemon_alive++;
+                srv->jobs.ndaemon_alive++;
         /* A vforked child is past exec (or failed) already: answer now. */
         if (s->exec_done)
                 job_on_execpipe(j);

@@ -326,14 +326,14 @@ static void become_server(struct server *srv, sigset_t *ret_mask) {
         sigemptyset(&sa.sa_mask);
         ck_assert_int_eq(sigaction(SIGUSR2, &sa, NULL), 0);
         signal(SIGPIPE, SIG_IGN);
-        sigemptyset(&srv->child_reset);
+        sigemptyset(&srv->launch.child_reset);
         for (int sig = 1; sig < NSIG; sig++) {
                 struct sigaction now;
                 if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &now) == 0 &&
                     now.sa_handler != SIG_DFL)
-                        sigaddset(&srv->child_reset, sig);
+                        sigaddset(&srv->launch.child_reset, sig);
         }
-        getrlimit(RLIMIT_NOFILE, &srv->orig_nofile);
+        getrlimit(RLIMIT_NOFILE, &srv->launch.orig_nofile);
         sigemptyset(ret_mask);
         sigaddset(ret_mask, SIGTERM);
         sigaddset(ret_mask, SIGINT);
