@@ -228,32 +228,29 @@ static double tv_seconds(struct timeval tv) {
         return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
-/* The job's child has been reaped with this status: report and forget. */
-static void job_finish(struct job *j, int status, const struct rusage *rup) {
-        struct server *srv = j->srv;
-        struct rusage ru = *rup;
-
-        steps_mark(STEP_EXIT_SEEN);
-        if (j->execpipe >= 0)
-                resolve_exec(j);
-
-        struct mps__exited e = {
+/* The exit record of job j, reaped with status and rusage ru. */
+static struct mps__exited exit_record_of(const struct job *j, int status,
+                                         const struct rusage *ru) {
+        return (struct mps__exited){
                 .tag = j->tag,
                 .id = j->id,
                 .pid = j->pid,
                 .exitcode = WIFSIGNALED(status) ? -WTERMSIG(status)
                                                 : WEXITSTATUS(status),
                 .core_dumped = WIFSIGNALED(status) && WCOREDUMP(status),
-                .utime = tv_seconds(ru.ru_utime),
-                .stime = tv_seconds(ru.ru_stime),
-                .maxrss_kib = ru.ru_maxrss,
+                .utime = tv_seconds(ru->ru_utime),
+                .stime = tv_seconds(ru->ru_stime),
+                .maxrss_kib = ru->ru_maxrss,
                 .wall = (double)(mps__now_ns() - j->start_ns) / 1e9,
                 .timed_out = j->timed_out,
         };
+}
 
-        /* Take the job out of every index before talking to the client: a
-         * failed send drops the client, which walks its job list. */
-        struct client *c = j->client;
+/* Takes a reaped job out of every index, to be freed after the batch. This
+ * comes before talking to anyone: a failed send drops the client, which
+ * walks its job list. */
+static void forget(struct job *j) {
+        struct server *srv = j->srv;
         unlink_client(j);
         timer_disarm(srv, j);
         mps__idmap_remove(&srv->jobs.by_id, j->id);
@@ -267,6 +264,38 @@ static void job_finish(struct job *j, int status, const struct rusage *rup) {
         j->dead = true;
         j->gnext = srv->jobs.dead;
         srv->jobs.dead = j;
+}
+
+static void count_and_log(struct server *srv, const struct mps__exited *e) {
+        if (e->exitcode == 0)
+                srv->stats.exits_zero++;
+        else if (e->exitcode > 0)
+                srv->stats.exits_nonzero++;
+        else
+                srv->stats.exits_signaled++;
+        if (e->timed_out)
+                srv->stats.exits_timed_out++;
+        if (e->exitcode >= 0)
+                log_info("job %llu: pid %d exited with status %d%s", (unsigned long long)e->id,
+                         (int)e->pid, e->exitcode, e->timed_out ? " (timed out)" : "");
+        else
+                log_info("job %llu: pid %d killed by SIG%s%s%s", (unsigned long long)e->id,
+                         (int)e->pid,
+                         sigabbrev_np(-e->exitcode) ? sigabbrev_np(-e->exitcode) : "?",
+                         e->core_dumped ? " (core dumped)" : "",
+                         e->timed_out ? " (timed out)" : "");
+}
+
+/* The job's child has been reaped with this status: report and forget. */
+static void job_finish(struct job *j, int status, const struct rusage *ru) {
+        struct server *srv = j->srv;
+
+        steps_mark(STEP_EXIT_SEEN);
+        if (j->execpipe >= 0)
+                resolve_exec(j);
+        struct mps__exited e = exit_record_of(j, status, ru);
+        struct client *c = j->client;
+        forget(j);
 
         if (j->state != JOB_RUNNING) {
                 /* It never started: whoever waits for it hears so. */
@@ -280,23 +309,7 @@ static void job_finish(struct job *j, int status, const struct rusage *rup) {
                 }
                 return;
         }
-        if (e.exitcode == 0)
-                srv->stats.exits_zero++;
-        else if (e.exitcode > 0)
-                srv->stats.exits_nonzero++;
-        else
-                srv->stats.exits_signaled++;
-        if (e.timed_out)
-                srv->stats.exits_timed_out++;
-        if (e.exitcode >= 0)
-                log_info("job %llu: pid %d exited with status %d%s", (unsigned long long)j->id,
-                         (int)j->pid, e.exitcode, e.timed_out ? " (timed out)" : "");
-        else
-                log_info("job %llu: pid %d killed by SIG%s%s%s", (unsigned long long)j->id,
-                         (int)j->pid,
-                         sigabbrev_np(-e.exitcode) ? sigabbrev_np(-e.exitcode) : "?",
-                         e.core_dumped ? " (core dumped)" : "",
-                         e.timed_out ? " (timed out)" : "");
+        count_and_log(srv, &e);
 
         /* Every waiter, then the job's own client, gets the record with its
          * own tag. With nobody to tell, it is kept for a later wait. */

@@ -176,8 +176,7 @@ static int start_embedded(int *ret_fd, char *msg, size_t msglen) {
         /* The first process exits as soon as it has detached. ECHILD means
          * the host reaps its children itself (or ignores SIGCHLD): fine. */
         int status = 0;
-        while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
-                ;
+        r = mps__wait_retry(pid, &status, 0, NULL);
         if (r > 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
                 snprintf(msg, msglen, "the embedded forkserver '%s' failed to start",
                          path);
