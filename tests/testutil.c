@@ -255,25 +255,34 @@ int tu_count_fds(void) {
 
 #define TEST_USER "mpspawn-test"
 
-struct passwd *tu_test_user(bool *ret_created) {
-        struct passwd *pw = getpwnam(TEST_USER);
+struct passwd *tu_user(const char *name, bool *ret_created) {
+        struct passwd *pw = getpwnam(name);
         *ret_created = false;
         if (!pw) {
                 const char *argv[] = {"/usr/sbin/useradd", "--system", "--no-create-home",
-                                      "--shell", "/usr/sbin/nologin", TEST_USER, NULL};
+                                      "--shell", "/usr/sbin/nologin", name, NULL};
                 char err[512];
                 int st = tu_run(argv, NULL, NULL, 0, err, sizeof(err));
-                ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "useradd: %s", err);
+                ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "useradd %s: %s", name,
+                              err);
                 *ret_created = true;
-                pw = getpwnam(TEST_USER);
+                pw = getpwnam(name);
         }
         ck_assert_ptr_nonnull(pw);
         return pw;
 }
 
-void tu_test_user_done(bool created) {
+void tu_user_done(const char *name, bool created) {
         if (created) {
-                const char *argv[] = {"/usr/sbin/userdel", TEST_USER, NULL};
+                const char *argv[] = {"/usr/sbin/userdel", name, NULL};
                 tu_run(argv, NULL, NULL, 0, NULL, 0);
         }
+}
+
+struct passwd *tu_test_user(bool *ret_created) {
+        return tu_user(TEST_USER, ret_created);
+}
+
+void tu_test_user_done(bool created) {
+        tu_user_done(TEST_USER, created);
 }

@@ -54,6 +54,11 @@ int tu_count_fds(void);
  * with useradd if absent (*ret_created says so); tu_test_user_done removes
  * it again when this call created it. */
 struct passwd *tu_test_user(bool *ret_created);
+/* Any named unprivileged system user, created when missing (*ret_created
+ * says so; tu_user_done removes it only then). Give each suite names of
+ * its own, so suites running at once do not remove each other's users. */
+struct passwd *tu_user(const char *name, bool *ret_created);
+void tu_user_done(const char *name, bool created);
 void tu_test_user_done(bool created);
 
 /* A fresh temporary directory (mkdtemp) into buf. */
