@@ -19,6 +19,7 @@
 #include <sys/epoll.h>
 #include <sys/pidfd.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../launcher/fdutil.h"
@@ -49,17 +50,47 @@ static void on_signal(struct watch *w, uint32_t events) {
 }
 
 /*
+ * The kernel's struct sigaction for rt_sigaction(2), on the architectures
+ * whose layout is the generic one (not alpha, mips, sparc: there glibc's
+ * sigaction is used, and 32/33 stay as inherited).
+ */
+struct kernel_sigaction {
+        void (*handler)(int);
+        unsigned long flags;
+        void (*restorer)(void);
+        unsigned long mask;
+};
+
+/*
+ * Every disposition back to SIG_DFL through the raw system call: glibc's
+ * sigaction refuses its own signals (32 and 33, which its posix_spawn
+ * leaves ignored in the program it starts, as libmpspawn starts an
+ * embedded server), and an ignored signal stays ignored across every
+ * fork and exec down to the jobs.
+ */
+static void reset_all_dispositions(void) {
+#if defined(__alpha__) || defined(__mips__) || defined(__sparc__)
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        sigemptyset(&dfl.sa_mask);
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        sigaction(sig, &dfl, NULL); /* EINVAL for libc's own */
+#else
+        struct kernel_sigaction dfl = {.handler = SIG_DFL};
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void)syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
+#endif
+}
+
+/*
  * Whatever dispositions we were started with (a nohup'ed shell ignores
  * SIGHUP), jobs must start from the defaults: set them all here once, so
  * that a child has only SIGPIPE to reset. Then blocks what the signalfd
  * takes: SIGTERM, SIGINT, and SIGCHLD when there are no pidfds.
  */
 static void setup_signals(struct server *srv, sigset_t *ret_mask) {
-        struct sigaction dfl = {.sa_handler = SIG_DFL};
-        sigemptyset(&dfl.sa_mask);
-        for (int sig = 1; sig < NSIG; sig++)
-                if (sig != SIGKILL && sig != SIGSTOP)
-                        sigaction(sig, &dfl, NULL); /* EINVAL for libc's own */
+        reset_all_dispositions();
         signal(SIGPIPE, SIG_IGN);
         sigemptyset(ret_mask);
         sigaddset(ret_mask, SIGTERM);

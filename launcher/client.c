@@ -85,8 +85,14 @@ static bool executable(const char *path) {
         return access(path, X_OK) == 0;
 }
 
+/*
+ * Every variable of ours is read with secure_getenv: in a setuid or
+ * file-capability program (AT_SECURE) the environment is the caller's,
+ * and the caller must not choose the binary such a program execs, the
+ * server it trusts, or where the embedded server's log goes.
+ */
 int mps__forkserver_path(char *buf, size_t len) {
-        const char *env = getenv("MPSPAWN_FORKSERVER");
+        const char *env = secure_getenv("MPSPAWN_FORKSERVER");
         if (env && *env) {
                 if (snprintf(buf, len, "%s", env) >= (int)len)
                         return -ENAMETOOLONG;
@@ -154,7 +160,7 @@ static int start_embedded(int *ret_fd, char *msg, size_t msglen) {
                                                 POSIX_SPAWN_SETSID);
         /* The library never prints: the server's stdio is /dev/null unless
          * $MPSPAWN_DEBUG asks to see its log on our stderr. */
-        const char *debug = getenv("MPSPAWN_DEBUG");
+        const char *debug = secure_getenv("MPSPAWN_DEBUG");
         bool show_log = debug && *debug && strcmp(debug, "0") != 0;
         posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0);
         posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_RDWR, 0);
@@ -196,7 +202,7 @@ out:
 /* The default choice of server (see mps_client_open). */
 static int connect_default(unsigned flags, int *ret_fd, char *where, size_t wherelen,
                            char *msg, size_t msglen) {
-        const char *env = getenv("MPSPAWN_SOCKET");
+        const char *env = secure_getenv("MPSPAWN_SOCKET");
         int r;
         if (env && *env) {
                 snprintf(where, wherelen, "%s", env);
@@ -207,7 +213,7 @@ static int connect_default(unsigned flags, int *ret_fd, char *where, size_t wher
                 snprintf(where, wherelen, "%s", SYSTEM_SOCKET);
                 return 0;
         }
-        const char *rt = getenv("XDG_RUNTIME_DIR");
+        const char *rt = secure_getenv("XDG_RUNTIME_DIR");
         if (rt && *rt) {
                 char p[PATH_MAX];
                 snprintf(p, sizeof(p), "%s/%s", rt, USER_SOCKET_NAME);
