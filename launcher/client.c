@@ -69,9 +69,17 @@ static int connect_path(const char *path, int *ret_fd) {
         if (strlen(path) >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
         strcpy(sa.sun_path, path);
+        /* Never at 0, 1 or 2, which the caller may have closed: a job would
+         * get our socket as its stdio. */
         int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
+        int moved = mps__fd_move_at_least(fd, 3);
+        if (moved < 0) {
+                mps__safe_close(fd);
+                return moved;
+        }
+        fd = moved;
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
                 int r = -errno;
                 mps__safe_close(fd);
@@ -141,8 +149,16 @@ static int start_embedded(int *ret_fd, char *msg, size_t msglen) {
                 snprintf(msg, msglen, "socketpair: %s", strerror(-r));
                 return r;
         }
-        /* dup2 onto the same number would keep O_CLOEXEC: keep the source
-         * away from 3. */
+        /* Our end never at 0, 1 or 2 (closed by the caller, they are what a
+         * job inherits as its stdio). dup2 onto the same number would keep
+         * O_CLOEXEC: keep the server's end away from 3. */
+        int ours = mps__fd_move_at_least(sv[0], 3);
+        if (ours < 0) {
+                r = ours;
+                snprintf(msg, msglen, "fcntl: %s", strerror(-r));
+                goto out;
+        }
+        sv[0] = ours;
         far = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
         if (far < 0) {
                 r = -errno;

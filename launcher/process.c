@@ -264,7 +264,7 @@ void mps__process_on_msg(mps_client *c, struct mps__msg *msg) {
                         /* A server without pidfds (old kernel, valgrind):
                          * open one ourselves. The server reaps as soon as
                          * the job ends, so this is only as good as a pid. */
-                        p->pidfd = pidfd_open(s.pid, 0);
+                        p->pidfd = mps__fd_move_at_least(pidfd_open(s.pid, 0), 3);
                 }
                 if (p->spec->spawn.detached) {
                         /* Nothing more will come about it. */
