@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +34,7 @@
 #define SYSTEM_SOCKET "/run/mpspawn/forkserver.sock"
 #define USER_SOCKET_NAME "mpspawn.sock"
 #define HANDSHAKE_TIMEOUT_MS 10000
+#define EMBEDDED_START_TIMEOUT_MS 10000
 
 extern char **environ;
 
@@ -124,6 +127,56 @@ int mps__forkserver_path(char *buf, size_t len) {
         return 0;
 }
 
+/* Whether pid has ended, reaping it: 1 (status set), 0 not yet, or -errno.
+ * ECHILD means the host reaps its children itself (or ignores SIGCHLD):
+ * it has ended, with an unknown status, taken as success. */
+static int reap_nohang(pid_t pid, int *status) {
+        int r = mps__wait_retry(pid, status, WNOHANG, NULL);
+        if (r == -ECHILD) {
+                *status = 0;
+                return 1;
+        }
+        return r < 0 ? r : r > 0;
+}
+
+/*
+ * Waits, bounded, for the embedded server's first process, which exits as
+ * soon as it has detached: a binary that never does (a wrong
+ * $MPSPAWN_FORKSERVER, a stopped process) must not hang the caller. Waits
+ * on a pidfd when there is one, else polls with WNOHANG every 10 ms. Past
+ * EMBEDDED_START_TIMEOUT_MS the process is killed and reaped.
+ */
+static int wait_detached(pid_t pid, const char *path, char *msg, size_t msglen) {
+        uint64_t deadline = mps__now_ns() + EMBEDDED_START_TIMEOUT_MS * 1000000ull;
+        int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        int status = 0, r;
+        while ((r = reap_nohang(pid, &status)) == 0) {
+                uint64_t now = mps__now_ns();
+                if (now >= deadline)
+                        break;
+                int left_ms = (int)((deadline - now) / 1000000) + 1;
+                if (pidfd >= 0)
+                        (void)mps__poll_one(pidfd, POLLIN, left_ms);
+                else
+                        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+        }
+        mps__safe_close(pidfd);
+        if (r == 0) {
+                kill(pid, SIGKILL);
+                (void)mps__wait_retry(pid, &status, 0, NULL);
+                snprintf(msg, msglen,
+                         "the embedded forkserver '%s' did not start within %d s",
+                         path, EMBEDDED_START_TIMEOUT_MS / 1000);
+                return -ETIMEDOUT;
+        }
+        if (r < 0 || !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+                snprintf(msg, msglen, "the embedded forkserver '%s' failed to start",
+                         path);
+                return -ECHILD;
+        }
+        return 0;
+}
+
 /*
  * Starts a private server on one end of a socketpair. posix_spawn (vfork
  * and exec, never a fork of this process) runs mpforkserver --embedded 3,
@@ -195,16 +248,8 @@ static int start_embedded(int *ret_fd, char *msg, size_t msglen) {
                 r = -r;
                 goto out;
         }
-        /* The first process exits as soon as it has detached. ECHILD means
-         * the host reaps its children itself (or ignores SIGCHLD): fine. */
-        int status = 0;
-        r = mps__wait_retry(pid, &status, 0, NULL);
-        if (r > 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-                snprintf(msg, msglen, "the embedded forkserver '%s' failed to start",
-                         path);
-                r = -ECHILD;
+        if ((r = wait_detached(pid, path, msg, msglen)) < 0)
                 goto out;
-        }
         *ret_fd = sv[0];
         sv[0] = -1;
         r = 0;
