@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,6 +33,17 @@ static bool stderr_is_journal(void) {
         return st.st_dev == dev && st.st_ino == ino;
 }
 
+static bool is_special(unsigned char c) {
+        return c < 0x20 || c == 0x7f || c == '\\';
+}
+
+static bool needs_escape(const char *s) {
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+                if (is_special(*p))
+                        return true;
+        return false;
+}
+
 /* Copies src into dst (room for len bytes, len >= 1), escaping control
  * bytes, DEL and backslashes, and NUL-terminates; a sequence that would not
  * fit whole is left out. Bytes >= 0x80 pass, so UTF-8 stays readable. */
@@ -44,7 +56,7 @@ static void escape_into(char *dst, size_t len, const char *src) {
                 if (*p == '\\' || *p == '\n' || *p == '\t') {
                         e[k++] = '\\';
                         e[k++] = *p == '\n' ? 'n' : *p == '\t' ? 't' : '\\';
-                } else if (*p < 0x20 || *p == 0x7f) {
+                } else if (is_special(*p)) {
                         e[k++] = '\\';
                         e[k++] = 'x';
                         e[k++] = hex[*p >> 4];
@@ -79,9 +91,13 @@ void log_msg(enum log_level level, const char *fmt, ...) {
                              (int)getpid(), names[level]);
         va_start(ap, fmt);
         errno = saved; /* for %m */
-        vsnprintf(raw, sizeof(raw), fmt, ap);
+        vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
         va_end(ap);
-        escape_into(line + n, sizeof(line) - (size_t)n - 1, raw);
+        /* Most records have nothing to escape: copy only those that do. */
+        if (needs_escape(line + n)) {
+                memcpy(raw, line + n, sizeof(line) - (size_t)n);
+                escape_into(line + n, sizeof(line) - (size_t)n - 1, raw);
+        }
         /* One write per line, so lines from several processes never mix. */
         size_t len = 0;
         while (line[len] && len < sizeof(line) - 2)
