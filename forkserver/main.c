@@ -69,7 +69,8 @@ static const char usage[] =
         "\n"
         "Signals: SIGTERM or SIGINT stop accepting, end daemon jobs (SIGTERM, then\n"
         "SIGKILL after the grace period; at once on a second signal) and exit 0\n"
-        "once they are gone. Other jobs run on.\n"
+        "once they are gone. Other jobs run on. SIGHUP reloads the --config file\n"
+        "(the settings that apply at run time; see mpforkserver(8)).\n"
         "\n"
         "Exit status: 0 after a clean stop, 1 on a start-up error, 2 on bad usage.\n";
 

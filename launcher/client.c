@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
+#include <sys/pidfd.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -148,7 +148,7 @@ static int reap_nohang(pid_t pid, int *status) {
  */
 static int wait_detached(pid_t pid, const char *path, char *msg, size_t msglen) {
         uint64_t deadline = mps__now_ns() + EMBEDDED_START_TIMEOUT_MS * 1000000ull;
-        int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        int pidfd = pidfd_open(pid, 0);
         int status = 0, r;
         while ((r = reap_nohang(pid, &status)) == 0) {
                 uint64_t now = mps__now_ns();
