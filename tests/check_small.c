@@ -27,7 +27,9 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/pidfd.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -192,7 +194,8 @@ START_TEST(test_log_no_forged_line) {
 
         const char *argv[] = {tu_cli(), "--socket", s.path,
                               "--name", "x\nmpforkserver[1]: info: forged-name",
-                              "--", "/nonexistent\nmpforkserver[1]: info: forged-path", NULL};
+                              "--", "/nonexistent\nmpforkserver[1]: info: forged-path\r\x1b[2K",
+                              NULL};
         char err[1024];
         int st = run_as(uid_a, gid_a, argv, NULL, false, 20000, NULL, 0, err, sizeof(err));
         ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 127, "status %d: %s", st, err);
@@ -205,8 +208,10 @@ START_TEST(test_log_no_forged_line) {
         unlink(logpath);
         ck_assert_int_gt(n, 0);
         log[n] = '\0';
-        ck_assert_msg(strstr(log, "/nonexistent\\nmpforkserver[1]: info: forged-path"),
+        ck_assert_msg(strstr(log, "/nonexistent\\nmpforkserver[1]: info: forged-path\\x0d\\x1b[2K"),
                       "the path is not logged escaped:\n%s", log);
+        ck_assert_msg(!strchr(log, '\r') && !strchr(log, '\x1b'),
+                      "a raw control byte in the log:\n%s", log);
         for (char *line = log; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
                 ck_assert_msg(strncmp(line, "mpforkserver[1]: info: forged", 29) != 0,
                               "a forged line in the log:\n%s", log);
@@ -248,15 +253,31 @@ static void copy_file(const char *from, const char *to, mode_t mode) {
         close(out);
 }
 
+/* A fresh directory where setuid bits count: under /tmp, or else in the
+ * build directory, whichever is not mounted nosuid. */
+static void suid_tmpdir(char *buf, size_t len) {
+        struct statvfs sv;
+        const char *top = getenv("MPSPAWN_TOP");
+        if (statvfs("/tmp", &sv) == 0 && !(sv.f_flag & ST_NOSUID)) {
+                tu_tmpdir(buf, len);
+        } else {
+                ck_assert_msg(top, "/tmp is nosuid and $MPSPAWN_TOP is not set");
+                snprintf(buf, len, "%s/build/mps-small-XXXXXX", top);
+                ck_assert_ptr_nonnull(mkdtemp(buf));
+                ck_assert_msg(statvfs(buf, &sv) == 0 && !(sv.f_flag & ST_NOSUID),
+                              "no directory without nosuid for the setuid helper");
+        }
+        ck_assert_int_eq(chmod(buf, 0755), 0);
+}
+
 /* A setuid-USER_A copy of this binary, run by root (AT_SECURE): the
  * library must not take the caller's $MPSPAWN_FORKSERVER or
  * $MPSPAWN_SOCKET. */
 START_TEST(test_setuid_ignores_environment) {
         struct tu_server s;
         start_shared_server(&s, NULL);
-        char dir[64], helper[96];
-        tu_tmpdir(dir, sizeof(dir));
-        ck_assert_int_eq(chmod(dir, 0755), 0);
+        char dir[PATH_MAX], helper[PATH_MAX + 16];
+        suid_tmpdir(dir, sizeof(dir));
         snprintf(helper, sizeof(helper), "%s/helper", dir);
         copy_file("/proc/self/exe", helper, 04755);
 
