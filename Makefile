@@ -104,7 +104,7 @@ FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz_%_replay)
 TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_policy check_child \
               check_config check_timer \
               check_process check_pool check_call check_jobpolicy check_hardening \
-              check_cli check_cli_parse check_service $(FUZZ_REPLAYS)
+              check_cli check_cli_parse check_service check_small $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
 
@@ -194,6 +194,7 @@ $(BUILD)/tests/check_util: $(BUILD)/tests/check_util.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_cmdline: $(BUILD)/tests/check_cmdline.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_process: $(BUILD)/tests/check_process.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_cli: $(BUILD)/tests/check_cli.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_small: $(BUILD)/tests/check_small.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 # The CLI's parser is no part of the library; its unit test links it directly.
 $(BUILD)/tests/check_cli_parse: $(BUILD)/tests/check_cli_parse.o $(BUILD)/obj/launcher/cli_options.o \
   $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a

@@ -116,6 +116,7 @@ static int close_all_but(const int *fds, size_t nfds, int errpipe) {
 int child_arrange_fds(const struct mps__spawn *spec, const int *fds, size_t nfds,
                       int *errpipe) {
         bool is_target[MPS_WIRE_TARGET_FD_MAX + 1] = {false};
+        bool left_closed[3] = {false};
         int moved[MPS_WIRE_FDS_MAX];
         int hi = 3;
         int devnull;
@@ -156,15 +157,19 @@ int child_arrange_fds(const struct mps__spawn *spec, const int *fds, size_t nfds
                         if (dup2(moved[src], target) < 0)
                                 return -errno;
                         is_target[target] = true;
+                } else if (target <= 2 && src == MPS_WIRE_FD_CLOSED) {
+                        left_closed[target] = true; /* as the client's was */
                 } else if (target <= 2) {
                         if (dup2(devnull, target) < 0)
                                 return -errno;
                         is_target[target] = true;
                 }
         }
-        /* Never leave 0, 1 or 2 closed: the job's next open() would take it. */
+        /* Never leave 0, 1 or 2 closed (the job's next open() would take
+         * it), unless the client's own was closed: then the job gets what a
+         * direct exec would give it. */
         for (int t = 0; t <= 2; t++) {
-                if (!is_target[t]) {
+                if (!is_target[t] && !left_closed[t]) {
                         if (dup2(devnull, t) < 0)
                                 return -errno;
                         is_target[t] = true;

@@ -633,3 +633,60 @@ void config_print(const struct config *cfg, FILE *out) {
         else
                 fprintf(out, "# default_seccomp_policy is not set\n");
 }
+
+/* ---- reload ------------------------------------------------------------------------ */
+
+static bool same_string(const char *a, const char *b) {
+        return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_preload(const struct config *a, const struct config *b) {
+        if (a->n_preload != b->n_preload)
+                return false;
+        for (size_t i = 0; i < a->n_preload; i++)
+                if (strcmp(a->preload[i], b->preload[i]) != 0)
+                        return false;
+        return true;
+}
+
+#define SWAP(a, b)                                                                   \
+        do {                                                                         \
+                __typeof__(a) swap_tmp_ = (a);                                       \
+                (a) = (b);                                                           \
+                (b) = swap_tmp_;                                                     \
+        } while (0)
+
+void config_reload_into(struct config *live, struct config *fresh, char *restart,
+                        size_t restartlen) {
+        /* What was set up once at start: the socket, the libraries, the
+         * pre-forked pool's size and the compiled admin policy. */
+        size_t n = 0;
+        restart[0] = '\0';
+#define RESTART_ONLY(changed, key)                                                     \
+        if ((changed) && n < restartlen)                                               \
+                n += (size_t)snprintf(restart + n, restartlen - n, "%s%s", n ? ", " : "", \
+                                      key)
+        RESTART_ONLY(!same_string(live->socket_path, fresh->socket_path), "socket");
+        RESTART_ONLY(live->socket_mode != fresh->socket_mode, "socket_mode");
+        RESTART_ONLY(live->has_socket_group != fresh->has_socket_group ||
+                             live->socket_group != fresh->socket_group,
+                     "socket_group");
+        RESTART_ONLY(!same_preload(live, fresh), "preload");
+        RESTART_ONLY(live->prefork != fresh->prefork, "prefork");
+        RESTART_ONLY(!same_string(live->default_seccomp_policy, fresh->default_seccomp_policy),
+                     "default_seccomp_policy");
+#undef RESTART_ONLY
+        /* What is read where it is used: taken over whole. */
+        SWAP(live->file, fresh->file);
+        SWAP(live->allowed_uids, fresh->allowed_uids);
+        SWAP(live->n_allowed_uids, fresh->n_allowed_uids);
+        SWAP(live->allowed_gids, fresh->allowed_gids);
+        SWAP(live->n_allowed_gids, fresh->n_allowed_gids);
+        live->max_children = fresh->max_children;
+        live->max_jobs_per_client = fresh->max_jobs_per_client;
+        live->max_connections_per_uid = fresh->max_connections_per_uid;
+        live->client_queue = fresh->client_queue;
+        live->grace_ms = fresh->grace_ms;
+        live->idle_exit_ms = fresh->idle_exit_ms;
+        live->log_level = fresh->log_level;
+}

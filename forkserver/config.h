@@ -107,6 +107,18 @@ const char *config_log_level_name(int level);
 bool config_allows(const struct config *cfg, uid_t uid, gid_t gid,
                    const gid_t *groups, size_t ngroups);
 
+/*
+ * SIGHUP: takes from fresh (a configuration read again, as at start) the
+ * settings that apply at run time: allowed_users, allowed_groups,
+ * max_children, max_jobs_per_client, max_connections_per_uid, client_queue,
+ * grace, idle_exit and log_level. What was set up once at start (socket,
+ * socket_mode, socket_group, preload, prefork, default_seccomp_policy) stays
+ * as it is; the keys among those that fresh changes are listed in restart
+ * ("socket_mode, prefork", or ""). fresh keeps live's old values: free it.
+ */
+void config_reload_into(struct config *live, struct config *fresh, char *restart,
+                        size_t restartlen);
+
 /* Writes the effective settings in the file's own syntax (--check-config). */
 void config_print(const struct config *cfg, FILE *out);
 

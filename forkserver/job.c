@@ -151,7 +151,11 @@ struct job *job_new(struct server *srv, const struct mps__spawn *sp, uid_t uid,
         j->kill_tree = sp->kill_tree;
         j->daemon = sp->daemon && !sp->detached;
         j->kill_after = sp->kill_after;
+        /* A tiny positive timeout is 1 ns (the timerfd's resolution), never
+         * 0, which means none. */
         j->timeout_ns = sp->timeout > 0 ? (uint64_t)(sp->timeout * 1e9) : 0;
+        if (sp->timeout > 0 && j->timeout_ns == 0)
+                j->timeout_ns = 1;
         j->request_ns = request_ns;
         j->pidfd = j->execpipe = -1;
         j->heap_index = SIZE_MAX;

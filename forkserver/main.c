@@ -69,7 +69,8 @@ static const char usage[] =
         "\n"
         "Signals: SIGTERM or SIGINT stop accepting, end daemon jobs (SIGTERM, then\n"
         "SIGKILL after the grace period; at once on a second signal) and exit 0\n"
-        "once they are gone. Other jobs run on.\n"
+        "once they are gone. Other jobs run on. SIGHUP reloads the --config file\n"
+        "(the settings that apply at run time; see mpforkserver(8)).\n"
         "\n"
         "Exit status: 0 after a clean stop, 1 on a start-up error, 2 on bad usage.\n";
 
@@ -244,6 +245,13 @@ static int load_config(const struct options *o, struct config *cfg, char *err,
         return 0;
 }
 
+/* The server's reload hook: the configuration as main() read it. The
+ * options were validated at start, so only the file can fail now. */
+static int reload_config(const void *data, struct config *ret_cfg, char *err,
+                         size_t errlen) {
+        return load_config(data, ret_cfg, err, errlen);
+}
+
 /* --check-config: what the server would run with. */
 static int check_config(const struct config *cfg, const struct options *o) {
         printf("# mpforkserver %s: %s is valid.\n", MPS_VERSION_STRING,
@@ -281,7 +289,9 @@ int main(int argc, char **argv) {
                 status = check_config(&cfg, &o);
         } else {
                 struct server_options so = {.preload = o.preload, .npreload = o.npreload,
-                                            .embedded_fd = o.embedded_fd};
+                                            .embedded_fd = o.embedded_fd,
+                                            .reload = o.config_path ? reload_config : NULL,
+                                            .reload_data = &o};
                 status = server_run(&cfg, &so);
         }
         config_free(&cfg);

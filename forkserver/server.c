@@ -19,6 +19,7 @@
 #include <sys/epoll.h>
 #include <sys/pidfd.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../launcher/fdutil.h"
@@ -29,8 +30,47 @@
 
 /* ---- signals -------------------------------------------------------------------------- */
 
-/* SIGCHLD reaps (without pidfds); SIGTERM and SIGINT ask for a stop, and a
- * second one (even within one batch) for a stop that does not wait. */
+/* The settings a reload changed that the server keeps copies of. */
+static void apply_settings(struct server *srv, const struct config *cfg) {
+        log_max_level = (enum log_level)cfg->log_level;
+        srv->life.grace_ms = cfg->grace_ms;
+        srv->quota.max_children = cfg->max_children;
+        srv->quota.max_jobs_per_client = config_max_jobs_per_client(cfg);
+}
+
+/*
+ * SIGHUP: the configuration is read again as at start (the file, then the
+ * options that set keys), and what can change at run time takes effect at
+ * once (config_reload_into says which); connections and jobs already there
+ * keep going. A file that no longer reads is logged and changes nothing.
+ */
+static void reload(struct server *srv) {
+        const struct server_options *o = srv->life.opts;
+        struct config fresh;
+        char err[1024], restart[256];
+        if (!o->reload) {
+                log_info("received SIGHUP; no configuration file to reload");
+                return;
+        }
+        config_init(&fresh);
+        int r = o->reload(o->reload_data, &fresh, err, sizeof(err));
+        if (r < 0) {
+                log_err("reload: %s; keeping the running configuration", err);
+                config_free(&fresh);
+                return;
+        }
+        config_reload_into(srv->life.cfg, &fresh, restart, sizeof(restart));
+        config_free(&fresh);
+        apply_settings(srv, srv->life.cfg);
+        log_info("received SIGHUP; reloaded %s", srv->life.cfg->file ? srv->life.cfg->file
+                                                                     : "the configuration");
+        if (restart[0])
+                log_warn("reload: %s changed, which takes effect only at a restart", restart);
+}
+
+/* SIGCHLD reaps (without pidfds); SIGHUP reloads the configuration;
+ * SIGTERM and SIGINT ask for a stop, and a second one (even within one
+ * batch) for a stop that does not wait. */
 static void on_signal(struct watch *w, uint32_t events) {
         struct server *srv = w->data;
         (void)events;
@@ -41,6 +81,10 @@ static void on_signal(struct watch *w, uint32_t events) {
                         job_reap_any(srv);
                         continue;
                 }
+                if (si.ssi_signo == SIGHUP) {
+                        reload(srv);
+                        continue;
+                }
                 log_info("received SIG%s, stopping", sigabbrev_np((int)si.ssi_signo));
                 if (srv->life.stopping || srv->life.stop_requested)
                         srv->life.stop_now = true;
@@ -49,21 +93,52 @@ static void on_signal(struct watch *w, uint32_t events) {
 }
 
 /*
- * Whatever dispositions we were started with (a nohup'ed shell ignores
- * SIGHUP), jobs must start from the defaults: set them all here once, so
- * that a child has only SIGPIPE to reset. Then blocks what the signalfd
- * takes: SIGTERM, SIGINT, and SIGCHLD when there are no pidfds.
+ * The kernel's struct sigaction for rt_sigaction(2), on the architectures
+ * whose layout is the generic one (not alpha, mips, sparc: there glibc's
+ * sigaction is used, and 32/33 stay as inherited).
  */
-static void setup_signals(struct server *srv, sigset_t *ret_mask) {
+struct kernel_sigaction {
+        void (*handler)(int);
+        unsigned long flags;
+        void (*restorer)(void);
+        unsigned long mask;
+};
+
+/*
+ * Every disposition back to SIG_DFL through the raw system call: glibc's
+ * sigaction refuses its own signals (32 and 33, which its posix_spawn
+ * leaves ignored in the program it starts, as libmpspawn starts an
+ * embedded server), and an ignored signal stays ignored across every
+ * fork and exec down to the jobs.
+ */
+static void reset_all_dispositions(void) {
+#if defined(__alpha__) || defined(__mips__) || defined(__sparc__)
         struct sigaction dfl = {.sa_handler = SIG_DFL};
         sigemptyset(&dfl.sa_mask);
         for (int sig = 1; sig < NSIG; sig++)
                 if (sig != SIGKILL && sig != SIGSTOP)
                         sigaction(sig, &dfl, NULL); /* EINVAL for libc's own */
+#else
+        struct kernel_sigaction dfl = {.handler = SIG_DFL};
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void)syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
+#endif
+}
+
+/*
+ * Whatever dispositions we were started with (a nohup'ed shell ignores
+ * SIGHUP), jobs must start from the defaults: set them all here once, so
+ * that a child has only SIGPIPE to reset. Then blocks what the signalfd
+ * takes: SIGTERM, SIGINT, SIGHUP, and SIGCHLD when there are no pidfds.
+ */
+static void setup_signals(struct server *srv, sigset_t *ret_mask) {
+        reset_all_dispositions();
         signal(SIGPIPE, SIG_IGN);
         sigemptyset(ret_mask);
         sigaddset(ret_mask, SIGTERM);
         sigaddset(ret_mask, SIGINT);
+        sigaddset(ret_mask, SIGHUP);
 
         /* pidfds when the kernel (or valgrind) has them, else SIGCHLD. */
         int probe = pidfd_open(getpid(), 0);
@@ -228,10 +303,7 @@ static int start(struct server *srv, const struct server_options *o, char *where
         sigset_t mask;
         int r;
 
-        log_max_level = (enum log_level)cfg->log_level;
-        srv->life.grace_ms = cfg->grace_ms;
-        srv->quota.max_children = cfg->max_children;
-        srv->quota.max_jobs_per_client = config_max_jobs_per_client(cfg);
+        apply_settings(srv, cfg);
         srv->life.start_ns = mps__now_ns();
         setup_signals(srv, &mask);
         if (o->embedded_fd >= 0) {
@@ -368,13 +440,13 @@ static void teardown(struct server *srv) {
         srv->life.signal_fd = mps__safe_close(srv->life.signal_fd);
 }
 
-int server_run(const struct config *cfg, const struct server_options *o) {
+int server_run(struct config *cfg, const struct server_options *o) {
         static const struct loop_hooks hooks = {next_timeout_ms, after_batch};
         struct server srv = {
                 .cfg = cfg,
                 .loop.epfd = -1,
                 .listen = {.fd = -1, .spare_fd = -1},
-                .life.signal_fd = -1,
+                .life = {.signal_fd = -1, .cfg = cfg, .opts = o},
                 .timers.fd = -1,
         };
         char where[128];

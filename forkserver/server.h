@@ -47,6 +47,7 @@
 #include "../launcher/wire.h"
 
 struct config;
+struct server_options;
 struct ucred;
 
 /* What an epoll registration points at: the handler of its events and
@@ -216,6 +217,8 @@ struct life_state {
         bool stopping;       /* accepting nothing more; daemon jobs ending */
         bool stop_now;       /* second SIGTERM: do not wait for the grace period */
         unsigned grace_ms;   /* SIGTERM -> SIGKILL for daemon jobs */
+        struct config *cfg;  /* server.cfg, which SIGHUP updates */
+        const struct server_options *opts;
 };
 
 /* connection.c: the live connections. */
@@ -342,10 +345,16 @@ struct server_options {
         const char *const *preload; /* --preload, after the configuration's */
         size_t npreload;
         int embedded_fd; /* --embedded FD, or -1: listen */
+        /* SIGHUP: reads the configuration again as main() did (file, then
+         * options) into *ret_cfg: 0, or -errno with the reason in err (and
+         * *ret_cfg to free either way). NULL: nothing to reload. */
+        int (*reload)(const void *data, struct config *ret_cfg, char *err, size_t errlen);
+        const void *reload_data;
 };
 
-/* Runs the server until it stops; the exit status (0, 1 or 2). */
-int server_run(const struct config *cfg, const struct server_options *o);
+/* Runs the server until it stops; the exit status (0, 1 or 2). SIGHUP
+ * updates cfg in place (config_reload_into). */
+int server_run(struct config *cfg, const struct server_options *o);
 
 /* --check-config: 0 when default_seccomp_policy (if set) compiles, else
  * -errno with the reason in err. */

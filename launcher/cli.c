@@ -132,18 +132,21 @@ static int run_one(mps_client *client, const struct mps__cli_options *o, int sfd
 static int run_jobs(struct mps__cli_options *o) {
         mps_client *client = NULL;
         char *msg = NULL;
-        int status = MPS_EXIT_LAUNCHER, r, sfd;
+        int status = MPS_EXIT_LAUNCHER, r, sfd = -1;
 
-        /* Block the forwarded signals before any job exists, so that none
-         * is lost between start and the wait loop. */
-        sfd = mps__cli_signalfd();
-        if (sfd < 0) {
-                fprintf(stderr, "mpspawn: signalfd: %s\n", strerror(errno));
-                return MPS_EXIT_LAUNCHER;
-        }
+        /* Connecting may take the whole handshake timeout (a stopped
+         * server): until then INT and TERM keep their dispositions, so that
+         * they end us as they would any program, and the shell sees it. */
         r = mps_client_open(o->socket, &client, &msg);
         if (r < 0) {
                 fprintf(stderr, "mpspawn: %s\n", msg ? msg : mps_strerror(r));
+                goto out;
+        }
+        /* Then the forwarded signals are blocked before any job exists, so
+         * that none is lost between start and the wait loop. */
+        sfd = mps__cli_signalfd();
+        if (sfd < 0) {
+                fprintf(stderr, "mpspawn: signalfd: %s\n", strerror(errno));
                 goto out;
         }
         if (o->mode == MPS__CLI_BATCH) {

@@ -7,9 +7,12 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <errno.h>
 #include <sys/signalfd.h>
 
 #include <cjson/cJSON.h>
+
+#include "fdutil.h"
 
 static const char help_hint[] = "Try 'mpspawn --help' for more information.\n";
 
@@ -37,7 +40,18 @@ int mps__cli_signalfd(void) {
         for (size_t i = 0; i < mps__cli_nforwarded; i++)
                 sigaddset(&sigs, mps__cli_forwarded[i]);
         sigprocmask(SIG_BLOCK, &sigs, NULL);
-        return signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+        /* Never at 0, 1 or 2 (the caller may have closed one): the job
+         * inherits those as its stdio. */
+        int fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (fd < 0)
+                return -1;
+        int moved = mps__fd_move_at_least(fd, 3);
+        if (moved < 0) {
+                mps__safe_close(fd);
+                errno = -moved;
+                return -1;
+        }
+        return moved;
 }
 
 int mps__cli_exit_status(const mps_exit_info *info) {

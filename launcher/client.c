@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
+#include <sys/pidfd.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +34,7 @@
 #define SYSTEM_SOCKET "/run/mpspawn/forkserver.sock"
 #define USER_SOCKET_NAME "mpspawn.sock"
 #define HANDSHAKE_TIMEOUT_MS 10000
+#define EMBEDDED_START_TIMEOUT_MS 10000
 
 extern char **environ;
 
@@ -69,9 +72,17 @@ static int connect_path(const char *path, int *ret_fd) {
         if (strlen(path) >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
         strcpy(sa.sun_path, path);
+        /* Never at 0, 1 or 2, which the caller may have closed: a job would
+         * get our socket as its stdio. */
         int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
+        int moved = mps__fd_move_at_least(fd, 3);
+        if (moved < 0) {
+                mps__safe_close(fd);
+                return moved;
+        }
+        fd = moved;
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
                 int r = -errno;
                 mps__safe_close(fd);
@@ -85,8 +96,14 @@ static bool executable(const char *path) {
         return access(path, X_OK) == 0;
 }
 
+/*
+ * Every variable of ours is read with secure_getenv: in a setuid or
+ * file-capability program (AT_SECURE) the environment is the caller's,
+ * and the caller must not choose the binary such a program execs, the
+ * server it trusts, or where the embedded server's log goes.
+ */
 int mps__forkserver_path(char *buf, size_t len) {
-        const char *env = getenv("MPSPAWN_FORKSERVER");
+        const char *env = secure_getenv("MPSPAWN_FORKSERVER");
         if (env && *env) {
                 if (snprintf(buf, len, "%s", env) >= (int)len)
                         return -ENAMETOOLONG;
@@ -107,6 +124,56 @@ int mps__forkserver_path(char *buf, size_t len) {
         }
         if (snprintf(buf, len, "%s", MPS_FORKSERVER_PATH) >= (int)len)
                 return -ENAMETOOLONG;
+        return 0;
+}
+
+/* Whether pid has ended, reaping it: 1 (status set), 0 not yet, or -errno.
+ * ECHILD means the host reaps its children itself (or ignores SIGCHLD):
+ * it has ended, with an unknown status, taken as success. */
+static int reap_nohang(pid_t pid, int *status) {
+        int r = mps__wait_retry(pid, status, WNOHANG, NULL);
+        if (r == -ECHILD) {
+                *status = 0;
+                return 1;
+        }
+        return r < 0 ? r : r > 0;
+}
+
+/*
+ * Waits, bounded, for the embedded server's first process, which exits as
+ * soon as it has detached: a binary that never does (a wrong
+ * $MPSPAWN_FORKSERVER, a stopped process) must not hang the caller. Waits
+ * on a pidfd when there is one, else polls with WNOHANG every 10 ms. Past
+ * EMBEDDED_START_TIMEOUT_MS the process is killed and reaped.
+ */
+static int wait_detached(pid_t pid, const char *path, char *msg, size_t msglen) {
+        uint64_t deadline = mps__now_ns() + EMBEDDED_START_TIMEOUT_MS * 1000000ull;
+        int pidfd = pidfd_open(pid, 0);
+        int status = 0, r;
+        while ((r = reap_nohang(pid, &status)) == 0) {
+                uint64_t now = mps__now_ns();
+                if (now >= deadline)
+                        break;
+                int left_ms = (int)((deadline - now) / 1000000) + 1;
+                if (pidfd >= 0)
+                        (void)mps__poll_one(pidfd, POLLIN, left_ms);
+                else
+                        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+        }
+        mps__safe_close(pidfd);
+        if (r == 0) {
+                kill(pid, SIGKILL);
+                (void)mps__wait_retry(pid, &status, 0, NULL);
+                snprintf(msg, msglen,
+                         "the embedded forkserver '%s' did not start within %d s",
+                         path, EMBEDDED_START_TIMEOUT_MS / 1000);
+                return -ETIMEDOUT;
+        }
+        if (r < 0 || !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+                snprintf(msg, msglen, "the embedded forkserver '%s' failed to start",
+                         path);
+                return -ECHILD;
+        }
         return 0;
 }
 
@@ -135,8 +202,16 @@ static int start_embedded(int *ret_fd, char *msg, size_t msglen) {
                 snprintf(msg, msglen, "socketpair: %s", strerror(-r));
                 return r;
         }
-        /* dup2 onto the same number would keep O_CLOEXEC: keep the source
-         * away from 3. */
+        /* Our end never at 0, 1 or 2 (closed by the caller, they are what a
+         * job inherits as its stdio). dup2 onto the same number would keep
+         * O_CLOEXEC: keep the server's end away from 3. */
+        int ours = mps__fd_move_at_least(sv[0], 3);
+        if (ours < 0) {
+                r = ours;
+                snprintf(msg, msglen, "fcntl: %s", strerror(-r));
+                goto out;
+        }
+        sv[0] = ours;
         far = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
         if (far < 0) {
                 r = -errno;
@@ -154,7 +229,7 @@ static int start_embedded(int *ret_fd, char *msg, size_t msglen) {
                                                 POSIX_SPAWN_SETSID);
         /* The library never prints: the server's stdio is /dev/null unless
          * $MPSPAWN_DEBUG asks to see its log on our stderr. */
-        const char *debug = getenv("MPSPAWN_DEBUG");
+        const char *debug = secure_getenv("MPSPAWN_DEBUG");
         bool show_log = debug && *debug && strcmp(debug, "0") != 0;
         posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0);
         posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_RDWR, 0);
@@ -173,16 +248,8 @@ static int start_embedded(int *ret_fd, char *msg, size_t msglen) {
                 r = -r;
                 goto out;
         }
-        /* The first process exits as soon as it has detached. ECHILD means
-         * the host reaps its children itself (or ignores SIGCHLD): fine. */
-        int status = 0;
-        r = mps__wait_retry(pid, &status, 0, NULL);
-        if (r > 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-                snprintf(msg, msglen, "the embedded forkserver '%s' failed to start",
-                         path);
-                r = -ECHILD;
+        if ((r = wait_detached(pid, path, msg, msglen)) < 0)
                 goto out;
-        }
         *ret_fd = sv[0];
         sv[0] = -1;
         r = 0;
@@ -196,7 +263,7 @@ out:
 /* The default choice of server (see mps_client_open). */
 static int connect_default(unsigned flags, int *ret_fd, char *where, size_t wherelen,
                            char *msg, size_t msglen) {
-        const char *env = getenv("MPSPAWN_SOCKET");
+        const char *env = secure_getenv("MPSPAWN_SOCKET");
         int r;
         if (env && *env) {
                 snprintf(where, wherelen, "%s", env);
@@ -207,7 +274,7 @@ static int connect_default(unsigned flags, int *ret_fd, char *where, size_t wher
                 snprintf(where, wherelen, "%s", SYSTEM_SOCKET);
                 return 0;
         }
-        const char *rt = getenv("XDG_RUNTIME_DIR");
+        const char *rt = secure_getenv("XDG_RUNTIME_DIR");
         if (rt && *rt) {
                 char p[PATH_MAX];
                 snprintf(p, sizeof(p), "%s/%s", rt, USER_SOCKET_NAME);

@@ -45,9 +45,13 @@ MPS_API int mps_process_new(mps_client *c, const mps_spec *spec,
         return 0;
 }
 
-/* The caller's fd as it will be sent, or -1 for /dev/null (closed stdio). */
-static int usable_fd(int fd) {
-        return fd >= 0 && fcntl(fd, F_GETFD) >= 0 ? fd : -1;
+/* The caller's stdio fd as it will be sent; closed, it stays closed in the
+ * job as with a direct exec (MPS_WIRE_FD_CLOSED), or is /dev/null (-1) with
+ * a server too old to know that. */
+static int usable_fd(const mps_client *c, int fd) {
+        if (fcntl(fd, F_GETFD) >= 0)
+                return fd;
+        return c->features & MPS_FEATURE_CLOSED_FDS ? MPS_WIRE_FD_CLOSED : -1;
 }
 
 /* An older server would ignore what it does not know: refuse here. */
@@ -69,12 +73,13 @@ struct start_fds {
         size_t nfds;
 };
 
-/* Maps the job's fd target to the caller's fd src (-1: none). */
+/* Maps the job's fd target to the caller's fd src (-1: none; or
+ * MPS_WIRE_FD_CLOSED). */
 static int add_fd(struct start_fds *f, int target, int src) {
         if (src >= 0 && f->nfds >= MPS_WIRE_FDS_MAX)
                 return -EMFILE;
         f->map[f->nmap].target = target;
-        f->map[f->nmap].source = src >= 0 ? (int)f->nfds : -1;
+        f->map[f->nmap].source = src >= 0 ? (int)f->nfds : src < -1 ? src : -1;
         if (src >= 0)
                 f->fds[f->nfds++] = src;
         f->nmap++;
@@ -100,7 +105,7 @@ static int build_fds(mps_client *c, const mps_spec *s, struct start_fds *f) {
                         return r;
         }
         for (int t = 0; t <= 2; t++)
-                if (!mapped[t] && (r = add_fd(f, t, usable_fd(t))) < 0)
+                if (!mapped[t] && (r = add_fd(f, t, usable_fd(c, t))) < 0)
                         return r;
         return 0;
 }
@@ -264,7 +269,7 @@ void mps__process_on_msg(mps_client *c, struct mps__msg *msg) {
                         /* A server without pidfds (old kernel, valgrind):
                          * open one ourselves. The server reaps as soon as
                          * the job ends, so this is only as good as a pid. */
-                        p->pidfd = pidfd_open(s.pid, 0);
+                        p->pidfd = mps__fd_move_at_least(pidfd_open(s.pid, 0), 3);
                 }
                 if (p->spec->spawn.detached) {
                         /* Nothing more will come about it. */

@@ -46,6 +46,13 @@ static void take_fds(struct msghdr *mh, struct mps__msg *msg) {
                 for (size_t i = 0; i < k; i++) {
                         int fd;
                         memcpy(&fd, data + i * sizeof(int), sizeof(int));
+                        /* A library whose caller closed 0, 1 or 2 receives
+                         * there: keep ours above them (the caller's stdio is
+                         * what a job inherits). Only on a failed move does
+                         * one stay low. */
+                        int moved = mps__fd_move_at_least(fd, 3);
+                        if (moved >= 0)
+                                fd = moved;
                         if (msg->nfds < MPS_WIRE_FDS_MAX)
                                 msg->fds[msg->nfds++] = fd;
                         else

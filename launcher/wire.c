@@ -275,13 +275,14 @@ int mps__hello_decode(const cJSON *json, struct mps__hello *ret, char *err,
 }
 
 static const char *const feature_names[] = {"timeout", "rlimits", "detached", "call",
-                                            "jobs",    "policy"};
+                                            "jobs",    "policy",   "closed_fds"};
 
 /* By bit, as feature_names: what a client names when its server lacks one. */
 static const char *const feature_descriptions[] = {
         "timeouts", "resource limits", "detached jobs", "call jobs",
         "job requests (wait, list, stats)",
         "job policy (seccomp, nice, umask, no_new_privs, pdeathsig, kill_tree)",
+        "closed stdio descriptors",
 };
 
 const char *mps__feature_description(unsigned feature) {
@@ -304,6 +305,9 @@ unsigned mps__spawn_features(const struct mps__spawn *m) {
         if (m->seccomp_text || m->has_nice || m->umask >= 0 || m->no_new_privs ||
             m->pdeathsig || m->kill_tree)
                 need |= MPS_FEATURE_POLICY;
+        for (size_t i = 0; i < m->nfdmap; i++)
+                if (m->fdmap[i].source == MPS_WIRE_FD_CLOSED)
+                        need |= MPS_FEATURE_CLOSED_FDS;
         return need;
 }
 
@@ -530,11 +534,12 @@ static int decode_fdmap(const cJSON *json, size_t nfds, struct mps__spawn *m,
                     t->valuedouble < 0 ||
                     t->valuedouble > MPS_WIRE_TARGET_FD_MAX ||
                     t->valuedouble != (int)t->valuedouble ||
-                    s->valuedouble < -1 || s->valuedouble >= (double)nfds ||
+                    s->valuedouble < MPS_WIRE_FD_CLOSED ||
+                    s->valuedouble >= (double)nfds ||
                     s->valuedouble != (int)s->valuedouble) {
                         mps__say(err, errlen,
                             "field \"fds\" entry %zu must be [target 0..%d, "
-                            "index -1..%zd] (the message carried %zu fds)",
+                            "index -2..%zd] (the message carried %zu fds)",
                             m->nfdmap, MPS_WIRE_TARGET_FD_MAX,
                             (ssize_t)nfds - 1, nfds);
                         return -EINVAL;

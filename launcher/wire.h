@@ -132,7 +132,9 @@ enum {
         MPS_FEATURE_JOBS = 1 << 4,     /* "jobs": wait, list, stats */
         MPS_FEATURE_POLICY = 1 << 5,   /* "policy": seccomp, nice, umask,
                                           no_new_privs, pdeathsig, kill_tree */
-        MPS_FEATURES_ALL = (1 << 6) - 1,
+        MPS_FEATURE_CLOSED_FDS = 1 << 6, /* "closed_fds": source
+                                            MPS_WIRE_FD_CLOSED */
+        MPS_FEATURES_ALL = (1 << 7) - 1,
 };
 
 struct mps__welcome {
@@ -145,8 +147,14 @@ struct mps__welcome {
 
 struct mps__fd_map {
         int target; /* fd number in the job */
-        int source; /* index into the message's fds, or -1: /dev/null/close */
+        int source; /* index into the message's fds, -1: /dev/null for 0-2
+                       (else closed), or MPS_WIRE_FD_CLOSED */
 };
+
+/* A map source: the target stays closed in the job, 0-2 included (the
+ * caller's own fd was closed, as a direct exec would leave it). Only to
+ * servers that announce MPS_FEATURE_CLOSED_FDS. */
+#define MPS_WIRE_FD_CLOSED (-2)
 
 /* RLIM_INFINITY on the wire is -1; hard_keep leaves the hard limit as the
  * job inherits it and sets only the soft one. */

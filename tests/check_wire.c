@@ -1065,10 +1065,12 @@ END_TEST
 START_TEST(test_spawn_fd_index_beyond_nfds) {
         expect_spawn_invalid(spawn_with_json("fds", "[[0,0]]"), 0, "fds");
         expect_spawn_invalid(spawn_with_json("fds", "[[0,0],[1,2]]"), 2, "fds");
-        expect_spawn_invalid(spawn_with_json("fds", "[[0,-2]]"), 1, "fds");
+        expect_spawn_invalid(spawn_with_json("fds", "[[0,-3]]"), 1, "fds");
         expect_spawn_invalid(spawn_with_json("fds", "[[0,0.5]]"), 1, "fds");
         expect_spawn_valid(spawn_with_json("fds", "[[0,1],[1,-1],[2,0]]"), 2);
         expect_spawn_valid(spawn_with_json("fds", "[[3,-1]]"), 0);
+        /* -2 is MPS_WIRE_FD_CLOSED: the target stays closed. */
+        expect_spawn_valid(spawn_with_json("fds", "[[0,-2]]"), 0);
 }
 END_TEST
 
