@@ -68,9 +68,9 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
             -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CFLAGS   ?= -O2 -g
 SANITIZE ?=
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANITIZE) \
+# CPPFLAGS: a distribution's preprocessor flags (Debian's -D_FORTIFY_SOURCE).
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) $(SANITIZE) \
              -DMPS_VERSION_STRING='"$(VERSION)"' \
-             -DMPS_FORKSERVER_PATH='"$(BINDIR)/mpforkserver"' \
              $(CJSON_CFLAGS)
 LIB_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DMPS_BUILDING_LIBRARY
 ALL_LDFLAGS = $(LDFLAGS) $(SANITIZE)
@@ -151,6 +151,20 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SYSTEMD_CFLAGS) -MMD -MP -c $< -o $@
 
+# The one object that embeds an installation path: the server binary a
+# private (embedded) server is started from, $(BINDIR)/mpforkserver. It is
+# rebuilt whenever that path changes, so "make install PREFIX=/usr" after a
+# plain "make" relinks the library and the CLI with the path they are
+# installed under. $(BUILD)/forkserver-path holds the path of the last build,
+# rewritten only when it differs: make then sees it as newer than client.o.
+FORKSERVER_PATH = $(BINDIR)/mpforkserver
+$(BUILD)/lib/launcher/client.o: LIB_CFLAGS += -DMPS_FORKSERVER_PATH='"$(FORKSERVER_PATH)"'
+$(BUILD)/lib/launcher/client.o: $(BUILD)/forkserver-path
+$(BUILD)/forkserver-path: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(FORKSERVER_PATH)' | cmp -s - $@ || echo '$(FORKSERVER_PATH)' > $@
+FORCE:
+
 $(BUILD)/libmpspawn.a: $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
@@ -170,11 +184,14 @@ $(BUILD)/mpspawn: $(CLI_OBJ) $(BUILD)/libmpspawn.a
 # libdir and includedir relative to ${prefix} where they are under PREFIX,
 # so that "pkg-config --define-variable=prefix=DESTDIR/PREFIX" finds a staged
 # installation. Written again at install time with the PREFIX given then.
+# mpspawn.h includes no header of cJSON's, so a static link needs only its
+# library: Libs.private, not Requires.private, which would also add cJSON's
+# include directory to every client's --cflags.
 PC_TEXT = 'prefix=$(PREFIX)' \
   'libdir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))' \
   'includedir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))' '' \
   'Name: mpspawn' 'Description: launch processes through the mpforkserver forkserver' \
-  'Version: $(VERSION)' 'Requires.private: libcjson' 'Libs.private: -lm' \
+  'Version: $(VERSION)' 'Libs.private: $(CJSON_LIBS)' \
   'Libs: -L$${libdir} -lmpspawn' 'Cflags: -I$${includedir}'
 
 $(BUILD)/mpspawn.pc: Makefile
@@ -367,31 +384,46 @@ demo: deps
 	@MPSPAWN_FORKSERVER=$(BUILD)/mpforkserver ./$(BUILD)/tests/example
 
 # --- install ---------------------------------------------------------------------------
+# The man pages and units name installed paths through @BINDIR@, @SYSCONFDIR@
+# and @DOCDIR@, filled in here with the paths of this install (never with
+# DESTDIR, which is only where the files are staged).
 MANPAGES  := docs/mpspawn.1 docs/libmpspawn.3 docs/mpforkserver.conf.5 docs/mpforkserver.8
-SUBST      = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+# What --help and the man pages point at, installed into $(DOCDIR).
+DOCS      := README.md NEWS LICENSE docs/policy.md docs/batch.md docs/protocol.md \
+             docs/security.md docs/example.c
+SUBST      = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+                 -e 's|@DOCDIR@|$(DOCDIR)|g'
 CONFFILE   = $(DESTDIR)$(SYSCONFDIR)/mpspawn/forkserver.conf
+# bash-completion loads completions/NAME when NAME is first completed, from
+# every share/ of $XDG_DATA_DIRS (/usr/local/share:/usr/share by default).
+BASHCOMPDIR ?= $(or $(shell $(PKG_CONFIG) --define-variable=datadir=$(DATADIR) \
+                 --variable=completionsdir bash-completion 2>/dev/null),$(DATADIR)/bash-completion/completions)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
 	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(USERUNITDIR) \
-	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/mpspawn \
-	  $(addprefix $(DESTDIR)$(MANDIR)/man,1 3 5 8)
+	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)/policy-examples $(DESTDIR)$(SYSCONFDIR)/mpspawn \
+	  $(DESTDIR)$(BASHCOMPDIR) $(addprefix $(DESTDIR)$(MANDIR)/man,1 3 5 8)
 	install -m 0755 $(BUILD)/mpforkserver $(BUILD)/mpspawn $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(BUILD)/libmpspawn.a $(DESTDIR)$(LIBDIR)/
-	install -m 0755 $(BUILD)/libmpspawn.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	install -m 0644 $(BUILD)/libmpspawn.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
 	ln -sf libmpspawn.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libmpspawn.so
 	install -m 0644 include/mpspawn.h $(DESTDIR)$(INCLUDEDIR)/
 	printf '%s\n' $(PC_TEXT) > $(DESTDIR)$(PKGCONFIGDIR)/mpspawn.pc
 	for p in $(MANPAGES); do \
-	  install -m 0644 $$p $(DESTDIR)$(MANDIR)/man$${p##*.}/; done
+	  $(SUBST) $$p > $(DESTDIR)$(MANDIR)/man$${p##*.}/$${p##*/} && \
+	  chmod 0644 $(DESTDIR)$(MANDIR)/man$${p##*.}/$${p##*/} || exit 1; done
 	install -m 0644 systemd/mpforkserver.socket $(DESTDIR)$(UNITDIR)/
 	$(SUBST) systemd/mpforkserver.service.in > $(DESTDIR)$(UNITDIR)/mpforkserver.service
 	install -m 0644 systemd/user/mpforkserver.socket $(DESTDIR)$(USERUNITDIR)/
 	$(SUBST) systemd/user/mpforkserver.service.in > $(DESTDIR)$(USERUNITDIR)/mpforkserver.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/mpforkserver.service $(DESTDIR)$(USERUNITDIR)/mpforkserver.service
 	install -m 0644 systemd/mpspawn.sysusers $(DESTDIR)$(SYSUSERSDIR)/mpspawn.conf
-	install -m 0644 systemd/forkserver.conf.sample $(DESTDIR)$(DOCDIR)/
+	install -m 0644 launcher/mpspawn.bash-completion $(DESTDIR)$(BASHCOMPDIR)/mpspawn
+	ln -sf mpspawn $(DESTDIR)$(BASHCOMPDIR)/mpforkserver
+	install -m 0644 systemd/forkserver.conf.sample $(DOCS) $(DESTDIR)$(DOCDIR)/
+	install -m 0644 docs/policy-examples/* $(DESTDIR)$(DOCDIR)/policy-examples/
 	@# An existing configuration is the administrator's: never overwritten.
 	if [ -e $(CONFFILE) ]; then echo "keeping $(CONFFILE)"; \
 	else install -m 0644 systemd/forkserver.conf.sample $(CONFFILE); fi
@@ -405,10 +437,14 @@ uninstall:
 	  $(addprefix $(DESTDIR)$(MANDIR)/man,$(foreach p,$(MANPAGES),$(subst .,,$(suffix $(p)))/$(notdir $(p)))) \
 	  $(DESTDIR)$(UNITDIR)/mpforkserver.socket $(DESTDIR)$(UNITDIR)/mpforkserver.service \
 	  $(DESTDIR)$(USERUNITDIR)/mpforkserver.socket $(DESTDIR)$(USERUNITDIR)/mpforkserver.service \
-	  $(DESTDIR)$(SYSUSERSDIR)/mpspawn.conf $(DESTDIR)$(DOCDIR)/forkserver.conf.sample
+	  $(DESTDIR)$(SYSUSERSDIR)/mpspawn.conf $(DESTDIR)$(DOCDIR)/forkserver.conf.sample \
+	  $(DESTDIR)$(BASHCOMPDIR)/mpspawn $(DESTDIR)$(BASHCOMPDIR)/mpforkserver \
+	  $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS))) \
+	  $(addprefix $(DESTDIR)$(DOCDIR)/policy-examples/,$(notdir $(wildcard docs/policy-examples/*)))
 	if cmp -s systemd/forkserver.conf.sample $(CONFFILE); then rm -f $(CONFFILE); \
 	elif [ -e $(CONFFILE) ]; then echo "keeping $(CONFFILE) (changed)"; fi
-	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/mpspawn 2>/dev/null
+	-rmdir $(DESTDIR)$(DOCDIR)/policy-examples $(DESTDIR)$(DOCDIR) \
+	  $(DESTDIR)$(SYSCONFDIR)/mpspawn 2>/dev/null
 
 clean:
 	rm -rf build build-asan build-fuzz
