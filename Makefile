@@ -49,10 +49,11 @@ PKG_CONFIG   ?= pkg-config
 # Debian packages that provide what we build against, and the tools the
 # tests use: systemd (systemd-socket-activate, systemd-analyze, systemd.pc
 # for the unit directories), man-db (systemd-analyze verify runs man(1) for
-# Documentation=) and groff-base (the man pages are checked with groff).
+# Documentation=), groff-base (the man pages are checked with groff) and
+# bash-completion (its completionsdir, and the completion test runs it).
 DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcjson-dev check libsystemd-dev \
-                systemd man-db groff-base
-PKG_MODULES  := libcjson libseccomp check libsystemd systemd
+                systemd man-db groff-base bash-completion
+PKG_MODULES  := libcjson libseccomp check libsystemd systemd bash-completion
 DEP_COMMANDS := systemd-socket-activate systemd-analyze man groff
 
 CJSON_CFLAGS    = $(shell $(PKG_CONFIG) --cflags libcjson 2>/dev/null)
@@ -104,7 +105,7 @@ FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz_%_replay)
 TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_policy check_config check_timer \
               check_process check_pool check_call check_jobpolicy check_hardening \
               check_cli check_cli_parse check_service $(FUZZ_REPLAYS)
-SH_TESTS   := install.sh
+SH_TESTS   := install.sh completion.sh
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
 
 SONAME     := libmpspawn.so.$(SOVERSION)
