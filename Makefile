@@ -15,6 +15,8 @@
 #   make install    PREFIX=/usr/local DESTDIR= (binaries, libraries, header,
 #                   pkg-config file, man pages, systemd units, sample config)
 #   make uninstall  the same variables: removes what install installed
+#   make deb        the Debian packages (dpkg-buildpackage), in build-deb/
+#   make deb-check  them, lintian, installed, used and purged (root)
 #
 # Every output goes under $(BUILD) (build/ by default; build-asan/ for the
 # sanitizer build; build-fuzz/ for the fuzz targets), so they never mix.
@@ -113,7 +115,7 @@ PROGRAMS   := $(BUILD)/mpforkserver $(BUILD)/mpspawn
 LIBS       := $(BUILD)/libmpspawn.a $(BUILD)/libmpspawn.so.$(VERSION)
 
 .PHONY: all deps demo check check-asan check-valgrind soak test tests install uninstall \
-        clean bench bench-compare bench-callgrind bench-steps bench-policy fuzz fuzz-deps fuzz-build
+        deb deb-check clean bench bench-compare bench-callgrind bench-steps bench-policy fuzz fuzz-deps fuzz-build
 SUDO_APT = if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
@@ -429,6 +431,34 @@ install: all
 	if [ -e $(CONFFILE) ]; then echo "keeping $(CONFFILE)"; \
 	else install -m 0644 systemd/forkserver.conf.sample $(CONFFILE); fi
 
+# --- Debian packages -------------------------------------------------------------------
+# make deb: the packages mpspawn, libmpspawn0 and libmpspawn-dev, built by
+# dpkg-buildpackage -us -uc -b from a copy of the tree in $(DEB_OUT)/src
+# (so that debhelper's files stay out of the tree and the .debs land in
+# $(DEB_OUT), not in the tree's parent). The build dependencies come from
+# debian/control, installed with apt-get build-dep when missing.
+# make deb-check: tests/deb.sh, lintian on them, then install, use, purge
+# (as root: it installs them on this machine).
+DEB_OUT := build-deb
+deb:
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	if command -v dpkg-checkbuilddeps >/dev/null && dpkg-checkbuilddeps >/dev/null 2>&1; then \
+	  echo "deb: build dependencies present"; \
+	else \
+	  echo "deb: installing the build dependencies of debian/control"; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    build-essential dpkg-dev && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get build-dep -y -q ./ || exit 1; \
+	fi
+	rm -rf $(DEB_OUT) && mkdir -p $(DEB_OUT)/src
+	tar --exclude=./.git --exclude='./build*' -cf - . | tar -C $(DEB_OUT)/src -xf -
+	cd $(DEB_OUT)/src && dpkg-buildpackage -us -uc -b
+	@ls -l $(DEB_OUT)/*.deb
+
+deb-check: deb
+	@BUILD=$(BUILD) sh tests/deb.sh $(DEB_OUT)
+
 # The configuration goes only if it is still the sample: edits are kept.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/mpforkserver $(DESTDIR)$(BINDIR)/mpspawn \
@@ -448,7 +478,7 @@ uninstall:
 	  $(DESTDIR)$(SYSCONFDIR)/mpspawn 2>/dev/null
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-deb
 	-git worktree remove --force build-base 2>/dev/null; rm -rf build-base
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
