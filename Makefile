@@ -17,6 +17,8 @@
 #   make uninstall  the same variables: removes what install installed
 #   make deb        the Debian packages (dpkg-buildpackage), in build-deb/
 #   make deb-check  them, lintian, installed, used and purged (root)
+#   make check-systemd  the packaged units under systemd in a Debian 12
+#                   container (debootstrap, systemd-nspawn; root)
 #
 # Every output goes under $(BUILD) (build/ by default; build-asan/ for the
 # sanitizer build; build-fuzz/ for the fuzz targets), so they never mix.
@@ -115,7 +117,7 @@ PROGRAMS   := $(BUILD)/mpforkserver $(BUILD)/mpspawn
 LIBS       := $(BUILD)/libmpspawn.a $(BUILD)/libmpspawn.so.$(VERSION)
 
 .PHONY: all deps demo check check-asan check-valgrind soak test tests install uninstall \
-        deb deb-check clean bench bench-compare bench-callgrind bench-steps bench-policy fuzz fuzz-deps fuzz-build
+        deb deb-check check-systemd clean bench bench-compare bench-callgrind bench-steps bench-policy fuzz fuzz-deps fuzz-build
 SUDO_APT = if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
@@ -458,6 +460,18 @@ deb:
 
 deb-check: deb
 	@BUILD=$(BUILD) sh tests/deb.sh $(DEB_OUT)
+
+# make check-systemd: the packaged units under a real systemd, booted in a
+# Debian 12 container (tests/systemd.sh: debootstrap, cached in
+# /var/cache/mpspawn-systemd-test, then systemd-nspawn --boot --ephemeral).
+# Uses the packages in $(DEB_OUT), built first when there are none: run
+# "make deb" after changing the tree. As root.
+check-systemd:
+	@command -v debootstrap >/dev/null && command -v systemd-nspawn >/dev/null || \
+	  { $(SUDO_APT) debootstrap systemd-container; }
+	@ls $(DEB_OUT)/mpspawn_*.deb >/dev/null 2>&1 || $(MAKE) --no-print-directory deb
+	@ls -l $(DEB_OUT)/mpspawn_*.deb $(DEB_OUT)/libmpspawn0_*.deb
+	@sh tests/systemd.sh $(DEB_OUT)
 
 # The configuration goes only if it is still the sample: edits are kept.
 uninstall:
