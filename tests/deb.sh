@@ -40,6 +40,10 @@ for p in $pkgs; do
   check "package $p built ($(du -k "$f" 2>/dev/null | cut -f1) KiB)" test -f "$f"
 done
 
+upstream=$(sed -n 's/^VERSION *:= *//p' "$top/Makefile")
+check "debian/changelog's version is the Makefile's ($upstream)" \
+  test "$(dpkg-parsechangelog -l "$top/debian/changelog" -S Version)" = "$upstream"
+
 # --- 1. lintian -------------------------------------------------------------------
 command -v lintian >/dev/null || { apt update >/dev/null; apt install --no-install-recommends lintian >/dev/null; }
 lintian -I --pedantic "$dir"/*.changes >"$tmp/lintian" 2>&1
