@@ -15,6 +15,10 @@
 #   make install    PREFIX=/usr/local DESTDIR= (binaries, libraries, header,
 #                   pkg-config file, man pages, systemd units, sample config)
 #   make uninstall  the same variables: removes what install installed
+#   make deb        the Debian packages (dpkg-buildpackage), in build-deb/
+#   make deb-check  them, lintian, installed, used and purged (root)
+#   make check-systemd  the packaged units under systemd in a Debian 12
+#                   container (debootstrap, systemd-nspawn; root)
 #
 # Every output goes under $(BUILD) (build/ by default; build-asan/ for the
 # sanitizer build; build-fuzz/ for the fuzz targets), so they never mix.
@@ -49,10 +53,11 @@ PKG_CONFIG   ?= pkg-config
 # Debian packages that provide what we build against, and the tools the
 # tests use: systemd (systemd-socket-activate, systemd-analyze, systemd.pc
 # for the unit directories), man-db (systemd-analyze verify runs man(1) for
-# Documentation=) and groff-base (the man pages are checked with groff).
+# Documentation=), groff-base (the man pages are checked with groff) and
+# bash-completion (its completionsdir, and the completion test runs it).
 DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcjson-dev check libsystemd-dev \
-                systemd man-db groff-base
-PKG_MODULES  := libcjson libseccomp check libsystemd systemd
+                systemd man-db groff-base bash-completion
+PKG_MODULES  := libcjson libseccomp check libsystemd systemd bash-completion
 DEP_COMMANDS := systemd-socket-activate systemd-analyze man groff
 
 CJSON_CFLAGS    = $(shell $(PKG_CONFIG) --cflags libcjson 2>/dev/null)
@@ -68,9 +73,9 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
             -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CFLAGS   ?= -O2 -g
 SANITIZE ?=
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANITIZE) \
+# CPPFLAGS: a distribution's preprocessor flags (Debian's -D_FORTIFY_SOURCE).
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) $(SANITIZE) \
              -DMPS_VERSION_STRING='"$(VERSION)"' \
-             -DMPS_FORKSERVER_PATH='"$(BINDIR)/mpforkserver"' \
              $(CJSON_CFLAGS)
 LIB_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DMPS_BUILDING_LIBRARY
 ALL_LDFLAGS = $(LDFLAGS) $(SANITIZE)
@@ -105,7 +110,7 @@ TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_p
               check_config check_timer \
               check_process check_pool check_call check_jobpolicy check_hardening \
               check_cli check_cli_parse check_service check_small $(FUZZ_REPLAYS)
-SH_TESTS   := install.sh
+SH_TESTS   := install.sh completion.sh
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
 
 SONAME     := libmpspawn.so.$(SOVERSION)
@@ -113,7 +118,7 @@ PROGRAMS   := $(BUILD)/mpforkserver $(BUILD)/mpspawn
 LIBS       := $(BUILD)/libmpspawn.a $(BUILD)/libmpspawn.so.$(VERSION)
 
 .PHONY: all deps demo check check-asan check-valgrind soak test tests install uninstall \
-        clean bench bench-compare bench-callgrind bench-steps bench-policy fuzz fuzz-deps fuzz-build
+        deb deb-check check-systemd clean bench bench-compare bench-callgrind bench-steps bench-policy fuzz fuzz-deps fuzz-build
 SUDO_APT = if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
@@ -152,6 +157,20 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SYSTEMD_CFLAGS) -MMD -MP -c $< -o $@
 
+# The one object that embeds an installation path: the server binary a
+# private (embedded) server is started from, $(BINDIR)/mpforkserver. It is
+# rebuilt whenever that path changes, so "make install PREFIX=/usr" after a
+# plain "make" relinks the library and the CLI with the path they are
+# installed under. $(BUILD)/forkserver-path holds the path of the last build,
+# rewritten only when it differs: make then sees it as newer than client.o.
+FORKSERVER_PATH = $(BINDIR)/mpforkserver
+$(BUILD)/lib/launcher/client.o: LIB_CFLAGS += -DMPS_FORKSERVER_PATH='"$(FORKSERVER_PATH)"'
+$(BUILD)/lib/launcher/client.o: $(BUILD)/forkserver-path
+$(BUILD)/forkserver-path: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(FORKSERVER_PATH)' | cmp -s - $@ || echo '$(FORKSERVER_PATH)' > $@
+FORCE:
+
 $(BUILD)/libmpspawn.a: $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
@@ -171,11 +190,14 @@ $(BUILD)/mpspawn: $(CLI_OBJ) $(BUILD)/libmpspawn.a
 # libdir and includedir relative to ${prefix} where they are under PREFIX,
 # so that "pkg-config --define-variable=prefix=DESTDIR/PREFIX" finds a staged
 # installation. Written again at install time with the PREFIX given then.
+# mpspawn.h includes no header of cJSON's, so a static link needs only its
+# library: Libs.private, not Requires.private, which would also add cJSON's
+# include directory to every client's --cflags.
 PC_TEXT = 'prefix=$(PREFIX)' \
   'libdir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))' \
   'includedir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))' '' \
   'Name: mpspawn' 'Description: launch processes through the mpforkserver forkserver' \
-  'Version: $(VERSION)' 'Requires.private: libcjson' 'Libs.private: -lm' \
+  'Version: $(VERSION)' 'Libs.private: $(CJSON_LIBS)' \
   'Libs: -L$${libdir} -lmpspawn' 'Cflags: -I$${includedir}'
 
 $(BUILD)/mpspawn.pc: Makefile
@@ -373,34 +395,89 @@ demo: deps
 	@MPSPAWN_FORKSERVER=$(BUILD)/mpforkserver ./$(BUILD)/tests/example
 
 # --- install ---------------------------------------------------------------------------
+# The man pages and units name installed paths through @BINDIR@, @SYSCONFDIR@
+# and @DOCDIR@, filled in here with the paths of this install (never with
+# DESTDIR, which is only where the files are staged).
 MANPAGES  := docs/mpspawn.1 docs/libmpspawn.3 docs/mpforkserver.conf.5 docs/mpforkserver.8
-SUBST      = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+# What --help and the man pages point at, installed into $(DOCDIR).
+DOCS      := README.md NEWS LICENSE docs/policy.md docs/batch.md docs/protocol.md \
+             docs/security.md docs/example.c
+SUBST      = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+                 -e 's|@DOCDIR@|$(DOCDIR)|g'
 CONFFILE   = $(DESTDIR)$(SYSCONFDIR)/mpspawn/forkserver.conf
+# bash-completion loads completions/NAME when NAME is first completed, from
+# every share/ of $XDG_DATA_DIRS (/usr/local/share:/usr/share by default).
+BASHCOMPDIR ?= $(or $(shell $(PKG_CONFIG) --define-variable=datadir=$(DATADIR) \
+                 --variable=completionsdir bash-completion 2>/dev/null),$(DATADIR)/bash-completion/completions)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
 	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(USERUNITDIR) \
-	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/mpspawn \
-	  $(addprefix $(DESTDIR)$(MANDIR)/man,1 3 5 8)
+	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)/policy-examples $(DESTDIR)$(SYSCONFDIR)/mpspawn \
+	  $(DESTDIR)$(BASHCOMPDIR) $(addprefix $(DESTDIR)$(MANDIR)/man,1 3 5 8)
 	install -m 0755 $(BUILD)/mpforkserver $(BUILD)/mpspawn $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(BUILD)/libmpspawn.a $(DESTDIR)$(LIBDIR)/
-	install -m 0755 $(BUILD)/libmpspawn.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	install -m 0644 $(BUILD)/libmpspawn.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
 	ln -sf libmpspawn.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libmpspawn.so
 	install -m 0644 include/mpspawn.h $(DESTDIR)$(INCLUDEDIR)/
 	printf '%s\n' $(PC_TEXT) > $(DESTDIR)$(PKGCONFIGDIR)/mpspawn.pc
 	for p in $(MANPAGES); do \
-	  install -m 0644 $$p $(DESTDIR)$(MANDIR)/man$${p##*.}/; done
+	  $(SUBST) $$p > $(DESTDIR)$(MANDIR)/man$${p##*.}/$${p##*/} && \
+	  chmod 0644 $(DESTDIR)$(MANDIR)/man$${p##*.}/$${p##*/} || exit 1; done
 	install -m 0644 systemd/mpforkserver.socket $(DESTDIR)$(UNITDIR)/
 	$(SUBST) systemd/mpforkserver.service.in > $(DESTDIR)$(UNITDIR)/mpforkserver.service
 	install -m 0644 systemd/user/mpforkserver.socket $(DESTDIR)$(USERUNITDIR)/
 	$(SUBST) systemd/user/mpforkserver.service.in > $(DESTDIR)$(USERUNITDIR)/mpforkserver.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/mpforkserver.service $(DESTDIR)$(USERUNITDIR)/mpforkserver.service
 	install -m 0644 systemd/mpspawn.sysusers $(DESTDIR)$(SYSUSERSDIR)/mpspawn.conf
-	install -m 0644 systemd/forkserver.conf.sample $(DESTDIR)$(DOCDIR)/
+	install -m 0644 launcher/mpspawn.bash-completion $(DESTDIR)$(BASHCOMPDIR)/mpspawn
+	ln -sf mpspawn $(DESTDIR)$(BASHCOMPDIR)/mpforkserver
+	install -m 0644 systemd/forkserver.conf.sample $(DOCS) $(DESTDIR)$(DOCDIR)/
+	install -m 0644 docs/policy-examples/* $(DESTDIR)$(DOCDIR)/policy-examples/
 	@# An existing configuration is the administrator's: never overwritten.
 	if [ -e $(CONFFILE) ]; then echo "keeping $(CONFFILE)"; \
 	else install -m 0644 systemd/forkserver.conf.sample $(CONFFILE); fi
+
+# --- Debian packages -------------------------------------------------------------------
+# make deb: the packages mpspawn, libmpspawn0 and libmpspawn-dev, built by
+# dpkg-buildpackage -us -uc -b from a copy of the tree in $(DEB_OUT)/src
+# (so that debhelper's files stay out of the tree and the .debs land in
+# $(DEB_OUT), not in the tree's parent). The build dependencies come from
+# debian/control, installed with apt-get build-dep when missing.
+# make deb-check: tests/deb.sh, lintian on them, then install, use, purge
+# (as root: it installs them on this machine).
+DEB_OUT := build-deb
+deb:
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	if command -v dpkg-checkbuilddeps >/dev/null && dpkg-checkbuilddeps >/dev/null 2>&1; then \
+	  echo "deb: build dependencies present"; \
+	else \
+	  echo "deb: installing the build dependencies of debian/control"; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    build-essential dpkg-dev && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get build-dep -y -q ./ || exit 1; \
+	fi
+	rm -rf $(DEB_OUT) && mkdir -p $(DEB_OUT)/src
+	tar --exclude=./.git --exclude='./build*' -cf - . | tar -C $(DEB_OUT)/src -xf -
+	cd $(DEB_OUT)/src && dpkg-buildpackage -us -uc -b
+	@ls -l $(DEB_OUT)/*.deb
+
+deb-check: deb
+	@BUILD=$(BUILD) sh tests/deb.sh $(DEB_OUT)
+
+# make check-systemd: the packaged units under a real systemd, booted in a
+# Debian 12 container (tests/systemd.sh: debootstrap, cached in
+# /var/cache/mpspawn-systemd-test, then systemd-nspawn --boot --ephemeral).
+# Uses the packages in $(DEB_OUT), built first when there are none: run
+# "make deb" after changing the tree. As root.
+check-systemd:
+	@command -v debootstrap >/dev/null && command -v systemd-nspawn >/dev/null || \
+	  { $(SUDO_APT) debootstrap systemd-container; }
+	@ls $(DEB_OUT)/mpspawn_*.deb >/dev/null 2>&1 || $(MAKE) --no-print-directory deb
+	@ls -l $(DEB_OUT)/mpspawn_*.deb $(DEB_OUT)/libmpspawn0_*.deb
+	@sh tests/systemd.sh $(DEB_OUT)
 
 # The configuration goes only if it is still the sample: edits are kept.
 uninstall:
@@ -411,13 +488,17 @@ uninstall:
 	  $(addprefix $(DESTDIR)$(MANDIR)/man,$(foreach p,$(MANPAGES),$(subst .,,$(suffix $(p)))/$(notdir $(p)))) \
 	  $(DESTDIR)$(UNITDIR)/mpforkserver.socket $(DESTDIR)$(UNITDIR)/mpforkserver.service \
 	  $(DESTDIR)$(USERUNITDIR)/mpforkserver.socket $(DESTDIR)$(USERUNITDIR)/mpforkserver.service \
-	  $(DESTDIR)$(SYSUSERSDIR)/mpspawn.conf $(DESTDIR)$(DOCDIR)/forkserver.conf.sample
+	  $(DESTDIR)$(SYSUSERSDIR)/mpspawn.conf $(DESTDIR)$(DOCDIR)/forkserver.conf.sample \
+	  $(DESTDIR)$(BASHCOMPDIR)/mpspawn $(DESTDIR)$(BASHCOMPDIR)/mpforkserver \
+	  $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS))) \
+	  $(addprefix $(DESTDIR)$(DOCDIR)/policy-examples/,$(notdir $(wildcard docs/policy-examples/*)))
 	if cmp -s systemd/forkserver.conf.sample $(CONFFILE); then rm -f $(CONFFILE); \
 	elif [ -e $(CONFFILE) ]; then echo "keeping $(CONFFILE) (changed)"; fi
-	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/mpspawn 2>/dev/null
+	-rmdir $(DESTDIR)$(DOCDIR)/policy-examples $(DESTDIR)$(DOCDIR) \
+	  $(DESTDIR)$(SYSCONFDIR)/mpspawn 2>/dev/null
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-deb
 	-git worktree remove --force build-base 2>/dev/null; rm -rf build-base
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

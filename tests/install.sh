@@ -4,8 +4,14 @@
 #  1. make install DESTDIR=...: every file lands where it should, the soname
 #     links are right, the units name the installed binary and config.
 #  2. A small client (docs/example.c, the README's) is built against the
-#     installed header and library through pkg-config, and runs, with the
-#     installed mpforkserver as its server.
+#     installed header and library through pkg-config, and runs with no
+#     MPSPAWN_* variable set: the library starts the installed mpforkserver
+#     by the path it was built with. A DESTDIR install is only staged, so
+#     the client runs in a private mount namespace where the staged tree is
+#     mounted at its PREFIX, as it would be once installed (needs root;
+#     skipped, and said, without). Then the same with PREFIX=/usr and a
+#     Debian multiarch LIBDIR, after a plain "make": what install rebuilds
+#     must name /usr, and no /usr/local may be left anywhere.
 #  3. The installed sample configuration passes --check-config; the man
 #     pages format without warnings.
 #  4. make uninstall removes every file.
@@ -14,7 +20,8 @@
 #     installed for real under a temporary PREFIX, and verify must print
 #     nothing at all (it exits 0 even for unknown keys and bad values). A
 #     deliberately broken copy must make it complain, or the check proves
-#     nothing. The sysusers.d file must create the group (dry run), and
+#     nothing. A client built against this real installation runs with no
+#     MPSPAWN_* variable and no namespace. The sysusers.d file must create the group (dry run), and
 #     "systemctl enable" (offline, with --root) must find the units where
 #     they were installed and enable them through their [Install] sections.
 #
@@ -48,7 +55,10 @@ for f in bin/mpforkserver bin/mpspawn include/mpspawn.h lib/libmpspawn.a \
          lib/systemd/user/mpforkserver.socket lib/systemd/user/mpforkserver.service \
          lib/sysusers.d/mpspawn.conf share/doc/mpspawn/forkserver.conf.sample \
          share/man/man1/mpspawn.1 share/man/man3/libmpspawn.3 \
-         share/man/man5/mpforkserver.conf.5 share/man/man8/mpforkserver.8; do
+         share/man/man5/mpforkserver.conf.5 share/man/man8/mpforkserver.8 \
+         share/bash-completion/completions/mpspawn share/doc/mpspawn/policy.md \
+         share/doc/mpspawn/batch.md share/doc/mpspawn/NEWS \
+         share/doc/mpspawn/policy-examples/cat.policy; do
   check "installed $f" test -f "$p/$f"
 done
 check "installed /etc/mpspawn/forkserver.conf" test -f "$dest/etc/mpspawn/forkserver.conf"
@@ -61,7 +71,14 @@ check "system unit names the installed binary and config" \
 check "user unit names the installed binary" \
   grep -qx 'ExecStart=/usr/local/bin/mpforkserver --idle-exit 600' \
   "$p/lib/systemd/user/mpforkserver.service"
-check "no placeholder left in the units" sh -c "! grep -r '@[A-Z]*@' '$p/lib/systemd'"
+check "no placeholder left in the units or man pages" \
+  sh -c "! grep -r '@[A-Z]*@' '$p/lib/systemd' '$p/share/man'"
+check "man pages name the installed sample and documents" \
+  sh -c "grep -q '^.I /usr/local/share/doc/mpspawn/forkserver.conf.sample' '$p/share/man/man5/mpforkserver.conf.5' &&
+         grep -q '^.I /usr/local/share/doc/mpspawn/policy.md' '$p/share/man/man1/mpspawn.1'"
+check "bash completion for mpforkserver is a link to mpspawn's" \
+  test "$(readlink "$p/share/bash-completion/completions/mpforkserver")" = mpspawn
+check "the shared library is not executable" sh -c "! test -x '$p/lib/libmpspawn.so.0.1.0'"
 
 # --- 2. a client built through pkg-config against the installed files ----------
 pc() { PKG_CONFIG_PATH=$p/lib/pkgconfig $PKG_CONFIG --define-variable=prefix="$p" "$@"; }
@@ -77,15 +94,60 @@ cp "$top/docs/example.c" "$tmp/client.c"
 check "client compiles and links" $CC $SANITIZE -o "$tmp/client" "$tmp/client.c" $cflags $libs
 check "client is linked to the shared library" \
   sh -c "readelf -d '$tmp/client' | grep -q 'NEEDED.*\[libmpspawn.so.0\]'"
-if LD_LIBRARY_PATH=$p/lib MPSPAWN_FORKSERVER=$p/bin/mpforkserver "$tmp/client" \
-     >"$tmp/client.out" 2>&1 &&
-   grep -q '^hello from job [0-9]*$' "$tmp/client.out" &&
-   grep -q '^job [0-9]* exited with 3$' "$tmp/client.out" &&
-   grep -q '^sleeper ended with -15 (-15: SIGTERM)$' "$tmp/client.out"; then
-  pass "client runs jobs through the installed server"
+# runs_jobs WHAT COMMAND...: COMMAND (a client) runs its three jobs.
+runs_jobs() {
+  what=$1; shift
+  if "$@" >"$tmp/client.out" 2>&1 &&
+     grep -q '^hello from job [0-9]*$' "$tmp/client.out" &&
+     grep -q '^job [0-9]* exited with 3$' "$tmp/client.out" &&
+     grep -q '^sleeper ended with -15 (-15: SIGTERM)$' "$tmp/client.out"; then
+    pass "$what"
+  else
+    fail "$what"; sed 's/^/  | /' "$tmp/client.out"
+  fi
+}
+# No MPSPAWN_* variable (run.sh sets some for the other suites), no
+# XDG_RUNTIME_DIR: the client starts its own server, by the built-in path.
+noenv="env -u MPSPAWN_FORKSERVER -u MPSPAWN_CLI -u MPSPAWN_TOP -u MPSPAWN_SOCKET
+  -u MPSPAWN_DEBUG -u XDG_RUNTIME_DIR"
+# as_installed STAGED PREFIX COMMAND...: COMMAND with STAGED mounted at PREFIX.
+as_installed() {
+  staged=$1 prefix=$2; shift 2
+  unshare -m sh -c 'mount --make-rprivate / && mount --bind "$0" "$1" && shift && exec "$@"' \
+    "$staged" "$prefix" "$@"
+}
+if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
+  runs_jobs "client runs jobs through the installed server, no MPSPAWN_* set" \
+    as_installed "$p" /usr/local $noenv LD_LIBRARY_PATH=/usr/local/lib "$tmp/client"
 else
-  fail "client runs jobs through the installed server"; sed 's/^/  | /' "$tmp/client.out"
+  pass "skipped: running the staged install needs root and mount namespaces"
 fi
+
+# The issue's case: "make && make install DESTDIR=... PREFIX=/usr" with
+# Debian's multiarch LIBDIR.
+ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
+dest2=$tmp/dest2
+mk all >/dev/null 2>&1
+check "make install PREFIX=/usr LIBDIR=/usr/lib/$ma DESTDIR after make" \
+  mk install DESTDIR="$dest2" PREFIX=/usr LIBDIR=/usr/lib/$ma
+check "libmpspawn.so starts /usr/bin/mpforkserver" \
+  grep -qa '/usr/bin/mpforkserver' "$dest2/usr/lib/$ma/libmpspawn.so.0.1.0"
+check "mpspawn starts /usr/bin/mpforkserver" grep -qa '/usr/bin/mpforkserver' "$dest2/usr/bin/mpspawn"
+# (/usr/local/bin stays in the jobs' default PATH, and in examples; the
+# README describes the default prefix.)
+check "no installed file names a /usr/local installation path" \
+  sh -c "! grep -rlaE '/usr/local/(bin/mp|lib/(systemd|sysusers|pkgconfig|libmpspawn)|share/doc|include)' '$dest2' |
+         grep -v /share/doc/"
+check "mpspawn.pc: libdir is the multiarch one" \
+  grep -qx "libdir=\${prefix}/lib/$ma" "$dest2/usr/lib/$ma/pkgconfig/mpspawn.pc"
+check "units installed under /usr name /usr/bin" \
+  grep -qx 'ExecStart=/usr/bin/mpforkserver --config /etc/mpspawn/forkserver.conf' \
+  "$dest2/usr/lib/systemd/system/mpforkserver.service"
+check "mpspawn.pc: no include directory of cJSON's" \
+  sh -c "! PKG_CONFIG_PATH='$dest2/usr/lib/$ma/pkgconfig' $PKG_CONFIG --define-variable=prefix='$dest2/usr' --cflags mpspawn | grep -q cjson"
+check "mpspawn.pc: a static link gets -lcjson" \
+  sh -c "PKG_CONFIG_PATH='$dest2/usr/lib/$ma/pkgconfig' $PKG_CONFIG --static --libs mpspawn | grep -q -- -lcjson"
+mk all >/dev/null 2>&1
 
 # --- 3. configuration and man pages ---------------------------------------------------
 check "installed sample config is valid" \
@@ -134,6 +196,12 @@ if verify verify "$tmp/broken/mpforkserver.service" >/dev/null 2>&1; then
 else
   pass "systemd-analyze verify notices a broken unit"
 fi
+cflags=$(PKG_CONFIG_PATH=$rp/lib/pkgconfig $PKG_CONFIG --cflags mpspawn)
+libs=$(PKG_CONFIG_PATH=$rp/lib/pkgconfig $PKG_CONFIG --libs mpspawn)
+# shellcheck disable=SC2086 # the flags are words
+check "client built against <temporary root>/usr/local" \
+  $CC $SANITIZE -o "$tmp/client2" "$tmp/client.c" $cflags $libs -Wl,-rpath,"$rp/lib"
+runs_jobs "that client runs jobs through its server, no MPSPAWN_* set" $noenv "$tmp/client2"
 check "sysusers.d file creates the group mpspawn" \
   sh -c "systemd-sysusers --dry-run --root='$tmp/sysroot' '$rp/lib/sysusers.d/mpspawn.conf' 2>&1 |
          grep -q \"Creating group 'mpspawn'\""
@@ -148,6 +216,9 @@ check "make uninstall PREFIX=<temporary root>/usr/local" \
   mk uninstall PREFIX="$rp" SYSCONFDIR="$root/etc"
 check "nothing left after uninstall" \
   sh -c "test -z \"\$(find '$root' -type f -o -type l)\" || find '$root' -type f -o -type l"
+
+# Back to the build's own paths for the suites that follow.
+mk all >/dev/null 2>&1
 
 pct=100
 [ "$checks" -gt 0 ] && pct=$(( (checks - failures) * 100 / checks ))
