@@ -1,0 +1,459 @@
+/*
+ * check_context.c: a job starts in its client's context, read from the
+ * kernel for the connected peer, and never with more (issue 13, item 1).
+ *
+ * Each test forks a client process that first changes its own context the
+ * way a careful program would (drops groups or capabilities, sets
+ * no_new_privs, a seccomp filter, nice, limits, umask, affinity,
+ * oom_score_adj, an ignored signal), then connects to a root server and
+ * runs a job that prints what it got. The suite's own user and group
+ * (mps-ctx-a, mps-ctx-g) are made and removed by an unchecked fixture.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../include/mpspawn.h"
+#include "testutil.h"
+
+#define USER "mps-ctx-a"
+#define GROUP "mps-ctx-g"
+
+static bool user_created, group_created;
+static uid_t test_uid;
+static gid_t test_gid, extra_gid;
+static struct tu_server srv;
+
+static void run_tool(const char *const *argv) {
+        char err[512];
+        int st = tu_run(argv, NULL, NULL, 0, err, sizeof(err));
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: %s", argv[0], err);
+}
+
+/* Unchecked: in the runner, once; the user is in GROUP in the group
+ * database, so a job that got its groups from there would show it. */
+static void users_setup(void) {
+        if (geteuid() != 0)
+                return;
+        if (!getgrnam(GROUP)) {
+                run_tool((const char *[]){"/usr/sbin/groupadd", "--system", GROUP, NULL});
+                group_created = true;
+        }
+        struct passwd *pw = tu_user(USER, &user_created);
+        test_uid = pw->pw_uid;
+        test_gid = pw->pw_gid;
+        run_tool((const char *[]){"/usr/sbin/usermod", "-a", "-G", GROUP, USER, NULL});
+        extra_gid = getgrnam(GROUP)->gr_gid;
+}
+
+static void users_teardown(void) {
+        if (geteuid() != 0)
+                return;
+        tu_user_done(USER, user_created);
+        if (group_created)
+                tu_run((const char *[]){"/usr/sbin/groupdel", GROUP, NULL}, NULL, NULL, 0,
+                       NULL, 0);
+}
+
+static void server_setup(void) {
+        const char *extra[] = {"--socket-mode", "0666", NULL};
+        tu_server_start(&srv, extra);
+        ck_assert_int_eq(chmod(srv.dir, 0755), 0);
+}
+
+static void server_teardown(void) {
+        tu_server_stop(&srv);
+}
+
+/* ---- the client ------------------------------------------------------------------- */
+
+typedef int setup_fn(void); /* in the client, before it connects; 0: go on */
+
+static int become_user(gid_t *groups, size_t ngroups) {
+        if (syscall(SYS_setgroups, ngroups, groups) < 0 ||
+            setresgid(test_gid, test_gid, test_gid) < 0 ||
+            setresuid(test_uid, test_uid, test_uid) < 0)
+                return -1;
+        return 0;
+}
+
+/* Runs script through a job of path's server (NULL: an embedded one) and
+ * writes "code:output" or "start ERRNAME stage" to out_fd. after_open, if
+ * set, runs once connected. */
+static _Noreturn void client_main(setup_fn *setup, setup_fn *after_open, const char *path,
+                                  const char *script, int out_fd) {
+        if (setup && setup() < 0)
+                _exit(90);
+        mps_client *c = NULL;
+        if (mps_client_open(path, &c, NULL) < 0)
+                _exit(91);
+        if (after_open && after_open() < 0)
+                _exit(92);
+        mps_spec *s;
+        const char *argv[] = {"/bin/sh", "-c", script, NULL};
+        mps_spec_new(&s);
+        mps_spec_set_exec(s, argv[0], argv);
+        mps_spec_set_cwd(s, "/");
+        int fds[2];
+        mps_pipe(fds);
+        mps_spec_map_fd(s, 1, fds[1]);
+        mps_process *p;
+        mps_process_new(c, s, &p);
+        int r = mps_start(p);
+        close(fds[1]);
+        char buf[1024] = "";
+        if (r == 0) {
+                tu_read_all(fds[0], buf, sizeof(buf), 20000);
+                mps_join(p, -1);
+                dprintf(out_fd, "%d:%s", mps_exitcode(p), buf);
+        } else {
+                dprintf(out_fd, "start %s %s", strerrorname_np(-r), mps_start_failed_stage(p));
+        }
+        _exit(0);
+}
+
+static void run_client(setup_fn *setup, setup_fn *after_open, const char *path,
+                       const char *script, char *out, size_t len) {
+        int fds[2];
+        ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0)
+                client_main(setup, after_open, path, script, fds[1]);
+        close(fds[1]);
+        tu_read_all(fds[0], out, len, 30000);
+        close(fds[0]);
+        int st;
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client status %#x", st);
+}
+
+static void as_client(setup_fn *setup, const char *script, char *out, size_t len) {
+        run_client(setup, NULL, srv.path, script, out, len);
+}
+
+#define SKIP_UNLESS_ROOT()                                                            \
+        do {                                                                          \
+                if (geteuid() != 0) {                                                 \
+                        fprintf(stderr, "skipping: the server is not root\n");       \
+                        return;                                                       \
+                }                                                                     \
+        } while (0)
+
+/* ---- groups -------------------------------------------------------------------------- */
+
+static int drop_all_groups(void) {
+        return become_user(NULL, 0);
+}
+
+static int keep_extra_group(void) {
+        return become_user(&extra_gid, 1);
+}
+
+START_TEST(test_dropped_groups_do_not_come_back) {
+        SKIP_UNLESS_ROOT();
+        char out[256], want[64];
+        /* The group database says the user is in GROUP; the client gave it up. */
+        as_client(drop_all_groups, "id -G", out, sizeof(out));
+        snprintf(want, sizeof(want), "0:%u\n", (unsigned)test_gid);
+        ck_assert_str_eq(out, want);
+        /* And a group the client holds, it keeps. */
+        as_client(keep_extra_group, "id -G", out, sizeof(out));
+        snprintf(want, sizeof(want), "0:%u %u\n", (unsigned)test_gid, (unsigned)extra_gid);
+        ck_assert_str_eq(out, want);
+}
+END_TEST
+
+/* ---- capabilities ------------------------------------------------------------------ */
+
+#define DROPPED_CAPS ((1ull << CAP_SYS_ADMIN) | (1ull << CAP_NET_RAW) | (1ull << CAP_SYS_PTRACE))
+
+/* As capsh --drop does, and then out of the permitted and effective sets too. */
+static int drop_some_caps(void) {
+        for (int cap = 0; cap < 64; cap++)
+                if ((DROPPED_CAPS & (1ull << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+                        return -1;
+        struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+        struct __user_cap_data_struct d[2];
+        if (syscall(SYS_capget, &h, d) < 0)
+                return -1;
+        for (int i = 0; i < 2; i++) {
+                d[i].permitted &= ~(uint32_t)(DROPPED_CAPS >> (32 * i));
+                d[i].effective &= ~(uint32_t)(DROPPED_CAPS >> (32 * i));
+        }
+        return syscall(SYS_capset, &h, d) < 0 ? -1 : 0;
+}
+
+static unsigned long long status_hex(const char *text, const char *key) {
+        const char *p = strstr(text, key);
+        ck_assert_msg(p, "no %s in '%s'", key, text);
+        return strtoull(p + strlen(key), NULL, 16);
+}
+
+START_TEST(test_root_client_with_fewer_capabilities_gets_no_more) {
+        SKIP_UNLESS_ROOT();
+        char out[1024];
+        as_client(drop_some_caps, "exec grep -E '^Cap(Prm|Eff|Bnd):' /proc/self/status", out,
+                  sizeof(out));
+        ck_assert_msg(strncmp(out, "0:", 2) == 0, "%s", out);
+        ck_assert_msg((status_hex(out, "CapBnd:") & DROPPED_CAPS) == 0, "%s", out);
+        ck_assert_msg((status_hex(out, "CapEff:") & DROPPED_CAPS) == 0, "%s", out);
+        ck_assert_msg((status_hex(out, "CapPrm:") & DROPPED_CAPS) == 0, "%s", out);
+        /* What it kept, it has. */
+        ck_assert_msg(status_hex(out, "CapEff:") & (1ull << CAP_CHOWN), "%s", out);
+}
+END_TEST
+
+/* ---- no_new_privs and seccomp -------------------------------------------------------- */
+
+static int user_with_nnp(void) {
+        if (drop_all_groups() < 0)
+                return -1;
+        return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
+static int root_with_nnp(void) {
+        return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
+START_TEST(test_no_new_privs_of_the_client_holds_in_the_job) {
+        SKIP_UNLESS_ROOT();
+        char out[256];
+        as_client(user_with_nnp, "exec grep '^NoNewPrivs:' /proc/self/status", out,
+                  sizeof(out));
+        ck_assert_str_eq(out, "0:NoNewPrivs:\t1\n");
+        as_client(root_with_nnp, "exec grep '^NoNewPrivs:' /proc/self/status", out,
+                  sizeof(out));
+        ck_assert_str_eq(out, "0:NoNewPrivs:\t1\n");
+}
+END_TEST
+
+/* A filter that allows everything: confinement is what counts. */
+static int under_a_filter(void) {
+        if (drop_all_groups() < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return -1;
+        struct sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+        struct sock_fprog prog = {.len = 1, .filter = allow};
+        return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+}
+
+START_TEST(test_client_under_seccomp_gets_no_unconfined_job) {
+        SKIP_UNLESS_ROOT();
+        char out[256];
+        as_client(under_a_filter, "exec grep '^Seccomp:' /proc/self/status", out,
+                  sizeof(out));
+        ck_assert_str_eq(out, "start EPERM context");
+}
+END_TEST
+
+/* ---- limits, nice, umask, affinity, oom_score_adj, ignored signals -------------- */
+
+static int user_nice_no_core(void) {
+        struct rlimit none = {0, 0};
+        if (setpriority(PRIO_PROCESS, 0, 19) < 0 || setrlimit(RLIMIT_CORE, &none) < 0)
+                return -1;
+        return drop_all_groups();
+}
+
+START_TEST(test_nice_and_rlimits_of_the_client_hold_in_the_job) {
+        SKIP_UNLESS_ROOT();
+        char out[256];
+        as_client(user_nice_no_core, "nice; ulimit -c; ulimit -H -c", out, sizeof(out));
+        ck_assert_str_eq(out, "0:19\n0\n0\n");
+}
+END_TEST
+
+/* All before the uid change, which leaves /proc/self root's. */
+static int many_things(void) {
+        umask(027);
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(0, &one);
+        if (sched_setaffinity(0, sizeof(one), &one) < 0)
+                return -1;
+        int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "567", 3) != 3)
+                return -1;
+        close(fd);
+        signal(SIGUSR1, SIG_IGN);
+        return drop_all_groups();
+}
+
+START_TEST(test_umask_affinity_oom_and_ignored_signals_hold_in_the_job) {
+        SKIP_UNLESS_ROOT();
+        if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+                fprintf(stderr, "skipping: one CPU, no affinity to narrow\n");
+                return;
+        }
+        char out[512];
+        as_client(many_things,
+                  "umask; cat /proc/self/oom_score_adj; "
+                  "exec grep -E '^(SigIgn|Cpus_allowed_list):' /proc/self/status",
+                  out, sizeof(out));
+        ck_assert_msg(strncmp(out, "0:0027\n567\nSigIgn:\t", 18) == 0, "%s", out);
+        ck_assert_msg(strstr(out, "\nCpus_allowed_list:\t0\n"), "%s", out);
+        /* 32 and 33 aside: glibc's posix_spawn, which started the server,
+         * leaves those ignored, and resetting them is another item's. */
+        ck_assert_msg((status_hex(out, "SigIgn:") & ~0x180000000ull) == 1u << (SIGUSR1 - 1),
+                      "%s", out);
+}
+END_TEST
+
+/* What the spec asks applies on top, never beyond what the client could
+ * set for itself: no core hard limit above the client's 0. */
+static mps_process *start_core_above(mps_client *c, int *ret_err) {
+        mps_spec *s;
+        const char *argv[] = {"/bin/true", NULL};
+        mps_spec_new(&s);
+        mps_spec_set_exec(s, argv[0], argv);
+        mps_spec_set_rlimit(s, RLIMIT_CORE, 0, RLIM_INFINITY);
+        mps_process *p;
+        mps_process_new(c, s, &p);
+        *ret_err = mps_start(p);
+        mps_spec_free(s);
+        return p;
+}
+
+START_TEST(test_spec_cannot_raise_past_the_clients_hard_limit) {
+        SKIP_UNLESS_ROOT();
+        int fds[2];
+        ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                if (user_nice_no_core() < 0)
+                        _exit(90);
+                mps_client *c = NULL;
+                if (mps_client_open(srv.path, &c, NULL) < 0)
+                        _exit(91);
+                int err;
+                mps_process *p = start_core_above(c, &err);
+                dprintf(fds[1], "%s %s", strerrorname_np(-err),
+                        err ? mps_start_failed_stage(p) : "-");
+                _exit(0);
+        }
+        close(fds[1]);
+        char out[128] = "";
+        tu_read_all(fds[0], out, sizeof(out), 30000);
+        close(fds[0]);
+        waitpid(pid, NULL, 0);
+        ck_assert_str_eq(out, "EPERM rlimit");
+}
+END_TEST
+
+/* ---- a client that has gone ------------------------------------------------------- */
+
+/*
+ * The process that connected exits and is reaped, so its pid is free for
+ * any later process; its child still holds the connection and asks for a
+ * job. The server must not read "the peer's" context by that pid (it
+ * could be anyone's by now): the spawn is refused.
+ */
+START_TEST(test_spawn_after_the_connecting_process_is_gone_is_refused) {
+        SKIP_UNLESS_ROOT();
+        int out[2], go[2];
+        ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                if (drop_all_groups() < 0)
+                        _exit(90);
+                mps_client *c = NULL;
+                if (mps_client_open(srv.path, &c, NULL) < 0)
+                        _exit(91);
+                pid_t kid = fork();
+                if (kid != 0)
+                        _exit(kid < 0 ? 92 : 0);
+                /* The connector is gone and reaped once go says so. */
+                char b;
+                struct pollfd pf = {.fd = go[0], .events = POLLIN};
+                if (poll(&pf, 1, 20000) != 1 || read(go[0], &b, 1) != 1)
+                        _exit(93);
+                int err;
+                mps_spec *s;
+                const char *argv[] = {"/bin/true", NULL};
+                mps_spec_new(&s);
+                mps_spec_set_exec(s, argv[0], argv);
+                mps_process *p;
+                mps_process_new(c, s, &p);
+                err = mps_start(p);
+                dprintf(out[1], "%s %s", strerrorname_np(-err),
+                        err ? mps_start_failed_stage(p) : "-");
+                _exit(0);
+        }
+        int st;
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client status %#x", st);
+        ck_assert_int_eq(write(go[1], "g", 1), 1);
+        close(go[1]);
+        close(out[1]);
+        char buf[128] = "";
+        tu_read_all(out[0], buf, sizeof(buf), 30000);
+        close(out[0]);
+        ck_assert_str_eq(buf, "ESRCH context");
+}
+END_TEST
+
+/* ---- a private server gives the same jobs ------------------------------------------ */
+
+/* Changed after the embedded server was started from this very process. */
+static int later_nice_and_umask(void) {
+        umask(077);
+        return setpriority(PRIO_PROCESS, 0, 17);
+}
+
+START_TEST(test_embedded_server_jobs_get_the_clients_context_now) {
+        char out[256];
+        unsetenv("MPSPAWN_SOCKET");
+        run_client(NULL, later_nice_and_umask, NULL, "nice; umask", out, sizeof(out));
+        ck_assert_str_eq(out, "0:17\n0077\n");
+}
+END_TEST
+
+static Suite *context_suite(void) {
+        Suite *s = suite_create("context");
+        TCase *t = tcase_create("root server");
+        tcase_add_unchecked_fixture(t, users_setup, users_teardown);
+        tcase_add_checked_fixture(t, server_setup, server_teardown);
+        tcase_set_timeout(t, 60);
+        tcase_add_test(t, test_dropped_groups_do_not_come_back);
+        tcase_add_test(t, test_root_client_with_fewer_capabilities_gets_no_more);
+        tcase_add_test(t, test_no_new_privs_of_the_client_holds_in_the_job);
+        tcase_add_test(t, test_client_under_seccomp_gets_no_unconfined_job);
+        tcase_add_test(t, test_nice_and_rlimits_of_the_client_hold_in_the_job);
+        tcase_add_test(t, test_umask_affinity_oom_and_ignored_signals_hold_in_the_job);
+        tcase_add_test(t, test_spec_cannot_raise_past_the_clients_hard_limit);
+        tcase_add_test(t, test_spawn_after_the_connecting_process_is_gone_is_refused);
+        suite_add_tcase(s, t);
+        TCase *e = tcase_create("embedded server");
+        tcase_set_timeout(e, 60);
+        tcase_add_test(e, test_embedded_server_jobs_get_the_clients_context_now);
+        suite_add_tcase(s, e);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(context_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? 0 : 1;
+}
