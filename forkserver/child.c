@@ -459,7 +459,9 @@ static bool become_client(const struct mps__spawn *spec, int errpipe,
         if (ctx && ((r = context_caps(ctx)) < 0 || (r = context_as_user(ctx)) < 0))
                 fail(errpipe, CHILD_STAGE_CONTEXT, -r);
 
-        if (spec->cwd && chdir(spec->cwd) < 0)
+        /* A directory given as an fd was entered already (child_run); as
+         * the user now, "." is its right to be there checked again. */
+        if (spec->has_cwd_fd ? chdir(".") < 0 : spec->cwd && chdir(spec->cwd) < 0)
                 fail(errpipe, CHILD_STAGE_CHDIR, errno);
         if (spec->umask >= 0)
                 umask((mode_t)spec->umask);
@@ -505,6 +507,10 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
 
         steps_mark(STEP_CHILD_START);
         setup_process(srv, spec, errpipe, plan);
+        /* The caller's directory, while its fd is at hand: the fd map
+         * closes it. */
+        if (spec->has_cwd_fd && fchdir(fds[spec->cwd_fd]) < 0)
+                fail(errpipe, CHILD_STAGE_CHDIR, errno);
 
         if ((r = child_arrange_fds(spec, fds, nfds, &errpipe)) < 0)
                 fail(errpipe, CHILD_STAGE_FDS, -r);

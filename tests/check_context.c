@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -40,6 +41,7 @@ static bool user_created, group_created;
 static uid_t test_uid;
 static gid_t test_gid, extra_gid;
 static struct tu_server srv;
+static const char *client_cwd = "/"; /* the spec's; NULL: the caller's */
 
 static void run_tool(const char *const *argv) {
         char err[512];
@@ -110,7 +112,8 @@ static _Noreturn void client_main(setup_fn *setup, setup_fn *after_open, const c
         const char *argv[] = {"/bin/sh", "-c", script, NULL};
         mps_spec_new(&s);
         mps_spec_set_exec(s, argv[0], argv);
-        mps_spec_set_cwd(s, "/");
+        if (client_cwd)
+                mps_spec_set_cwd(s, client_cwd);
         int fds[2];
         mps_pipe(fds);
         mps_spec_map_fd(s, 1, fds[1]);
@@ -358,6 +361,49 @@ START_TEST(test_spec_cannot_raise_past_the_clients_hard_limit) {
 }
 END_TEST
 
+/* ---- the working directory ---------------------------------------------------------- */
+
+static char private_dir[64];
+
+/* A mount of its own over private_dir, seen by this client alone. */
+static int in_own_mount(void) {
+        char path[128];
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+            mount("mps-ctx", private_dir, "tmpfs", 0, "mode=0755") < 0)
+                return -1;
+        snprintf(path, sizeof(path), "%s/sub", private_dir);
+        if (mkdir(path, 0755) < 0)
+                return -1;
+        snprintf(path, sizeof(path), "%s/marker", private_dir);
+        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return -1;
+        close(fd);
+        snprintf(path, sizeof(path), "%s/sub/inner", private_dir);
+        if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)) < 0)
+                return -1;
+        close(fd);
+        return chdir(private_dir);
+}
+
+/* The job starts in the directory the caller means, which may not be
+ * what that path names for the server: the caller's own, and a relative
+ * one from it. */
+START_TEST(test_cwd_is_the_callers_directory_in_its_mount_namespace) {
+        SKIP_UNLESS_ROOT();
+        char out[256];
+        tu_tmpdir(private_dir, sizeof(private_dir));
+        client_cwd = NULL;
+        as_client(in_own_mount, "ls", out, sizeof(out));
+        ck_assert_str_eq(out, "0:marker\nsub\n");
+        client_cwd = "sub";
+        as_client(in_own_mount, "ls", out, sizeof(out));
+        ck_assert_str_eq(out, "0:inner\n");
+        client_cwd = "/";
+        rmdir(private_dir);
+}
+END_TEST
+
 /* ---- a client that has gone ------------------------------------------------------- */
 
 /*
@@ -442,6 +488,7 @@ static Suite *context_suite(void) {
         tcase_add_test(t, test_umask_affinity_oom_and_ignored_signals_hold_in_the_job);
         tcase_add_test(t, test_spec_cannot_raise_past_the_clients_hard_limit);
         tcase_add_test(t, test_spawn_after_the_connecting_process_is_gone_is_refused);
+        tcase_add_test(t, test_cwd_is_the_callers_directory_in_its_mount_namespace);
         suite_add_tcase(s, t);
         TCase *e = tcase_create("embedded server");
         tcase_set_timeout(e, 60);
