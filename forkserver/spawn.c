@@ -185,13 +185,13 @@ void spawn_plan_done(struct spawn_plan *p) {
  */
 static const struct peer_context *servers_context(const struct server *srv) {
         static struct peer_context self;
-        static int state; /* 0: not read; 1: read; -1: unreadable */
-        if (state == 0) {
-                state = peer_read_self(&self) == 0 ? 1 : -1;
+        static bool have; /* else tried again at the next spawn (EMFILE) */
+        if (!have && peer_read_self(&self) == 0) {
                 self.rlim[RLIMIT_NOFILE] = srv->launch.orig_nofile;
                 self.sig_ign = 0;
+                have = true;
         }
-        return state > 0 ? &self : NULL;
+        return have ? &self : NULL;
 }
 
 /*
