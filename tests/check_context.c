@@ -31,7 +31,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../forkserver/peer.h"
 #include "../include/mpspawn.h"
+#include "../launcher/wire.h"
 #include "testutil.h"
 
 #define USER "mps-ctx-a"
@@ -474,6 +476,83 @@ START_TEST(test_embedded_server_jobs_get_the_clients_context_now) {
 }
 END_TEST
 
+/* ---- units: the /proc parsers and the cwd_fd codec -------------------------------- */
+
+START_TEST(test_parsers_read_what_the_kernel_prints) {
+        const char *status = "Name:\tx\nUmask:\t0027\nState:\tS\nSigIgn:\t0000000000000200\n"
+                             "CapInh:\t0000000000000000\nCapPrm:\t00000000000000ff\n"
+                             "CapEff:\t000000000000000f\nCapBnd:\t000001ffffffffff\n"
+                             "CapAmb:\t0000000000000001\nNoNewPrivs:\t1\nSeccomp:\t2\n"
+                             "Seccomp_filters:\t3\n";
+        struct peer_context c;
+        memset(&c, 0, sizeof(c));
+        ck_assert_int_eq(peer_parse_status(status, &c), 0);
+        ck_assert_int_eq(c.umask, 027);
+        ck_assert_uint_eq(c.sig_ign, 0x200);
+        ck_assert_uint_eq(c.cap_prm, 0xff);
+        ck_assert_uint_eq(c.cap_eff, 0xf);
+        ck_assert_uint_eq(c.cap_bnd, 0x1ffffffffffull);
+        ck_assert_uint_eq(c.cap_amb, 1);
+        ck_assert(c.no_new_privs);
+        ck_assert_int_eq(c.seccomp, 2);
+        ck_assert_uint_eq(c.seccomp_filters, 3);
+        /* A field missing that every kernel we run on prints: refused. */
+        ck_assert_int_eq(peer_parse_status("Name:\tx\nCapInh:\t0\n", &c), -EINVAL);
+
+        char limits[4096];
+        int n = snprintf(limits, sizeof(limits), "%-25s %-20s %-20s %-10s\n", "Limit",
+                         "Soft Limit", "Hard Limit", "Units");
+        for (int i = 0; i < PEER_RLIMITS; i++)
+                n += snprintf(limits + n, sizeof(limits) - (size_t)n, "%-25s %-20s %-20s %-10s\n",
+                              "Max some thing", i == 4 ? "0" : "unlimited",
+                              i == 7 ? "4096" : "unlimited", "units");
+        ck_assert_int_eq(peer_parse_limits(limits, &c), 0);
+        ck_assert_uint_eq(c.rlim[4].rlim_cur, 0);
+        ck_assert_uint_eq(c.rlim[4].rlim_max, RLIM_INFINITY);
+        ck_assert_uint_eq(c.rlim[7].rlim_max, 4096);
+        ck_assert_uint_eq(c.rlim[0].rlim_cur, RLIM_INFINITY);
+        limits[200] = '\0'; /* cut short */
+        ck_assert_int_eq(peer_parse_limits(limits, &c), -EINVAL);
+}
+END_TEST
+
+/* As the peer reads it: numbers go out as raw text. */
+static cJSON *encoded(const struct mps__spawn *m) {
+        cJSON *j = mps__spawn_encode(m);
+        ck_assert_ptr_nonnull(j);
+        char *text = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        j = cJSON_Parse(text);
+        cJSON_free(text);
+        ck_assert_ptr_nonnull(j);
+        return j;
+}
+
+START_TEST(test_cwd_fd_codec) {
+        char err[256];
+        struct mps__spawn m;
+        const char *argv[] = {"true", NULL};
+        struct mps__spawn out = {.path = "true", .argv = argv, .argc = 1, .umask = -1,
+                                 .has_cwd_fd = true, .cwd_fd = 1};
+        cJSON *j = encoded(&out);
+        ck_assert_msg(mps__spawn_decode(j, 2, &m, err, sizeof(err)) == 0, "%s", err);
+        ck_assert(m.has_cwd_fd);
+        ck_assert_int_eq(m.cwd_fd, 1);
+        ck_assert_uint_eq(mps__spawn_features(&m) & MPS_FEATURE_CWD_FD, MPS_FEATURE_CWD_FD);
+        mps__spawn_done(&m);
+        /* An index past the descriptors the message carried. */
+        ck_assert_int_eq(mps__spawn_decode(j, 1, &m, err, sizeof(err)), -EINVAL);
+        ck_assert_int_eq(mps__spawn_decode(j, 0, &m, err, sizeof(err)), -EINVAL);
+        cJSON_Delete(j);
+        out.has_cwd_fd = false;
+        j = encoded(&out);
+        ck_assert_int_eq(mps__spawn_decode(j, 0, &m, err, sizeof(err)), 0);
+        ck_assert(!m.has_cwd_fd);
+        mps__spawn_done(&m);
+        cJSON_Delete(j);
+}
+END_TEST
+
 static Suite *context_suite(void) {
         Suite *s = suite_create("context");
         TCase *t = tcase_create("root server");
@@ -494,6 +573,10 @@ static Suite *context_suite(void) {
         tcase_set_timeout(e, 60);
         tcase_add_test(e, test_embedded_server_jobs_get_the_clients_context_now);
         suite_add_tcase(s, e);
+        TCase *u = tcase_create("units");
+        tcase_add_test(u, test_parsers_read_what_the_kernel_prints);
+        tcase_add_test(u, test_cwd_fd_codec);
+        suite_add_tcase(s, u);
         return s;
 }
 
