@@ -98,7 +98,7 @@ int client_new(struct server *srv, int fd) {
         }
         c->srv = srv;
         c->fd = fd;
-        c->peer = (struct peer){.procfd = -1};
+        c->peer = (struct peer){.pidfd = -1, .sockfd = fd};
         c->uid = cred.uid;
         c->gid = cred.gid;
         c->pid = cred.pid;

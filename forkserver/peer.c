@@ -1,26 +1,25 @@
 /*
  * peer.c: the connected peer's identity and context, from the kernel.
  *
- * At accept: SO_PEERCRED (pid, uid, gid, as they were at connect), the
- * peer's actual supplementary groups (SO_PEERGROUPS), a pidfd of that very
- * process (SO_PEERPIDFD, Linux 6.5; before it, pidfd_open of the pid), and
- * its /proc/PID directory. The directory is opened after the pidfd, and
- * the pidfd is then checked to name that pid (its fdinfo) and to be still
- * alive, so the directory is the peer's own and not that of a later
- * process that got the pid.
+ * At accept: SO_PEERCRED (pid, uid, gid, as they were at connect) and the
+ * peer's actual supplementary groups (SO_PEERGROUPS), which cannot change
+ * for the connection.
  *
  * For each spawn, what the peer may have changed since (capabilities,
  * no_new_privs, seccomp, umask, ignored signals, CPU affinity, rlimits,
- * nice, oom_score_adj) is read through that directory fd only: a /proc/PID
- * directory stays bound to the process it was opened for (its struct pid,
- * not its number), and once that process has been reaped every open in it
- * fails, even when the number names another process by then. So nothing
- * is read by pid after accept, and a recycled pid is refused (ESRCH), never
- * trusted; the pidfd is not needed after accept and is closed, which keeps
- * a connection at one descriptor more than before. Root here lacks
- * CAP_SYS_RESOURCE, so prlimit() on another process fails: the limits come
- * from /proc/PID/limits, nice from /proc/PID/stat, the affinity from
- * Cpus_allowed in /proc/PID/status.
+ * nice, oom_score_adj), read from /proc/PID and checked against a pidfd of
+ * that very process: SO_PEERPIDFD (Linux 6.5) gives one for the process
+ * the socket recorded at connect, taken again for each read, so that a
+ * connection holds no descriptor more than before. /proc/PID is read,
+ * then the pidfd is checked to be alive: a process alive now was alive
+ * throughout, and a pid is not reused while its process lives, so all that
+ * was read was that process's; a recycled pid is refused (ESRCH), never
+ * trusted. Before 6.5 the server takes pidfd_open(pid) once
+ * at accept and holds it (one descriptor per connection); there is a window
+ * between connect and that pidfd_open which the kernel offers nothing to
+ * close. Root here lacks CAP_SYS_RESOURCE, so prlimit() on another process
+ * fails: the limits come from /proc/PID/limits, nice from /proc/PID/stat,
+ * the affinity from Cpus_allowed in /proc/PID/status.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -93,16 +92,19 @@ static int pidfd_pid(int pidfd, pid_t *ret_pid) {
         return 0;
 }
 
-static int peer_pidfd(int sockfd, pid_t pid) {
+/* The peer's pidfd from the socket (-ENOPROTOOPT before Linux 6.5). */
+static int socket_pidfd(int sockfd) {
         int pidfd = -1;
         socklen_t len = sizeof(pidfd);
-        if (getsockopt(sockfd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && pidfd >= 0)
-                return pidfd;
-        /* Before 6.5 the pid may name a later process by now; the checks in
-         * peer_open catch one that has gone, not one that was replaced
-         * before pidfd_open (the kernel offers nothing better there). */
-        pidfd = pidfd_open(pid, 0);
-        return pidfd < 0 ? -errno : pidfd;
+        if (getsockopt(sockfd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0)
+                return -errno;
+        return pidfd;
+}
+
+/* The pidfd of p for one read: its own, or a fresh one (*ret_owned). */
+static int peer_pidfd(const struct peer *p, bool *ret_owned) {
+        *ret_owned = p->pidfd < 0;
+        return p->pidfd >= 0 ? p->pidfd : socket_pidfd(p->sockfd);
 }
 
 int peer_open(int sockfd, struct peer *ret_peer, char *err, size_t errlen) {
@@ -112,46 +114,43 @@ int peer_open(int sockfd, struct peer *ret_peer, char *err, size_t errlen) {
                 snprintf(err, errlen, "SO_PEERCRED: %m");
                 return -errno;
         }
-        struct peer p = {.pid = cred.pid, .uid = cred.uid, .gid = cred.gid, .procfd = -1};
-        char path[32];
+        struct peer p = {.pid = cred.pid, .uid = cred.uid, .gid = cred.gid, .pidfd = -1,
+                         .sockfd = sockfd};
         pid_t named = -1;
-        int r;
         if (cred.pid <= 0) {
                 /* Not in our pid namespace: nothing to read it by. */
                 snprintf(err, errlen, "the peer's pid is not visible to the server");
                 return -ESRCH;
         }
-        int pidfd = peer_pidfd(sockfd, cred.pid);
+        int pidfd = socket_pidfd(sockfd);
+        if (pidfd == -ENOPROTOOPT || pidfd == -EINVAL) {
+                /* Before 6.5: the pid may name a later process by now. */
+                p.pidfd = pidfd = pidfd_open(cred.pid, 0);
+                if (pidfd < 0)
+                        pidfd = -errno;
+        }
         if (pidfd < 0) {
-                r = pidfd;
                 snprintf(err, errlen, "cannot get a pidfd of pid %d: %s", (int)cred.pid,
-                         strerror(-r));
-                return r;
+                         strerror(-pidfd));
+                return pidfd == -EMFILE || pidfd == -ENFILE ? pidfd : -ESRCH;
         }
-        snprintf(path, sizeof(path), "/proc/%d", (int)cred.pid);
-        p.procfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (p.procfd < 0 && (errno == EMFILE || errno == ENFILE)) {
-                r = -errno;
+        int r = pidfd_pid(pidfd, &named);
+        if (r == 0 && (named != cred.pid || pidfd_alive(pidfd) < 0))
+                r = -ESRCH;
+        if (p.pidfd < 0)
                 close(pidfd);
-                snprintf(err, errlen, "cannot open /proc/%d: %s", (int)cred.pid,
-                         strerror(-r));
-                return r;
-        }
-        if (p.procfd < 0 || pidfd_pid(pidfd, &named) < 0 || named != cred.pid ||
-            pidfd_alive(pidfd) < 0) {
-                snprintf(err, errlen,
-                         "pid %d is gone or no longer the connected process", (int)cred.pid);
-                close(pidfd);
+        if (r < 0) {
+                snprintf(err, errlen, "pid %d is gone or no longer the connected process: %s",
+                         (int)cred.pid, strerror(-r));
                 peer_close(&p);
-                return -ESRCH;
+                return r == -EMFILE || r == -ENFILE ? r : -ESRCH;
         }
-        close(pidfd);
         *ret_peer = p;
         return 0;
 }
 
 void peer_close(struct peer *p) {
-        p->procfd = mps__safe_close(p->procfd);
+        p->pidfd = mps__safe_close(p->pidfd);
 }
 
 int peer_creds(int sockfd, const struct peer *p, struct creds *cr) {
@@ -319,27 +318,35 @@ static int gone(ssize_t r) {
         return r == -ENOENT ? -ESRCH : (int)r;
 }
 
-static int read_context(int procfd, struct peer_context *c, const char **what) {
+/* One file of /proc/PID into buf; by path, so that a read holds one
+ * descriptor at a time (a spawn's received fds may leave few spare). */
+static ssize_t read_proc(pid_t pid, const char *name, char *buf, size_t len) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+        return read_at(AT_FDCWD, path, buf, len);
+}
+
+static int read_context(pid_t pid, struct peer_context *c, const char **what) {
         char buf[4096];
         ssize_t n;
         memset(c, 0, sizeof(*c));
         *what = "status";
-        if ((n = read_at(procfd, "status", buf, sizeof(buf))) < 0)
+        if ((n = read_proc(pid, "status", buf, sizeof(buf))) < 0)
                 return gone(n);
         if (peer_parse_status(buf, c) < 0 || parse_cpus(buf, &c->affinity) < 0)
                 return -EINVAL;
         *what = "limits";
-        if ((n = read_at(procfd, "limits", buf, sizeof(buf))) < 0)
+        if ((n = read_proc(pid, "limits", buf, sizeof(buf))) < 0)
                 return gone(n);
         if (peer_parse_limits(buf, c) < 0)
                 return -EINVAL;
         *what = "stat";
-        if ((n = read_at(procfd, "stat", buf, sizeof(buf))) < 0)
+        if ((n = read_proc(pid, "stat", buf, sizeof(buf))) < 0)
                 return gone(n);
         if (parse_stat_nice(buf, &c->nice) < 0)
                 return -EINVAL;
         *what = "oom_score_adj";
-        if ((n = read_at(procfd, "oom_score_adj", buf, sizeof(buf))) < 0)
+        if ((n = read_proc(pid, "oom_score_adj", buf, sizeof(buf))) < 0)
                 return gone(n);
         char *end;
         errno = 0;
@@ -353,7 +360,24 @@ static int read_context(int procfd, struct peer_context *c, const char **what) {
 int peer_read_context(const struct peer *p, struct peer_context *ret_ctx, char *err,
                       size_t errlen) {
         const char *what;
-        int r = read_context(p->procfd, ret_ctx, &what);
+        bool owned;
+        int r = read_context(p->pid, ret_ctx, &what);
+        /* Then the pidfd of the process that connected, alive: a process
+         * that lives now lived throughout the reads, and while it lives no
+         * other has its pid, so all of the above was its. Taken after the
+         * reads, so that a read holds one descriptor at most (a spawn's
+         * received fds may leave few spare). */
+        if (r == 0 || r == -ESRCH) {
+                int pidfd = peer_pidfd(p, &owned);
+                if (pidfd == -EMFILE || pidfd == -ENFILE) {
+                        what = "pidfd";
+                        r = pidfd;
+                } else if (pidfd < 0 || pidfd_alive(pidfd) < 0) {
+                        r = -ESRCH;
+                }
+                if (pidfd >= 0 && owned)
+                        close(pidfd);
+        }
         if (r == -ESRCH)
                 snprintf(err, errlen,
                          "the process that connected (pid %d) has exited: its context "
@@ -367,12 +391,7 @@ int peer_read_context(const struct peer *p, struct peer_context *ret_ctx, char *
 
 int peer_read_self(struct peer_context *ret_ctx) {
         const char *what;
-        int fd = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        int r = read_context(fd, ret_ctx, &what);
-        close(fd);
-        return r;
+        return read_context(getpid(), ret_ctx, &what);
 }
 
 bool peer_context_equal(const struct peer_context *a, const struct peer_context *b) {

@@ -23,8 +23,9 @@ struct peer {
         pid_t pid;
         uid_t uid;
         gid_t gid;
-        int procfd; /* its /proc/PID, checked at accept against a pidfd of it
-                       (SO_PEERPIDFD, else pidfd_open) */
+        int sockfd; /* the connection (not ours): SO_PEERPIDFD for each read */
+        int pidfd;  /* held only where SO_PEERPIDFD is missing (before 6.5):
+                       pidfd_open(pid) at accept; else -1 */
 };
 
 /* What can change while a client is connected: read for each spawn. */
@@ -41,8 +42,8 @@ struct peer_context {
         cpu_set_t affinity;
 };
 
-/* At accept: pid, uid, gid (SO_PEERCRED) and the process's /proc
- * directory, checked against a pidfd of it to be the same live process. 0, or -errno with
+/* At accept: pid, uid, gid (SO_PEERCRED), checked against a pidfd of the
+ * process to be the same live one. 0, or -errno with
  * the reason in err (-ESRCH: the peer is gone or its pid was reused). */
 int peer_open(int sockfd, struct peer *ret_peer, char *err, size_t errlen);
 void peer_close(struct peer *p);
@@ -52,9 +53,9 @@ void peer_close(struct peer *p);
  * cr->groups (malloc()ed) with uid and gid. 0 or -errno. */
 int peer_creds(int sockfd, const struct peer *p, struct creds *cr);
 
-/* For each spawn: the peer's context, read through its /proc directory
- * only, which fails once the process is gone (-ESRCH: a recycled pid is
- * refused, never trusted). 0, or -errno with the reason in err. */
+/* For each spawn: the peer's context, read from /proc/PID, then a pidfd
+ * of the peer checked to be alive (-ESRCH: gone; a
+ * recycled pid is refused, never trusted). 0, or -errno with the reason in err. */
 int peer_read_context(const struct peer *p, struct peer_context *ret_ctx, char *err,
                       size_t errlen);
 /* The same for this process (the server): what a job would have if it
