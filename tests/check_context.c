@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../forkserver/peer.h"
@@ -223,6 +224,49 @@ START_TEST(test_root_client_with_fewer_capabilities_gets_no_more) {
         ck_assert_msg((status_hex(out, "CapPrm:") & DROPPED_CAPS) == 0, "%s", out);
         /* What it kept, it has. */
         ck_assert_msg(status_hex(out, "CapEff:") & (1ull << CAP_CHOWN), "%s", out);
+}
+END_TEST
+
+/* A server that is not root cannot drop from a job's bounding set what a
+ * root client dropped from its own: the job gets no_new_privs instead, so
+ * no setuid or file-capability exec can hand it what the client gave up. */
+static int drop_bounding_only(void) {
+        return prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0);
+}
+
+START_TEST(test_unprivileged_server_makes_up_for_a_bounding_set_it_cannot_drop) {
+        SKIP_UNLESS_ROOT();
+        char dir[64], path[128], out[256];
+        tu_tmpdir(dir, sizeof(dir));
+        ck_assert_int_eq(chown(dir, test_uid, test_gid), 0);
+        ck_assert_int_eq(chmod(dir, 0755), 0);
+        snprintf(path, sizeof(path), "%s/sock", dir);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                if (become_user(NULL, 0) < 0)
+                        _exit(90);
+                execl(tu_forkserver(), "mpforkserver", "--socket", path, "--socket-mode",
+                      "0666", "--log-level", "error", (char *)NULL);
+                _exit(91);
+        }
+        /* Bounded: up to 20 s for the socket to answer. */
+        bool up = false;
+        for (int i = 0; i < 4000 && !up; i++) {
+                mps_client *c = NULL;
+                up = mps_client_open(path, &c, NULL) == 0;
+                mps_client_close(c);
+                if (!up)
+                        nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
+        }
+        ck_assert_msg(up, "the unprivileged server did not come up");
+        run_client(drop_bounding_only, NULL, path,
+                   "exec grep '^NoNewPrivs:' /proc/self/status", out, sizeof(out));
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+        unlink(path);
+        rmdir(dir);
+        ck_assert_str_eq(out, "0:NoNewPrivs:\t1\n");
 }
 END_TEST
 
@@ -562,6 +606,7 @@ static Suite *context_suite(void) {
         tcase_add_test(t, test_dropped_groups_do_not_come_back);
         tcase_add_test(t, test_root_client_with_fewer_capabilities_gets_no_more);
         tcase_add_test(t, test_no_new_privs_of_the_client_holds_in_the_job);
+        tcase_add_test(t, test_unprivileged_server_makes_up_for_a_bounding_set_it_cannot_drop);
         tcase_add_test(t, test_client_under_seccomp_gets_no_unconfined_job);
         tcase_add_test(t, test_nice_and_rlimits_of_the_client_hold_in_the_job);
         tcase_add_test(t, test_umask_affinity_oom_and_ignored_signals_hold_in_the_job);
