@@ -90,7 +90,7 @@ SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver
               forkserver/timer.c forkserver/log.c forkserver/retain.c \
               forkserver/request.c forkserver/preload.c forkserver/prefork.c \
               forkserver/policy.c forkserver/config.c forkserver/access.c \
-              forkserver/service.c forkserver/steps.c $(COMMON_SRC)
+              forkserver/service.c forkserver/steps.c forkserver/peer.c $(COMMON_SRC)
 CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_options.c launcher/cli_common.c \
               launcher/cli_batch.c launcher/cli_subcommands.c
 
@@ -108,7 +108,7 @@ FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz_%_replay)
 # print a Check-style summary line for tests/run.sh).
 TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_policy check_child \
               check_config check_timer \
-              check_process check_pool check_call check_jobpolicy check_hardening \
+              check_process check_pool check_call check_jobpolicy check_hardening check_context \
               check_cli check_cli_parse check_service check_small $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh completion.sh
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
@@ -224,6 +224,9 @@ $(BUILD)/tests/check_pool: $(BUILD)/tests/check_pool.o $(BUILD)/tests/testutil.o
 $(BUILD)/tests/check_call: $(BUILD)/tests/check_call.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_jobpolicy: $(BUILD)/tests/check_jobpolicy.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_hardening: $(BUILD)/tests/check_hardening.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+# The peer's context: end to end, and peer.c's parsers linked directly.
+$(BUILD)/tests/check_context: $(BUILD)/tests/check_context.o $(BUILD)/obj/forkserver/peer.o \
+  $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 # The policy module is the server's; its unit test links it directly.
 $(BUILD)/tests/check_policy: $(BUILD)/tests/check_policy.o $(BUILD)/obj/forkserver/policy.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_policy: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -39,6 +41,7 @@ static const char *const stage_names[] = {
         [CHILD_STAGE_CREDENTIALS] = "credentials",
         [CHILD_STAGE_NICE] = "nice",
         [CHILD_STAGE_SECCOMP] = "seccomp",
+        [CHILD_STAGE_CONTEXT] = "context",
 };
 
 const char *child_stage_name(int stage) {
@@ -343,16 +346,127 @@ static void setup_process(const struct server *srv, const struct mps__spawn *spe
                 fail(errpipe, CHILD_STAGE_SESSION, errno);
 }
 
-/* As the client: credentials first, then cwd (access checked as the
- * user), umask, nice and rlimits (which cannot exceed what the user may
- * set). */
-static void become_client(const struct mps__spawn *spec, int errpipe,
+/*
+ * The client's context (peer.c), in three steps around the credential
+ * change: what needs the server's privilege first (the bounding set, with
+ * CAP_SETPCAP; oom_score_adj, since a change of euid makes the child
+ * non-dumpable and /proc/self root's), then the capabilities no more than
+ * the client's, then, as the user, everything else.
+ */
+
+/* Drops from the bounding set what the client's lacks. True when that
+ * could not be done (a server without CAP_SETPCAP): the job then gets
+ * no_new_privs, so that no exec can give it a capability the client's
+ * bounding set would have stopped. */
+static bool context_bounding(const struct peer_context *ctx) {
+        bool short_of = false;
+        for (int cap = 0; cap < 64; cap++) {
+                if (ctx->cap_bnd & (1ull << cap))
+                        continue;
+                int in = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+                if (in < 0)
+                        break; /* past the kernel's last capability */
+                if (in == 1 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+                        short_of = true;
+        }
+        return short_of;
+}
+
+static void context_oom(const struct peer_context *ctx) {
+        char buf[16];
+        int n = snprintf(buf, sizeof(buf), "%d", ctx->oom_score_adj);
+        int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        /* Lowering it takes CAP_SYS_RESOURCE: without it the job keeps
+         * the server's, which leaves it no better off than the client. */
+        if (fd >= 0) {
+                (void)mps__write_all(fd, buf, (size_t)n);
+                close(fd);
+        }
+}
+
+/* After the uid change: permitted, effective and inheritable no more than
+ * both ours and the client's, then the client's ambient set (each needs
+ * to be permitted and inheritable, so a non-root job raises none). */
+static int context_caps(const struct peer_context *ctx) {
+        struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+        struct __user_cap_data_struct d[2];
+        if (syscall(SYS_capget, &h, d) < 0)
+                return -errno;
+        uint64_t have[3] = {d[0].permitted | (uint64_t)d[1].permitted << 32,
+                            d[0].effective | (uint64_t)d[1].effective << 32,
+                            d[0].inheritable | (uint64_t)d[1].inheritable << 32};
+        uint64_t want[3] = {have[0] & ctx->cap_prm, have[1] & ctx->cap_eff,
+                            have[2] & ctx->cap_inh};
+        for (int i = 0; i < 2; i++) {
+                d[i].permitted = (uint32_t)(want[0] >> (32 * i));
+                d[i].effective = (uint32_t)(want[1] >> (32 * i));
+                d[i].inheritable = (uint32_t)(want[2] >> (32 * i));
+        }
+        if (syscall(SYS_capset, &h, d) < 0)
+                return -errno;
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+                return -errno;
+        for (int cap = 0; cap < 64; cap++)
+                if ((ctx->cap_amb & want[0] & want[2]) & (1ull << cap))
+                        (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+        return 0;
+}
+
+/* As the user: limits no higher than the client's (a hard limit above
+ * ours cannot be raised: the job then has ours), nice (a value below ours
+ * needs CAP_SYS_NICE or RLIMIT_NICE: the job then keeps ours), umask, CPU
+ * affinity, and the signals the client ignores, as an exec would keep
+ * them. */
+static int context_as_user(const struct peer_context *ctx) {
+        for (int res = 0; res < PEER_RLIMITS && res < RLIM_NLIMITS; res++) {
+                struct rlimit cur, rl = ctx->rlim[res];
+                if (getrlimit(res, &cur) < 0)
+                        continue; /* a resource this kernel lacks */
+                if (rl.rlim_max > cur.rlim_max)
+                        rl.rlim_max = cur.rlim_max;
+                if (rl.rlim_cur > rl.rlim_max)
+                        rl.rlim_cur = rl.rlim_max;
+                if (setrlimit(res, &rl) < 0)
+                        return -errno;
+        }
+        if (setpriority(PRIO_PROCESS, 0, ctx->nice) < 0 && errno != EACCES && errno != EPERM)
+                return -errno;
+        if (ctx->umask >= 0)
+                umask((mode_t)ctx->umask);
+        /* EINVAL: none of those CPUs is ours to give (another cpuset). */
+        if (sched_setaffinity(0, sizeof(ctx->affinity), &ctx->affinity) < 0 &&
+            errno != EINVAL)
+                return -errno;
+        struct sigaction ign = {.sa_handler = SIG_IGN};
+        sigemptyset(&ign.sa_mask);
+        for (int sig = 1; sig <= 64 && sig < NSIG; sig++)
+                if ((ctx->sig_ign & (1ull << (sig - 1))) && sig != SIGKILL && sig != SIGSTOP)
+                        (void)sigaction(sig, &ign, NULL); /* glibc refuses 32, 33 */
+        return 0;
+}
+
+/* As the client: its context's privileged part, credentials, then the
+ * rest of its context; then what the spec sets on top: cwd (access checked
+ * as the user), umask, nice and rlimits (which cannot exceed what the user
+ * may set). True when the job must get no_new_privs: the client has it, or
+ * the bounding set could not be made the client's. */
+static bool become_client(const struct mps__spawn *spec, int errpipe,
                           const struct child_plan *plan) {
+        const struct peer_context *ctx = plan->ctx;
+        bool nnp = false;
         int r;
+        if (ctx) {
+                nnp = context_bounding(ctx) || ctx->no_new_privs;
+                context_oom(ctx);
+        }
         if (plan->creds && (r = drop_credentials(plan->creds)) < 0)
                 fail(errpipe, CHILD_STAGE_CREDENTIALS, -r);
+        if (ctx && ((r = context_caps(ctx)) < 0 || (r = context_as_user(ctx)) < 0))
+                fail(errpipe, CHILD_STAGE_CONTEXT, -r);
 
-        if (spec->cwd && chdir(spec->cwd) < 0)
+        /* A directory given as an fd was entered already (child_run); as
+         * the user now, "." is its right to be there checked again. */
+        if (spec->has_cwd_fd ? chdir(".") < 0 : spec->cwd && chdir(spec->cwd) < 0)
                 fail(errpipe, CHILD_STAGE_CHDIR, errno);
         if (spec->umask >= 0)
                 umask((mode_t)spec->umask);
@@ -375,6 +489,7 @@ static void become_client(const struct mps__spawn *spec, int errpipe,
                 if (setrlimit(l->resource, &rl) < 0)
                         fail(errpipe, CHILD_STAGE_RLIMIT, errno);
         }
+        return nnp;
 }
 
 /*
@@ -397,6 +512,10 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
 
         steps_mark(STEP_CHILD_START);
         setup_process(srv, spec, errpipe, plan);
+        /* The caller's directory, while its fd is at hand: the fd map
+         * closes it. */
+        if (spec->has_cwd_fd && fchdir(fds[spec->cwd_fd]) < 0)
+                fail(errpipe, CHILD_STAGE_CHDIR, errno);
 
         if ((r = child_arrange_fds(spec, fds, nfds, &errpipe)) < 0)
                 fail(errpipe, CHILD_STAGE_FDS, -r);
@@ -404,13 +523,13 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
          * the moves may need numbers above it. */
         setrlimit(RLIMIT_NOFILE, &srv->launch.orig_nofile);
 
-        become_client(spec, errpipe, plan);
+        bool nnp = become_client(spec, errpipe, plan);
 
         /* A signal sent to the job from now on must reach it. */
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
 
-        if (spec->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        if ((spec->no_new_privs || nnp) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 fail(errpipe, CHILD_STAGE_SECCOMP, errno);
         if (plan->call)
                 run_call(srv, spec, errpipe, plan);

@@ -6,8 +6,6 @@
  * blocks on a client: one whose queue overflows is dropped.
  */
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,37 +21,53 @@
 
 static void client_disconnect(struct client *c, const char *why);
 
-/* The credentials a root server gives this client's jobs: its uid, gid
- * and supplementary groups from the group database (looked up once, here,
- * never in a forked child). NULL when nothing needs to change, or (with
- * errno ENOMEM) when memory ran out. */
-static struct creds *client_creds(uid_t uid, gid_t gid) {
+static void creds_free(struct creds *cr) {
+        if (cr)
+                free(cr->groups);
+        free(cr);
+}
+
+/* True when cr is what the server itself runs as: uid, gid and the very
+ * same supplementary groups. */
+static bool creds_are_servers(const struct creds *cr) {
+        gid_t own[256];
+        int n = getgroups(256, own);
+        if (cr->uid != geteuid() || cr->gid != getegid() || n < 0 ||
+            (size_t)n != cr->ngroups)
+                return false;
+        for (size_t i = 0; i < cr->ngroups; i++)
+                if (cr->groups[i] != own[i])
+                        return false;
+        return true;
+}
+
+/*
+ * The credentials a root server gives this client's jobs: the peer's uid
+ * and gid as they were at connect, and the supplementary groups the peer
+ * process actually held then (SO_PEERGROUPS), never the group database's:
+ * groups a client dropped stay dropped. These cannot change for the
+ * connection, so they are read once, here. *ret_creds is NULL when they
+ * are the server's own (nothing to change; the capabilities, which a uid-0
+ * peer may have fewer of, are in its context, read for each spawn).
+ */
+static int client_creds(const struct client *c, struct creds **ret_creds) {
+        *ret_creds = NULL;
+        if (geteuid() != 0)
+                return 0; /* jobs run as the server's user anyway */
         struct creds *cr = calloc(1, sizeof(*cr));
         if (!cr)
-                return NULL;
-        cr->uid = uid;
-        cr->gid = gid;
-        struct passwd pw, *res = NULL;
-        char buf[4096];
-        int n = 0;
-        if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res) {
-                getgrouplist(pw.pw_name, gid, NULL, &n);
-                cr->groups = calloc((size_t)n + 1, sizeof(gid_t));
-                if (cr->groups && getgrouplist(pw.pw_name, gid, cr->groups, &n) >= 0)
-                        cr->ngroups = (size_t)n;
+                return -ENOMEM;
+        int r = peer_creds(c->fd, &c->peer, cr);
+        if (r < 0) {
+                free(cr);
+                return r;
         }
-        if (cr->ngroups == 0) {
-                /* No passwd entry: the primary group alone. */
-                free(cr->groups);
-                cr->groups = calloc(1, sizeof(gid_t));
-                if (!cr->groups) {
-                        free(cr);
-                        return NULL;
-                }
-                cr->groups[0] = gid;
-                cr->ngroups = 1;
+        if (creds_are_servers(cr)) {
+                creds_free(cr);
+                return 0;
         }
-        return cr;
+        *ret_creds = cr;
+        return 0;
 }
 
 static void on_watch(struct watch *w, uint32_t events) {
@@ -84,19 +98,29 @@ int client_new(struct server *srv, int fd) {
         }
         c->srv = srv;
         c->fd = fd;
+        c->peer = (struct peer){.pidfd = -1, .sockfd = fd};
         c->uid = cred.uid;
         c->gid = cred.gid;
         c->pid = cred.pid;
         c->serial = ++srv->clients.next_serial;
         mps__list_init(&c->jobs);
         mps__list_init(&c->node);
+        /* The process itself, whose context its jobs get; one that cannot
+         * be pinned down is told why and served nothing. */
+        char perr[256];
+        int pr = peer_open(fd, &c->peer, perr, sizeof(perr));
+        if (pr < 0 && denied == 0) {
+                snprintf(why, sizeof(why), "%s", perr);
+                denied = pr;
+        }
         /* A root server runs a client's jobs as that client. */
-        if (geteuid() == 0 && c->uid != 0 && !(c->creds = client_creds(c->uid, c->gid))) {
+        if (pr == 0 && (pr = client_creds(c, &c->creds)) < 0) {
                 /* Without them its jobs would run as root: refuse it. */
-                log_err("out of memory looking up uid %u; refusing connection",
-                        (unsigned)c->uid);
+                log_err("cannot read the credentials of uid %u (%s); refusing connection",
+                        (unsigned)c->uid, strerror(-pr));
+                peer_close(&c->peer);
                 free(c);
-                return -ENOMEM;
+                return pr;
         }
         c->watch = (struct watch){.fn = on_watch, .data = c};
         int r = loop_add(srv, fd, EPOLLIN, &c->watch);
@@ -140,9 +164,8 @@ int client_new(struct server *srv, int fd) {
 }
 
 void client_free(struct client *c) {
-        if (c->creds)
-                free(c->creds->groups);
-        free(c->creds);
+        creds_free(c->creds);
+        peer_close(&c->peer);
         struct outmsg *m = c->out_head;
         while (m) {
                 struct outmsg *next = m->next;

@@ -45,11 +45,12 @@ static _Noreturn void prefork_child(struct server *srv, int sock, const sigset_t
                 struct mps__spawn sp;
                 if (mps__spawn_decode(msg.json, msg.nfds - 1, &sp, err, sizeof(err)) < 0)
                         _exit(127); /* the server checked it already */
-                /* The server hands over neither a filter nor credentials
-                 * (spawn.c): the plan is the server's, minus those. */
+                /* The server hands over neither a filter nor credentials,
+                 * nor a client context other than its own (spawn.c): the
+                 * plan is the server's, minus those. */
                 struct spawn_plan plan;
                 const char *stage;
-                if (spawn_plan_build(srv, &sp, NULL, getppid(), &plan, &stage, err,
+                if (spawn_plan_build(srv, &sp, NULL, NULL, getppid(), &plan, &stage, err,
                                      sizeof(err)) < 0)
                         _exit(127);
                 child_run(srv, &sp, msg.fds + 1, msg.nfds - 1, errpipe, &plan.plan);

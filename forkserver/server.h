@@ -45,6 +45,7 @@
 #include "../launcher/idmap.h"
 #include "../launcher/list.h"
 #include "../launcher/wire.h"
+#include "peer.h"
 
 struct config;
 struct server_options;
@@ -80,6 +81,7 @@ struct client {
         uid_t uid;
         gid_t gid;
         pid_t pid;
+        struct peer peer;    /* the connected process (peer.c) */
         struct creds *creds; /* set when jobs must drop to the client's */
         struct mps__list jobs; /* jobs that report to this client (job.cnode) */
         unsigned njobs;        /* how many */
@@ -477,7 +479,7 @@ struct child_call {
 struct creds {
         uid_t uid;
         gid_t gid;
-        gid_t *groups; /* supplementary groups, from the group database */
+        gid_t *groups; /* the peer's supplementary groups (SO_PEERGROUPS) */
         size_t ngroups;
 };
 
@@ -489,6 +491,9 @@ struct child_plan {
         const struct policy *admin;    /* the administrator's filter, first */
         const struct policy *policy;   /* the client's, on top; NULL: none */
         const struct creds *creds;     /* NULL: keep the server's */
+        /* The client's context, read for this spawn (peer.c); NULL: the
+         * same as the server's, nothing to apply. */
+        const struct peer_context *ctx;
         pid_t server_pid;              /* for the parent-death check */
         /* > 0: the fd table is shared with the server (CLONE_FILES); the
          * child's first act is to keep a copy of the fds below this only. */
@@ -512,12 +517,14 @@ struct spawn_plan {
 
 /* The plan for request sp, as both the server and a pre-forked child make
  * it: a call job's entry point and arguments, the administrator's and the
- * request's seccomp policies (from the cache), creds (NULL: keep ours).
+ * request's seccomp policies (from the cache), creds (NULL: keep ours),
+ * the client's context ctx (NULL: ours).
  * 0, or -errno with *failed_stage set ("call": no such entry point;
  * "request": out of memory; "policy": err says why). Either way p is
  * released with spawn_plan_done, and must not move: p->plan points into it. */
 int spawn_plan_build(struct server *srv, const struct mps__spawn *sp,
-                     const struct creds *creds, pid_t server_pid,
+                     const struct creds *creds, const struct peer_context *ctx,
+                     pid_t server_pid,
                      struct spawn_plan *p, const char **failed_stage, char *err,
                      size_t errlen);
 void spawn_plan_done(struct spawn_plan *p);
@@ -574,6 +581,7 @@ enum child_stage {
         CHILD_STAGE_CREDENTIALS,
         CHILD_STAGE_NICE,
         CHILD_STAGE_SECCOMP,
+        CHILD_STAGE_CONTEXT,
 };
 const char *child_stage_name(int stage);
 

@@ -59,6 +59,8 @@ struct spawn {
         struct mps__spawn sp;
         bool decoded;         /* sp holds the decoder's arrays */
         struct spawn_plan plan;
+        struct peer_context ctx; /* the client's, read for this spawn */
+        bool same_context;       /* ctx is the server's own */
         struct job *j;        /* until track hands it to the server */
         int pipefd[2];        /* the exec pipe, until the job holds its read end */
         pid_t pid;
@@ -144,12 +146,12 @@ static int plan_call(const struct server *srv, const struct mps__spawn *sp,
 }
 
 int spawn_plan_build(struct server *srv, const struct mps__spawn *sp,
-                     const struct creds *creds, pid_t server_pid,
-                     struct spawn_plan *p, const char **failed_stage, char *err,
-                     size_t errlen) {
+                     const struct creds *creds, const struct peer_context *ctx,
+                     pid_t server_pid, struct spawn_plan *p, const char **failed_stage,
+                     char *err, size_t errlen) {
         int r;
         *p = (struct spawn_plan){
-                .plan = {.admin = srv->policy.admin, .creds = creds,
+                .plan = {.admin = srv->policy.admin, .creds = creds, .ctx = ctx,
                          .server_pid = server_pid},
         };
         /* The mask a child sets once it has reset our dispositions: ours
@@ -175,12 +177,65 @@ void spawn_plan_done(struct spawn_plan *p) {
         p->args_text = NULL;
 }
 
+/*
+ * What a job of this server would have if it got nothing of its client's:
+ * the server's own context as it was at its first spawn, with the fd limit
+ * it was started with and no signal ignored (child_run resets them). Read
+ * once: nothing in the server changes it after start-up.
+ */
+static const struct peer_context *servers_context(const struct server *srv) {
+        static struct peer_context self;
+        static bool have; /* else tried again at the next spawn (EMFILE) */
+        if (!have && peer_read_self(&self) == 0) {
+                self.rlim[RLIMIT_NOFILE] = srv->launch.orig_nofile;
+                self.sig_ign = 0;
+                have = true;
+        }
+        return have ? &self : NULL;
+}
+
+/*
+ * The client's context for this job, read from the kernel now (it may
+ * have changed since it connected). A client under a seccomp filter gets
+ * no unconfined job: the server cannot read its filter, so the job can
+ * only carry it when the server runs under that same stack, which holds
+ * for an embedded server that its client started and has added no filter
+ * to since (filters only stack up, so the same count means the same
+ * stack). s->plan.plan.ctx stays NULL when the context is the server's own:
+ * there is nothing to apply, and a pre-forked child may take the job.
+ */
+static int plan_context(struct spawn *s) {
+        struct client *c = s->c;
+        char err[256];
+        int r = peer_read_context(&c->peer, &s->ctx, err, sizeof(err));
+        if (r < 0) {
+                log_warn("client %llu: %s", (unsigned long long)c->serial, err);
+                client_send_error(c, s->sp.tag, -r, "context", "%s", err);
+                return -1;
+        }
+        const struct peer_context *self = servers_context(s->srv);
+        if (s->ctx.seccomp > 0 &&
+            !(s->srv->life.embedded && self && self->seccomp == s->ctx.seccomp &&
+              self->seccomp_filters == s->ctx.seccomp_filters)) {
+                client_send_error(c, s->sp.tag, EPERM, "context",
+                                  "the client runs under a seccomp filter (Seccomp: %d) "
+                                  "that the server cannot carry into the job, and a "
+                                  "confined client gets no unconfined job",
+                                  s->ctx.seccomp);
+                return -1;
+        }
+        s->same_context = self && peer_context_equal(&s->ctx, self);
+        return 0;
+}
+
 static int spawn_plan(struct spawn *s) {
         struct client *c = s->c;
         const char *stage = "request";
         char err[256];
-        int r = spawn_plan_build(s->srv, &s->sp, c->creds, s->srv->life.pid, &s->plan, &stage,
-                                 err, sizeof(err));
+        if (plan_context(s) < 0)
+                return -1;
+        int r = spawn_plan_build(s->srv, &s->sp, c->creds, s->same_context ? NULL : &s->ctx,
+                                 s->srv->life.pid, &s->plan, &stage, err, sizeof(err));
         if (r == 0)
                 return 0;
         if (strcmp(stage, "call") == 0) {
@@ -247,7 +302,7 @@ static int launch_prepare(struct spawn *s) {
 static bool launch_preforked(struct spawn *s) {
         struct server *srv = s->srv;
         bool take = s->plan.plan.call && srv->launch.use_pidfd && !s->plan.plan.policy &&
-                    !s->c->creds &&
+                    !s->plan.plan.creds && !s->plan.plan.ctx &&
                     s->msg->nfds < MPS_WIRE_FDS_MAX; /* room for the exec pipe */
         struct prefork *pf = take ? prefork_take(srv) : NULL;
         if (pf && prefork_hand_over(pf, s->msg, s->pipefd[1]) < 0) {

@@ -137,6 +137,28 @@ static int absolute_cwd(mps_client *c, const char *dir, char *buf, size_t len,
         return 0;
 }
 
+/*
+ * The job's working directory as a descriptor (O_PATH) of the caller's:
+ * the spec's, relative to ours, or ours. The job then starts in the very
+ * directory the caller names, in the caller's mount namespace, with no
+ * path looked up again by the server. Only for a server that takes one and
+ * while the message has room; a directory that cannot be opened here goes
+ * as a path, as to older servers, and the server reports it as before
+ * (stage "chdir"). Returns the fd to close after sending, or -1.
+ */
+static int add_cwd_fd(const mps_client *c, const char *dir, struct start_fds *f,
+                      struct mps__spawn *msg) {
+        if (!(c->features & MPS_FEATURE_CWD_FD) || f->nfds >= MPS_WIRE_FDS_MAX)
+                return -1;
+        int fd = open(dir ? dir : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        msg->has_cwd_fd = true;
+        msg->cwd_fd = (int)f->nfds;
+        f->fds[f->nfds++] = fd;
+        return fd;
+}
+
 /* Registers p under its tag and sends its spawn request. */
 static int send_spawn(mps_process *p, const struct mps__spawn *msg,
                       const struct start_fds *f) {
@@ -199,7 +221,9 @@ int mps__process_send_start(mps_process *p) {
         msg.fdmap = f.map;
         msg.nfdmap = f.nmap;
         msg.want_pidfd = true;
+        int dirfd = add_cwd_fd(c, s->spawn.cwd, &f, &msg);
         r = send_spawn(p, &msg, &f);
+        mps__safe_close(dirfd);
         mps__strv_free(envp);
         if (r < 0)
                 return r;

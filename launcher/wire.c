@@ -275,7 +275,8 @@ int mps__hello_decode(const cJSON *json, struct mps__hello *ret, char *err,
 }
 
 static const char *const feature_names[] = {"timeout", "rlimits", "detached", "call",
-                                            "jobs",    "policy",   "closed_fds"};
+                                            "jobs",    "policy",   "closed_fds",
+                                            "cwd_fd"};
 
 /* By bit, as feature_names: what a client names when its server lacks one. */
 static const char *const feature_descriptions[] = {
@@ -283,6 +284,7 @@ static const char *const feature_descriptions[] = {
         "job requests (wait, list, stats)",
         "job policy (seccomp, nice, umask, no_new_privs, pdeathsig, kill_tree)",
         "closed stdio descriptors",
+        "a working directory passed as a descriptor",
 };
 
 const char *mps__feature_description(unsigned feature) {
@@ -308,6 +310,8 @@ unsigned mps__spawn_features(const struct mps__spawn *m) {
         for (size_t i = 0; i < m->nfdmap; i++)
                 if (m->fdmap[i].source == MPS_WIRE_FD_CLOSED)
                         need |= MPS_FEATURE_CLOSED_FDS;
+        if (m->has_cwd_fd)
+                need |= MPS_FEATURE_CWD_FD;
         return need;
 }
 
@@ -394,6 +398,8 @@ static bool encode_program(cJSON *o, const struct mps__spawn *m) {
                 cJSON_AddItemToObject(o, "env", env);
         }
         if (m->cwd && !cJSON_AddStringToObject(o, "cwd", m->cwd))
+                return false;
+        if (m->has_cwd_fd && !cJSON_AddNumberToObject(o, "cwd_fd", m->cwd_fd))
                 return false;
         if (m->name && !cJSON_AddStringToObject(o, "name", m->name))
                 return false;
@@ -671,6 +677,15 @@ static int decode_program(const cJSON *json, struct mps__spawn *m, char *err,
 static int decode_fds_flags(const cJSON *json, size_t nfds, struct mps__spawn *m,
                             char *err, size_t errlen) {
         TRY(decode_fdmap(json, nfds, m, err, errlen));
+        if (cJSON_GetObjectItemCaseSensitive(json, "cwd_fd")) {
+                if (nfds == 0) {
+                        mps__say(err, errlen, "field \"cwd_fd\" names a descriptor, and "
+                                              "the message carried none");
+                        return -EINVAL;
+                }
+                m->has_cwd_fd = true;
+                TRY(get_int(json, "cwd_fd", true, 0, (int)nfds - 1, &m->cwd_fd, err, errlen));
+        }
         TRY(get_bool(json, "daemon", &m->daemon, err, errlen));
         TRY(get_bool(json, "new_session", &m->new_session, err, errlen));
         TRY(get_bool(json, "pidfd", &m->want_pidfd, err, errlen));

@@ -134,7 +134,8 @@ enum {
                                           no_new_privs, pdeathsig, kill_tree */
         MPS_FEATURE_CLOSED_FDS = 1 << 6, /* "closed_fds": source
                                             MPS_WIRE_FD_CLOSED */
-        MPS_FEATURES_ALL = (1 << 7) - 1,
+        MPS_FEATURE_CWD_FD = 1 << 7,   /* "cwd_fd": the cwd as a directory fd */
+        MPS_FEATURES_ALL = (1 << 8) - 1,
 };
 
 struct mps__welcome {
@@ -174,6 +175,12 @@ struct mps__spawn {
         const char **envp; /* malloc()ed, NULL-terminated */
         size_t envc;
         const char *cwd;   /* NULL: the server's own */
+        /* The caller's directory itself (O_PATH): the job starts there, so
+         * the path resolves in the caller's mount namespace, not the
+         * server's, and cannot be swapped between look-up and use; cwd is
+         * then only its name, for messages. */
+        bool has_cwd_fd;
+        int cwd_fd;        /* index into the message's fds */
         const char *name;  /* NULL: none */
         struct mps__fd_map *fdmap; /* malloc()ed */
         size_t nfdmap;
