@@ -40,6 +40,8 @@
  * highest it needs, which our pidfds are not (see server.h): a clone no
  * longer copies one fd per tracked job, nor does the child close them.
  * Call jobs are forked: their point is a copy-on-write copy of the server.
+ * So are jobs that run with their client's credentials (spawn_launch says
+ * why): the clone is for jobs nobody but us can stop.
  */
 #if defined(__SANITIZE_ADDRESS__)
 /* AddressSanitizer cannot follow a child onto a stack of our own (false
@@ -303,7 +305,16 @@ static int spawn_launch(struct spawn *s) {
                 return -1;
         s->pid = -1;
         if (!launch_preforked(s)) {
-                bool vfork = USE_VFORK && !s->plan.plan.call && srv->launch.use_pidfd;
+                /* A job that changes credentials is forked, never cloned
+                 * with CLONE_VFORK: once it has dropped to its client's
+                 * uid, that client may SIGSTOP it before it execs, and a
+                 * vfork parent would wait for it for good, and with it
+                 * every other client. A forked child's exec result comes
+                 * through the exec pipe, which the loop watches. Jobs that
+                 * keep our credentials, which no other user can signal,
+                 * keep the faster clone. */
+                bool vfork = USE_VFORK && !s->plan.plan.call && srv->launch.use_pidfd &&
+                             !s->plan.plan.creds;
                 spawn_block_signals(&s->plan.plan.setup_mask);
                 if (vfork)
                         s->pid = launch_vfork(s, &fork_errno);
