@@ -122,6 +122,7 @@ struct job {
         struct client *client; /* NULL once the client has gone */
         struct mps__list cnode; /* in client->jobs while client is set */
         uid_t uid; /* the requesting client's, for ownership checks */
+        bool uid_counted; /* in jobs.by_uid (job_uid_track) */
         bool daemon;
         bool want_pidfd;
         bool detached; /* its client lets go once it is spawned */
@@ -156,7 +157,8 @@ struct exit_record {
         struct mps__exited exited;
 };
 
-#define RETAIN_MAX 1024                 /* exit records kept at most */
+#define RETAIN_PER_UID 1024             /* exit records kept per user */
+#define RETAIN_MAX 65536                /* and in all: only many users reach it */
 #define RETAIN_SECONDS 3600             /* and for at most this long */
 #define LATENCY_SAMPLES 1024            /* spawn latencies kept for stats */
 #define COMMAND_MAX 200                 /* bytes of a job's command in ps */
@@ -233,6 +235,8 @@ struct client_state {
 struct retain_state {
         struct mps__idmap map; /* id -> exit_record */
         struct exit_record *head, *tail;
+        struct mps__idmap by_uid; /* uid + 1 -> that user's records (as a
+                                     pointer): the per-user share */
 };
 
 /* service.c: what it remembers between event batches. */
@@ -275,6 +279,9 @@ struct job_table {
         uint64_t next_id;
         struct mps__idmap by_id;  /* id -> job */
         struct mps__idmap by_pid; /* pid -> job, without pidfds */
+        /* uid + 1 -> jobs of that user in by_id (as a pointer): the
+         * per-uid share of max_children (job_uid_track). */
+        struct mps__idmap by_uid;
         size_t ndaemon_alive;     /* daemon jobs not yet reaped */
         struct job *dead;         /* reaped this batch; freed after it */
 };
@@ -452,6 +459,11 @@ void job_stop_daemon(struct job *j);
 /* A job record for request sp of user uid, not yet tracked; NULL: ENOMEM. */
 struct job *job_new(struct server *srv, const struct mps__spawn *sp, uid_t uid,
                     uint64_t request_ns);
+/* Counts tracked job j against its user's share of max_children (spawn.c,
+ * once j is in jobs.by_id; forgetting j uncounts it). 0 or -ENOMEM. */
+int job_uid_track(struct job *j);
+/* Jobs of user uid alive in the server. */
+unsigned job_uid_count(const struct server *srv, uid_t uid);
 /* Puts j on c's list of jobs that report to it. */
 void job_link_client(struct job *j, struct client *c);
 void job_free(struct job *j);

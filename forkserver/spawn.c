@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../launcher/fdutil.h"
+#include "config.h"
 #include "policy.h"
 #include "server.h"
 #include "steps.h"
@@ -112,6 +113,17 @@ static int spawn_admit(struct spawn *s) {
                 client_send_error(c, s->sp.tag, EAGAIN, "request",
                                   "the server runs its maximum of %u jobs; try again later",
                                   srv->quota.max_children);
+                return -1;
+        }
+        /* A user's share, so that one user cannot take the whole server;
+         * read from the configuration, as the connection quotas are. */
+        unsigned share = config_max_children_per_uid(srv->cfg);
+        unsigned mine = job_uid_count(srv, c->uid);
+        if (mine >= share) {
+                client_send_error(c, s->sp.tag, EAGAIN, "request",
+                                  "this user runs %u jobs, its share of the server "
+                                  "(max_children_per_uid %u); try again later",
+                                  mine, share);
                 return -1;
         }
         if (c->njobs >= srv->quota.max_jobs_per_client) {
@@ -400,6 +412,9 @@ static void spawn_track(struct spawn *s) {
         if (track_register(s) < 0)
                 return;
         s->j = NULL; /* owned by the server now */
+        if (job_uid_track(j) < 0)
+                log_err("job %llu: out of memory counting it against its user's share",
+                        (unsigned long long)j->id);
         j->state = JOB_STARTING;
         j->execpipe_watched = !s->exec_done;
         if (j->timeout_ns > 0) {
