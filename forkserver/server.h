@@ -85,6 +85,8 @@ struct client {
         bool refused;     /* told why it may not connect; closed on its next event */
         struct outmsg *out_head, *out_tail;
         size_t out_count;
+        size_t out_bytes; /* of the queued replies; also in clients.bytes_by_uid */
+        size_t out_peak;  /* the most out_bytes since the queue last emptied */
         bool want_out; /* EPOLLOUT registered */
         bool dead;     /* torn down; freed after the current event batch */
         struct client *gnext;
@@ -228,6 +230,9 @@ struct client_state {
         uint64_t next_serial;
         struct mps__idmap by_uid; /* uid + 1 -> count (as a pointer) */
         struct mps__idmap by_serial; /* serial -> client (job.c reads it) */
+        /* uid + 1 -> bytes queued for all of that user's connections (as a
+         * pointer): client_queue_bytes_per_uid. */
+        struct mps__idmap bytes_by_uid;
         struct client *dead;      /* torn down this batch; freed after it */
 };
 
