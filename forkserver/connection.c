@@ -12,6 +12,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -346,10 +347,23 @@ static void handle(struct client *c, struct mps__msg *msg) {
  * client would never read why it was refused.
  */
 static void discard_input(int fd) {
-        char byte;
-        for (int i = 0; i < CLIENT_RECV_BURST; i++)
-                if (recv(fd, &byte, 1, MSG_DONTWAIT | MSG_TRUNC) <= 0)
-                        return;
+        /* Not recv(): descriptors attached to a datagram received without
+         * room for them are closed by the kernel, in recv, here, and the
+         * close of some can block (closer.c). */
+        closer_drain(fd, CLIENT_RECV_BURST);
+}
+
+/* Closes a connection's socket. Datagrams still queued in it hold the
+ * descriptors their sender attached, and the kernel would release them in
+ * close; so the peer is stopped from sending more (SHUT_RD: its sends fail
+ * with EPIPE) and what is queued is drained through the closer first. The
+ * queue is finite once shut, bounded by the peer's send buffer. */
+static int close_connection(int fd) {
+        if (fd < 0)
+                return -1;
+        shutdown(fd, SHUT_RD);
+        closer_drain(fd, UINT_MAX);
+        return mps__safe_close(fd);
 }
 
 void client_on_event(struct client *c, uint32_t events) {
@@ -414,7 +428,7 @@ static void client_disconnect(struct client *c, const char *why) {
                 log_info("client %llu (pid %d) disconnected",
                          (unsigned long long)c->serial, (int)c->pid);
         loop_del(srv, c->fd);
-        c->fd = mps__safe_close(c->fd);
+        c->fd = close_connection(c->fd);
         /* Its queue is freed with it after the batch; it no longer counts
          * against its user. */
         uid_bytes_add(srv, c->uid, -(ssize_t)c->out_bytes);
@@ -441,7 +455,7 @@ void client_release_all(struct server *srv) {
                         mps__list_remove(jn);
                         mps__list_entry(jn, struct job, cnode)->client = NULL;
                 }
-                mps__safe_close(c->fd);
+                close_connection(c->fd);
                 client_free(c);
         }
         srv->clients.count = 0;

@@ -232,6 +232,7 @@ static int start(struct server *srv, const struct server_options *o, char *where
         srv->life.grace_ms = cfg->grace_ms;
         srv->quota.max_children = cfg->max_children;
         srv->quota.max_jobs_per_client = config_max_jobs_per_client(cfg);
+        closer_install();
         srv->life.start_ns = mps__now_ns();
         setup_signals(srv, &mask);
         if (o->embedded_fd >= 0) {

@@ -15,6 +15,7 @@
  *   job.c         jobs after launch: exec result, exit, termination
  *                 policy, waiters
  *   retain.c      exit records kept for jobs whose client had gone
+ *   closer.c      received descriptors closed without blocking the loop
  *   child.c       what a forked child does before it becomes the job
  *   timer.c       deadlines on one timerfd, kept in a min-heap
  *   log.c         one-line log records on stderr
@@ -534,6 +535,18 @@ void spawn_plan_done(struct spawn_plan *p);
  * each fork or clone of a child, as posix_spawn does. */
 void spawn_block_signals(sigset_t *ret_old);
 void spawn_restore_signals(const sigset_t *old);
+
+/* ---- closer.c: received descriptors let go of without blocking ------------------ */
+
+/* Routes every descriptor the transport releases through closer_release,
+ * in this process only (server.c, at start-up). */
+void closer_install(void);
+/* Closes fd, or hands it to the closer process when its close could block. */
+void closer_release(int fd);
+/* Receives and discards up to max datagrams queued on sock, releasing the
+ * descriptors they carry (before a connection is closed: the kernel would
+ * otherwise release them in close, here). */
+void closer_drain(int sock, unsigned max);
 
 /* ---- child.c, prefork.c, preload.c ---------------------------------------------- */
 
