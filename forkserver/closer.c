@@ -83,7 +83,8 @@ static ssize_t recv_fds(int sock, int *fds, int flags) {
         return (ssize_t)nfds;
 }
 
-/* Sends fd alone in a one-byte datagram: 0 or -errno. */
+/* Sends fd alone in a one-byte datagram (fd < 0: the datagram alone):
+ * 0 or -errno. */
 static int send_fd(int sock, int fd) {
         union {
                 struct cmsghdr align;
@@ -99,6 +100,10 @@ static int send_fd(int sock, int fd) {
         c->cmsg_type = SCM_RIGHTS;
         c->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        if (fd < 0) {
+                mh.msg_control = NULL;
+                mh.msg_controllen = 0;
+        }
         ssize_t n;
         do
                 n = sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -121,10 +126,17 @@ static void close_detached(int fd, const pthread_attr_t *attr) {
                 close(fd);
 }
 
-/* The closer: takes descriptors from sock and closes them, until the
+/*
+ * The closer: takes descriptors from sock and closes them, until the
  * server's end is closed (it exited, or retired this closer); exiting ends
  * any close still blocked in a thread, which closes that file all the
- * same. */
+ * same.
+ *
+ * A descriptor is closed only once a datagram without one follows it: the
+ * server sends that after closing its own copy, so that ours is the last
+ * and the server's close never is (had we closed first, the server's
+ * close would be the one that waits).
+ */
 static _Noreturn void closer_main(int sock) {
         sigset_t all;
         sigfillset(&all);
@@ -140,13 +152,21 @@ static _Noreturn void closer_main(int sock) {
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attr, CLOSER_THREAD_STACK);
+        static int pending[SCM_MAX_FD * 4];
+        size_t npending = 0;
         for (;;) {
                 int fds[SCM_MAX_FD];
                 ssize_t n = recv_fds(3, fds, 0);
+                if (n <= 0 || npending + (size_t)n > sizeof(pending) / sizeof(pending[0])) {
+                        /* Committed, gone, or (never, from the server) too many. */
+                        for (size_t i = 0; i < npending; i++)
+                                close_detached(pending[i], &attr);
+                        npending = 0;
+                }
                 if (n < 0)
                         _exit(0);
                 for (ssize_t i = 0; i < n; i++)
-                        close_detached(fds[i], &attr);
+                        pending[npending++] = fds[i];
         }
 }
 
@@ -253,9 +273,15 @@ void closer_release(int fd) {
                         "which may block", strerror(-r));
         else
                 closer.handed++;
-        /* Handed over, ours is not the last reference: the message holds
-         * one until the closer takes it. */
+        /* Handed over, ours is not the last reference: the closer holds
+         * its own until the commit below, which it gets after this. */
         close(fd);
+        if (r == 0 && send_fd(closer.sock, -1) < 0) {
+                /* Full: retired, it closes what it holds when it sees our
+                 * end closed, which is after our close all the same. */
+                closer.sock = mps__safe_close(closer.sock);
+                closer.restarts++;
+        }
 }
 
 void closer_drain(int sock, unsigned max) {

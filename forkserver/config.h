@@ -62,7 +62,8 @@ struct config {
                                   the client is dropped */
         /* Fair shares: one user cannot hold more of the server than these
          * (issue 13). */
-        unsigned max_children_per_uid;    /* 0: a quarter of max_children */
+        unsigned max_children_per_uid;    /* 0: a quarter of max_children; the
+                                             server's own uid is exempt */
         unsigned long client_queue_bytes; /* bytes of replies queued for one
                                              connection; past it, dropped */
         unsigned long client_queue_bytes_per_uid; /* the same for all the

@@ -115,11 +115,14 @@ static int spawn_admit(struct spawn *s) {
                                   srv->quota.max_children);
                 return -1;
         }
-        /* A user's share, so that one user cannot take the whole server;
-         * read from the configuration, as the connection quotas are. */
+        /* A user's share, so that one user cannot take the whole server
+         * from the others. The server's own user is not held to it: it
+         * could stop the server anyway, and a per-user server serves it
+         * alone. Read from the configuration, as the connection quotas
+         * are. */
         unsigned share = config_max_children_per_uid(srv->cfg);
         unsigned mine = job_uid_count(srv, c->uid);
-        if (mine >= share) {
+        if (c->uid != geteuid() && mine >= share) {
                 client_send_error(c, s->sp.tag, EAGAIN, "request",
                                   "this user runs %u jobs, its share of the server "
                                   "(max_children_per_uid %u); try again later",
