@@ -307,10 +307,13 @@ static void lingering_socket(int *ret_fd, int *ret_peer) {
 enum linger_case { LINGER_BAD_REQUEST, LINGER_EXEC_FAILS, LINGER_VALID };
 
 /* Sends one message carrying the lingering socket over a connection of
- * our own, from a child that then exits: its own close of its copy may
- * linger, which must hold only that child. */
-static pid_t send_lingering(const char *path, int lfd, enum linger_case what, uid_t uid,
-                            gid_t gid) {
+ * our own, from a child (as uid) that closes its copy as soon as the
+ * message holds one, once the caller has closed its own (byte on fd go):
+ * the server's copy is then the last, unless a job took one. The child
+ * exits 0 when the server answered the message and then a hello on the
+ * same connection, which it handles only after it let go of the message. */
+static pid_t send_lingering(const char *path, int lfd, int go, enum linger_case what,
+                            uid_t uid, gid_t gid) {
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid != 0)
@@ -318,7 +321,6 @@ static pid_t send_lingering(const char *path, int lfd, enum linger_case what, ui
         if (uid != 0 && !become(uid, gid))
                 _exit(1);
         int fd = connect_raw(path);
-        send_hello(fd);
         const char *argv[] = {what == LINGER_EXEC_FAILS ? "/nonexistent/x" : "/bin/true",
                               NULL};
         struct mps__fd_map map = {.target = 3, .source = 0};
@@ -327,32 +329,53 @@ static pid_t send_lingering(const char *path, int lfd, enum linger_case what, ui
         cJSON *j = mps__spawn_encode(&sp);
         if (what == LINGER_BAD_REQUEST)
                 cJSON_DeleteItemFromObjectCaseSensitive(j, "argv"); /* refused */
+        char b;
+        if (read(go, &b, 1) != 1)
+                _exit(2);
         int r = mps__wire_send(fd, j, &lfd, 1);
+        close(lfd);
         cJSON_Delete(j);
-        /* Wait for the answer (or the refusal), so that the server has
-         * handled the message before we go. */
+        if (r < 0)
+                _exit(3);
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        poll(&p, 1, ANSWER_MS);
-        _exit(r == 0 ? 0 : 3);
+        if (poll(&p, 1, ANSWER_MS) != 1)
+                _exit(4);
+        struct mps__msg m;
+        char err[128];
+        if (mps__wire_recv(fd, &m, err, sizeof(err), NULL) <= 0)
+                _exit(0); /* closed on us: a refused peer; nothing more to ask */
+        mps__msg_release(&m);
+        struct mps__hello h = {.protocol = MPS_PROTOCOL_VERSION, .client = "check_fairness"};
+        j = mps__hello_encode(&h);
+        r = mps__wire_send(fd, j, NULL, 0);
+        if (r == -EPIPE || r == -ECONNRESET)
+                _exit(0); /* a refused peer: closed once its message was read */
+        _exit(r == 0 && poll(&p, 1, ANSWER_MS) == 1 ? 0 : 5);
 }
 
 static void check_lingering(const char *path, enum linger_case what, uid_t uid, gid_t gid) {
-        int lfd, peer;
+        int lfd, peer, go[2];
         lingering_socket(&lfd, &peer);
-        pid_t sender = send_lingering(path, lfd, what, uid, gid);
-        close(lfd); /* not the last: the sender has one */
-        /* The sender exits once answered, or in ANSWER_MS; it may then
-         * linger in its own close, which is its business. */
-        struct timespec ts = {0, 0};
-        for (int i = 0; i < 400 && tu_proc_state(sender, NULL) != 'Z'; i++) {
-                ts.tv_nsec = 10 * 1000 * 1000;
+        ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+        pid_t sender = send_lingering(path, lfd, go[0], what, uid, gid);
+        close(lfd);
+        ck_assert_int_eq(write(go[1], "x", 1), 1);
+        close(go[0]);
+        close(go[1]);
+        /* The sender ends once answered twice, or in 2 * ANSWER_MS. */
+        for (int i = 0; i < 1000 && tu_proc_state(sender, NULL) != 'Z'; i++) {
+                struct timespec ts = {0, 10 * 1000 * 1000};
                 nanosleep(&ts, NULL); /* bounded polling */
         }
         bool ok = server_answers(path, ANSWER_MS);
         close(peer); /* the linger ends: everyone lets go */
-        waitpid(sender, NULL, 0);
+        int status = wait_child(sender, 20000);
+        ck_assert_msg(status != -1, "the sender of case %d did not end", (int)what);
         ck_assert_msg(ok, "the server did not answer after case %d: blocked in close?",
                       (int)what);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "the sender of case %d: status %#x (5: no answer to its hello)",
+                      (int)what, status);
 }
 
 START_TEST(test_lingering_socket_on_a_refused_request) {
@@ -416,8 +439,8 @@ static long rss_kib(pid_t pid) {
 }
 
 #define LIST_JOBS 130
-#define LIST_CONNS 6
-#define LIST_REQUESTS 300
+#define LIST_CONNS 8
+#define LIST_REQUESTS 1000
 
 /* As user A: LIST_JOBS long-named jobs, then LIST_CONNS connections that
  * ask for the list LIST_REQUESTS times each and never read. Writes a byte
@@ -452,7 +475,11 @@ static _Noreturn void list_flooder(const char *path, int done) {
                 for (int i = 0; i < LIST_REQUESTS; i++) {
                         struct mps__wait w = {.tag = (uint64_t)i + 1};
                         cJSON *j = mps__wait_encode(MPS_OP_LIST, &w);
-                        int r = mps__wire_send(fd, j, NULL, 0);
+                        int r;
+                        struct pollfd po = {.fd = fd, .events = POLLOUT};
+                        while ((r = mps__wire_send(fd, j, NULL, 0)) == -EAGAIN &&
+                               poll(&po, 1, 5000) == 1)
+                                ;
                         cJSON_Delete(j);
                         if (r < 0)
                                 break; /* dropped, as a slow reader is */
@@ -659,20 +686,31 @@ START_TEST(test_one_user_cannot_take_all_of_max_children) {
 }
 END_TEST
 
-static Suite *fairness_suite(void) {
-        Suite *s = suite_create("fairness");
-        TCase *t = tcase_create("fairness");
+/* One test case per item, so that CK_RUN_CASE can pick one; each makes
+ * (and removes) the users in the parent. */
+static void add_case(Suite *s, const char *name, const TTest *const *tests) {
+        TCase *t = tcase_create(name);
         tcase_add_unchecked_fixture(t, users_setup, users_teardown);
         tcase_set_timeout(t, 180);
-        tcase_add_test(t, test_job_stopped_before_exec_does_not_hold_the_server);
-        tcase_add_test(t, test_lingering_socket_on_a_refused_request);
-        tcase_add_test(t, test_lingering_socket_on_a_job_that_fails_to_exec);
-        tcase_add_test(t, test_lingering_socket_on_a_valid_request);
-        tcase_add_test(t, test_lingering_socket_from_a_refused_peer);
-        tcase_add_test(t, test_reply_queue_is_bounded_in_bytes_per_user);
-        tcase_add_test(t, test_other_users_exits_do_not_evict_a_kept_record);
-        tcase_add_test(t, test_one_user_cannot_take_all_of_max_children);
+        for (size_t i = 0; tests[i]; i++)
+                tcase_add_test(t, tests[i]);
         suite_add_tcase(s, t);
+}
+
+static Suite *fairness_suite(void) {
+        Suite *s = suite_create("fairness");
+        add_case(s, "stopped", (const TTest *const[]){
+                test_job_stopped_before_exec_does_not_hold_the_server, NULL});
+        add_case(s, "linger", (const TTest *const[]){
+                test_lingering_socket_on_a_refused_request,
+                test_lingering_socket_on_a_job_that_fails_to_exec,
+                test_lingering_socket_on_a_valid_request,
+                test_lingering_socket_from_a_refused_peer, NULL});
+        add_case(s, "queue", (const TTest *const[]){
+                test_reply_queue_is_bounded_in_bytes_per_user, NULL});
+        add_case(s, "shares", (const TTest *const[]){
+                test_other_users_exits_do_not_evict_a_kept_record,
+                test_one_user_cannot_take_all_of_max_children, NULL});
         return s;
 }
 
