@@ -232,7 +232,6 @@ static int start(struct server *srv, const struct server_options *o, char *where
         srv->life.grace_ms = cfg->grace_ms;
         srv->quota.max_children = cfg->max_children;
         srv->quota.max_jobs_per_client = config_max_jobs_per_client(cfg);
-        closer_install();
         srv->life.start_ns = mps__now_ns();
         setup_signals(srv, &mask);
         if (o->embedded_fd >= 0) {
@@ -245,6 +244,7 @@ static int start(struct server *srv, const struct server_options *o, char *where
                 unsetenv("NOTIFY_SOCKET");
         }
         srv->life.pid = getpid(); /* after the detach, which changes it */
+        closer_install(); /* for this pid only: children close for themselves */
         if (load_preloads(srv, o) < 0)
                 return 1;
         note_child_reset(srv);
