@@ -288,7 +288,7 @@ void client_send(struct client *c, cJSON *json, int fd) {
         }
         cJSON_Delete(json);
         if (r == -ENOBUFS) {
-                char why[128];
+                char why[200];
                 snprintf(why, sizeof(why),
                          "it does not read its replies: %zu queued (%zu bytes; its "
                          "user's connections %zu), this one and later ones lost",
