@@ -709,6 +709,51 @@ START_TEST(test_one_user_cannot_take_all_of_max_children) {
 }
 END_TEST
 
+/* ---- the new keys ----------------------------------------------------------------- */
+
+/* --check-config with a file of the given text: its status, output in out. */
+static int check_config(const char *text, char *out, size_t outlen) {
+        char dir[64], conf[128], err[1024];
+        tu_tmpdir(dir, sizeof(dir));
+        snprintf(conf, sizeof(conf), "%s/keys.conf", dir);
+        FILE *f = fopen(conf, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs(text, f);
+        fclose(f);
+        int st = tu_run((const char *[]){tu_forkserver(), "--config", conf, "--check-config",
+                                         NULL},
+                        NULL, out, outlen, err, sizeof(err));
+        if (st != 0)
+                snprintf(out, outlen, "%s", err);
+        unlink(conf);
+        rmdir(dir);
+        return st;
+}
+
+START_TEST(test_share_keys_are_read_checked_and_printed) {
+        char out[8192];
+        ck_assert_int_eq(check_config("max_children_per_uid = 3\nclient_queue_bytes = 65536\n"
+                                      "client_queue_bytes_per_uid = 131072\n",
+                                      out, sizeof(out)),
+                         0);
+        ck_assert_ptr_nonnull(strstr(out, "\nmax_children_per_uid = 3\n"));
+        ck_assert_ptr_nonnull(strstr(out, "\nclient_queue_bytes = 65536\n"));
+        ck_assert_ptr_nonnull(strstr(out, "\nclient_queue_bytes_per_uid = 131072\n"));
+        ck_assert_int_eq(check_config("\n", out, sizeof(out)), 0);
+        ck_assert_ptr_nonnull(strstr(out, "\nmax_children_per_uid = 0\n"));
+        ck_assert_ptr_nonnull(strstr(out, "\nclient_queue_bytes = 4194304\n"));
+        ck_assert_ptr_nonnull(strstr(out, "\nclient_queue_bytes_per_uid = 16777216\n"));
+        /* Less than one reply of the largest size is refused. */
+        ck_assert_int_ne(check_config("client_queue_bytes = 65535\n", out, sizeof(out)), 0);
+        ck_assert_msg(strstr(out, "client_queue_bytes: '65535' is not a whole number of bytes "
+                                  "from 65536"),
+                      "got: %s", out);
+        ck_assert_int_ne(check_config("max_children_per_uid = -1\n", out, sizeof(out)), 0);
+        ck_assert_msg(strstr(out, "max_children_per_uid: '-1' is not a whole number"),
+                      "got: %s", out);
+}
+END_TEST
+
 /* One test case per item, so that CK_RUN_CASE can pick one; each makes
  * (and removes) the users in the parent. */
 static void add_case(Suite *s, const char *name, const TTest *const *tests) {
@@ -733,7 +778,8 @@ static Suite *fairness_suite(void) {
                 test_reply_queue_is_bounded_in_bytes_per_user, NULL});
         add_case(s, "shares", (const TTest *const[]){
                 test_other_users_exits_do_not_evict_a_kept_record,
-                test_one_user_cannot_take_all_of_max_children, NULL});
+                test_one_user_cannot_take_all_of_max_children,
+                test_share_keys_are_read_checked_and_printed, NULL});
         return s;
 }
 
