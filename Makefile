@@ -87,7 +87,7 @@ LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c
               launcher/job_requests.c launcher/pool.c launcher/cmdline.c launcher/share.c
 SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver/listen.c \
               forkserver/connection.c forkserver/spawn.c forkserver/job.c forkserver/child.c \
-              forkserver/timer.c forkserver/log.c forkserver/retain.c \
+              forkserver/timer.c forkserver/log.c forkserver/retain.c forkserver/closer.c \
               forkserver/request.c forkserver/preload.c forkserver/prefork.c \
               forkserver/policy.c forkserver/config.c forkserver/access.c \
               forkserver/service.c forkserver/steps.c forkserver/peer.c $(COMMON_SRC)
@@ -109,7 +109,7 @@ FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz_%_replay)
 TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_policy check_child \
               check_config check_timer \
               check_process check_pool check_call check_jobpolicy check_hardening check_context \
-              check_cli check_cli_parse check_service check_small $(FUZZ_REPLAYS)
+              check_fairness check_cli check_cli_parse check_service check_small $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh completion.sh
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
 
@@ -227,6 +227,7 @@ $(BUILD)/tests/check_hardening: $(BUILD)/tests/check_hardening.o $(BUILD)/tests/
 # The peer's context: end to end, and peer.c's parsers linked directly.
 $(BUILD)/tests/check_context: $(BUILD)/tests/check_context.o $(BUILD)/obj/forkserver/peer.o \
   $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_fairness: $(BUILD)/tests/check_fairness.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 # The policy module is the server's; its unit test links it directly.
 $(BUILD)/tests/check_policy: $(BUILD)/tests/check_policy.o $(BUILD)/obj/forkserver/policy.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_policy: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)

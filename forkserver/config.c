@@ -47,6 +47,8 @@ void config_init(struct config *cfg) {
                 .max_children = CONFIG_MAX_CHILDREN_DEFAULT,
                 .max_connections_per_uid = CONFIG_CONNS_PER_UID_DEFAULT,
                 .client_queue = CONFIG_CLIENT_QUEUE_DEFAULT,
+                .client_queue_bytes = CONFIG_QUEUE_BYTES_DEFAULT,
+                .client_queue_bytes_per_uid = CONFIG_QUEUE_BYTES_PER_UID_DEFAULT,
                 .grace_ms = CONFIG_GRACE_MS_DEFAULT,
                 .log_level = LOG_LEVEL_INFO,
         };
@@ -55,6 +57,12 @@ void config_init(struct config *cfg) {
 unsigned config_max_jobs_per_client(const struct config *cfg) {
         return cfg->max_jobs_per_client ? cfg->max_jobs_per_client
                                         : CONFIG_JOBS_PER_CLIENT_DEFAULT;
+}
+
+unsigned config_max_children_per_uid(const struct config *cfg) {
+        if (cfg->max_children_per_uid)
+                return cfg->max_children_per_uid;
+        return cfg->max_children >= 4 ? cfg->max_children / 4 : 1;
 }
 
 void config_free(struct config *cfg) {
@@ -306,6 +314,37 @@ static int set_client_queue(struct config *cfg, const char *v, char *err,
         return set_limit(&cfg->client_queue, v, err, errlen);
 }
 
+static int set_max_children_per_uid(struct config *cfg, const char *v, char *err,
+                                    size_t errlen) {
+        unsigned long n = 0;
+        if (parse_uint(v, 0, CONFIG_LIMIT_MAX, &n) < 0)
+                return fail(err, errlen, "'%s' is not a whole number from 0 to %d", v,
+                            CONFIG_LIMIT_MAX);
+        cfg->max_children_per_uid = (unsigned)n;
+        return 0;
+}
+
+/* client_queue_bytes and client_queue_bytes_per_uid: at least one reply of
+ * the largest size must fit. */
+static int set_bytes(unsigned long *slot, const char *v, char *err, size_t errlen) {
+        unsigned long n = 0;
+        if (parse_uint(v, CONFIG_QUEUE_BYTES_MIN, CONFIG_QUEUE_BYTES_MAX, &n) < 0)
+                return fail(err, errlen, "'%s' is not a whole number of bytes from %d to %lu",
+                            v, CONFIG_QUEUE_BYTES_MIN, CONFIG_QUEUE_BYTES_MAX);
+        *slot = n;
+        return 0;
+}
+
+static int set_client_queue_bytes(struct config *cfg, const char *v, char *err,
+                                  size_t errlen) {
+        return set_bytes(&cfg->client_queue_bytes, v, err, errlen);
+}
+
+static int set_client_queue_bytes_per_uid(struct config *cfg, const char *v, char *err,
+                                          size_t errlen) {
+        return set_bytes(&cfg->client_queue_bytes_per_uid, v, err, errlen);
+}
+
 static int set_grace(struct config *cfg, const char *v, char *err, size_t errlen) {
         if (parse_seconds(v, CONFIG_SECONDS_MAX, &cfg->grace_ms) < 0)
                 return fail(err, errlen, "'%s' is not a number of seconds from 0 to %d",
@@ -373,6 +412,9 @@ static const struct key_info {
         {"max_jobs_per_client", set_max_jobs_per_client, false},
         {"max_connections_per_uid", set_max_connections_per_uid, false},
         {"client_queue", set_client_queue, false},
+        {"max_children_per_uid", set_max_children_per_uid, false},
+        {"client_queue_bytes", set_client_queue_bytes, false},
+        {"client_queue_bytes_per_uid", set_client_queue_bytes_per_uid, false},
         {"grace", set_grace, false},
         {"idle_exit", set_idle_exit, false},
         {"log_level", set_log_level, false},
@@ -614,6 +656,9 @@ void config_print(const struct config *cfg, FILE *out) {
         fprintf(out, "max_jobs_per_client = %u\n", cfg->max_jobs_per_client);
         fprintf(out, "max_connections_per_uid = %u\n", cfg->max_connections_per_uid);
         fprintf(out, "client_queue = %u\n", cfg->client_queue);
+        fprintf(out, "max_children_per_uid = %u\n", cfg->max_children_per_uid);
+        fprintf(out, "client_queue_bytes = %lu\n", cfg->client_queue_bytes);
+        fprintf(out, "client_queue_bytes_per_uid = %lu\n", cfg->client_queue_bytes_per_uid);
         print_seconds(out, "grace", cfg->grace_ms);
         print_seconds(out, "idle_exit", cfg->idle_exit_ms);
         fprintf(out, "log_level = %s\n", config_log_level_name(cfg->log_level));
@@ -686,6 +731,9 @@ void config_reload_into(struct config *live, struct config *fresh, char *restart
         live->max_jobs_per_client = fresh->max_jobs_per_client;
         live->max_connections_per_uid = fresh->max_connections_per_uid;
         live->client_queue = fresh->client_queue;
+        live->max_children_per_uid = fresh->max_children_per_uid;
+        live->client_queue_bytes = fresh->client_queue_bytes;
+        live->client_queue_bytes_per_uid = fresh->client_queue_bytes_per_uid;
         live->grace_ms = fresh->grace_ms;
         live->idle_exit_ms = fresh->idle_exit_ms;
         live->log_level = fresh->log_level;

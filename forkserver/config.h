@@ -25,6 +25,9 @@
 #define CONFIG_LIMIT_MAX 1000000      /* max_children, max_connections_per_uid,
                                          client_queue */
 #define CONFIG_PREFORK_MAX 1024
+#define CONFIG_QUEUE_BYTES_MIN 65536  /* client_queue_bytes(_per_uid): one
+                                         reply of the largest size fits */
+#define CONFIG_QUEUE_BYTES_MAX (1ul << 40)
 
 /* The built-in defaults. */
 #define CONFIG_SOCKET_MODE_DEFAULT 0600
@@ -33,6 +36,8 @@
 #define CONFIG_MAX_CHILDREN_DEFAULT 65536
 #define CONFIG_CONNS_PER_UID_DEFAULT 256
 #define CONFIG_CLIENT_QUEUE_DEFAULT 4096
+#define CONFIG_QUEUE_BYTES_DEFAULT (4ul << 20)          /* 4 MiB */
+#define CONFIG_QUEUE_BYTES_PER_UID_DEFAULT (16ul << 20) /* 16 MiB */
 
 struct config {
         char *file; /* the file read, NULL when none */
@@ -55,6 +60,14 @@ struct config {
         unsigned max_connections_per_uid; /* connections of one user */
         unsigned client_queue; /* replies queued for a slow reader; past it,
                                   the client is dropped */
+        /* Fair shares: one user cannot hold more of the server than these
+         * (issue 13). */
+        unsigned max_children_per_uid;    /* 0: a quarter of max_children; the
+                                             server's own uid is exempt */
+        unsigned long client_queue_bytes; /* bytes of replies queued for one
+                                             connection; past it, dropped */
+        unsigned long client_queue_bytes_per_uid; /* the same for all the
+                                                     connections of a user */
         unsigned grace_ms;
         unsigned idle_exit_ms; /* 0: never */
         int log_level;         /* enum log_level */
@@ -94,6 +107,10 @@ int config_set(struct config *cfg, const char *key, const char *value, char *err
 
 /* max_jobs_per_client as the server applies it (0 is the built-in limit). */
 unsigned config_max_jobs_per_client(const struct config *cfg);
+
+/* max_children_per_uid as the server applies it: 0 means a quarter of
+ * max_children (at least 1). */
+unsigned config_max_children_per_uid(const struct config *cfg);
 
 /* Log level names: "error", "warning", "info", "debug". */
 int config_parse_log_level(const char *s, int *ret_level);

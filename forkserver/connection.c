@@ -3,10 +3,15 @@
  * requests in (each handed by op to its handler: spawn, or request.c),
  * replies out, and its teardown. Replies go out at once when the socket has
  * room, else into a bounded queue drained on EPOLLOUT. The server never
- * blocks on a client: one whose queue overflows is dropped.
+ * blocks on a client: one whose queue overflows is dropped. The queue is
+ * bounded in replies (client_queue), in bytes (client_queue_bytes), and in
+ * bytes for all of a user's connections together (..._per_uid), so that
+ * more connections do not buy more of the server's memory.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,18 +168,46 @@ int client_new(struct server *srv, int fd) {
         return 0;
 }
 
+/* Past this many bytes freed at once, free memory goes back to the
+ * system: glibc keeps freed heap in the process, and a burst of queued
+ * replies would otherwise stay in our RSS for good. */
+#define TRIM_AFTER_BYTES (1u << 20)
+
+/* Bytes queued for all the connections of user uid. */
+static size_t uid_bytes(const struct server *srv, uid_t uid) {
+        return (size_t)(uintptr_t)mps__idmap_get(&srv->clients.bytes_by_uid, (uint64_t)uid + 1);
+}
+
+/* Adds delta (which may be negative) to the user's queued bytes. The map
+ * holds sizes as pointers, 0 as no entry; remove-then-put of a key that was
+ * there never grows the map, so only a user's first byte can fail. */
+static int uid_bytes_add(struct server *srv, uid_t uid, ssize_t delta) {
+        uint64_t key = (uint64_t)uid + 1;
+        size_t n = uid_bytes(srv, uid) + (size_t)delta;
+        mps__idmap_remove(&srv->clients.bytes_by_uid, key);
+        return n ? mps__idmap_put(&srv->clients.bytes_by_uid, key, (void *)(uintptr_t)n) : 0;
+}
+
+static void outmsg_free(struct outmsg *m) {
+        mps__safe_close(m->fd);
+        cJSON_free(m->buf);
+        free(m);
+}
+
 void client_free(struct client *c) {
         creds_free(c->creds);
         peer_close(&c->peer);
+        size_t freed = 0;
         struct outmsg *m = c->out_head;
         while (m) {
                 struct outmsg *next = m->next;
-                mps__safe_close(m->fd);
-                cJSON_free(m->buf);
-                free(m);
+                freed += m->len;
+                outmsg_free(m);
                 m = next;
         }
         free(c);
+        if (freed >= TRIM_AFTER_BYTES)
+                malloc_trim(0);
 }
 
 static void set_want_out(struct client *c, bool want) {
@@ -202,11 +235,24 @@ static void flush(struct client *c) {
                 if (!c->out_head)
                         c->out_tail = NULL;
                 c->out_count--;
-                mps__safe_close(m->fd);
-                cJSON_free(m->buf);
-                free(m);
+                c->out_bytes -= m->len;
+                uid_bytes_add(c->srv, c->uid, -(ssize_t)m->len);
+                outmsg_free(m);
         }
         set_want_out(c, false);
+        if (c->out_bytes == 0 && c->out_peak >= TRIM_AFTER_BYTES) {
+                /* A reader that caught up after a burst. */
+                c->out_peak = 0;
+                malloc_trim(0);
+        }
+}
+
+/* Whether a reply of len bytes still fits the client's queue bounds. */
+static bool queue_has_room(const struct client *c, size_t len) {
+        const struct config *cfg = c->srv->cfg;
+        return c->out_count < cfg->client_queue &&
+               c->out_bytes + len <= cfg->client_queue_bytes &&
+               uid_bytes(c->srv, c->uid) + len <= cfg->client_queue_bytes_per_uid;
 }
 
 static int enqueue(struct client *c, const cJSON *json, int fd) {
@@ -222,12 +268,19 @@ static int enqueue(struct client *c, const cJSON *json, int fd) {
                 free(m);
                 return r;
         }
+        if (!queue_has_room(c, m->len) || uid_bytes_add(c->srv, c->uid, (ssize_t)m->len) < 0) {
+                outmsg_free(m);
+                return -ENOBUFS;
+        }
         if (fd >= 0 && (m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
                 int r = -errno;
-                cJSON_free(m->buf);
-                free(m);
+                uid_bytes_add(c->srv, c->uid, -(ssize_t)m->len);
+                outmsg_free(m);
                 return r;
         }
+        c->out_bytes += m->len;
+        if (c->out_bytes > c->out_peak)
+                c->out_peak = c->out_bytes;
         if (c->out_tail)
                 c->out_tail->next = m;
         else
@@ -258,11 +311,11 @@ void client_send(struct client *c, cJSON *json, int fd) {
         }
         cJSON_Delete(json);
         if (r == -ENOBUFS) {
-                char why[128];
+                char why[200];
                 snprintf(why, sizeof(why),
-                         "it does not read its replies: %zu queued, this one and "
-                         "later ones lost",
-                         c->out_count);
+                         "it does not read its replies: %zu queued (%zu bytes; its "
+                         "user's connections %zu), this one and later ones lost",
+                         c->out_count, c->out_bytes, uid_bytes(c->srv, c->uid));
                 client_disconnect(c, why);
         }
         else if (r < 0)
@@ -317,10 +370,23 @@ static void handle(struct client *c, struct mps__msg *msg) {
  * client would never read why it was refused.
  */
 static void discard_input(int fd) {
-        char byte;
-        for (int i = 0; i < CLIENT_RECV_BURST; i++)
-                if (recv(fd, &byte, 1, MSG_DONTWAIT | MSG_TRUNC) <= 0)
-                        return;
+        /* Not recv(): descriptors attached to a datagram received without
+         * room for them are closed by the kernel, in recv, here, and the
+         * close of some can block (closer.c). */
+        closer_drain(fd, CLIENT_RECV_BURST);
+}
+
+/* Closes a connection's socket. Datagrams still queued in it hold the
+ * descriptors their sender attached, and the kernel would release them in
+ * close; so the peer is stopped from sending more (SHUT_RD: its sends fail
+ * with EPIPE) and what is queued is drained through the closer first. The
+ * queue is finite once shut, bounded by the peer's send buffer. */
+static int close_connection(int fd) {
+        if (fd < 0)
+                return -1;
+        shutdown(fd, SHUT_RD);
+        closer_drain(fd, UINT_MAX);
+        return mps__safe_close(fd);
 }
 
 void client_on_event(struct client *c, uint32_t events) {
@@ -385,7 +451,10 @@ static void client_disconnect(struct client *c, const char *why) {
                 log_info("client %llu (pid %d) disconnected",
                          (unsigned long long)c->serial, (int)c->pid);
         loop_del(srv, c->fd);
-        c->fd = mps__safe_close(c->fd);
+        c->fd = close_connection(c->fd);
+        /* Its queue is freed with it after the batch; it no longer counts
+         * against its user. */
+        uid_bytes_add(srv, c->uid, -(ssize_t)c->out_bytes);
         struct mps__list *n;
         while ((n = mps__list_first(&c->jobs)))
                 job_client_gone(mps__list_entry(n, struct job, cnode)); /* unlinks it */
@@ -409,10 +478,11 @@ void client_release_all(struct server *srv) {
                         mps__list_remove(jn);
                         mps__list_entry(jn, struct job, cnode)->client = NULL;
                 }
-                mps__safe_close(c->fd);
+                close_connection(c->fd);
                 client_free(c);
         }
         srv->clients.count = 0;
         mps__idmap_free(&srv->clients.by_serial);
         mps__idmap_free(&srv->clients.by_uid);
+        mps__idmap_free(&srv->clients.bytes_by_uid);
 }

@@ -34,6 +34,33 @@
 
 /* A job is on its client's list exactly while j->client is set, so a job
  * that never had one (or lost it) is never unlinked. */
+unsigned job_uid_count(const struct server *srv, uid_t uid) {
+        return (unsigned)(uintptr_t)mps__idmap_get(&srv->jobs.by_uid, (uint64_t)uid + 1);
+}
+
+/* The map holds counts as pointers; a count of 0 is no entry. */
+static int uid_count_set(struct server *srv, uid_t uid, unsigned n) {
+        uint64_t key = (uint64_t)uid + 1;
+        mps__idmap_remove(&srv->jobs.by_uid, key);
+        return n ? mps__idmap_put(&srv->jobs.by_uid, key, (void *)(uintptr_t)n) : 0;
+}
+
+int job_uid_track(struct job *j) {
+        struct server *srv = j->srv;
+        int r = uid_count_set(srv, j->uid, job_uid_count(srv, j->uid) + 1);
+        if (r == 0)
+                j->uid_counted = true;
+        return r;
+}
+
+static void uid_untrack(struct job *j) {
+        if (!j->uid_counted)
+                return;
+        j->uid_counted = false;
+        /* Going down never allocates, so it cannot fail. */
+        uid_count_set(j->srv, j->uid, job_uid_count(j->srv, j->uid) - 1);
+}
+
 void job_link_client(struct job *j, struct client *c) {
         c->njobs++;
         j->client = c;
@@ -258,6 +285,7 @@ static void forget(struct job *j) {
         unlink_client(j);
         timer_disarm(srv, j);
         mps__idmap_remove(&srv->jobs.by_id, j->id);
+        uid_untrack(j);
         if (j->pidfd >= 0)
                 loop_del(srv, j->pidfd);
         else
@@ -455,4 +483,5 @@ void job_release_all(struct server *srv) {
         mps__idmap_foreach(&srv->jobs.by_id, release_job, NULL);
         mps__idmap_free(&srv->jobs.by_id);
         mps__idmap_free(&srv->jobs.by_pid);
+        mps__idmap_free(&srv->jobs.by_uid);
 }

@@ -3,7 +3,13 @@
  * whose client was killed) has nobody to go to. It is kept here, bounded in
  * number and age, so that `mpspawn wait ID` from another invocation of the
  * same user can still collect it, exactly once.
+ *
+ * Each user has a share of its own (RETAIN_PER_UID): a user past it loses
+ * its own oldest record, never another user's, so that nobody can evict a
+ * detached job's exit by ending many jobs of their own. RETAIN_MAX bounds
+ * them all, for memory; only many users at their share together reach it.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,16 +24,47 @@ void retain_free(struct exit_record *rec) {
         free(rec);
 }
 
+static unsigned uid_records(const struct server *srv, uid_t uid) {
+        return (unsigned)(uintptr_t)mps__idmap_get(&srv->retained.by_uid, (uint64_t)uid + 1);
+}
+
+/* The map holds counts as pointers; 0 is no entry. Remove-then-put of a
+ * key that was there never grows the map, so only a new user can fail. */
+static int uid_records_set(struct server *srv, uid_t uid, unsigned n) {
+        uint64_t key = (uint64_t)uid + 1;
+        mps__idmap_remove(&srv->retained.by_uid, key);
+        return n ? mps__idmap_put(&srv->retained.by_uid, key, (void *)(uintptr_t)n) : 0;
+}
+
+/* Unlinks r, whose predecessor in the age list is prev (NULL: the head). */
+static struct exit_record *unlink_record(struct server *srv, struct exit_record *r,
+                                         struct exit_record *prev) {
+        if (prev)
+                prev->next = r->next;
+        else
+                srv->retained.head = r->next;
+        if (srv->retained.tail == r)
+                srv->retained.tail = prev;
+        r->next = NULL;
+        mps__idmap_remove(&srv->retained.map, r->exited.id);
+        uid_records_set(srv, r->uid, uid_records(srv, r->uid) - 1);
+        return r;
+}
+
 /* Unlinks the oldest record. */
 static struct exit_record *pop_oldest(struct server *srv) {
         struct exit_record *r = srv->retained.head;
-        if (!r)
-                return NULL;
-        srv->retained.head = r->next;
-        if (!srv->retained.head)
-                srv->retained.tail = NULL;
-        mps__idmap_remove(&srv->retained.map, r->exited.id);
-        return r;
+        return r ? unlink_record(srv, r, NULL) : NULL;
+}
+
+/* Unlinks the oldest record of user uid. A walk of the age list: it runs
+ * only when that user is at its share, and ends at its oldest record. */
+static struct exit_record *pop_oldest_of(struct server *srv, uid_t uid) {
+        struct exit_record *prev = NULL;
+        for (struct exit_record *r = srv->retained.head; r; prev = r, r = r->next)
+                if (r->uid == uid)
+                        return unlink_record(srv, r, prev);
+        return NULL;
 }
 
 /* Drops records past their age, oldest first (the list is in age order). */
@@ -44,19 +81,31 @@ void retain_expire(struct server *srv) {
 void retain_add(struct server *srv, const struct job *j, const struct mps__exited *e) {
         uint64_t now = mps__now_ns();
         expire(srv, now);
-        if (srv->retained.map.count >= RETAIN_MAX) {
-                struct exit_record *old = pop_oldest(srv);
-                log_warn("forgetting the exit of job %llu: more than %d exits "
-                         "are waiting to be collected",
-                         (unsigned long long)old->exited.id, RETAIN_MAX);
+        struct exit_record *old = NULL;
+        if (uid_records(srv, j->uid) >= RETAIN_PER_UID)
+                old = pop_oldest_of(srv, j->uid);
+        else if (srv->retained.map.count >= RETAIN_MAX)
+                old = pop_oldest(srv);
+        if (old) {
+                log_warn("forgetting the exit of job %llu of uid %u: more than %d of "
+                         "its exits are waiting to be collected",
+                         (unsigned long long)old->exited.id, (unsigned)old->uid,
+                         old->uid == j->uid ? RETAIN_PER_UID : RETAIN_MAX);
                 retain_free(old);
         }
         struct exit_record *r = calloc(1, sizeof(*r));
         if (!r || (j->name && !(r->name = strdup(j->name))) ||
             (j->command && !(r->command = strdup(j->command))) ||
-            mps__idmap_put(&srv->retained.map, e->id, r) < 0) {
+            uid_records_set(srv, j->uid, uid_records(srv, j->uid) + 1) < 0) {
                 log_err("out of memory: the exit of job %llu is lost",
                         (unsigned long long)e->id);
+                retain_free(r);
+                return;
+        }
+        if (mps__idmap_put(&srv->retained.map, e->id, r) < 0) {
+                log_err("out of memory: the exit of job %llu is lost",
+                        (unsigned long long)e->id);
+                uid_records_set(srv, j->uid, uid_records(srv, j->uid) - 1);
                 retain_free(r);
                 return;
         }
@@ -77,20 +126,12 @@ struct exit_record *retain_take(struct server *srv, uint64_t id, uid_t uid) {
         struct exit_record *r = mps__idmap_get(&srv->retained.map, id);
         if (!r || r->uid != uid)
                 return NULL;
-        mps__idmap_remove(&srv->retained.map, id);
-        /* Unlink from the age list: records are few, and taking one is a
-         * request, not an event on the launch path. */
-        struct exit_record **pp = &srv->retained.head, *prev = NULL;
-        while (*pp && *pp != r) {
-                prev = *pp;
-                pp = &(*pp)->next;
-        }
-        if (*pp)
-                *pp = r->next;
-        if (srv->retained.tail == r)
-                srv->retained.tail = prev;
-        r->next = NULL;
-        return r;
+        /* Unlink from the age list: taking one is a request, not an event
+         * on the launch path. */
+        struct exit_record *prev = NULL;
+        for (struct exit_record *p = srv->retained.head; p && p != r; p = p->next)
+                prev = p;
+        return unlink_record(srv, r, prev);
 }
 
 void retain_release_all(struct server *srv) {
@@ -98,4 +139,5 @@ void retain_release_all(struct server *srv) {
         while ((r = pop_oldest(srv)))
                 retain_free(r);
         mps__idmap_free(&srv->retained.map);
+        mps__idmap_free(&srv->retained.by_uid);
 }

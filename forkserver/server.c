@@ -316,6 +316,7 @@ static int start(struct server *srv, const struct server_options *o, char *where
                 unsetenv("NOTIFY_SOCKET");
         }
         srv->life.pid = getpid(); /* after the detach, which changes it */
+        closer_install(); /* for this pid only: children close for themselves */
         if (load_preloads(srv, o) < 0)
                 return 1;
         note_child_reset(srv);

@@ -15,6 +15,7 @@
  *   job.c         jobs after launch: exec result, exit, termination
  *                 policy, waiters
  *   retain.c      exit records kept for jobs whose client had gone
+ *   closer.c      received descriptors closed without blocking the loop
  *   child.c       what a forked child does before it becomes the job
  *   timer.c       deadlines on one timerfd, kept in a min-heap
  *   log.c         one-line log records on stderr
@@ -88,6 +89,8 @@ struct client {
         bool refused;     /* told why it may not connect; closed on its next event */
         struct outmsg *out_head, *out_tail;
         size_t out_count;
+        size_t out_bytes; /* of the queued replies; also in clients.bytes_by_uid */
+        size_t out_peak;  /* the most out_bytes since the queue last emptied */
         bool want_out; /* EPOLLOUT registered */
         bool dead;     /* torn down; freed after the current event batch */
         struct client *gnext;
@@ -125,6 +128,7 @@ struct job {
         struct client *client; /* NULL once the client has gone */
         struct mps__list cnode; /* in client->jobs while client is set */
         uid_t uid; /* the requesting client's, for ownership checks */
+        bool uid_counted; /* in jobs.by_uid (job_uid_track) */
         bool daemon;
         bool want_pidfd;
         bool detached; /* its client lets go once it is spawned */
@@ -159,7 +163,8 @@ struct exit_record {
         struct mps__exited exited;
 };
 
-#define RETAIN_MAX 1024                 /* exit records kept at most */
+#define RETAIN_PER_UID 1024             /* exit records kept per user */
+#define RETAIN_MAX 65536                /* and in all: only many users reach it */
 #define RETAIN_SECONDS 3600             /* and for at most this long */
 #define LATENCY_SAMPLES 1024            /* spawn latencies kept for stats */
 #define COMMAND_MAX 200                 /* bytes of a job's command in ps */
@@ -231,6 +236,9 @@ struct client_state {
         uint64_t next_serial;
         struct mps__idmap by_uid; /* uid + 1 -> count (as a pointer) */
         struct mps__idmap by_serial; /* serial -> client (job.c reads it) */
+        /* uid + 1 -> bytes queued for all of that user's connections (as a
+         * pointer): client_queue_bytes_per_uid. */
+        struct mps__idmap bytes_by_uid;
         struct client *dead;      /* torn down this batch; freed after it */
 };
 
@@ -238,6 +246,8 @@ struct client_state {
 struct retain_state {
         struct mps__idmap map; /* id -> exit_record */
         struct exit_record *head, *tail;
+        struct mps__idmap by_uid; /* uid + 1 -> that user's records (as a
+                                     pointer): the per-user share */
 };
 
 /* service.c: what it remembers between event batches. */
@@ -280,6 +290,9 @@ struct job_table {
         uint64_t next_id;
         struct mps__idmap by_id;  /* id -> job */
         struct mps__idmap by_pid; /* pid -> job, without pidfds */
+        /* uid + 1 -> jobs of that user in by_id (as a pointer): the
+         * per-uid share of max_children (job_uid_track). */
+        struct mps__idmap by_uid;
         size_t ndaemon_alive;     /* daemon jobs not yet reaped */
         struct job *dead;         /* reaped this batch; freed after it */
 };
@@ -463,6 +476,11 @@ void job_stop_daemon(struct job *j);
 /* A job record for request sp of user uid, not yet tracked; NULL: ENOMEM. */
 struct job *job_new(struct server *srv, const struct mps__spawn *sp, uid_t uid,
                     uint64_t request_ns);
+/* Counts tracked job j against its user's share of max_children (spawn.c,
+ * once j is in jobs.by_id; forgetting j uncounts it). 0 or -ENOMEM. */
+int job_uid_track(struct job *j);
+/* Jobs of user uid alive in the server. */
+unsigned job_uid_count(const struct server *srv, uid_t uid);
 /* Puts j on c's list of jobs that report to it. */
 void job_link_client(struct job *j, struct client *c);
 void job_free(struct job *j);
@@ -533,6 +551,18 @@ void spawn_plan_done(struct spawn_plan *p);
  * each fork or clone of a child, as posix_spawn does. */
 void spawn_block_signals(sigset_t *ret_old);
 void spawn_restore_signals(const sigset_t *old);
+
+/* ---- closer.c: received descriptors let go of without blocking ------------------ */
+
+/* Routes every descriptor the transport releases through closer_release,
+ * in this process only (server.c, at start-up). */
+void closer_install(void);
+/* Closes fd, or hands it to the closer process when its close could block. */
+void closer_release(int fd);
+/* Receives and discards up to max datagrams queued on sock, releasing the
+ * descriptors they carry (before a connection is closed: the kernel would
+ * otherwise release them in close, here). */
+void closer_drain(int sock, unsigned max);
 
 /* ---- child.c, prefork.c, preload.c ---------------------------------------------- */
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../launcher/fdutil.h"
+#include "config.h"
 #include "policy.h"
 #include "server.h"
 #include "steps.h"
@@ -40,6 +41,8 @@
  * highest it needs, which our pidfds are not (see server.h): a clone no
  * longer copies one fd per tracked job, nor does the child close them.
  * Call jobs are forked: their point is a copy-on-write copy of the server.
+ * So are jobs that run with their client's credentials (spawn_launch says
+ * why): the clone is for jobs nobody but us can stop.
  */
 #if defined(__SANITIZE_ADDRESS__)
 /* AddressSanitizer cannot follow a child onto a stack of our own (false
@@ -112,6 +115,20 @@ static int spawn_admit(struct spawn *s) {
                 client_send_error(c, s->sp.tag, EAGAIN, "request",
                                   "the server runs its maximum of %u jobs; try again later",
                                   srv->quota.max_children);
+                return -1;
+        }
+        /* A user's share, so that one user cannot take the whole server
+         * from the others. The server's own user is not held to it: it
+         * could stop the server anyway, and a per-user server serves it
+         * alone. Read from the configuration, as the connection quotas
+         * are. */
+        unsigned share = config_max_children_per_uid(srv->cfg);
+        unsigned mine = job_uid_count(srv, c->uid);
+        if (c->uid != geteuid() && mine >= share) {
+                client_send_error(c, s->sp.tag, EAGAIN, "request",
+                                  "this user runs %u jobs, its share of the server "
+                                  "(max_children_per_uid %u); try again later",
+                                  mine, share);
                 return -1;
         }
         if (c->njobs >= srv->quota.max_jobs_per_client) {
@@ -358,7 +375,16 @@ static int spawn_launch(struct spawn *s) {
                 return -1;
         s->pid = -1;
         if (!launch_preforked(s)) {
-                bool vfork = USE_VFORK && !s->plan.plan.call && srv->launch.use_pidfd;
+                /* A job that changes credentials is forked, never cloned
+                 * with CLONE_VFORK: once it has dropped to its client's
+                 * uid, that client may SIGSTOP it before it execs, and a
+                 * vfork parent would wait for it for good, and with it
+                 * every other client. A forked child's exec result comes
+                 * through the exec pipe, which the loop watches. Jobs that
+                 * keep our credentials, which no other user can signal,
+                 * keep the faster clone. */
+                bool vfork = USE_VFORK && !s->plan.plan.call && srv->launch.use_pidfd &&
+                             !s->plan.plan.creds;
                 spawn_block_signals(&s->plan.plan.setup_mask);
                 if (vfork)
                         s->pid = launch_vfork(s, &fork_errno);
@@ -444,6 +470,9 @@ static void spawn_track(struct spawn *s) {
         if (track_register(s) < 0)
                 return;
         s->j = NULL; /* owned by the server now */
+        if (job_uid_track(j) < 0)
+                log_err("job %llu: out of memory counting it against its user's share",
+                        (unsigned long long)j->id);
         j->state = JOB_STARTING;
         j->execpipe_watched = !s->exec_done;
         if (j->timeout_ns > 0) {

@@ -17,11 +17,31 @@
 #include "fdutil.h"
 #include "say.h"
 
-/* Room for the most descriptors a message may carry, aligned as a cmsghdr. */
+/* The most descriptors the kernel puts in one message (SCM_MAX_FD). */
+#define WIRE_SCM_MAX_FD 253
+
+/* Room for every descriptor a message can carry, not only for the most we
+ * accept: descriptors that do not fit the buffer are closed by the kernel
+ * inside recvmsg, where nobody could choose how (see release_fd). */
 union wire_control {
         struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(int) * MPS_WIRE_FDS_MAX)];
+        char buf[CMSG_SPACE(sizeof(int) * WIRE_SCM_MAX_FD)];
 };
+
+static mps__fd_release_fn *release_fn;
+
+void mps__wire_set_release(mps__fd_release_fn *fn) {
+        release_fn = fn;
+}
+
+static void release_fd(int fd) {
+        if (fd < 0)
+                return;
+        if (release_fn)
+                release_fn(fd);
+        else
+                close(fd);
+}
 
 void mps__msg_release(struct mps__msg *msg) {
         int saved = errno;
@@ -29,15 +49,19 @@ void mps__msg_release(struct mps__msg *msg) {
                 return;
         cJSON_Delete(msg->json);
         msg->json = NULL;
-        for (size_t i = 0; i < msg->nfds; i++)
-                msg->fds[i] = mps__safe_close(msg->fds[i]);
+        for (size_t i = 0; i < msg->nfds; i++) {
+                release_fd(msg->fds[i]);
+                msg->fds[i] = -1;
+        }
         msg->nfds = 0;
         errno = saved;
 }
 
-/* Moves every descriptor the datagram carried into msg, closing those
- * beyond MPS_WIRE_FDS_MAX, so that every later path closes them. */
-static void take_fds(struct msghdr *mh, struct mps__msg *msg) {
+/* Moves every descriptor the datagram carried into msg, releasing those
+ * beyond MPS_WIRE_FDS_MAX, so that every later path releases them; true
+ * when there were such. */
+static bool take_fds(struct msghdr *mh, struct mps__msg *msg) {
+        bool over = false;
         for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
                 if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
                         continue;
@@ -53,12 +77,15 @@ static void take_fds(struct msghdr *mh, struct mps__msg *msg) {
                         int moved = mps__fd_move_at_least(fd, 3);
                         if (moved >= 0)
                                 fd = moved;
-                        if (msg->nfds < MPS_WIRE_FDS_MAX)
+                        if (msg->nfds < MPS_WIRE_FDS_MAX) {
                                 msg->fds[msg->nfds++] = fd;
-                        else
-                                close(fd);
+                        } else {
+                                release_fd(fd);
+                                over = true;
+                        }
                 }
         }
+        return over;
 }
 
 /*
@@ -147,7 +174,7 @@ int mps__wire_recv(int sock, struct mps__msg *msg, char *err, size_t errlen,
         if (n < 0)
                 return -errno;
 
-        take_fds(&mh, msg);
+        bool too_many = take_fds(&mh, msg);
         if (n == 0 && msg->nfds == 0)
                 return 0; /* SEQPACKET end of stream */
         if (mh.msg_flags & MSG_TRUNC) {
@@ -156,7 +183,7 @@ int mps__wire_recv(int sock, struct mps__msg *msg, char *err, size_t errlen,
                 mps__msg_release(msg);
                 return -EBADMSG;
         }
-        if (mh.msg_flags & MSG_CTRUNC)
+        if ((mh.msg_flags & MSG_CTRUNC) || too_many)
                 return ctrunc_failure(buf, (size_t)n, msg, err, errlen, ret_tag);
         msg->raw = buf;
         msg->rawlen = (size_t)n;

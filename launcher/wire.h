@@ -75,6 +75,11 @@ struct mps__msg {
 /* Frees the tree and closes every descriptor still held; fields a caller
  * has taken must be set to -1 first. Keeps errno. */
 void mps__msg_release(struct mps__msg *msg);
+/* How received descriptors are let go of: close(2) unless a program sets
+ * its own (mpforkserver hands those whose close could block to a process
+ * of its own). fn must close fd one way or another; NULL: close(2). */
+typedef void mps__fd_release_fn(int fd);
+void mps__wire_set_release(mps__fd_release_fn *fn);
 
 /*
  * Receives one message without blocking. Returns 1 with *msg filled, 0 on
