@@ -205,6 +205,9 @@ static pid_t server_as(const char *dir, uid_t uid, gid_t gid, int resource, rlim
                         _exit(90);
                 if (setrlimit(resource, &rl) < 0)
                         _exit(91);
+                /* Only 0-2 go with it: a descriptor the test run inherited
+                 * would otherwise count against a small fd limit. */
+                close_range(3, ~0u, 0);
                 execl(tu_forkserver(), "mpforkserver", "--socket", path, "--log-level",
                       "error", (char *)NULL);
                 _exit(92);
