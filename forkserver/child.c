@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/keyctl.h>
 
 #include "../launcher/fdutil.h"
 #include "child.h"
@@ -317,8 +318,20 @@ static int drop_credentials(const struct creds *c) {
         return 0;
 }
 
+/* True when the job will run as another user than the server: such a job
+ * must share neither the server's session (and so its controlling
+ * terminal, if it had one) nor its session keyring. */
+static bool for_other_user(const struct child_plan *plan) {
+        return plan->creds && plan->creds->uid != geteuid();
+}
+
 /* The process itself: a private fd table (vforked children), signal
- * dispositions, the parent-death signal, its own session or group. */
+ * dispositions, its own session or group. A job of another user always
+ * gets a session of its own, with no controlling terminal: in the
+ * server's session it could reach the server's terminal (TIOCSTI into
+ * root's shell, tcsetpgrp). A job of the server's own uid leads a group in
+ * the server's session unless it asks for a session: there is no boundary
+ * to keep there, and the server let go of its terminal at start. */
 static void setup_process(const struct server *srv, const struct mps__spawn *spec,
                           int errpipe, const struct child_plan *plan) {
         /* Before anything touches a descriptor: ours are the server's. */
@@ -327,15 +340,34 @@ static void setup_process(const struct server *srv, const struct mps__spawn *spe
                 fail(errpipe, CHILD_STAGE_FDS, errno);
         child_reset_signals(srv, &plan->setup_mask);
 
-        if (spec->pdeathsig > 0) {
-                if (prctl(PR_SET_PDEATHSIG, spec->pdeathsig) < 0)
-                        fail(errpipe, CHILD_STAGE_SESSION, errno);
-                /* The server may have died before the line above. */
-                if (getppid() != plan->server_pid)
-                        raise(spec->pdeathsig);
-        }
-        if (spec->new_session ? setsid() < 0 : setpgid(0, 0) < 0)
+        bool own_session = spec->new_session || for_other_user(plan);
+        if (own_session ? setsid() < 0 : setpgid(0, 0) < 0)
                 fail(errpipe, CHILD_STAGE_SESSION, errno);
+}
+
+/* A fresh, empty session keyring, owned by the user we now are: the
+ * server's would otherwise be every job's, and a key one user's job added
+ * there could be read by any other's (keys grant their possessor access).
+ * Without keys in the kernel (ENOSYS) there is nothing to share. Out of
+ * the user's key quota (EDQUOT) the job fails rather than keep ours. */
+static int join_fresh_keyring(void) {
+        if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS)
+                return -errno;
+        return 0;
+}
+
+/* The parent-death signal, set once the credentials are final: the kernel
+ * clears it when the effective uid or gid changes, so set before the drop
+ * it would be silently gone. If the server died before it was set, the
+ * signal is raised now (it is delivered once the mask is cleared). */
+static void set_pdeathsig(const struct mps__spawn *spec, int errpipe,
+                          const struct child_plan *plan) {
+        if (spec->pdeathsig <= 0)
+                return;
+        if (prctl(PR_SET_PDEATHSIG, spec->pdeathsig) < 0)
+                fail(errpipe, CHILD_STAGE_SESSION, errno);
+        if (getppid() != plan->server_pid)
+                raise(spec->pdeathsig);
 }
 
 /* As the client: credentials first, then cwd (access checked as the
@@ -344,7 +376,10 @@ static void setup_process(const struct server *srv, const struct mps__spawn *spe
 static void become_client(const struct mps__spawn *spec, int errpipe,
                           const struct child_plan *plan) {
         int r;
+        bool other = for_other_user(plan);
         if (plan->creds && (r = drop_credentials(plan->creds)) < 0)
+                fail(errpipe, CHILD_STAGE_CREDENTIALS, -r);
+        if (other && (r = join_fresh_keyring()) < 0)
                 fail(errpipe, CHILD_STAGE_CREDENTIALS, -r);
 
         if (spec->cwd && chdir(spec->cwd) < 0)
@@ -374,13 +409,15 @@ static void become_client(const struct mps__spawn *spec, int errpipe,
 
 /*
  * Order: a private fd table (vforked children); signal dispositions, then
- * the server's mask (every signal was blocked until then); parent-death
- * signal; session or process group (every job leads its own
- * group, so that a whole tree can be signalled); fds, then the server's fd
- * limit back; then, as the client rather than as
+ * the server's mask (every signal was blocked until then); session or
+ * process group (every job leads its own group, so that a whole tree can
+ * be signalled; a job of another user its own session); fds, then the
+ * server's fd limit back; then, as the client rather than as
  * the server, everything a client could otherwise abuse: credentials
- * first, then cwd (access checked as the user), umask, nice and rlimits
- * (which cannot exceed what the user may set); the signal mask; and last
+ * first (with a fresh session keyring for another user), then cwd (access
+ * checked as the user), umask, nice and rlimits (which cannot exceed what
+ * the user may set); the parent-death signal, which a credential change
+ * would clear; the signal mask; and last
  * no_new_privs and the seccomp filter, right before exec, so that the
  * filter has to allow as little as possible.
  */
@@ -400,6 +437,7 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
         setrlimit(RLIMIT_NOFILE, &srv->launch.orig_nofile);
 
         become_client(spec, errpipe, plan);
+        set_pdeathsig(spec, errpipe, plan);
 
         /* A signal sent to the job from now on must reach it. */
         sigemptyset(&none);
