@@ -345,15 +345,29 @@ static void setup_process(const struct server *srv, const struct mps__spawn *spe
                 fail(errpipe, CHILD_STAGE_SESSION, errno);
 }
 
-/* A fresh, empty session keyring, owned by the user we now are: the
- * server's would otherwise be every job's, and a key one user's job added
- * there could be read by any other's (keys grant their possessor access).
- * Without keys in the kernel (ENOSYS) there is nothing to share. Out of
- * the user's key quota (EDQUOT) the job fails rather than keep ours. */
-static int join_fresh_keyring(void) {
-        if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS)
+/*
+ * A fresh, empty session keyring, owned by (and counted against the key
+ * quota of) the user we now are: the server's would otherwise be every
+ * job's, and a key one user's job added there could be read by any
+ * other's (keys grant their possessor access). Each costs a key of the
+ * user's quota (kernel.keys.maxkeys, 200 by default) while the job runs;
+ * with the quota used up (EDQUOT: many jobs at once), the job takes the
+ * user's own user-session keyring instead, which costs nothing and is
+ * what any process of that user without a session keyring uses. It is
+ * joined by name, so it is checked to be that very keyring: another
+ * user's keyring of the same name would have the job fail instead.
+ * Without keys in the kernel (ENOSYS) there is nothing to share.
+ */
+static int join_fresh_keyring(uid_t uid) {
+        if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) >= 0 || errno == ENOSYS)
+                return 0;
+        if (errno != EDQUOT)
                 return -errno;
-        return 0;
+        char name[32];
+        snprintf(name, sizeof(name), "_uid_ses.%u", (unsigned)uid);
+        long us = syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_SESSION_KEYRING, 1);
+        long joined = us < 0 ? -1 : syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name);
+        return joined >= 0 && joined == us ? 0 : -EDQUOT;
 }
 
 /* The parent-death signal, set once the credentials are final: the kernel
@@ -379,7 +393,7 @@ static void become_client(const struct mps__spawn *spec, int errpipe,
         bool other = for_other_user(plan);
         if (plan->creds && (r = drop_credentials(plan->creds)) < 0)
                 fail(errpipe, CHILD_STAGE_CREDENTIALS, -r);
-        if (other && (r = join_fresh_keyring()) < 0)
+        if (other && (r = join_fresh_keyring(plan->creds->uid)) < 0)
                 fail(errpipe, CHILD_STAGE_CREDENTIALS, -r);
 
         if (spec->cwd && chdir(spec->cwd) < 0)

@@ -436,6 +436,77 @@ START_TEST(test_each_job_of_another_user_gets_a_fresh_session_keyring) {
 }
 END_TEST
 
+/*
+ * In a child running as user: the user's user-session keyring (made now,
+ * as a login would), then keys until the user's key quota is full, held
+ * until fd `hold` ends. Writes the user-session keyring's serial to
+ * report_fd once the quota is full.
+ */
+static pid_t fill_key_quota(const char *user, int report_fd, int hold, const int *close_fds) {
+        struct passwd *pw = getpwnam(user);
+        ck_assert_ptr_nonnull(pw);
+        uid_t uid = pw->pw_uid;
+        gid_t gid = pw->pw_gid;
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid > 0)
+                return pid;
+        for (size_t i = 0; close_fds[i] >= 0; i++)
+                close(close_fds[i]);
+        if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+                _exit(90);
+        long us = keyctl(KEYCTL_GET_KEYRING_ID, (unsigned long)KEY_SPEC_USER_SESSION_KEYRING,
+                         1, 0);
+        if (us < 0 || keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0) < 0)
+                _exit(91);
+        for (int i = 0; i < 100000; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "mps-iso-fill-%d", i);
+                if (syscall(SYS_add_key, "user", name, "x", 1, KEY_SPEC_SESSION_KEYRING) < 0) {
+                        if (errno != EDQUOT)
+                                _exit(92);
+                        break;
+                }
+        }
+        dprintf(report_fd, "%ld\n", us);
+        char c;
+        while (read(hold, &c, 1) > 0)
+                ;
+        _exit(0);
+}
+
+/* With the user's key quota used up, a job of that user still starts, in
+ * the user's own user-session keyring: never the server's. */
+START_TEST(test_full_key_quota_falls_back_to_the_users_own_keyring) {
+        long server_ring = keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0);
+        ck_assert_int_gt(server_ring, 0);
+        struct tu_server s;
+        char dir[64], line[64], out[128];
+        start_open_server(&s, dir, sizeof(dir), NULL);
+        int rep[2], hold[2];
+        ck_assert_int_eq(pipe2(rep, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(hold, O_CLOEXEC), 0);
+        pid_t filler = fill_key_quota(USER_B, rep[1], hold[0], (const int[]){rep[0], hold[1], -1});
+        close(rep[1]);
+        close(hold[0]);
+        read_line(rep[0], line, sizeof(line));
+        long us = atol(line);
+        ck_assert_msg(us > 0, "filling the quota: '%s'", line);
+
+        run_as(USER_B, s.path, (const char *[]){self_exe, "--keys-read", "1", NULL}, out,
+               sizeof(out));
+        long ring = 0;
+        ck_assert_msg(sscanf(out, "%ld", &ring) == 1, "B: '%s'", out);
+        ck_assert_int_ne(ring, server_ring);
+        ck_assert_int_eq(ring, us);
+
+        close(hold[1]);
+        waitpid(filler, NULL, 0);
+        close(rep[0]);
+        stop_open_server(&s, dir);
+}
+END_TEST
+
 /* A test user's job with pdeathsig SIGTERM ends when its server is
  * SIGKILLed (the kernel clears the signal at a credential change). */
 START_TEST(test_pdeathsig_survives_the_credential_drop) {
@@ -590,6 +661,7 @@ static Suite *isolation_suite(void) {
         tcase_set_timeout(t, 120);
         tcase_add_test(t, test_job_never_gets_the_servers_terminal);
         tcase_add_test(t, test_each_job_of_another_user_gets_a_fresh_session_keyring);
+        tcase_add_test(t, test_full_key_quota_falls_back_to_the_users_own_keyring);
         tcase_add_test(t, test_pdeathsig_survives_the_credential_drop);
         tcase_add_test(t, test_socket_setup_never_follows_a_symlink);
         tcase_add_test(t, test_socket_group_mode_and_live_server_kept);
