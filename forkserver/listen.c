@@ -120,14 +120,14 @@ static int private_dir(const char *path, char *tmpl, size_t len, int *ret_dfd) {
 
 /*
  * A listening socket named LISTEN_PRIVATE_NAME in the private directory
- * dfd, with mode and (unless gid is -1) group set while nobody else can
+ * dfd (path, for messages), with mode and (unless gid is -1) group set while nobody else can
  * reach it. bind() takes a path, so the directory is named through our
  * fd (/proc/self/fd/N), never through a name someone could change.
  * listen() comes before the socket is published: a client (or a server
  * starting and checking for a stale socket) must never find it dead.
  */
-static int bind_private(int dfd, unsigned mode, gid_t gid, int *ret_fd, char *err,
-                        size_t errlen) {
+static int bind_private(const char *path, int dfd, unsigned mode, gid_t gid, int *ret_fd,
+                        char *err, size_t errlen) {
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", dfd,
                  LISTEN_PRIVATE_NAME);
@@ -142,7 +142,7 @@ static int bind_private(int dfd, unsigned mode, gid_t gid, int *ret_fd, char *er
         umask(old);
         const char *what = "bind";
         if (r == 0 && gid != (gid_t)-1) {
-                what = "set the group of";
+                what = "give the group to";
                 r = fchownat(dfd, LISTEN_PRIVATE_NAME, (uid_t)-1, gid, AT_SYMLINK_NOFOLLOW);
         }
         if (r == 0) { /* the mode exactly, whatever a default ACL or chown made */
@@ -155,8 +155,12 @@ static int bind_private(int dfd, unsigned mode, gid_t gid, int *ret_fd, char *er
         }
         if (r < 0) {
                 int e = errno;
-                snprintf(err, errlen, "cannot %s the socket (group %d, mode %04o): %s", what,
-                         gid == (gid_t)-1 ? -1 : (int)gid, mode, strerror(e));
+                if (gid == (gid_t)-1)
+                        snprintf(err, errlen, "cannot %s '%s' (mode %04o): %s", what, path,
+                                 mode, strerror(e));
+                else
+                        snprintf(err, errlen, "cannot %s '%s' (group %u, mode %04o): %s",
+                                 what, path, (unsigned)gid, mode, strerror(e));
                 mps__safe_close(fd);
                 return -e;
         }
@@ -189,7 +193,7 @@ static int listen_open(const char *path, unsigned mode, gid_t gid, int *ret_fd, 
                          path, strerror(-r));
                 return r;
         }
-        r = bind_private(dfd, mode, gid, &fd, err, errlen);
+        r = bind_private(path, dfd, mode, gid, &fd, err, errlen);
         if (r == 0 && linkat(dfd, LISTEN_PRIVATE_NAME, AT_FDCWD, path, 0) < 0) {
                 r = -errno;
                 if (r == -EEXIST)
