@@ -613,6 +613,7 @@ START_TEST(test_socket_setup_never_follows_a_symlink) {
         unlink(target);
         unlink(conf);
         rmdir(priv);
+        fprintf(stderr, "socket race: %d starts, %d became ready\n", tries, ready);
         ck_assert_msg(intact, "after %d starts (%d ready) the file is %u:%u %04o", tries, ready,
                       (unsigned)st.st_uid, (unsigned)st.st_gid, st.st_mode & 07777);
         ck_assert_int_gt(ready, 0);
