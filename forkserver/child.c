@@ -356,13 +356,22 @@ static void setup_process(const struct server *srv, const struct mps__spawn *spe
  * what any process of that user without a session keyring uses. It is
  * joined by name, so it is checked to be that very keyring: another
  * user's keyring of the same name would have the job fail instead.
- * Without keys in the kernel (ENOSYS) there is nothing to share.
+ * Without keys in the kernel (ENOSYS), or with keyctl refused, there is
+ * nothing to share.
  */
 static int join_fresh_keyring(uid_t uid) {
         if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) >= 0 || errno == ENOSYS)
                 return 0;
-        if (errno != EDQUOT)
-                return -errno;
+        /* EPERM is no answer of the kernel's here but a filter's (a
+         * container's seccomp profile): if keyctl is refused outright,
+         * the job cannot read a key either. */
+        int e = errno;
+        if (e == EPERM &&
+            syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0) < 0 &&
+            errno == EPERM)
+                return 0;
+        if (e != EDQUOT)
+                return -e;
         char name[32];
         snprintf(name, sizeof(name), "_uid_ses.%u", (unsigned)uid);
         long us = syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_SESSION_KEYRING, 1);
