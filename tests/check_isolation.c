@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -165,6 +166,8 @@ static bool launch(struct tu_server *s, const char *sock, const char *const *ext
         s->pid = fork();
         ck_assert_int_ge(s->pid, 0);
         if (s->pid == 0) {
+                /* A failed test must not leave a root server behind. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 if (pty) {
                         int fd;
                         if (setsid() < 0 || (fd = open(pty->slave, O_RDWR)) < 0 ||
@@ -436,6 +439,22 @@ START_TEST(test_each_job_of_another_user_gets_a_fresh_session_keyring) {
 }
 END_TEST
 
+/* The number of keys the kernel counts for uid (/proc/key-users), or -1. */
+static int user_nkeys(uid_t uid) {
+        FILE *f = fopen("/proc/key-users", "re");
+        char line[256];
+        int n = -1;
+        while (f && fgets(line, sizeof(line), f)) {
+                unsigned u;
+                int usage, nkeys;
+                if (sscanf(line, " %u: %d %d/", &u, &usage, &nkeys) == 3 && u == uid)
+                        n = nkeys;
+        }
+        if (f)
+                fclose(f);
+        return n;
+}
+
 /*
  * In a child running as user: the user's user-session keyring (made now,
  * as a login would), then keys until the user's key quota is full, held
@@ -459,14 +478,27 @@ static pid_t fill_key_quota(const char *user, int report_fd, int hold, const int
                          1, 0);
         if (us < 0 || keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0) < 0)
                 _exit(91);
-        for (int i = 0; i < 100000; i++) {
+        /* Keys of the user's that died but are not collected yet still
+         * count; once collected they would free the quota again. So fill,
+         * and fill again, until every key the kernel counts for the user
+         * is one of ours (bounded polling: 10 s). */
+        int added = 0;
+        for (int64_t end = now_ms() + 10000;;) {
                 char name[32];
-                snprintf(name, sizeof(name), "mps-iso-fill-%d", i);
-                if (syscall(SYS_add_key, "user", name, "x", 1, KEY_SPEC_SESSION_KEYRING) < 0) {
-                        if (errno != EDQUOT)
-                                _exit(92);
-                        break;
+                snprintf(name, sizeof(name), "mps-iso-fill-%d", added);
+                if (syscall(SYS_add_key, "user", name, "x", 1, KEY_SPEC_SESSION_KEYRING) >= 0) {
+                        added++;
+                        continue;
                 }
+                if (errno != EDQUOT)
+                        _exit(92);
+                /* Ours: the added keys, the session keyring, @u and @us. */
+                if (user_nkeys(uid) == added + 3)
+                        break;
+                if (now_ms() > end)
+                        _exit(93);
+                struct timespec ts = {0, 1000 * 1000};
+                nanosleep(&ts, NULL);
         }
         dprintf(report_fd, "%ld\n", us);
         char c;
@@ -546,12 +578,16 @@ static pid_t start_racer(const char *user, const char *dir, const char *target) 
         ck_assert_ptr_nonnull(pw);
         uid_t uid = pw->pw_uid;
         gid_t gid = pw->pw_gid;
+        pid_t parent = getpid();
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid > 0)
                 return pid;
         if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
                 _exit(90);
+        /* Ends with a failed test (set after setuid, which clears it). */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                _exit(91);
         char sock[128], lnk[128];
         snprintf(sock, sizeof(sock), "%s/sock", dir);
         snprintf(lnk, sizeof(lnk), "%s/lnk", dir);
