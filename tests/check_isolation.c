@@ -11,6 +11,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
 #include <limits.h>
 #include <linux/keyctl.h>
@@ -115,14 +116,36 @@ static int64_t now_ms(void) {
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Every directory of the suite is under base (0755, made in the unchecked
+ * fixture), so that what a failed check leaves is removed with it. */
+static char base[32];
+
+static void iso_tmpdir(char *buf, size_t len) {
+        ck_assert_uint_lt((size_t)snprintf(buf, len, "%s/d-XXXXXX", base), len);
+        ck_assert_ptr_nonnull(mkdtemp(buf));
+}
+
 static void users_up(void) {
+        snprintf(base, sizeof(base), "/tmp/mps-iso-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(base));
+        ck_assert_int_eq(chmod(base, 0755), 0);
         tu_user(USER_A, &created_a);
         tu_user(USER_B, &created_b);
+}
+
+/* Removes one entry; symlinks themselves, never what they point to. */
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void)st;
+        (void)flag;
+        (void)ftw;
+        remove(path);
+        return 0;
 }
 
 static void users_down(void) {
         tu_user_done(USER_A, created_a);
         tu_user_done(USER_B, created_b);
+        nftw(base, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* The server's side of a terminal, for the server-launching child. */
@@ -145,7 +168,7 @@ static bool launch(struct tu_server *s, const char *sock, const char *const *ext
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         memset(s, 0, sizeof(*s));
         snprintf(s->path, sizeof(s->path), "%s", sock);
-        tu_tmpdir(ndir, sizeof(ndir));
+        iso_tmpdir(ndir, sizeof(ndir));
         snprintf(notify, sizeof(notify), "%s/notify", ndir);
         int nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         ck_assert_int_ge(nfd, 0);
@@ -219,7 +242,7 @@ static void stop(struct tu_server *s) {
 static void start_open_server(struct tu_server *s, char *dir, size_t len,
                               const struct pty *pty) {
         char sock[100];
-        tu_tmpdir(dir, len);
+        iso_tmpdir(dir, len);
         ck_assert_int_eq(chmod(dir, 0755), 0);
         snprintf(sock, sizeof(sock), "%s/sock", dir);
         ck_assert_msg(launch(s, sock, (const char *[]){"--socket-mode", "0666", NULL}, pty,
@@ -613,9 +636,9 @@ START_TEST(test_socket_setup_never_follows_a_symlink) {
         struct passwd *pw = getpwnam(USER_A);
         ck_assert_ptr_nonnull(pw);
         char dir[64], priv[64], target[128], conf[128], sock[128];
-        tu_tmpdir(dir, sizeof(dir));
+        iso_tmpdir(dir, sizeof(dir));
         ck_assert_int_eq(chmod(dir, 0777), 0);
-        tu_tmpdir(priv, sizeof(priv));
+        iso_tmpdir(priv, sizeof(priv));
         snprintf(target, sizeof(target), "%s/precious", priv);
         snprintf(conf, sizeof(conf), "%s/forkserver.conf", priv);
         snprintf(sock, sizeof(sock), "%s/sock", dir);
@@ -662,7 +685,7 @@ START_TEST(test_socket_group_mode_and_live_server_kept) {
         struct passwd *pw = getpwnam(USER_A);
         ck_assert_ptr_nonnull(pw);
         char dir[64], conf[128], sock[128];
-        tu_tmpdir(dir, sizeof(dir));
+        iso_tmpdir(dir, sizeof(dir));
         snprintf(conf, sizeof(conf), "%s/forkserver.conf", dir);
         snprintf(sock, sizeof(sock), "%s/sock", dir);
         FILE *f = fopen(conf, "w");
