@@ -109,7 +109,8 @@ FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz_%_replay)
 TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_policy check_child \
               check_config check_timer \
               check_process check_pool check_call check_jobpolicy check_hardening check_context \
-              check_fairness check_cli check_cli_parse check_service check_small $(FUZZ_REPLAYS)
+              check_fairness check_isolation check_cli check_cli_parse check_service check_small \
+              $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh completion.sh
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
 
@@ -228,6 +229,7 @@ $(BUILD)/tests/check_hardening: $(BUILD)/tests/check_hardening.o $(BUILD)/tests/
 $(BUILD)/tests/check_context: $(BUILD)/tests/check_context.o $(BUILD)/obj/forkserver/peer.o \
   $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_fairness: $(BUILD)/tests/check_fairness.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_isolation: $(BUILD)/tests/check_isolation.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 # The policy module is the server's; its unit test links it directly.
 $(BUILD)/tests/check_policy: $(BUILD)/tests/check_policy.o $(BUILD)/obj/forkserver/policy.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_policy: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)

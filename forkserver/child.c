@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/keyctl.h>
 
 #include "../launcher/fdutil.h"
 #include "child.h"
@@ -325,8 +326,20 @@ static int drop_credentials(const struct creds *c) {
         return 0;
 }
 
+/* True when the job will run as another user than the server: such a job
+ * must share neither the server's session (and so its controlling
+ * terminal, if it had one) nor its session keyring. */
+static bool for_other_user(const struct child_plan *plan) {
+        return plan->creds && plan->creds->uid != geteuid();
+}
+
 /* The process itself: a private fd table (vforked children), signal
- * dispositions, the parent-death signal, its own session or group. */
+ * dispositions, its own session or group. A job of another user always
+ * gets a session of its own, with no controlling terminal: in the
+ * server's session it could reach the server's terminal (TIOCSTI into
+ * root's shell, tcsetpgrp). A job of the server's own uid leads a group in
+ * the server's session unless it asks for a session: there is no boundary
+ * to keep there, and the server let go of its terminal at start. */
 static void setup_process(const struct server *srv, const struct mps__spawn *spec,
                           int errpipe, const struct child_plan *plan) {
         /* Before anything touches a descriptor: ours are the server's. */
@@ -335,14 +348,8 @@ static void setup_process(const struct server *srv, const struct mps__spawn *spe
                 fail(errpipe, CHILD_STAGE_FDS, errno);
         child_reset_signals(srv, &plan->setup_mask);
 
-        if (spec->pdeathsig > 0) {
-                if (prctl(PR_SET_PDEATHSIG, spec->pdeathsig) < 0)
-                        fail(errpipe, CHILD_STAGE_SESSION, errno);
-                /* The server may have died before the line above. */
-                if (getppid() != plan->server_pid)
-                        raise(spec->pdeathsig);
-        }
-        if (spec->new_session ? setsid() < 0 : setpgid(0, 0) < 0)
+        bool own_session = spec->new_session || for_other_user(plan);
+        if (own_session ? setsid() < 0 : setpgid(0, 0) < 0)
                 fail(errpipe, CHILD_STAGE_SESSION, errno);
 }
 
@@ -445,6 +452,54 @@ static int context_as_user(const struct peer_context *ctx) {
         return 0;
 }
 
+/*
+ * A fresh, empty session keyring, owned by (and counted against the key
+ * quota of) the user we now are: the server's would otherwise be every
+ * job's, and a key one user's job added there could be read by any
+ * other's (keys grant their possessor access). Each costs a key of the
+ * user's quota (kernel.keys.maxkeys, 200 by default) while the job runs;
+ * with the quota used up (EDQUOT: many jobs at once), the job takes the
+ * user's own user-session keyring instead, which costs nothing and is
+ * what any process of that user without a session keyring uses. It is
+ * joined by name, so it is checked to be that very keyring: another
+ * user's keyring of the same name would have the job fail instead.
+ * Without keys in the kernel (ENOSYS), or with keyctl refused, there is
+ * nothing to share.
+ */
+static int join_fresh_keyring(uid_t uid) {
+        if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) >= 0 || errno == ENOSYS)
+                return 0;
+        /* EPERM is no answer of the kernel's here but a filter's (a
+         * container's seccomp profile): if keyctl is refused outright,
+         * the job cannot read a key either. */
+        int e = errno;
+        if (e == EPERM &&
+            syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0) < 0 &&
+            errno == EPERM)
+                return 0;
+        if (e != EDQUOT)
+                return -e;
+        char name[32];
+        snprintf(name, sizeof(name), "_uid_ses.%u", (unsigned)uid);
+        long us = syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_SESSION_KEYRING, 1);
+        long joined = us < 0 ? -1 : syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name);
+        return joined >= 0 && joined == us ? 0 : -EDQUOT;
+}
+
+/* The parent-death signal, set once the credentials are final: the kernel
+ * clears it when the effective uid or gid changes, so set before the drop
+ * it would be silently gone. If the server died before it was set, the
+ * signal is raised now (it is delivered once the mask is cleared). */
+static void set_pdeathsig(const struct mps__spawn *spec, int errpipe,
+                          const struct child_plan *plan) {
+        if (spec->pdeathsig <= 0)
+                return;
+        if (prctl(PR_SET_PDEATHSIG, spec->pdeathsig) < 0)
+                fail(errpipe, CHILD_STAGE_SESSION, errno);
+        if (getppid() != plan->server_pid)
+                raise(spec->pdeathsig);
+}
+
 /* As the client: its context's privileged part, credentials, then the
  * rest of its context; then what the spec sets on top: cwd (access checked
  * as the user), umask, nice and rlimits (which cannot exceed what the user
@@ -455,11 +510,16 @@ static bool become_client(const struct mps__spawn *spec, int errpipe,
         const struct peer_context *ctx = plan->ctx;
         bool nnp = false;
         int r;
+        /* Whether the job is another user's, asked while we are still the
+         * server. */
+        bool other = for_other_user(plan);
         if (ctx) {
                 nnp = context_bounding(ctx) || ctx->no_new_privs;
                 context_oom(ctx);
         }
         if (plan->creds && (r = drop_credentials(plan->creds)) < 0)
+                fail(errpipe, CHILD_STAGE_CREDENTIALS, -r);
+        if (other && (r = join_fresh_keyring(plan->creds->uid)) < 0)
                 fail(errpipe, CHILD_STAGE_CREDENTIALS, -r);
         if (ctx && ((r = context_caps(ctx)) < 0 || (r = context_as_user(ctx)) < 0))
                 fail(errpipe, CHILD_STAGE_CONTEXT, -r);
@@ -494,13 +554,15 @@ static bool become_client(const struct mps__spawn *spec, int errpipe,
 
 /*
  * Order: a private fd table (vforked children); signal dispositions, then
- * the server's mask (every signal was blocked until then); parent-death
- * signal; session or process group (every job leads its own
- * group, so that a whole tree can be signalled); fds, then the server's fd
- * limit back; then, as the client rather than as
+ * the server's mask (every signal was blocked until then); session or
+ * process group (every job leads its own group, so that a whole tree can
+ * be signalled; a job of another user its own session); fds, then the
+ * server's fd limit back; then, as the client rather than as
  * the server, everything a client could otherwise abuse: credentials
- * first, then cwd (access checked as the user), umask, nice and rlimits
- * (which cannot exceed what the user may set); the signal mask; and last
+ * first (with a fresh session keyring for another user), then cwd (access
+ * checked as the user), umask, nice and rlimits (which cannot exceed what
+ * the user may set); the parent-death signal, which a credential change
+ * would clear; the signal mask; and last
  * no_new_privs and the seccomp filter, right before exec, so that the
  * filter has to allow as little as possible.
  */
@@ -524,6 +586,7 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
         setrlimit(RLIMIT_NOFILE, &srv->launch.orig_nofile);
 
         bool nnp = become_client(spec, errpipe, plan);
+        set_pdeathsig(spec, errpipe, plan);
 
         /* A signal sent to the job from now on must reach it. */
         sigemptyset(&none);

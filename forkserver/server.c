@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/pidfd.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -171,6 +172,32 @@ static void note_child_reset(struct server *srv) {
 
 /* ---- start-up ------------------------------------------------------------------------- */
 
+/*
+ * A server started from a terminal lets go of it before anything else, so
+ * that no job, whatever its session, can reach it through /dev/tty
+ * (TIOCSTI into the shell that started us, tcsetpgrp). A session leader
+ * letting go sends SIGHUP (and SIGCONT) to the terminal's foreground group,
+ * which may be ours: SIGHUP is ignored, and unblocked so that it is
+ * discarded rather than kept pending, meanwhile.
+ */
+static void leave_terminal(void) {
+        int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+                return; /* ENXIO: we have no controlling terminal */
+        struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+        sigset_t hup, mask;
+        sigemptyset(&ign.sa_mask);
+        sigemptyset(&hup);
+        sigaddset(&hup, SIGHUP);
+        sigaction(SIGHUP, &ign, &old);
+        sigprocmask(SIG_UNBLOCK, &hup, &mask);
+        if (ioctl(fd, TIOCNOTTY) < 0)
+                log_warn("cannot let go of the controlling terminal: %m");
+        sigprocmask(SIG_SETMASK, &mask, NULL);
+        sigaction(SIGHUP, &old, NULL);
+        mps__safe_close(fd);
+}
+
 /* Leaves the parent that started us (libmpspawn), so that it never has a
  * zombie to reap: the parent waits for this first process only. */
 static int detach_from_parent(void) {
@@ -305,6 +332,7 @@ static int start(struct server *srv, const struct server_options *o, char *where
 
         apply_settings(srv, cfg);
         srv->life.start_ns = mps__now_ns();
+        leave_terminal();
         setup_signals(srv, &mask);
         if (o->embedded_fd >= 0) {
                 if ((r = detach_from_parent()) < 0) {

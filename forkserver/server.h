@@ -397,10 +397,6 @@ int loop_run(struct server *srv, const struct loop_hooks *hooks, void *data);
 
 /* ---- listen.c -------------------------------------------------------------------- */
 
-int listen_open(const char *path, unsigned mode, int *ret_fd, char *err,
-                size_t errlen);
-int listen_set_group(const char *path, gid_t gid, unsigned mode, char *err,
-                     size_t errlen);
 /* No socket yet; takes the spare descriptor. 0 or -errno. */
 int listen_init(struct server *srv);
 /* Takes systemd's socket or opens the configured one, and accepts on it;
