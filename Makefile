@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # mpspawn: build, test, install.
 #
 #   make            build mpforkserver, mpspawn, libmpspawn.{a,so}

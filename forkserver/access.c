@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * access.c: who may connect. Runs once per connection, at accept, on the
  * credentials the kernel recorded when the peer called connect()

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * child.c: what a freshly forked child does before it becomes the job.
  *

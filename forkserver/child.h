@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * child.h: the parts of a child's set-up (child.c) that are used, or
  * tested, on their own. Both run in the child only.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * closer.c: letting go of descriptors a client sent us without ever
  * blocking on their close.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * config.c: reads and validates mpforkserver's configuration file. See
  * config.h for the contract and docs/mpforkserver.conf.5 for the format.

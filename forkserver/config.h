@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * config.h: mpforkserver's configuration file (docs/mpforkserver.conf.5).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * connection.c: the server's side of one connection: its set-up at accept,
  * requests in (each handed by op to its handler: spawn, or request.c),

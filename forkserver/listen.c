@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * listen.c: the server's listening socket. A path where a live server
  * answers is never taken over; a stale socket file left by a dead one is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log.c: one line per event on stderr. When stderr is the journal
  * ($JOURNAL_STREAM names it), each line starts with the sd-daemon priority

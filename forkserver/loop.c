@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * loop.c: the server's one epoll loop, and nothing else. Every event source
  * is registered with a struct watch that carries its own handler and data,

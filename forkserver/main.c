@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * main.c: mpforkserver's options, and main(): the configuration (the file,
  * then the options that set its keys), then --check-config or server_run.

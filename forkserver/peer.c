@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * peer.c: the connected peer's identity and context, from the kernel.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * peer.h: what the kernel says about the process at the other end of a
  * connection. Nothing here comes from the client's own messages: a job

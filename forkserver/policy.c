@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * policy.c: the seccomp policy compiler, its cache, and the loader for the
  * child (see policy.h and docs/policy.md).

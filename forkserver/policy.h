@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * policy.h: seccomp policies for jobs: a small text format, its compiler
  * (libseccomp, in the server) and the loader that runs in the child.

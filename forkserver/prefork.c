@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * prefork.c: --prefork N keeps N children forked ahead of need (as Android's
  * zygote keeps unspecialised processes), so that a job skips fork on its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * preload.c: libraries loaded into the server at start (--preload LIB.so).
  * Each is dlopen'ed with RTLD_NOW, its MPS_MODULE's init hook runs once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * request.c: every request but spawn, which has a module of its own:
  * "hello" (the protocol check), "signal" and "wait" about one job, and the

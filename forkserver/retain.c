@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * retain.c: the exit of a job whose client has gone (a detached job, or one
  * whose client was killed) has nobody to go to. It is kept here, bounded in

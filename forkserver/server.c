@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * server.c: the server's life. Start-up in its order (signals, the child
  * environment, preloads, the event sources, the socket, the policies,

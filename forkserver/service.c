@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * service.c: mpforkserver as a systemd service. The listening socket comes
  * from sd_listen_fds when the server is socket-activated; readiness, a

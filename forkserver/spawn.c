@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * spawn.c: a spawn request, from the datagram to a tracked child.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * steps.c: see steps.h. Compiled into every server, empty unless MPS_STEPS.
  */

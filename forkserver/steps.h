@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * steps.h: timestamps of one job's way through the server and its child,
  * for `make bench-steps`. Only a server built with -DMPS_STEPS takes them;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * timer.c: job deadlines (kill-after grace periods, later timeouts) kept in a
  * binary min-heap and served by one timerfd armed for the earliest one, so

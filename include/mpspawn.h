@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mpspawn.h: the public interface of libmpspawn.
  *

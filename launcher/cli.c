@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli.c: running what the mpspawn command line asks for (parsed by
  * cli_options.c): one job with signal forwarding and the exit-status

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli.h: the mpspawn command as functions, so tests can drive it.
  *

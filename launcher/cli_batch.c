@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli_batch.c: `mpspawn -j N`: one command per stdin line, N at a time
  * through a Pool on one connection, like xargs -P N. Lines are read only

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli_common.c: what every part of the mpspawn command shares: how it
  * reports its own errors, how a job's end becomes its exit status and its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli_options.c: mpspawn's command line, from argv to a struct
  * mps__cli_options (see cli_options.h): the option table, the help text that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli_options.h: the mpspawn command line as data. mps__cli_parse() turns
  * argv into a struct mps__cli_options (what to do, and with which options)

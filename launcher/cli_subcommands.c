@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli_subcommands.c: `mpspawn ps | kill ID [SIGNAL] | wait ID | stats`: requests
  * about jobs by id to a shared server (never a private one, which would know

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * client.c: the connection to a forkserver: choosing and reaching one
  * (explicit path, $MPSPAWN_SOCKET, system or user socket, else a private

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmdline.c: one left-to-right pass over the line. Each word is built in a
  * scratch buffer of MPS_WIRE_STR_MAX bytes and copied out when it ends; the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmdline.h: splits one line of `mpspawn -j N` batch input into an argv,
  * with POSIX-sh-like quoting and no expansion of any kind. docs/batch.md

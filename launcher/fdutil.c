@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fdutil.c: descriptor and time helpers (see fdutil.h). */
 #include "fdutil.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fdutil.h: small descriptor and time helpers shared by the server, the
  * library and the CLI. The EINTR retries of the project live here.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * idmap.c: open addressing with linear probing; removal shifts the following
  * cluster back, so there are no tombstones and lookups stay short.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * idmap.h: a hash map from nonzero 64-bit ids to pointers, with O(1) lookup,
  * insert and removal. The server keys jobs by id, the library keys

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * job_requests.c: the library's requests about jobs by id and about the
  * server (what mpspawn ps, kill, wait and stats do), each one synchronous

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lib.h: libmpspawn's internal structures, shared by client.c (connection
  * and dispatch), spec.c (job specs), process.c (process handles), pool.c

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * list.h: the one intrusive doubly linked list of the project (jobs of a
  * connection, live connections, the policy cache's LRU, a pool's tasks).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mpspawn.c: main() of the mpspawn command; cli.h says where the rest is. */
 #include "cli.h"
 

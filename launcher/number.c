@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* number.c: whole-string number parsing with bounds (see number.h). */
 #include "number.h"
 

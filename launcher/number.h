@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * number.h: the one parser of numbers given as text (command-line options,
  * configuration values, subcommand arguments). Each takes the whole string

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool.c: multiprocessing.Pool over one connection. Tasks wait in a FIFO
  * until fewer than `workers` run; each one's end is noticed through the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * process.c: process handles, the multiprocessing.Process model.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rlimits.c: resource-limit names (see rlimits.h). */
 #include "rlimits.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rlimits.h: resource-limit names, shared by the CLI (--rlimit NOFILE=64),
  * the wire codec and the server.

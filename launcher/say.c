@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* say.c: the parsers' error formatter (see say.h). */
 #include "say.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * say.h: the one error formatter of the parsers of untrusted text (the
  * wire codec, the batch splitter). Kept apart from the codec so that a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * share.c: ways to move data between a caller and its jobs: pipes,
  * socketpairs and sealed shared memory, all O_CLOEXEC so that only the jobs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * spec.c: job specifications. A spec is plain data owned by the caller;
  * mps_process_new() takes a deep copy, so one spec can start many jobs.

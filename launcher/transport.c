@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * transport.c: how an mpspawn message travels, apart from what it says
  * (wire.c). One AF_UNIX SOCK_SEQPACKET datagram holds one JSON object, with

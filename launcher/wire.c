@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wire.c: the message schema of the mpspawn protocol, each message's typed
  * encoder and decoder (see wire.h and docs/protocol.md). How a message

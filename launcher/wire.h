@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wire.h: the mpspawn wire protocol, encoded and decoded in one place for
  * both the server and the client library: its transport (transport.c) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench.c: `make bench`. Measures, in one run on one machine, what a launch
  * through mpforkserver costs against what the bench process pays to do the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench_callgrind.sh: user-space instructions per launch in mpforkserver,
 # counted by callgrind. `make bench-callgrind` runs it; N=2000 by default.
 #

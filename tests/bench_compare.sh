@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench_compare.sh: launch rows of this tree against another commit's, in
 # one run. `make bench-compare BASE=REF` runs it (REF: any commit; the
 # default is origin/main or main).

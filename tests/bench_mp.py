@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """bench_mp.py: what Python's multiprocessing pays per Process, for `make bench`.
 
 For each start method given (forkserver, fork, spawn), times

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_policy.c: what a policy costs the server: compiling typical
  * policies, a cache hit, and loading the filter in a child. Run with

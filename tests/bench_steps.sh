@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench_steps.sh: where a job's time goes, step by step. `make bench-steps`
 # runs it; N=1000 jobs per phase by default.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_call.c: call jobs against a server that preloaded
  * build/tests/preload_table.so (a 256 MiB table built once at init): entry

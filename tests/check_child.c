@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_child.c: the child's set-up (forkserver/child.c) on its own.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_cli.c: the mpspawn command end to end, as a shell user runs it:
  * exit-status conventions, options, signal forwarding, the embedded default,

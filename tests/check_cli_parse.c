@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_cli_parse.c: the mpspawn command line through mps__cli_parse(),
  * without running anything: each option in its short and long forms, what

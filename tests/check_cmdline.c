@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_cmdline.c: the batch-mode line splitter (launcher/cmdline.c). Each
  * quoting rule of docs/batch.md with exact words out, comment and blank

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_config.c: the configuration file (forkserver/config.c) as a unit:
  * every key, every kind of mistake with its exact message, list keys, the

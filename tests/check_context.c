@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_context.c: a job starts in its client's context, read from the
  * kernel for the connected peer, and never with more (issue 13, item 1).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_fairness.c: nothing a client controls blocks the server's loop, and
  * no user takes more than its share (issue 13, items 6 to 9). A root server

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_hardening.c: the server under hostile clients and faults: quotas
  * (EAGAIN and nothing else changes), a client that never reads, fork

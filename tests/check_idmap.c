@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_idmap.c: the u64 -> pointer hash map (launcher/idmap.c). Exact
  * put/get/remove semantics, growth through many resizes, and a long

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_isolation.c: what a root server never lends a job of another user
  * (issue 13, "never the server's terminal or keys", "the socket is created

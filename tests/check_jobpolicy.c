@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_jobpolicy.c: what a job may do: seccomp policies end to end (errno,
  * kill-process, the compile cache, exact errors for bad files), nice, umask,

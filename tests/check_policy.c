@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_policy.c: the seccomp policy compiler and loader
  * (forkserver/policy.c). Parse errors with their exact messages and bounds;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_pool.c: the Pool (multiprocessing.Pool) against a real server:
  * map keeps order, callbacks fire once each, start failures reach the error

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_process.c: end-to-end tests of libmpspawn against a real
  * mpforkserver on a temporary socket (and the embedded default), launching

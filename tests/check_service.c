@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_service.c: mpforkserver as a system service, with the real tools.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_small.c: the smaller trust fixes of issue 13, end to end against a
  * root server (or an embedded one) with real unprivileged users:

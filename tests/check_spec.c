@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_spec.c: job specs (launcher/spec.c). Every setter's validation: a
  * bad value gives the documented -errno and leaves the spec as it was; a

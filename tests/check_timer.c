@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_timer.c: the server's deadline heap (forkserver/timer.c) as a unit:
  * arming, disarming and re-arming, the order deadlines expire in, removal

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_util.c: the small shared helpers: the bounded number parser
  * (launcher/number.c), the intrusive list (launcher/list.h) and the

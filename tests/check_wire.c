@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_wire.c: the wire codec (launcher/wire.c, launcher/transport.c).
  * Every message type makes a round trip encode -> send -> recv -> decode

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # completion.sh: the bash completion (launcher/mpspawn.bash-completion) knows
 # what the programs take, as bash-completion would run it.
 #

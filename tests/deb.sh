@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # deb.sh DIR: the Debian packages in DIR (make deb), as a user gets them.
 #
 #  1. lintian (with --pedantic and info tags) reports nothing but the tags

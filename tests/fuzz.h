@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz.h: what the fuzz targets (tests/fuzz_*.c) share. Each target is one
  * LLVMFuzzerTestOneInput, built twice: with clang -fsanitize=fuzzer for

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Runs libFuzzer targets for a bounded time each (`make fuzz`):
 #   tests/fuzz.sh BUILD SECONDS TARGET...
 # For each TARGET, BUILD/fuzz_TARGET starts from the seed corpus

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_cmdline.c: the batch-mode line splitter (launcher/cmdline.c) on any
  * line. The input, up to its first NUL, is one line as `mpspawn -j N`

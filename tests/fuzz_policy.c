@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_policy.c: the seccomp policy compiler (forkserver/policy.c) on any
  * text, as the server compiles what a spawn message carries. The policy is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_replay.c: a fuzz target without libFuzzer. Linked with one of
  * tests/fuzz_*.c (FUZZ_TARGET names it: "wire", "policy", "cmdline") and

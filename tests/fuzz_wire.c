@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_wire.c: the message codec (launcher/wire.c, transport.c) as the
  * server and the library meet it. The input is one datagram, sent through a SEQPACKET

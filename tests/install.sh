@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # install.sh: "make install" as a packager and as an administrator use it.
 #
 #  1. make install DESTDIR=...: every file lands where it should, the soname

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * preload_table.c: an example preload library for the tests and `make
  * bench`. Its init hook builds a large table once in the server

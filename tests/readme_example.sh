@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The README's library example must be docs/example.c to the letter (which
 # the build compiles), and it must run and say what the README says.
 set -eu

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Runs the Check suites named as arguments from $BUILD/tests, with the
 # binaries under test named by absolute path, and prints one summary line.
 # An argument NAME.sh runs tests/NAME.sh, a shell suite that prints a

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # systemd-guest.sh: the half of tests/systemd.sh that runs inside the booted
 # Debian 12 container, as the unit mpspawn-test.service, once the system is
 # up. /mps holds the packages to test; this script writes /mps/guest.log

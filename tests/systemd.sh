@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # systemd.sh DEBDIR: the packaged units under a real systemd, the way a user
 # of Debian 12 gets them.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * testutil.h: helpers for the end-to-end suites: a real mpforkserver on a
  * temporary socket, running programs with captured output, and bounded

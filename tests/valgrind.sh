@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # make check-valgrind: the end-to-end suites with every mpforkserver they
 # start (test servers, embedded ones, `mpspawn server`) running under
 # valgrind's memcheck. Fails on any memcheck error or definite leak.
