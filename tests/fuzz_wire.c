@@ -236,7 +236,9 @@ static void check_spawn_bounds(const struct mps__spawn *m, size_t nfds) {
                 const struct mps__fd_map *f = &m->fdmap[i];
                 FUZZ_CHECK(f->target >= 0 && f->target <= MPS_WIRE_TARGET_FD_MAX,
                            "fd map target %d", f->target);
-                FUZZ_CHECK(f->source >= -1 && f->source < (int)nfds,
+                /* -1: /dev/null on 0-2, else closed; MPS_WIRE_FD_CLOSED
+                 * (-2): left closed, as the caller had it. */
+                FUZZ_CHECK(f->source >= MPS_WIRE_FD_CLOSED && f->source < (int)nfds,
                            "fd map source %d with %zu fds", f->source, nfds);
                 for (size_t j = 0; j < i; j++)
                         FUZZ_CHECK(m->fdmap[j].target != f->target,
