@@ -216,10 +216,14 @@ static const struct peer_context *servers_context(const struct server *srv) {
  * The client's context for this job, read from the kernel now (it may
  * have changed since it connected). A client under a seccomp filter gets
  * no unconfined job: the server cannot read its filter, so the job can
- * only carry it when the server runs under that same stack, which holds
- * for an embedded server that its client started and has added no filter
- * to since (filters only stack up, so the same count means the same
- * stack). s->plan.plan.ctx stays NULL when the context is the server's own:
+ * only carry it when the server runs under that stack itself, which a
+ * job inherits. Filters only stack up, so a client with more filters than
+ * the server added its own, and is refused; one with no more shares the
+ * server's stack where both inherited it: an embedded server from its
+ * client, or a server and its clients in one container (systemd-nspawn,
+ * Docker) or under one service manager's filter. What this cannot tell
+ * apart is a client whose equally long stack is another one (a socket
+ * shared across containers): docs/security.md says so. s->plan.plan.ctx stays NULL when the context is the server's own:
  * there is nothing to apply, and a pre-forked child may take the job.
  */
 static int plan_context(struct spawn *s) {
@@ -233,8 +237,8 @@ static int plan_context(struct spawn *s) {
         }
         const struct peer_context *self = servers_context(s->srv);
         if (s->ctx.seccomp > 0 &&
-            !(s->srv->life.embedded && self && self->seccomp == s->ctx.seccomp &&
-              self->seccomp_filters == s->ctx.seccomp_filters)) {
+            !(self && self->seccomp == s->ctx.seccomp &&
+              s->ctx.seccomp_filters <= self->seccomp_filters)) {
                 client_send_error(c, s->sp.tag, EPERM, "context",
                                   "the client runs under a seccomp filter (Seccomp: %d) "
                                   "that the server cannot carry into the job, and a "
