@@ -264,7 +264,9 @@ static int hand_over(int fd) {
 void closer_release(int fd) {
         if (fd < 0)
                 return;
-        if (closer.owner != getpid() || !close_may_block(fd)) {
+        /* Most descriptors cannot block: that check first, so that the
+         * common case costs no getpid. */
+        if (!close_may_block(fd) || closer.owner != getpid()) {
                 close(fd);
                 return;
         }
