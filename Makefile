@@ -276,7 +276,7 @@ $(BUILD)/tests/example: docs/example.c $(BUILD)/libmpspawn.a
 test: tests
 	@sh tests/readme_example.sh $(BUILD)
 	@BUILD=$(BUILD) CC='$(CC)' SANITIZE='$(SANITIZE)' \
-	  sh tests/run.sh $(TESTS) check_process:nopidfd check_jobpolicy:nopidfd $(SH_TESTS)
+	  sh tests/run.sh $(TESTS) check_process:nopidfd check_jobpolicy:nopidfd check_terminal:nopidfd $(SH_TESTS)
 
 check: deps
 	@$(MAKE) --no-print-directory test

@@ -593,6 +593,7 @@ void job_on_deadline(struct job *j) {
 static void keeper_free(struct keeper *k) {
         if (k->job)
                 k->job->keeper = NULL;
+        mps__list_remove(&k->knode);
         loop_del(k->srv, k->pidfd);
         mps__safe_close(k->pidfd);
         mps__safe_close(k->sock);
@@ -650,6 +651,9 @@ void keeper_adopt(struct job *j) {
         *k = (struct keeper){.srv = srv, .job = j, .pidfd = job_pidfd_high(srv, pidfd),
                              .sock = j->keeper_sock};
         k->watch = (struct watch){.fn = on_keeper_exit, .data = k};
+        if (!srv->jobs.keepers.next)
+                mps__list_init(&srv->jobs.keepers);
+        mps__list_push_back(&srv->jobs.keepers, &k->knode);
         j->keeper_sock = -1;
         /* Unwatched (ENOMEM), it is reaped only by a SIGCHLD reaper, if
          * the server runs one: say so. */
@@ -695,6 +699,12 @@ static void release_job(uint64_t id, void *value, void *data) {
 /* At exit: jobs still running are left to run (they are reparented); only
  * our records of them go. */
 void job_release_all(struct server *srv) {
+        /* Keepers still running end by themselves once their channel, the
+         * server's end closed here, is gone. */
+        struct mps__list *n, *tmp;
+        if (srv->jobs.keepers.next)
+                mps__list_foreach_safe(n, tmp, &srv->jobs.keepers)
+                        keeper_free(mps__list_entry(n, struct keeper, knode));
         mps__idmap_foreach(&srv->jobs.by_id, release_job, NULL);
         mps__idmap_free(&srv->jobs.by_id);
         mps__idmap_free(&srv->jobs.by_pid);

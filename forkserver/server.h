@@ -172,6 +172,7 @@ struct keeper {
         int pidfd;
         int sock; /* commands to the keeper: 'b', 'f' */
         struct watch watch;
+        struct mps__list knode; /* in jobs.keepers until reaped */
 };
 
 /* The exit of a job whose client had gone, kept for `mpspawn wait ID`. */
@@ -322,6 +323,9 @@ struct job_table {
          * signalfd with pidfds too). */
         struct mps__list stop_watch;
         bool sigchld_on;
+        /* Keepers not reaped yet (job.c), for job_release_all; set up at
+         * the first. */
+        struct mps__list keepers;
 };
 
 /* job.c and spawn.c: counters for the stats request. */

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "../include/mpspawn.h"
+#include "../launcher/wire.h"
 #include "testutil.h"
 
 #define WAIT_MS 10000
@@ -475,6 +476,138 @@ START_TEST(test_foreground_needs_a_controlling_terminal) {
 }
 END_TEST
 
+/* ---- the codec ------------------------------------------------------------------------ */
+
+static cJSON *parse(const char *text) {
+        cJSON *j = cJSON_Parse(text);
+        ck_assert_ptr_nonnull(j);
+        return j;
+}
+
+/* What the peer decodes: the encoder's tree (with raw numbers) as text,
+ * parsed again. */
+static cJSON *reparse(cJSON *encoded) {
+        ck_assert_ptr_nonnull(encoded);
+        char *text = cJSON_PrintUnformatted(encoded);
+        cJSON_Delete(encoded);
+        cJSON *j = parse(text);
+        free(text);
+        return j;
+}
+
+START_TEST(test_wire_spawn_fields_round_trip_and_need_the_feature) {
+        const char *argv[] = {"tty", NULL};
+        struct mps__spawn m = {.path = "tty", .argv = argv, .argc = 1,
+                               .controlling_terminal = true, .report_stops = true,
+                               .umask = -1};
+        ck_assert_uint_eq(mps__spawn_features(&m) & MPS_FEATURE_TERMINAL,
+                          MPS_FEATURE_TERMINAL);
+        cJSON *j = reparse(mps__spawn_encode(&m));
+        struct mps__spawn out;
+        char err[256];
+        ck_assert_int_eq(mps__spawn_decode(j, 0, &out, err, sizeof(err)), 0);
+        ck_assert(out.controlling_terminal);
+        ck_assert(out.report_stops);
+        ck_assert(out.new_session); /* implied */
+        mps__spawn_done(&out);
+        cJSON_Delete(j);
+        /* Absent: false, and no feature needed. */
+        struct mps__spawn plain = {.path = "tty", .argv = argv, .argc = 1, .umask = -1};
+        ck_assert_uint_eq(mps__spawn_features(&plain) & MPS_FEATURE_TERMINAL, 0);
+        j = parse("{\"v\":1,\"op\":\"spawn\",\"tag\":1,\"path\":\"x\",\"argv\":[\"x\"],"
+                  "\"report_stops\":1}");
+        ck_assert_int_eq(mps__spawn_decode(j, 0, &out, err, sizeof(err)), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "report_stops"));
+        cJSON_Delete(j);
+}
+END_TEST
+
+START_TEST(test_wire_stop_reports_and_foreground) {
+        struct mps__stop_report r = {.tag = 3, .id = 9007199254740991ull, .signo = SIGTTIN};
+        cJSON *j = mps__stop_report_encode(MPS_OP_STOPPED, &r);
+        char *text = cJSON_PrintUnformatted(j);
+        ck_assert_str_eq(text, "{\"v\":1,\"op\":\"stopped\",\"tag\":3,"
+                               "\"id\":9007199254740991,\"signal\":21}");
+        free(text);
+        j = reparse(j);
+        struct mps__stop_report back;
+        char err[256];
+        ck_assert_int_eq(mps__stop_report_decode(j, true, &back, err, sizeof(err)), 0);
+        ck_assert_int_eq(back.signo, SIGTTIN);
+        ck_assert_uint_eq(back.id, r.id);
+        cJSON_Delete(j);
+        j = mps__stop_report_encode(MPS_OP_CONTINUED, &r);
+        text = cJSON_PrintUnformatted(j);
+        ck_assert_str_eq(text, "{\"v\":1,\"op\":\"continued\",\"tag\":3,"
+                               "\"id\":9007199254740991}");
+        free(text);
+        j = reparse(j);
+        ck_assert_int_eq(mps__stop_report_decode(j, false, &back, err, sizeof(err)), 0);
+        ck_assert_int_eq(back.signo, 0);
+        /* A stop needs its signal. */
+        ck_assert_int_eq(mps__stop_report_decode(j, true, &back, err, sizeof(err)), -EINVAL);
+        cJSON_Delete(j);
+        ck_assert_int_eq(mps__op_from_name("stopped"), MPS_OP_STOPPED);
+        ck_assert_int_eq(mps__op_from_name("continued"), MPS_OP_CONTINUED);
+        ck_assert_int_eq(mps__op_from_name("foreground"), MPS_OP_FOREGROUND);
+
+        struct mps__foreground f = {.tag = 4, .id = 5, .foreground = false};
+        j = reparse(mps__foreground_encode(&f));
+        struct mps__foreground fb;
+        ck_assert_int_eq(mps__foreground_decode(j, &fb, err, sizeof(err)), 0);
+        ck_assert(!fb.foreground);
+        ck_assert_uint_eq(fb.id, 5);
+        cJSON_Delete(j);
+        j = parse("{\"v\":1,\"op\":\"foreground\",\"tag\":4,\"id\":5}");
+        ck_assert_int_eq(mps__foreground_decode(j, &fb, err, sizeof(err)), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "foreground"));
+        cJSON_Delete(j);
+}
+END_TEST
+
+/* A foreground request the server refuses comes back as an error, and
+ * the server serves on: a bad one, another's job, a job without a
+ * terminal. */
+START_TEST(test_foreground_requests_refused_with_errors) {
+        struct pty p;
+        pty_open(&p);
+        const char *argv[] = {"/bin/sh", "-c", "read x", NULL};
+        mps_process *proc = start_ok(&p, argv, false, false);
+        int sock = mps_client_fd(cli);
+        const char *bad[] = {
+                "{\"v\":1,\"op\":\"foreground\",\"tag\":71,\"id\":1,\"foreground\":\"yes\"}",
+                "{\"v\":1,\"op\":\"foreground\",\"tag\":72,\"id\":999,\"foreground\":false}",
+                NULL,
+        };
+        char third[128];
+        snprintf(third, sizeof(third),
+                 "{\"v\":1,\"op\":\"foreground\",\"tag\":73,\"id\":%llu,\"foreground\":false}",
+                 (unsigned long long)mps_job_id(proc));
+        const char *want[] = {"EINVAL", "ESRCH", "EOPNOTSUPP"}; /* = ENOTSUP */
+        for (int i = 0; i < 3; i++) {
+                const char *text = i < 2 ? bad[i] : third;
+                cJSON *j = parse(text);
+                ck_assert_int_eq(mps__wire_send(sock, j, NULL, 0), 0);
+                cJSON_Delete(j);
+                struct pollfd pfd = {.fd = sock, .events = POLLIN};
+                ck_assert_int_eq(poll(&pfd, 1, WAIT_MS), 1);
+                struct mps__msg msg;
+                char err[256];
+                ck_assert_int_eq(mps__wire_recv(sock, &msg, err, sizeof(err), NULL), 1);
+                ck_assert_int_eq(msg.op, MPS_OP_ERROR);
+                ck_assert_uint_eq(msg.tag, 71 + i);
+                struct mps__error e;
+                ck_assert_int_eq(mps__error_decode(msg.json, &e, err, sizeof(err)), 0);
+                ck_assert_str_eq(mps__errno_name(e.err), want[i]);
+                mps__msg_release(&msg);
+        }
+        ck_assert_int_eq(write(p.master, "x\n", 2), 2);
+        ck_assert_int_eq(join_exitcode(proc), 0);
+        mps_process_close(proc);
+        pty_close(&p);
+}
+END_TEST
+
 static Suite *terminal_suite(void) {
         Suite *s = suite_create("terminal");
         TCase *t = tcase_create("terminal");
@@ -492,7 +625,12 @@ static Suite *terminal_suite(void) {
         tcase_add_test(t, test_stop_continue_storm_is_coalesced);
         tcase_add_test(t, test_keeper_and_anchor_are_reaped);
         tcase_add_test(t, test_foreground_needs_a_controlling_terminal);
+        tcase_add_test(t, test_foreground_requests_refused_with_errors);
         suite_add_tcase(s, t);
+        TCase *w = tcase_create("wire");
+        tcase_add_test(w, test_wire_spawn_fields_round_trip_and_need_the_feature);
+        tcase_add_test(w, test_wire_stop_reports_and_foreground);
+        suite_add_tcase(s, w);
         return s;
 }
 
