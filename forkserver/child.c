@@ -378,7 +378,7 @@ static void setup_terminal(const struct mps__spawn *spec, const int *fds, int er
                 fail(errpipe, CHILD_STAGE_TERMINAL, ENOTTY);
         if (ioctl(tty, TIOCSCTTY, 0) < 0 || tcsetpgrp(tty, getpgrp()) < 0)
                 fail(errpipe, CHILD_STAGE_TERMINAL, errno);
-        int r = plan->keeper_sock >= 0 ? keeper_start(tty, plan->keeper_sock) : 0;
+        int r = plan->keeper_sock >= 0 ? keeper_start(plan->keeper_sock) : 0;
         if (r < 0)
                 fail(errpipe, CHILD_STAGE_TERMINAL, -r);
 }

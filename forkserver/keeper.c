@@ -70,7 +70,7 @@ static pid_t clone_fork(uint64_t flags, int *ret_pidfd, int exit_signal) {
         return (pid_t)syscall(SYS_clone3, &a, sizeof(a));
 }
 
-/* Closes every fd but the n in keep (n <= 4). */
+/* Closes every fd but the n in keep. */
 static void close_all_but(int *keep, size_t n) {
         for (size_t i = 1; i < n; i++)
                 for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
@@ -116,21 +116,30 @@ static _Noreturn void anchor_main(pid_t keeper, pid_t job) {
 }
 
 /* One command from the server: the foreground to the keeper's group
- * ('b'), or back to the group that had it ('f'). */
-static void keeper_do(int tty, char cmd, pid_t *saved) {
-        if (cmd == 'b' && *saved <= 0) {
+ * ('b'), or back to the group that had it ('f'). The terminal is opened
+ * for each as /dev/tty, the session's: the keeper holds no descriptor of
+ * it, so that the client sees the terminal's end (EIO on the master) as
+ * soon as the job and its own have closed it, not once the keeper has. */
+static void keeper_do(char cmd, pid_t *saved) {
+        if ((cmd != 'b' || *saved > 0) && (cmd != 'f' || *saved <= 0))
+                return;
+        int tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (tty < 0)
+                return; /* the session has lost its terminal */
+        if (cmd == 'b') {
                 pid_t fg = tcgetpgrp(tty);
                 if (fg > 0 && tcsetpgrp(tty, getpgrp()) == 0)
                         *saved = fg;
-        } else if (cmd == 'f' && *saved > 0) {
+        } else {
                 (void)tcsetpgrp(tty, *saved); /* EPERM: that group is gone */
                 *saved = 0;
         }
+        close(tty);
 }
 
-static _Noreturn void keeper_main(int tty, int sock, int jobfd, int ready, pid_t job) {
-        int keep[] = {tty, sock, jobfd, ready};
-        close_all_but(keep, 4);
+static _Noreturn void keeper_main(int sock, int jobfd, int ready, pid_t job) {
+        int keep[] = {sock, jobfd, ready};
+        close_all_but(keep, 3);
         (void)setpgid(0, 0);
         /* Signals the terminal sends its foreground, which the keeper's
          * group is while the job is background; SIGTTOU, which tcsetpgrp
@@ -169,7 +178,7 @@ static _Noreturn void keeper_main(int tty, int sock, int jobfd, int ready, pid_t
                 if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
                         break;
                 for (ssize_t i = 0; i < n; i++)
-                        keeper_do(tty, cmd[i], &saved);
+                        keeper_do(cmd[i], &saved);
         }
         if (anchor > 0)
                 kill(anchor, SIGKILL);
@@ -201,13 +210,13 @@ static int send_fd(int sock, int fd) {
 
 /*
  * In the job's child (forked, never vforked: it waits here for the
- * keeper), once tty is its controlling terminal. The keeper's pidfd goes to
+ * keeper), once it has its controlling terminal. The keeper's pidfd goes to
  * the server first, so that it is reaped whatever happens next; then the
  * child waits until the anchor is in its group, so that the program never
  * runs with its group orphaned. Without pidfds (before Linux 5.3) there is
  * no keeper: the job then has its terminal but no job control.
  */
-int keeper_start(int tty, int sock) {
+int keeper_start(int sock) {
         pid_t job = getpid();
         int jobfd = pidfd_open(job, 0);
         int ready[2];
@@ -221,7 +230,7 @@ int keeper_start(int tty, int sock) {
         int kpidfd = -1;
         pid_t k = clone_fork(CLONE_PARENT | CLONE_PIDFD, &kpidfd, 0);
         if (k == 0)
-                keeper_main(tty, sock, jobfd, ready[1], job);
+                keeper_main(sock, jobfd, ready[1], job);
         r = k < 0 ? -errno : 0;
         close(ready[1]);
         if (k > 0) {

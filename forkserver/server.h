@@ -529,11 +529,11 @@ void keeper_job_gone(struct job *j);
 /* Asks the keeper to make the job foreground (true) or background. 0, or
  * -ENOTSUP (no keeper), -EAGAIN (channel full), -errno. */
 int keeper_command(struct job *j, bool foreground);
-/* keeper.c: in the child, once tty is its controlling terminal: starts the keeper
+/* keeper.c: in the child, once it has its controlling terminal: starts the keeper
  * (and its anchor in the job's group) and hands its pidfd over sock,
  * which it closes.
  * 0 or -errno. */
-int keeper_start(int tty, int sock);
+int keeper_start(int sock);
 
 /* What a call job runs, resolved by the server before it forks. */
 struct child_call {

@@ -461,6 +461,34 @@ START_TEST(test_keeper_and_anchor_are_reaped) {
 }
 END_TEST
 
+/* Once the job has ended and the test's own slave is closed, the master
+ * reads EIO: no helper of the server's holds the terminal. */
+START_TEST(test_master_sees_the_end_of_the_terminal) {
+        struct pty p;
+        pty_open(&p);
+        const char *argv[] = {"/bin/sh", "-c", "echo bye", NULL};
+        mps_process *proc = start_ok(&p, argv, true, true);
+        close(p.slave);
+        p.slave = -1;
+        ck_assert_int_eq(join_exitcode(proc), 0);
+        char buf[256];
+        ssize_t k = 0;
+        long long end = now_ms() + WAIT_MS;
+        while (now_ms() < end) {
+                struct pollfd pfd = {.fd = p.master, .events = POLLIN};
+                if (poll(&pfd, 1, (int)(end - now_ms())) <= 0)
+                        break;
+                k = read(p.master, buf, sizeof(buf));
+                if (k < 0)
+                        break;
+        }
+        ck_assert_int_eq(k, -1);
+        ck_assert_int_eq(errno, EIO);
+        mps_process_close(proc);
+        pty_close(&p);
+}
+END_TEST
+
 START_TEST(test_foreground_needs_a_controlling_terminal) {
         struct pty p;
         pty_open(&p);
@@ -625,6 +653,7 @@ static Suite *terminal_suite(void) {
         tcase_add_test(t, test_stop_continue_storm_is_coalesced);
         tcase_add_test(t, test_keeper_and_anchor_are_reaped);
         tcase_add_test(t, test_foreground_needs_a_controlling_terminal);
+        tcase_add_test(t, test_master_sees_the_end_of_the_terminal);
         tcase_add_test(t, test_foreground_requests_refused_with_errors);
         suite_add_tcase(s, t);
         TCase *w = tcase_create("wire");
