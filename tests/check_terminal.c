@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -636,6 +638,88 @@ START_TEST(test_foreground_requests_refused_with_errors) {
 }
 END_TEST
 
+/* ---- a job of another user (a root server) ------------------------------------------ */
+
+#define OTHER_USER "mpspawn-term"
+static uid_t other_uid;
+static gid_t other_gid;
+static bool other_created;
+
+static void other_users_setup(void) {
+        if (geteuid() != 0)
+                return;
+        struct passwd *pw = tu_user(OTHER_USER, &other_created);
+        other_uid = pw->pw_uid;
+        other_gid = pw->pw_gid;
+}
+
+static void other_users_teardown(void) {
+        if (geteuid() == 0)
+                tu_user_done(OTHER_USER, other_created);
+}
+
+static void shared_server_setup(void) {
+        const char *extra[] = {"--socket-mode", "0666", NULL};
+        tu_server_start(&srv, extra);
+        ck_assert_int_eq(chmod(srv.dir, 0755), 0);
+}
+
+static void shared_server_teardown(void) {
+        tu_server_stop(&srv);
+}
+
+/* As the other user: its own pty, a terminal job through the root server;
+ * the exit code says which step failed (0: all went as a direct run). */
+static _Noreturn void other_client(void) {
+        if (syscall(SYS_setgroups, 0, NULL) < 0 ||
+            setresgid(other_gid, other_gid, other_gid) < 0 ||
+            setresuid(other_uid, other_uid, other_uid) < 0)
+                _exit(90);
+        struct pty p;
+        p.master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (p.master < 0 || grantpt(p.master) < 0 || unlockpt(p.master) < 0 ||
+            ptsname_r(p.master, p.name, sizeof(p.name)) != 0 ||
+            (p.slave = open(p.name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
+                _exit(91);
+        if (mps_client_open(srv.path, &cli, NULL) < 0)
+                _exit(92);
+        const char *argv[] = {"/bin/sh", "-c", "echo \"uid $(id -u) $(tty)\"; read x; echo \"got $x\"",
+                              NULL};
+        mps_process *proc;
+        if (start_job(&p, -1, argv, true, true, &proc) < 0)
+                _exit(93);
+        char buf[512], want[128];
+        snprintf(want, sizeof(want), "uid %u %s", (unsigned)other_uid, p.name);
+        if (!read_until(p.master, buf, sizeof(buf), want))
+                _exit(94);
+        struct termios t;
+        if (tcgetattr(p.slave, &t) < 0 || write(p.master, &t.c_cc[VSUSP], 1) != 1 ||
+            !wait_stop_signal(proc, SIGTSTP))
+                _exit(95);
+        if (mps_send_signal(proc, SIGCONT) < 0 || !wait_stop_signal(proc, 0) ||
+            write(p.master, "five\n", 5) != 5 || !read_until(p.master, buf, sizeof(buf), "got five"))
+                _exit(96);
+        if (mps_join(proc, 30000) < 0 || mps_exitcode(proc) != 0)
+                _exit(97);
+        _exit(0);
+}
+
+/* A root server's job of another user: its terminal and job control work
+ * as for the server's own user, and it runs as that user while its
+ * keeper and anchor keep the server's credentials. */
+START_TEST(test_another_users_terminal_job) {
+        if (geteuid() != 0)
+                return; /* needs a root server */
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0)
+                other_client();
+        int st;
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client status %#x", st);
+}
+END_TEST
+
 static Suite *terminal_suite(void) {
         Suite *s = suite_create("terminal");
         TCase *t = tcase_create("terminal");
@@ -656,6 +740,12 @@ static Suite *terminal_suite(void) {
         tcase_add_test(t, test_master_sees_the_end_of_the_terminal);
         tcase_add_test(t, test_foreground_requests_refused_with_errors);
         suite_add_tcase(s, t);
+        TCase *u = tcase_create("other_user");
+        tcase_add_unchecked_fixture(u, other_users_setup, other_users_teardown);
+        tcase_add_checked_fixture(u, shared_server_setup, shared_server_teardown);
+        tcase_set_timeout(u, 60);
+        tcase_add_test(u, test_another_users_terminal_job);
+        suite_add_tcase(s, u);
         TCase *w = tcase_create("wire");
         tcase_add_test(w, test_wire_spawn_fields_round_trip_and_need_the_feature);
         tcase_add_test(w, test_wire_stop_reports_and_foreground);
