@@ -586,7 +586,9 @@ static bool become_client(const struct mps__spawn *spec, int errpipe,
  * Order: a private fd table (vforked children); signal dispositions, then
  * the server's mask (every signal was blocked until then); session or
  * process group (every job leads its own group, so that a whole tree can
- * be signalled; a job of another user its own session); fds, then the
+ * be signalled; a job of another user its own session); for a
+ * controlling-terminal job, that terminal and its keeper (setup_terminal);
+ * fds, then the
  * server's fd limit back; then, as the client rather than as
  * the server, everything a client could otherwise abuse: credentials
  * first (with a fresh session keyring for another user), then cwd (access
