@@ -358,6 +358,50 @@ START_TEST(test_ctrl_z_stops_the_job_with_sigtstp) {
 }
 END_TEST
 
+/* The interrupt character kills the job with SIGINT, as from a shell: the
+ * keeper's helpers are no obstacle. */
+START_TEST(test_ctrl_c_kills_the_job_with_sigint) {
+        struct pty p;
+        pty_open(&p);
+        const char *argv[] = {"/bin/sh", "-c", "echo ready; read x; echo not-reached", NULL};
+        mps_process *proc = start_ok(&p, argv, true, true);
+        char buf[256];
+        ck_assert(read_until(p.master, buf, sizeof(buf), "ready"));
+        struct termios t;
+        ck_assert_int_eq(tcgetattr(p.slave, &t), 0);
+        ck_assert_int_eq(write(p.master, &t.c_cc[VINTR], 1), 1);
+        ck_assert_int_eq(join_exitcode(proc), -SIGINT);
+        mps_process_close(proc);
+        pty_close(&p);
+}
+END_TEST
+
+/* A job that signals its own group (kill 0) with what it ignores itself
+ * leaves the anchor alone: ^Z still stops it afterwards. */
+START_TEST(test_signals_to_the_jobs_group_spare_the_anchor) {
+        struct pty p;
+        pty_open(&p);
+        const char *argv[] = {"/bin/sh", "-c",
+                              "trap '' TERM HUP USR1; kill -TERM 0; kill -HUP 0; kill -USR1 0; "
+                              "echo sent; read x; echo \"got $x\"",
+                              NULL};
+        mps_process *proc = start_ok(&p, argv, true, true);
+        char buf[256];
+        ck_assert(read_until(p.master, buf, sizeof(buf), "sent"));
+        struct termios t;
+        ck_assert_int_eq(tcgetattr(p.slave, &t), 0);
+        ck_assert_int_eq(write(p.master, &t.c_cc[VSUSP], 1), 1);
+        ck_assert_msg(wait_stop_signal(proc, SIGTSTP), "no SIGTSTP stop (state %d)",
+                      mps_stop_signal(proc));
+        ck_assert_int_eq(mps_send_signal(proc, SIGCONT), 0);
+        ck_assert_int_eq(write(p.master, "six\n", 4), 4);
+        ck_assert(read_until(p.master, buf, sizeof(buf), "got six"));
+        ck_assert_int_eq(join_exitcode(proc), 0);
+        mps_process_close(proc);
+        pty_close(&p);
+}
+END_TEST
+
 /* Background in its own terminal, the job stops with SIGTTIN when it
  * reads; back in the foreground and continued, the read completes. */
 START_TEST(test_background_read_stops_with_sigttin) {
@@ -745,6 +789,8 @@ static Suite *terminal_suite(void) {
         tcase_add_test(t, test_sigstop_and_sigcont_are_reported);
         tcase_add_test(t, test_ctrl_z_stops_the_job_with_sigtstp);
         tcase_add_test(t, test_background_read_stops_with_sigttin);
+        tcase_add_test(t, test_ctrl_c_kills_the_job_with_sigint);
+        tcase_add_test(t, test_signals_to_the_jobs_group_spare_the_anchor);
         tcase_add_test(t, test_without_report_stops_nothing_is_reported);
         tcase_add_test(t, test_keeper_and_anchor_are_reaped);
         tcase_add_test(t, test_foreground_needs_a_controlling_terminal);
