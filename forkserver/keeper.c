@@ -105,6 +105,7 @@ static _Noreturn void anchor_main(pid_t keeper, pid_t job) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != keeper)
                 _exit(0);
+        prctl(PR_SET_NAME, "mps-anchor"); /* what ps shows in the session */
         close_range(0, ~0u, 0);
         (void)setpgid(0, job); /* as the keeper does: whoever comes first */
         for (int sig = 1; sig < NSIG; sig++)
@@ -140,6 +141,7 @@ static void keeper_do(char cmd, pid_t *saved) {
 static _Noreturn void keeper_main(int sock, int jobfd, int ready, pid_t job) {
         int keep[] = {sock, jobfd, ready};
         close_all_but(keep, 3);
+        prctl(PR_SET_NAME, "mps-keeper");
         (void)setpgid(0, 0);
         /* Signals the terminal sends its foreground, which the keeper's
          * group is while the job is background; SIGTTOU, which tcsetpgrp

@@ -510,6 +510,14 @@ START_TEST(test_keeper_and_anchor_are_reaped) {
         struct stat_ids aids;
         ck_assert(read_stat(anchor, &aids));
         ck_assert_int_eq(aids.ppid, keeper);
+        /* Named for what they are, in ps. */
+        char path[64], comm[32] = "";
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int)keeper);
+        FILE *f = fopen(path, "re");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_ptr_nonnull(fgets(comm, sizeof(comm), f));
+        fclose(f);
+        ck_assert_str_eq(comm, "mps-keeper\n");
         ck_assert_int_eq(write(p.master, "x\n", 2), 2);
         ck_assert_int_eq(join_exitcode(proc), 0);
         ck_assert_msg(tu_wait_reaped(keeper, 0, WAIT_MS), "keeper %d left", (int)keeper);
