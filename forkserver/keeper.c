@@ -215,8 +215,9 @@ static int send_fd(int sock, int fd) {
  * keeper), once it has its controlling terminal. The keeper's pidfd goes to
  * the server first, so that it is reaped whatever happens next; then the
  * child waits until the anchor is in its group, so that the program never
- * runs with its group orphaned. Without pidfds (before Linux 5.3) there is
- * no keeper: the job then has its terminal but no job control.
+ * runs with its group orphaned. Without pidfds or clone3 (before Linux
+ * 5.3, valgrind) there is no keeper: the job then has its terminal, but
+ * ^Z does nothing and foreground requests are refused (ENOTSUP).
  */
 int keeper_start(int sock) {
         pid_t job = getpid();
@@ -233,7 +234,9 @@ int keeper_start(int sock) {
         pid_t k = clone_fork(CLONE_PARENT | CLONE_PIDFD, &kpidfd, 0);
         if (k == 0)
                 keeper_main(sock, jobfd, ready[1], job);
-        r = k < 0 ? -errno : 0;
+        /* ENOSYS: clone3 is refused (a filter, an emulator): no keeper, as
+         * without pidfds. */
+        r = k < 0 && errno != ENOSYS ? -errno : 0;
         close(ready[1]);
         if (k > 0) {
                 r = send_fd(sock, kpidfd);
