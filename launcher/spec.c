@@ -133,7 +133,7 @@ MPS_API int mps_spec_set_exec(mps_spec *s, const char *path,
                 mps__strv_free(v);
                 return -ENOMEM;
         }
-        if (n > MPS_WIRE_ARGV_MAX) {
+        if (n > MPS_WIRE_SPAWN_ARGV_MAX) {
                 free(p);
                 mps__strv_free(v);
                 return -E2BIG;

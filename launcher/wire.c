@@ -670,7 +670,7 @@ static int decode_program(const cJSON *json, struct mps__spawn *m, char *err,
                           size_t errlen) {
         TRY(get_u64(json, "tag", true, &m->tag, err, errlen));
         TRY(get_str(json, "path", !m->call_entry, MPS_WIRE_STR_MAX, &m->path, err, errlen));
-        TRY(get_strv(json, "argv", true, MPS_WIRE_ARGV_MAX, true, &m->argv, &m->argc, err,
+        TRY(get_strv(json, "argv", true, MPS_WIRE_SPAWN_ARGV_MAX, true, &m->argv, &m->argc, err,
                      errlen));
         TRY(get_strv(json, "env", false, MPS_WIRE_ENV_MAX, false, &m->envp, &m->envc, err,
                      errlen));

@@ -29,16 +29,21 @@
  * the kernel's own limits (ARG_MAX, at most 6 MiB of strings and pointers,
  * so fewer than 2^20 entries; MAX_ARG_STRLEN for one string) are below
  * them, and the client checks those (mps__wire_arg_size). */
-#define MPS_WIRE_ARGV_MAX (1 << 20) /* argv entries */
+#define MPS_WIRE_SPAWN_ARGV_MAX (1 << 20) /* argv entries */
 #define MPS_WIRE_ENV_MAX (1 << 20)  /* environment entries */
 #define MPS_WIRE_ARG_STRLEN_MAX 131072 /* one argv or env string (MAX_ARG_STRLEN) */
 #define MPS_WIRE_STR_MAX 16384   /* any other string */
+/* The words of one batch line (cmdline.c), whose 64 KiB bound it shares. */
+#define MPS_WIRE_ARGV_MAX 4096
 #define MPS_WIRE_NAME_MAX 256    /* job name */
 #define MPS_WIRE_TARGET_FD_MAX 1023 /* highest fd number a job may ask for */
 /* A spec too big for one message travels as a sealed memfd of at most this
- * many bytes of JSON (spec_memfd): 4 times the kernel's largest argument
- * area (6 MiB), room for JSON escapes. The server holds one at a time. */
-#define MPS_WIRE_SPEC_MAX (24u << 20)
+ * many bytes of JSON (spec_memfd): the kernel's largest argument area
+ * (6 MiB) with room for JSON's escapes. The server holds one at a time,
+ * and frees it after the spawn; its parsed tree can take up to about 32
+ * times its size (a cJSON node per "" of 3 bytes), so this bounds the
+ * server's memory for it at some 500 MiB in the worst case. */
+#define MPS_WIRE_SPEC_MAX (16u << 20)
 /* Descriptors one spawn may carry in all, its message's and its fd bundle's
  * together: one per fd a job can be given, plus the working directory. */
 #define MPS_WIRE_SPAWN_FDS_MAX (MPS_WIRE_TARGET_FD_MAX + 2)

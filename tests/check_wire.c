@@ -1016,10 +1016,10 @@ static cJSON *string_array(size_t n) {
 
 START_TEST(test_spawn_argv_count_bound) {
         ck_assert_uint_eq(expect_spawn_valid(spawn_with("argv", string_array(
-                                                    MPS_WIRE_ARGV_MAX)), 0),
-                          MPS_WIRE_ARGV_MAX);
+                                                    MPS_WIRE_SPAWN_ARGV_MAX)), 0),
+                          MPS_WIRE_SPAWN_ARGV_MAX);
         expect_spawn_invalid(spawn_with("argv",
-                                        string_array(MPS_WIRE_ARGV_MAX + 1)),
+                                        string_array(MPS_WIRE_SPAWN_ARGV_MAX + 1)),
                              0, "argv");
 }
 END_TEST
@@ -1041,13 +1041,30 @@ START_TEST(test_spawn_string_length_bound) {
         expect_spawn_invalid(spawn_with("path", cJSON_CreateString(s)), 0,
                              "path");
         expect_spawn_invalid(spawn_with("cwd", cJSON_CreateString(s)), 0, "cwd");
-        cJSON *argv = cJSON_CreateArray();
-        cJSON_AddItemToArray(argv, cJSON_CreateString("x"));
-        cJSON_AddItemToArray(argv, cJSON_CreateString(s));
-        expect_spawn_invalid(spawn_with("argv", argv), 0, "argv");
 
         s[MPS_WIRE_STR_MAX] = '\0';
         expect_spawn_valid(spawn_with("path", cJSON_CreateString(s)), 0);
+        free(s);
+}
+END_TEST
+
+/* argv and env strings are bounded as execve bounds them (MAX_ARG_STRLEN,
+ * with the NUL), not by the 16 KiB of other strings. */
+START_TEST(test_spawn_arg_string_length_bound) {
+        char *s = repeat('a', MPS_WIRE_ARG_STRLEN_MAX);
+        for (int env = 0; env < 2; env++) {
+                const char *key = env ? "env" : "argv";
+                memset(s, 'a', MPS_WIRE_ARG_STRLEN_MAX);
+                cJSON *v = cJSON_CreateArray();
+                cJSON_AddItemToArray(v, cJSON_CreateString("x"));
+                cJSON_AddItemToArray(v, cJSON_CreateString(s));
+                expect_spawn_invalid(spawn_with(key, v), 0, key);
+                s[MPS_WIRE_ARG_STRLEN_MAX - 1] = '\0';
+                v = cJSON_CreateArray();
+                cJSON_AddItemToArray(v, cJSON_CreateString("x"));
+                cJSON_AddItemToArray(v, cJSON_CreateString(s));
+                expect_spawn_valid(spawn_with(key, v), 0);
+        }
         free(s);
 }
 END_TEST
@@ -1094,7 +1111,7 @@ END_TEST
 
 START_TEST(test_spawn_fd_map_count_bound) {
         cJSON *map = cJSON_CreateArray();
-        for (int i = 0; i <= MPS_WIRE_FDS_MAX; i++)
+        for (int i = 0; i <= MPS_WIRE_FDMAP_MAX; i++)
                 cJSON_AddItemToArray(map, cJSON_CreateIntArray(
                                                   (const int[]){i, -1}, 2));
         expect_spawn_invalid(spawn_with("fds", map), 0, "fds");
@@ -1270,6 +1287,7 @@ static Suite *wire_suite(void) {
         tcase_add_test(tc, test_spawn_argv_count_bound);
         tcase_add_test(tc, test_spawn_env_count_bound);
         tcase_add_test(tc, test_spawn_string_length_bound);
+        tcase_add_test(tc, test_spawn_arg_string_length_bound);
         tcase_add_test(tc, test_spawn_name_length_bound);
         tcase_add_test(tc, test_spawn_fd_index_beyond_nfds);
         tcase_add_test(tc, test_spawn_fd_target_bound);
