@@ -213,8 +213,16 @@ static void exec_as_script(const char *file, char *const argv[],
         size_t n = 0;
         sh_argv[n++] = "/bin/sh";
         sh_argv[n++] = file;
-        for (size_t i = 1; argv[i] && n < MPS_WIRE_ARGV_MAX + 1; i++)
+        size_t i = 1;
+        for (; argv[i] && n < MPS_WIRE_ARGV_MAX + 1; i++)
                 sh_argv[n++] = argv[i];
+        if (argv[i]) {
+                /* More arguments than this stack array holds (a job's argv
+                 * may have far more): refuse rather than cut them, since
+                 * this child may not allocate. */
+                errno = E2BIG;
+                return;
+        }
         sh_argv[n] = NULL;
         execve("/bin/sh", (char *const *)sh_argv, envp);
 }
