@@ -193,6 +193,18 @@ START_TEST(test_cli_past_arg_max_is_126) {
 }
 END_TEST
 
+/* A script without #! runs under /bin/sh with its arguments, as execvp
+ * has it, but the server's child can pass on only 4096 of them: more are
+ * refused, never cut. */
+START_TEST(test_script_without_shebang_never_loses_arguments) {
+        ck_assert_int_eq(bash("d=$(mktemp -d); printf 'echo $#\\n' >$d/s; chmod +x $d/s;"
+                              "\"$0\" $d/s $(seq 1 4000); \"$0\" $d/s $(seq 1 5000);"
+                              "r=$?; rm -r $d; exit $r"), 126);
+        ck_assert_str_eq(out, "4000\n");
+        ck_assert_ptr_nonnull(strstr(err, "Argument list too long"));
+}
+END_TEST
+
 /* --- the server's side of spec_memfd and fd_bundle, spoken raw --------- */
 
 static int raw_connect(const char *path) {
@@ -454,6 +466,7 @@ static Suite *bigspec_suite(void) {
         tcase_add_test(tc, test_library_70k_env_var);
         tcase_add_test(tc, test_library_past_arg_max_is_e2big);
         tcase_add_test(tc, test_cli_past_arg_max_is_126);
+        tcase_add_test(tc, test_script_without_shebang_never_loses_arguments);
         suite_add_tcase(s, tc);
         tc = tcase_create("server");
         tcase_set_timeout(tc, 30);
