@@ -94,12 +94,14 @@ void close_range_except(unsigned lo, unsigned hi, int keep) {
  * lacks close_range (before 5.9): a job must not run with the server's fds
  * (call jobs never exec). */
 static int close_all_but(const int *fds, size_t nfds, int errpipe) {
-        int keep[MPS_WIRE_FDS_MAX + 1];
+        int keep[MPS_WIRE_SPAWN_FDS_MAX + 1];
         size_t nkeep = 0;
         keep[nkeep++] = errpipe;
         for (size_t i = 0; i < nfds; i++)
                 keep[nkeep++] = fds[i];
-        for (size_t i = 1; i < nkeep; i++) /* insertion sort: at most 65 */
+        /* Insertion sort: received in order, fds are mostly ascending
+         * already, and this child may not allocate (qsort might). */
+        for (size_t i = 1; i < nkeep; i++)
                 for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
                         int t = keep[j];
                         keep[j] = keep[j - 1];
@@ -125,7 +127,7 @@ int child_arrange_fds(const struct mps__spawn *spec, const int *fds, size_t nfds
                       int *errpipe) {
         bool is_target[MPS_WIRE_TARGET_FD_MAX + 1] = {false};
         bool left_closed[3] = {false};
-        int moved[MPS_WIRE_FDS_MAX];
+        int moved[MPS_WIRE_SPAWN_FDS_MAX];
         int hi = 3;
         int devnull;
 
@@ -214,8 +216,16 @@ static void exec_as_script(const char *file, char *const argv[],
         size_t n = 0;
         sh_argv[n++] = "/bin/sh";
         sh_argv[n++] = file;
-        for (size_t i = 1; argv[i] && n < MPS_WIRE_ARGV_MAX + 1; i++)
+        size_t i = 1;
+        for (; argv[i] && n < MPS_WIRE_ARGV_MAX + 1; i++)
                 sh_argv[n++] = argv[i];
+        if (argv[i]) {
+                /* More arguments than this stack array holds (a job's argv
+                 * may have far more): refuse rather than cut them, since
+                 * this child may not allocate. */
+                errno = E2BIG;
+                return;
+        }
         sh_argv[n] = NULL;
         execve("/bin/sh", (char *const *)sh_argv, envp);
 }
@@ -287,9 +297,9 @@ extern char **environ;
  */
 static _Noreturn void run_call(const struct server *srv, const struct mps__spawn *spec,
                                int errpipe, const struct child_plan *plan) {
-        int fds[MPS_WIRE_FDS_MAX];
+        int fds[MPS_WIRE_FDMAP_MAX];
         size_t n = 0;
-        for (size_t i = 0; i < spec->nfdmap && n < MPS_WIRE_FDS_MAX; i++)
+        for (size_t i = 0; i < spec->nfdmap && n < MPS_WIRE_FDMAP_MAX; i++)
                 if (spec->fdmap[i].source >= 0)
                         fds[n++] = spec->fdmap[i].target;
         environ = (char **)spec->envp;

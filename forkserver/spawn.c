@@ -10,12 +10,17 @@
  *   track   ids, maps, epoll, the timeout, the client's list; a vforked
  *           child's exec result is known already and is answered at once
  *
+ * Before admit, receive finds the request's spec and descriptors where
+ * one datagram could not carry them: a sealed memfd (spec_memfd) and a
+ * socket queueing more descriptors (fd_bundle).
+ *
  * Each stage answers the client itself when it refuses, and returns -1;
  * spawn_request then only releases what the request held. From track on,
  * the job is job.c's (exec result, exit, deadlines).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -61,6 +66,17 @@ struct spawn {
         struct server *srv;
         struct client *c;
         struct mps__msg *msg;
+        /* The spawn's JSON and descriptors: the message's own, or, where
+         * it named them (carried), a spec read from its memfd and the
+         * message's descriptors followed by its bundle's. */
+        const cJSON *json;
+        cJSON *memfd_json;    /* owned: the spec a memfd held */
+        size_t spec_bytes;    /* its size, to give the memory back after */
+        int *fds;
+        size_t nfds;
+        int *allfds;          /* owned, when a bundle came: fds, whose */
+        size_t bundle_from;   /* entries from here on are the bundle's */
+        bool carried;         /* spec_memfd or fd_bundle was used */
         struct mps__spawn sp;
         bool decoded;         /* sp holds the decoder's arrays */
         struct spawn_plan plan;
@@ -93,6 +109,101 @@ void spawn_restore_signals(const sigset_t *old) {
         sigprocmask(SIG_SETMASK, old, NULL);
 }
 
+/* --- receive ----------------------------------------------------------------- */
+
+/* A large spec as its client wrote it into a sealed memfd; the tree it
+ * parses to stands in for the message's. */
+static int receive_memfd(struct spawn *s, int fd, char *err, size_t errlen) {
+        char *buf;
+        size_t len;
+        int r = mps__wire_spec_memfd_read(fd, MPS_WIRE_SPEC_MAX, &buf, &len, err, errlen);
+        if (r < 0)
+                return r;
+        s->memfd_json = cJSON_ParseWithLength(buf, len);
+        free(buf); /* the tree is all we keep */
+        s->spec_bytes = len;
+        const cJSON *op = cJSON_GetObjectItemCaseSensitive(s->memfd_json, "op");
+        if (!cJSON_IsObject(s->memfd_json) || !cJSON_IsString(op) ||
+            mps__op_from_name(op->valuestring) != MPS_OP_SPAWN) {
+                snprintf(err, errlen, "the spec memfd does not hold a spawn message");
+                return -EBADMSG;
+        }
+        if (mps__wire_tag(s->memfd_json) != s->msg->tag) {
+                snprintf(err, errlen, "the spec memfd's tag is not its request's");
+                return -EBADMSG;
+        }
+        s->json = s->memfd_json;
+        return 0;
+}
+
+/* More descriptors than one message carries, drained from the bundle
+ * socket now (all were queued before the request was sent). */
+static int receive_bundle(struct spawn *s, const struct mps__spawn_carrier *k, char *err,
+                          size_t errlen) {
+        if (k->own_nfds + k->bundle_nfds > MPS_WIRE_SPAWN_FDS_MAX) {
+                snprintf(err, errlen, "the request carries %zu descriptors with its bundle; "
+                         "the limit is %d", k->own_nfds + k->bundle_nfds,
+                         MPS_WIRE_SPAWN_FDS_MAX);
+                return -E2BIG;
+        }
+        s->allfds = malloc((k->own_nfds + k->bundle_nfds) * sizeof(int));
+        if (!s->allfds)
+                return -ENOMEM;
+        memcpy(s->allfds, s->msg->fds, k->own_nfds * sizeof(int));
+        size_t n;
+        int r = mps__wire_bundle_recv(s->msg->fds[k->bundle], k->bundle_nfds,
+                                      s->allfds + k->own_nfds, k->bundle_nfds, &n, err,
+                                      errlen);
+        if (r < 0)
+                return r;
+        s->fds = s->allfds;
+        s->bundle_from = k->own_nfds;
+        s->nfds = k->own_nfds + n;
+        return 0;
+}
+
+/* Finds the spawn's JSON and descriptors (see struct spawn). */
+static int spawn_receive(struct spawn *s) {
+        struct mps__msg *msg = s->msg;
+        struct mps__spawn_carrier k;
+        char err[256];
+        s->json = msg->json;
+        s->fds = msg->fds;
+        s->nfds = msg->nfds;
+        int r = mps__spawn_carrier_decode(msg->json, msg->nfds, &k, err, sizeof(err));
+        if (r == 0) {
+                s->nfds = k.own_nfds;
+                s->carried = k.has_memfd || k.has_bundle;
+        }
+        if (r == 0 && k.has_memfd)
+                r = receive_memfd(s, msg->fds[k.memfd], err, sizeof(err));
+        if (r == 0 && k.has_bundle)
+                r = receive_bundle(s, &k, err, sizeof(err));
+        if (r < 0) {
+                log_warn("client %llu (pid %d): bad spawn request: %s",
+                         (unsigned long long)s->c->serial, (int)s->c->pid, err);
+                client_send_error(s->c, msg->tag, -r, "request", "bad spawn request: %s",
+                                  err);
+                return -1;
+        }
+        return 0;
+}
+
+/* Past this many bytes of spec, its memory goes back to the system after
+ * the spawn (glibc would keep the freed heap in our RSS). */
+#define SPEC_TRIM_BYTES (1u << 20)
+
+/* Lets go of what receive took: the bundle's descriptors (the job has its
+ * copies) and the memfd's tree. */
+static void spawn_receive_done(struct spawn *s) {
+        if (s->allfds && s->fds == s->allfds) /* (a failed drain released its own) */
+                mps__wire_release_fds(s->allfds + s->bundle_from, s->nfds - s->bundle_from);
+        free(s->allfds);
+        cJSON_Delete(s->memfd_json);
+        if (s->spec_bytes >= SPEC_TRIM_BYTES)
+                malloc_trim(0);
+}
+
 /* --- admit ------------------------------------------------------------------- */
 
 /* Decodes the request and refuses it while stopping or past a quota. */
@@ -100,7 +211,7 @@ static int spawn_admit(struct spawn *s) {
         struct server *srv = s->srv;
         struct client *c = s->c;
         char err[256];
-        int r = mps__spawn_decode(s->msg->json, s->msg->nfds, &s->sp, err, sizeof(err));
+        int r = mps__spawn_decode(s->json, s->nfds, &s->sp, err, sizeof(err));
         if (r < 0) {
                 log_warn("client %llu (pid %d): bad spawn request: %s",
                          (unsigned long long)c->serial, (int)c->pid, err);
@@ -343,7 +454,8 @@ static bool launch_preforked(struct spawn *s) {
         bool take = s->plan.plan.call && srv->launch.use_pidfd && !s->plan.plan.policy &&
                     !s->sp.controlling_terminal &&
                     !s->plan.plan.creds && !s->plan.plan.ctx &&
-                    s->msg->nfds < MPS_WIRE_FDS_MAX; /* room for the exec pipe */
+                    s->msg->nfds < MPS_WIRE_FDS_MAX && /* room for the exec pipe */
+                    !s->carried; /* it forwards the datagram as it came */
         struct prefork *pf = take ? prefork_take(srv) : NULL;
         if (pf && prefork_hand_over(pf, s->msg, s->pipefd[1]) < 0) {
                 prefork_discard(pf);
@@ -363,13 +475,13 @@ static bool launch_preforked(struct spawn *s) {
 static pid_t launch_vfork(struct spawn *s, int *ret_errno) {
         struct server *srv = s->srv;
         struct child_plan *plan = &s->plan.plan;
-        struct vfork_args a = {srv, &s->sp, s->msg->fds, s->msg->nfds, s->pipefd[1], plan};
+        struct vfork_args a = {srv, &s->sp, s->fds, s->nfds, s->pipefd[1], plan};
         int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD;
         int pidfd = -1;
         if (srv->launch.unshare_fds) {
                 flags |= CLONE_FILES;
                 plan->unshare_fds_below =
-                        highest_fd(s->msg->fds, s->msg->nfds, s->pipefd[1]) + 1;
+                        highest_fd(s->fds, s->nfds, s->pipefd[1]) + 1;
         }
         pid_t pid = clone(vfork_child, vfork_stack + VFORK_STACK_SIZE, flags, &a, &pidfd);
         *ret_errno = errno;
@@ -384,7 +496,7 @@ static pid_t launch_vfork(struct spawn *s, int *ret_errno) {
 static pid_t launch_fork(struct spawn *s, int *ret_errno) {
         pid_t pid = fork();
         if (pid == 0)
-                child_run(s->srv, &s->sp, s->msg->fds, s->msg->nfds, s->pipefd[1],
+                child_run(s->srv, &s->sp, s->fds, s->nfds, s->pipefd[1],
                           &s->plan.plan);
         *ret_errno = errno;
         return pid;
@@ -524,7 +636,8 @@ void spawn_request(struct client *c, struct mps__msg *msg) {
                           .keeper_sock = -1};
 
         steps_mark(STEP_RECEIVED);
-        if (spawn_admit(&s) == 0 && spawn_plan(&s) == 0 && spawn_launch(&s) == 0)
+        if (spawn_receive(&s) == 0 && spawn_admit(&s) == 0 && spawn_plan(&s) == 0 &&
+            spawn_launch(&s) == 0)
                 spawn_track(&s);
         mps__safe_close(s.pipefd[0]);
         mps__safe_close(s.pipefd[1]);
@@ -534,4 +647,5 @@ void spawn_request(struct client *c, struct mps__msg *msg) {
         spawn_plan_done(&s.plan);
         if (s.decoded)
                 mps__spawn_done(&s.sp);
+        spawn_receive_done(&s);
 }

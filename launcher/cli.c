@@ -150,14 +150,18 @@ static int run_jobs(struct mps__cli_options *o) {
                 fprintf(stderr, "mpspawn: signalfd: %s\n", strerror(errno));
                 goto out;
         }
+        if ((status = mps__cli_fds_apply(o)) != 0)
+                goto out;
+        status = MPS_EXIT_LAUNCHER;
         if (o->mode == MPS__CLI_BATCH) {
                 status = mps__cli_batch(client, o->spec, o->jobs, o->command, o->ncommand,
                                         o->halt_on_failure, o->json, sfd);
                 goto out;
         }
-        if (!o->call && mps_spec_set_exec(o->spec, o->command[0],
-                                          (const char *const *)o->command) < 0) {
-                status = mps__cli_usage_error("%s", "bad PROGRAM or arguments");
+        if (!o->call && (r = mps_spec_set_exec(o->spec, o->command[0],
+                                               (const char *const *)o->command)) < 0) {
+                fprintf(stderr, "mpspawn: cannot run '%s': %s\n", o->command[0],
+                        mps_strerror(r));
                 goto out;
         }
         status = run_one(client, o, sfd);

@@ -53,6 +53,12 @@ extern const size_t mps__cli_nforwarded;
 /* Blocks the forwarded signals and returns a signalfd for them. */
 int mps__cli_signalfd(void);
 
+/* cli_fds.c: maps into o->spec the caller's fds the job gets (every one
+ * not close-on-exec, or those --pass-fd/--preserve-fds name). Call once,
+ * after the spec is built. Returns 0, or MPS_EXIT_LAUNCHER after saying
+ * why. */
+int mps__cli_fds_apply(const struct mps__cli_options *o);
+
 /* cli_batch.c: runs stdin's lines through a pool of `workers`; spec is
  * what every job starts from (env, cwd, limits...; each line sets its
  * program in it); prefix_argv (may be empty) goes before each line's

@@ -62,6 +62,11 @@ const char mps__cli_usage[] =
         "      --pdeathsig SIG    the signal the job gets if the forkserver dies\n"
         "      --kill-tree        signals reach the job's whole process group, and\n"
         "                         what it leaves in it is killed when it ends\n"
+        "      --close-fds        pass the job only fds 0-2 (default: every fd of\n"
+        "                         mpspawn's caller not marked close-on-exec, at the\n"
+        "                         same number, as exec does; up to fd 1023)\n"
+        "      --pass-fd N        pass fd N too (repeatable); only 0-2 and those\n"
+        "      --preserve-fds N   pass fds 3 to 3+N-1 too; only 0-2 and those\n"
         "      --detach           start, print the job's ID and PID, and exit 0 at\n"
         "                         once; the job runs on (use a shared server to\n"
         "                         wait for or kill it later)\n"
@@ -247,6 +252,9 @@ enum {
         OPT_SECCOMP, OPT_NICE, OPT_UMASK, OPT_NNP, OPT_PDEATHSIG, OPT_KILL_TREE,
 };
 
+/* The fd options (cli_fds.c), numbered apart from the others. */
+enum { OPT_CLOSE_FDS = 400, OPT_PASS_FD, OPT_PRESERVE_FDS };
+
 /* '+': stop at the first non-option, so that PROGRAM's own options stay
  * its own without needing "--". */
 static const char shortopts[] = "+s:C:e:u:j:hV";
@@ -272,6 +280,9 @@ static const struct option longopts[] = {
         {"no-new-privs", no_argument, NULL, OPT_NNP},
         {"pdeathsig", required_argument, NULL, OPT_PDEATHSIG},
         {"kill-tree", no_argument, NULL, OPT_KILL_TREE},
+        {"close-fds", no_argument, NULL, OPT_CLOSE_FDS},
+        {"pass-fd", required_argument, NULL, OPT_PASS_FD},
+        {"preserve-fds", required_argument, NULL, OPT_PRESERVE_FDS},
         {"args", required_argument, NULL, OPT_ARGS},
         {"halt-on-failure", no_argument, NULL, OPT_HALT},
         {"keep-going", no_argument, NULL, OPT_KEEP},
@@ -343,10 +354,39 @@ static int unknown_option(char **argv, struct mps__cli_error *e) {
         return refuse(e, true, "option '%s' is unknown or needs a value", argv[optind - 1]);
 }
 
+/* --close-fds, --pass-fd N, --preserve-fds N; 1 if c is none of them. A
+ * job's fds go up to 1023 (MPS_WIRE_TARGET_FD_MAX): naming one above is an
+ * error, since it could not be kept. */
+static int fd_option(int c, const char *arg, struct mps__cli_options *o,
+                     struct mps__cli_error *e) {
+        unsigned long long n;
+        switch (c) {
+        case OPT_CLOSE_FDS:
+                break;
+        case OPT_PASS_FD:
+                if (mps__parse_unsigned(arg, 10, 0, 1023, &n) < 0)
+                        return refuse(e, true, "bad --pass-fd '%s' (an fd number, 0 to "
+                                               "1023, the highest a job can be given)", arg);
+                o->pass_fd_set[n / 32] |= 1u << (n % 32);
+                break;
+        case OPT_PRESERVE_FDS:
+                if (mps__parse_unsigned(arg, 10, 0, 1021, &n) < 0)
+                        return refuse(e, true, "bad --preserve-fds '%s' (a count, 0 to 1021: "
+                                               "fds 3 to 3+N-1, up to 1023)", arg);
+                o->preserve_fds = (unsigned)n;
+                break;
+        default:
+                return 1;
+        }
+        o->fds_explicit = true;
+        return 0;
+}
+
 /* The options that mpspawn itself uses, kept in o until the end. */
 static int run_option(int c, const char *arg, char **argv, struct mps__cli_options *o,
                       struct mps__cli_error *e) {
         unsigned long long n;
+        int r;
         switch (c) {
         case 's':
                 o->socket = arg;
@@ -401,6 +441,8 @@ static int run_option(int c, const char *arg, char **argv, struct mps__cli_optio
                 o->mode = MPS__CLI_VERSION;
                 break;
         default:
+                if ((r = fd_option(c, arg, o, e)) <= 0)
+                        return r;
                 return unknown_option(argv, e);
         }
         return 0;

@@ -52,6 +52,13 @@ struct mps__cli_options {
         bool json;               /* --json of the run, or of ps/wait/stats */
         uint64_t id;             /* KILL and WAIT: the job */
         int signal;              /* KILL: the signal (default SIGTERM) */
+        /* The fds the job gets besides 0-2 (cli_fds.c): by default every
+         * one not close-on-exec; with fds_explicit (--close-fds,
+         * --pass-fd, --preserve-fds) only those in pass_fd_set, one bit
+         * per fd 0..1023, and 3..3+preserve_fds-1. */
+        bool fds_explicit;
+        uint32_t pass_fd_set[32];
+        unsigned preserve_fds;
 };
 
 /* Why the command line was refused. */

@@ -300,10 +300,24 @@ static int connect_default(unsigned flags, int *ret_fd, char *where, size_t wher
 
 int mps__client_send(mps_client *c, const cJSON *json, const int *fds,
                      size_t nfds) {
+        size_t len;
+        char *s = mps__wire_encode(json, &len);
+        if (!s) {
+                int r = -errno;
+                mps__client_set_error(c, "cannot send to the forkserver: %s", strerror(-r));
+                return r;
+        }
+        int r = mps__client_send_raw(c, s, len, fds, nfds);
+        cJSON_free(s);
+        return r;
+}
+
+int mps__client_send_raw(mps_client *c, const char *buf, size_t len, const int *fds,
+                         size_t nfds) {
         if (c->closed || c->broken)
                 return -ENOTCONN;
         for (;;) {
-                int r = mps__wire_send(c->fd, json, fds, nfds);
+                int r = mps__wire_send_raw(c->fd, buf, len, fds, nfds);
                 if (r != -EAGAIN && r != -ENOBUFS) {
                         if (r == -EPIPE || r == -ECONNRESET)
                                 r = -ENOTCONN;

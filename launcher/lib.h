@@ -105,6 +105,9 @@ void mps__client_unref(mps_client *c);
 /* Sends a message, waiting for room when the socket is full. */
 int mps__client_send(mps_client *c, const cJSON *json, const int *fds,
                      size_t nfds);
+/* The same for a message already encoded (up to MPS_WIRE_MSG_MAX bytes). */
+int mps__client_send_raw(mps_client *c, const char *buf, size_t len, const int *fds,
+                         size_t nfds);
 /* Waits until the socket is readable (or timeout_ms passes, -1: forever),
  * then dispatches. Returns >0 handled, 0 on timeout, -errno. */
 int mps__client_wait(mps_client *c, int timeout_ms);

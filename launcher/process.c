@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "fdutil.h"
@@ -66,18 +67,19 @@ static int check_features(mps_client *c, const struct mps__spawn *m) {
         return -EOPNOTSUPP;
 }
 
-/* The fds a start sends and how the job installs them. */
+/* The fds a start sends and how the job installs them: one entry per
+ * target fd at most, and the working directory's. */
 struct start_fds {
-        struct mps__fd_map map[MPS_WIRE_FDS_MAX + 3];
+        struct mps__fd_map map[MPS_WIRE_FDMAP_MAX];
         size_t nmap;
-        int fds[MPS_WIRE_FDS_MAX];
+        int fds[MPS_WIRE_SPAWN_FDS_MAX];
         size_t nfds;
 };
 
 /* Maps the job's fd target to the caller's fd src (-1: none; or
  * MPS_WIRE_FD_CLOSED). */
 static int add_fd(struct start_fds *f, int target, int src) {
-        if (src >= 0 && f->nfds >= MPS_WIRE_FDS_MAX)
+        if ((src >= 0 && f->nfds >= MPS_WIRE_SPAWN_FDS_MAX) || f->nmap >= MPS_WIRE_FDMAP_MAX)
                 return -EMFILE;
         f->map[f->nmap].target = target;
         f->map[f->nmap].source = src >= 0 ? (int)f->nfds : src < -1 ? src : -1;
@@ -149,7 +151,9 @@ static int absolute_cwd(mps_client *c, const char *dir, char *buf, size_t len,
  */
 static int add_cwd_fd(const mps_client *c, const char *dir, struct start_fds *f,
                       struct mps__spawn *msg) {
-        if (!(c->features & MPS_FEATURE_CWD_FD) || f->nfds >= MPS_WIRE_FDS_MAX)
+        size_t room = c->features & MPS_FEATURE_FD_BUNDLE ? MPS_WIRE_SPAWN_FDS_MAX
+                                                          : MPS_WIRE_FDS_MAX;
+        if (!(c->features & MPS_FEATURE_CWD_FD) || f->nfds >= room)
                 return -1;
         int fd = open(dir ? dir : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
@@ -160,31 +164,203 @@ static int add_cwd_fd(const mps_client *c, const char *dir, struct start_fds *f,
         return fd;
 }
 
+/* A request as it goes out: its text, the descriptors attached, and the
+ * memfd and bundle socket it may carry (closed once sent). */
+struct outgoing {
+        char *text; /* cJSON_free */
+        size_t len;
+        int fds[MPS_WIRE_FDS_MAX];
+        size_t nfds;
+        int memfd, bundle;
+};
+
+static void outgoing_done(struct outgoing *o) {
+        cJSON_free(o->text);
+        mps__safe_close(o->memfd);
+        mps__safe_close(o->bundle);
+}
+
+/* Prints json into o->text; -EMSGSIZE past what even a memfd may hold. */
+static int print_request(const cJSON *json, struct outgoing *o) {
+        cJSON_free(o->text);
+        o->text = cJSON_PrintUnformatted(json);
+        if (!o->text)
+                return -ENOMEM;
+        o->len = strlen(o->text);
+        return o->len > MPS_WIRE_SPEC_MAX ? -EMSGSIZE : 0;
+}
+
+/* The descriptors past the first `keep` go into a bundle socket, which the
+ * request names as its last descriptor. */
+static int bundle_rest(mps_client *c, const struct start_fds *f, size_t keep,
+                       struct outgoing *o, struct mps__spawn_carrier *k) {
+        if (!(c->features & MPS_FEATURE_FD_BUNDLE)) {
+                mps__client_set_error(c, "the job is given %zu descriptors, and the forkserver "
+                                         "(version %s) takes at most %d",
+                                      f->nfds, c->server_version, MPS_WIRE_FDS_MAX);
+                return -EMFILE;
+        }
+        o->bundle = mps__wire_bundle_make(f->fds + keep, f->nfds - keep);
+        if (o->bundle < 0) {
+                int r = o->bundle;
+                mps__client_set_error(c, "cannot pass %zu descriptors: %s", f->nfds,
+                                      r == -ETOOMANYREFS ? "too many descriptors in flight "
+                                                           "for this user (RLIMIT_NOFILE)"
+                                                         : strerror(-r));
+                return r;
+        }
+        k->has_bundle = true;
+        k->bundle_nfds = f->nfds - keep;
+        return 0;
+}
+
+/*
+ * The request for spawn m with the descriptors f. One datagram when it
+ * fits; else the spec goes into a sealed memfd and the datagram only names
+ * it, and descriptors past what a datagram carries go into a bundle
+ * (docs/protocol.md). The memfd and bundle descriptors come last in the
+ * datagram, so the fd map's indices stay those of f.
+ */
+static int build_request(mps_client *c, const struct mps__spawn *m,
+                         const struct start_fds *f, struct outgoing *o) {
+        struct mps__spawn_carrier k = {0};
+        cJSON *json = mps__spawn_encode(m);
+        if (!json)
+                return -ENOMEM;
+        int r = print_request(json, o);
+        size_t keep = f->nfds;
+        if (r == 0 && o->len <= MPS_WIRE_MSG_MAX && f->nfds > MPS_WIRE_FDS_MAX) {
+                /* Room for the bundle socket itself. */
+                keep = MPS_WIRE_FDS_MAX - 1;
+                if ((r = bundle_rest(c, f, keep, o, &k)) == 0) {
+                        k.bundle = (int)keep;
+                        r = mps__spawn_carrier_encode(json, m->tag, &k) ? print_request(json, o)
+                                                                      : -ENOMEM;
+                }
+        }
+        cJSON_Delete(json);
+        if (r == 0 && o->len > MPS_WIRE_MSG_MAX) {
+                /* (The bundle, if one was made for a datagram that turned
+                 * out too long, is made again for this layout.) */
+                o->bundle = mps__safe_close(o->bundle);
+                k = (struct mps__spawn_carrier){0};
+                if (!(c->features & MPS_FEATURE_SPEC_MEMFD)) {
+                        mps__client_set_error(c, "the job's spec is %zu bytes, and the forkserver "
+                                                 "(version %s) takes at most %d",
+                                              o->len, c->server_version, MPS_WIRE_MSG_MAX);
+                        return -E2BIG;
+                }
+                keep = f->nfds <= MPS_WIRE_FDS_MAX - 1 ? f->nfds : MPS_WIRE_FDS_MAX - 2;
+                if (keep < f->nfds && (r = bundle_rest(c, f, keep, o, &k)) < 0)
+                        return r;
+                if ((o->memfd = mps__wire_spec_memfd(o->text, o->len)) < 0) {
+                        r = o->memfd;
+                        mps__client_set_error(c, "cannot pass the job's spec (%zu bytes) in a "
+                                                 "memfd: %s", o->len, strerror(-r));
+                        return r;
+                }
+                k.has_memfd = true;
+                k.memfd = (int)keep;
+                k.bundle = (int)keep + 1;
+                json = mps__spawn_carrier_encode(NULL, m->tag, &k);
+                r = json ? print_request(json, o) : -ENOMEM;
+                cJSON_Delete(json);
+        }
+        if (r == -EMSGSIZE)
+                mps__client_set_error(c, "the job's spec exceeds %u bytes, the most a "
+                                         "forkserver takes", MPS_WIRE_SPEC_MAX);
+        if (r < 0)
+                return r == -EMSGSIZE ? -E2BIG : r;
+        memcpy(o->fds, f->fds, keep * sizeof(int));
+        o->nfds = keep;
+        if (o->memfd >= 0)
+                o->fds[o->nfds++] = o->memfd;
+        if (o->bundle >= 0)
+                o->fds[o->nfds++] = o->bundle;
+        return 0;
+}
+
 /* Registers p under its tag and sends its spawn request. */
 static int send_spawn(mps_process *p, const struct mps__spawn *msg,
                       const struct start_fds *f) {
         mps_client *c = p->client;
-        cJSON *json = mps__spawn_encode(msg);
-        if (!json)
-                return -ENOMEM;
-        /* Registered before it is sent: once the request is out the job may
-         * run, and its replies must find this handle. */
-        int r = mps__idmap_put(&c->inflight, p->tag, p);
+        struct outgoing o = {.memfd = -1, .bundle = -1};
+        int r = build_request(c, msg, f, &o);
         if (r < 0) {
-                cJSON_Delete(json);
+                outgoing_done(&o);
                 return r;
         }
-        r = mps__client_send(c, json, f->fds, f->nfds);
-        cJSON_Delete(json);
-        if (r < 0)
-                mps__idmap_remove(&c->inflight, p->tag);
-        if (r == -EMSGSIZE) {
-                mps__client_set_error(c, "the job's arguments and environment exceed "
-                                         "the %d-byte message limit",
-                                      MPS_WIRE_MSG_MAX);
-                return -E2BIG;
+        /* Registered before it is sent: once the request is out the job may
+         * run, and its replies must find this handle. */
+        r = mps__idmap_put(&c->inflight, p->tag, p);
+        if (r == 0) {
+                r = mps__client_send_raw(c, o.text, o.len, o.fds, o.nfds);
+                if (r < 0)
+                        mps__idmap_remove(&c->inflight, p->tag);
         }
+        outgoing_done(&o);
         return r;
+}
+
+/*
+ * The kernel's limit on the job's argument area, as execve counts it: a
+ * quarter of the stack limit (the job's, which is its client's unless the
+ * spec sets one), at least ARG_MAX's 32 pages and at most 6 MiB. For the
+ * caller's own stack limit this is sysconf(_SC_ARG_MAX).
+ */
+static size_t job_arg_max(const mps_spec *s) {
+        long own = sysconf(_SC_ARG_MAX);
+        size_t limit = own > 0 ? (size_t)own : 131072;
+        for (size_t i = 0; i < s->spawn.nrlimits; i++)
+                if (s->spawn.rlimits[i].resource == RLIMIT_STACK)
+                        limit = s->spawn.rlimits[i].soft == RLIM_INFINITY
+                                ? SIZE_MAX
+                                : (size_t)(s->spawn.rlimits[i].soft / 4);
+        if (limit > (6u << 20))
+                limit = 6u << 20;
+        return limit < 131072 ? 131072 : limit;
+}
+
+/* The start fails as the exec would, at the "exec" stage, with -E2BIG. */
+static int too_big(mps_process *p) {
+        p->state = PROC_FAILED;
+        p->start_error = E2BIG;
+        snprintf(p->start_stage, sizeof(p->start_stage), "exec");
+        return -E2BIG;
+}
+
+/*
+ * Refuses what execve would refuse with E2BIG, before anything is sent,
+ * with the sizes: an argument or environment string of more than
+ * MAX_ARG_STRLEN bytes, or strings and their pointers together past
+ * job_arg_max. The kernel counts each string with its NUL and a pointer
+ * to each (it also copies the program's path, which is not counted here).
+ */
+static int check_arg_size(mps_process *p, const char *const *argv, char *const *envp) {
+        mps_client *c = p->client;
+        size_t total = 0, limit = job_arg_max(p->spec);
+        for (int pass = 0; pass < 2; pass++) {
+                const char *const *v = pass == 0 ? argv : (const char *const *)envp;
+                for (size_t i = 0; v[i]; i++) {
+                        size_t n = strlen(v[i]) + 1;
+                        if (n > MPS_WIRE_ARG_STRLEN_MAX) {
+                                mps__client_set_error(c, "cannot execute '%s': %s: %s %zu is "
+                                                         "%zu bytes; the limit of one string "
+                                                         "(MAX_ARG_STRLEN) is %d",
+                                                      p->spec->spawn.path, strerror(E2BIG),
+                                                      pass == 0 ? "argument" : "environment entry",
+                                                      i, n, MPS_WIRE_ARG_STRLEN_MAX);
+                                return too_big(p);
+                        }
+                        total += n + sizeof(void *);
+                }
+        }
+        if (total <= limit)
+                return 0;
+        mps__client_set_error(c, "cannot execute '%s': %s: argument list and environment are "
+                                 "%zu bytes; the limit (ARG_MAX) is %zu",
+                              p->spec->spawn.path, strerror(E2BIG), total, limit);
+        return too_big(p);
 }
 
 int mps__process_send_start(mps_process *p) {
@@ -210,6 +386,10 @@ int mps__process_send_start(mps_process *p) {
                 return r;
         if ((r = mps__spec_build_env(s, &envp, &envc)) < 0) {
                 mps__client_set_error(c, "cannot build the environment: %s", strerror(-r));
+                return r;
+        }
+        if (s->spawn.path && (r = check_arg_size(p, s->spawn.argv, envp)) < 0) {
+                mps__strv_free(envp);
                 return r;
         }
         /* The spec's job as it stands, plus what belongs to this start. */

@@ -133,7 +133,7 @@ MPS_API int mps_spec_set_exec(mps_spec *s, const char *path,
                 mps__strv_free(v);
                 return -ENOMEM;
         }
-        if (n > MPS_WIRE_ARGV_MAX) {
+        if (n > MPS_WIRE_SPAWN_ARGV_MAX) {
                 free(p);
                 mps__strv_free(v);
                 return -E2BIG;
@@ -238,7 +238,10 @@ MPS_API int mps_spec_map_fd(mps_spec *s, int child_fd, int caller_fd) {
                         s->fds[i].caller_fd = caller_fd;
                         return 0;
                 }
-        if (s->nfds >= MPS_WIRE_FDS_MAX)
+        /* One entry per target at most: a job can be given every fd
+         * number up to MPS_WIRE_TARGET_FD_MAX (more than one message
+         * carries; process.c bundles the rest). */
+        if (s->nfds >= MPS_WIRE_FDMAP_MAX)
                 return -EMFILE;
         struct fd_pair *n = realloc(s->fds, (s->nfds + 1) * sizeof(*n));
         if (!n)

@@ -5,14 +5,21 @@
  * its descriptors attached as SCM_RIGHTS and received MSG_CMSG_CLOEXEC.
  * The receive path checks only the envelope (size, descriptors, JSON object,
  * protocol version, op); each message's fields are its decoder's to check.
- * Used by mpforkserver and libmpspawn alike.
+ * Used by mpforkserver and libmpspawn alike. Two ways past one datagram's
+ * bounds live here too: a spec in a sealed memfd (spec_memfd), and extra
+ * descriptors queued in a socketpair of their own (fd_bundle); see
+ * docs/protocol.md.
  */
 #include "wire.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fdutil.h"
@@ -245,4 +252,213 @@ int mps__wire_send(int sock, const cJSON *json, const int *fds, size_t nfds) {
         int r = mps__wire_send_raw(sock, s, len, fds, nfds);
         cJSON_free(s);
         return r;
+}
+
+void mps__wire_release_fds(int *fds, size_t n) {
+        int saved = errno;
+        for (size_t i = 0; i < n; i++) {
+                release_fd(fds[i]);
+                fds[i] = -1;
+        }
+        errno = saved;
+}
+
+/* ---- a spec in a sealed memfd (spec_memfd) ------------------------------ */
+
+#define SPEC_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
+
+int mps__wire_spec_memfd(const char *buf, size_t len) {
+        int fd = memfd_create("mpspawn-spec", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return -errno;
+        int r = mps__write_all(fd, buf, len);
+        if (r >= 0 && fcntl(fd, F_ADD_SEALS, SPEC_SEALS) < 0)
+                r = -errno;
+        if (r < 0) {
+                mps__safe_close(fd);
+                return r;
+        }
+        return fd;
+}
+
+int mps__wire_spec_memfd_read(int fd, size_t max, char **ret_buf, size_t *ret_len,
+                              char *err, size_t errlen) {
+        struct stat st;
+        /* Only a memfd sealed against every change is read: its size and
+         * bytes are then what they are now, nobody can make a read block
+         * (it is memory), and the client cannot change the spec between
+         * our checks and our use. F_GET_SEALS fails on anything but shmem;
+         * a tmpfs file has F_SEAL_SEAL alone. */
+        int seals = fcntl(fd, F_GET_SEALS);
+        if (seals < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                mps__say(err, errlen, "the spec descriptor is not a memfd");
+                return -EBADMSG;
+        }
+        if ((seals & SPEC_SEALS) != SPEC_SEALS) {
+                mps__say(err, errlen, "the spec memfd is not sealed (F_SEAL_SHRINK, "
+                                      "F_SEAL_GROW, F_SEAL_WRITE and F_SEAL_SEAL are needed)");
+                return -EBADMSG;
+        }
+        if ((uintmax_t)st.st_size > max || st.st_size == 0) {
+                mps__say(err, errlen, "the spec memfd holds %jd bytes; the limit is %zu",
+                         (intmax_t)st.st_size, max);
+                return -E2BIG;
+        }
+        size_t len = (size_t)st.st_size;
+        char *buf = malloc(len + 1);
+        if (!buf)
+                return -ENOMEM;
+        size_t got = 0;
+        while (got < len) {
+                ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        int r = n < 0 ? -errno : -EBADMSG;
+                        mps__say(err, errlen, "cannot read the spec memfd: %s",
+                                 n < 0 ? strerror(errno) : "short read");
+                        free(buf);
+                        return r;
+                }
+                got += (size_t)n;
+        }
+        buf[len] = '\0';
+        *ret_buf = buf;
+        *ret_len = len;
+        return 0;
+}
+
+/* ---- more descriptors than one message carries (fd_bundle) -------------- */
+
+int mps__wire_bundle_make(const int *fds, size_t n) {
+        int sv[2];
+        if (n == 0 || n > MPS_WIRE_SPAWN_FDS_MAX)
+                return -EINVAL;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        /* Everything is queued before the request goes out, so the server
+         * finds it all there and never waits. Between a socketpair's two
+         * ends the datagram queue length is not limited (only the send
+         * buffer), and a handful of datagrams of SCM_MAX_FD fit in it. */
+        int r = 0;
+        for (size_t at = 0; at < n && r == 0; at += WIRE_SCM_MAX_FD) {
+                size_t k = n - at < WIRE_SCM_MAX_FD ? n - at : WIRE_SCM_MAX_FD;
+                union wire_control control;
+                memset(&control, 0, sizeof(control));
+                char byte = 'f';
+                struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+                struct msghdr mh = {
+                        .msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = control.buf,
+                        .msg_controllen = CMSG_SPACE(sizeof(int) * k),
+                };
+                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * k);
+                memcpy(CMSG_DATA(c), fds + at, sizeof(int) * k);
+                ssize_t sent;
+                do
+                        sent = sendmsg(sv[1], &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+                while (sent < 0 && errno == EINTR);
+                if (sent < 0)
+                        r = -errno;
+        }
+        mps__safe_close(sv[1]);
+        if (r < 0) {
+                mps__safe_close(sv[0]);
+                return r;
+        }
+        return sv[0];
+}
+
+/* Takes one bundle datagram's descriptors into fds[*n..max); releases any
+ * beyond. Returns how many it carried. */
+static size_t take_bundle_fds(struct msghdr *mh, int *fds, size_t *n, size_t max) {
+        size_t carried = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < k; i++) {
+                        int fd;
+                        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                        if (*n < max)
+                                fds[(*n)++] = fd;
+                        else
+                                release_fd(fd);
+                        carried++;
+                }
+        }
+        return carried;
+}
+
+int mps__wire_bundle_recv(int sock, size_t expect, int *fds, size_t max,
+                          size_t *ret_n, char *err, size_t errlen) {
+        int type = 0, domain = 0;
+        socklen_t tl = sizeof(type), dl = sizeof(domain);
+        size_t n = 0;
+        if (getsockopt(sock, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+            getsockopt(sock, SOL_SOCKET, SO_DOMAIN, &domain, &dl) < 0 ||
+            domain != AF_UNIX || type != SOCK_SEQPACKET) {
+                mps__say(err, errlen, "the fd bundle is not an AF_UNIX SOCK_SEQPACKET socket");
+                return -EBADMSG;
+        }
+        if (expect > max) {
+                mps__say(err, errlen, "the fd bundle announces %zu descriptors; the limit "
+                                      "is %zu", expect, max);
+                return -E2BIG;
+        }
+        /* Read until the queue is empty. Every datagram must carry at least
+         * one descriptor and we stop past expect, so a peer that keeps
+         * writing cannot keep us here: at most expect + 1 datagrams. */
+        size_t total = 0;
+        for (;;) {
+                union wire_control control;
+                char byte;
+                struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+                struct msghdr mh = {
+                        .msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = control.buf,
+                        .msg_controllen = sizeof(control.buf),
+                };
+                ssize_t r;
+                do
+                        r = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+                while (r < 0 && errno == EINTR);
+                if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+                        int e = errno;
+                        mps__say(err, errlen, "cannot read the fd bundle: %s", strerror(e));
+                        mps__wire_release_fds(fds, n);
+                        return -e;
+                }
+                if (r <= 0)
+                        break; /* drained: nothing queued, or the writer closed */
+                size_t carried = take_bundle_fds(&mh, fds, &n, expect);
+                total += carried;
+                if (mh.msg_flags & MSG_CTRUNC) {
+                        mps__say(err, errlen, "could not receive the fd bundle's "
+                                              "descriptors (out of file descriptors?)");
+                        mps__wire_release_fds(fds, n);
+                        return -EMFILE;
+                }
+                if (carried == 0) {
+                        mps__say(err, errlen, "the fd bundle holds a message without "
+                                              "descriptors");
+                        mps__wire_release_fds(fds, n);
+                        return -EBADMSG;
+                }
+                if (total > expect)
+                        break;
+        }
+        if (total != expect) {
+                mps__say(err, errlen, "the fd bundle holds %s descriptors than the %zu "
+                                      "announced", total < expect ? "fewer" : "more", expect);
+                mps__wire_release_fds(fds, n);
+                return -EBADMSG;
+        }
+        *ret_n = n;
+        return 0;
 }

@@ -215,11 +215,11 @@ static int get_strv(const cJSON *o, const char *key, bool required,
         const cJSON *it;
         cJSON_ArrayForEach(it, arr) {
                 if (!cJSON_IsString(it) ||
-                    strlen(it->valuestring) > MPS_WIRE_STR_MAX) {
+                    strlen(it->valuestring) >= MPS_WIRE_ARG_STRLEN_MAX) {
                         mps__say(err, errlen,
                             "field \"%s\" entry %zu must be a string of at "
                             "most %d bytes",
-                            key, i, MPS_WIRE_STR_MAX);
+                            key, i, MPS_WIRE_ARG_STRLEN_MAX - 1);
                         free(v);
                         return -EINVAL;
                 }
@@ -279,7 +279,7 @@ int mps__hello_decode(const cJSON *json, struct mps__hello *ret, char *err,
 
 static const char *const feature_names[] = {"timeout", "rlimits", "detached", "call",
                                             "jobs",    "policy",   "closed_fds",
-                                            "cwd_fd", "terminal"};
+                                            "cwd_fd", "terminal", "spec_memfd", "fd_bundle"};
 
 /* By bit, as feature_names: what a client names when its server lacks one. */
 static const char *const feature_descriptions[] = {
@@ -289,11 +289,13 @@ static const char *const feature_descriptions[] = {
         "closed stdio descriptors",
         "a working directory passed as a descriptor",
         "terminal jobs (controlling terminal, stop reports, foreground)",
+        "a spec larger than one message (spec_memfd)",
+        "more descriptors than one message carries (fd_bundle)",
 };
 
 const char *mps__feature_description(unsigned feature) {
         for (size_t i = 0; i < sizeof(feature_descriptions) / sizeof(feature_descriptions[0]); i++)
-                if (feature == 1u << i)
+                if (feature == 1u << i && feature_descriptions[i])
                         return feature_descriptions[i];
         return "an unknown feature";
 }
@@ -336,7 +338,7 @@ cJSON *mps__welcome_encode(const struct mps__welcome *m) {
                 cJSON_AddItemToArray(features, s);
         }
         for (size_t i = 0; i < sizeof(feature_names) / sizeof(feature_names[0]); i++) {
-                if (!(m->features & (1u << i)))
+                if (!(m->features & (1u << i)) || !feature_names[i])
                         continue;
                 cJSON *s = cJSON_CreateString(feature_names[i]);
                 ADD(s);
@@ -364,7 +366,7 @@ int mps__welcome_decode(const cJSON *json, struct mps__welcome *ret, char *err,
                 if (strcmp(it->valuestring, "pidfd") == 0)
                         m.pidfd = true;
                 for (size_t i = 0; i < sizeof(feature_names) / sizeof(feature_names[0]); i++)
-                        if (strcmp(it->valuestring, feature_names[i]) == 0)
+                        if (feature_names[i] && strcmp(it->valuestring, feature_names[i]) == 0)
                                 m.features |= 1u << i;
         }
         *ret = m;
@@ -530,16 +532,18 @@ static int decode_fdmap(const cJSON *json, size_t nfds, struct mps__spawn *m,
         if (!arr || cJSON_IsNull(arr))
                 return 0;
         int n = cJSON_GetArraySize(arr);
-        if (!cJSON_IsArray(arr) || n > MPS_WIRE_FDS_MAX) {
+        if (!cJSON_IsArray(arr) || n > MPS_WIRE_FDMAP_MAX) {
                 mps__say(err, errlen,
                     "field \"fds\" must be an array of at most %d [target, "
                     "index] pairs",
-                    MPS_WIRE_FDS_MAX);
+                    MPS_WIRE_FDMAP_MAX);
                 return -EINVAL;
         }
         m->fdmap = calloc((size_t)n + 1, sizeof(*m->fdmap));
         if (!m->fdmap)
                 return -ENOMEM;
+        /* The targets seen so far, one bit each: up to 1024 entries. */
+        uint32_t seen[(MPS_WIRE_TARGET_FD_MAX + 32) / 32] = {0};
         const cJSON *pair;
         cJSON_ArrayForEach(pair, arr) {
                 const cJSON *t = cJSON_GetArrayItem(pair, 0);
@@ -560,12 +564,12 @@ static int decode_fdmap(const cJSON *json, size_t nfds, struct mps__spawn *m,
                         return -EINVAL;
                 }
                 int target = (int)t->valuedouble;
-                for (size_t i = 0; i < m->nfdmap; i++)
-                        if (m->fdmap[i].target == target) {
-                                mps__say(err, errlen,
-                                    "field \"fds\" maps fd %d twice", target);
-                                return -EINVAL;
-                        }
+                unsigned bit = 1u << (target % 32);
+                if (seen[target / 32] & bit) {
+                        mps__say(err, errlen, "field \"fds\" maps fd %d twice", target);
+                        return -EINVAL;
+                }
+                seen[target / 32] |= bit;
                 m->fdmap[m->nfdmap].target = target;
                 m->fdmap[m->nfdmap].source = (int)s->valuedouble;
                 m->nfdmap++;
@@ -673,7 +677,7 @@ static int decode_program(const cJSON *json, struct mps__spawn *m, char *err,
                           size_t errlen) {
         TRY(get_u64(json, "tag", true, &m->tag, err, errlen));
         TRY(get_str(json, "path", !m->call_entry, MPS_WIRE_STR_MAX, &m->path, err, errlen));
-        TRY(get_strv(json, "argv", true, MPS_WIRE_ARGV_MAX, true, &m->argv, &m->argc, err,
+        TRY(get_strv(json, "argv", true, MPS_WIRE_SPAWN_ARGV_MAX, true, &m->argv, &m->argc, err,
                      errlen));
         TRY(get_strv(json, "env", false, MPS_WIRE_ENV_MAX, false, &m->envp, &m->envc, err,
                      errlen));
@@ -778,6 +782,63 @@ int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
 fail:
         mps__spawn_done(&m);
         return r;
+}
+
+/* ---- spawn carrier: spec_memfd and fd_bundle -------------------------------- */
+
+cJSON *mps__spawn_carrier_encode(cJSON *o, uint64_t tag, const struct mps__spawn_carrier *m) {
+        bool fresh = !o;
+        if (fresh && (!(o = mps__wire_new(MPS_OP_SPAWN)) || !add_u64(o, "tag", tag)))
+                goto fail;
+        if (m->has_memfd)
+                ADD(add_int(o, "spec_memfd", m->memfd));
+        if (m->has_bundle) {
+                cJSON *b = cJSON_AddObjectToObject(o, "fd_bundle");
+                ADD(b);
+                ADD(add_int(b, "fd", m->bundle));
+                ADD(add_u64(b, "count", m->bundle_nfds));
+        }
+        return o;
+fail:
+        if (fresh)
+                cJSON_Delete(o);
+        return NULL;
+}
+
+int mps__spawn_carrier_decode(const cJSON *json, size_t nfds,
+                              struct mps__spawn_carrier *ret, char *err, size_t errlen) {
+        struct mps__spawn_carrier m = {0};
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(json, "fd_bundle");
+        m.has_memfd = cJSON_GetObjectItemCaseSensitive(json, "spec_memfd") != NULL;
+        m.has_bundle = b && !cJSON_IsNull(b);
+        size_t nspecial = (size_t)m.has_memfd + (size_t)m.has_bundle;
+        if (nspecial > nfds) {
+                mps__say(err, errlen, "fields \"spec_memfd\"/\"fd_bundle\" name %zu "
+                                      "descriptors, and the message carried %zu",
+                         nspecial, nfds);
+                return -EINVAL;
+        }
+        /* They come last, so that the job's own descriptors keep their
+         * indices: the message's first ones, then the bundle's. */
+        int memfd_at = (int)(nfds - nspecial), bundle_at = (int)nfds - 1;
+        if (m.has_memfd)
+                TRY(get_int(json, "spec_memfd", true, memfd_at, memfd_at, &m.memfd, err,
+                            errlen));
+        if (m.has_bundle) {
+                double count;
+                if (!cJSON_IsObject(b)) {
+                        mps__say(err, errlen, "field \"fd_bundle\" must be an object "
+                                              "{\"fd\": INDEX, \"count\": N}");
+                        return -EINVAL;
+                }
+                TRY(get_int(b, "fd", true, bundle_at, bundle_at, &m.bundle, err, errlen));
+                TRY(get_num(b, "count", true, 1, MPS_WIRE_SPAWN_FDS_MAX, true, &count, err,
+                            errlen));
+                m.bundle_nfds = (size_t)count;
+        }
+        m.own_nfds = nfds - nspecial;
+        *ret = m;
+        return 0;
 }
 
 /* ---- spawned / exited ------------------------------------------------------ */

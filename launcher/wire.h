@@ -25,11 +25,30 @@
 /* Bounds on everything a message may carry. */
 #define MPS_WIRE_MSG_MAX 65536   /* bytes of JSON in one message */
 #define MPS_WIRE_FDS_MAX 64      /* descriptors attached to one message */
-#define MPS_WIRE_ARGV_MAX 4096   /* argv entries */
-#define MPS_WIRE_ENV_MAX 4096    /* environment entries */
-#define MPS_WIRE_STR_MAX 16384   /* any one string */
+/* argv and env bound the server's memory, not what a job may be given:
+ * the kernel's own limits (ARG_MAX, at most 6 MiB of strings and pointers,
+ * so fewer than 2^20 entries; MAX_ARG_STRLEN for one string) are below
+ * them, and the client checks those (mps__wire_arg_size). */
+#define MPS_WIRE_SPAWN_ARGV_MAX (1 << 20) /* argv entries */
+#define MPS_WIRE_ENV_MAX (1 << 20)  /* environment entries */
+#define MPS_WIRE_ARG_STRLEN_MAX 131072 /* one argv or env string (MAX_ARG_STRLEN) */
+#define MPS_WIRE_STR_MAX 16384   /* any other string */
+/* The words of one batch line (cmdline.c), whose 64 KiB bound it shares. */
+#define MPS_WIRE_ARGV_MAX 4096
 #define MPS_WIRE_NAME_MAX 256    /* job name */
 #define MPS_WIRE_TARGET_FD_MAX 1023 /* highest fd number a job may ask for */
+/* A spec too big for one message travels as a sealed memfd of at most this
+ * many bytes of JSON (spec_memfd): the kernel's largest argument area
+ * (6 MiB) with room for JSON's escapes. The server holds one at a time,
+ * and frees it after the spawn; its parsed tree can take up to about 32
+ * times its size (a cJSON node per "" of 3 bytes), so this bounds the
+ * server's memory for it at some 500 MiB in the worst case. */
+#define MPS_WIRE_SPEC_MAX (16u << 20)
+/* Descriptors one spawn may carry in all, its message's and its fd bundle's
+ * together: one per fd a job can be given, plus the working directory. */
+#define MPS_WIRE_SPAWN_FDS_MAX (MPS_WIRE_TARGET_FD_MAX + 2)
+/* Entries in a spawn's fd map: one per target. */
+#define MPS_WIRE_FDMAP_MAX (MPS_WIRE_TARGET_FD_MAX + 1)
 #define MPS_WIRE_RLIMITS_MAX 16  /* rlimit entries in a spawn */
 #define MPS_WIRE_SECONDS_MAX 1e7 /* any duration (timeout, kill_after) */
 #define MPS_WIRE_KILL_AFTER_DEFAULT 5.0
@@ -114,6 +133,32 @@ char *mps__wire_encode(const cJSON *json, size_t *ret_len);
 int mps__wire_send_raw(int sock, const char *buf, size_t len, const int *fds,
                        size_t nfds);
 
+/* Releases (see mps__wire_set_release) fds[0..n-1], setting each to -1.
+ * Keeps errno. */
+void mps__wire_release_fds(int *fds, size_t n);
+
+/* spec_memfd: a new memfd (MFD_CLOEXEC) holding buf, sealed against every
+ * change (F_SEAL_SHRINK, GROW, WRITE and SEAL). The fd, or -errno. */
+int mps__wire_spec_memfd(const char *buf, size_t len);
+/* Reads a spec memfd: it must be a memfd with those four seals, of 1..max
+ * bytes. Returns 0 with a malloc()ed NUL-terminated copy in *ret_buf
+ * (length *ret_len); -EBADMSG (not a memfd, not sealed), -E2BIG (too big),
+ * -ENOMEM or -errno, with a reason in err. Never blocks. */
+int mps__wire_spec_memfd_read(int fd, size_t max, char **ret_buf, size_t *ret_len,
+                              char *err, size_t errlen);
+
+/* fd_bundle: a socket (O_CLOEXEC) whose peer, already closed, queued
+ * fds[0..n-1] (1..MPS_WIRE_SPAWN_FDS_MAX) in datagrams of up to SCM_MAX_FD
+ * descriptors. The caller keeps its fds. The socket, or -errno. */
+int mps__wire_bundle_make(const int *fds, size_t n);
+/* Drains a bundle without blocking: exactly expect descriptors (at most
+ * max), received MSG_CMSG_CLOEXEC into fds. Returns 0 with *ret_n set, or
+ * -EBADMSG (not a SEQPACKET socket, fewer or more than announced, a
+ * datagram without descriptors), -E2BIG, -EMFILE or -errno with a reason in
+ * err; on failure every descriptor received is released. */
+int mps__wire_bundle_recv(int sock, size_t expect, int *fds, size_t max,
+                          size_t *ret_n, char *err, size_t errlen);
+
 /* ---- envelope and schema (wire.c) ------------------------------------ */
 
 /* The "tag" of a message: a whole number 0..2^53-1, else 0. Every error
@@ -147,7 +192,10 @@ enum {
         /* "terminal": spawn controlling_terminal and report_stops, the
          * stopped/continued reports, the foreground request. */
         MPS_FEATURE_TERMINAL = 1 << 8,
-        MPS_FEATURES_ALL = (1 << 9) - 1,
+        MPS_FEATURE_SPEC_MEMFD = 1 << 9, /* "spec_memfd": a spec in a sealed memfd */
+        MPS_FEATURE_FD_BUNDLE = 1 << 10, /* "fd_bundle": more fds than one
+                                            message carries */
+        MPS_FEATURES_ALL = (1 << 11) - 1,
 };
 
 struct mps__welcome {
@@ -223,6 +271,33 @@ struct mps__spawn {
 unsigned mps__spawn_features(const struct mps__spawn *m);
 /* What one MPS_FEATURE_* bit stands for, for a message ("timeouts"). */
 const char *mps__feature_description(unsigned feature);
+
+/*
+ * Where a spawn request's spec and descriptors are when one datagram cannot
+ * carry them (docs/protocol.md): "spec_memfd" names a sealed memfd holding
+ * the spawn message's JSON; "fd_bundle" names a socket queueing count more
+ * descriptors. The descriptors they name come last in the message, memfd
+ * first, so the job's own are the message's first own_nfds, then the
+ * bundle's, in that order, indexed as one list.
+ */
+struct mps__spawn_carrier {
+        bool has_memfd;
+        int memfd;          /* index into the message's fds */
+        bool has_bundle;
+        int bundle;         /* index into the message's fds */
+        size_t bundle_nfds; /* 1..MPS_WIRE_SPAWN_FDS_MAX */
+        size_t own_nfds;    /* the message's fds that are the job's */
+};
+
+/* Adds the carrier's fields to o, or with o NULL makes a spawn message of
+ * only a tag and them (the request whose spec is in the memfd). NULL on
+ * ENOMEM (o, when given, is then the caller's to delete). */
+cJSON *mps__spawn_carrier_encode(cJSON *o, uint64_t tag,
+                                 const struct mps__spawn_carrier *m);
+/* Reads the carrier fields of a spawn message of nfds descriptors (both
+ * absent: own_nfds = nfds). 0, or -EINVAL with a reason in err. */
+int mps__spawn_carrier_decode(const cJSON *json, size_t nfds,
+                              struct mps__spawn_carrier *ret, char *err, size_t errlen);
 
 struct mps__spawned {
         uint64_t tag;

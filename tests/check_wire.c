@@ -1016,10 +1016,10 @@ static cJSON *string_array(size_t n) {
 
 START_TEST(test_spawn_argv_count_bound) {
         ck_assert_uint_eq(expect_spawn_valid(spawn_with("argv", string_array(
-                                                    MPS_WIRE_ARGV_MAX)), 0),
-                          MPS_WIRE_ARGV_MAX);
+                                                    MPS_WIRE_SPAWN_ARGV_MAX)), 0),
+                          MPS_WIRE_SPAWN_ARGV_MAX);
         expect_spawn_invalid(spawn_with("argv",
-                                        string_array(MPS_WIRE_ARGV_MAX + 1)),
+                                        string_array(MPS_WIRE_SPAWN_ARGV_MAX + 1)),
                              0, "argv");
 }
 END_TEST
@@ -1041,13 +1041,30 @@ START_TEST(test_spawn_string_length_bound) {
         expect_spawn_invalid(spawn_with("path", cJSON_CreateString(s)), 0,
                              "path");
         expect_spawn_invalid(spawn_with("cwd", cJSON_CreateString(s)), 0, "cwd");
-        cJSON *argv = cJSON_CreateArray();
-        cJSON_AddItemToArray(argv, cJSON_CreateString("x"));
-        cJSON_AddItemToArray(argv, cJSON_CreateString(s));
-        expect_spawn_invalid(spawn_with("argv", argv), 0, "argv");
 
         s[MPS_WIRE_STR_MAX] = '\0';
         expect_spawn_valid(spawn_with("path", cJSON_CreateString(s)), 0);
+        free(s);
+}
+END_TEST
+
+/* argv and env strings are bounded as execve bounds them (MAX_ARG_STRLEN,
+ * with the NUL), not by the 16 KiB of other strings. */
+START_TEST(test_spawn_arg_string_length_bound) {
+        char *s = repeat('a', MPS_WIRE_ARG_STRLEN_MAX);
+        for (int env = 0; env < 2; env++) {
+                const char *key = env ? "env" : "argv";
+                memset(s, 'a', MPS_WIRE_ARG_STRLEN_MAX);
+                cJSON *v = cJSON_CreateArray();
+                cJSON_AddItemToArray(v, cJSON_CreateString("x"));
+                cJSON_AddItemToArray(v, cJSON_CreateString(s));
+                expect_spawn_invalid(spawn_with(key, v), 0, key);
+                s[MPS_WIRE_ARG_STRLEN_MAX - 1] = '\0';
+                v = cJSON_CreateArray();
+                cJSON_AddItemToArray(v, cJSON_CreateString("x"));
+                cJSON_AddItemToArray(v, cJSON_CreateString(s));
+                expect_spawn_valid(spawn_with(key, v), 0);
+        }
         free(s);
 }
 END_TEST
@@ -1094,7 +1111,7 @@ END_TEST
 
 START_TEST(test_spawn_fd_map_count_bound) {
         cJSON *map = cJSON_CreateArray();
-        for (int i = 0; i <= MPS_WIRE_FDS_MAX; i++)
+        for (int i = 0; i <= MPS_WIRE_FDMAP_MAX; i++)
                 cJSON_AddItemToArray(map, cJSON_CreateIntArray(
                                                   (const int[]){i, -1}, 2));
         expect_spawn_invalid(spawn_with("fds", map), 0, "fds");
@@ -1202,6 +1219,123 @@ START_TEST(test_op_names) {
 }
 END_TEST
 
+
+/* ---- spec_memfd and fd_bundle ------------------------------------------------------------------ */
+
+START_TEST(test_carrier_round_trip) {
+        struct mps__spawn_carrier k = {.has_memfd = true, .memfd = 3, .has_bundle = true,
+                                       .bundle = 4, .bundle_nfds = 700};
+        cJSON *e = mps__spawn_carrier_encode(NULL, 42, &k);
+        struct mps__spawn_carrier out;
+        char err[256] = "";
+        ck_assert_ptr_nonnull(e);
+        /* (Encoders write numbers as raw text: read them back as sent.) */
+        char *text = cJSON_PrintUnformatted(e);
+        cJSON *j = cJSON_Parse(text);
+        cJSON_free(text);
+        cJSON_Delete(e);
+        ck_assert_ptr_nonnull(j);
+        ck_assert_uint_eq(mps__wire_tag(j), 42);
+        ck_assert_int_eq(mps__spawn_carrier_decode(j, 5, &out, err, sizeof(err)), 0);
+        ck_assert(out.has_memfd && out.has_bundle);
+        ck_assert_int_eq(out.memfd, 3);
+        ck_assert_int_eq(out.bundle, 4);
+        ck_assert_uint_eq(out.bundle_nfds, 700);
+        ck_assert_uint_eq(out.own_nfds, 3);
+        cJSON_Delete(j);
+}
+END_TEST
+
+START_TEST(test_carrier_absent_is_every_fd_the_jobs) {
+        cJSON *j = spawn_with_json("fds", "[[0,0]]");
+        struct mps__spawn_carrier out;
+        char err[256] = "";
+        ck_assert_int_eq(mps__spawn_carrier_decode(j, 7, &out, err, sizeof(err)), 0);
+        ck_assert(!out.has_memfd && !out.has_bundle);
+        ck_assert_uint_eq(out.own_nfds, 7);
+        cJSON_Delete(j);
+}
+END_TEST
+
+/* Refused with -EINVAL and a reason naming what. */
+static void expect_carrier_invalid(const char *text, size_t nfds, const char *what) {
+        cJSON *j = cJSON_Parse(text);
+        struct mps__spawn_carrier out = {.own_nfds = 99};
+        char err[256] = "";
+        ck_assert_ptr_nonnull(j);
+        ck_assert_int_eq(mps__spawn_carrier_decode(j, nfds, &out, err, sizeof(err)), -EINVAL);
+        ck_assert_msg(strstr(err, what), "reason '%s' does not name %s", err, what);
+        ck_assert_uint_eq(out.own_nfds, 99);
+        cJSON_Delete(j);
+}
+
+START_TEST(test_carrier_bounds) {
+        /* The descriptors named come last, memfd first. */
+        expect_carrier_invalid("{\"spec_memfd\":0}", 2, "spec_memfd");
+        expect_carrier_invalid("{\"spec_memfd\":0}", 0, "spec_memfd");
+        expect_carrier_invalid("{\"spec_memfd\":1,\"fd_bundle\":{\"fd\":1,\"count\":1}}", 2,
+                               "spec_memfd");
+        expect_carrier_invalid("{\"fd_bundle\":{\"fd\":0,\"count\":0}}", 1, "count");
+        expect_carrier_invalid("{\"fd_bundle\":{\"fd\":0,\"count\":1026}}", 1, "count");
+        expect_carrier_invalid("{\"fd_bundle\":{\"fd\":0,\"count\":1.5}}", 1, "count");
+        expect_carrier_invalid("{\"fd_bundle\":[0,1]}", 1, "fd_bundle");
+        expect_carrier_invalid("{\"fd_bundle\":{\"count\":1}}", 1, "fd");
+}
+END_TEST
+
+START_TEST(test_spec_memfd_round_trip) {
+        const char text[] = "{\"v\":1,\"op\":\"spawn\"}";
+        int fd = mps__wire_spec_memfd(text, strlen(text));
+        char *buf, err[256] = "";
+        size_t len;
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_ne(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+        /* Sealed: it cannot be changed any more. */
+        ck_assert_int_lt(write(fd, "x", 1), 0);
+        ck_assert_int_lt(ftruncate(fd, 1), 0);
+        ck_assert_int_eq(mps__wire_spec_memfd_read(fd, 100, &buf, &len, err, sizeof(err)), 0);
+        ck_assert_uint_eq(len, strlen(text));
+        ck_assert_str_eq(buf, text);
+        free(buf);
+        ck_assert_int_eq(mps__wire_spec_memfd_read(fd, len - 1, &buf, &len, err, sizeof(err)),
+                         -E2BIG);
+        close(fd);
+}
+END_TEST
+
+START_TEST(test_fd_bundle_round_trip) {
+        /* 600 descriptors: three datagrams of up to SCM_MAX_FD. */
+        enum { N = 600 };
+        static int fds[N], got[N + 1];
+        int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        size_t n;
+        char err[256] = "";
+        ck_assert_int_ge(devnull, 0);
+        for (size_t i = 0; i < N; i++)
+                fds[i] = devnull;
+        int b = mps__wire_bundle_make(fds, N);
+        ck_assert_int_ge(b, 0);
+        int before = fcntl(0, F_DUPFD_CLOEXEC, 0);
+        close(before);
+        ck_assert_int_eq(mps__wire_bundle_recv(b, N, got, N, &n, err, sizeof(err)), 0);
+        ck_assert_uint_eq(n, N);
+        for (size_t i = 0; i < N; i++) {
+                ck_assert_int_ge(got[i], 0);
+                ck_assert_int_ne(fcntl(got[i], F_GETFD) & FD_CLOEXEC, 0);
+        }
+        mps__wire_release_fds(got, n);
+        ck_assert_int_eq(got[0], -1);
+        /* Drained: nothing more comes, and what came is all closed. */
+        ck_assert_int_eq(mps__wire_bundle_recv(b, 1, got, 1, &n, err, sizeof(err)), -EBADMSG);
+        ck_assert_ptr_nonnull(strstr(err, "fewer"));
+        int after = fcntl(0, F_DUPFD_CLOEXEC, 0);
+        close(after);
+        ck_assert_int_eq(after, before);
+        close(b);
+        close(devnull);
+}
+END_TEST
+
 /* ---- suite ---------------------------------------------------------------------------------- */
 
 static TCase *new_tcase(Suite *s, const char *name) {
@@ -1270,6 +1404,7 @@ static Suite *wire_suite(void) {
         tcase_add_test(tc, test_spawn_argv_count_bound);
         tcase_add_test(tc, test_spawn_env_count_bound);
         tcase_add_test(tc, test_spawn_string_length_bound);
+        tcase_add_test(tc, test_spawn_arg_string_length_bound);
         tcase_add_test(tc, test_spawn_name_length_bound);
         tcase_add_test(tc, test_spawn_fd_index_beyond_nfds);
         tcase_add_test(tc, test_spawn_fd_target_bound);
@@ -1281,6 +1416,13 @@ static Suite *wire_suite(void) {
         tcase_add_test(tc, test_spawn_missing_tag);
         tcase_add_test(tc, test_spawn_flags_must_be_bool);
         tcase_add_test(tc, test_spawn_absent_env_is_empty);
+
+        tc = new_tcase(s, "carrier");
+        tcase_add_test(tc, test_carrier_round_trip);
+        tcase_add_test(tc, test_carrier_absent_is_every_fd_the_jobs);
+        tcase_add_test(tc, test_carrier_bounds);
+        tcase_add_test(tc, test_spec_memfd_round_trip);
+        tcase_add_test(tc, test_fd_bundle_round_trip);
 
         tc = new_tcase(s, "names");
         tcase_add_test(tc, test_errno_name_round_trip);

@@ -217,20 +217,20 @@ static void check_spawn_bounds(const struct mps__spawn *m, size_t nfds) {
         FUZZ_CHECK(!m->call_entry || (m->call_entry[0] &&
                                       strlen(m->call_entry) <= MPS_WIRE_NAME_MAX),
                    "spawn call entry of %zu bytes", strlen(m->call_entry));
-        FUZZ_CHECK(m->argv && m->argc >= 1 && m->argc <= MPS_WIRE_ARGV_MAX &&
+        FUZZ_CHECK(m->argv && m->argc >= 1 && m->argc <= MPS_WIRE_SPAWN_ARGV_MAX &&
                            !m->argv[m->argc],
                    "spawn argc %zu", m->argc);
         for (size_t i = 0; i < m->argc; i++)
-                FUZZ_CHECK(m->argv[i] && strlen(m->argv[i]) <= MPS_WIRE_STR_MAX,
+                FUZZ_CHECK(m->argv[i] && strlen(m->argv[i]) < MPS_WIRE_ARG_STRLEN_MAX,
                            "spawn argv[%zu]", i);
         FUZZ_CHECK(m->envp && m->envc <= MPS_WIRE_ENV_MAX && !m->envp[m->envc],
                    "spawn envc %zu", m->envc);
         for (size_t i = 0; i < m->envc; i++)
-                FUZZ_CHECK(m->envp[i] && strlen(m->envp[i]) <= MPS_WIRE_STR_MAX,
+                FUZZ_CHECK(m->envp[i] && strlen(m->envp[i]) < MPS_WIRE_ARG_STRLEN_MAX,
                            "spawn envp[%zu]", i);
         FUZZ_CHECK(!m->cwd || strlen(m->cwd) <= MPS_WIRE_STR_MAX, "spawn cwd");
         FUZZ_CHECK(!m->name || strlen(m->name) <= MPS_WIRE_NAME_MAX, "spawn name");
-        FUZZ_CHECK(m->nfdmap <= MPS_WIRE_FDS_MAX, "spawn with %zu fd maps",
+        FUZZ_CHECK(m->nfdmap <= MPS_WIRE_FDMAP_MAX, "spawn with %zu fd maps",
                    m->nfdmap);
         for (size_t i = 0; i < m->nfdmap; i++) {
                 const struct mps__fd_map *f = &m->fdmap[i];
@@ -365,6 +365,45 @@ static void fuzz_spawn(const cJSON *json, size_t msg_nfds) {
                 mps__spawn_done(&m);
                 FUZZ_CHECK(!m.argv && !m.envp && !m.fdmap,
                            "mps__spawn_done left arrays behind");
+        }
+}
+
+/* spec_memfd and fd_bundle: the descriptors they name are the message's
+ * last, within its count, and what decodes encodes back to the same. */
+static void fuzz_spawn_carrier(const cJSON *json, size_t msg_nfds) {
+        const size_t counts[] = {0, 1, 2, msg_nfds, MPS_WIRE_FDS_MAX};
+        for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
+                size_t nfds = counts[k];
+                struct mps__spawn_carrier m, before, m2;
+                struct mps__msg back;
+                char err[256] = "";
+                memset(&m, 0x5a, sizeof(m));
+                memcpy(&before, &m, sizeof(m));
+                int r = mps__spawn_carrier_decode(json, nfds, &m, err, sizeof(err));
+                if (r < 0) {
+                        CHECK_FAILURE(r, err, m, before, "mps__spawn_carrier_decode");
+                        continue;
+                }
+                size_t nspecial = (size_t)m.has_memfd + (size_t)m.has_bundle;
+                FUZZ_CHECK(m.own_nfds + nspecial == nfds, "carrier own_nfds %zu of %zu",
+                           m.own_nfds, nfds);
+                FUZZ_CHECK(!m.has_memfd || m.memfd == (int)m.own_nfds, "carrier memfd %d",
+                           m.memfd);
+                FUZZ_CHECK(!m.has_bundle || (m.bundle == (int)nfds - 1 && m.bundle_nfds >= 1 &&
+                                             m.bundle_nfds <= MPS_WIRE_SPAWN_FDS_MAX),
+                           "carrier bundle %d of %zu", m.bundle, m.bundle_nfds);
+                if (!nspecial)
+                        continue;
+                if (!resend(mps__spawn_carrier_encode(NULL, 1, &m), MPS_OP_SPAWN, &back))
+                        continue;
+                r = mps__spawn_carrier_decode(back.json, nfds, &m2, err, sizeof(err));
+                FUZZ_CHECK(r == 0, "re-encoded carrier: %s", err);
+                SAME(m.has_memfd, m2.has_memfd, "carrier.has_memfd");
+                SAME(m.has_bundle, m2.has_bundle, "carrier.has_bundle");
+                SAME(m.own_nfds, m2.own_nfds, "carrier.own_nfds");
+                if (m.has_bundle)
+                        SAME(m.bundle_nfds, m2.bundle_nfds, "carrier.bundle_nfds");
+                mps__msg_release(&back);
         }
 }
 
@@ -713,6 +752,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 fuzz_hello(msg.json);
                 fuzz_welcome(msg.json);
                 fuzz_spawn(msg.json, msg.nfds);
+                fuzz_spawn_carrier(msg.json, msg.nfds);
                 fuzz_spawned(msg.json);
                 fuzz_exited(msg.json);
                 fuzz_signal(msg.json);
