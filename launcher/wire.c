@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,9 +276,11 @@ int mps__hello_decode(const cJSON *json, struct mps__hello *ret, char *err,
         return 0;
 }
 
+/* By bit; a NULL is a bit this build does not know (yet). */
 static const char *const feature_names[] = {"timeout", "rlimits", "detached", "call",
                                             "jobs",    "policy",   "closed_fds",
-                                            "cwd_fd"};
+                                            "cwd_fd",
+                                            [11] = "timeout_signal"};
 
 /* By bit, as feature_names: what a client names when its server lacks one. */
 static const char *const feature_descriptions[] = {
@@ -286,11 +289,12 @@ static const char *const feature_descriptions[] = {
         "job policy (seccomp, nice, umask, no_new_privs, pdeathsig, kill_tree)",
         "closed stdio descriptors",
         "a working directory passed as a descriptor",
+        [11] = "a timeout signal other than SIGTERM",
 };
 
 const char *mps__feature_description(unsigned feature) {
         for (size_t i = 0; i < sizeof(feature_descriptions) / sizeof(feature_descriptions[0]); i++)
-                if (feature == 1u << i)
+                if (feature == 1u << i && feature_descriptions[i])
                         return feature_descriptions[i];
         return "an unknown feature";
 }
@@ -299,6 +303,8 @@ unsigned mps__spawn_features(const struct mps__spawn *m) {
         unsigned need = 0;
         if (m->timeout > 0)
                 need |= MPS_FEATURE_TIMEOUT;
+        if (m->timeout > 0 && m->timeout_signal > 0 && m->timeout_signal != SIGTERM)
+                need |= MPS_FEATURE_TIMEOUT_SIGNAL;
         if (m->nrlimits)
                 need |= MPS_FEATURE_RLIMITS;
         if (m->detached)
@@ -331,7 +337,7 @@ cJSON *mps__welcome_encode(const struct mps__welcome *m) {
                 cJSON_AddItemToArray(features, s);
         }
         for (size_t i = 0; i < sizeof(feature_names) / sizeof(feature_names[0]); i++) {
-                if (!(m->features & (1u << i)))
+                if (!(m->features & (1u << i)) || !feature_names[i])
                         continue;
                 cJSON *s = cJSON_CreateString(feature_names[i]);
                 ADD(s);
@@ -359,7 +365,7 @@ int mps__welcome_decode(const cJSON *json, struct mps__welcome *ret, char *err,
                 if (strcmp(it->valuestring, "pidfd") == 0)
                         m.pidfd = true;
                 for (size_t i = 0; i < sizeof(feature_names) / sizeof(feature_names[0]); i++)
-                        if (strcmp(it->valuestring, feature_names[i]) == 0)
+                        if (feature_names[i] && strcmp(it->valuestring, feature_names[i]) == 0)
                                 m.features |= 1u << i;
         }
         *ret = m;
@@ -469,6 +475,11 @@ static bool encode_limits(cJSON *o, const struct mps__spawn *m) {
         if (m->timeout > 0 &&
             (!cJSON_AddNumberToObject(o, "timeout", m->timeout) ||
              !cJSON_AddNumberToObject(o, "kill_after", m->kill_after)))
+                return false;
+        /* Only when it differs from the default, so that an older server,
+         * which lacks the feature, is asked for nothing it would ignore. */
+        if (m->timeout > 0 && m->timeout_signal > 0 && m->timeout_signal != SIGTERM &&
+            !add_int(o, "timeout_signal", m->timeout_signal))
                 return false;
         if (m->nrlimits > 0) {
                 cJSON *rl = cJSON_AddArrayToObject(o, "rlimits");
@@ -701,6 +712,7 @@ static int decode_limits(const cJSON *json, struct mps__spawn *m, char *err,
                     err, errlen));
         TRY(get_num(json, "kill_after", false, 0, MPS_WIRE_SECONDS_MAX, false,
                     &m->kill_after, err, errlen));
+        TRY(get_int(json, "timeout_signal", false, 0, 64, &m->timeout_signal, err, errlen));
         TRY(decode_rlimits(json, m, err, errlen));
         return 0;
 }

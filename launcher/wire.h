@@ -141,7 +141,11 @@ enum {
         MPS_FEATURE_CLOSED_FDS = 1 << 6, /* "closed_fds": source
                                             MPS_WIRE_FD_CLOSED */
         MPS_FEATURE_CWD_FD = 1 << 7,   /* "cwd_fd": the cwd as a directory fd */
-        MPS_FEATURES_ALL = (1 << 8) - 1,
+        /* Bits 8-10 belong to other issue-14 branches (terminal, spec_memfd,
+         * fd_bundle); MPS_FEATURES_ALL gains them at merge. */
+        MPS_FEATURE_TIMEOUT_SIGNAL = 1 << 11, /* "timeout_signal": the signal
+                                                 sent at a timeout */
+        MPS_FEATURES_ALL = ((1 << 8) - 1) | MPS_FEATURE_TIMEOUT_SIGNAL,
 };
 
 struct mps__welcome {
@@ -196,6 +200,7 @@ struct mps__spawn {
         bool detached; /* exit kept by the server, never sent to this client */
         double timeout;    /* seconds; 0: none */
         double kill_after; /* SIGTERM -> SIGKILL after a timeout, seconds */
+        int timeout_signal; /* sent at the timeout; 0: SIGTERM */
         struct mps__rlimit rlimits[MPS_WIRE_RLIMITS_MAX];
         size_t nrlimits;
         const char *seccomp_name; /* the policy's file name, for errors */
