@@ -340,6 +340,9 @@ START_TEST(test_help_lists_every_option) {
                 "--json", "--jobs", "--halt-on-failure", "--keep-going", "--help",
                 "--version", " ps ", "kill ID", "wait [--json] ID", "stats", "server", "124",
                 "125", "126", "127", "128+N", "123",
+                /* issue 14, items 7-9 */
+                "--null", "--delimiter", "-I REPLACE", "--replace", "--progress",
+                "--json-fd", "--signal", "--preserve-status", "0: one per CPU",
         };
         ck_assert_int_eq(mpspawn((const char *[]){"--help", NULL}), 0);
         for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
