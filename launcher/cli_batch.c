@@ -125,9 +125,10 @@ static void task_free(struct line_task *t) {
         free(t);
 }
 
-/* The records go to stderr unless --json-fd: clear the status line first. */
+/* The records go to stderr unless --json-fd (with --json-fd 2 too): clear
+ * the status line first. */
 static FILE *records(struct batch *b) {
-        if (b->records == stderr)
+        if (fileno(b->records) == STDERR_FILENO)
                 progress_clear(b);
         return b->records;
 }
@@ -336,6 +337,21 @@ static int submit_line(struct batch *b, mps_pool *pool, const struct mps__cli_op
         return 1;
 }
 
+/* Forwards what sfd reports to every running job. */
+static void take_signals(struct batch *b, mps_pool *pool, int sfd) {
+        struct signalfd_siginfo si;
+        while (mps__read_retry(sfd, &si, sizeof(si)) == sizeof(si)) {
+                int sig = (int)si.ssi_signo;
+                mps_pool_send_signal(pool, sig);
+                /* Asked to stop: finish what runs, start nothing. */
+                if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT) {
+                        b->stop = true;
+                        if (!b->stop_signal)
+                                b->stop_signal = sig;
+                }
+        }
+}
+
 int mps__cli_batch(mps_client *client, const struct mps__cli_options *o, int sfd) {
         struct batch b = {.halt_on_failure = o->halt_on_failure,
                           .json = o->json,
@@ -388,20 +404,8 @@ int mps__cli_batch(mps_client *client, const struct mps__cli_options *o, int sfd
                         break;
                 if (pfd[2].revents)
                         input_fill(in);
-                if (pfd[1].revents & POLLIN) {
-                        struct signalfd_siginfo si;
-                        while (mps__read_retry(sfd, &si, sizeof(si)) == sizeof(si)) {
-                                int sig = (int)si.ssi_signo;
-                                mps_pool_send_signal(pool, sig);
-                                /* Asked to stop: finish what runs, start nothing. */
-                                if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP ||
-                                    sig == SIGQUIT) {
-                                        b.stop = true;
-                                        if (!b.stop_signal)
-                                                b.stop_signal = sig;
-                                }
-                        }
-                }
+                if (pfd[1].revents & POLLIN)
+                        take_signals(&b, pool, sfd);
                 if (pfd[0].revents && mps_client_dispatch(client) == -ENOTCONN) {
                         progress_clear(&b);
                         fprintf(stderr, "mpspawn: %s\n", mps_client_error(client));
