@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "../launcher/cli.h"
 #include "../launcher/cli_options.h"
 #include "../launcher/lib.h"
 #include "testutil.h"
@@ -736,6 +737,59 @@ START_TEST(test_jobs_zero_is_one_per_cpu) {
 }
 END_TEST
 
+
+/* cli_common.c: what JSON records are made of (issue 14, item 8). */
+START_TEST(test_utf8_validity_is_strict) {
+        static const char *const good[] = {"", "ascii", "caf\xc3\xa9", "\xe2\x82\xac",
+                                           "\xf0\x9f\x98\x80", "\xef\xbf\xbf",
+                                           "\xf4\x8f\xbf\xbf", "\xed\x9f\xbf"};
+        static const char *const bad[] = {"\xff", "\x80", "\xc0\x80", "\xc1\xbf",
+                                          "\xe0\x80\x80", "\xf0\x80\x80\x80",
+                                          "\xed\xa0\x80", "\xed\xbf\xbf", "\xf4\x90\x80\x80",
+                                          "\xf5\x80\x80\x80", "\xe2\x82", "a\xc3",
+                                          "\xc3\x28"};
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+                ck_assert_msg(mps__cli_utf8_valid(good[i]), "good %zu", i);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                ck_assert_msg(!mps__cli_utf8_valid(bad[i]), "bad %zu", i);
+}
+END_TEST
+
+START_TEST(test_json_bytes_are_latin1_when_not_utf8) {
+        cJSON *o = cJSON_CreateObject();
+        ck_assert(mps__cli_json_add_bytes(o, "ok", "caf\xc3\xa9"));
+        ck_assert(mps__cli_json_add_bytes(o, "raw", "a\xff\x01"));
+        const char *argv[] = {"x", "\xe9", NULL};
+        ck_assert(mps__cli_json_add_argv(o, "command", argv));
+        char *s = cJSON_PrintUnformatted(o);
+        ck_assert_str_eq(s, "{\"ok\":\"caf\xc3\xa9\",\"raw\":\"a\xc3\xbf\\u0001\","
+                            "\"raw_latin1\":true,\"command\":[\"x\",\"\xc3\xa9\"],"
+                            "\"command_latin1\":true}");
+        ck_assert(mps__cli_utf8_valid(s));
+        cJSON_free(s);
+        cJSON_Delete(o);
+}
+END_TEST
+
+START_TEST(test_exit_and_start_statuses) {
+        mps_exit_info timed = {.exitcode = -SIGINT, .timed_out = true};
+        ck_assert_int_eq(mps__cli_job_exit_status(&timed, false), 124);
+        ck_assert_int_eq(mps__cli_job_exit_status(&timed, true), 128 + SIGINT);
+        timed.exitcode = 3;
+        ck_assert_int_eq(mps__cli_job_exit_status(&timed, false), 124);
+        ck_assert_int_eq(mps__cli_job_exit_status(&timed, true), 3);
+        timed.exitcode = -SIGKILL;
+        ck_assert_int_eq(mps__cli_job_exit_status(&timed, false), 137);
+        ck_assert_int_eq(mps__cli_job_exit_status(&timed, true), 137);
+        mps_exit_info plain = {.exitcode = -SIGSEGV};
+        ck_assert_int_eq(mps__cli_exit_status(&plain), 128 + SIGSEGV);
+        ck_assert_int_eq(mps__cli_start_status(-ENOENT, "exec"), 127);
+        ck_assert_int_eq(mps__cli_start_status(-EACCES, "exec"), 126);
+        ck_assert_int_eq(mps__cli_start_status(-ENOENT, "chdir"), 125);
+        ck_assert_int_eq(mps__cli_start_status(-ENOTCONN, NULL), 125);
+}
+END_TEST
+
 static Suite *cli_parse_suite(void) {
         Suite *s = suite_create("cli_parse");
         TCase *t = tcase_create("parse");
@@ -769,6 +823,9 @@ static Suite *cli_parse_suite(void) {
         tcase_add_test(t, test_json_fd);
         tcase_add_test(t, test_batch_input_options);
         tcase_add_test(t, test_jobs_zero_is_one_per_cpu);
+        tcase_add_test(t, test_utf8_validity_is_strict);
+        tcase_add_test(t, test_json_bytes_are_latin1_when_not_utf8);
+        tcase_add_test(t, test_exit_and_start_statuses);
         suite_add_tcase(s, t);
         return s;
 }
