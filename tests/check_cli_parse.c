@@ -18,6 +18,7 @@
 #include "../launcher/cli.h"
 #include "../launcher/cli_options.h"
 #include "../launcher/lib.h"
+#include "../launcher/wire.h"
 #include "testutil.h"
 
 static struct mps__cli_options opt;
@@ -790,6 +791,60 @@ START_TEST(test_exit_and_start_statuses) {
 }
 END_TEST
 
+
+/* The timeout signal travels as spawn field "timeout_signal", only when it
+ * is not SIGTERM, and needs the "timeout_signal" feature. */
+START_TEST(test_timeout_signal_on_the_wire) {
+        PARSES("--timeout", "1", "--signal", "INT", "true");
+        const char *argv[] = {"true", NULL};
+        ck_assert_int_eq(mps_spec_set_exec(opt.spec, "true", argv), 0);
+        struct mps__spawn *m = &opt.spec->spawn;
+        ck_assert_uint_eq(mps__spawn_features(m) & MPS_FEATURE_TIMEOUT_SIGNAL,
+                          MPS_FEATURE_TIMEOUT_SIGNAL);
+        ck_assert_uint_eq(MPS_FEATURES_ALL & MPS_FEATURE_TIMEOUT_SIGNAL,
+                          MPS_FEATURE_TIMEOUT_SIGNAL);
+        cJSON *j = mps__spawn_encode(m);
+        ck_assert_ptr_nonnull(j);
+        /* Numbers go as raw text; the decoder reads them back. */
+        char sig[8];
+        snprintf(sig, sizeof(sig), "%d", SIGINT);
+        ck_assert_str_eq(cJSON_GetObjectItem(j, "timeout_signal")->valuestring, sig);
+        struct mps__spawn back;
+        char e[256] = "";
+        /* As the server gets it: text, parsed. */
+        char *text = cJSON_PrintUnformatted(j);
+        cJSON *parsed = cJSON_Parse(text);
+        ck_assert_ptr_nonnull(parsed);
+        int dr = mps__spawn_decode(parsed, 0, &back, e, sizeof(e));
+        ck_assert_msg(dr == 0, "decode: %d %s", dr, e);
+        ck_assert_int_eq(back.timeout_signal, SIGINT);
+        mps__spawn_done(&back);
+        cJSON_Delete(parsed);
+        cJSON_free(text);
+        cJSON_Delete(j);
+        /* SIGTERM, the default: no field, no feature. */
+        PARSES("--timeout", "1", "--signal", "TERM", "true");
+        ck_assert_int_eq(mps_spec_set_exec(opt.spec, "true", argv), 0);
+        ck_assert_uint_eq(mps__spawn_features(&opt.spec->spawn) & MPS_FEATURE_TIMEOUT_SIGNAL, 0);
+        j = mps__spawn_encode(&opt.spec->spawn);
+        ck_assert_ptr_null(cJSON_GetObjectItem(j, "timeout_signal"));
+        cJSON_Delete(j);
+        /* The welcome names the feature, and a client reads it back. */
+        struct mps__welcome w = {.protocol = 1, .version = "x", .features = MPS_FEATURES_ALL};
+        j = mps__welcome_encode(&w);
+        ck_assert_ptr_nonnull(j);
+        text = cJSON_PrintUnformatted(j);
+        ck_assert_ptr_nonnull(strstr(text, "\"timeout_signal\""));
+        parsed = cJSON_Parse(text);
+        struct mps__welcome wb;
+        ck_assert_int_eq(mps__welcome_decode(parsed, &wb, e, sizeof(e)), 0);
+        ck_assert_uint_eq(wb.features, MPS_FEATURES_ALL);
+        cJSON_Delete(parsed);
+        cJSON_free(text);
+        cJSON_Delete(j);
+}
+END_TEST
+
 static Suite *cli_parse_suite(void) {
         Suite *s = suite_create("cli_parse");
         TCase *t = tcase_create("parse");
@@ -826,6 +881,7 @@ static Suite *cli_parse_suite(void) {
         tcase_add_test(t, test_utf8_validity_is_strict);
         tcase_add_test(t, test_json_bytes_are_latin1_when_not_utf8);
         tcase_add_test(t, test_exit_and_start_statuses);
+        tcase_add_test(t, test_timeout_signal_on_the_wire);
         suite_add_tcase(s, t);
         return s;
 }
