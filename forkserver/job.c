@@ -183,6 +183,7 @@ struct job *job_new(struct server *srv, const struct mps__spawn *sp, uid_t uid,
         j->kill_tree = sp->kill_tree;
         j->daemon = sp->daemon && !sp->detached;
         j->kill_after = sp->kill_after;
+        j->timeout_signal = sp->timeout_signal > 0 ? sp->timeout_signal : SIGTERM;
         /* A tiny positive timeout is 1 ns (the timerfd's resolution), never
          * 0, which means none. */
         j->timeout_ns = sp->timeout > 0 ? (uint64_t)(sp->timeout * 1e9) : 0;
@@ -568,17 +569,20 @@ void job_on_deadline(struct job *j) {
                 return;
         switch (j->timer) {
         case TIMER_TIMEOUT:
-                /* As timeout(1): SIGTERM now, SIGKILL after kill_after. */
-                log_info("job %llu: pid %d timed out; sending SIGTERM",
-                         (unsigned long long)j->id, (int)j->pid);
+                /* As timeout(1): its signal (SIGTERM unless --signal)
+                 * now, SIGKILL after kill_after. */
+                log_info("job %llu: pid %d timed out; sending SIG%s",
+                         (unsigned long long)j->id, (int)j->pid,
+                         sigabbrev_np(j->timeout_signal) ? sigabbrev_np(j->timeout_signal)
+                                                         : "?");
                 j->timed_out = true;
                 j->timer = TIMER_KILL;
-                job_kill(j, SIGTERM);
+                job_kill(j, j->timeout_signal);
                 if (timer_arm(srv, j, mps__now_ns() + (uint64_t)(j->kill_after * 1e9)) < 0)
                         job_kill(j, SIGKILL);
                 break;
         case TIMER_KILL:
-                log_info("job %llu: pid %d still alive after SIGTERM; sending SIGKILL",
+                log_info("job %llu: pid %d still alive after the timeout's signal; sending SIGKILL",
                          (unsigned long long)j->id, (int)j->pid);
                 j->timer = TIMER_NONE;
                 job_kill(j, SIGKILL);

@@ -137,6 +137,7 @@ struct job {
         bool timed_out;
         enum job_timer timer;
         double kill_after; /* seconds from a timeout's SIGTERM to SIGKILL */
+        int timeout_signal; /* sent at the timeout (SIGTERM unless asked) */
         uint64_t timeout_ns; /* 0: none */
         uint64_t request_ns; /* when the spawn request arrived */
         struct waiter *waiters;

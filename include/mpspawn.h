@@ -261,6 +261,15 @@ MPS_API int mps_spec_set_report_stops(mps_spec *spec, bool on);
 MPS_API int mps_spec_set_timeout(mps_spec *spec, double seconds,
                                  double kill_after);
 
+/*
+ * The signal the server sends when the timeout expires, instead of
+ * SIGTERM (timeout(1)'s --signal); SIGKILL still follows kill_after
+ * seconds later. 0 or SIGTERM: the default. Needs a server that announces
+ * the "timeout_signal" feature when sig is another signal (mps_start then
+ * fails with -EOPNOTSUPP otherwise). -EINVAL unless 0 <= sig <= 64.
+ */
+MPS_API int mps_spec_set_timeout_signal(mps_spec *spec, int sig);
+
 /* For mps_spec_set_rlimit(): leave the hard limit as the job inherits it. */
 #define MPS_RLIM_KEEP ((rlim_t)RLIM_INFINITY - 1)
 

@@ -39,16 +39,22 @@ static int run_server(char **argv) {
 }
 
 /* Starts proc. Returns 0, or the exit status after saying why it failed:
- * 127 or 126 when the exec failed, as a shell gives them. */
-static int start_job(mps_client *client, mps_process *proc) {
+ * 127 or 126 when the exec failed, as a shell gives them; with --json, a
+ * record of the failure too. */
+static int start_job(mps_client *client, mps_process *proc,
+                     const struct mps__cli_options *o) {
         int r = mps_start(proc);
         if (r == 0)
                 return 0;
         const char *stage = mps_start_failed_stage(proc);
+        int status = mps__cli_start_status(r, stage);
         fprintf(stderr, "mpspawn: %s\n", mps_client_error(client));
-        if (stage && strcmp(stage, "exec") == 0)
-                return r == -ENOENT ? MPS_EXIT_NOT_FOUND : MPS_EXIT_CANNOT_EXEC;
-        return MPS_EXIT_LAUNCHER;
+        if (o->json) {
+                struct mps__cli_job_ref ref = {0, o->call ? NULL : (const char *const *)o->command};
+                mps__cli_json_start_failure(mps__cli_json_stream(o->json_fd), &ref, r, stage,
+                                            mps_client_error(client), status);
+        }
+        return status;
 }
 
 /* --detach: what `mpspawn wait` and `mpspawn kill` will need. */
@@ -63,7 +69,8 @@ static void print_detached(const mps_process *proc, bool json) {
 
 /* Waits for the started job's end, forwarding the signals that sfd
  * reports. Returns mpspawn's exit status. */
-static int wait_job(mps_client *client, mps_process *proc, bool json, int sfd) {
+static int wait_job(mps_client *client, mps_process *proc, const struct mps__cli_options *o,
+                    int sfd) {
         for (;;) {
                 struct pollfd pfd[2] = {
                         {.fd = mps_client_fd(client), .events = POLLIN},
@@ -72,10 +79,10 @@ static int wait_job(mps_client *client, mps_process *proc, bool json, int sfd) {
                 if (mps_exitcode(proc) != MPS_EXITCODE_NONE) {
                         mps_exit_info info;
                         mps_exit_info_get(proc, &info);
-                        if (json)
-                                mps__cli_print_json_exit(stderr, mps_job_id(proc),
-                                                         mps_pid(proc), &info);
-                        return mps__cli_exit_status(&info);
+                        if (o->json)
+                                mps__cli_print_json_exit(mps__cli_json_stream(o->json_fd),
+                                                         mps_job_id(proc), mps_pid(proc), &info);
+                        return mps__cli_job_exit_status(&info, o->preserve_status);
                 }
                 /* is_alive may take in the exit record that exitcode just
                  * missed: only a handle that ended without one is lost. */
@@ -106,7 +113,7 @@ static int run_one(mps_client *client, const struct mps__cli_options *o, int sfd
                 fprintf(stderr, "mpspawn: %s\n", mps_client_error(client));
                 return MPS_EXIT_LAUNCHER;
         }
-        status = start_job(client, proc);
+        status = start_job(client, proc, o);
         if (status != 0) {
                 mps_process_close(proc);
                 return status;
@@ -118,7 +125,7 @@ static int run_one(mps_client *client, const struct mps__cli_options *o, int sfd
                 mps_process_close(proc);
                 return 0;
         }
-        status = wait_job(client, proc, o->json, sfd);
+        status = wait_job(client, proc, o, sfd);
         if (mps_process_close(proc) < 0) {
                 /* Still running (we are leaving on an error): end it rather
                  * than leave it behind. */
@@ -154,8 +161,7 @@ static int run_jobs(struct mps__cli_options *o) {
                 goto out;
         status = MPS_EXIT_LAUNCHER;
         if (o->mode == MPS__CLI_BATCH) {
-                status = mps__cli_batch(client, o->spec, o->jobs, o->command, o->ncommand,
-                                        o->halt_on_failure, o->json, sfd);
+                status = mps__cli_batch(client, o, sfd);
                 goto out;
         }
         if (!o->call && (r = mps_spec_set_exec(o->spec, o->command[0],

@@ -17,6 +17,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <cjson/cJSON.h>
+
 #include "../include/mpspawn.h"
 #include "cli_options.h"
 
@@ -37,6 +39,54 @@ int mps__cli_exit_status(const mps_exit_info *info);
 /* Prints the exit record as one JSON line to f. */
 void mps__cli_print_json_exit(FILE *f, uint64_t id, pid_t pid,
                               const mps_exit_info *info);
+
+/* --- JSON records that scripts can trust (issue 14, item 8) --- */
+
+/* What a record says about its command: the batch input item's number
+ * ("line", from 1; 0: not in a batch, no field) and the argv ("command",
+ * NULL-terminated; NULL: no field). */
+struct mps__cli_job_ref {
+        unsigned long line;
+        const char *const *argv;
+};
+
+/* The exit record of mps__cli_print_json_exit, after ref's fields. */
+void mps__cli_json_exit(FILE *f, const struct mps__cli_job_ref *ref, uint64_t id,
+                        pid_t pid, const mps_exit_info *info);
+
+/* The record of a job that did not start: ref's fields, "error" (message),
+ * "stage" (mps_start_failed_stage; null if none), "errno" (positive; null
+ * if none) and "exitcode" (the status mpspawn gives it: 127, 126, 125). */
+void mps__cli_json_start_failure(FILE *f, const struct mps__cli_job_ref *ref, int err,
+                                 const char *stage, const char *message, int exitcode);
+
+/* Exit status for a start that failed with err (negative) at stage (may
+ * be NULL): 127 or 126 for an exec that failed, as a shell gives them, else
+ * MPS_EXIT_LAUNCHER. */
+int mps__cli_start_status(int err, const char *stage);
+
+/* Adds bytes as the string member key of o, valid JSON whatever they are:
+ * valid UTF-8 goes as it is; otherwise every byte becomes the code point of
+ * the same value (Latin-1) and member "<key>_latin1": true says so.
+ * Returns false on ENOMEM. */
+bool mps__cli_json_add_bytes(cJSON *o, const char *key, const char *bytes);
+
+/* The same for an array of strings (argv): if any is not valid UTF-8, all
+ * of them are Latin-1 coded and "<key>_latin1": true is added. */
+bool mps__cli_json_add_argv(cJSON *o, const char *key, const char *const *argv);
+
+/* Whether s is valid UTF-8 (no overlong forms, surrogates or code points
+ * past U+10FFFF). */
+bool mps__cli_utf8_valid(const char *s);
+
+/* Where JSON records go: stderr for json_fd -1, else a stream on json_fd
+ * (opened once, kept to the end). NULL if it cannot be opened. */
+FILE *mps__cli_json_stream(int json_fd);
+
+/* mpspawn's exit status for a job that ended with info, with
+ * --preserve-status (preserve): as timeout(1) --preserve-status, the job's
+ * own status (N or 128+N) even when it timed out. */
+int mps__cli_job_exit_status(const mps_exit_info *info, bool preserve);
 
 /* Prints "mpspawn: " and the message, and a hint for usage errors.
  * Returns MPS_EXIT_LAUNCHER. */
@@ -59,13 +109,12 @@ int mps__cli_signalfd(void);
  * why. */
 int mps__cli_fds_apply(const struct mps__cli_options *o);
 
-/* cli_batch.c: runs stdin's lines through a pool of `workers`; spec is
- * what every job starts from (env, cwd, limits...; each line sets its
- * program in it); prefix_argv (may be empty) goes before each line's
- * words; sfd is mps__cli_signalfd()'s. Returns the exit status. */
-int mps__cli_batch(mps_client *client, mps_spec *spec, unsigned workers,
-                   char **prefix_argv, int prefix_argc, bool halt_on_failure,
-                   bool json, int sfd);
+/* cli_batch.c: runs stdin's items (lines, or -0/-d items) through a pool
+ * of o->jobs workers; o->spec is what every job starts from (env, cwd,
+ * limits...; each item sets its program in it); o->command (may be empty)
+ * goes before each line's words, or takes the -I item; sfd is
+ * mps__cli_signalfd()'s. Returns the exit status. */
+int mps__cli_batch(mps_client *client, const struct mps__cli_options *o, int sfd);
 
 /* cli_subcommands.c: runs `mpspawn ps|kill|wait|stats` as o describes it
  * (o->mode MPS__CLI_PS..MPS__CLI_STATS) against a shared server. Returns

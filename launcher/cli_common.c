@@ -8,10 +8,10 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <errno.h>
 #include <sys/signalfd.h>
-
-#include <cjson/cJSON.h>
 
 #include "fdutil.h"
 
@@ -56,24 +56,187 @@ int mps__cli_signalfd(void) {
 }
 
 int mps__cli_exit_status(const mps_exit_info *info) {
-        if (info->timed_out && info->exitcode != -SIGKILL)
+        return mps__cli_job_exit_status(info, false);
+}
+
+/* GNU timeout: a timed-out job gives 124 unless SIGKILL was needed (137);
+ * --preserve-status gives the job's own status (128+N after signal N, N
+ * after exit N) instead. */
+int mps__cli_job_exit_status(const mps_exit_info *info, bool preserve) {
+        if (info->timed_out && info->exitcode != -SIGKILL && !preserve)
                 return MPS_EXIT_TIMEOUT;
         if (info->exitcode >= 0)
                 return info->exitcode;
         return MPS_EXIT_SIGNAL_BASE + -info->exitcode;
 }
 
-void mps__cli_print_json_exit(FILE *f, uint64_t id, pid_t pid, const mps_exit_info *info) {
+int mps__cli_start_status(int err, const char *stage) {
+        if (stage && strcmp(stage, "exec") == 0)
+                return err == -ENOENT ? MPS_EXIT_NOT_FOUND : MPS_EXIT_CANNOT_EXEC;
+        return MPS_EXIT_LAUNCHER;
+}
+
+/* --- JSON that is valid for any bytes ------------------------------------- */
+
+bool mps__cli_utf8_valid(const char *str) {
+        const unsigned char *s = (const unsigned char *)str;
+        while (*s) {
+                unsigned c = *s, n;
+                unsigned long cp;
+                if (c < 0x80) {
+                        s++;
+                        continue;
+                }
+                if (c >= 0xc2 && c <= 0xdf)
+                        n = 1, cp = c & 0x1f;
+                else if (c >= 0xe0 && c <= 0xef)
+                        n = 2, cp = c & 0x0f;
+                else if (c >= 0xf0 && c <= 0xf4)
+                        n = 3, cp = c & 0x07;
+                else
+                        return false; /* a continuation byte, 0xc0/0xc1 or past 0xf4 */
+                for (unsigned i = 1; i <= n; i++) {
+                        if ((s[i] & 0xc0) != 0x80)
+                                return false; /* also stops at the NUL */
+                        cp = cp << 6 | (s[i] & 0x3f);
+                }
+                /* Overlong forms, UTF-16 surrogates, past U+10FFFF. */
+                if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+                    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+                        return false;
+                s += n + 1;
+        }
+        return true;
+}
+
+/* Each byte as the code point of its value, UTF-8 encoded (Latin-1 to
+ * UTF-8): at most twice as long. */
+static char *latin1_to_utf8(const char *str) {
+        const unsigned char *s = (const unsigned char *)str;
+        char *out = malloc(2 * strlen(str) + 1), *o = out;
+        if (!out)
+                return NULL;
+        for (; *s; s++) {
+                if (*s < 0x80) {
+                        *o++ = (char)*s;
+                } else {
+                        *o++ = (char)(0xc0 | *s >> 6);
+                        *o++ = (char)(0x80 | (*s & 0x3f));
+                }
+        }
+        *o = '\0';
+        return out;
+}
+
+/* "<key>_latin1": true. */
+static bool add_latin1_flag(cJSON *o, const char *key) {
+        char flag[64];
+        snprintf(flag, sizeof(flag), "%s_latin1", key);
+        return cJSON_AddTrueToObject(o, flag) != NULL;
+}
+
+/* A string item for bytes, Latin-1 coded if latin1. */
+static cJSON *bytes_item(const char *bytes, bool latin1) {
+        if (!latin1)
+                return cJSON_CreateString(bytes);
+        char *text = latin1_to_utf8(bytes);
+        cJSON *item = text ? cJSON_CreateString(text) : NULL;
+        free(text);
+        return item;
+}
+
+bool mps__cli_json_add_bytes(cJSON *o, const char *key, const char *bytes) {
+        bool latin1 = !mps__cli_utf8_valid(bytes);
+        cJSON *item = bytes_item(bytes, latin1);
+        if (!item)
+                return false;
+        cJSON_AddItemToObject(o, key, item);
+        return !latin1 || add_latin1_flag(o, key);
+}
+
+bool mps__cli_json_add_argv(cJSON *o, const char *key, const char *const *argv) {
+        bool latin1 = false;
+        for (const char *const *a = argv; *a; a++)
+                latin1 = latin1 || !mps__cli_utf8_valid(*a);
+        cJSON *arr = cJSON_AddArrayToObject(o, key);
+        if (!arr)
+                return false;
+        for (const char *const *a = argv; *a; a++) {
+                cJSON *item = bytes_item(*a, latin1);
+                if (!item)
+                        return false;
+                cJSON_AddItemToArray(arr, item);
+        }
+        return !latin1 || add_latin1_flag(o, key);
+}
+
+FILE *mps__cli_json_stream(int json_fd) {
+        /* One stream for the whole run: records from every job of a batch
+         * go through it, each flushed as a line. */
+        static FILE *stream;
+        if (json_fd < 0)
+                return stderr;
+        if (!stream)
+                stream = fdopen(json_fd, "w");
+        return stream;
+}
+
+/* Prints o as one line to f, and frees it. */
+static void print_record(FILE *f, cJSON *o) {
+        char *s = o && f ? cJSON_PrintUnformatted(o) : NULL;
+        if (s) {
+                fprintf(f, "%s\n", s);
+                fflush(f);
+                cJSON_free(s);
+        }
+        cJSON_Delete(o);
+}
+
+/* A record with ref's "line" and "command", if any. */
+static cJSON *new_record(const struct mps__cli_job_ref *ref) {
         cJSON *o = cJSON_CreateObject();
+        if (!o || !ref)
+                return o;
+        if (ref->line > 0)
+                cJSON_AddNumberToObject(o, "line", (double)ref->line);
+        if (ref->argv)
+                mps__cli_json_add_argv(o, "command", ref->argv);
+        return o;
+}
+
+void mps__cli_json_start_failure(FILE *f, const struct mps__cli_job_ref *ref, int err,
+                                 const char *stage, const char *message, int exitcode) {
+        cJSON *o = new_record(ref);
+        if (!o)
+                return;
+        mps__cli_json_add_bytes(o, "error", message ? message : mps_strerror(err));
+        if (stage)
+                cJSON_AddStringToObject(o, "stage", stage);
+        else
+                cJSON_AddNullToObject(o, "stage");
+        if (err < 0)
+                cJSON_AddNumberToObject(o, "errno", -err);
+        else
+                cJSON_AddNullToObject(o, "errno");
+        cJSON_AddNumberToObject(o, "exitcode", exitcode);
+        print_record(f, o);
+}
+
+void mps__cli_print_json_exit(FILE *f, uint64_t id, pid_t pid, const mps_exit_info *info) {
+        mps__cli_json_exit(f, NULL, id, pid, info);
+}
+
+void mps__cli_json_exit(FILE *f, const struct mps__cli_job_ref *ref, uint64_t id, pid_t pid,
+                        const mps_exit_info *info) {
+        cJSON *o = new_record(ref);
         char idbuf[24];
         if (!o)
                 return;
         snprintf(idbuf, sizeof(idbuf), "%llu", (unsigned long long)id);
         cJSON_AddItemToObject(o, "id", cJSON_CreateRaw(idbuf));
-        if (pid > 0)
-                cJSON_AddNumberToObject(o, "pid", pid);
-        else
-                cJSON_AddNullToObject(o, "pid"); /* wait ID: the server's record has none for us */
+        /* 0 where the pid is not known (`wait ID`: the server's record has
+         * none for us), as mpspawn(1) says: always a number, as in ps. */
+        cJSON_AddNumberToObject(o, "pid", pid > 0 ? pid : 0);
         cJSON_AddNumberToObject(o, "exitcode", info->exitcode);
         if (info->exitcode < 0)
                 cJSON_AddNumberToObject(o, "signal", -info->exitcode);
@@ -85,11 +248,5 @@ void mps__cli_print_json_exit(FILE *f, uint64_t id, pid_t pid, const mps_exit_in
         cJSON_AddNumberToObject(o, "system_seconds", info->system_seconds);
         cJSON_AddNumberToObject(o, "max_rss_kib", (double)info->max_rss_kib);
         cJSON_AddNumberToObject(o, "wall_seconds", info->wall_seconds);
-        char *s = cJSON_PrintUnformatted(o);
-        if (s) {
-                fprintf(f, "%s\n", s);
-                fflush(f);
-                cJSON_free(s);
-        }
-        cJSON_Delete(o);
+        print_record(f, o);
 }

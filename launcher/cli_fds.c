@@ -4,7 +4,8 @@
  * as a direct exec would give them: every fd of ours that is not
  * close-on-exec, at the same number (`3<file`, `flock 9`, `<(...)`).
  * mpspawn's own fds (its connection, its signalfd, the library's) are all
- * O_CLOEXEC, so they are never among them. --close-fds passes only 0-2;
+ * O_CLOEXEC, so they are never among them; the one the caller gives us
+ * for our records (--json-fd) is skipped. --close-fds passes only 0-2;
  * --pass-fd N and --preserve-fds N pass 0-2 and exactly those named.
  * 0-2 are the library's to pass (the caller's own unless the spec maps
  * them), so only fds from 3 up are mapped here.
@@ -39,7 +40,7 @@ static int pass_named(const struct mps__cli_options *o) {
         for (int fd = 3; fd <= MPS_WIRE_TARGET_FD_MAX; fd++) {
                 bool named = o->pass_fd_set[fd / 32] & (1u << (fd % 32));
                 bool preserved = (unsigned)fd < 3 + o->preserve_fds;
-                if (!named && !preserved)
+                if ((!named && !preserved) || fd == o->json_fd)
                         continue;
                 if (fcntl(fd, F_GETFD) < 0) {
                         if (!named)
@@ -60,7 +61,7 @@ static int pass_named(const struct mps__cli_options *o) {
  * accident, and refusing to run would make mpspawn unusable there. */
 static int consider(const struct mps__cli_options *o, int fd) {
         int flags = fcntl(fd, F_GETFD);
-        if (fd <= 2 || flags < 0 || (flags & FD_CLOEXEC))
+        if (fd <= 2 || fd == o->json_fd || flags < 0 || (flags & FD_CLOEXEC))
                 return 0;
         if (fd > MPS_WIRE_TARGET_FD_MAX) {
                 fprintf(stderr, "mpspawn: warning: fd %d is open, but a job's fds go up to "

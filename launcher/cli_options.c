@@ -16,8 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include "cmdline.h"
 #include "number.h"
 #include "rlimits.h"
 
@@ -44,10 +47,15 @@ const char mps__cli_usage[] =
         "      --clear-env        start from an empty environment (-e still applies)\n"
         "      --name NAME        a name for the job, shown by `mpspawn ps`\n"
         "      --new-session      run the job in a new session (setsid)\n"
-        "      --timeout SECONDS  the server sends SIGTERM after SECONDS (fractions\n"
-        "                         allowed), then SIGKILL after --kill-after\n"
-        "      --kill-after SECONDS  time from the timeout's SIGTERM to SIGKILL\n"
-        "                         (default 5)\n"
+        "      --timeout DURATION  the server sends SIGTERM (or --signal's) after\n"
+        "                         DURATION, then SIGKILL after --kill-after. As in\n"
+        "                         timeout(1): seconds (fractions allowed) or a number\n"
+        "                         with s, m, h or d: 2.5, 1.5s, 2m, 0.5h, 1d\n"
+        "      --kill-after DURATION  time from the timeout's signal to SIGKILL\n"
+        "                         (default 5s)\n"
+        "      --signal SIG       the signal sent at the timeout (default TERM)\n"
+        "      --preserve-status  after a timeout, exit with the job's own status\n"
+        "                         (N, or 128+N after signal N) instead of 124\n"
         "      --rlimit RES=SOFT[:HARD]  set a resource limit (repeatable): RES is\n"
         "                         any RLIMIT_* name in any case (nofile, CORE,\n"
         "                         RLIMIT_AS...); values are numbers or 'unlimited';\n"
@@ -72,19 +80,33 @@ const char mps__cli_usage[] =
         "                         wait for or kill it later)\n"
         "      --json             print the exit record as one JSON line on stderr\n"
         "                         (with --detach: print {\"id\",\"pid\"} on stdout)\n"
+        "      --json-fd FD       write the JSON records to FD instead of stderr\n"
+        "                         (implies --json; the job does not get FD)\n"
         "      --call ENTRY       run entry point ENTRY of a library the server\n"
         "                         preloaded (mpforkserver --preload), in a\n"
         "                         copy-on-write child, instead of a PROGRAM; its\n"
         "                         return value is the exit status\n"
         "      --args JSON        the arguments of --call, as JSON text\n"
         "  -j, --jobs N           batch mode: read one command per line from stdin\n"
-        "                         and run N at a time, like xargs -P N. Quoting as in\n"
+        "                         and run N at a time (0: one per CPU), like\n"
+        "                         xargs -P N. Quoting as in\n"
         "                         sh without expansion: '...', \"...\", \\ (see\n"
         "                         docs/batch.md); blank lines and # comments are\n"
         "                         skipped; PROGRAM ARG..., if given, go before each\n"
         "                         line's words. Jobs get /dev/null as stdin\n"
         "      --halt-on-failure  batch mode: start nothing more after a failure\n"
         "      --keep-going       batch mode: run every line whatever fails (default)\n"
+        "  -0, --null             batch mode: items end with a NUL byte (xargs -0) and\n"
+        "                         are taken literally: each is one argument after\n"
+        "                         PROGRAM ARG...\n"
+        "  -d, --delimiter DELIM  the same, with items ending at DELIM: a character\n"
+        "                         or \\n, \\t, \\0, \\\\, \\NNN (octal), \\xHH, as xargs -d\n"
+        "  -I REPLACE             batch mode: each item (a line without its leading\n"
+        "                         blanks, quotes removed; or a -0/-d item) replaces\n"
+        "                         REPLACE wherever it occurs in PROGRAM ARG...\n"
+        "  -i, --replace[=R]      -I R; R is {} when not given (as xargs -i)\n"
+        "      --progress         batch mode: a status line on stderr when it is a\n"
+        "                         terminal: done, running, failed, rate\n"
         "  -h, --help             show this help and exit\n"
         "  -V, --version          show the version and exit\n"
         "\n"
@@ -102,7 +124,8 @@ const char mps__cli_usage[] =
         "Exit status:\n"
         "  N      PROGRAM exited with N\n"
         "  128+N  PROGRAM was killed by signal N; batch mode stopped by signal N\n"
-        "  124    --timeout expired (137 if SIGKILL was needed, as timeout(1))\n"
+        "  124    --timeout expired (137 if SIGKILL was needed, as timeout(1));\n"
+        "         with --preserve-status, the job's own status\n"
         "  125    mpspawn itself failed (bad option, no forkserver, bad --cwd)\n"
         "  126    PROGRAM was found but could not be executed\n"
         "  127    PROGRAM was not found; `wait` of an unknown ID\n"
@@ -182,10 +205,33 @@ static bool subcommand_mode(const char *s, enum mps__cli_mode *ret) {
 
 /* --- the values of options ------------------------------------------------ */
 
-/* Seconds: a non-negative decimal number (fractions allowed), as the
- * server takes them. */
+/* A duration as GNU timeout(1) takes it: a non-negative decimal number
+ * (fractions allowed) and at most one suffix, s (seconds, as a bare
+ * number), m, h or d; in seconds, up to what the server takes (1e7). */
 static int parse_seconds(const char *s, double *ret) {
-        return mps__parse_double(s, 0, 1e7, ret);
+        static const struct {
+                char suffix;
+                double scale;
+        } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+        char num[64];
+        size_t len = strlen(s);
+        double scale = 1, v;
+        if (len == 0 || len >= sizeof(num))
+                return -EINVAL;
+        memcpy(num, s, len + 1);
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+                if (num[len - 1] == units[i].suffix) {
+                        num[len - 1] = '\0';
+                        scale = units[i].scale;
+                        break;
+                }
+        int r = mps__parse_double(num, 0, 1e7, &v);
+        if (r < 0)
+                return r;
+        if (v * scale > 1e7)
+                return -ERANGE;
+        *ret = v * scale;
+        return 0;
 }
 
 /* A job id: the server numbers jobs from 1. */
@@ -250,6 +296,8 @@ enum {
         OPT_CLEAR_ENV = 256, OPT_NAME, OPT_NEW_SESSION, OPT_TIMEOUT, OPT_KILL_AFTER,
         OPT_RLIMIT, OPT_DETACH, OPT_JSON, OPT_HALT, OPT_KEEP, OPT_CALL, OPT_ARGS,
         OPT_SECCOMP, OPT_NICE, OPT_UMASK, OPT_NNP, OPT_PDEATHSIG, OPT_KILL_TREE,
+        /* issue 14, items 7-9: batch input, JSON records, timeout(1). */
+        OPT_PROGRESS, OPT_JSON_FD, OPT_SIGNAL, OPT_PRESERVE_STATUS,
 };
 
 /* The fd options (cli_fds.c), numbered apart from the others. */
@@ -257,7 +305,8 @@ enum { OPT_CLOSE_FDS = 400, OPT_PASS_FD, OPT_PRESERVE_FDS };
 
 /* '+': stop at the first non-option, so that PROGRAM's own options stay
  * its own without needing "--". */
-static const char shortopts[] = "+s:C:e:u:j:hV";
+static const char shortopts[] = "+s:C:e:u:j:hV"
+                                "0d:I:i::"; /* batch input, as xargs */
 
 static const struct option longopts[] = {
         {"socket", required_argument, NULL, 's'},
@@ -288,6 +337,14 @@ static const struct option longopts[] = {
         {"keep-going", no_argument, NULL, OPT_KEEP},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
+        /* batch input, JSON records, timeout(1) (issue 14, items 7-9) */
+        {"null", no_argument, NULL, '0'},
+        {"delimiter", required_argument, NULL, 'd'},
+        {"replace", optional_argument, NULL, 'i'},
+        {"progress", no_argument, NULL, OPT_PROGRESS},
+        {"json-fd", required_argument, NULL, OPT_JSON_FD},
+        {"signal", required_argument, NULL, OPT_SIGNAL},
+        {"preserve-status", no_argument, NULL, OPT_PRESERVE_STATUS},
         {0},
 };
 
@@ -382,6 +439,83 @@ static int fd_option(int c, const char *arg, struct mps__cli_options *o,
         return 0;
 }
 
+/* -j 0: one worker per online CPU, within what -j takes. */
+static unsigned online_cpus(void) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        return n < 1 ? 1 : n > 4096 ? 4096 : (unsigned)n;
+}
+
+/* --json-fd FD: an open fd that can be written. */
+static int parse_json_fd(const char *s, int *ret) {
+        unsigned long long n;
+        if (mps__parse_unsigned(s, 10, 0, INT32_MAX, &n) < 0)
+                return -EINVAL;
+        int flags = fcntl((int)n, F_GETFL);
+        if (flags < 0)
+                return -EBADF;
+        if ((flags & O_ACCMODE) == O_RDONLY)
+                return -EBADF;
+        *ret = (int)n;
+        return 0;
+}
+
+/* Batch input as xargs takes it (-0, -d, -I, -i, --progress), the JSON
+ * records' fd and timeout(1)'s --signal and --preserve-status (issue 14,
+ * items 7-9). Returns 1 if c is not one of them. */
+static int batch_json_option(int c, const char *arg, struct mps__cli_options *o,
+                             struct mps__cli_error *e) {
+        int r;
+        switch (c) {
+        case '0':
+                o->delimited = true;
+                o->delim = '\0';
+                return 0;
+        case 'd':
+                r = mps__cmdline_parse_delim(arg, &o->delim);
+                if (r < 0)
+                        return refuse(e, true,
+                                      "bad --delimiter '%s' (one character, or an escape: "
+                                      "\\n, \\t, \\0, \\\\, octal \\NNN, hex \\xHH)",
+                                      arg);
+                o->delimited = true;
+                return 0;
+        case 'I':
+                if (!arg[0])
+                        return refuse(e, true, "%s", "bad -I '' (a string to replace)");
+                o->replace = arg;
+                return 0;
+        case 'i':
+                if (arg && !arg[0])
+                        return refuse(e, true, "%s", "bad --replace '' (a string to replace)");
+                o->replace = arg ? arg : "{}";
+                return 0;
+        case OPT_PROGRESS:
+                o->progress = true;
+                return 0;
+        case OPT_JSON_FD:
+                r = parse_json_fd(arg, &o->json_fd);
+                if (r == -EBADF)
+                        return refuse(e, true, "bad --json-fd '%s' (not an fd open for writing)",
+                                      arg);
+                if (r < 0)
+                        return refuse(e, true, "bad --json-fd '%s' (an fd number)", arg);
+                o->json = true;
+                return 0;
+        case OPT_SIGNAL:
+                r = mps__cli_parse_signal(arg);
+                if (r <= 0 || mps_spec_set_timeout_signal(o->spec, r) < 0)
+                        return refuse(e, true, "bad --signal '%s' (a signal: TERM, INT, 9...)",
+                                      arg);
+                o->timeout_signal = r;
+                return 0;
+        case OPT_PRESERVE_STATUS:
+                o->preserve_status = true;
+                return 0;
+        default:
+                return 1;
+        }
+}
+
 /* The options that mpspawn itself uses, kept in o until the end. */
 static int run_option(int c, const char *arg, char **argv, struct mps__cli_options *o,
                       struct mps__cli_error *e) {
@@ -405,11 +539,14 @@ static int run_option(int c, const char *arg, char **argv, struct mps__cli_optio
                 break;
         case OPT_TIMEOUT:
                 if (parse_seconds(arg, &o->timeout) < 0 || o->timeout == 0)
-                        return refuse(e, true, "bad --timeout '%s' (seconds > 0, e.g. 2.5)", arg);
+                        return refuse(e, true,
+                                      "bad --timeout '%s' (a duration > 0: 2.5, 1.5s, 2m, 1h, 1d)",
+                                      arg);
                 break;
         case OPT_KILL_AFTER:
                 if (parse_seconds(arg, &o->kill_after) < 0)
-                        return refuse(e, true, "bad --kill-after '%s' (seconds, e.g. 5)", arg);
+                        return refuse(e, true,
+                                      "bad --kill-after '%s' (a duration: 5, 0.5s, 1m...)", arg);
                 break;
         case OPT_DETACH:
                 o->detach = true;
@@ -418,9 +555,10 @@ static int run_option(int c, const char *arg, char **argv, struct mps__cli_optio
                 o->json = true;
                 break;
         case 'j':
-                if (mps__parse_unsigned(arg, 10, 1, 4096, &n) < 0)
-                        return refuse(e, true, "bad --jobs '%s' (1 to 4096)", arg);
-                o->jobs = (unsigned)n;
+                if (mps__parse_unsigned(arg, 10, 0, 4096, &n) < 0)
+                        return refuse(e, true, "bad --jobs '%s' (0 to 4096; 0: one per CPU)",
+                                      arg);
+                o->jobs = n > 0 ? (unsigned)n : online_cpus();
                 break;
         case OPT_HALT:
                 o->halt_on_failure = true;
@@ -443,7 +581,10 @@ static int run_option(int c, const char *arg, char **argv, struct mps__cli_optio
         default:
                 if ((r = fd_option(c, arg, o, e)) <= 0)
                         return r;
-                return unknown_option(argv, e);
+                r = batch_json_option(c, arg, o, e);
+                if (r == 1)
+                        return unknown_option(argv, e);
+                return r;
         }
         return 0;
 }
@@ -487,6 +628,13 @@ static int check_combinations(const struct mps__cli_options *o, struct mps__cli_
                 return refuse(e, true, "%s", "--detach does not go with --jobs");
         if (o->kill_after >= 0 && o->timeout == 0)
                 return refuse(e, true, "%s", "--kill-after needs --timeout");
+        if (o->timeout_signal && o->timeout == 0)
+                return refuse(e, true, "%s", "--signal needs --timeout");
+        if (o->jobs == 0 && (o->delimited || o->replace || o->progress))
+                return refuse(e, true, "%s",
+                              "-0, -d, -I, -i and --progress go with --jobs (batch mode)");
+        if (o->replace && o->ncommand == 0)
+                return refuse(e, true, "%s", "-I needs a PROGRAM to put the items in");
         return 0;
 }
 
@@ -540,8 +688,8 @@ static int parse_subcommand(int argc, char **argv, const char *socket,
                 {"help", no_argument, NULL, 'h'},
                 {0},
         };
-        struct mps__cli_options o = {
-                .subcommand = argv[0], .socket = socket, .kill_after = -1, .signal = SIGTERM};
+        struct mps__cli_options o = {.subcommand = argv[0], .socket = socket, .kill_after = -1,
+                                     .signal = SIGTERM, .json_fd = -1, .delim = '\n'};
         int c, r;
         subcommand_mode(argv[0], &o.mode);
         opterr = 0;
@@ -574,7 +722,8 @@ static int parse_subcommand(int argc, char **argv, const char *socket,
 
 int mps__cli_parse(int argc, char **argv, struct mps__cli_options *ret,
                    struct mps__cli_error *ret_error) {
-        struct mps__cli_options o = {.mode = MPS__CLI_RUN, .kill_after = -1, .signal = SIGTERM};
+        struct mps__cli_options o = {.mode = MPS__CLI_RUN, .kill_after = -1, .signal = SIGTERM,
+                                     .json_fd = -1, .delim = '\n'};
         enum mps__cli_mode sub;
         int first, r;
 

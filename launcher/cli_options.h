@@ -59,6 +59,17 @@ struct mps__cli_options {
         bool fds_explicit;
         uint32_t pass_fd_set[32];
         unsigned preserve_fds;
+        /* timeout(1) compatibility (issue 14, item 9). */
+        int timeout_signal;      /* --signal: sent at the timeout; 0: SIGTERM */
+        bool preserve_status;    /* --preserve-status */
+        /* JSON records (item 8): --json-fd FD, where they go; -1: stderr.
+         * The job never gets this fd (the fd-passing code excludes it). */
+        int json_fd;
+        /* Batch input (item 7). */
+        bool delimited;          /* -0 or -d: items end at `delim`, literal */
+        char delim;              /* -0: '\0'; -d DELIM; '\n' otherwise */
+        const char *replace;     /* -I REPLACE, -i: {}; NULL: none */
+        bool progress;           /* --progress */
 };
 
 /* Why the command line was refused. */

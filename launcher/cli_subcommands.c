@@ -39,10 +39,12 @@ static int cmd_ps(mps_client *c, bool json) {
                         snprintf(id, sizeof(id), "%" PRIu64, jobs[i].id);
                         cJSON_AddItemToObject(o, "id", cJSON_CreateRaw(id));
                         cJSON_AddNumberToObject(o, "pid", jobs[i].pid);
-                        cJSON_AddStringToObject(o, "name", jobs[i].name);
+                        /* Names and commands are the caller's bytes:
+                         * mps__cli_json_add_bytes keeps the JSON valid. */
+                        mps__cli_json_add_bytes(o, "name", jobs[i].name);
                         cJSON_AddStringToObject(o, "state", jobs[i].state);
                         cJSON_AddNumberToObject(o, "runtime", jobs[i].runtime);
-                        cJSON_AddStringToObject(o, "command", jobs[i].command);
+                        mps__cli_json_add_bytes(o, "command", jobs[i].command);
                         cJSON_AddBoolToObject(o, "daemon", jobs[i].daemon);
                         if (strcmp(jobs[i].state, "exited") == 0) {
                                 cJSON_AddNumberToObject(o, "exitcode", jobs[i].exitcode);

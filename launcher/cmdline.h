@@ -58,6 +58,35 @@
 int mps__cmdline_split(const char *line, char ***ret_argv, size_t *ret_argc,
                        char *err, size_t errlen);
 
+/*
+ * One -I item (`mpspawn -j N -I {} ...`, as GNU xargs -I): the whole line is
+ * one item: leading blanks are dropped, the quoting rules above apply, but
+ * an unquoted blank is part of the item (trailing ones included), so that
+ * `  my file.txt` is "my file.txt". Returns 0 with *ret_item malloc()ed, or
+ * NULL for a line of blanks only (no item: skip it; there are no comment
+ * lines here). On failure as mps__cmdline_split: the quoting errors, -E2BIG
+ * for a line or item over the bounds, -ENOMEM; *ret_item untouched.
+ */
+int mps__cmdline_item(const char *line, char **ret_item, char *err, size_t errlen);
+
+/*
+ * The command of an -I item: each of the nwords words with every
+ * occurrence of pat (not empty) replaced by item, left to right, not
+ * rescanned. Returns 0 with *ret_argv a NULL-terminated vector for
+ * mps__cmdline_free; -E2BIG ("word W longer than 16384 bytes with the item
+ * in it", W from 1) when a word would exceed MPS_WIRE_STR_MAX; -EINVAL for
+ * an empty pat; -ENOMEM. *ret_argv untouched on failure.
+ */
+int mps__cmdline_replace(char *const *words, size_t nwords, const char *pat,
+                         const char *item, char ***ret_argv, char *err, size_t errlen);
+
+/*
+ * An -d DELIM argument, as GNU xargs takes it: one character, or an escape:
+ * \a \b \f \n \r \t \v \\, octal \NNN (\0 is NUL) or hex \xHH, up to 255,
+ * nothing after it. 0 with *ret set; -EINVAL (-ERANGE past 255) otherwise.
+ */
+int mps__cmdline_parse_delim(const char *s, char *ret);
+
 /* Frees a vector from mps__cmdline_split and its strings; NULL is a no-op. */
 void mps__cmdline_free(char **argv);
 

@@ -85,9 +85,20 @@ static void task_free(struct task *t) {
         free(t);
 }
 
+/* The task whose start failure an error callback is being told of, so
+ * that the callback can ask for its stage (mps__pool_failing_stage). */
+static _Thread_local const mps_process *failing;
+
+const char *mps__pool_failing_stage(void);
+const char *mps__pool_failing_stage(void) {
+        return failing ? mps_start_failed_stage(failing) : NULL;
+}
+
 static void fail_task(struct task *t, int err, const char *message) {
+        failing = t->proc;
         if (t->error_callback)
                 t->error_callback(err, message, t->userdata);
+        failing = NULL;
         task_free(t);
 }
 

@@ -6,6 +6,7 @@
  * lib.h), so that a setter is all an option needs here.
  */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <stddef.h>
@@ -264,6 +265,13 @@ MPS_API int mps_spec_set_timeout(mps_spec *s, double seconds, double kill_after)
                 return -EINVAL;
         s->spawn.timeout = seconds;
         s->spawn.kill_after = kill_after >= 0 ? kill_after : MPS_WIRE_KILL_AFTER_DEFAULT;
+        return 0;
+}
+
+MPS_API int mps_spec_set_timeout_signal(mps_spec *s, int sig) {
+        if (!s || sig < 0 || sig > 64)
+                return -EINVAL;
+        s->spawn.timeout_signal = sig == SIGTERM ? 0 : sig;
         return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,9 +278,11 @@ int mps__hello_decode(const cJSON *json, struct mps__hello *ret, char *err,
         return 0;
 }
 
+/* By bit; a NULL is a bit this build does not know (yet). */
 static const char *const feature_names[] = {"timeout", "rlimits", "detached", "call",
                                             "jobs",    "policy",   "closed_fds",
-                                            "cwd_fd", "terminal", "spec_memfd", "fd_bundle"};
+                                            "cwd_fd", "terminal", "spec_memfd", "fd_bundle",
+                                            "timeout_signal"};
 
 /* By bit, as feature_names: what a client names when its server lacks one. */
 static const char *const feature_descriptions[] = {
@@ -291,6 +294,7 @@ static const char *const feature_descriptions[] = {
         "terminal jobs (controlling terminal, stop reports, foreground)",
         "a spec larger than one message (spec_memfd)",
         "more descriptors than one message carries (fd_bundle)",
+        "a timeout signal other than SIGTERM",
 };
 
 const char *mps__feature_description(unsigned feature) {
@@ -304,6 +308,8 @@ unsigned mps__spawn_features(const struct mps__spawn *m) {
         unsigned need = 0;
         if (m->timeout > 0)
                 need |= MPS_FEATURE_TIMEOUT;
+        if (m->timeout > 0 && m->timeout_signal > 0 && m->timeout_signal != SIGTERM)
+                need |= MPS_FEATURE_TIMEOUT_SIGNAL;
         if (m->nrlimits)
                 need |= MPS_FEATURE_RLIMITS;
         if (m->detached)
@@ -479,6 +485,11 @@ static bool encode_limits(cJSON *o, const struct mps__spawn *m) {
         if (m->timeout > 0 &&
             (!cJSON_AddNumberToObject(o, "timeout", m->timeout) ||
              !cJSON_AddNumberToObject(o, "kill_after", m->kill_after)))
+                return false;
+        /* Only when it differs from the default, so that an older server,
+         * which lacks the feature, is asked for nothing it would ignore. */
+        if (m->timeout > 0 && m->timeout_signal > 0 && m->timeout_signal != SIGTERM &&
+            !add_int(o, "timeout_signal", m->timeout_signal))
                 return false;
         if (m->nrlimits > 0) {
                 cJSON *rl = cJSON_AddArrayToObject(o, "rlimits");
@@ -718,6 +729,7 @@ static int decode_limits(const cJSON *json, struct mps__spawn *m, char *err,
                     err, errlen));
         TRY(get_num(json, "kill_after", false, 0, MPS_WIRE_SECONDS_MAX, false,
                     &m->kill_after, err, errlen));
+        TRY(get_int(json, "timeout_signal", false, 0, 64, &m->timeout_signal, err, errlen));
         TRY(decode_rlimits(json, m, err, errlen));
         return 0;
 }

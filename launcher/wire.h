@@ -195,7 +195,9 @@ enum {
         MPS_FEATURE_SPEC_MEMFD = 1 << 9, /* "spec_memfd": a spec in a sealed memfd */
         MPS_FEATURE_FD_BUNDLE = 1 << 10, /* "fd_bundle": more fds than one
                                             message carries */
-        MPS_FEATURES_ALL = (1 << 11) - 1,
+        MPS_FEATURE_TIMEOUT_SIGNAL = 1 << 11, /* "timeout_signal": the signal
+                                                 sent at a timeout */
+        MPS_FEATURES_ALL = (1 << 12) - 1,
 };
 
 struct mps__welcome {
@@ -250,6 +252,7 @@ struct mps__spawn {
         bool detached; /* exit kept by the server, never sent to this client */
         double timeout;    /* seconds; 0: none */
         double kill_after; /* SIGTERM -> SIGKILL after a timeout, seconds */
+        int timeout_signal; /* sent at the timeout; 0: SIGTERM */
         struct mps__rlimit rlimits[MPS_WIRE_RLIMITS_MAX];
         size_t nrlimits;
         const char *seccomp_name; /* the policy's file name, for errors */

@@ -20,6 +20,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+#include <pty.h>
+
 #include "../include/mpspawn.h"
 #include "testutil.h"
 
@@ -337,6 +340,9 @@ START_TEST(test_help_lists_every_option) {
                 "--json", "--jobs", "--halt-on-failure", "--keep-going", "--help",
                 "--version", " ps ", "kill ID", "wait [--json] ID", "stats", "server", "124",
                 "125", "126", "127", "128+N", "123",
+                /* issue 14, items 7-9 */
+                "--null", "--delimiter", "-I REPLACE", "--replace", "--progress",
+                "--json-fd", "--signal", "--preserve-status", "0: one per CPU",
         };
         ck_assert_int_eq(mpspawn((const char *[]){"--help", NULL}), 0);
         for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
@@ -621,6 +627,469 @@ START_TEST(test_relative_cwd_is_the_callers_not_the_servers) {
 }
 END_TEST
 
+
+/* --- issue 14, items 7-9: xargs habits, JSON records, timeout(1) ------------- */
+
+static char bout[65536], berr[65536];
+
+/* Reads what a temporary file received, NUL-terminated, and removes it. */
+static size_t slurp(int fd, char *buf, size_t len) {
+        ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+        size_t n = 0;
+        ssize_t k;
+        while (n + 1 < len && (k = read(fd, buf + n, len - 1 - n)) > 0)
+                n += (size_t)k;
+        buf[n] = '\0';
+        close(fd);
+        return n;
+}
+
+static int tmpfile_fd(void) {
+        char path[] = "/tmp/mpspawn-cli-XXXXXX";
+        int fd = mkostemp(path, O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        unlink(path);
+        return fd;
+}
+
+/* Runs `mpspawn args...` with input[0..len) on stdin, stdout into bout and
+ * stderr into berr (or onto err_fd when >= 0, berr then empty), and fd 3
+ * onto fd3 when >= 0. Returns the wait status. *ret_outlen: bytes in bout. */
+static int run_argv_io(const char *const *argv, const char *input, size_t len, int err_fd,
+                       int fd3, size_t *ret_outlen) {
+        int in = tmpfile_fd(), o = tmpfile_fd(), e = tmpfile_fd();
+        ck_assert_int_eq(write(in, input, len), (ssize_t)len);
+        ck_assert_int_eq(lseek(in, 0, SEEK_SET), 0);
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, in, 0);
+        posix_spawn_file_actions_adddup2(&fa, o, 1);
+        posix_spawn_file_actions_adddup2(&fa, err_fd >= 0 ? err_fd : e, 2);
+        if (fd3 >= 0)
+                posix_spawn_file_actions_adddup2(&fa, fd3, 3);
+        extern char **environ;
+        pid_t pid;
+        ck_assert_int_eq(posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ),
+                         0);
+        posix_spawn_file_actions_destroy(&fa);
+        int st;
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        close(in);
+        size_t outlen = slurp(o, bout, sizeof(bout));
+        if (ret_outlen)
+                *ret_outlen = outlen;
+        slurp(e, berr, sizeof(berr));
+        return st;
+}
+
+static int run_io(const char *const *args, const char *input, size_t len, int err_fd, int fd3,
+                  size_t *ret_outlen) {
+        const char *argv[64];
+        size_t n = 0;
+        argv[n++] = tu_cli();
+        for (size_t i = 0; args[i] && n < 63; i++)
+                argv[n++] = args[i];
+        argv[n] = NULL;
+        return run_argv_io(argv, input, len, err_fd, fd3, ret_outlen);
+}
+
+static int batch_status(const char *const *args, const char *input, size_t len) {
+        int st = run_io(args, input, len, -1, -1, NULL);
+        ck_assert_msg(WIFEXITED(st), "status %#x", st);
+        return WEXITSTATUS(st);
+}
+
+/* Strict UTF-8 (what JSON text must be): no overlongs, surrogates, or
+ * code points past U+10FFFF. */
+static bool utf8_ok(const char *str) {
+        const unsigned char *s = (const unsigned char *)str;
+        while (*s) {
+                unsigned n = *s < 0x80 ? 0 : *s >= 0xc2 && *s <= 0xdf ? 1 :
+                             *s >= 0xe0 && *s <= 0xef ? 2 : *s >= 0xf0 && *s <= 0xf4 ? 3 : 9;
+                if (n == 9)
+                        return false;
+                unsigned long cp = n == 0 ? *s : *s & (0x3f >> n);
+                for (unsigned i = 1; i <= n; i++) {
+                        if ((s[i] & 0xc0) != 0x80)
+                                return false;
+                        cp = cp << 6 | (s[i] & 0x3f);
+                }
+                if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+                    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+                        return false;
+                s += n + 1;
+        }
+        return true;
+}
+
+/* Parses one JSON text that must be valid (UTF-8 included). */
+static cJSON *parse_json(const char *text) {
+        ck_assert_msg(utf8_ok(text), "not UTF-8: %s", text);
+        cJSON *j = cJSON_Parse(text);
+        ck_assert_msg(j != NULL, "not JSON: %s", text);
+        return j;
+}
+
+/* A string that went through "<key>_latin1" coding back to its bytes. */
+static void latin1_bytes(const char *utf8, char *buf, size_t len) {
+        const unsigned char *s = (const unsigned char *)utf8;
+        size_t n = 0;
+        for (; *s && n + 1 < len; n++) {
+                if (*s < 0x80) {
+                        buf[n] = (char)*s++;
+                } else {
+                        ck_assert_msg(*s == 0xc2 || *s == 0xc3, "not Latin-1: %s", utf8);
+                        buf[n] = (char)((*s & 0x03) << 6 | (s[1] & 0x3f));
+                        s += 2;
+                }
+        }
+        buf[n] = '\0';
+}
+
+START_TEST(test_batch_null_items_from_find_are_exact) {
+        char dir[64], script[512];
+        tu_tmpdir(dir, sizeof(dir));
+        static const char *const names[] = {"a b", "q'uote", "dq\"uote", "back\\slash",
+                                            "new\nline", "tab\there", "\xff\xfe", " lead",
+                                            "-dash", "tr ail "};
+        size_t nnames = sizeof(names) / sizeof(names[0]);
+        for (size_t i = 0; i < nnames; i++) {
+                char path[128];
+                snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+                int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+                ck_assert_int_ge(fd, 0);
+                close(fd);
+        }
+        /* Each job prints its one argument back, NUL-terminated. */
+        snprintf(script, sizeof(script),
+                 "cd '%s' && find . -type f -print0 | \"%s\" -j 3 -0 sh -c "
+                 "'printf \"%%s\\0\" \"$1\"' x",
+                 dir, tu_cli());
+        const char *argv[] = {"/bin/sh", "-c", script, NULL};
+        size_t outlen;
+        int st = run_argv_io(argv, "", 0, -1, -1, &outlen);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%#x: %s", st, berr);
+        ck_assert_str_eq(berr, "");
+        /* Exactly the names, each once, whatever order the jobs ran in. */
+        bool seen[16] = {false};
+        size_t items = 0;
+        for (size_t at = 0; at < outlen; at += strlen(bout + at) + 1, items++) {
+                ck_assert_msg(strncmp(bout + at, "./", 2) == 0, "item %s", bout + at);
+                size_t i = 0;
+                while (i < nnames && strcmp(bout + at + 2, names[i]) != 0)
+                        i++;
+                ck_assert_msg(i < nnames, "a job got '%s'", bout + at);
+                ck_assert_msg(!seen[i], "'%s' ran twice", names[i]);
+                seen[i] = true;
+        }
+        ck_assert_uint_eq(items, nnames);
+        for (size_t i = 0; i < nnames; i++) {
+                char path[128];
+                snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+                unlink(path);
+        }
+        rmdir(dir);
+}
+END_TEST
+
+
+START_TEST(test_batch_delimiter_items_are_literal) {
+        /* -d: every byte up to the delimiter, quotes and backslashes too;
+         * empty items are empty arguments; a final delimiter ends the last. */
+        static const char input[] = "a b,'q',x\\y,,\"d\",";
+        ck_assert_int_eq(batch_status((const char *[]){"-j", "1", "-d", ",", "printf", "[%s]\\n",
+                                                       NULL},
+                                      input, sizeof(input) - 1),
+                         0);
+        ck_assert_str_eq(bout, "[a b]\n['q']\n[x\\y]\n[]\n[\"d\"]\n");
+        ck_assert_str_eq(berr, "");
+        /* -d '\n': whole lines, literally (no quote removal, no comments). */
+        static const char lines[] = "  it's\n# not a comment\n";
+        ck_assert_int_eq(batch_status((const char *[]){"-j", "1", "-d", "\\n", "printf",
+                                                       "[%s]\\n", NULL},
+                                      lines, sizeof(lines) - 1),
+                         0);
+        ck_assert_str_eq(bout, "[  it's]\n[# not a comment]\n");
+        /* -0 input that does not end with a NUL: the last item still runs. */
+        static const char nul[] = "one\0two";
+        ck_assert_int_eq(batch_status((const char *[]){"-j", "1", "-0", "printf", "[%s]\\n",
+                                                       NULL},
+                                      nul, sizeof(nul) - 1),
+                         0);
+        ck_assert_str_eq(bout, "[one]\n[two]\n");
+}
+END_TEST
+
+START_TEST(test_batch_replace_places_the_item) {
+        static const char input[] = "  one 'two  three'\n\n   \nfour\n";
+        ck_assert_int_eq(batch_status((const char *[]){"-j", "1", "-I", "{}", "sh", "-c",
+                                                       "echo \"[$1|$2]\"", "x", "pre-{}",
+                                                       "{}-post{}", NULL},
+                                      input, sizeof(input) - 1),
+                         0);
+        /* Leading blanks go, quotes are removed, blank lines have no item. */
+        ck_assert_str_eq(bout, "[pre-one two  three|one two  three-postone two  three]\n"
+                               "[pre-four|four-postfour]\n");
+        /* -i is -I {}; with -0 the item is taken literally. */
+        static const char nul[] = " 'a' \0b";
+        ck_assert_int_eq(batch_status((const char *[]){"-j", "2", "-0", "-i", "printf",
+                                                       "<{}>\\n", NULL},
+                                      nul, sizeof(nul) - 1),
+                         0);
+        ck_assert(strcmp(bout, "< 'a' >\n<b>\n") == 0 || strcmp(bout, "<b>\n< 'a' >\n") == 0);
+        /* A bad line is reported with its number and does not run. */
+        ck_assert_int_eq(batch_status((const char *[]){"-j", "1", "-I", "@", "echo", "@",
+                                                       NULL},
+                                      "ok\n'open\n", 9),
+                         123);
+        ck_assert_str_eq(bout, "ok\n");
+        ck_assert_str_eq(berr, "mpspawn: line 2: column 1: unterminated single quote\n");
+}
+END_TEST
+
+START_TEST(test_batch_jobs_zero_runs_everything) {
+        static const char input[] = "echo 1\necho 2\necho 3\necho 4\necho 5\n";
+        ck_assert_int_eq(batch_status((const char *[]){"-j", "0", NULL}, input,
+                                      sizeof(input) - 1),
+                         0);
+        ck_assert_uint_eq(strlen(bout), 10);
+        for (char c = '1'; c <= '5'; c++)
+                ck_assert_ptr_nonnull(strchr(bout, c));
+}
+END_TEST
+
+START_TEST(test_batch_progress_only_on_a_terminal) {
+        static const char input[] = "true\ntrue\nsh -c 'sleep 1'\n";
+        /* A pipe or file: not one byte of it. */
+        ck_assert_int_eq(batch_status((const char *[]){"-j", "1", "--progress", NULL}, input,
+                                      sizeof(input) - 1),
+                         0);
+        ck_assert_str_eq(berr, "");
+        /* A terminal: a line redrawn with \r, cleared at the end. */
+        int master, slave;
+        ck_assert_int_eq(openpty(&master, &slave, NULL, NULL, NULL), 0);
+        fcntl(master, F_SETFD, FD_CLOEXEC);
+        fcntl(slave, F_SETFD, FD_CLOEXEC);
+        int st = run_io((const char *[]){"-j", "1", "--progress", NULL}, input,
+                        sizeof(input) - 1, slave, -1, NULL);
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        static char tty[8192];
+        size_t n = 0;
+        struct pollfd p = {.fd = master, .events = POLLIN};
+        while (n + 1 < sizeof(tty) && poll(&p, 1, 0) == 1) {
+                ssize_t k = read(master, tty + n, sizeof(tty) - 1 - n);
+                if (k <= 0)
+                        break;
+                n += (size_t)k;
+        }
+        tty[n] = '\0';
+        close(slave);
+        close(master);
+        ck_assert_msg(strstr(tty, "\r\033[Kmpspawn: 0 done, 0 running, 0 failed") != NULL,
+                      "%s", tty);
+        /* Redrawn while the last job runs, at most ten times a second. */
+        ck_assert_msg(strstr(tty, "\r\033[Kmpspawn: 2 done, 1 running, 0 failed, ") != NULL,
+                      "%s", tty);
+        ck_assert_msg(strstr(tty, "/s") != NULL, "%s", tty);
+        size_t draws = 0;
+        for (const char *q = tty; (q = strstr(q, "mpspawn: ")); q++)
+                draws++;
+        ck_assert_msg(draws <= 40, "%zu redraws in about a second", draws);
+        ck_assert_uint_ge(n, 4);
+        ck_assert_str_eq(tty + n - 4, "\r\033[K");
+}
+END_TEST
+
+/* The records of a batch: one per line, with its number and words. */
+START_TEST(test_batch_records_carry_line_and_command) {
+        static const char input[] = "# skipped\nsh -c 'exit 3' 'a b'\nno-such-program-z x\n";
+        ck_assert_int_eq(batch_status((const char *[]){"-j", "1", "--json", NULL}, input,
+                                      sizeof(input) - 1),
+                         123);
+        char *second = strstr(berr, "\n{");
+        ck_assert_ptr_nonnull(second);
+        char *nl = strchr(berr, '\n');
+        *nl = '\0';
+        cJSON *r = parse_json(strstr(berr, "{"));
+        ck_assert_int_eq(cJSON_GetObjectItem(r, "line")->valueint, 2);
+        cJSON *cmd = cJSON_GetObjectItem(r, "command");
+        ck_assert_int_eq(cJSON_GetArraySize(cmd), 4);
+        ck_assert_str_eq(cJSON_GetArrayItem(cmd, 0)->valuestring, "sh");
+        ck_assert_str_eq(cJSON_GetArrayItem(cmd, 2)->valuestring, "exit 3");
+        ck_assert_str_eq(cJSON_GetArrayItem(cmd, 3)->valuestring, "a b");
+        ck_assert_int_eq(cJSON_GetObjectItem(r, "exitcode")->valueint, 3);
+        ck_assert_ptr_null(cJSON_GetObjectItem(r, "command_latin1"));
+        cJSON_Delete(r);
+        /* The start failure has a record too. */
+        char *third = strstr(second + 1, "{");
+        ck_assert_ptr_nonnull(third);
+        *strchr(third, '\n') = '\0';
+        r = parse_json(third);
+        ck_assert_int_eq(cJSON_GetObjectItem(r, "line")->valueint, 3);
+        cmd = cJSON_GetObjectItem(r, "command");
+        ck_assert_int_eq(cJSON_GetArraySize(cmd), 2);
+        ck_assert_str_eq(cJSON_GetArrayItem(cmd, 0)->valuestring, "no-such-program-z");
+        ck_assert_str_eq(cJSON_GetObjectItem(r, "stage")->valuestring, "exec");
+        ck_assert_int_eq(cJSON_GetObjectItem(r, "errno")->valueint, ENOENT);
+        ck_assert_int_eq(cJSON_GetObjectItem(r, "exitcode")->valueint, 127);
+        ck_assert_ptr_nonnull(strstr(cJSON_GetObjectItem(r, "error")->valuestring,
+                                     "no-such-program-z"));
+        cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(test_start_failure_record_of_one_run) {
+        ck_assert_int_eq(batch_status((const char *[]){"--json", "no-such-program-w", "\xff",
+                                                       NULL},
+                                      "", 0),
+                         127);
+        char *rec = strstr(berr, "{");
+        ck_assert_ptr_nonnull(rec);
+        *strchr(rec, '\n') = '\0';
+        cJSON *r = parse_json(rec);
+        ck_assert_ptr_null(cJSON_GetObjectItem(r, "line"));
+        ck_assert_str_eq(cJSON_GetObjectItem(r, "stage")->valuestring, "exec");
+        ck_assert_int_eq(cJSON_GetObjectItem(r, "errno")->valueint, ENOENT);
+        ck_assert_int_eq(cJSON_GetObjectItem(r, "exitcode")->valueint, 127);
+        /* A non-UTF-8 argument: the whole command is Latin-1 coded. */
+        ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "command_latin1")));
+        char bytes[16];
+        latin1_bytes(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "command"), 1)->valuestring,
+                     bytes, sizeof(bytes));
+        ck_assert_str_eq(bytes, "\xff");
+        cJSON_Delete(r);
+        /* 126 for a file that is not executable. */
+        ck_assert_int_eq(batch_status((const char *[]){"--json", "/etc/passwd", NULL}, "", 0),
+                         126);
+        ck_assert_ptr_nonnull(strstr(berr, "\"stage\":\"exec\",\"errno\":13,\"exitcode\":126}"));
+}
+END_TEST
+
+START_TEST(test_json_fd_keeps_records_off_stderr) {
+        int rec = tmpfile_fd();
+        int st = run_io((const char *[]){"--json-fd", "3", "sh", "-c",
+                                         "[ -e /proc/self/fd/3 ] && echo job-has-fd-3; "
+                                         "echo job-err >&2; exit 4",
+                                         NULL},
+                        "", 0, -1, rec, NULL);
+        ck_assert(WIFEXITED(st));
+        ck_assert_int_eq(WEXITSTATUS(st), 4);
+        ck_assert_str_eq(berr, "job-err\n");
+        ck_assert_str_eq(bout, ""); /* the job did not get fd 3 */
+        static char text[4096];
+        slurp(rec, text, sizeof(text));
+        ck_assert_ptr_nonnull(strchr(text, '\n'));
+        *strchr(text, '\n') = '\0';
+        cJSON *r = parse_json(text);
+        ck_assert_int_eq(cJSON_GetObjectItem(r, "exitcode")->valueint, 4);
+        cJSON_Delete(r);
+        /* Batch mode too, and an fd that is not open is refused. */
+        rec = tmpfile_fd();
+        st = run_io((const char *[]){"-j", "2", "--json-fd", "3", NULL}, "true\nfalse\n", 11,
+                    -1, rec, NULL);
+        ck_assert(WIFEXITED(st));
+        ck_assert_int_eq(WEXITSTATUS(st), 123);
+        ck_assert_str_eq(berr, "mpspawn: line 2: exit status 1\n");
+        slurp(rec, text, sizeof(text));
+        ck_assert_ptr_nonnull(strstr(text, "\"line\":1,"));
+        ck_assert_ptr_nonnull(strstr(text, "\"line\":2,"));
+        ck_assert_int_eq(batch_status((const char *[]){"--json-fd", "9", "true", NULL}, "", 0),
+                         125);
+        ck_assert_str_eq(berr, "mpspawn: bad --json-fd '9' (not an fd open for writing)\n"
+                               "Try 'mpspawn --help' for more information.\n");
+}
+END_TEST
+
+START_TEST(test_timeout_suffixes_run) {
+        ck_assert_int_eq(batch_status((const char *[]){"--timeout", "2m", "--kill-after",
+                                                       "1.5s", "true", NULL},
+                                      "", 0),
+                         0);
+        ck_assert_int_eq(batch_status((const char *[]){"--timeout", "0.1s", "sleep", "10", NULL},
+                                      "", 0),
+                         124);
+}
+END_TEST
+
+/* shared-server: ps --json and wait --json are valid for any bytes. */
+START_TEST(test_ps_json_is_valid_for_any_bytes) {
+        pid_t pid;
+        unsigned long long id = detach("n\xff\xfe", QUIET "exec sleep 60 # \xe9t\xe9", &pid);
+        ck_assert_int_eq(mpspawn((const char *[]){"ps", "--json", NULL}), 0);
+        cJSON *arr = parse_json(out);
+        ck_assert_int_eq(cJSON_GetArraySize(arr), 1);
+        cJSON *job = cJSON_GetArrayItem(arr, 0);
+        ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(job, "name_latin1")));
+        ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(job, "command_latin1")));
+        char bytes[512];
+        latin1_bytes(cJSON_GetObjectItem(job, "name")->valuestring, bytes, sizeof(bytes));
+        ck_assert_str_eq(bytes, "n\xff\xfe");
+        latin1_bytes(cJSON_GetObjectItem(job, "command")->valuestring, bytes, sizeof(bytes));
+        ck_assert_ptr_nonnull(strstr(bytes, "sleep 60 # \xe9t\xe9"));
+        cJSON_Delete(arr);
+        char ids[32];
+        snprintf(ids, sizeof(ids), "%llu", id);
+        ck_assert_int_eq(mpspawn((const char *[]){"kill", ids, NULL}), 0);
+        /* wait --json: pid 0 (the server's record has none), as mpspawn(1). */
+        ck_assert_int_eq(mpspawn((const char *[]){"wait", "--json", ids, NULL}), 143);
+        cJSON *r = parse_json(err);
+        ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(r, "pid")));
+        ck_assert_int_eq(cJSON_GetObjectItem(r, "pid")->valueint, 0);
+        ck_assert_int_eq(cJSON_GetObjectItem(r, "signal")->valueint, SIGTERM);
+        cJSON_Delete(r);
+        /* A valid UTF-8 name goes as it is, without a flag. */
+        id = detach("caf\xc3\xa9", QUIET "exec sleep 60", &pid);
+        ck_assert_int_eq(mpspawn((const char *[]){"ps", "--json", NULL}), 0);
+        arr = parse_json(out);
+        job = cJSON_GetArrayItem(arr, 0);
+        ck_assert_str_eq(cJSON_GetObjectItem(job, "name")->valuestring, "caf\xc3\xa9");
+        ck_assert_ptr_null(cJSON_GetObjectItem(job, "name_latin1"));
+        cJSON_Delete(arr);
+        snprintf(ids, sizeof(ids), "%llu", id);
+        ck_assert_int_eq(mpspawn((const char *[]){"kill", ids, "KILL", NULL}), 0);
+        ck_assert_int_eq(mpspawn((const char *[]){"wait", ids, NULL}), 137);
+}
+END_TEST
+
+/* shared-server: --signal is what the server sends at the timeout. */
+START_TEST(test_timeout_signal_and_preserve_status) {
+        ck_assert_int_eq(batch_status((const char *[]){"--json", "--timeout", "0.1s", "--signal",
+                                                       "INT", "sleep", "10", NULL},
+                                      "", 0),
+                         124);
+        cJSON *r = parse_json(berr);
+        ck_assert_int_eq(cJSON_GetObjectItem(r, "signal")->valueint, SIGINT);
+        ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "timed_out")));
+        cJSON_Delete(r);
+        /* --preserve-status: the job's own status, 128+N, as timeout(1). */
+        ck_assert_int_eq(batch_status((const char *[]){"--timeout", "0.1s", "--signal", "INT",
+                                                       "--preserve-status", "sleep", "10",
+                                                       NULL},
+                                      "", 0),
+                         128 + SIGINT);
+        /* A job that handles the signal and exits 3: 3, not 124. */
+        const char *trap = "trap 'exit 3' USR1; echo ready; while :; do sleep 0.05; done";
+        ck_assert_int_eq(batch_status((const char *[]){"--timeout", "0.3", "--signal", "USR1",
+                                                       "--preserve-status", "sh", "-c", trap,
+                                                       NULL},
+                                      "", 0),
+                         3);
+        ck_assert_int_eq(batch_status((const char *[]){"--timeout", "0.3", "--signal", "USR1",
+                                                       "sh", "-c", trap, NULL},
+                                      "", 0),
+                         124);
+        /* SIGKILL after --kill-after is 137 either way. */
+        ck_assert_int_eq(batch_status((const char *[]){"--timeout", "0.1", "--signal", "USR2",
+                                                       "--kill-after", "0.1", "--preserve-status",
+                                                       "sh", "-c",
+                                                       "trap '' USR2; while :; do sleep 0.05; "
+                                                       "done",
+                                                       NULL},
+                                      "", 0),
+                         137);
+}
+END_TEST
+
 static Suite *cli_suite(void) {
         Suite *s = suite_create("cli");
         TCase *t = tcase_create("cli");
@@ -647,6 +1116,15 @@ static Suite *cli_suite(void) {
         tcase_add_test(t, test_batch_halt_on_failure_starts_nothing_more);
         tcase_add_test(t, test_batch_with_a_program_prefix);
         tcase_add_test(t, test_batch_stops_on_sigterm_while_waiting_for_input);
+        tcase_add_test(t, test_batch_null_items_from_find_are_exact);
+        tcase_add_test(t, test_batch_delimiter_items_are_literal);
+        tcase_add_test(t, test_batch_replace_places_the_item);
+        tcase_add_test(t, test_batch_jobs_zero_runs_everything);
+        tcase_add_test(t, test_batch_progress_only_on_a_terminal);
+        tcase_add_test(t, test_batch_records_carry_line_and_command);
+        tcase_add_test(t, test_start_failure_record_of_one_run);
+        tcase_add_test(t, test_json_fd_keeps_records_off_stderr);
+        tcase_add_test(t, test_timeout_suffixes_run);
         suite_add_tcase(s, t);
 
         TCase *sh = tcase_create("shared-server");
@@ -658,6 +1136,8 @@ static Suite *cli_suite(void) {
         tcase_add_test(sh, test_stats_counts_jobs);
         tcase_add_test(sh, test_subcommands_need_a_shared_server);
         tcase_add_test(sh, test_relative_cwd_is_the_callers_not_the_servers);
+        tcase_add_test(sh, test_ps_json_is_valid_for_any_bytes);
+        tcase_add_test(sh, test_timeout_signal_and_preserve_status);
         suite_add_tcase(s, sh);
         return s;
 }

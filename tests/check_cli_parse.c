@@ -7,6 +7,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +15,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "../launcher/cli.h"
 #include "../launcher/cli_options.h"
 #include "../launcher/lib.h"
+#include "../launcher/wire.h"
 #include "testutil.h"
 
 static struct mps__cli_options opt;
@@ -202,7 +205,7 @@ START_TEST(test_env_refusals) {
         /* Options are checked in order: the first bad one is reported. */
         REFUSED("bad --env 'X' (NAME=VALUE)", "-e", "A=1", "-e", "X", "--timeout", "soon",
                 "true");
-        REFUSED("bad --timeout 'soon' (seconds > 0, e.g. 2.5)", "--timeout", "soon", "-e", "X",
+        REFUSED("bad --timeout 'soon' (a duration > 0: 2.5, 1.5s, 2m, 1h, 1d)", "--timeout", "soon", "-e", "X",
                 "true");
 }
 END_TEST
@@ -282,17 +285,20 @@ START_TEST(test_timeout_and_kill_after) {
         ck_assert(opt.spec->spawn.timeout == 0);
 
         static const char *const bad_timeouts[] = {"soon", "-1", "0", "0.0", "", "nan",
-                                                   "inf",  "1e8", "10000001", "2s", " 2",
-                                                   "1e-400"};
+                                                   "inf",  "1e8", "10000001", "2x", " 2",
+                                                   "1e-400", "s", "2ss", "1.5 s", "-1s",
+                                                   "116d", "0s", "2S", "2sec"};
         char want[128];
         for (size_t i = 0; i < sizeof(bad_timeouts) / sizeof(bad_timeouts[0]); i++) {
-                snprintf(want, sizeof(want), "bad --timeout '%s' (seconds > 0, e.g. 2.5)",
+                snprintf(want, sizeof(want),
+                         "bad --timeout '%s' (a duration > 0: 2.5, 1.5s, 2m, 1h, 1d)",
                          bad_timeouts[i]);
                 REFUSED(want, "--timeout", bad_timeouts[i], "true");
         }
-        REFUSED("bad --kill-after 'x' (seconds, e.g. 5)", "--timeout", "1", "--kill-after", "x",
+        REFUSED("bad --kill-after 'x' (a duration: 5, 0.5s, 1m...)", "--timeout", "1",
+                "--kill-after", "x", "true");
+        REFUSED("bad --kill-after '-1' (a duration: 5, 0.5s, 1m...)", "--kill-after", "-1",
                 "true");
-        REFUSED("bad --kill-after '-1' (seconds, e.g. 5)", "--kill-after", "-1", "true");
         REFUSED("--kill-after needs --timeout", "--kill-after", "1", "true");
         REFUSED("--kill-after needs --timeout", "--kill-after", "0", "true");
 }
@@ -383,7 +389,7 @@ START_TEST(test_seccomp_reads_its_file_in_order) {
                    "cannot read --seccomp '/nonexistent/p': No such file or directory", false);
         refused_as(ARGS("--seccomp", "/nonexistent/p", "--timeout", "x", "true"),
                    "cannot read --seccomp '/nonexistent/p': No such file or directory", false);
-        REFUSED("bad --timeout 'x' (seconds > 0, e.g. 2.5)", "--timeout", "x", "--seccomp",
+        REFUSED("bad --timeout 'x' (a duration > 0: 2.5, 1.5s, 2m, 1h, 1d)", "--timeout", "x", "--seccomp",
                 "/nonexistent/p", "true");
 }
 END_TEST
@@ -405,11 +411,12 @@ START_TEST(test_jobs_is_batch_mode) {
         ck_assert(!opt.halt_on_failure);
         PARSES("--jobs=2", "--json");
         ck_assert(opt.json);
-        static const char *const bad[] = {"0", "4097", "-1", "+3", " 3", "x", "", "3x",
+        static const char *const bad[] = {"4097", "-1", "+3", " 3", "x", "", "3x",
                                           "99999999999999999999"};
         char want[128];
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                snprintf(want, sizeof(want), "bad --jobs '%s' (1 to 4096)", bad[i]);
+                snprintf(want, sizeof(want), "bad --jobs '%s' (0 to 4096; 0: one per CPU)",
+                         bad[i]);
                 REFUSED(want, "-j", bad[i]);
         }
         REFUSED("--detach does not go with --jobs", "-j", "3", "--detach");
@@ -596,6 +603,248 @@ START_TEST(test_parse_signal) {
 }
 END_TEST
 
+
+/* --- issue 14, items 7-9: xargs input, JSON records, timeout(1) -------------- */
+
+START_TEST(test_durations_as_gnu_timeout) {
+        static const struct {
+                const char *text;
+                double seconds;
+        } ok[] = {{"1.5s", 1.5}, {"2m", 120},    {"0.5h", 1800}, {"1d", 86400},
+                  {"3", 3},      {".25s", 0.25}, {"1e2s", 100},  {"0.001m", 0.06},
+                  {"115d", 115 * 86400.0}};
+        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+                PARSES("--timeout", ok[i].text, "--kill-after", ok[i].text, "true");
+                ck_assert_msg(opt.timeout == ok[i].seconds, "%s", ok[i].text);
+                ck_assert(opt.spec->spawn.timeout == ok[i].seconds);
+                ck_assert(opt.spec->spawn.kill_after == ok[i].seconds);
+        }
+        /* --kill-after may be zero, with or without a suffix. */
+        PARSES("--timeout", "1m", "--kill-after", "0s", "true");
+        ck_assert(opt.spec->spawn.kill_after == 0);
+        REFUSED("bad --kill-after '5x' (a duration: 5, 0.5s, 1m...)", "--timeout", "1",
+                "--kill-after", "5x", "true");
+}
+END_TEST
+
+START_TEST(test_signal_and_preserve_status) {
+        PARSES("--timeout", "1", "--signal", "INT", "true");
+        ck_assert_int_eq(opt.timeout_signal, SIGINT);
+        ck_assert_int_eq(opt.spec->spawn.timeout_signal, SIGINT);
+        ck_assert(!opt.preserve_status);
+        PARSES("--timeout", "1", "--signal=sigkill", "--preserve-status", "true");
+        ck_assert_int_eq(opt.spec->spawn.timeout_signal, SIGKILL);
+        ck_assert(opt.preserve_status);
+        PARSES("--timeout", "1", "--signal", "15", "true");
+        /* SIGTERM is the default, which any server carries out. */
+        ck_assert_int_eq(opt.spec->spawn.timeout_signal, 0);
+        PARSES("--timeout", "1", "true");
+        ck_assert_int_eq(opt.timeout_signal, 0);
+        ck_assert_int_eq(opt.spec->spawn.timeout_signal, 0);
+        PARSES("--preserve-status", "true"); /* as timeout(1): harmless alone */
+        REFUSED("bad --signal 'NOPE' (a signal: TERM, INT, 9...)", "--timeout", "1",
+                "--signal", "NOPE", "true");
+        REFUSED("bad --signal '0' (a signal: TERM, INT, 9...)", "--timeout", "1",
+                "--signal", "0", "true");
+        REFUSED("--signal needs --timeout", "--signal", "INT", "true");
+        /* -s stays --socket. */
+        PARSES("-s", "/x.sock", "true");
+        ck_assert_str_eq(opt.socket, "/x.sock");
+}
+END_TEST
+
+START_TEST(test_json_fd) {
+        PARSES("true");
+        ck_assert_int_eq(opt.json_fd, -1);
+        ck_assert(!opt.json);
+        PARSES("--json-fd", "2", "true");
+        ck_assert_int_eq(opt.json_fd, 2);
+        ck_assert(opt.json); /* records are asked for by giving them an fd */
+        int p[2];
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        char rd[16], wr[16], want[96];
+        snprintf(rd, sizeof(rd), "%d", p[0]);
+        snprintf(wr, sizeof(wr), "%d", p[1]);
+        PARSES("-j", "2", "--json-fd", wr);
+        ck_assert_int_eq(opt.json_fd, p[1]);
+        snprintf(want, sizeof(want), "bad --json-fd '%s' (not an fd open for writing)", rd);
+        REFUSED(want, "--json-fd", rd, "true");
+        close(p[0]);
+        close(p[1]);
+        snprintf(want, sizeof(want), "bad --json-fd '%s' (not an fd open for writing)", wr);
+        REFUSED(want, "--json-fd", wr, "true");
+        REFUSED("bad --json-fd 'x' (an fd number)", "--json-fd", "x", "true");
+        REFUSED("bad --json-fd '-1' (an fd number)", "--json-fd", "-1", "true");
+}
+END_TEST
+
+START_TEST(test_batch_input_options) {
+        PARSES("-j", "2", "echo");
+        ck_assert(!opt.delimited);
+        ck_assert_int_eq(opt.delim, '\n');
+        ck_assert_ptr_null(opt.replace);
+        ck_assert(!opt.progress);
+        PARSES("-j", "2", "-0", "echo");
+        ck_assert(opt.delimited);
+        ck_assert_int_eq(opt.delim, '\0');
+        PARSES("-j", "2", "--null", "echo");
+        ck_assert(opt.delimited);
+        ck_assert_int_eq(opt.delim, '\0');
+        PARSES("-j", "2", "-d", ",", "echo");
+        ck_assert(opt.delimited);
+        ck_assert_int_eq(opt.delim, ',');
+        PARSES("-j", "2", "--delimiter=\\t", "echo");
+        ck_assert_int_eq(opt.delim, '\t');
+        PARSES("-j", "2", "-d", "\\0", "-0", "-d", "\\x41", "echo"); /* the last wins */
+        ck_assert_int_eq(opt.delim, 'A');
+        PARSES("-j", "2", "-I", "%", "echo", "%");
+        ck_assert_str_eq(opt.replace, "%");
+        PARSES("-j", "2", "-i", "echo", "{}");
+        ck_assert_str_eq(opt.replace, "{}");
+        PARSES("-j", "2", "-iXX", "echo", "XX");
+        ck_assert_str_eq(opt.replace, "XX");
+        PARSES("-j", "2", "--replace", "echo", "{}");
+        ck_assert_str_eq(opt.replace, "{}");
+        ck_assert_str_eq(opt.command[0], "echo");
+        PARSES("-j", "2", "--replace=@", "echo", "@");
+        ck_assert_str_eq(opt.replace, "@");
+        PARSES("-j", "1", "--progress");
+        ck_assert(opt.progress);
+
+        REFUSED("bad --delimiter 'ab' (one character, or an escape: \\n, \\t, \\0, \\\\, "
+                "octal \\NNN, hex \\xHH)",
+                "-j", "2", "-d", "ab", "echo");
+        REFUSED("bad --delimiter '' (one character, or an escape: \\n, \\t, \\0, \\\\, "
+                "octal \\NNN, hex \\xHH)",
+                "-j", "2", "-d", "", "echo");
+        REFUSED("bad -I '' (a string to replace)", "-j", "2", "-I", "", "echo");
+        REFUSED("-I needs a PROGRAM to put the items in", "-j", "2", "-I", "{}");
+        REFUSED("-0, -d, -I, -i and --progress go with --jobs (batch mode)", "-0", "echo");
+        REFUSED("-0, -d, -I, -i and --progress go with --jobs (batch mode)", "-I", "{}", "echo",
+                "{}");
+        REFUSED("-0, -d, -I, -i and --progress go with --jobs (batch mode)", "--progress",
+                "true");
+}
+END_TEST
+
+START_TEST(test_jobs_zero_is_one_per_cpu) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        ck_assert_int_ge(cpus, 1);
+        PARSES("-j", "0");
+        ck_assert_int_eq(opt.mode, MPS__CLI_BATCH);
+        ck_assert_uint_eq(opt.jobs, cpus > 4096 ? 4096 : (unsigned)cpus);
+        PARSES("--jobs=0", "echo");
+        ck_assert_uint_eq(opt.jobs, cpus > 4096 ? 4096 : (unsigned)cpus);
+}
+END_TEST
+
+
+/* cli_common.c: what JSON records are made of (issue 14, item 8). */
+START_TEST(test_utf8_validity_is_strict) {
+        static const char *const good[] = {"", "ascii", "caf\xc3\xa9", "\xe2\x82\xac",
+                                           "\xf0\x9f\x98\x80", "\xef\xbf\xbf",
+                                           "\xf4\x8f\xbf\xbf", "\xed\x9f\xbf"};
+        static const char *const bad[] = {"\xff", "\x80", "\xc0\x80", "\xc1\xbf",
+                                          "\xe0\x80\x80", "\xf0\x80\x80\x80",
+                                          "\xed\xa0\x80", "\xed\xbf\xbf", "\xf4\x90\x80\x80",
+                                          "\xf5\x80\x80\x80", "\xe2\x82", "a\xc3",
+                                          "\xc3\x28"};
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+                ck_assert_msg(mps__cli_utf8_valid(good[i]), "good %zu", i);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                ck_assert_msg(!mps__cli_utf8_valid(bad[i]), "bad %zu", i);
+}
+END_TEST
+
+START_TEST(test_json_bytes_are_latin1_when_not_utf8) {
+        cJSON *o = cJSON_CreateObject();
+        ck_assert(mps__cli_json_add_bytes(o, "ok", "caf\xc3\xa9"));
+        ck_assert(mps__cli_json_add_bytes(o, "raw", "a\xff\x01"));
+        const char *argv[] = {"x", "\xe9", NULL};
+        ck_assert(mps__cli_json_add_argv(o, "command", argv));
+        char *s = cJSON_PrintUnformatted(o);
+        ck_assert_str_eq(s, "{\"ok\":\"caf\xc3\xa9\",\"raw\":\"a\xc3\xbf\\u0001\","
+                            "\"raw_latin1\":true,\"command\":[\"x\",\"\xc3\xa9\"],"
+                            "\"command_latin1\":true}");
+        ck_assert(mps__cli_utf8_valid(s));
+        cJSON_free(s);
+        cJSON_Delete(o);
+}
+END_TEST
+
+START_TEST(test_exit_and_start_statuses) {
+        mps_exit_info timed = {.exitcode = -SIGINT, .timed_out = true};
+        ck_assert_int_eq(mps__cli_job_exit_status(&timed, false), 124);
+        ck_assert_int_eq(mps__cli_job_exit_status(&timed, true), 128 + SIGINT);
+        timed.exitcode = 3;
+        ck_assert_int_eq(mps__cli_job_exit_status(&timed, false), 124);
+        ck_assert_int_eq(mps__cli_job_exit_status(&timed, true), 3);
+        timed.exitcode = -SIGKILL;
+        ck_assert_int_eq(mps__cli_job_exit_status(&timed, false), 137);
+        ck_assert_int_eq(mps__cli_job_exit_status(&timed, true), 137);
+        mps_exit_info plain = {.exitcode = -SIGSEGV};
+        ck_assert_int_eq(mps__cli_exit_status(&plain), 128 + SIGSEGV);
+        ck_assert_int_eq(mps__cli_start_status(-ENOENT, "exec"), 127);
+        ck_assert_int_eq(mps__cli_start_status(-EACCES, "exec"), 126);
+        ck_assert_int_eq(mps__cli_start_status(-ENOENT, "chdir"), 125);
+        ck_assert_int_eq(mps__cli_start_status(-ENOTCONN, NULL), 125);
+}
+END_TEST
+
+
+/* The timeout signal travels as spawn field "timeout_signal", only when it
+ * is not SIGTERM, and needs the "timeout_signal" feature. */
+START_TEST(test_timeout_signal_on_the_wire) {
+        PARSES("--timeout", "1", "--signal", "INT", "true");
+        const char *argv[] = {"true", NULL};
+        ck_assert_int_eq(mps_spec_set_exec(opt.spec, "true", argv), 0);
+        struct mps__spawn *m = &opt.spec->spawn;
+        ck_assert_uint_eq(mps__spawn_features(m) & MPS_FEATURE_TIMEOUT_SIGNAL,
+                          MPS_FEATURE_TIMEOUT_SIGNAL);
+        ck_assert_uint_eq(MPS_FEATURES_ALL & MPS_FEATURE_TIMEOUT_SIGNAL,
+                          MPS_FEATURE_TIMEOUT_SIGNAL);
+        cJSON *j = mps__spawn_encode(m);
+        ck_assert_ptr_nonnull(j);
+        /* Numbers go as raw text; the decoder reads them back. */
+        char sig[8];
+        snprintf(sig, sizeof(sig), "%d", SIGINT);
+        ck_assert_str_eq(cJSON_GetObjectItem(j, "timeout_signal")->valuestring, sig);
+        struct mps__spawn back;
+        char e[256] = "";
+        /* As the server gets it: text, parsed. */
+        char *text = cJSON_PrintUnformatted(j);
+        cJSON *parsed = cJSON_Parse(text);
+        ck_assert_ptr_nonnull(parsed);
+        int dr = mps__spawn_decode(parsed, 0, &back, e, sizeof(e));
+        ck_assert_msg(dr == 0, "decode: %d %s", dr, e);
+        ck_assert_int_eq(back.timeout_signal, SIGINT);
+        mps__spawn_done(&back);
+        cJSON_Delete(parsed);
+        cJSON_free(text);
+        cJSON_Delete(j);
+        /* SIGTERM, the default: no field, no feature. */
+        PARSES("--timeout", "1", "--signal", "TERM", "true");
+        ck_assert_int_eq(mps_spec_set_exec(opt.spec, "true", argv), 0);
+        ck_assert_uint_eq(mps__spawn_features(&opt.spec->spawn) & MPS_FEATURE_TIMEOUT_SIGNAL, 0);
+        j = mps__spawn_encode(&opt.spec->spawn);
+        ck_assert_ptr_null(cJSON_GetObjectItem(j, "timeout_signal"));
+        cJSON_Delete(j);
+        /* The welcome names the feature, and a client reads it back. */
+        struct mps__welcome w = {.protocol = 1, .version = "x", .features = MPS_FEATURES_ALL};
+        j = mps__welcome_encode(&w);
+        ck_assert_ptr_nonnull(j);
+        text = cJSON_PrintUnformatted(j);
+        ck_assert_ptr_nonnull(strstr(text, "\"timeout_signal\""));
+        parsed = cJSON_Parse(text);
+        struct mps__welcome wb;
+        ck_assert_int_eq(mps__welcome_decode(parsed, &wb, e, sizeof(e)), 0);
+        ck_assert_uint_eq(wb.features, MPS_FEATURES_ALL);
+        cJSON_Delete(parsed);
+        cJSON_free(text);
+        cJSON_Delete(j);
+}
+END_TEST
+
 static Suite *cli_parse_suite(void) {
         Suite *s = suite_create("cli_parse");
         TCase *t = tcase_create("parse");
@@ -624,6 +873,15 @@ static Suite *cli_parse_suite(void) {
         tcase_add_test(t, test_subcommand_help);
         tcase_add_test(t, test_subcommand_refusals);
         tcase_add_test(t, test_parse_signal);
+        tcase_add_test(t, test_durations_as_gnu_timeout);
+        tcase_add_test(t, test_signal_and_preserve_status);
+        tcase_add_test(t, test_json_fd);
+        tcase_add_test(t, test_batch_input_options);
+        tcase_add_test(t, test_jobs_zero_is_one_per_cpu);
+        tcase_add_test(t, test_utf8_validity_is_strict);
+        tcase_add_test(t, test_json_bytes_are_latin1_when_not_utf8);
+        tcase_add_test(t, test_exit_and_start_statuses);
+        tcase_add_test(t, test_timeout_signal_on_the_wire);
         suite_add_tcase(s, t);
         return s;
 }

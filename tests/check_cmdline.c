@@ -500,6 +500,155 @@ START_TEST(test_word_length_bound) {
 }
 END_TEST
 
+
+/* --- -I items, replacement, -d delimiters (issue 14, item 7) ----------------- */
+
+static void expect_item(const char *line, const char *want) {
+        char *item = (char *)"untouched";
+        char err[256] = "err untouched";
+        int r = mps__cmdline_item(line, &item, err, sizeof(err));
+        ck_assert_msg(r == 0, "item(%s) = %d (%s)", line, r, err);
+        ck_assert_str_eq(err, "err untouched");
+        if (!want) {
+                ck_assert_ptr_null(item);
+                return;
+        }
+        ck_assert_ptr_nonnull(item);
+        ck_assert_str_eq(item, want);
+        free(item);
+}
+
+START_TEST(test_item_is_the_whole_line) {
+        /* As GNU xargs -I: leading blanks go, inner and trailing ones stay. */
+        expect_item("  my file.txt  ", "my file.txt  ");
+        expect_item("\ta\tb", "a\tb");
+        expect_item("plain", "plain");
+        /* The quoting rules of a line still apply, blanks inside them too. */
+        expect_item("it\\'s 'a  b' \"c\\\"d\"", "it's a  b c\"d");
+        expect_item("x\\ y", "x y");
+        /* '#' is an ordinary character: an item is never a comment. */
+        expect_item("# not a comment", "# not a comment");
+        /* Blank lines have no item (skipped, as xargs -I skips them). */
+        expect_item("", NULL);
+        expect_item("   \t ", NULL);
+}
+END_TEST
+
+START_TEST(test_item_errors) {
+        char *item = (char *)"untouched";
+        char err[256] = "";
+        ck_assert_int_eq(mps__cmdline_item("a 'b", &item, err, sizeof(err)), -EINVAL);
+        ck_assert_str_eq(err, "column 3: unterminated single quote");
+        ck_assert_str_eq(item, "untouched");
+        ck_assert_int_eq(mps__cmdline_item("  \"b", &item, err, sizeof(err)), -EINVAL);
+        ck_assert_str_eq(err, "column 3: unterminated double quote");
+        ck_assert_int_eq(mps__cmdline_item("ab\\", &item, err, sizeof(err)), -EINVAL);
+        ck_assert_str_eq(err, "column 3: backslash at the end of the line");
+        /* One item is one word: MPS_WIRE_STR_MAX bytes at most. */
+        char *line = malloc(MPS_WIRE_STR_MAX + 3);
+        ck_assert_ptr_nonnull(line);
+        memset(line, 'x', MPS_WIRE_STR_MAX + 2);
+        line[0] = ' ';
+        line[MPS_WIRE_STR_MAX + 1] = '\0'; /* one blank and STR_MAX bytes: fits */
+        ck_assert_int_eq(mps__cmdline_item(line, &item, err, sizeof(err)), 0);
+        ck_assert_uint_eq(strlen(item), MPS_WIRE_STR_MAX);
+        free(item);
+        item = (char *)"untouched";
+        line[MPS_WIRE_STR_MAX + 1] = 'x';
+        line[MPS_WIRE_STR_MAX + 2] = '\0';
+        ck_assert_int_eq(mps__cmdline_item(line, &item, err, sizeof(err)), -E2BIG);
+        ck_assert_str_eq(err, "column 2: word longer than 16384 bytes");
+        ck_assert_str_eq(item, "untouched");
+        free(line);
+}
+END_TEST
+
+static void expect_replaced(const char *const *words, const char *pat, const char *item,
+                            const char *const *want) {
+        size_t n = 0, nwant = 0;
+        while (words[n])
+                n++;
+        while (want[nwant])
+                nwant++;
+        ck_assert_uint_eq(n, nwant);
+        char **argv = NULL, err[256] = "err untouched";
+        int r = mps__cmdline_replace((char *const *)words, n, pat, item, &argv, err,
+                                     sizeof(err));
+        ck_assert_msg(r == 0, "replace = %d (%s)", r, err);
+        for (size_t i = 0; i < n; i++)
+                ck_assert_str_eq(argv[i], want[i]);
+        ck_assert_ptr_null(argv[n]);
+        mps__cmdline_free(argv);
+}
+
+START_TEST(test_replace_every_occurrence) {
+        expect_replaced(W("cp", "{}", "{}.bak"), "{}", "a b", W("cp", "a b", "a b.bak"));
+        expect_replaced(W("echo", "x{}y{}z", "{"), "{}", "-", W("echo", "x-y-z", "{"));
+        /* Not rescanned: an item that holds the pattern stays as it is. */
+        expect_replaced(W("echo", "{}"), "{}", "{}{}", W("echo", "{}{}"));
+        /* Left to right, without overlaps. */
+        expect_replaced(W("aaa"), "aa", "b", W("ba"));
+        /* No occurrence: the words as they are (GNU xargs runs them). */
+        expect_replaced(W("true"), "{}", "x", W("true"));
+        expect_replaced(W("echo", "{}"), "{}", "", W("echo", ""));
+}
+END_TEST
+
+START_TEST(test_replace_bounds) {
+        const char *words[] = {"echo", "{}{}", NULL};
+        char *item = malloc(MPS_WIRE_STR_MAX / 2 + 2);
+        ck_assert_ptr_nonnull(item);
+        memset(item, 'x', MPS_WIRE_STR_MAX / 2);
+        item[MPS_WIRE_STR_MAX / 2] = '\0';
+        char **argv = NULL, err[256] = "";
+        ck_assert_int_eq(mps__cmdline_replace((char *const *)words, 2, "{}", item, &argv, err,
+                                              sizeof(err)),
+                         0);
+        ck_assert_uint_eq(strlen(argv[1]), MPS_WIRE_STR_MAX);
+        mps__cmdline_free(argv);
+        argv = NULL;
+        strcat(item, "x");
+        ck_assert_int_eq(mps__cmdline_replace((char *const *)words, 2, "{}", item, &argv, err,
+                                              sizeof(err)),
+                         -E2BIG);
+        ck_assert_str_eq(err, "word 2 longer than 16384 bytes with the item in it");
+        ck_assert_ptr_null(argv);
+        ck_assert_int_eq(mps__cmdline_replace((char *const *)words, 2, "", "x", &argv, err,
+                                              sizeof(err)),
+                         -EINVAL);
+        ck_assert_ptr_null(argv);
+        free(item);
+}
+END_TEST
+
+START_TEST(test_delimiters_as_gnu_xargs) {
+        static const struct {
+                const char *arg;
+                char want;
+        } ok[] = {{",", ','},     {"\\", '\\'},   {"x", 'x'},      {"\\n", '\n'},
+                  {"\\t", '\t'},  {"\\\\", '\\'}, {"\\0", '\0'},   {"\\a", '\a'},
+                  {"\\b", '\b'},  {"\\f", '\f'},  {"\\r", '\r'},   {"\\v", '\v'},
+                  {"\\012", '\n'}, {"\\177", 127}, {"\\377", (char)255}, {"\\x41", 'A'},
+                  {"\\x7e", '~'}, {"\\xFF", (char)255}, {"\\000", '\0'}, {" ", ' '}};
+        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+                char d = 'Z';
+                ck_assert_msg(mps__cmdline_parse_delim(ok[i].arg, &d) == 0, "%s", ok[i].arg);
+                ck_assert_msg(d == ok[i].want, "%s: %d", ok[i].arg, d);
+        }
+        static const char *const bad[] = {"", "ab", "\\q", "\\x", "\\xg", "\\08", "\\n1",
+                                          "\\x41z", "\\9", "\\tt"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                char d = 'Z';
+                ck_assert_msg(mps__cmdline_parse_delim(bad[i], &d) == -EINVAL, "%s", bad[i]);
+                ck_assert_int_eq(d, 'Z');
+        }
+        char d = 'Z';
+        ck_assert_int_eq(mps__cmdline_parse_delim("\\400", &d), -ERANGE);
+        ck_assert_int_eq(mps__cmdline_parse_delim("\\x100", &d), -ERANGE);
+        ck_assert_int_eq(d, 'Z');
+}
+END_TEST
+
 static Suite *cmdline_suite(void) {
         Suite *s = suite_create("cmdline");
         TCase *tc = tcase_create("cmdline");
@@ -531,6 +680,11 @@ static Suite *cmdline_suite(void) {
         tcase_add_test(tc, test_line_bound);
         tcase_add_test(tc, test_word_count_bound);
         tcase_add_test(tc, test_word_length_bound);
+        tcase_add_test(tc, test_item_is_the_whole_line);
+        tcase_add_test(tc, test_item_errors);
+        tcase_add_test(tc, test_replace_every_occurrence);
+        tcase_add_test(tc, test_replace_bounds);
+        tcase_add_test(tc, test_delimiters_as_gnu_xargs);
         suite_add_tcase(s, tc);
         return s;
 }

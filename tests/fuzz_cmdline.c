@@ -12,6 +12,12 @@
  *     split back into the same words.
  * And the contract: out-parameters untouched on failure, a NULL-terminated
  * vector on success, every word within MPS_WIRE_STR_MAX bytes.
+ *
+ * The same line as an -I item (mps__cmdline_item) must meet the same
+ * quoting errors as the split (blanks change no quoting state), be the line
+ * itself less its leading blanks when it has no quotes or backslashes, and
+ * the split's words with "{}" replaced (mps__cmdline_replace) must match a
+ * naive replacement.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -185,6 +191,64 @@ static char *requote(char **argv, size_t argc) {
         return line;
 }
 
+/* ---- -I items and replacement ------------------------------------------------- */
+
+static void check_item(const char *line, int split_r, const char *split_err) {
+        char *item = (char *)"untouched", err[256] = "";
+        int r = mps__cmdline_item(line, &item, err, sizeof(err));
+        size_t lead = strspn(line, " \t");
+        if (strlen(line) > MPS_CMDLINE_LINE_MAX) {
+                FUZZ_CHECK(r == -E2BIG, "item of an over-long line: %d", r);
+                return;
+        }
+        if (split_r == -EINVAL && line[lead] != '#') {
+                FUZZ_CHECK(r == -EINVAL && strcmp(err, split_err) == 0,
+                           "item says %d \"%s\", split says \"%s\"", r, err, split_err);
+        }
+        if (r < 0) {
+                FUZZ_CHECK(strcmp(item, "untouched") == 0, "a failed item set *ret_item");
+                return;
+        }
+        FUZZ_CHECK((item == NULL) == (line[lead] == '\0'), "item NULL iff the line is blank");
+        if (!item)
+                return;
+        FUZZ_CHECK(strlen(item) <= MPS_WIRE_STR_MAX, "item of %zu bytes", strlen(item));
+        if (!strpbrk(line, "'\"\\"))
+                FUZZ_CHECK(strcmp(item, line + lead) == 0, "item \"%s\" of a plain line", item);
+        free(item);
+}
+
+/* Every "{}" in word replaced by "<>", naively. */
+static char *naive_replace(const char *word) {
+        char *out = malloc(strlen(word) + 1), *o = out;
+        FUZZ_CHECK(out, "out of memory");
+        for (const char *p = word; *p;) {
+                if (p[0] == '{' && p[1] == '}') {
+                        *o++ = '<';
+                        *o++ = '>';
+                        p += 2;
+                } else {
+                        *o++ = *p++;
+                }
+        }
+        *o = '\0';
+        return out;
+}
+
+static void check_replace(char **words, size_t n) {
+        char **argv = NULL, err[256] = "";
+        int r = mps__cmdline_replace(words, n, "{}", "<>", &argv, err, sizeof(err));
+        FUZZ_CHECK(r == 0, "replace of a same-length item: %d (%s)", r, err);
+        for (size_t i = 0; i < n; i++) {
+                char *want = naive_replace(words[i]);
+                FUZZ_CHECK(strcmp(argv[i], want) == 0, "replaced \"%s\", not \"%s\"", argv[i],
+                           want);
+                free(want);
+        }
+        FUZZ_CHECK(!argv[n], "the vector is not NULL-terminated");
+        mps__cmdline_free(argv);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static char *sentinel_argv[] = {"untouched", NULL};
         char *line = malloc(size + 1);
@@ -201,6 +265,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ref_split(line, &want);
         FUZZ_CHECK(r == want.r, "split returned %d (%s), the rules say %d (%s)",
                    r, err, want.r, want.msg);
+        check_item(line, r, err);
         if (r < 0) {
                 FUZZ_CHECK(argv == sentinel_argv && argc == 12345,
                            "a failed split set its out-parameters");
@@ -222,6 +287,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                            "word %zu is \"%s\", the rules say \"%s\"", i, argv[i],
                            want.words[i]);
         }
+
+        check_replace(argv, argc);
 
         char *again = requote(argv, argc);
         if (again) {
