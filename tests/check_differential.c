@@ -678,11 +678,7 @@ static bool slurp(int fd, char **buf, size_t *len, size_t *cap) {
  * signals, no core files (so bash's notices do not depend on the machine's
  * core settings), stdin /dev/null. */
 _Noreturn static void plain_child(const char *script, char **env, int outfd, int errfd) {
-        sigset_t none;
-        sigemptyset(&none);
-        for (int sig = 1; sig < NSIG; sig++)
-                signal(sig, SIG_DFL);
-        sigprocmask(SIG_SETMASK, &none, NULL);
+        pe_default_signals();
         setsid();
         struct rlimit core = {0, 0};
         getrlimit(RLIMIT_CORE, &core);

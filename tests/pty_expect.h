@@ -31,6 +31,11 @@ struct pe_pty {
 int pe_spawn(struct pe_pty *p, const char *const argv[], const char *const envp[],
              const char *cwd, unsigned short rows, unsigned short cols);
 
+/* Every signal's disposition back to default (glibc's reserved ones too)
+ * and an empty mask: for a child about to exec, so that what it inherits
+ * does not depend on who ran the tests. Async-signal-safe. */
+void pe_default_signals(void);
+
 /* Writes all of s (len bytes) to the master. Returns 0 or -errno. */
 int pe_send(struct pe_pty *p, const char *s, size_t len);
 
