@@ -115,6 +115,7 @@ TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_p
               check_fairness check_isolation check_cli check_cli_parse check_service check_small \
               check_terminal \
               check_bigspec \
+              check_differential \
               $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh completion.sh
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
@@ -225,6 +226,9 @@ $(BUILD)/tests/check_cli: $(BUILD)/tests/check_cli.o $(BUILD)/tests/testutil.o $
 $(BUILD)/tests/check_small: $(BUILD)/tests/check_small.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_terminal: $(BUILD)/tests/check_terminal.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_bigspec: $(BUILD)/tests/check_bigspec.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+# Shell scenarios run directly and through mpspawn (issue 14 item 12).
+$(BUILD)/tests/check_differential: $(BUILD)/tests/check_differential.o $(BUILD)/tests/pty_expect.o \
+  $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 # The CLI's parser is no part of the library; its unit test links it directly.
 $(BUILD)/tests/check_cli_parse: $(BUILD)/tests/check_cli_parse.o $(BUILD)/obj/launcher/cli_options.o \
   $(BUILD)/obj/launcher/cli_common.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
