@@ -93,7 +93,7 @@ SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver
               forkserver/policy.c forkserver/config.c forkserver/access.c \
               forkserver/service.c forkserver/steps.c forkserver/peer.c $(COMMON_SRC)
 CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_options.c launcher/cli_common.c \
-              launcher/cli_batch.c launcher/cli_subcommands.c
+              launcher/cli_batch.c launcher/cli_subcommands.c launcher/cli_server.c
 
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lib/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)

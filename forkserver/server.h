@@ -361,6 +361,13 @@ struct server_options {
         const char *const *preload; /* --preload, after the configuration's */
         size_t npreload;
         int embedded_fd; /* --embedded FD, or -1: listen */
+        /* --detach: leave the parent (a new session) before anything else,
+         * as an embedded server does; how mpspawn starts a per-user one. */
+        bool detach;
+        /* --ready-fd FD, or -1: one byte is written to FD, which is then
+         * closed, once the socket is listening; FD closed without a byte
+         * means the start failed. */
+        int ready_fd;
         /* SIGHUP: reads the configuration again as main() did (file, then
          * options) into *ret_cfg: 0, or -errno with the reason in err (and
          * *ret_cfg to free either way). NULL: nothing to reload. */

@@ -138,7 +138,7 @@ static int run_jobs(struct mps__cli_options *o) {
         /* Connecting may take the whole handshake timeout (a stopped
          * server): until then INT and TERM keep their dispositions, so that
          * they end us as they would any program, and the shell sees it. */
-        r = mps_client_open(o->socket, &client, &msg);
+        r = mps__cli_open(o->socket, &client, &msg);
         if (r < 0) {
                 fprintf(stderr, "mpspawn: %s\n", msg ? msg : mps_strerror(r));
                 goto out;
