@@ -111,6 +111,7 @@ TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_p
               check_config check_timer \
               check_process check_pool check_call check_jobpolicy check_hardening check_context \
               check_fairness check_isolation check_cli check_cli_parse check_service check_small \
+              check_userserver \
               $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh completion.sh
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
@@ -172,6 +173,12 @@ $(BUILD)/forkserver-path: FORCE
 	@mkdir -p $(BUILD)
 	@echo '$(FORKSERVER_PATH)' | cmp -s - $@ || echo '$(FORKSERVER_PATH)' > $@
 FORCE:
+# Likewise the documents' directory, which --help names.
+$(BUILD)/obj/launcher/cli_options.o: ALL_CFLAGS += -DMPS_DOCDIR='"$(DOCDIR)"'
+$(BUILD)/obj/launcher/cli_options.o: $(BUILD)/doc-path
+$(BUILD)/doc-path: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(DOCDIR)' | cmp -s - $@ || echo '$(DOCDIR)' > $@
 
 $(BUILD)/libmpspawn.a: $(LIB_OBJ)
 	rm -f $@
@@ -219,6 +226,8 @@ $(BUILD)/tests/check_cmdline: $(BUILD)/tests/check_cmdline.o $(BUILD)/libmpspawn
 $(BUILD)/tests/check_process: $(BUILD)/tests/check_process.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_cli: $(BUILD)/tests/check_cli.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_small: $(BUILD)/tests/check_small.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_userserver: $(BUILD)/tests/check_userserver.o $(BUILD)/tests/testutil.o \
+  $(BUILD)/libmpspawn.a
 # The CLI's parser is no part of the library; its unit test links it directly.
 $(BUILD)/tests/check_cli_parse: $(BUILD)/tests/check_cli_parse.o $(BUILD)/obj/launcher/cli_options.o \
   $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a

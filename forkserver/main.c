@@ -21,8 +21,12 @@
 #define MPS_VERSION_STRING "0.0.0"
 #endif
 
+/* "mpforkserver", or "mpspawn server" when `mpspawn server` ran us (it
+ * passes that as argv[0]): what usage messages call us. */
+static const char *prog = "mpforkserver";
+
+/* After "Usage: PROG [OPTIONS]". */
 static const char usage[] =
-        "Usage: mpforkserver [OPTIONS]\n"
         "\n"
         "A small single-threaded server that forks and execs jobs for its\n"
         "clients (libmpspawn, the mpspawn CLI) and reports every exit back.\n"
@@ -106,9 +110,9 @@ struct options {
 };
 
 static void die_usage(const char *fmt, const char *arg) {
-        fprintf(stderr, "mpforkserver: ");
+        fprintf(stderr, "%s: ", prog);
         fprintf(stderr, fmt, arg);
-        fprintf(stderr, "\nTry 'mpforkserver --help'.\n");
+        fprintf(stderr, "\nTry '%s --help'.\n", prog);
         exit(2);
 }
 
@@ -203,6 +207,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
                         break;
                 }
                 case 'h':
+                        printf("Usage: %s [OPTIONS]\n", prog);
                         fputs(usage, stdout);
                         exit(0);
                 case 'V':
@@ -251,9 +256,8 @@ static int load_config(const struct options *o, struct config *cfg, char *err,
                 const struct option_key *k = &o->keys[i];
                 if (config_set(cfg, k->key, k->value, err, errlen) < 0) {
                         /* err is "KEY: what is wrong": name the option. */
-                        fprintf(stderr, "mpforkserver: bad --%s: %s\n"
-                                        "Try 'mpforkserver --help'.\n",
-                                k->option, err + strlen(k->key) + 2);
+                        fprintf(stderr, "%s: bad --%s: %s\nTry '%s --help'.\n", prog,
+                                k->option, err + strlen(k->key) + 2, prog);
                         exit(2);
                 }
         }
@@ -291,6 +295,8 @@ int main(int argc, char **argv) {
         int status;
 
         ensure_stdio();
+        if (argc > 0 && strcmp(argv[0], "mpspawn server") == 0)
+                prog = argv[0];
         parse_options(argc, argv, &o);
         config_init(&cfg);
         if (load_config(&o, &cfg, err, sizeof(err)) < 0) {

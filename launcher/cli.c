@@ -31,7 +31,8 @@ static int run_server(char **argv) {
                 fprintf(stderr, "mpspawn: cannot find mpforkserver: %s\n", strerror(-r));
                 return MPS_EXIT_LAUNCHER;
         }
-        argv[0] = path;
+        /* What the server's usage messages call it (forkserver/main.c). */
+        argv[0] = "mpspawn server";
         execv(path, argv);
         int e = errno;
         fprintf(stderr, "mpspawn: cannot execute '%s': %s\n", path, strerror(e));

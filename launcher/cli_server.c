@@ -5,7 +5,7 @@
  * and BATCH (and so --detach) start one on the user socket, in the
  * directory mps__user_dir names ($XDG_RUNTIME_DIR, or a private 0700
  * /tmp/mpspawn-UID), and later invocations, `ps`, `kill` and `wait` find it
- * there. It exits after $MPSPAWN_USER_SERVER_IDLE seconds (default 300)
+ * there. It exits after $MPSPAWN_USER_SERVER_IDLE seconds (default 600)
  * without a client, a job or an exit record waiting to be collected, as
  * gpg-agent leaves when it is not needed.
  *
@@ -52,7 +52,7 @@
 #define USER_SOCKET_NAME "mpspawn.sock"
 #define USER_LOCK_NAME "mpspawn.lock"
 #define USER_LOG_NAME "mpspawn.log"
-#define USER_IDLE_DEFAULT "300"
+#define USER_IDLE_DEFAULT "600"
 #define USER_IDLE_MAX 86400
 #define START_TIMEOUT_MS 10000
 /* Another CLI holds the lock for at most one start and its wait. */

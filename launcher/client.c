@@ -296,12 +296,15 @@ int mps__user_dir_check(const char *dir, bool create, char *msg, size_t msglen) 
                 return r;
         }
         /* Checked through an fd opened without following a symlink, so the
-         * answer is about the directory itself. */
+         * answer is about the directory itself; lstat only names what a
+         * refused one is. */
         int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) {
                 int r = -errno;
+                struct stat l;
+                bool link = lstat(dir, &l) == 0 && S_ISLNK(l.st_mode);
                 snprintf(msg, msglen, "refusing '%s': %s", dir,
-                         r == -ELOOP ? "it is a symbolic link"
+                         link ? "it is a symbolic link"
                          : r == -ENOTDIR ? "it is not a directory" : strerror(-r));
                 return r;
         }
