@@ -185,7 +185,7 @@ $(BUILD)/libmpspawn.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/libmpspawn.so.$(VERSION): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined $(ALL_LDFLAGS) \
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined -Wl,--as-needed $(ALL_LDFLAGS) \
 	  -o $@ $^ $(CJSON_LIBS)
 	ln -sf libmpspawn.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/libmpspawn.so
@@ -193,8 +193,9 @@ $(BUILD)/libmpspawn.so.$(VERSION): $(LIB_OBJ)
 $(BUILD)/mpforkserver: $(SERVER_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) $(SECCOMP_LIBS)
 
+# --as-needed: libm (in CJSON_LIBS) is loaded at every start only if used.
 $(BUILD)/mpspawn: $(CLI_OBJ) $(BUILD)/libmpspawn.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmpspawn.a $(CJSON_LIBS)
+	$(CC) $(ALL_LDFLAGS) -Wl,--as-needed -o $@ $(CLI_OBJ) $(BUILD)/libmpspawn.a $(CJSON_LIBS)
 
 # libdir and includedir relative to ${prefix} where they are under PREFIX,
 # so that "pkg-config --define-variable=prefix=DESTDIR/PREFIX" finds a staged
