@@ -67,7 +67,7 @@ static const char usage[] =
         "      --check-config     check the configuration and the options, print\n"
         "                         the effective settings and exit (0: valid)\n"
         "      --detach           fork into the background (a new session) at start\n"
-        "      --ready-fd FD      write one byte to FD, and close it, once the\n"
+        "      --ready-fd FD      write the line \"1\" to FD, and close it, once the\n"
         "                         socket is listening (how mpspawn starts a\n"
         "                         per-user server: see mpspawn(1))\n"
         "      --embedded FD      serve the one connection already open on FD,\n"

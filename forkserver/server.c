@@ -456,11 +456,12 @@ static bool after_batch(void *data, int nevents) {
 }
 
 /* --ready-fd: the starter may connect now (the socket listens; the loop
- * accepts as soon as it runs). A starter gone already is no error. */
+ * accepts as soon as it runs). A line, so that a shell's `read` takes it.
+ * A starter gone already is no error. */
 static void signal_ready(int fd) {
         if (fd < 0)
                 return;
-        int r = mps__write_all(fd, "1", 1);
+        int r = mps__write_all(fd, "1\n", 2);
         if (r < 0)
                 log_debug("--ready-fd %d: %s", fd, strerror(-r));
         mps__safe_close(fd);

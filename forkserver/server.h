@@ -364,8 +364,8 @@ struct server_options {
         /* --detach: leave the parent (a new session) before anything else,
          * as an embedded server does; how mpspawn starts a per-user one. */
         bool detach;
-        /* --ready-fd FD, or -1: one byte is written to FD, which is then
-         * closed, once the socket is listening; FD closed without a byte
+        /* --ready-fd FD, or -1: the line "1" is written to FD, which is
+         * then closed, once the socket is listening; FD closed without it
          * means the start failed. */
         int ready_fd;
         /* SIGHUP: reads the configuration again as main() did (file, then

@@ -14,7 +14,7 @@
  * and whoever gets the lock second finds the first one's server. The
  * server is started with posix_spawn (this process is never forked) in a
  * session of its own, forks once more to leave us (--detach), and writes a
- * byte to a pipe when it listens (--ready-fd). Its stdio is /dev/null but
+ * line to a pipe when it listens (--ready-fd). Its stdio is /dev/null but
  * for stderr, its log (warnings and errors), which goes to DIR/mpspawn.log.
  *
  * What the first CLI's context leaks into the server: jobs get their own
@@ -217,8 +217,9 @@ static int spawn_server(const char *bin, char *const argv[], int logfd, int read
         return -r;
 }
 
-/* Waits, bounded, for the byte the server writes once it listens: 0, or
- * -errno (-ECHILD: it ended without one; -ETIMEDOUT). */
+/* Waits, bounded, for the line the server writes once it listens (its
+ * first byte is enough): 0, or -errno (-ECHILD: it ended without one;
+ * -ETIMEDOUT). */
 static int wait_ready(int fd) {
         char c;
         int r = mps__poll_one(fd, POLLIN, START_TIMEOUT_MS);
