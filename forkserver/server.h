@@ -162,6 +162,7 @@ struct exit_record {
         char *name;
         char *command;
         struct mps__exited exited;
+        bool detached; /* a detached job's: it holds off idle exit (service.c) */
 };
 
 #define RETAIN_PER_UID 1024             /* exit records kept per user */
@@ -249,6 +250,7 @@ struct retain_state {
         struct exit_record *head, *tail;
         struct mps__idmap by_uid; /* uid + 1 -> that user's records (as a
                                      pointer): the per-user share */
+        size_t ndetached;         /* records of detached jobs among them */
 };
 
 /* service.c: what it remembers between event batches. */

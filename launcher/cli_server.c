@@ -33,6 +33,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,10 +77,15 @@ static const int raised_limits[] = {
 };
 #define NRAISED (sizeof(raised_limits) / sizeof(raised_limits[0]))
 
-static char *msg_dup(const char *fmt, const char *a, const char *b) {
-        char buf[PATH_MAX * 3 + 1024];
-        snprintf(buf, sizeof(buf), fmt, a, b);
-        return strdup(buf);
+/* A malloc()ed message (NULL when memory ran out). */
+__attribute__((format(printf, 1, 2))) static char *msg_dup(const char *fmt, ...) {
+        va_list ap;
+        char *m;
+        va_start(ap, fmt);
+        if (vasprintf(&m, fmt, ap) < 0)
+                m = NULL;
+        va_end(ap);
+        return m;
 }
 
 /* The environment of the server: kept_env's variables that are set. */
@@ -241,12 +247,12 @@ static int start_server(const char *dir, const char *sock, char **ret_msg) {
 
         snprintf(logpath, sizeof(logpath), "%s/%s", dir, USER_LOG_NAME);
         if (idle_seconds(&idle) < 0) {
-                *ret_msg = msg_dup("bad $MPSPAWN_USER_SERVER_IDLE '%s' (seconds, 0 to %s)",
-                                   secure_getenv("MPSPAWN_USER_SERVER_IDLE"), "86400");
+                *ret_msg = msg_dup("bad $MPSPAWN_USER_SERVER_IDLE '%s' (seconds, 0 to %d)",
+                                   secure_getenv("MPSPAWN_USER_SERVER_IDLE"), USER_IDLE_MAX);
                 return -EINVAL;
         }
         if ((r = mps__forkserver_path(bin, sizeof(bin))) < 0) {
-                *ret_msg = msg_dup("cannot name the mpforkserver binary: %s%s", strerror(-r), "");
+                *ret_msg = msg_dup("cannot name the mpforkserver binary: %s", strerror(-r));
                 return r;
         }
         if ((logfd = open_log(logpath)) < 0) {
@@ -258,7 +264,7 @@ static int start_server(const char *dir, const char *sock, char **ret_msg) {
         /* The server's end away from 3, so that dup2 onto 3 clears O_CLOEXEC. */
         if (pipe2(pipefd, O_CLOEXEC) < 0 || (far = fcntl(pipefd[1], F_DUPFD_CLOEXEC, 10)) < 0) {
                 r = -errno;
-                *ret_msg = msg_dup("pipe: %s%s", strerror(-r), "");
+                *ret_msg = msg_dup("pipe: %s", strerror(-r));
                 goto out;
         }
         pipefd[1] = mps__safe_close(pipefd[1]);
@@ -273,11 +279,10 @@ static int start_server(const char *dir, const char *sock, char **ret_msg) {
         reap_starter(pid, r == 0 ? START_TIMEOUT_MS : 1000);
         if (r < 0) {
                 log_tail(logpath, last, sizeof(last));
-                char why[2 * PATH_MAX + 600];
-                snprintf(why, sizeof(why), "%s%s%s (log: %s)",
-                         r == -ETIMEDOUT ? "did not answer within 10 s" : "failed to start",
-                         last[0] ? ": " : "", last, logpath);
-                *ret_msg = msg_dup("the per-user forkserver '%s' %s", bin, why);
+                *ret_msg = msg_dup("the per-user forkserver '%s' %s%s%s (log: %s)", bin,
+                                   r == -ETIMEDOUT ? "did not answer within 10 s"
+                                                   : "failed to start",
+                                   last[0] ? ": " : "", last, logpath);
         }
 out:
         mps__safe_close(pipefd[0]);
@@ -295,12 +300,11 @@ static int open_user_server(mps_client **ret, char **ret_msg) {
         bool private;
         int r = mps__user_dir(dir, sizeof(dir), &private);
         if (r < 0) {
-                *ret_msg = msg_dup("the per-user server's directory name is too long%s%s",
-                                   "", "");
+                *ret_msg = msg_dup("the per-user server's directory name is too long");
                 return r;
         }
         if (private && (r = mps__user_dir_check(dir, true, why, sizeof(why))) < 0) {
-                *ret_msg = msg_dup("cannot start a per-user forkserver: %s%s", why, "");
+                *ret_msg = msg_dup("cannot start a per-user forkserver: %s", why);
                 return r;
         }
         snprintf(sock, sizeof(sock), "%s/%s", dir, USER_SOCKET_NAME);
