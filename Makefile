@@ -95,7 +95,7 @@ SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver
               $(COMMON_SRC)
 CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_options.c launcher/cli_common.c \
               launcher/cli_batch.c launcher/cli_subcommands.c \
-              launcher/cli_fds.c
+              launcher/cli_fds.c launcher/cli_server.c
 
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lib/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
@@ -116,6 +116,7 @@ TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_p
               check_terminal \
               check_bigspec \
               check_differential \
+              check_userserver \
               $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh completion.sh
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
@@ -177,13 +178,19 @@ $(BUILD)/forkserver-path: FORCE
 	@mkdir -p $(BUILD)
 	@echo '$(FORKSERVER_PATH)' | cmp -s - $@ || echo '$(FORKSERVER_PATH)' > $@
 FORCE:
+# Likewise the documents' directory, which --help names.
+$(BUILD)/obj/launcher/cli_options.o: ALL_CFLAGS += -DMPS_DOCDIR='"$(DOCDIR)"'
+$(BUILD)/obj/launcher/cli_options.o: $(BUILD)/doc-path
+$(BUILD)/doc-path: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(DOCDIR)' | cmp -s - $@ || echo '$(DOCDIR)' > $@
 
 $(BUILD)/libmpspawn.a: $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/libmpspawn.so.$(VERSION): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined $(ALL_LDFLAGS) \
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined -Wl,--as-needed $(ALL_LDFLAGS) \
 	  -o $@ $^ $(CJSON_LIBS)
 	ln -sf libmpspawn.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/libmpspawn.so
@@ -191,8 +198,9 @@ $(BUILD)/libmpspawn.so.$(VERSION): $(LIB_OBJ)
 $(BUILD)/mpforkserver: $(SERVER_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) $(SECCOMP_LIBS)
 
+# --as-needed: libm (in CJSON_LIBS) is loaded at every start only if used.
 $(BUILD)/mpspawn: $(CLI_OBJ) $(BUILD)/libmpspawn.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmpspawn.a $(CJSON_LIBS)
+	$(CC) $(ALL_LDFLAGS) -Wl,--as-needed -o $@ $(CLI_OBJ) $(BUILD)/libmpspawn.a $(CJSON_LIBS)
 
 # libdir and includedir relative to ${prefix} where they are under PREFIX,
 # so that "pkg-config --define-variable=prefix=DESTDIR/PREFIX" finds a staged
@@ -229,6 +237,8 @@ $(BUILD)/tests/check_bigspec: $(BUILD)/tests/check_bigspec.o $(BUILD)/tests/test
 # Shell scenarios run directly and through mpspawn (issue 14 item 12).
 $(BUILD)/tests/check_differential: $(BUILD)/tests/check_differential.o $(BUILD)/tests/pty_expect.o \
   $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_userserver: $(BUILD)/tests/check_userserver.o $(BUILD)/tests/testutil.o \
+  $(BUILD)/libmpspawn.a
 # The CLI's parser is no part of the library; its unit test links it directly.
 $(BUILD)/tests/check_cli_parse: $(BUILD)/tests/check_cli_parse.o $(BUILD)/obj/launcher/cli_options.o \
   $(BUILD)/obj/launcher/cli_common.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a

@@ -319,9 +319,11 @@ void listen_stop(struct server *srv) {
         if (l->fd < 0)
                 return;
         loop_del(srv, l->fd);
-        l->fd = mps__safe_close(l->fd);
+        /* The name goes first: a server started on the same path once ours
+         * no longer answers must not lose its new socket to our unlink. */
         if (l->path)
                 unlink(l->path);
+        l->fd = mps__safe_close(l->fd);
 }
 
 void listen_close(struct server *srv) {

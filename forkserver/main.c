@@ -21,8 +21,12 @@
 #define MPS_VERSION_STRING "0.0.0"
 #endif
 
+/* "mpforkserver", or "mpspawn server" when `mpspawn server` ran us (it
+ * passes that as argv[0]): what usage messages call us. */
+static const char *prog = "mpforkserver";
+
+/* After "Usage: PROG [OPTIONS]". */
 static const char usage[] =
-        "Usage: mpforkserver [OPTIONS]\n"
         "\n"
         "A small single-threaded server that forks and execs jobs for its\n"
         "clients (libmpspawn, the mpspawn CLI) and reports every exit back.\n"
@@ -62,6 +66,10 @@ static const char usage[] =
         "                         the options above override it\n"
         "      --check-config     check the configuration and the options, print\n"
         "                         the effective settings and exit (0: valid)\n"
+        "      --detach           fork into the background (a new session) at start\n"
+        "      --ready-fd FD      write the line \"1\" to FD, and close it, once the\n"
+        "                         socket is listening (how mpspawn starts a\n"
+        "                         per-user server: see mpspawn(1))\n"
         "      --embedded FD      serve the one connection already open on FD,\n"
         "                         detached from the parent, and exit when it\n"
         "                         closes (how libmpspawn starts a private server)\n"
@@ -96,13 +104,15 @@ struct options {
         const char *socket_path; /* not the key: a relative path is fine here */
         const char *config_path;
         bool check_config;
+        bool detach;
         int embedded_fd;
+        int ready_fd;
 };
 
 static void die_usage(const char *fmt, const char *arg) {
-        fprintf(stderr, "mpforkserver: ");
+        fprintf(stderr, "%s: ", prog);
         fprintf(stderr, fmt, arg);
-        fprintf(stderr, "\nTry 'mpforkserver --help'.\n");
+        fprintf(stderr, "\nTry '%s --help'.\n", prog);
         exit(2);
 }
 
@@ -111,6 +121,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
                 OPT_MODE = 256, OPT_GRACE, OPT_LEVEL, OPT_EMBEDDED, OPT_CONFIG,
                 OPT_CHECK_CONFIG, OPT_IDLE_EXIT, OPT_PRELOAD, OPT_PREFORK,
                 OPT_MAX_CHILDREN, OPT_MAX_JOBS, OPT_MAX_CONNS, OPT_QUEUE,
+                OPT_DETACH, OPT_READY_FD,
         };
         static const struct option longopts[] = {
                 {"socket", required_argument, NULL, 's'},
@@ -121,6 +132,8 @@ static void parse_options(int argc, char **argv, struct options *o) {
                 {"config", required_argument, NULL, OPT_CONFIG},
                 {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
                 {"embedded", required_argument, NULL, OPT_EMBEDDED},
+                {"detach", no_argument, NULL, OPT_DETACH},
+                {"ready-fd", required_argument, NULL, OPT_READY_FD},
                 {"preload", required_argument, NULL, OPT_PRELOAD},
                 {"prefork", required_argument, NULL, OPT_PREFORK},
                 {"max-children", required_argument, NULL, OPT_MAX_CHILDREN},
@@ -145,7 +158,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
         };
         int c, index;
 
-        *o = (struct options){.embedded_fd = -1};
+        *o = (struct options){.embedded_fd = -1, .ready_fd = -1};
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+s:hV", longopts, &index)) != -1) {
                 const char *key = NULL;
@@ -183,7 +196,18 @@ static void parse_options(int argc, char **argv, struct options *o) {
                         o->embedded_fd = (int)fd;
                         break;
                 }
+                case OPT_DETACH:
+                        o->detach = true;
+                        break;
+                case OPT_READY_FD: {
+                        long long fd;
+                        if (mps__parse_signed(optarg, 3, 65535, &fd) < 0)
+                                die_usage("bad --ready-fd '%s' (a descriptor >= 3)", optarg);
+                        o->ready_fd = (int)fd;
+                        break;
+                }
                 case 'h':
+                        printf("Usage: %s [OPTIONS]\n", prog);
                         fputs(usage, stdout);
                         exit(0);
                 case 'V':
@@ -202,6 +226,8 @@ static void parse_options(int argc, char **argv, struct options *o) {
                 die_usage("unexpected argument '%s'", argv[optind]);
         if (o->embedded_fd >= 0 && o->socket_path)
                 die_usage("%s", "--embedded and --socket exclude each other");
+        if (o->embedded_fd >= 0 && (o->detach || o->ready_fd >= 0))
+                die_usage("%s", "--embedded detaches itself; no --detach or --ready-fd");
 }
 
 /* 0, 1 and 2 must be open before we create anything, or a socket could take
@@ -230,9 +256,8 @@ static int load_config(const struct options *o, struct config *cfg, char *err,
                 const struct option_key *k = &o->keys[i];
                 if (config_set(cfg, k->key, k->value, err, errlen) < 0) {
                         /* err is "KEY: what is wrong": name the option. */
-                        fprintf(stderr, "mpforkserver: bad --%s: %s\n"
-                                        "Try 'mpforkserver --help'.\n",
-                                k->option, err + strlen(k->key) + 2);
+                        fprintf(stderr, "%s: bad --%s: %s\nTry '%s --help'.\n", prog,
+                                k->option, err + strlen(k->key) + 2, prog);
                         exit(2);
                 }
         }
@@ -270,6 +295,8 @@ int main(int argc, char **argv) {
         int status;
 
         ensure_stdio();
+        if (argc > 0 && strcmp(argv[0], "mpspawn server") == 0)
+                prog = argv[0];
         parse_options(argc, argv, &o);
         config_init(&cfg);
         if (load_config(&o, &cfg, err, sizeof(err)) < 0) {
@@ -291,6 +318,7 @@ int main(int argc, char **argv) {
         } else {
                 struct server_options so = {.preload = o.preload, .npreload = o.npreload,
                                             .embedded_fd = o.embedded_fd,
+                                            .detach = o.detach, .ready_fd = o.ready_fd,
                                             .reload = o.config_path ? reload_config : NULL,
                                             .reload_data = &o};
                 status = server_run(&cfg, &so);

@@ -47,6 +47,8 @@ static struct exit_record *unlink_record(struct server *srv, struct exit_record 
         if (srv->retained.tail == r)
                 srv->retained.tail = prev;
         r->next = NULL;
+        if (r->detached)
+                srv->retained.ndetached--;
         mps__idmap_remove(&srv->retained.map, r->exited.id);
         uid_records_set(srv, r->uid, uid_records(srv, r->uid) - 1);
         return r;
@@ -115,6 +117,8 @@ void retain_add(struct server *srv, const struct job *j, const struct mps__exite
         r->runtime = e->wall;
         r->exited = *e;
         r->exited.tag = 0;
+        r->detached = j->detached;
+        srv->retained.ndetached += r->detached;
         if (srv->retained.tail)
                 srv->retained.tail->next = r;
         else

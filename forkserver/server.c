@@ -335,12 +335,18 @@ static int start(struct server *srv, const struct server_options *o, char *where
         srv->life.start_ns = mps__now_ns();
         leave_terminal();
         setup_signals(srv, &mask);
-        if (o->embedded_fd >= 0) {
+        /* Jobs and preloads' children must not hold the starter's pipe: its
+         * end of file is how the starter learns that we failed. */
+        if (o->ready_fd >= 0 && fcntl(o->ready_fd, F_SETFD, FD_CLOEXEC) < 0) {
+                log_err("--ready-fd %d: %s", o->ready_fd, strerror(errno));
+                return 1;
+        }
+        if (o->embedded_fd >= 0 || o->detach) {
                 if ((r = detach_from_parent()) < 0) {
                         log_err("cannot detach: %s", strerror(-r));
                         return 1;
                 }
-                srv->life.embedded = true;
+                srv->life.embedded = o->embedded_fd >= 0;
                 /* Our NOTIFY_SOCKET, if any, is the starting program's. */
                 unsetenv("NOTIFY_SOCKET");
         }
@@ -449,6 +455,18 @@ static bool after_batch(void *data, int nevents) {
         return !(srv->life.stopping && srv->jobs.ndaemon_alive == 0);
 }
 
+/* --ready-fd: the starter may connect now (the socket listens; the loop
+ * accepts as soon as it runs). A line, so that a shell's `read` takes it.
+ * A starter gone already is no error. */
+static void signal_ready(int fd) {
+        if (fd < 0)
+                return;
+        int r = mps__write_all(fd, "1\n", 2);
+        if (r < 0)
+                log_debug("--ready-fd %d: %s", fd, strerror(-r));
+        mps__safe_close(fd);
+}
+
 /* ---- teardown ------------------------------------------------------------------------- */
 
 static void teardown(struct server *srv) {
@@ -487,6 +505,7 @@ int server_run(struct config *cfg, const struct server_options *o) {
                 steps_init(); /* before any child: they must share its page */
                 prefork_refill(&srv, srv.prefork.target);
                 service_ready(&srv, where);
+                signal_ready(o->ready_fd);
                 int r = loop_run(&srv, &hooks, &srv);
                 if (r < 0)
                         log_err("epoll_wait: %s", strerror(-r));

@@ -185,6 +185,7 @@ struct exit_record {
         char *name;
         char *command;
         struct mps__exited exited;
+        bool detached; /* a detached job's: it holds off idle exit (service.c) */
 };
 
 #define RETAIN_PER_UID 1024             /* exit records kept per user */
@@ -272,6 +273,7 @@ struct retain_state {
         struct exit_record *head, *tail;
         struct mps__idmap by_uid; /* uid + 1 -> that user's records (as a
                                      pointer): the per-user share */
+        size_t ndetached;         /* records of detached jobs among them */
 };
 
 /* service.c: what it remembers between event batches. */
@@ -392,6 +394,13 @@ struct server_options {
         const char *const *preload; /* --preload, after the configuration's */
         size_t npreload;
         int embedded_fd; /* --embedded FD, or -1: listen */
+        /* --detach: leave the parent (a new session) before anything else,
+         * as an embedded server does; how mpspawn starts a per-user one. */
+        bool detach;
+        /* --ready-fd FD, or -1: the line "1" is written to FD, which is
+         * then closed, once the socket is listening; FD closed without it
+         * means the start failed. */
+        int ready_fd;
         /* SIGHUP: reads the configuration again as main() did (file, then
          * options) into *ret_cfg: 0, or -errno with the reason in err (and
          * *ret_cfg to free either way). NULL: nothing to reload. */

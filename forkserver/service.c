@@ -198,8 +198,12 @@ void service_ready(struct server *srv, const char *where) {
 /* Called after every event batch: keeps the idle clock and the status line
  * current. The status is sent only when the counts it shows change. */
 void service_after_batch(struct server *srv) {
+        /* A detached job's exit record, kept for a later `mpspawn wait`,
+         * holds the server too, until it is collected or its retention
+         * ends: the job was started to be collected later. */
+        retain_expire(srv);
         bool idle = !srv->life.stopping && !srv->life.embedded && srv->clients.count == 0 &&
-                    srv->jobs.by_id.count == 0;
+                    srv->jobs.by_id.count == 0 && srv->retained.ndetached == 0;
         if (!idle)
                 srv->svc.idle_since_ns = 0;
         else if (srv->svc.idle_since_ns == 0)
@@ -217,9 +221,22 @@ static uint64_t idle_deadline(const struct server *srv) {
         return srv->svc.idle_since_ns + (uint64_t)srv->cfg->idle_exit_ms * 1000000u;
 }
 
-/* The epoll timeout: -1 (wait for events), or the time left until idle exit. */
+/* When only detached jobs' exit records keep an idle_exit server up: the
+ * end of the oldest record's retention (the list is in age order), to wake,
+ * expire it and look again; else 0. */
+static uint64_t retained_deadline(const struct server *srv) {
+        if (!srv->cfg->idle_exit_ms || srv->life.embedded || !srv->retained.ndetached ||
+            srv->clients.count != 0 || srv->jobs.by_id.count != 0)
+                return 0;
+        return srv->retained.head->kept_ns + (uint64_t)RETAIN_SECONDS * 1000000000u + 1;
+}
+
+/* The epoll timeout: -1 (wait for events), or the time left until idle
+ * exit (or until the exit records that hold it off expire). */
 int service_timeout_ms(const struct server *srv) {
         uint64_t deadline = idle_deadline(srv), now = mps__now_ns();
+        if (!deadline)
+                deadline = retained_deadline(srv);
         if (!deadline)
                 return -1;
         if (now >= deadline)

@@ -84,7 +84,9 @@ typedef struct mps_client mps_client;
  * path chooses the server: a socket path; or NULL for the default choice,
  * which is $MPSPAWN_SOCKET if set, else the system socket
  * (/run/mpspawn/forkserver.sock) or the user socket ($XDG_RUNTIME_DIR/
- * mpspawn.sock) if a server answers there, else an embedded server: a private
+ * mpspawn.sock, or /tmp/mpspawn-UID/mpspawn.sock where XDG_RUNTIME_DIR is
+ * unset and that directory is ours and 0700) if a server answers there,
+ * else an embedded server: a private
  * mpforkserver started with posix_spawn (never by forking the caller),
  * connected over a socketpair, and gone when this client is closed. The
  * embedded server's binary is $MPSPAWN_FORKSERVER if set, else mpforkserver

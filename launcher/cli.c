@@ -31,7 +31,8 @@ static int run_server(char **argv) {
                 fprintf(stderr, "mpspawn: cannot find mpforkserver: %s\n", strerror(-r));
                 return MPS_EXIT_LAUNCHER;
         }
-        argv[0] = path;
+        /* What the server's usage messages call it (forkserver/main.c). */
+        argv[0] = "mpspawn server";
         execv(path, argv);
         int e = errno;
         fprintf(stderr, "mpspawn: cannot execute '%s': %s\n", path, strerror(e));
@@ -145,7 +146,7 @@ static int run_jobs(struct mps__cli_options *o) {
         /* Connecting may take the whole handshake timeout (a stopped
          * server): until then INT and TERM keep their dispositions, so that
          * they end us as they would any program, and the shell sees it. */
-        r = mps_client_open(o->socket, &client, &msg);
+        r = mps__cli_open(o->socket, &client, &msg);
         if (r < 0) {
                 fprintf(stderr, "mpspawn: %s\n", msg ? msg : mps_strerror(r));
                 goto out;

@@ -10,6 +10,7 @@
  *   cli_subcommands.c  the subcommands ps, kill, wait, stats
  *   cli_common.c       messages, exit statuses, the JSON exit record, the
  *                      forwarded signals
+ *   cli_server.c       the per-user server mpspawn starts for itself
  */
 #ifndef MPS_CLI_H
 #define MPS_CLI_H
@@ -115,6 +116,14 @@ int mps__cli_fds_apply(const struct mps__cli_options *o);
  * goes before each line's words, or takes the -I item; sfd is
  * mps__cli_signalfd()'s. Returns the exit status. */
 int mps__cli_batch(mps_client *client, const struct mps__cli_options *o, int sfd);
+
+/* cli_server.c: connects RUN and BATCH as mps_client_open(socket) would,
+ * except that with no socket named, no $MPSPAWN_SOCKET and no system or
+ * user server answering, the user's own server is started (or found, when
+ * another mpspawn just started it) instead of an embedded one;
+ * $MPSPAWN_USER_SERVER=0 keeps the embedded one. 0, or -errno with a
+ * malloc()ed message in *ret_message (NULL on success or out of memory). */
+int mps__cli_open(const char *socket, mps_client **ret_client, char **ret_message);
 
 /* cli_subcommands.c: runs `mpspawn ps|kill|wait|stats` as o describes it
  * (o->mode MPS__CLI_PS..MPS__CLI_STATS) against a shared server. Returns

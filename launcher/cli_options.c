@@ -24,6 +24,11 @@
 #include "number.h"
 #include "rlimits.h"
 
+/* Where `make install` puts the documents --help names. */
+#ifndef MPS_DOCDIR
+#define MPS_DOCDIR "/usr/local/share/doc/mpspawn"
+#endif
+
 const char mps__cli_usage[] =
         "Usage: mpspawn [OPTIONS] [--] PROGRAM [ARG...]\n"
         "       mpspawn [OPTIONS] --call ENTRY [--args JSON]\n"
@@ -61,7 +66,7 @@ const char mps__cli_usage[] =
         "                         RLIMIT_AS...); values are numbers or 'unlimited';\n"
         "                         without :HARD the hard limit is left as it is\n"
         "      --seccomp FILE     load the seccomp policy FILE in the job, last before\n"
-        "                         exec (format: docs/policy.md); a bad policy is\n"
+        "                         exec (format: policy.md, below); a bad policy is\n"
         "                         reported with its file, line and word, and nothing\n"
         "                         is started\n"
         "      --nice N           the job's nice value (-20..19)\n"
@@ -91,7 +96,7 @@ const char mps__cli_usage[] =
         "                         and run N at a time (0: one per CPU), like\n"
         "                         xargs -P N. Quoting as in\n"
         "                         sh without expansion: '...', \"...\", \\ (see\n"
-        "                         docs/batch.md); blank lines and # comments are\n"
+        "                         batch.md, below); blank lines and # comments are\n"
         "                         skipped; PROGRAM ARG..., if given, go before each\n"
         "                         line's words. Jobs get /dev/null as stdin\n"
         "      --halt-on-failure  batch mode: start nothing more after a failure\n"
@@ -135,7 +140,20 @@ const char mps__cli_usage[] =
         "Environment:\n"
         "  MPSPAWN_SOCKET      the socket to use when --socket is not given\n"
         "  MPSPAWN_FORKSERVER  the mpforkserver binary for a private server\n"
-        "  MPSPAWN_DEBUG       if set, a private server logs to mpspawn's stderr\n";
+        "  MPSPAWN_DEBUG       if set, a private server logs to mpspawn's stderr\n"
+        "  MPSPAWN_USER_SERVER 0: no per-user server, a private one for each run\n"
+        "  MPSPAWN_USER_SERVER_IDLE  seconds the per-user server stays up without\n"
+        "                      clients, jobs or exits to collect (default 600)\n"
+        "  MPSPAWN_TMPDIR      where the per-user server's directory is made when\n"
+        "                      XDG_RUNTIME_DIR is unset (default /tmp)\n"
+        "\n"
+        "With no --socket, no $MPSPAWN_SOCKET and no system or user server\n"
+        "answering, mpspawn starts the user's own server on\n"
+        "$XDG_RUNTIME_DIR/mpspawn.sock (else /tmp/mpspawn-UID/mpspawn.sock), which\n"
+        "later runs and the subcommands find; it exits once idle. See mpspawn(1).\n"
+        "\n"
+        "Documents: policy.md, batch.md, protocol.md and security.md in\n"
+        MPS_DOCDIR "/.\n";
 
 const char mps__cli_subcommand_usage[] =
         "Usage: mpspawn [-s SOCKET] ps [--json] | kill ID [SIGNAL] | "
@@ -404,11 +422,36 @@ static int job_option(int c, const char *arg, mps_spec *spec, struct mps__cli_er
         }
 }
 
-/* What getopt refused: an unknown option, or one without its value. */
-static int unknown_option(char **argv, struct mps__cli_error *e) {
-        if (optopt && optopt < 256)
-                return refuse(e, true, "option '-%c' is unknown or needs a value", (char)optopt);
-        return refuse(e, true, "option '%s' is unknown or needs a value", argv[optind - 1]);
+/*
+ * What getopt refused (opterr is 0: it said nothing), told apart: an
+ * unknown option, an ambiguous abbreviation, one without its value, or a
+ * value given to one that takes none. glibc leaves optopt 0 for an unknown
+ * or ambiguous long option and the option's character or value otherwise;
+ * argv[optind - 1] is the word it was in.
+ */
+static int unknown_option(char **argv, const char *shorts, const struct option *longs,
+                          struct mps__cli_error *e) {
+        const char *word = argv[optind - 1];
+        if (strncmp(word, "--", 2) == 0 && word[2]) {
+                int len = (int)strcspn(word + 2, "=");
+                if (optopt == 0) {
+                        int matches = 0;
+                        for (const struct option *l = longs; l->name; l++)
+                                matches += strncmp(l->name, word + 2, (size_t)len) == 0;
+                        if (matches > 1)
+                                return refuse(e, true, "option '--%.*s' is ambiguous", len,
+                                              word + 2);
+                        return refuse(e, true, "unknown option '--%.*s'", len, word + 2);
+                }
+                if (word[2 + len] == '=')
+                        return refuse(e, true, "option '--%.*s' takes no value", len, word + 2);
+                return refuse(e, true, "option '%s' needs a value", word);
+        }
+        const char *known = optopt > 0 && optopt < 256 && optopt != '+' && optopt != ':'
+                                    ? strchr(shorts, optopt) : NULL;
+        if (known && known[1] == ':')
+                return refuse(e, true, "option '-%c' needs a value", (char)optopt);
+        return refuse(e, true, "unknown option '-%c'", (char)(optopt ? optopt : '?'));
 }
 
 /* --close-fds, --pass-fd N, --preserve-fds N; 1 if c is none of them. A
@@ -583,7 +626,7 @@ static int run_option(int c, const char *arg, char **argv, struct mps__cli_optio
                         return r;
                 r = batch_json_option(c, arg, o, e);
                 if (r == 1)
-                        return unknown_option(argv, e);
+                        return unknown_option(argv, shortopts, longopts, e);
                 return r;
         }
         return 0;
@@ -707,8 +750,7 @@ static int parse_subcommand(int argc, char **argv, const char *socket,
                         *ret = o;
                         return 0;
                 default:
-                        return refuse(e, true, "option '%s' is unknown or needs a value",
-                                      argv[optind - 1]);
+                        return unknown_option(argv, "+s:h", sub_longopts, e);
                 }
         }
         r = subcommand_args(argc - optind, argv + optind, &o, e);

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <sys/socket.h>
 #include <sys/pidfd.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,6 +35,7 @@
 
 #define SYSTEM_SOCKET "/run/mpspawn/forkserver.sock"
 #define USER_SOCKET_NAME "mpspawn.sock"
+#define USER_TMPDIR "/tmp"
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define EMBEDDED_START_TIMEOUT_MS 10000
 
@@ -261,10 +263,93 @@ out:
         return r;
 }
 
+/*
+ * The per-user server lives in $XDG_RUNTIME_DIR (made by the login manager:
+ * ours, 0700, gone at logout), or where that is unset in a directory of our
+ * own under /tmp, as tmux's /tmp/tmux-UID: anyone can create a name in
+ * /tmp, so it is used only once checked to be ours (mps__user_dir_check).
+ * $MPSPAWN_TMPDIR replaces /tmp (as $TMUX_TMPDIR does), for tests.
+ */
+int mps__user_dir(char *buf, size_t len, bool *ret_private) {
+        const char *rt = secure_getenv("XDG_RUNTIME_DIR");
+        int n;
+        if (rt && *rt) {
+                *ret_private = false;
+                n = snprintf(buf, len, "%s", rt);
+        } else {
+                const char *tmp = secure_getenv("MPSPAWN_TMPDIR");
+                *ret_private = true;
+                n = snprintf(buf, len, "%s/mpspawn-%u", tmp && *tmp ? tmp : USER_TMPDIR,
+                             (unsigned)geteuid());
+        }
+        /* Room for "/mpspawn.sock" in a sockaddr_un as well. */
+        if (n < 0 || (size_t)n >= len ||
+            (size_t)n + sizeof("/" USER_SOCKET_NAME) > sizeof(((struct sockaddr_un *)0)->sun_path))
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+int mps__user_dir_check(const char *dir, bool create, char *msg, size_t msglen) {
+        if (create && mkdir(dir, 0700) < 0 && errno != EEXIST) {
+                int r = -errno;
+                snprintf(msg, msglen, "cannot create the directory '%s': %s", dir, strerror(-r));
+                return r;
+        }
+        /* Checked through an fd opened without following a symlink, so the
+         * answer is about the directory itself; lstat only names what a
+         * refused one is. */
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+                int r = -errno;
+                struct stat l;
+                bool link = lstat(dir, &l) == 0 && S_ISLNK(l.st_mode);
+                snprintf(msg, msglen, "refusing '%s': %s", dir,
+                         link ? "it is a symbolic link"
+                         : r == -ENOTDIR ? "it is not a directory" : strerror(-r));
+                return r;
+        }
+        struct stat st;
+        int r = fstat(fd, &st) < 0 ? -errno : 0;
+        mps__safe_close(fd);
+        if (r < 0) {
+                snprintf(msg, msglen, "cannot check '%s': %s", dir, strerror(-r));
+                return r;
+        }
+        if (st.st_uid != geteuid()) {
+                snprintf(msg, msglen,
+                         "refusing '%s': it belongs to uid %u, not to us (uid %u); remove it "
+                         "or set XDG_RUNTIME_DIR", dir, (unsigned)st.st_uid, (unsigned)geteuid());
+                return -EPERM;
+        }
+        if (st.st_mode & 077) {
+                snprintf(msg, msglen,
+                         "refusing '%s': its mode is %04o, others may reach it (it must be "
+                         "0700)", dir, (unsigned)(st.st_mode & 07777));
+                return -EPERM;
+        }
+        return 0;
+}
+
+/* Connects to the per-user server's socket, if a directory fit for it
+ * is there; the path tried goes to where. */
+static int connect_user(int *ret_fd, char *where, size_t wherelen) {
+        char dir[PATH_MAX], why[PATH_MAX + 128];
+        bool private;
+        int r = mps__user_dir(dir, sizeof(dir), &private);
+        if (r < 0)
+                return r;
+        snprintf(where, wherelen, "%s/%s", dir, USER_SOCKET_NAME);
+        /* A directory someone else made must not give us their server. */
+        if (private && (r = mps__user_dir_check(dir, false, why, sizeof(why))) < 0)
+                return r;
+        return connect_path(where, ret_fd);
+}
+
 /* The default choice of server (see mps_client_open). */
 static int connect_default(unsigned flags, int *ret_fd, char *where, size_t wherelen,
                            char *msg, size_t msglen) {
         const char *env = secure_getenv("MPSPAWN_SOCKET");
+        char user[PATH_MAX + 32] = "the user socket";
         int r;
         if (env && *env) {
                 snprintf(where, wherelen, "%s", env);
@@ -275,21 +360,16 @@ static int connect_default(unsigned flags, int *ret_fd, char *where, size_t wher
                 snprintf(where, wherelen, "%s", SYSTEM_SOCKET);
                 return 0;
         }
-        const char *rt = secure_getenv("XDG_RUNTIME_DIR");
-        if (rt && *rt) {
-                char p[PATH_MAX];
-                snprintf(p, sizeof(p), "%s/%s", rt, USER_SOCKET_NAME);
-                if (connect_path(p, ret_fd) == 0) {
-                        snprintf(where, wherelen, "%s", p);
-                        return 0;
-                }
+        if (connect_user(ret_fd, user, sizeof(user)) == 0) {
+                snprintf(where, wherelen, "%s", user);
+                return 0;
         }
         if (flags & MPS_OPEN_NO_EMBEDDED) {
                 snprintf(where, wherelen, "%s", SYSTEM_SOCKET);
                 snprintf(msg, msglen,
-                         "no forkserver is running (tried $MPSPAWN_SOCKET, %s%s); a "
+                         "no forkserver is running (tried $MPSPAWN_SOCKET, %s and %s); a "
                          "private one would know no jobs",
-                         SYSTEM_SOCKET, rt && *rt ? " and $XDG_RUNTIME_DIR/" USER_SOCKET_NAME : "");
+                         SYSTEM_SOCKET, user);
                 return -ECONNREFUSED;
         }
         snprintf(where, wherelen, "the embedded forkserver");

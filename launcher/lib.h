@@ -122,6 +122,15 @@ int mps__client_await(mps_client *c, uint64_t tag, int timeout_ms,
                       cJSON **ret_reply, enum mps__op *ret_op);
 /* The forkserver binary the embedded default starts. */
 int mps__forkserver_path(char *buf, size_t len);
+/* The per-user server's directory: $XDG_RUNTIME_DIR, or else the private
+ * one, ${MPSPAWN_TMPDIR:-/tmp}/mpspawn-EUID (*ret_private true then). 0 or
+ * -ENAMETOOLONG. */
+int mps__user_dir(char *buf, size_t len, bool *ret_private);
+/* Whether dir is fit to hold the user's socket: a real directory (not a
+ * symlink) owned by the effective user, without group or other access.
+ * With create, a missing one is made 0700 first. 0, or -errno with the
+ * reason in msg. */
+int mps__user_dir_check(const char *dir, bool create, char *msg, size_t msglen);
 
 /* spec.c */
 /* A deep copy of src, independent of it; 0 or -ENOMEM. */

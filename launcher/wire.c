@@ -91,7 +91,10 @@ static cJSON *add_int(cJSON *o, const char *key, int v) {
  * what rusage gives, and finer than a job's wall time means anything. */
 static cJSON *add_seconds(cJSON *o, const char *key, double seconds) {
         char buf[32];
-        uint64_t us = seconds > 0 ? (uint64_t)(fmin(seconds, 1e12) * 1e6 + 0.5) : 0;
+        /* Not fmin, which the compiler leaves a libm call (floor and isnan
+         * it inlines): without it the CLI and clients need not load libm
+         * at every start (linked --as-needed). */
+        uint64_t us = seconds > 0 ? (uint64_t)((seconds < 1e12 ? seconds : 1e12) * 1e6 + 0.5) : 0;
         snprintf(buf, sizeof(buf), "%" PRIu64 ".%06u", us / 1000000,
                  (unsigned)(us % 1000000));
         return add_raw(o, key, buf);

@@ -460,20 +460,24 @@ START_TEST(test_detach_and_json) {
 END_TEST
 
 START_TEST(test_unknown_options_and_missing_values) {
-        REFUSED("option '--no-such-option' is unknown or needs a value", "--no-such-option",
-                "true");
-        REFUSED("option '-x' is unknown or needs a value", "-x", "true");
-        REFUSED("option '-x' is unknown or needs a value", "-Cdir", "-x", "true");
-        /* A long option's missing value is named by its short form, if it
-         * has one. */
-        REFUSED("option '-s' is unknown or needs a value", "--socket");
-        REFUSED("option '-s' is unknown or needs a value", "-s");
-        REFUSED("option '-j' is unknown or needs a value", "-j");
-        REFUSED("option '--timeout' is unknown or needs a value", "--timeout");
-        REFUSED("option '--detach=1' is unknown or needs a value", "--detach=1", "true");
+        /* Each refusal says which it is: unknown, ambiguous, missing its
+         * value, or given a value it does not take. */
+        REFUSED("unknown option '--no-such-option'", "--no-such-option", "true");
+        REFUSED("unknown option '--no-such-option'", "--no-such-option=1", "true");
+        REFUSED("unknown option '-x'", "-x", "true");
+        REFUSED("unknown option '-x'", "-Cdir", "-x", "true");
+        /* A missing value is named as it was spelled. */
+        REFUSED("option '--socket' needs a value", "--socket");
+        REFUSED("option '-s' needs a value", "-s");
+        REFUSED("option '-j' needs a value", "-j");
+        REFUSED("option '--timeout' needs a value", "--timeout");
+        REFUSED("option '--detach' takes no value", "--detach=1", "true");
         /* Ambiguous: --kill-after, --kill-tree, --keep-going. */
-        REFUSED("option '--k' is unknown or needs a value", "--k", "true");
-        REFUSED("option '--kill' is unknown or needs a value", "--kill", "true");
+        REFUSED("option '--k' is ambiguous", "--k", "true");
+        REFUSED("option '--kill' is ambiguous", "--kill", "true");
+        /* The subcommands' options alike. */
+        REFUSED("unknown option '--bogus'", "ps", "--bogus");
+        REFUSED("option '-s' needs a value", "ps", "-s");
 }
 END_TEST
 
@@ -566,7 +570,7 @@ START_TEST(test_subcommand_refusals) {
         REFUSED("usage: mpspawn wait [--json] ID", "wait");
         REFUSED("usage: mpspawn wait [--json] ID", "wait", "0");
         /* What starts with '-' is an option to the subcommand. */
-        REFUSED("option '-1' is unknown or needs a value", "wait", "-1");
+        REFUSED("unknown option '-1'", "wait", "-1");
         REFUSED("usage: mpspawn wait [--json] ID", "wait", "+1");
         REFUSED("usage: mpspawn wait [--json] ID", "wait", "x");
         REFUSED("usage: mpspawn wait [--json] ID", "wait", "1", "2");
@@ -577,11 +581,11 @@ START_TEST(test_subcommand_refusals) {
         REFUSED("unknown signal 'BOGUS'", "kill", "1", "BOGUS");
         REFUSED("unknown signal '-1'", "kill", "1", "-1");
         REFUSED("unknown signal '65'", "kill", "1", "65");
-        REFUSED("option '--bogus' is unknown or needs a value", "ps", "--bogus");
-        REFUSED("option '-x' is unknown or needs a value", "stats", "-x");
-        REFUSED("option '-s' is unknown or needs a value", "ps", "-s");
+        REFUSED("unknown option '--bogus'", "ps", "--bogus");
+        REFUSED("unknown option '-x'", "stats", "-x");
+        REFUSED("option '-s' needs a value", "ps", "-s");
         /* -J is --json's code, not an option of its own. */
-        REFUSED("option '-J' is unknown or needs a value", "ps", "-J");
+        REFUSED("unknown option '-J'", "ps", "-J");
 }
 END_TEST
 

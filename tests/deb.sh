@@ -30,7 +30,11 @@ check() { # check DESCRIPTION COMMAND...
 }
 apt() { DEBIAN_FRONTEND=noninteractive apt-get -y -q "$@"; }
 pkgs="mpspawn libmpspawn0 libmpspawn-dev"
-noenv="env -u MPSPAWN_FORKSERVER -u MPSPAWN_CLI -u MPSPAWN_TOP -u MPSPAWN_SOCKET -u MPSPAWN_DEBUG -u XDG_RUNTIME_DIR"
+# No XDG_RUNTIME_DIR: the CLI's per-user server goes in a private directory,
+# under $tmp here (MPSPAWN_TMPDIR) rather than /tmp, and is stopped below.
+noenv="env -u MPSPAWN_FORKSERVER -u MPSPAWN_CLI -u MPSPAWN_TOP -u MPSPAWN_SOCKET -u MPSPAWN_DEBUG -u XDG_RUNTIME_DIR
+  -u MPSPAWN_USER_SERVER MPSPAWN_TMPDIR=$tmp"
+usersock=$tmp/mpspawn-$(id -u)/mpspawn.sock
 
 if [ "$(id -u)" != 0 ]; then
   echo "deb.sh: must run as root (it installs the packages)"; exit 1
@@ -72,12 +76,26 @@ check "bash completion is where bash-completion looks" \
   test -f "$(pkg-config --variable=completionsdir bash-completion 2>/dev/null ||
              echo /usr/share/bash-completion/completions)/mpspawn"
 check "man mpspawn" sh -c "man -w mpspawn | grep -q /usr/share/man/man1/mpspawn.1"
+for d in policy.md batch.md protocol.md security.md; do
+  check "/usr/share/doc/mpspawn/$d installed" test -f /usr/share/doc/mpspawn/$d
+done
+check "mpspawn --help names the installed documents" \
+  sh -c "mpspawn --help | grep -q '^/usr/share/doc/mpspawn/'"
+check "the man pages name the installed documents" \
+  sh -c "man -P cat mpspawn 2>/dev/null | grep -q /usr/share/doc/mpspawn/policy.md &&
+         man -P cat mpforkserver 2>/dev/null | grep -q /usr/share/doc/mpspawn/protocol.md"
 
 # --- 3. use ----------------------------------------------------------------------------
-check "mpspawn runs a job (private server from /usr/bin/mpforkserver)" \
+check "mpspawn runs a job (per-user server from /usr/bin/mpforkserver)" \
   sh -c "cd / && $noenv mpspawn -- sh -c 'echo job \$\$ ran' | grep -q '^job [0-9]* ran$'"
 $noenv mpspawn -- sh -c 'exit 7' >/dev/null 2>&1
 check "mpspawn exits with the job's status" test $? -eq 7
+check "the per-user server listens in the private directory" test -S "$usersock"
+check "mpspawn ps finds it" sh -c "$noenv mpspawn ps | grep -q '^ID '"
+# Stopped by its pid (the one process with that socket on its command line).
+userpid=$(pgrep -f -x "/usr/bin/mpforkserver --socket $usersock .*" | head -n 1)
+check "the per-user server is /usr/bin/mpforkserver" test -n "$userpid"
+[ -n "$userpid" ] && kill "$userpid"
 cp "$top/docs/example.c" "$tmp/client.c"
 check "pkg-config finds the installed mpspawn.pc" pkg-config --exists mpspawn
 # shellcheck disable=SC2046 # the flags are words

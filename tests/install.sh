@@ -58,7 +58,8 @@ for f in bin/mpforkserver bin/mpspawn include/mpspawn.h lib/libmpspawn.a \
          share/man/man1/mpspawn.1 share/man/man3/libmpspawn.3 \
          share/man/man5/mpforkserver.conf.5 share/man/man8/mpforkserver.8 \
          share/bash-completion/completions/mpspawn share/doc/mpspawn/policy.md \
-         share/doc/mpspawn/batch.md share/doc/mpspawn/NEWS \
+         share/doc/mpspawn/batch.md share/doc/mpspawn/NEWS share/doc/mpspawn/protocol.md \
+         share/doc/mpspawn/security.md \
          share/doc/mpspawn/policy-examples/cat.policy; do
   check "installed $f" test -f "$p/$f"
 done
@@ -76,7 +77,12 @@ check "no placeholder left in the units or man pages" \
   sh -c "! grep -r '@[A-Z]*@' '$p/lib/systemd' '$p/share/man'"
 check "man pages name the installed sample and documents" \
   sh -c "grep -q '^.I /usr/local/share/doc/mpspawn/forkserver.conf.sample' '$p/share/man/man5/mpforkserver.conf.5' &&
-         grep -q '^.I /usr/local/share/doc/mpspawn/policy.md' '$p/share/man/man1/mpspawn.1'"
+         grep -q '^.IR /usr/local/share/doc/mpspawn/policy.md' '$p/share/man/man1/mpspawn.1' &&
+         grep -q '^.IR /usr/local/share/doc/mpspawn/protocol.md' '$p/share/man/man8/mpforkserver.8'"
+check "no man page sends the reader to the source for a document" \
+  sh -c "! grep -l 'of the source' '$p'/share/man/man*/*"
+check "mpspawn --help names the installed documents" \
+  sh -c "'$p/bin/mpspawn' --help | grep -q '^/usr/local/share/doc/mpspawn/'"
 check "bash completion for mpforkserver is a link to mpspawn's" \
   test "$(readlink "$p/share/bash-completion/completions/mpforkserver")" = mpspawn
 check "the shared library is not executable" sh -c "! test -x '$p/lib/libmpspawn.so.0.1.0'"
@@ -134,6 +140,7 @@ check "make install PREFIX=/usr LIBDIR=/usr/lib/$ma DESTDIR after make" \
 check "libmpspawn.so starts /usr/bin/mpforkserver" \
   grep -qa '/usr/bin/mpforkserver' "$dest2/usr/lib/$ma/libmpspawn.so.0.1.0"
 check "mpspawn starts /usr/bin/mpforkserver" grep -qa '/usr/bin/mpforkserver' "$dest2/usr/bin/mpspawn"
+check "mpspawn --help names /usr/share/doc/mpspawn" grep -qa '/usr/share/doc/mpspawn' "$dest2/usr/bin/mpspawn"
 # (/usr/local/bin stays in the jobs' default PATH, and in examples; the
 # README describes the default prefix.)
 check "no installed file names a /usr/local installation path" \

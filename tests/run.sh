@@ -14,6 +14,10 @@ export MPSPAWN_CLI="$top/$BUILD/mpspawn"
 export MPSPAWN_TOP="$top"
 # Tests pick their own sockets; never a system or user server by accident.
 unset MPSPAWN_SOCKET XDG_RUNTIME_DIR
+# Nor does the CLI start a per-user server (which would outlive the run)
+# but where a suite asks for one (check_userserver), nor find the one of
+# whoever runs the tests in /tmp/mpspawn-UID.
+export MPSPAWN_USER_SERVER=0 MPSPAWN_TMPDIR="$top/$BUILD/no-user-server"
 # Check's fork mode, and a summary per suite.
 export CK_FORK=yes CK_VERBOSITY=${CK_VERBOSITY:-normal}
 
