@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "../include/mpspawn.h"
+#include "cli_pty.h"
 
 enum mps__cli_mode {
         MPS__CLI_RUN,     /* one job: PROGRAM ARG..., or --call ENTRY */
@@ -52,6 +53,7 @@ struct mps__cli_options {
         bool json;               /* --json of the run, or of ps/wait/stats */
         uint64_t id;             /* KILL and WAIT: the job */
         int signal;              /* KILL: the signal (default SIGTERM) */
+        enum mps__pty_mode pty;  /* RUN: --pty, --no-pty, else AUTO */
 };
 
 /* Why the command line was refused. */
