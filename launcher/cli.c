@@ -71,8 +71,11 @@ static void print_detached(const mps_process *proc, bool json) {
 static int job_ended(mps_client *client, mps_process *proc, bool json,
                      struct mps__pty *pty, int *ret_signal) {
         mps_exit_info info;
-        if (pty)
+        if (pty) {
                 mps__pty_drain(pty);
+                /* Before the record, so that its line ends as lines do. */
+                mps__pty_restore_terminal();
+        }
         if (mps_exit_info_get(proc, &info) < 0) {
                 fprintf(stderr, "mpspawn: %s\n", mps_client_error(client));
                 return MPS_EXIT_LAUNCHER;
