@@ -332,6 +332,10 @@ static void read_input(struct mps__pty *t) {
                 t->to_job.off = 0;
                 t->to_job.len = (size_t)n;
                 t->last_was_newline = t->to_job.data[n - 1] == '\n';
+        } else if (n < 0 && errno == EIO && t->in_is_term && !in_foreground(t)) {
+                /* We went to the background since poll (the kernel fails
+                 * the read, SIGTTIN being blocked): not the end. */
+                t->in_enabled = false;
         } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
                 /* EOF, or a hung-up terminal (EIO). */
                 input_ended(t);

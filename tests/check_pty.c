@@ -27,6 +27,10 @@
 
 static struct tu_server server;
 
+/* If set, mpspawn's stdout is this file instead of the terminal, as
+ * `mpspawn cmd > file` gives it. */
+static const char *term_stdout_file;
+
 static void server_setup(void) {
         tu_server_start(&server, NULL);
 }
@@ -133,6 +137,12 @@ static void term_start(struct term *t, const char *const *args, int rows, int co
                         tcsetpgrp(0, getpid());
                         signal(SIGTTOU, SIG_DFL);
                         sigprocmask(SIG_UNBLOCK, &chld, NULL);
+                        if (term_stdout_file) {
+                                int f = open(term_stdout_file, O_WRONLY | O_CREAT | O_TRUNC,
+                                             0600);
+                                if (f < 0 || dup2(f, 1) < 0)
+                                        _exit(121);
+                        }
                         execv(argv[0], (char *const *)argv);
                         _exit(127);
                 }
@@ -239,6 +249,53 @@ START_TEST(test_tty_is_a_pty_of_its_own) {
         ck_assert_int_eq(sscanf(t.out + t.seen - strlen("/dev/pts/"), "%63s", name), 1);
         ck_assert_str_ne(name, t.slave_name);
         term_expect(&t, "ctty-ok");
+        int st = term_status(&t);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+        term_end(&t);
+}
+END_TEST
+
+/* `mpspawn cmd > file` on a terminal: the job has the pty as 0 and 2 and
+ * the file as 1, as ssh -t and sudo's use_pty do. */
+START_TEST(test_a_redirected_fd_stays_what_it_was) {
+        char dir[64], file[100], buf[64];
+        tu_tmpdir(dir, sizeof(dir));
+        snprintf(file, sizeof(file), "%s/out", dir);
+        term_stdout_file = file;
+        struct term t;
+        term_start(&t, (const char *[]){"sh", "-c",
+                                        "tty >&2; [ -t 1 ] || echo one-is-no-tty >&2; "
+                                        "echo to-the-file",
+                                        NULL},
+                   24, 80);
+        term_stdout_file = NULL;
+        term_expect(&t, "/dev/pts/");
+        term_expect(&t, "one-is-no-tty");
+        int st = term_status(&t);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+        term_end(&t);
+        int fd = open(file, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        ck_assert_int_ge(n, 0);
+        buf[n] = '\0';
+        ck_assert_str_eq(buf, "to-the-file\n");
+        close(fd);
+        unlink(file);
+        rmdir(dir);
+}
+END_TEST
+
+/* The job holds no descriptor of the caller's terminal. */
+START_TEST(test_job_cannot_reach_the_callers_terminal) {
+        struct term t;
+        char outer[80];
+        term_start(&t, (const char *[]){"sh", "-c", "ls -l /proc/$$/fd; echo listed", NULL}, 24,
+                   80);
+        term_expect(&t, "listed");
+        snprintf(outer, sizeof(outer), "-> %s\r", t.slave_name);
+        ck_assert_msg(!strstr(t.out, outer), "the job holds %s: %s", t.slave_name, tail(&t));
+        ck_assert_ptr_nonnull(strstr(t.out, "-> /dev/pts/"));
         int st = term_status(&t);
         ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
         term_end(&t);
@@ -454,6 +511,8 @@ static Suite *pty_suite(void) {
         tcase_add_checked_fixture(t, server_setup, server_teardown);
         tcase_add_test(t, test_tty_is_a_pty_of_its_own);
         tcase_add_test(t, test_no_pty_shares_the_terminal_without_a_controlling_one);
+        tcase_add_test(t, test_a_redirected_fd_stays_what_it_was);
+        tcase_add_test(t, test_job_cannot_reach_the_callers_terminal);
         tcase_add_test(t, test_window_size_at_start_and_on_sigwinch);
         tcase_add_test(t, test_input_reaches_read_and_ctrl_d_ends_cat);
         tcase_add_test(t, test_termios_restored_after_exit);
