@@ -30,6 +30,8 @@ static struct tu_server server;
 /* If set, mpspawn's stdout is this file instead of the terminal, as
  * `mpspawn cmd > file` gives it. */
 static const char *term_stdout_file;
+/* If set, the shell starts mpspawn in the background (`mpspawn ... &`). */
+static bool term_background;
 
 static void server_setup(void) {
         tu_server_start(&server, NULL);
@@ -134,7 +136,8 @@ static void term_start(struct term *t, const char *const *args, int rows, int co
                 pid_t pid = fork();
                 if (pid == 0) {
                         setpgid(0, 0);
-                        tcsetpgrp(0, getpid());
+                        if (!term_background)
+                                tcsetpgrp(0, getpid());
                         signal(SIGTTOU, SIG_DFL);
                         sigprocmask(SIG_UNBLOCK, &chld, NULL);
                         if (term_stdout_file) {
@@ -147,7 +150,8 @@ static void term_start(struct term *t, const char *const *args, int rows, int co
                         _exit(127);
                 }
                 setpgid(pid, pid);
-                tcsetpgrp(0, pid);
+                if (!term_background)
+                        tcsetpgrp(0, pid);
                 struct event e = {'P', pid};
                 (void)!write(ev[1], &e, sizeof(e));
                 shell_loop(pid, ev[1], cmd[0]);
@@ -504,6 +508,41 @@ START_TEST(test_background_read_stops_with_sigttin) {
 }
 END_TEST
 
+/* `mpspawn sh -c 'read x' &`: the job's read stops it and mpspawn with
+ * SIGTTIN, instead of taking the shell's input; fg then gives it that. */
+START_TEST(test_started_in_the_background_stops_on_read) {
+        struct term t;
+        term_background = true;
+        /* The job is put in the background of its terminal just after it
+         * started (asynchronously: a read begun before that would wait
+         * instead of stopping, a known race); so it waits for that first,
+         * by bounded polling of its /proc stat (pgrp is field 5, the
+         * terminal's foreground group field 8). */
+        term_start(&t, (const char *[]){"sh", "-c",
+                                        "i=0; while [ $i -lt 3000 ] && [ \"$(cut -d' ' -f5 "
+                                        "/proc/$$/stat)\" = \"$(cut -d' ' -f8 /proc/$$/stat)\" ]; "
+                                        "do i=$((i+1)); done; read x; echo \"got <$x>\"",
+                                        NULL},
+                   24, 80);
+        term_background = false;
+        int st = term_status(&t);
+        ck_assert_msg(WIFSTOPPED(st) && WSTOPSIG(st) == SIGTTIN, "status %#x", st);
+        /* Never raw: the terminal was the shell's all along. */
+        struct termios tio;
+        ck_assert_int_eq(tcgetattr(t.master, &tio), 0);
+        ck_assert(tio.c_lflag & ICANON);
+        term_command(&t, 'f');
+        st = term_status(&t);
+        ck_assert_msg(WIFCONTINUED(st), "status %#x", st);
+        term_wait_lflag(&t, true);
+        term_send(&t, "z\r");
+        term_expect(&t, "got <z>");
+        st = term_status(&t);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+        term_end(&t);
+}
+END_TEST
+
 static Suite *pty_suite(void) {
         Suite *s = suite_create("pty");
         TCase *t = tcase_create("relay");
@@ -528,6 +567,7 @@ static Suite *pty_suite(void) {
         tcase_add_test(j, test_ctrl_c_kills_mpspawn_with_sigint);
         tcase_add_test(j, test_ctrl_z_stops_both_and_fg_resumes_both);
         tcase_add_test(j, test_background_read_stops_with_sigttin);
+        tcase_add_test(j, test_started_in_the_background_stops_on_read);
         suite_add_tcase(s, j);
         return s;
 }
