@@ -91,7 +91,8 @@ SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver
               forkserver/timer.c forkserver/log.c forkserver/retain.c forkserver/closer.c \
               forkserver/request.c forkserver/preload.c forkserver/prefork.c \
               forkserver/policy.c forkserver/config.c forkserver/access.c \
-              forkserver/service.c forkserver/steps.c forkserver/peer.c $(COMMON_SRC)
+              forkserver/service.c forkserver/steps.c forkserver/peer.c forkserver/keeper.c \
+              $(COMMON_SRC)
 CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_options.c launcher/cli_common.c \
               launcher/cli_batch.c launcher/cli_subcommands.c \
               launcher/cli_pty.c
@@ -113,6 +114,7 @@ TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_p
               check_process check_pool check_call check_jobpolicy check_hardening check_context \
               check_fairness check_isolation check_cli check_cli_parse check_service check_small \
               check_cli_run check_pty \
+              check_terminal \
               $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh completion.sh
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
@@ -223,6 +225,7 @@ $(BUILD)/tests/check_cli: $(BUILD)/tests/check_cli.o $(BUILD)/tests/testutil.o $
 $(BUILD)/tests/check_cli_run: $(BUILD)/tests/check_cli_run.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_pty: $(BUILD)/tests/check_pty.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_small: $(BUILD)/tests/check_small.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_terminal: $(BUILD)/tests/check_terminal.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 # The CLI's parser is no part of the library; its unit test links it directly.
 $(BUILD)/tests/check_cli_parse: $(BUILD)/tests/check_cli_parse.o $(BUILD)/obj/launcher/cli_options.o \
   $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
@@ -240,7 +243,7 @@ $(BUILD)/tests/check_policy: $(BUILD)/tests/check_policy.o $(BUILD)/obj/forkserv
 $(BUILD)/tests/check_policy: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
 # So is the child's set-up, which applies policies.
 $(BUILD)/tests/check_child: $(BUILD)/tests/check_child.o $(BUILD)/obj/forkserver/child.o \
-  $(BUILD)/obj/forkserver/policy.o $(BUILD)/libmpspawn.a
+  $(BUILD)/obj/forkserver/policy.o $(BUILD)/obj/forkserver/keeper.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_child: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
 $(BUILD)/tests/check_service: $(BUILD)/tests/check_service.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_config: $(BUILD)/tests/check_config.o $(BUILD)/obj/forkserver/config.o \
@@ -277,7 +280,7 @@ $(BUILD)/tests/example: docs/example.c $(BUILD)/libmpspawn.a
 test: tests
 	@sh tests/readme_example.sh $(BUILD)
 	@BUILD=$(BUILD) CC='$(CC)' SANITIZE='$(SANITIZE)' \
-	  sh tests/run.sh $(TESTS) check_process:nopidfd check_jobpolicy:nopidfd $(SH_TESTS)
+	  sh tests/run.sh $(TESTS) check_process:nopidfd check_jobpolicy:nopidfd check_terminal:nopidfd $(SH_TESTS)
 
 check: deps
 	@$(MAKE) --no-print-directory test

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <linux/capability.h>
 #include <sched.h>
+#include <termios.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -44,6 +46,7 @@ static const char *const stage_names[] = {
         [CHILD_STAGE_NICE] = "nice",
         [CHILD_STAGE_SECCOMP] = "seccomp",
         [CHILD_STAGE_CONTEXT] = "context",
+        [CHILD_STAGE_TERMINAL] = "terminal",
 };
 
 const char *child_stage_name(int stage) {
@@ -355,6 +358,32 @@ static void setup_process(const struct server *srv, const struct mps__spawn *spe
 }
 
 /*
+ * A controlling-terminal job: the fd that becomes its fd 0 is made the
+ * controlling terminal of the session setup_process created, still as the
+ * server (TIOCSCTTY with 0 never steals another session's terminal, so
+ * this gives the client nothing it did not hold: it sent the fd), and the
+ * job's group its foreground. That is done before the fd map is
+ * installed, on the fd the map will put at 0 (the same open file), so
+ * that the keeper started next (keeper.c) is forked while the fds are
+ * still the few this child holds, and goes before the map closes the
+ * channel. The keeper is what lets the job stop at ^Z (see keeper.c).
+ */
+static void setup_terminal(const struct mps__spawn *spec, const int *fds, int errpipe,
+                           const struct child_plan *plan) {
+        int tty = -1;
+        for (size_t i = 0; i < spec->nfdmap; i++)
+                if (spec->fdmap[i].target == 0 && spec->fdmap[i].source >= 0)
+                        tty = fds[spec->fdmap[i].source];
+        if (tty < 0 || !isatty(tty))
+                fail(errpipe, CHILD_STAGE_TERMINAL, ENOTTY);
+        if (ioctl(tty, TIOCSCTTY, 0) < 0 || tcsetpgrp(tty, getpgrp()) < 0)
+                fail(errpipe, CHILD_STAGE_TERMINAL, errno);
+        int r = plan->keeper_sock >= 0 ? keeper_start(plan->keeper_sock) : 0;
+        if (r < 0)
+                fail(errpipe, CHILD_STAGE_TERMINAL, -r);
+}
+
+/*
  * The client's context (peer.c), in three steps around the credential
  * change: what needs the server's privilege first (the bounding set, with
  * CAP_SETPCAP; oom_score_adj, since a change of euid makes the child
@@ -557,7 +586,9 @@ static bool become_client(const struct mps__spawn *spec, int errpipe,
  * Order: a private fd table (vforked children); signal dispositions, then
  * the server's mask (every signal was blocked until then); session or
  * process group (every job leads its own group, so that a whole tree can
- * be signalled; a job of another user its own session); fds, then the
+ * be signalled; a job of another user its own session); for a
+ * controlling-terminal job, that terminal and its keeper (setup_terminal);
+ * fds, then the
  * server's fd limit back; then, as the client rather than as
  * the server, everything a client could otherwise abuse: credentials
  * first (with a fresh session keyring for another user), then cwd (access
@@ -579,6 +610,8 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
          * closes it. */
         if (spec->has_cwd_fd && fchdir(fds[spec->cwd_fd]) < 0)
                 fail(errpipe, CHILD_STAGE_CHDIR, errno);
+        if (spec->controlling_terminal)
+                setup_terminal(spec, fds, errpipe, plan);
 
         if ((r = child_arrange_fds(spec, fds, nfds, &errpipe)) < 0)
                 fail(errpipe, CHILD_STAGE_FDS, -r);

@@ -241,6 +241,8 @@ static void flush(struct client *c) {
                 outmsg_free(m);
         }
         set_want_out(c, false);
+        /* Stop reports wait for an empty queue (job.c coalesces them). */
+        job_flush_stop_reports(c);
         if (c->out_bytes == 0 && c->out_peak >= TRIM_AFTER_BYTES) {
                 /* A reader that caught up after a burst. */
                 c->out_peak = 0;
@@ -356,6 +358,9 @@ static void handle(struct client *c, struct mps__msg *msg) {
                 break;
         case MPS_OP_STATS:
                 request_stats(c, msg);
+                break;
+        case MPS_OP_FOREGROUND:
+                request_foreground(c, msg);
                 break;
         default:
                 client_send_error(c, msg->tag, EOPNOTSUPP, "request",

@@ -25,6 +25,8 @@
 #include <sys/epoll.h>
 #include <sys/pidfd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -78,6 +80,7 @@ static void unlink_client(struct job *j) {
 }
 
 void job_free(struct job *j) {
+        mps__safe_close(j->keeper_sock);
         free(j->waiters);
         free(j->command);
         free(j->name);
@@ -149,6 +152,7 @@ static char *command_line(const struct mps__spawn *sp) {
 }
 
 static void resolve_exec(struct job *j);
+static void send_stop_report(struct job *j);
 
 static void on_pidfd_watch(struct watch *w, uint32_t events) {
         (void)events;
@@ -185,7 +189,10 @@ struct job *job_new(struct server *srv, const struct mps__spawn *sp, uid_t uid,
         if (sp->timeout > 0 && j->timeout_ns == 0)
                 j->timeout_ns = 1;
         j->request_ns = request_ns;
-        j->pidfd = j->execpipe = -1;
+        j->pidfd = j->execpipe = j->keeper_sock = -1;
+        j->controlling_terminal = sp->controlling_terminal;
+        j->report_stops = sp->report_stops;
+        mps__list_init(&j->snode);
         j->heap_index = SIZE_MAX;
         j->pidfd_watch = (struct watch){.fn = on_pidfd_watch, .data = j};
         j->execpipe_watch = (struct watch){.fn = on_execpipe_watch, .data = j};
@@ -201,6 +208,10 @@ static void resolve_exec(struct job *j) {
         if (j->execpipe_watched)
                 loop_del(srv, j->execpipe);
         j->execpipe = mps__safe_close(j->execpipe);
+        /* The child has exec'ed or failed: whatever keeper it started has
+         * been handed over by now. */
+        if (j->keeper_sock >= 0)
+                keeper_adopt(j);
 
         if (n == (ssize_t)sizeof(f)) {
                 j->state = JOB_FAILED;
@@ -243,6 +254,9 @@ static void resolve_exec(struct job *j) {
                 steps_mark(STEP_SPAWNED);
                 client_send(j->client, mps__spawned_encode(&s),
                             send_pidfd ? j->pidfd : -1);
+                /* A stop seen while it was starting is reported now. */
+                if (j->report_stops)
+                        send_stop_report(j);
         }
         /* A detached job belongs to no connection from now on: its exit is
          * kept for a wait, and no disconnect ends it. */
@@ -292,6 +306,8 @@ static void forget(struct job *j) {
         else
                 mps__idmap_remove(&srv->jobs.by_pid, (uint64_t)j->pid);
         j->pidfd = mps__safe_close(j->pidfd);
+        mps__list_remove(&j->snode);
+        keeper_job_gone(j);
         if (j->daemon)
                 srv->jobs.ndaemon_alive--;
         j->dead = true;
@@ -390,7 +406,18 @@ void job_on_exit(struct job *j) {
         job_finish(j, status, &ru);
 }
 
+static void check_stops(struct server *srv);
+static void reap_by_pid(struct server *srv);
+
 void job_reap_any(struct server *srv) {
+        /* With pidfds, SIGCHLD only reaches us for stop reports: the
+         * pidfds reap (job_on_exit). */
+        if (!srv->launch.use_pidfd)
+                reap_by_pid(srv);
+        check_stops(srv);
+}
+
+static void reap_by_pid(struct server *srv) {
         for (;;) {
                 /* Which child ended, without reaping it yet: a kill_tree
                  * leader's group is killed first, as job_on_exit does. */
@@ -414,6 +441,98 @@ void job_reap_any(struct server *srv) {
                         return; /* cannot happen for the child waitid named */
                 if (j)
                         job_finish(j, status, &ru);
+        }
+}
+
+/* ---- stop reports ---------------------------------------------------------------- */
+
+/*
+ * pidfds do not poll for stops, so a report_stops job is watched through
+ * SIGCHLD, which the server's signalfd takes once the first such job
+ * starts (without pidfds it always does), and waitid(WSTOPPED |
+ * WCONTINUED) on each job of jobs.stop_watch alone: no exit is reaped
+ * here. Reports are coalesced: a job has one state, and only a change
+ * from the state last sent is sent, and only into an empty reply queue
+ * (else once it drains, job_flush_stop_reports), so a job that stops and
+ * continues in a loop costs its client at most one queued report.
+ */
+static void sigchld_on(struct server *srv) {
+        if (srv->jobs.sigchld_on)
+                return;
+        srv->jobs.sigchld_on = true;
+        if (!srv->launch.use_pidfd)
+                return; /* the signalfd takes SIGCHLD already */
+        /* What the server blocks is what its signalfd takes (server.c):
+         * the same set plus SIGCHLD. */
+        sigset_t chld, mask;
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &chld, &mask);
+        sigaddset(&mask, SIGCHLD);
+        if (signalfd(srv->life.signal_fd, &mask, 0) < 0)
+                log_err("cannot watch SIGCHLD for stop reports: %m");
+}
+
+void job_watch_stops(struct job *j) {
+        struct server *srv = j->srv;
+        if (!srv->jobs.stop_watch.next)
+                mps__list_init(&srv->jobs.stop_watch);
+        sigchld_on(srv);
+        mps__list_push_back(&srv->jobs.stop_watch, &j->snode);
+}
+
+static void send_stop_report(struct job *j) {
+        struct client *c = j->client;
+        if (j->stop_sig == j->stop_sent || j->state != JOB_RUNNING || !c || c->dead ||
+            c->out_head)
+                return;
+        struct mps__stop_report r = {.tag = j->tag, .id = j->id, .signo = j->stop_sig};
+        j->stop_sent = j->stop_sig;
+        client_send(c, mps__stop_report_encode(j->stop_sig ? MPS_OP_STOPPED
+                                                            : MPS_OP_CONTINUED, &r), -1);
+}
+
+/* The job's latest stop state; at most a few events (the kernel keeps one
+ * per process), so the loop is bounded anyway. */
+static void check_job_stops(struct job *j) {
+        for (int i = 0; i < 8; i++) {
+                siginfo_t si = {0};
+                if (waitid(P_PID, (id_t)j->pid, &si, WSTOPPED | WCONTINUED | WNOHANG) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (si.si_pid == 0)
+                        break;
+                if (si.si_code == CLD_STOPPED || si.si_code == CLD_TRAPPED)
+                        j->stop_sig = si.si_status;
+                else if (si.si_code == CLD_CONTINUED)
+                        j->stop_sig = 0;
+        }
+        send_stop_report(j);
+}
+
+static void check_stops(struct server *srv) {
+        struct mps__list *n, *tmp;
+        if (!srv->jobs.stop_watch.next)
+                return;
+        mps__list_foreach_safe(n, tmp, &srv->jobs.stop_watch) {
+                struct job *j = mps__list_entry(n, struct job, snode);
+                if (!j->dead)
+                        check_job_stops(j);
+        }
+}
+
+void job_flush_stop_reports(struct client *c) {
+        struct mps__list *n, *tmp;
+        if (!c->srv->jobs.sigchld_on)
+                return;
+        mps__list_foreach_safe(n, tmp, &c->jobs) {
+                struct job *j = mps__list_entry(n, struct job, cnode);
+                if (j->report_stops && !j->dead)
+                        send_stop_report(j);
+                if (c->dead || c->out_head)
+                        return;
         }
 }
 
@@ -469,6 +588,105 @@ void job_on_deadline(struct job *j) {
         }
 }
 
+/* ---- terminal keepers (the processes are keeper.c's) ---------------------------- */
+
+static void keeper_free(struct keeper *k) {
+        if (k->job)
+                k->job->keeper = NULL;
+        mps__list_remove(&k->knode);
+        loop_del(k->srv, k->pidfd);
+        mps__safe_close(k->pidfd);
+        mps__safe_close(k->sock);
+        free(k);
+}
+
+/* The keeper has ended: reap it. Without pidfds the SIGCHLD reaper may
+ * have done so already (ECHILD): it reaps every child it is told of. */
+static void on_keeper_exit(struct watch *w, uint32_t events) {
+        struct keeper *k = w->data;
+        (void)events;
+        siginfo_t si = {0};
+        int r;
+        do
+                r = waitid(P_PIDFD, (id_t)k->pidfd, &si, WEXITED | WNOHANG);
+        while (r < 0 && errno == EINTR);
+        if (r == 0 && si.si_pid == 0)
+                return; /* not yet */
+        keeper_free(k);
+}
+
+/* Receives the keeper's pidfd (MSG_CMSG_CLOEXEC); -1 when none came. */
+static int recv_pidfd(int sock) {
+        char byte;
+        struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } u;
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                            .msg_controllen = sizeof(u.buf)};
+        ssize_t n;
+        do
+                n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+        int fd = -1;
+        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+            c->cmsg_len == CMSG_LEN(sizeof(int)))
+                memcpy(&fd, CMSG_DATA(c), sizeof(int));
+        return fd;
+}
+
+void keeper_adopt(struct job *j) {
+        struct server *srv = j->srv;
+        int pidfd = recv_pidfd(j->keeper_sock);
+        struct keeper *k = pidfd >= 0 ? calloc(1, sizeof(*k)) : NULL;
+        if (!k) {
+                /* No keeper (none started, or out of memory: then it ends
+                 * with the job, reaped by the next SIGCHLD reaper if any). */
+                mps__safe_close(pidfd);
+                j->keeper_sock = mps__safe_close(j->keeper_sock);
+                return;
+        }
+        *k = (struct keeper){.srv = srv, .job = j, .pidfd = job_pidfd_high(srv, pidfd),
+                             .sock = j->keeper_sock};
+        k->watch = (struct watch){.fn = on_keeper_exit, .data = k};
+        if (!srv->jobs.keepers.next)
+                mps__list_init(&srv->jobs.keepers);
+        mps__list_push_back(&srv->jobs.keepers, &k->knode);
+        j->keeper_sock = -1;
+        /* Unwatched (ENOMEM), it is reaped only by a SIGCHLD reaper, if
+         * the server runs one: say so. */
+        if (loop_add(srv, k->pidfd, EPOLLIN, &k->watch) < 0)
+                log_err("job %llu: cannot watch its terminal keeper",
+                        (unsigned long long)j->id);
+        j->keeper = k;
+}
+
+void keeper_job_gone(struct job *j) {
+        j->keeper_sock = mps__safe_close(j->keeper_sock);
+        struct keeper *k = j->keeper;
+        if (!k)
+                return;
+        k->job = NULL;
+        j->keeper = NULL;
+        /* Its end of the channel closing ends it even before it sees the
+         * job's pidfd. */
+        k->sock = mps__safe_close(k->sock);
+}
+
+int keeper_command(struct job *j, bool foreground) {
+        struct keeper *k = j->keeper;
+        if (!k || k->sock < 0)
+                return -ENOTSUP;
+        char cmd = foreground ? 'f' : 'b';
+        ssize_t n;
+        do
+                n = send(k->sock, &cmd, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        return n < 0 ? -errno : 0;
+}
+
 static void release_job(uint64_t id, void *value, void *data) {
         struct job *j = value;
         (void)id;
@@ -481,6 +699,12 @@ static void release_job(uint64_t id, void *value, void *data) {
 /* At exit: jobs still running are left to run (they are reparented); only
  * our records of them go. */
 void job_release_all(struct server *srv) {
+        /* Keepers still running end by themselves once their channel, the
+         * server's end closed here, is gone. */
+        struct mps__list *n, *tmp;
+        if (srv->jobs.keepers.next)
+                mps__list_foreach_safe(n, tmp, &srv->jobs.keepers)
+                        keeper_free(mps__list_entry(n, struct keeper, knode));
         mps__idmap_foreach(&srv->jobs.by_id, release_job, NULL);
         mps__idmap_free(&srv->jobs.by_id);
         mps__idmap_free(&srv->jobs.by_pid);

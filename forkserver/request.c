@@ -3,7 +3,8 @@
  * request.c: every request but spawn, which has a module of its own:
  * "hello" (the protocol check), "signal" and "wait" about one job, and the
  * requests that look at the server rather than start anything, "list" (the
- * caller's jobs, for `mpspawn ps`) and "stats". connection.c decides which
+ * caller's jobs, for `mpspawn ps`) and "stats"; and "foreground" (a
+ * terminal job's place in its terminal, keeper.c). connection.c decides which
  * handler a message goes to; each handler decodes it, answers through
  * client_send, and changes nothing when the message is bad.
  */
@@ -74,6 +75,37 @@ void request_signal(struct client *c, const struct mps__msg *msg) {
                 return;
         }
         client_send(c, mps__signaled_encode(req.tag, req.id), -1);
+}
+
+/* A controlling-terminal job's foreground, through its keeper. No reply
+ * unless refused: the client sends it without waiting (docs/protocol.md). */
+void request_foreground(struct client *c, const struct mps__msg *msg) {
+        struct mps__foreground req;
+        char err[256];
+        int r = mps__foreground_decode(msg->json, &req, err, sizeof(err));
+        if (r < 0) {
+                client_send_error(c, msg->tag, -r, "request", "bad foreground request: %s",
+                                  err);
+                return;
+        }
+        struct job *j = visible_job(c, req.id);
+        if (!j) {
+                client_send_error(c, req.tag, ESRCH, "request", "no job %llu",
+                                  (unsigned long long)req.id);
+                return;
+        }
+        if (!j->controlling_terminal) {
+                client_send_error(c, req.tag, ENOTSUP, "request",
+                                  "job %llu has no controlling terminal",
+                                  (unsigned long long)req.id);
+                return;
+        }
+        r = keeper_command(j, req.foreground);
+        if (r < 0)
+                client_send_error(c, req.tag, -r, "request",
+                                  "cannot move job %llu to the %s: %s",
+                                  (unsigned long long)req.id,
+                                  req.foreground ? "foreground" : "background", strerror(-r));
 }
 
 /* wait, list and stats share one message shape (an id only for wait).

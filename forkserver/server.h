@@ -151,6 +151,28 @@ struct job {
         size_t heap_index; /* SIZE_MAX when not armed */
         bool dead; /* reaped; freed after the current event batch */
         struct job *gnext;
+        /* Terminal jobs (issue 14): stop reports (job.c) and the keeper
+         * that moves the terminal's foreground (keeper.c). */
+        bool controlling_terminal;
+        bool report_stops;
+        int stop_sig;          /* 0 running, else what stopped it */
+        int stop_sent;         /* the state last sent to the client */
+        struct mps__list snode; /* in jobs.stop_watch while report_stops */
+        struct keeper *keeper; /* NULL: none (yet) */
+        int keeper_sock;       /* the keeper channel's server end until the
+                                  keeper's pidfd arrives, -1 */
+};
+
+/* job.c: the server's record of a terminal job's keeper process (the
+ * process itself is keeper.c's). */
+struct keeper {
+        struct server *srv;
+        struct job *job; /* NULL once the job is gone */
+        pid_t pid;
+        int pidfd;
+        int sock; /* commands to the keeper: 'b', 'f' */
+        struct watch watch;
+        struct mps__list knode; /* in jobs.keepers until reaped */
 };
 
 /* The exit of a job whose client had gone, kept for `mpspawn wait ID`. */
@@ -296,6 +318,14 @@ struct job_table {
         struct mps__idmap by_uid;
         size_t ndaemon_alive;     /* daemon jobs not yet reaped */
         struct job *dead;         /* reaped this batch; freed after it */
+        /* report_stops jobs, checked at each SIGCHLD (job.c); the head is
+         * set up at the first one (sigchld_on: SIGCHLD then reaches the
+         * signalfd with pidfds too). */
+        struct mps__list stop_watch;
+        bool sigchld_on;
+        /* Keepers not reaped yet (job.c), for job_release_all; set up at
+         * the first. */
+        struct mps__list keepers;
 };
 
 /* job.c and spawn.c: counters for the stats request. */
@@ -446,6 +476,7 @@ void request_signal(struct client *c, const struct mps__msg *msg);
 void request_wait(struct client *c, const struct mps__msg *msg);
 void request_list(struct client *c, const struct mps__msg *msg);
 void request_stats(struct client *c, const struct mps__msg *msg);
+void request_foreground(struct client *c, const struct mps__msg *msg);
 
 /* ---- retain.c: exits nobody was connected to hear, kept for a later wait --------- */
 
@@ -482,6 +513,27 @@ unsigned job_uid_count(const struct server *srv, uid_t uid);
 void job_link_client(struct job *j, struct client *c);
 void job_free(struct job *j);
 void job_release_all(struct server *srv);
+/* A report_stops job, tracked: watched for stops from now on. */
+void job_watch_stops(struct job *j);
+/* Sends the stop reports held back while c's queue was not empty
+ * (connection.c, once it drained). */
+void job_flush_stop_reports(struct client *c);
+
+/* job.c: terminal keepers */
+/* Takes the keeper's pidfd from j->keeper_sock once the child has passed
+ * exec or failed (job.c); nothing when none came. */
+void keeper_adopt(struct job *j);
+/* The job has been reaped: the keeper ends on its own (it watches the
+ * job's pidfd and its channel) and is reaped when it does. */
+void keeper_job_gone(struct job *j);
+/* Asks the keeper to make the job foreground (true) or background. 0, or
+ * -ENOTSUP (no keeper), -EAGAIN (channel full), -errno. */
+int keeper_command(struct job *j, bool foreground);
+/* keeper.c: in the child, once it has its controlling terminal: starts the keeper
+ * (and its anchor in the job's group) and hands its pidfd over sock,
+ * which it closes.
+ * 0 or -errno. */
+int keeper_start(int sock);
 
 /* What a call job runs, resolved by the server before it forks. */
 struct child_call {
@@ -517,6 +569,9 @@ struct child_plan {
          * until it unblocks everything for the job: the server's own, as it
          * was before every signal was blocked across the fork. */
         sigset_t setup_mask;
+        /* A controlling-terminal job: the child's end of the keeper
+         * channel (keeper.c); -1: none. */
+        int keeper_sock;
 };
 
 /* ---- spawn.c: the spawn request, from decoding to a tracked child -------------- */
@@ -609,6 +664,7 @@ enum child_stage {
         CHILD_STAGE_NICE,
         CHILD_STAGE_SECCOMP,
         CHILD_STAGE_CONTEXT,
+        CHILD_STAGE_TERMINAL,
 };
 const char *child_stage_name(int stage);
 

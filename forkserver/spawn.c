@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/pidfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../launcher/fdutil.h"
@@ -67,6 +68,7 @@ struct spawn {
         bool same_context;       /* ctx is the server's own */
         struct job *j;        /* until track hands it to the server */
         int pipefd[2];        /* the exec pipe, until the job holds its read end */
+        int keeper_sock;      /* the keeper channel's child end, until the fork */
         pid_t pid;
         bool preforked;       /* a pre-forked child took the job */
         bool exec_done;       /* the (vforked) child has exec'ed or failed already */
@@ -170,7 +172,7 @@ int spawn_plan_build(struct server *srv, const struct mps__spawn *sp,
         int r;
         *p = (struct spawn_plan){
                 .plan = {.admin = srv->policy.admin, .creds = creds, .ctx = ctx,
-                         .server_pid = server_pid},
+                         .server_pid = server_pid, .keeper_sock = -1},
         };
         /* The mask a child sets once it has reset our dispositions: ours
          * as it is now, before signals are blocked across the fork. */
@@ -312,6 +314,21 @@ static int launch_prepare(struct spawn *s) {
                                   "cannot create the exec pipe: %m");
                 return -1;
         }
+        /* A terminal job's keeper (keeper.c) is started by the child; its
+         * channel exists before, so that the server holds its end. */
+        int sv[2];
+        if (s->sp.controlling_terminal) {
+                if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
+                               sv) < 0) {
+                        s->srv->stats.jobs_failed++;
+                        client_send_error(s->c, s->sp.tag, errno, "fork",
+                                          "cannot create the terminal keeper's channel: %m");
+                        return -1;
+                }
+                s->j->keeper_sock = sv[0];
+                s->keeper_sock = sv[1];
+                s->plan.plan.keeper_sock = sv[1];
+        }
         s->j->start_ns = mps__now_ns();
         return 0;
 }
@@ -324,6 +341,7 @@ static int launch_prepare(struct spawn *s) {
 static bool launch_preforked(struct spawn *s) {
         struct server *srv = s->srv;
         bool take = s->plan.plan.call && srv->launch.use_pidfd && !s->plan.plan.policy &&
+                    !s->sp.controlling_terminal &&
                     !s->plan.plan.creds && !s->plan.plan.ctx &&
                     s->msg->nfds < MPS_WIRE_FDS_MAX; /* room for the exec pipe */
         struct prefork *pf = take ? prefork_take(srv) : NULL;
@@ -387,9 +405,11 @@ static int spawn_launch(struct spawn *s) {
                  * every other client. A forked child's exec result comes
                  * through the exec pipe, which the loop watches. Jobs that
                  * keep our credentials, which no other user can signal,
-                 * keep the faster clone. */
+                 * keep the faster clone. A terminal job is forked too: its
+                 * child waits for the keeper it starts (keeper.c), which a
+                 * vfork parent, the server, must never wait for. */
                 bool vfork = USE_VFORK && !s->plan.plan.call && srv->launch.use_pidfd &&
-                             !s->plan.plan.creds;
+                             !s->plan.plan.creds && !s->sp.controlling_terminal;
                 spawn_block_signals(&s->plan.plan.setup_mask);
                 if (vfork)
                         s->pid = launch_vfork(s, &fork_errno);
@@ -402,6 +422,7 @@ static int spawn_launch(struct spawn *s) {
         }
         steps_mark(STEP_FORKED);
         s->pipefd[1] = mps__safe_close(s->pipefd[1]);
+        s->keeper_sock = mps__safe_close(s->keeper_sock);
         if (s->pid < 0) {
                 srv->stats.jobs_failed++;
                 log_warn("fork for client %llu failed: %s",
@@ -489,6 +510,8 @@ static void spawn_track(struct spawn *s) {
         job_link_client(j, s->c);
         if (j->daemon)
                 srv->jobs.ndaemon_alive++;
+        if (j->report_stops)
+                job_watch_stops(j);
         /* A vforked child is past exec (or failed) already: answer now. */
         if (s->exec_done)
                 job_on_execpipe(j);
@@ -497,13 +520,15 @@ static void spawn_track(struct spawn *s) {
 /* --- the request ------------------------------------------------------------- */
 
 void spawn_request(struct client *c, struct mps__msg *msg) {
-        struct spawn s = {.srv = c->srv, .c = c, .msg = msg, .pipefd = {-1, -1}};
+        struct spawn s = {.srv = c->srv, .c = c, .msg = msg, .pipefd = {-1, -1},
+                          .keeper_sock = -1};
 
         steps_mark(STEP_RECEIVED);
         if (spawn_admit(&s) == 0 && spawn_plan(&s) == 0 && spawn_launch(&s) == 0)
                 spawn_track(&s);
         mps__safe_close(s.pipefd[0]);
         mps__safe_close(s.pipefd[1]);
+        mps__safe_close(s.keeper_sock);
         if (s.j)
                 job_free(s.j);
         spawn_plan_done(&s.plan);

@@ -234,6 +234,24 @@ MPS_API int mps_spec_set_detached(mps_spec *spec, bool detached);
 /* Runs the job in a new session (setsid()). Default: false. */
 MPS_API int mps_spec_set_new_session(mps_spec *spec, bool new_session);
 
+/* ---- terminal jobs (server feature "terminal") --------------------------- */
+
+/*
+ * The job starts in a new session (setsid) with its fd 0, after the fd map,
+ * as its controlling terminal (TIOCSCTTY), and its process group in that
+ * terminal's foreground. The start fails at stage "terminal" if fd 0 is not
+ * a terminal (or is another session's controlling terminal). Implies
+ * mps_spec_set_new_session(true). Default false. A server without the
+ * "terminal" feature refuses the start (-EOPNOTSUPP).
+ */
+MPS_API int mps_spec_set_controlling_terminal(mps_spec *spec, bool on);
+
+/*
+ * The server reports when the job stops and continues (waitid WSTOPPED /
+ * WCONTINUED) on its connection; see mps_stop_signal(). Default false.
+ */
+MPS_API int mps_spec_set_report_stops(mps_spec *spec, bool on);
+
 /*
  * A timeout enforced by the server, as timeout(1): SIGTERM when `seconds`
  * have passed since the start, then SIGKILL `kill_after` seconds later if
@@ -293,6 +311,27 @@ MPS_API int mps_terminate(mps_process *proc);
 MPS_API int mps_kill(mps_process *proc);
 MPS_API int mps_send_signal(mps_process *proc, int sig);
 
+/*
+ * 0 while the job runs (or if stops are not reported), else the signal that
+ * stopped it (SIGTSTP, SIGTTIN, SIGTTOU, SIGSTOP). Updated by
+ * mps_client_dispatch, mps_is_alive and mps_join; a stop or continue report
+ * makes the client fd readable like any other message. 0 once it ended.
+ */
+MPS_API int mps_stop_signal(const mps_process *proc);
+
+/*
+ * For a controlling-terminal job: puts the job's terminal foreground back
+ * to the job (true), or makes the job background in its own terminal
+ * (false), so that when it reads the terminal it gets SIGTTIN and stops
+ * (reported as a stop with SIGTTIN), as a background job of a shell does.
+ * Resuming a stopped job is mps_send_signal(proc, SIGCONT). Sent
+ * asynchronously: returns 0 once queued; a refusal comes back later as the
+ * client's error (mps_client_error). -ENOTSUP for a job without a
+ * controlling terminal or a server without the "terminal" feature; 0 (a
+ * no-op) once the job has ended; -EINVAL if it was never started.
+ */
+MPS_API int mps_set_terminal_foreground(mps_process *proc, bool foreground);
+
 /* The job's pid, or a negative errno if not started. */
 MPS_API pid_t mps_pid(const mps_process *proc);
 
@@ -324,7 +363,8 @@ MPS_API int mps_exit_info_get(const mps_process *proc,
  * After mps_start() failed: the step that failed, as the server named it:
  * "exec" (the program could not be executed), "chdir" (the working
  * directory), "credentials", "nice", "rlimit", "seccomp" (loading a
- * filter), "fds", "setsid", "fork", "call" (no such entry point), "policy"
+ * filter), "fds", "setsid", "terminal" (fd 0 could not become the
+ * controlling terminal), "fork", "call" (no such entry point), "policy"
  * (the seccomp policy text is wrong; nothing was started), or "request"
  * (the server refused the request). NULL if the start did not fail.
  */

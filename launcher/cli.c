@@ -126,7 +126,7 @@ static int wait_job(mps_client *client, mps_process *proc, bool json, int sfd,
                 int n = 2;
                 if (pty)
                         n += mps__pty_pollfds(pty, pfd + 2, 3);
-                if (poll(pfd, (nfds_t)n, -1) < 0) {
+                if (poll(pfd, (nfds_t)n, pty ? mps__pty_wait_ms(pty) : -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         fprintf(stderr, "mpspawn: poll: %s\n", strerror(errno));

@@ -35,7 +35,6 @@
 #include <unistd.h>
 
 #include "fdutil.h"
-#include "cli_term_compat.h" /* TEMPORARY, until wt-term is merged */
 
 /* One direction of the relay: bytes read and not yet written. */
 struct relay_buf {
@@ -56,6 +55,7 @@ struct mps__pty {
         bool master_eof, out_broken;
         bool raw, have_saved;
         bool stopped_for; /* we stopped ourselves for the job's current stop */
+        bool cont_sent;   /* ... and have continued the job since */
         struct termios saved;
         struct relay_buf to_job, to_out;
         int pi_in, pi_master, pi_out; /* their indexes in the poll array */
@@ -272,6 +272,21 @@ fail:
         return r;
 }
 
+/* Waits (bounded: the server's keeper does it, asynchronously) until the
+ * job's process group is (fg) or is not the foreground of its terminal:
+ * continued before that, the job would stop again at once (or read in the
+ * background without being stopped). The master shows the slave's
+ * foreground. */
+static void await_job_foreground(const struct mps__pty *t, mps_process *proc, bool fg) {
+        pid_t job = mps_pid(proc);
+        for (int i = 0; i < 1000 && job > 0; i++) {
+                pid_t pg = tcgetpgrp(t->master);
+                if (pg < 0 || (pg == job) == fg)
+                        return;
+                poll(NULL, 0, 1);
+        }
+}
+
 void mps__pty_started(struct mps__pty *t, mps_process *proc) {
         /* The job has its copy: the master reads EIO once all are closed. */
         t->slave = mps__safe_close(t->slave);
@@ -284,7 +299,10 @@ void mps__pty_started(struct mps__pty *t, mps_process *proc) {
          * terminal too, and a read there stops it (SIGTTIN), not us. */
         if (t->in_is_term)
                 t->in_enabled = false;
-        mps_set_terminal_foreground(proc, false);
+        /* The server made the job the foreground of its terminal; a read
+         * it begins before this takes effect waits instead of stopping. */
+        if (mps_set_terminal_foreground(proc, false) == 0)
+                await_job_foreground(t, proc, false);
 }
 
 /* Adds fd with events to pfd if there is room and something to wait
@@ -416,6 +434,25 @@ static void stop_self(struct mps__pty *t, int sig) {
         sigaction(sig, &old, NULL);
 }
 
+/* The job is stopped now, as /proc says ('T'): a stop report may be
+ * coalesced with the continue before it (the server sends only changes
+ * from the state it last sent), so the report alone cannot tell a stop
+ * after our SIGCONT from the one we followed already. */
+static bool job_stopped_now(mps_process *proc) {
+        char path[64], buf[512];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)mps_pid(proc));
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        ssize_t n = mps__read_retry(fd, buf, sizeof(buf) - 1);
+        mps__safe_close(fd);
+        if (n <= 0)
+                return false;
+        buf[n] = '\0';
+        const char *paren = strrchr(buf, ')');
+        return paren && paren[1] == ' ' && (paren[2] == 'T' || paren[2] == 't');
+}
+
 /* We run again (fg, bg, or a SIGCONT): the job follows, in the foreground
  * of its terminal if we are in ours, else in its background. */
 static void resume(struct mps__pty *t, mps_process *proc) {
@@ -434,25 +471,36 @@ static void resume(struct mps__pty *t, mps_process *proc) {
         }
         if (t->term >= 0)
                 copy_winsize(t, t->master);
-        mps_set_terminal_foreground(proc, fg);
-        if (mps_stop_signal(proc) != 0)
+        if (mps_set_terminal_foreground(proc, fg) == 0)
+                await_job_foreground(t, proc, fg);
+        if (mps_stop_signal(proc) != 0) {
                 mps_send_signal(proc, SIGCONT);
+                t->cont_sent = t->stopped_for;
+        }
 }
 
 bool mps__pty_follow_stops(struct mps__pty *t, mps_process *proc) {
         int sig = mps_stop_signal(proc);
         if (sig == 0) {
-                t->stopped_for = false;
+                t->stopped_for = t->cont_sent = false;
                 return false;
         }
         /* Once per stop: the job stays "stopped" until the server's report
-         * that it continued comes in, after our SIGCONT. */
-        if (t->stopped_for)
+         * that it continued comes in, after our SIGCONT; unless it is
+         * stopped again already (see job_stopped_now). */
+        if (t->stopped_for && !(t->cont_sent && job_stopped_now(proc)))
                 return false;
         t->stopped_for = true;
+        t->cont_sent = false;
         stop_self(t, sig);
         resume(t, proc);
         return true;
+}
+
+int mps__pty_wait_ms(const struct mps__pty *t) {
+        /* Between our SIGCONT and the report that the job continued, a new
+         * stop may never be reported (coalesced): look again now and then. */
+        return t->stopped_for && t->cont_sent ? 50 : -1;
 }
 
 bool mps__pty_signal(struct mps__pty *t, mps_process *proc, const struct signalfd_siginfo *si) {

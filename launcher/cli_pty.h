@@ -63,6 +63,10 @@ bool mps__pty_signal(struct mps__pty *t, mps_process *proc,
  * Returns true when it did (the caller then looks at the job again). */
 bool mps__pty_follow_stops(struct mps__pty *t, mps_process *proc);
 
+/* How long the caller's poll may wait (ms; -1: no limit): short only
+ * while a stop may go unreported (see cli_pty.c). */
+int mps__pty_wait_ms(const struct mps__pty *t);
+
 /* After the job's end: relays what the job left in the master (until the
  * slave is closed everywhere, or a short quiet time). */
 void mps__pty_drain(struct mps__pty *t);

@@ -361,6 +361,8 @@ static void on_message(mps_client *c, struct mps__msg *msg) {
         switch (msg->op) {
         case MPS_OP_SPAWNED:
         case MPS_OP_EXITED:
+        case MPS_OP_STOPPED:
+        case MPS_OP_CONTINUED:
                 mps__process_on_msg(c, msg);
                 break;
         case MPS_OP_ERROR: {

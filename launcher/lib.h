@@ -89,6 +89,9 @@ struct mps_process {
         int start_error; /* positive errno */
         char start_stage[16]; /* where the start failed, from the server */
         mps_exit_info info;
+        /* The signal that stopped the job, 0 while it runs: from the
+         * server's stopped/continued reports (report_stops jobs). */
+        int stop_signal;
         /* Called from dispatch when the process leaves STARTING or RUNNING
          * (used by the Pool). */
         void (*on_change)(mps_process *proc, void *data);

@@ -315,7 +315,20 @@ void mps__process_on_msg(mps_client *c, struct mps__msg *msg) {
                 mps__idmap_remove(&c->inflight, e.tag);
                 p->info = mps__exit_info_of(&e);
                 p->state = PROC_ENDED;
+                p->stop_signal = 0;
                 changed(p);
+                break;
+        }
+        case MPS_OP_STOPPED:
+        case MPS_OP_CONTINUED: {
+                struct mps__stop_report sr;
+                if (mps__stop_report_decode(msg->json, msg->op == MPS_OP_STOPPED, &sr, err,
+                                            sizeof(err)) < 0)
+                        return;
+                mps_process *p = mps__idmap_get(&c->inflight, sr.tag);
+                if (!p || p->state != PROC_RUNNING || p->id != sr.id)
+                        return;
+                p->stop_signal = sr.signo;
                 break;
         }
         case MPS_OP_ERROR: {
@@ -454,6 +467,37 @@ MPS_API int mps_send_signal(mps_process *p, int sig) {
                         return -errno;
         }
         return signal_through_server(p, sig);
+}
+
+MPS_API int mps_stop_signal(const mps_process *p) {
+        return p && p->state == PROC_RUNNING ? p->stop_signal : 0;
+}
+
+MPS_API int mps_set_terminal_foreground(mps_process *p, bool foreground) {
+        if (!p || p->state == PROC_NEW || p->state == PROC_FAILED)
+                return -EINVAL;
+        mps_client *c = p->client;
+        if (!p->spec->spawn.controlling_terminal || !(c->features & MPS_FEATURE_TERMINAL))
+                return -ENOTSUP;
+        if (p->state == PROC_STARTING) {
+                int r = wait_leave(p, PROC_STARTING);
+                if (r < 0)
+                        return r;
+        }
+        if (p->state != PROC_RUNNING)
+                return 0; /* ended: nothing to do */
+        if (c->closed || c->broken)
+                return -ENOTCONN;
+        /* Its own tag, which nothing waits for: a refusal arrives as an
+         * error no handle claims, and becomes the client's error. */
+        struct mps__foreground m = {.tag = ++c->next_tag, .id = p->id,
+                                    .foreground = foreground};
+        cJSON *json = mps__foreground_encode(&m);
+        if (!json)
+                return -ENOMEM;
+        int r = mps__client_send(c, json, NULL, 0);
+        cJSON_Delete(json);
+        return r;
 }
 
 MPS_API int mps_terminate(mps_process *p) {

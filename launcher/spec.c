@@ -368,6 +368,23 @@ MPS_API int mps_spec_set_new_session(mps_spec *s, bool new_session) {
         return 0;
 }
 
+/* A controlling terminal needs a session that has none yet: the job's own. */
+MPS_API int mps_spec_set_controlling_terminal(mps_spec *s, bool on) {
+        if (!s)
+                return -EINVAL;
+        s->spawn.controlling_terminal = on;
+        if (on)
+                s->spawn.new_session = true;
+        return 0;
+}
+
+MPS_API int mps_spec_set_report_stops(mps_spec *s, bool on) {
+        if (!s)
+                return -EINVAL;
+        s->spawn.report_stops = on;
+        return 0;
+}
+
 /* Replaces every pointer of dst (a shallow copy of src) with a copy of what
  * it points to; on failure the pointers not yet copied are NULL, so that
  * mps_spec_free(dst) frees exactly what was copied. */

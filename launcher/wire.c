@@ -30,6 +30,8 @@ static const char *const op_names[] = {
         [MPS_OP_WELCOME] = "welcome", [MPS_OP_SPAWNED] = "spawned",
         [MPS_OP_EXITED] = "exited",   [MPS_OP_SIGNALED] = "signaled",
         [MPS_OP_ERROR] = "error",
+        [MPS_OP_FOREGROUND] = "foreground",
+        [MPS_OP_STOPPED] = "stopped", [MPS_OP_CONTINUED] = "continued",
 };
 
 const char *mps__op_name(enum mps__op op) {
@@ -277,7 +279,7 @@ int mps__hello_decode(const cJSON *json, struct mps__hello *ret, char *err,
 
 static const char *const feature_names[] = {"timeout", "rlimits", "detached", "call",
                                             "jobs",    "policy",   "closed_fds",
-                                            "cwd_fd"};
+                                            "cwd_fd", "terminal"};
 
 /* By bit, as feature_names: what a client names when its server lacks one. */
 static const char *const feature_descriptions[] = {
@@ -286,6 +288,7 @@ static const char *const feature_descriptions[] = {
         "job policy (seccomp, nice, umask, no_new_privs, pdeathsig, kill_tree)",
         "closed stdio descriptors",
         "a working directory passed as a descriptor",
+        "terminal jobs (controlling terminal, stop reports, foreground)",
 };
 
 const char *mps__feature_description(unsigned feature) {
@@ -313,6 +316,8 @@ unsigned mps__spawn_features(const struct mps__spawn *m) {
                         need |= MPS_FEATURE_CLOSED_FDS;
         if (m->has_cwd_fd)
                 need |= MPS_FEATURE_CWD_FD;
+        if (m->controlling_terminal || m->report_stops)
+                need |= MPS_FEATURE_TERMINAL;
         return need;
 }
 
@@ -423,7 +428,10 @@ static bool encode_fds_flags(cJSON *o, const struct mps__spawn *m) {
         return (!m->daemon || cJSON_AddTrueToObject(o, "daemon")) &&
                (!m->new_session || cJSON_AddTrueToObject(o, "new_session")) &&
                (!m->want_pidfd || cJSON_AddTrueToObject(o, "pidfd")) &&
-               (!m->detached || cJSON_AddTrueToObject(o, "detached"));
+               (!m->detached || cJSON_AddTrueToObject(o, "detached")) &&
+               (!m->controlling_terminal ||
+                cJSON_AddTrueToObject(o, "controlling_terminal")) &&
+               (!m->report_stops || cJSON_AddTrueToObject(o, "report_stops"));
 }
 
 /* The job policy: seccomp, nice, umask, no_new_privs, pdeathsig, kill_tree. */
@@ -691,6 +699,11 @@ static int decode_fds_flags(const cJSON *json, size_t nfds, struct mps__spawn *m
         TRY(get_bool(json, "new_session", &m->new_session, err, errlen));
         TRY(get_bool(json, "pidfd", &m->want_pidfd, err, errlen));
         TRY(get_bool(json, "detached", &m->detached, err, errlen));
+        TRY(get_bool(json, "controlling_terminal", &m->controlling_terminal, err, errlen));
+        TRY(get_bool(json, "report_stops", &m->report_stops, err, errlen));
+        /* A controlling terminal comes with a session of its own. */
+        if (m->controlling_terminal)
+                m->new_session = true;
         return 0;
 }
 
@@ -887,6 +900,61 @@ int mps__signaled_decode(const cJSON *json, uint64_t *ret_tag, uint64_t *ret_id,
         TRY(get_u64(json, "id", true, &id, err, errlen));
         *ret_tag = tag;
         *ret_id = id;
+        return 0;
+}
+
+/* ---- stopped / continued / foreground -------------------------------------------- */
+
+cJSON *mps__stop_report_encode(enum mps__op op, const struct mps__stop_report *m) {
+        cJSON *o = mps__wire_new(op);
+        if (!o)
+                return NULL;
+        ADD(add_u64(o, "tag", m->tag));
+        ADD(add_u64(o, "id", m->id));
+        if (op == MPS_OP_STOPPED)
+                ADD(add_int(o, "signal", m->signo));
+        return o;
+fail:
+        cJSON_Delete(o);
+        return NULL;
+}
+
+int mps__stop_report_decode(const cJSON *json, bool need_signal,
+                            struct mps__stop_report *ret, char *err, size_t errlen) {
+        struct mps__stop_report m = {0};
+        TRY(get_u64(json, "tag", true, &m.tag, err, errlen));
+        TRY(get_u64(json, "id", true, &m.id, err, errlen));
+        if (need_signal)
+                TRY(get_int(json, "signal", true, 1, 64, &m.signo, err, errlen));
+        *ret = m;
+        return 0;
+}
+
+cJSON *mps__foreground_encode(const struct mps__foreground *m) {
+        cJSON *o = mps__wire_new(MPS_OP_FOREGROUND);
+        if (!o)
+                return NULL;
+        ADD(add_u64(o, "tag", m->tag));
+        ADD(add_u64(o, "id", m->id));
+        ADD(cJSON_AddBoolToObject(o, "foreground", m->foreground));
+        return o;
+fail:
+        cJSON_Delete(o);
+        return NULL;
+}
+
+int mps__foreground_decode(const cJSON *json, struct mps__foreground *ret, char *err,
+                           size_t errlen) {
+        struct mps__foreground m = {0};
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(json, "foreground");
+        TRY(get_u64(json, "tag", true, &m.tag, err, errlen));
+        TRY(get_u64(json, "id", true, &m.id, err, errlen));
+        if (!cJSON_IsBool(f)) {
+                mps__say(err, errlen, "field \"foreground\" must be true or false");
+                return -EINVAL;
+        }
+        m.foreground = cJSON_IsTrue(f);
+        *ret = m;
         return 0;
 }
 

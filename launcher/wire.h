@@ -43,6 +43,7 @@ enum mps__op {
         MPS_OP_WAIT,
         MPS_OP_LIST,
         MPS_OP_STATS,
+        MPS_OP_FOREGROUND, /* a terminal job's foreground (terminal feature) */
         /* server -> client */
         MPS_OP_WELCOME,
         MPS_OP_SPAWNED,
@@ -51,6 +52,8 @@ enum mps__op {
         MPS_OP_ERROR,
         MPS_OP_JOBS,
         MPS_OP_SERVER_STATS,
+        MPS_OP_STOPPED,   /* a report_stops job stopped (terminal feature) */
+        MPS_OP_CONTINUED, /* and continued */
 };
 
 const char *mps__op_name(enum mps__op op);
@@ -141,7 +144,10 @@ enum {
         MPS_FEATURE_CLOSED_FDS = 1 << 6, /* "closed_fds": source
                                             MPS_WIRE_FD_CLOSED */
         MPS_FEATURE_CWD_FD = 1 << 7,   /* "cwd_fd": the cwd as a directory fd */
-        MPS_FEATURES_ALL = (1 << 8) - 1,
+        /* "terminal": spawn controlling_terminal and report_stops, the
+         * stopped/continued reports, the foreground request. */
+        MPS_FEATURE_TERMINAL = 1 << 8,
+        MPS_FEATURES_ALL = (1 << 9) - 1,
 };
 
 struct mps__welcome {
@@ -206,6 +212,11 @@ struct mps__spawn {
         bool no_new_privs;
         int pdeathsig;     /* 0: none; the signal when the server dies */
         bool kill_tree;    /* signals reach the job's process group */
+        /* The terminal feature: fd 0 (after the map) becomes the job's
+         * controlling terminal in a session of its own, the job its
+         * foreground; report_stops: stopped/continued reports. */
+        bool controlling_terminal;
+        bool report_stops;
 };
 
 /* The MPS_FEATURE_* a server must announce to carry out spawn m. */
@@ -229,6 +240,24 @@ struct mps__exited {
         bool timed_out;
         double utime, stime, wall;
         long maxrss_kib;
+};
+
+/* "stopped" (signo: what stopped it) and "continued" (signo 0), about the
+ * job of spawn tag `tag`: only the latest state is sent when reports pile
+ * up, so a report may be followed by the same state's next one missing. */
+struct mps__stop_report {
+        uint64_t tag;
+        uint64_t id;
+        int signo;
+};
+
+/* "foreground": puts a controlling-terminal job back in its terminal's
+ * foreground (true) or makes it background there (false). No reply unless
+ * refused (an error with this tag). */
+struct mps__foreground {
+        uint64_t tag;
+        uint64_t id;
+        bool foreground;
 };
 
 struct mps__signal {
@@ -282,6 +311,9 @@ cJSON *mps__spawned_encode(const struct mps__spawned *m);
 cJSON *mps__exited_encode(const struct mps__exited *m);
 cJSON *mps__signal_encode(const struct mps__signal *m);
 cJSON *mps__signaled_encode(uint64_t tag, uint64_t id);
+/* op is MPS_OP_STOPPED or MPS_OP_CONTINUED. */
+cJSON *mps__stop_report_encode(enum mps__op op, const struct mps__stop_report *m);
+cJSON *mps__foreground_encode(const struct mps__foreground *m);
 cJSON *mps__error_encode(const struct mps__error *m);
 cJSON *mps__wait_encode(enum mps__op op, const struct mps__wait *m);
 cJSON *mps__jobs_encode(uint64_t tag); /* then mps__jobs_add per entry */
@@ -310,6 +342,11 @@ int mps__signaled_decode(const cJSON *json, uint64_t *ret_tag,
                          uint64_t *ret_id, char *err, size_t errlen);
 int mps__error_decode(const cJSON *json, struct mps__error *ret, char *err,
                       size_t errlen);
+/* stopped (need_signal) or continued. */
+int mps__stop_report_decode(const cJSON *json, bool need_signal,
+                            struct mps__stop_report *ret, char *err, size_t errlen);
+int mps__foreground_decode(const cJSON *json, struct mps__foreground *ret, char *err,
+                           size_t errlen);
 /* wait, list and stats requests (list and stats: id is absent and 0). */
 int mps__wait_decode(const cJSON *json, bool need_id, struct mps__wait *ret,
                      char *err, size_t errlen);
