@@ -42,12 +42,20 @@ static int run_server(char **argv) {
         return e == ENOENT ? MPS_EXIT_NOT_FOUND : MPS_EXIT_CANNOT_EXEC;
 }
 
+/* start_job's answer when the server has no terminal jobs. */
+enum { START_NO_TERMINAL = -1 };
+
 /* Starts proc. Returns 0, or the exit status after saying why it failed:
- * 127 or 126 when the exec failed, as a shell gives them. */
-static int start_job(mps_client *client, mps_process *proc) {
+ * 127 or 126 when the exec failed, as a shell gives them; or, if
+ * may_lack_terminal, START_NO_TERMINAL (saying nothing) when the server
+ * does not know terminal jobs (the library refuses such a start before
+ * sending it). */
+static int start_job(mps_client *client, mps_process *proc, bool may_lack_terminal) {
         int r = mps_start(proc);
         if (r == 0)
                 return 0;
+        if (r == -EOPNOTSUPP && may_lack_terminal)
+                return START_NO_TERMINAL;
         const char *stage = mps_start_failed_stage(proc);
         fprintf(stderr, "mpspawn: %s\n", mps_client_error(client));
         if (stage && strcmp(stage, "exec") == 0)
@@ -94,9 +102,18 @@ static int job_ended(mps_client *client, mps_process *proc, bool json,
 static void handle_signals(mps_process *proc, int sfd, struct mps__pty *pty) {
         struct signalfd_siginfo si;
         while (mps__read_retry(sfd, &si, sizeof(si)) == sizeof(si)) {
+                int sig = (int)si.ssi_signo;
                 if (pty && mps__pty_signal(pty, proc, &si))
                         continue;
-                mps_send_signal(proc, (int)si.ssi_signo);
+                if (!pty && (sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)) {
+                        /* Blocked for a pty that could not be had: these
+                         * stop us, as they always did. */
+                        mps__pty_stop_self(NULL, sig);
+                        continue;
+                }
+                if (!pty && sig == SIGCONT)
+                        continue;
+                mps_send_signal(proc, sig);
         }
 }
 
@@ -160,6 +177,25 @@ static int open_pty(const struct mps__cli_options *o, struct mps__pty **ret) {
         return 0;
 }
 
+/* A server without terminal jobs (older than issue 14) refuses a start
+ * with a pty; run from a terminal without --pty, the job then shares
+ * mpspawn's terminal as it always did. Returns the process to start. */
+static mps_process *without_pty(mps_client *client, const struct mps__cli_options *o,
+                                mps_process *proc, struct mps__pty **pty) {
+        mps_process_close(proc);
+        mps__pty_close(*pty);
+        *pty = NULL;
+        proc = NULL;
+        for (int i = 0; i < 3; i++)
+                mps_spec_map_fd(o->spec, i, i);
+        if (mps_spec_set_controlling_terminal(o->spec, false) < 0 ||
+            mps_spec_set_report_stops(o->spec, false) < 0 ||
+            mps_spec_set_new_session(o->spec, o->new_session) < 0 ||
+            mps_process_new(client, o->spec, &proc) < 0)
+                return NULL;
+        return proc;
+}
+
 /* Runs the one job to its end (or, detached, only starts it). */
 static int run_one(mps_client *client, const struct mps__cli_options *o, int sfd,
                    int *ret_signal) {
@@ -174,7 +210,15 @@ static int run_one(mps_client *client, const struct mps__cli_options *o, int sfd
                 mps__pty_close(pty);
                 return MPS_EXIT_LAUNCHER;
         }
-        status = start_job(client, proc);
+        status = start_job(client, proc, pty && o->pty == MPS__PTY_AUTO);
+        if (status == START_NO_TERMINAL) {
+                proc = without_pty(client, o, proc, &pty);
+                if (!proc) {
+                        fprintf(stderr, "mpspawn: %s\n", mps_client_error(client));
+                        return MPS_EXIT_LAUNCHER;
+                }
+                status = start_job(client, proc, false);
+        }
         if (status != 0) {
                 mps_process_close(proc);
                 mps__pty_close(pty);

@@ -413,12 +413,11 @@ int mps__pty_relay(struct mps__pty *t, const struct pollfd *pfd, int n) {
         return 0;
 }
 
-/* The job stopped with sig: so do we, with the terminal as the shell
- * gave it to us. Returns once we are continued. */
-static void stop_self(struct mps__pty *t, int sig) {
+void mps__pty_stop_self(struct mps__pty *t, int sig) {
         struct sigaction old, dfl = {.sa_handler = SIG_DFL};
         sigset_t one;
-        unset_raw(t);
+        if (t)
+                unset_raw(t);
         if (sig == SIGSTOP) {
                 raise(SIGSTOP);
                 return;
@@ -492,7 +491,7 @@ bool mps__pty_follow_stops(struct mps__pty *t, mps_process *proc) {
                 return false;
         t->stopped_for = true;
         t->cont_sent = false;
-        stop_self(t, sig);
+        mps__pty_stop_self(t, sig);
         resume(t, proc);
         return true;
 }

@@ -63,6 +63,11 @@ bool mps__pty_signal(struct mps__pty *t, mps_process *proc,
  * Returns true when it did (the caller then looks at the job again). */
 bool mps__pty_follow_stops(struct mps__pty *t, mps_process *proc);
 
+/* Stops mpspawn with sig (SIG_DFL, raised, unblocked for the moment),
+ * with the caller's terminal as the shell gave it to us (t may be NULL:
+ * no pty). Returns once we are continued. */
+void mps__pty_stop_self(struct mps__pty *t, int sig);
+
 /* How long the caller's poll may wait (ms; -1: no limit): short only
  * while a stop may go unreported (see cli_pty.c). */
 int mps__pty_wait_ms(const struct mps__pty *t);
