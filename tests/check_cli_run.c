@@ -4,7 +4,7 @@
  * 14): thousands of short runs never hang after the job ends; a job killed
  * by signal N kills mpspawn with N (without a core of its own); signals
  * ignored when mpspawn starts stay ignored in the job and are not
- * forwarded (nohup, `trap ''`).
+ * forwarded (nohup, `trap ''`); --pty without a terminal.
  */
 #include <check.h>
 #include <errno.h>
@@ -194,6 +194,44 @@ START_TEST(test_trapped_sigint_stays_ignored) {
 }
 END_TEST
 
+/* --pty with neither stdin nor stdout a terminal (as ssh -tt): the job
+ * has a terminal all the same, and the end of mpspawn's input reaches it
+ * as ^D, even after a last line without its newline. */
+START_TEST(test_forced_pty_relays_a_pipe_and_its_end) {
+        int in[2], out;
+        char buf[4096];
+        ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
+        const char *args[] = {"-s", server.path, "--pty", "sh", "-c",
+                              "tty >/dev/null && echo has-a-tty; cat >/dev/null; echo cat-ended",
+                              NULL};
+        pid_t pid = start_cli(args, in[0], &out, NULL);
+        close(in[0]);
+        ck_assert_int_eq(write(in[1], "one\ntwo", 8), 8);
+        close(in[1]);
+        size_t n = tu_read_all(out, buf, sizeof(buf), 30000);
+        ck_assert_int_gt(n, 0);
+        ck_assert_msg(strstr(buf, "has-a-tty\r\n"), "output: %s", buf);
+        ck_assert_msg(strstr(buf, "cat-ended\r\n"), "output: %s", buf);
+        int st = wait_bounded(pid, 30000, "--pty", 0);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+        close(out);
+}
+END_TEST
+
+/* Without a terminal, no pty: the job's stdio is mpspawn's, as before. */
+START_TEST(test_no_terminal_no_pty) {
+        int out;
+        char buf[256];
+        const char *args[] = {"-s", server.path, "sh", "-c", "tty; exit 0", NULL};
+        pid_t pid = start_cli(args, -1, &out, NULL);
+        tu_read_all(out, buf, sizeof(buf), 30000);
+        ck_assert_str_eq(buf, "not a tty\n");
+        int st = wait_bounded(pid, 30000, "tty", 0);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+        close(out);
+}
+END_TEST
+
 static Suite *cli_run_suite(void) {
         Suite *s = suite_create("cli_run");
         TCase *t = tcase_create("run");
@@ -204,6 +242,8 @@ static Suite *cli_run_suite(void) {
         tcase_add_test(t, test_timeout_still_exits_124);
         tcase_add_test(t, test_nohup_sighup_stays_ignored);
         tcase_add_test(t, test_trapped_sigint_stays_ignored);
+        tcase_add_test(t, test_forced_pty_relays_a_pipe_and_its_end);
+        tcase_add_test(t, test_no_terminal_no_pty);
         suite_add_tcase(s, t);
         return s;
 }

@@ -428,6 +428,21 @@ START_TEST(test_output_after_exit_is_drained) {
 }
 END_TEST
 
+/* With a pty, INT sent with kill(2) (not typed) is forwarded: the job
+ * dies of it, and mpspawn with it. */
+START_TEST(test_sigint_sent_with_kill_is_forwarded) {
+        struct term t;
+        term_start(&t, (const char *[]){"sh", "-c", "echo ready; exec sleep 30", NULL}, 24,
+                   80);
+        term_expect(&t, "ready");
+        term_wait_lflag(&t, true);
+        ck_assert_int_eq(kill(t.mpspawn, SIGINT), 0);
+        int st = term_status(&t);
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT, "status %#x", st);
+        term_end(&t);
+}
+END_TEST
+
 /* ---- job control: these need the job's controlling terminal ------------- */
 
 START_TEST(test_ctrl_c_kills_mpspawn_with_sigint) {
@@ -559,6 +574,7 @@ static Suite *pty_suite(void) {
         tcase_add_test(t, test_termios_restored_when_killed_by_sigalrm);
         tcase_add_test(t, test_job_killed_by_sigsegv_kills_mpspawn_with_it);
         tcase_add_test(t, test_output_after_exit_is_drained);
+        tcase_add_test(t, test_sigint_sent_with_kill_is_forwarded);
         suite_add_tcase(s, t);
 
         TCase *j = tcase_create("job-control");
