@@ -487,8 +487,20 @@ bool mps__pty_follow_stops(struct mps__pty *t, mps_process *proc) {
         /* Once per stop: the job stays "stopped" until the server's report
          * that it continued comes in, after our SIGCONT; unless it is
          * stopped again already (see job_stopped_now). */
-        if (t->stopped_for && !(t->cont_sent && job_stopped_now(proc)))
-                return false;
+        if (t->stopped_for) {
+                if (!(t->cont_sent && job_stopped_now(proc)))
+                        return false;
+                /* Stopped again since our SIGCONT. A stop with another
+                 * signal is reported (a moment later, maybe): wait for it,
+                 * bounded; none comes for the same signal (coalesced). */
+                for (int i = 0; i < 20 && mps_stop_signal(proc) == sig && mps_is_alive(proc); i++)
+                        mps_join(proc, 10);
+                sig = mps_stop_signal(proc);
+                if (sig == 0 || !mps_is_alive(proc)) {
+                        t->stopped_for = t->cont_sent = false;
+                        return true; /* the caller looks again */
+                }
+        }
         t->stopped_for = true;
         t->cont_sent = false;
         mps__pty_stop_self(t, sig);
