@@ -52,6 +52,12 @@ static pid_t start_cli(const char *const *args, int in_fd, int *ret_out, const i
                 dup2(in_fd >= 0 ? in_fd : null, 0);
                 dup2(ret_out ? p[1] : null, 1);
                 dup2(null, 2);
+                /* What the test run may have inherited ignored (a shell
+                 * runs background commands with INT and QUIT ignored)
+                 * would be passed on to the job, rightly: start clean. */
+                static const int deflt[] = {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGUSR1};
+                for (size_t i = 0; i < sizeof(deflt) / sizeof(int); i++)
+                        signal(deflt[i], SIG_DFL);
                 for (size_t i = 0; ignore && ignore[i]; i++)
                         signal(ignore[i], SIG_IGN);
                 execv(argv[0], (char *const *)argv);

@@ -139,6 +139,10 @@ static void term_start(struct term *t, const char *const *args, int rows, int co
                         if (!term_background)
                                 tcsetpgrp(0, getpid());
                         signal(SIGTTOU, SIG_DFL);
+                        /* As an interactive shell runs its jobs, whatever
+                         * the test run inherited ignored. */
+                        signal(SIGINT, SIG_DFL);
+                        signal(SIGQUIT, SIG_DFL);
                         sigprocmask(SIG_UNBLOCK, &chld, NULL);
                         if (term_stdout_file) {
                                 int f = open(term_stdout_file, O_WRONLY | O_CREAT | O_TRUNC,
