@@ -95,7 +95,8 @@ SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver
               $(COMMON_SRC)
 CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_options.c launcher/cli_common.c \
               launcher/cli_batch.c launcher/cli_subcommands.c \
-              launcher/cli_fds.c launcher/cli_server.c
+              launcher/cli_fds.c launcher/cli_server.c \
+              launcher/cli_pty.c
 
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/lib/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
@@ -113,6 +114,7 @@ TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_p
               check_config check_timer \
               check_process check_pool check_call check_jobpolicy check_hardening check_context \
               check_fairness check_isolation check_cli check_cli_parse check_service check_small \
+              check_cli_run check_pty \
               check_terminal \
               check_bigspec \
               check_differential \
@@ -231,6 +233,8 @@ $(BUILD)/tests/check_util: $(BUILD)/tests/check_util.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_cmdline: $(BUILD)/tests/check_cmdline.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_process: $(BUILD)/tests/check_process.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_cli: $(BUILD)/tests/check_cli.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_cli_run: $(BUILD)/tests/check_cli_run.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_pty: $(BUILD)/tests/check_pty.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_small: $(BUILD)/tests/check_small.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_terminal: $(BUILD)/tests/check_terminal.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_bigspec: $(BUILD)/tests/check_bigspec.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
@@ -241,7 +245,8 @@ $(BUILD)/tests/check_userserver: $(BUILD)/tests/check_userserver.o $(BUILD)/test
   $(BUILD)/libmpspawn.a
 # The CLI's parser is no part of the library; its unit test links it directly.
 $(BUILD)/tests/check_cli_parse: $(BUILD)/tests/check_cli_parse.o $(BUILD)/obj/launcher/cli_options.o \
-  $(BUILD)/obj/launcher/cli_common.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+  $(BUILD)/obj/launcher/cli_common.o $(BUILD)/obj/launcher/cli_pty.o $(BUILD)/tests/testutil.o \
+  $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_pool: $(BUILD)/tests/check_pool.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_call: $(BUILD)/tests/check_call.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_jobpolicy: $(BUILD)/tests/check_jobpolicy.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a

@@ -2,7 +2,9 @@
 /*
  * cli.c: running what the mpspawn command line asks for (parsed by
  * cli_options.c): one job with signal forwarding and the exit-status
- * conventions of env(1) and timeout(1), or the server in the foreground;
+ * conventions of env(1) and timeout(1) (a job killed by signal N kills
+ * mpspawn with N), with a terminal of its own when run from one
+ * (cli_pty.c), or the server in the foreground;
  * batch mode and the job subcommands are cli_batch.c and
  * cli_subcommands.c.
  */
@@ -14,9 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "cli_pty.h"
 #include "fdutil.h"
 
 /* The library's own choice of server binary (client.c), which is not
@@ -39,14 +43,21 @@ static int run_server(char **argv) {
         return e == ENOENT ? MPS_EXIT_NOT_FOUND : MPS_EXIT_CANNOT_EXEC;
 }
 
+/* start_job's answer when the server has no terminal jobs. */
+enum { START_NO_TERMINAL = -1 };
+
 /* Starts proc. Returns 0, or the exit status after saying why it failed:
- * 127 or 126 when the exec failed, as a shell gives them; with --json, a
- * record of the failure too. */
-static int start_job(mps_client *client, mps_process *proc,
-                     const struct mps__cli_options *o) {
+ * 127 or 126 when the exec failed, as a shell gives them, with --json a
+ * record of the failure too; or, if may_lack_terminal, START_NO_TERMINAL
+ * (saying nothing) when the server does not know terminal jobs (the
+ * library refuses such a start before sending it). */
+static int start_job(mps_client *client, mps_process *proc, const struct mps__cli_options *o,
+                     bool may_lack_terminal) {
         int r = mps_start(proc);
         if (r == 0)
                 return 0;
+        if (r == -EOPNOTSUPP && may_lack_terminal)
+                return START_NO_TERMINAL;
         const char *stage = mps_start_failed_stage(proc);
         int status = mps__cli_start_status(r, stage);
         fprintf(stderr, "mpspawn: %s\n", mps_client_error(client));
@@ -68,55 +79,156 @@ static void print_detached(const mps_process *proc, bool json) {
         fflush(stdout);
 }
 
-/* Waits for the started job's end, forwarding the signals that sfd
- * reports. Returns mpspawn's exit status. */
+/* The job has ended (or its handle was lost): its terminal's last output,
+ * its JSON record, and mpspawn's exit status; *ret_signal is the signal
+ * mpspawn is to end by, as the job did (0: exit with the status). */
+static int job_ended(mps_client *client, mps_process *proc, const struct mps__cli_options *o,
+                     struct mps__pty *pty, int *ret_signal) {
+        mps_exit_info info;
+        if (pty) {
+                mps__pty_drain(pty);
+                /* Before the record, so that its line ends as lines do. */
+                mps__pty_restore_terminal();
+        }
+        if (mps_exit_info_get(proc, &info) < 0) {
+                fprintf(stderr, "mpspawn: %s\n", mps_client_error(client));
+                return MPS_EXIT_LAUNCHER;
+        }
+        if (o->json)
+                mps__cli_print_json_exit(mps__cli_json_stream(o->json_fd), mps_job_id(proc),
+                                         mps_pid(proc), &info);
+        /* Killed by a signal, and not by our timeout: the shell is to see
+         * the same of us (timeout(1) does this too). */
+        if (info.exitcode < 0 && !info.timed_out)
+                *ret_signal = -info.exitcode;
+        return mps__cli_job_exit_status(&info, o->preserve_status);
+}
+
+/* Handles what sfd reports: WINCH, stops and continues go to the pty if
+ * there is one; the others are forwarded to the job. */
+static void handle_signals(mps_process *proc, int sfd, struct mps__pty *pty) {
+        struct signalfd_siginfo si;
+        while (mps__read_retry(sfd, &si, sizeof(si)) == sizeof(si)) {
+                int sig = (int)si.ssi_signo;
+                if (pty && mps__pty_signal(pty, proc, &si))
+                        continue;
+                if (!pty && (sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)) {
+                        /* Blocked for a pty that could not be had: these
+                         * stop us, as they always did. */
+                        mps__pty_stop_self(NULL, sig);
+                        continue;
+                }
+                if (!pty && sig == SIGCONT)
+                        continue;
+                mps_send_signal(proc, sig);
+        }
+}
+
+/* Waits for the started job's end, forwarding the signals that sfd reports
+ * and relaying its terminal if it has one of ours (pty, else NULL).
+ * Returns mpspawn's exit status (see job_ended for *ret_signal). */
 static int wait_job(mps_client *client, mps_process *proc, const struct mps__cli_options *o,
-                    int sfd) {
+                    int sfd, struct mps__pty *pty, int *ret_signal) {
         for (;;) {
-                struct pollfd pfd[2] = {
+                /* Anything that reads the connection (is_alive itself, the
+                 * dispatch below, a signal sent through the server) may
+                 * take in the exit record; so the end is asked here, after
+                 * every one of them and before every wait, and nothing
+                 * poll could wait for has been consumed unseen. (It used to
+                 * be asked of exitcode, then of is_alive: when is_alive
+                 * took the record in between, poll waited forever.) */
+                if (!mps_is_alive(proc))
+                        return job_ended(client, proc, o, pty, ret_signal);
+                /* A stop report was taken in too: we stop with the job, and
+                 * once continued look again before waiting. */
+                if (pty && mps__pty_follow_stops(pty, proc))
+                        continue;
+                struct pollfd pfd[5] = {
                         {.fd = mps_client_fd(client), .events = POLLIN},
                         {.fd = sfd, .events = POLLIN},
                 };
-                if (mps_exitcode(proc) != MPS_EXITCODE_NONE) {
-                        mps_exit_info info;
-                        mps_exit_info_get(proc, &info);
-                        if (o->json)
-                                mps__cli_print_json_exit(mps__cli_json_stream(o->json_fd),
-                                                         mps_job_id(proc), mps_pid(proc), &info);
-                        return mps__cli_job_exit_status(&info, o->preserve_status);
-                }
-                /* is_alive may take in the exit record that exitcode just
-                 * missed: only a handle that ended without one is lost. */
-                if (!mps_is_alive(proc) && mps_exitcode(proc) == MPS_EXITCODE_NONE) {
-                        fprintf(stderr, "mpspawn: %s\n", mps_client_error(client));
-                        return MPS_EXIT_LAUNCHER;
-                }
-                if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+                int n = 2;
+                if (pty)
+                        n += mps__pty_pollfds(pty, pfd + 2, 3);
+                if (poll(pfd, (nfds_t)n, pty ? mps__pty_wait_ms(pty) : -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
                         fprintf(stderr, "mpspawn: poll: %s\n", strerror(errno));
                         return MPS_EXIT_LAUNCHER;
                 }
-                if (pfd[1].revents & POLLIN) {
-                        struct signalfd_siginfo si;
-                        while (mps__read_retry(sfd, &si, sizeof(si)) == sizeof(si))
-                                mps_send_signal(proc, (int)si.ssi_signo);
-                }
+                if (pfd[1].revents & POLLIN)
+                        handle_signals(proc, sfd, pty);
+                if (pty)
+                        mps__pty_relay(pty, pfd + 2, n - 2);
                 if (pfd[0].revents)
                         mps_client_dispatch(client);
         }
 }
 
-/* Runs the one job to its end (or, detached, only starts it). */
-static int run_one(mps_client *client, const struct mps__cli_options *o, int sfd) {
-        mps_process *proc = NULL;
-        int status;
+/* The job's own terminal, if it is to have one: not for a detached job,
+ * which outlives the relay. With no pty to be had, a run from a terminal
+ * goes on without (as before); --pty fails. Returns 0 or the exit status. */
+static int open_pty(const struct mps__cli_options *o, struct mps__pty **ret) {
+        *ret = NULL;
+        if (o->detach)
+                return 0;
+        int r = mps__pty_open(o->pty, o->spec, ret);
+        if (r == 0)
+                return 0;
+        fprintf(stderr, "mpspawn: cannot open a pseudo-terminal for the job: %s\n",
+                strerror(-r));
+        if (o->pty == MPS__PTY_FORCE)
+                return MPS_EXIT_LAUNCHER;
+        for (int i = 0; i < 3; i++)
+                mps_spec_map_fd(o->spec, i, i);
+        return 0;
+}
 
+/* A server without terminal jobs (older than issue 14) refuses a start
+ * with a pty; run from a terminal without --pty, the job then shares
+ * mpspawn's terminal as it always did. Returns the process to start. */
+static mps_process *without_pty(mps_client *client, const struct mps__cli_options *o,
+                                mps_process *proc, struct mps__pty **pty) {
+        mps_process_close(proc);
+        mps__pty_close(*pty);
+        *pty = NULL;
+        proc = NULL;
+        for (int i = 0; i < 3; i++)
+                mps_spec_map_fd(o->spec, i, i);
+        if (mps_spec_set_controlling_terminal(o->spec, false) < 0 ||
+            mps_spec_set_report_stops(o->spec, false) < 0 ||
+            mps_spec_set_new_session(o->spec, o->new_session) < 0 ||
+            mps_process_new(client, o->spec, &proc) < 0)
+                return NULL;
+        return proc;
+}
+
+/* Runs the one job to its end (or, detached, only starts it). */
+static int run_one(mps_client *client, const struct mps__cli_options *o, int sfd,
+                   int *ret_signal) {
+        mps_process *proc = NULL;
+        struct mps__pty *pty = NULL;
+        int status = open_pty(o, &pty);
+
+        if (status != 0)
+                return status;
         if (mps_process_new(client, o->spec, &proc) < 0) {
                 fprintf(stderr, "mpspawn: %s\n", mps_client_error(client));
+                mps__pty_close(pty);
                 return MPS_EXIT_LAUNCHER;
         }
-        status = start_job(client, proc, o);
+        status = start_job(client, proc, o, pty && o->pty == MPS__PTY_AUTO);
+        if (status == START_NO_TERMINAL) {
+                proc = without_pty(client, o, proc, &pty);
+                if (!proc) {
+                        fprintf(stderr, "mpspawn: %s\n", mps_client_error(client));
+                        return MPS_EXIT_LAUNCHER;
+                }
+                status = start_job(client, proc, o, false);
+        }
         if (status != 0) {
                 mps_process_close(proc);
+                mps__pty_close(pty);
                 return status;
         }
         if (o->detach) {
@@ -126,7 +238,9 @@ static int run_one(mps_client *client, const struct mps__cli_options *o, int sfd
                 mps_process_close(proc);
                 return 0;
         }
-        status = wait_job(client, proc, o, sfd);
+        if (pty)
+                mps__pty_started(pty, proc);
+        status = wait_job(client, proc, o, sfd, pty, ret_signal);
         if (mps_process_close(proc) < 0) {
                 /* Still running (we are leaving on an error): end it rather
                  * than leave it behind. */
@@ -134,6 +248,7 @@ static int run_one(mps_client *client, const struct mps__cli_options *o, int sfd
                 mps_join(proc, -1);
                 mps_process_close(proc);
         }
+        mps__pty_close(pty);
         return status;
 }
 
@@ -141,7 +256,8 @@ static int run_one(mps_client *client, const struct mps__cli_options *o, int sfd
 static int run_jobs(struct mps__cli_options *o) {
         mps_client *client = NULL;
         char *msg = NULL;
-        int status = MPS_EXIT_LAUNCHER, r, sfd = -1;
+        int status = MPS_EXIT_LAUNCHER, r, sfd = -1, die_signal = 0;
+        sigset_t pty_signals;
 
         /* Connecting may take the whole handshake timeout (a stopped
          * server): until then INT and TERM keep their dispositions, so that
@@ -153,7 +269,10 @@ static int run_jobs(struct mps__cli_options *o) {
         }
         /* Then the forwarded signals are blocked before any job exists, so
          * that none is lost between start and the wait loop. */
-        sfd = mps__cli_signalfd();
+        sigemptyset(&pty_signals);
+        if (o->mode == MPS__CLI_RUN && !o->detach && mps__pty_wanted(o->pty))
+                mps__pty_add_signals(&pty_signals);
+        sfd = mps__cli_signalfd_with(&pty_signals);
         if (sfd < 0) {
                 fprintf(stderr, "mpspawn: signalfd: %s\n", strerror(errno));
                 goto out;
@@ -171,11 +290,13 @@ static int run_jobs(struct mps__cli_options *o) {
                         mps_strerror(r));
                 goto out;
         }
-        status = run_one(client, o, sfd);
+        status = run_one(client, o, sfd, &die_signal);
 out:
         mps_client_close(client);
         free(msg);
         mps__safe_close(sfd);
+        if (die_signal > 0)
+                status = mps__cli_die_by_signal(die_signal);
         return status;
 }
 

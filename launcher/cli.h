@@ -9,12 +9,14 @@
  *   cli_batch.c        -j N: one command per stdin line through a Pool
  *   cli_subcommands.c  the subcommands ps, kill, wait, stats
  *   cli_common.c       messages, exit statuses, the JSON exit record, the
- *                      forwarded signals
+ *                      forwarded signals, ending by the job's signal
  *   cli_server.c       the per-user server mpspawn starts for itself
+ *   cli_pty.c          a pseudo-terminal for a job run from a terminal
  */
 #ifndef MPS_CLI_H
 #define MPS_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -101,8 +103,19 @@ int mps__cli_print_error(const struct mps__cli_error *e);
 extern const int mps__cli_forwarded[];
 extern const size_t mps__cli_nforwarded;
 
-/* Blocks the forwarded signals and returns a signalfd for them. */
+/* Blocks the forwarded signals (those not ignored when mpspawn started)
+ * and returns a signalfd for them, at >= 3; -1 with errno on failure. */
 int mps__cli_signalfd(void);
+
+/* The same, with the signals of extra (NULL: none) too. */
+int mps__cli_signalfd_with(const sigset_t *extra);
+
+/* Ends mpspawn by sig, as its job ended, so that the shell sees what it
+ * would have seen of a direct run (a loop stops on Ctrl-C, "Segmentation
+ * fault" is printed): restores the terminal, turns core dumps off (the job
+ * dumped its own), resets sig to its default and raises it unblocked.
+ * Returns 128+sig only when that did not kill (sig ignored by default). */
+int mps__cli_die_by_signal(int sig);
 
 /* cli_fds.c: maps into o->spec the caller's fds the job gets (every one
  * not close-on-exec, or those --pass-fd/--preserve-fds name). Call once,

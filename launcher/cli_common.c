@@ -2,7 +2,8 @@
 /*
  * cli_common.c: what every part of the mpspawn command shares: how it
  * reports its own errors, how a job's end becomes its exit status and its
- * JSON exit record, and which signals it forwards to its jobs.
+ * JSON exit record, which signals it forwards to its jobs, and how it
+ * ends by the signal that ended its job.
  */
 #include "cli.h"
 
@@ -11,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 
+#include "cli_pty.h"
 #include "fdutil.h"
 
 static const char help_hint[] = "Try 'mpspawn --help' for more information.\n";
@@ -35,11 +38,24 @@ int mps__cli_print_error(const struct mps__cli_error *e) {
         return MPS_EXIT_LAUNCHER;
 }
 
-int mps__cli_signalfd(void) {
+/* A signal ignored when mpspawn started stays ignored: the job inherits
+ * it so (the server copies its client's ignored signals, as exec would),
+ * and mpspawn neither catches nor forwards it, as nohup and `trap ''`
+ * expect. */
+static bool ignored(int sig) {
+        struct sigaction old;
+        return sigaction(sig, NULL, &old) == 0 && old.sa_handler == SIG_IGN;
+}
+
+int mps__cli_signalfd_with(const sigset_t *extra) {
         sigset_t sigs;
         sigemptyset(&sigs);
         for (size_t i = 0; i < mps__cli_nforwarded; i++)
-                sigaddset(&sigs, mps__cli_forwarded[i]);
+                if (!ignored(mps__cli_forwarded[i]))
+                        sigaddset(&sigs, mps__cli_forwarded[i]);
+        for (int sig = 1; extra && sig < NSIG; sig++)
+                if (sigismember(extra, sig) == 1 && !ignored(sig))
+                        sigaddset(&sigs, sig);
         sigprocmask(SIG_BLOCK, &sigs, NULL);
         /* Never at 0, 1 or 2 (the caller may have closed one): the job
          * inherits those as its stdio. */
@@ -53,6 +69,33 @@ int mps__cli_signalfd(void) {
                 return -1;
         }
         return moved;
+}
+
+int mps__cli_signalfd(void) {
+        return mps__cli_signalfd_with(NULL);
+}
+
+int mps__cli_die_by_signal(int sig) {
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        struct rlimit core;
+        sigset_t one;
+        mps__pty_restore_terminal();
+        fflush(stdout);
+        fflush(stderr);
+        /* The job has dumped its core already, if it did: not a second
+         * one of ours. */
+        if (getrlimit(RLIMIT_CORE, &core) == 0) {
+                core.rlim_cur = 0;
+                setrlimit(RLIMIT_CORE, &core);
+        }
+        sigemptyset(&dfl.sa_mask);
+        sigaction(sig, &dfl, NULL);
+        sigemptyset(&one);
+        sigaddset(&one, sig);
+        raise(sig);
+        sigprocmask(SIG_UNBLOCK, &one, NULL);
+        /* Still here: sig does not kill by default (SIGCHLD, SIGWINCH...). */
+        return MPS_EXIT_SIGNAL_BASE + sig;
 }
 
 int mps__cli_exit_status(const mps_exit_info *info) {

@@ -83,6 +83,12 @@ const char mps__cli_usage[] =
         "      --detach           start, print the job's ID and PID, and exit 0 at\n"
         "                         once; the job runs on (use a shared server to\n"
         "                         wait for or kill it later)\n"
+        "      --pty              give the job a pseudo-terminal of its own even when\n"
+        "                         neither stdin nor stdout is a terminal: all of its\n"
+        "                         fds 0-2 are the pty, relayed to mpspawn's stdin and\n"
+        "                         stdout (as ssh -tt)\n"
+        "      --no-pty           no pseudo-terminal: the job shares mpspawn's fds\n"
+        "                         0-2 as they are, and has no controlling terminal\n"
         "      --json             print the exit record as one JSON line on stderr\n"
         "                         (with --detach: print {\"id\",\"pid\"} on stdout)\n"
         "      --json-fd FD       write the JSON records to FD instead of stderr\n"
@@ -114,6 +120,14 @@ const char mps__cli_usage[] =
         "                         terminal: done, running, failed, rate\n"
         "  -h, --help             show this help and exit\n"
         "  -V, --version          show the version and exit\n"
+        "\n"
+        "When stdin or stdout is a terminal (and without --no-pty), the job gets a\n"
+        "pseudo-terminal of its own as each of its fds 0-2 that is a terminal, and\n"
+        "as its controlling terminal in a session of its own; mpspawn relays\n"
+        "between it and the terminal (raw mode meanwhile), passes window size\n"
+        "changes on, and stops and continues with the job (Ctrl-Z, fg, bg). A job\n"
+        "killed by signal N kills mpspawn with N (no core dump of its own).\n"
+        "Signals ignored when mpspawn starts stay ignored and are not forwarded.\n"
         "\n"
         "A PROGRAM without '/' is searched for in the job's PATH. To run a program\n"
         "named like a subcommand, put -- before it.\n"
@@ -320,6 +334,9 @@ enum {
 
 /* The fd options (cli_fds.c), numbered apart from the others. */
 enum { OPT_CLOSE_FDS = 400, OPT_PASS_FD, OPT_PRESERVE_FDS };
+/* The job's terminal (cli_pty.c), numbered apart so that other options
+ * can be added above without renumbering these. */
+enum { OPT_PTY = 0x1400, OPT_NO_PTY };
 
 /* '+': stop at the first non-option, so that PROGRAM's own options stay
  * its own without needing "--". */
@@ -350,6 +367,9 @@ static const struct option longopts[] = {
         {"close-fds", no_argument, NULL, OPT_CLOSE_FDS},
         {"pass-fd", required_argument, NULL, OPT_PASS_FD},
         {"preserve-fds", required_argument, NULL, OPT_PRESERVE_FDS},
+        /* The job's terminal. */
+        {"pty", no_argument, NULL, OPT_PTY},
+        {"no-pty", no_argument, NULL, OPT_NO_PTY},
         {"args", required_argument, NULL, OPT_ARGS},
         {"halt-on-failure", no_argument, NULL, OPT_HALT},
         {"keep-going", no_argument, NULL, OPT_KEEP},
@@ -614,6 +634,13 @@ static int run_option(int c, const char *arg, char **argv, struct mps__cli_optio
                 break;
         case OPT_ARGS:
                 o->args = arg;
+                break;
+        /* The job's terminal: the last of --pty and --no-pty counts. */
+        case OPT_PTY:
+                o->pty = MPS__PTY_FORCE;
+                break;
+        case OPT_NO_PTY:
+                o->pty = MPS__PTY_NEVER;
                 break;
         case 'h':
                 o->mode = MPS__CLI_HELP;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "../include/mpspawn.h"
+#include "cli_pty.h"
 
 enum mps__cli_mode {
         MPS__CLI_RUN,     /* one job: PROGRAM ARG..., or --call ENTRY */
@@ -70,6 +71,7 @@ struct mps__cli_options {
         char delim;              /* -0: '\0'; -d DELIM; '\n' otherwise */
         const char *replace;     /* -I REPLACE, -i: {}; NULL: none */
         bool progress;           /* --progress */
+        enum mps__pty_mode pty;  /* RUN: --pty, --no-pty, else AUTO */
 };
 
 /* Why the command line was refused. */

@@ -49,9 +49,15 @@ START_TEST(test_exit_status_is_the_jobs) {
 }
 END_TEST
 
-START_TEST(test_killed_by_signal_is_128_plus_n) {
-        ck_assert_int_eq(mpspawn((const char *[]){"sh", "-c", "kill -KILL $$", NULL}), 137);
-        ck_assert_int_eq(mpspawn((const char *[]){"sh", "-c", "kill -TERM $$", NULL}), 143);
+/* Issue 14: a job killed by signal N kills mpspawn with N, as a direct
+ * run would show to the shell (it used to exit 128+N). */
+START_TEST(test_killed_by_signal_kills_mpspawn_with_it) {
+        const char *kill9[] = {tu_cli(), "sh", "-c", "kill -KILL $$", NULL};
+        const char *kill15[] = {tu_cli(), "sh", "-c", "kill -TERM $$", NULL};
+        int st = tu_run(kill9, NULL, out, sizeof(out), err, sizeof(err));
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status %#x", st);
+        st = tu_run(kill15, NULL, out, sizeof(out), err, sizeof(err));
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "status %#x", st);
 }
 END_TEST
 
@@ -1095,7 +1101,7 @@ static Suite *cli_suite(void) {
         TCase *t = tcase_create("cli");
         tcase_set_timeout(t, 120);
         tcase_add_test(t, test_exit_status_is_the_jobs);
-        tcase_add_test(t, test_killed_by_signal_is_128_plus_n);
+        tcase_add_test(t, test_killed_by_signal_kills_mpspawn_with_it);
         tcase_add_test(t, test_not_found_is_127_with_one_line);
         tcase_add_test(t, test_not_executable_is_126);
         tcase_add_test(t, test_own_failures_are_125);
