@@ -461,7 +461,8 @@ static int context_caps(const struct peer_context *ctx) {
 
 /* As the user: limits no higher than the client's (a hard limit above
  * ours cannot be raised: the job then has ours), nice (a value below ours
- * needs CAP_SYS_NICE or RLIMIT_NICE: the job then keeps ours), umask, CPU
+ * needs CAP_SYS_NICE or RLIMIT_NICE: the job then keeps ours), I/O
+ * priority, umask, CPU
  * affinity, and the signals the client ignores, as an exec would keep
  * them. */
 static int context_as_user(const struct peer_context *ctx) {
@@ -477,6 +478,12 @@ static int context_as_user(const struct peer_context *ctx) {
                         return -errno;
         }
         if (setpriority(PRIO_PROCESS, 0, ctx->nice) < 0 && errno != EACCES && errno != EPERM)
+                return -errno;
+        /* The client's I/O priority (ionice): an idle or best-effort one is
+         * anyone's to take; a real-time one needs a capability the job may
+         * lack as the user, and it then keeps ours, as with nice. */
+        if (syscall(SYS_ioprio_set, PEER_IOPRIO_WHO_PROCESS, 0, ctx->ioprio) < 0 &&
+            errno != EPERM)
                 return -errno;
         if (ctx->umask >= 0)
                 umask((mode_t)ctx->umask);

@@ -346,6 +346,14 @@ static int read_context(pid_t pid, struct peer_context *c, const char **what) {
                 return gone(n);
         if (parse_stat_nice(buf, &c->nice) < 0)
                 return -EINVAL;
+        /* The I/O priority has no /proc file: ioprio_get(2) by pid, which the
+         * pidfd check below makes the peer's as well. */
+        *what = "I/O priority";
+        errno = 0;
+        long io = syscall(SYS_ioprio_get, PEER_IOPRIO_WHO_PROCESS, (int)pid);
+        if (io < 0)
+                return errno == ESRCH ? -ESRCH : -errno;
+        c->ioprio = (int)io;
         *what = "oom_score_adj";
         if ((n = read_proc(pid, "oom_score_adj", buf, sizeof(buf))) < 0)
                 return gone(n);
@@ -401,7 +409,7 @@ bool peer_context_equal(const struct peer_context *a, const struct peer_context 
                a->cap_amb == b->cap_amb && a->no_new_privs == b->no_new_privs &&
                a->seccomp == b->seccomp && a->seccomp_filters == b->seccomp_filters &&
                a->umask == b->umask && a->sig_ign == b->sig_ign && a->nice == b->nice &&
-               a->oom_score_adj == b->oom_score_adj &&
+               a->ioprio == b->ioprio && a->oom_score_adj == b->oom_score_adj &&
                memcmp(a->rlim, b->rlim, sizeof(a->rlim)) == 0 &&
                CPU_EQUAL(&a->affinity, &b->affinity);
 }

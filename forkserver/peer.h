@@ -29,6 +29,10 @@ struct peer {
                        pidfd_open(pid) at accept; else -1 */
 };
 
+/* ioprio_get(2)/ioprio_set(2)'s "which" for one process (glibc has no
+ * wrapper and older kernel headers no linux/ioprio.h). */
+#define PEER_IOPRIO_WHO_PROCESS 1
+
 /* What can change while a client is connected: read for each spawn. */
 struct peer_context {
         uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
@@ -39,6 +43,7 @@ struct peer_context {
         uint64_t sig_ign;     /* bit n-1: signal n is ignored */
         struct rlimit rlim[PEER_RLIMITS];
         int nice;
+        int ioprio;           /* ioprio_get(2)'s value: class and level */
         int oom_score_adj;
         cpu_set_t affinity;
 };

@@ -98,8 +98,10 @@ static int job_ended(mps_client *client, mps_process *proc, const struct mps__cl
                 mps__cli_print_json_exit(mps__cli_json_stream(o->json_fd), mps_job_id(proc),
                                          mps_pid(proc), &info);
         /* Killed by a signal, and not by our timeout: the shell is to see
-         * the same of us (timeout(1) does this too). */
-        if (info.exitcode < 0 && !info.timed_out)
+         * the same of us (timeout(1) does this too). A timed-out job that
+         * needed SIGKILL takes us with it, as timeout(1), which signals its
+         * whole group, is killed with its child then. */
+        if (info.exitcode < 0 && (!info.timed_out || info.exitcode == -SIGKILL))
                 *ret_signal = -info.exitcode;
         return mps__cli_job_exit_status(&info, o->preserve_status);
 }
@@ -282,6 +284,12 @@ static int run_jobs(struct mps__cli_options *o) {
         status = MPS_EXIT_LAUNCHER;
         if (o->mode == MPS__CLI_BATCH) {
                 status = mps__cli_batch(client, o, sfd);
+                goto out;
+        }
+        if (!o->call && !o->command[0][0]) {
+                /* As a shell says of an empty command name, and its status. */
+                fprintf(stderr, "mpspawn: '': %s\n", strerror(ENOENT));
+                status = MPS_EXIT_NOT_FOUND;
                 goto out;
         }
         if (!o->call && (r = mps_spec_set_exec(o->spec, o->command[0],

@@ -124,6 +124,14 @@ static int absolute_cwd(mps_client *c, const char *dir, char *buf, size_t len,
         }
         if (!getcwd(buf, len)) {
                 int r = -errno;
+                /* Deleted (or unreachable from our root): a direct exec would
+                 * start there, and so does the job, given the directory as a
+                 * descriptor with no path (add_cwd_fd) by a server that takes
+                 * one. */
+                if (r == -ENOENT && (c->features & MPS_FEATURE_CWD_FD)) {
+                        *ret_dir = NULL;
+                        return 0;
+                }
                 mps__client_set_error(c, "cannot read the current directory: %s",
                                       strerror(-r));
                 return r;
@@ -403,6 +411,13 @@ int mps__process_send_start(mps_process *p) {
         msg.nfdmap = f.nmap;
         msg.want_pidfd = true;
         int dirfd = add_cwd_fd(c, s->spawn.cwd, &f, &msg);
+        if (!dir && dirfd < 0) {
+                /* No path, and no descriptor either. */
+                mps__client_set_error(c, "cannot read the current directory: %s",
+                                      strerror(ENOENT));
+                mps__strv_free(envp);
+                return -ENOENT;
+        }
         r = send_spawn(p, &msg, &f);
         mps__safe_close(dirfd);
         mps__strv_free(envp);
