@@ -182,8 +182,12 @@ static _Noreturn void keeper_main(int sock, int jobfd, int ready, pid_t job) {
                 for (ssize_t i = 0; i < n; i++)
                         keeper_do(cmd[i], &saved);
         }
-        if (anchor > 0)
-                kill(anchor, SIGKILL);
+        /* And wait for the anchor to be gone: left behind a moment, it would
+         * be reparented to init, and die a zombie where init does not reap.
+         * (SIGCHLD is ignored: waitpid returns, ECHILD, once it has died.) */
+        if (anchor > 0 && kill(anchor, SIGKILL) == 0)
+                while (waitpid(anchor, NULL, 0) < 0 && errno == EINTR)
+                        ;
         _exit(0);
 }
 
