@@ -16,9 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_pty.h"
 #include "number.h"
 #include "wire.h"
 
@@ -55,13 +58,44 @@ static int pass_named(const struct mps__cli_options *o) {
         return 0;
 }
 
+/* The terminal(s) mpspawn relays when the job gets a pty of its own: the
+ * job is to reach the caller's terminal only through the relay (issue 14:
+ * as sudo's use_pty), so descriptors of them, and of /dev/tty (the
+ * caller's controlling terminal, whichever it is), are not passed. */
+struct outer_ttys {
+        dev_t rdev[3];
+        int n;
+};
+
+static void find_outer_ttys(const struct mps__cli_options *o, struct outer_ttys *t) {
+        struct stat st;
+        t->n = 0;
+        if (o->mode != MPS__CLI_RUN || o->detach || !mps__pty_wanted(o->pty))
+                return;
+        t->rdev[t->n++] = makedev(5, 0); /* /dev/tty */
+        for (int fd = 0; fd <= 2; fd++)
+                if (isatty(fd) == 1 && fstat(fd, &st) == 0)
+                        t->rdev[t->n++] = st.st_rdev;
+}
+
+static bool is_outer_tty(const struct outer_ttys *t, int fd) {
+        struct stat st;
+        if (t->n == 0 || isatty(fd) != 1 || fstat(fd, &st) < 0)
+                return false;
+        for (int i = 0; i < t->n; i++)
+                if (st.st_rdev == t->rdev[i])
+                        return true;
+        return false;
+}
+
 /* One fd found open: passed unless close-on-exec. Past the highest number
  * a job may be given it is left behind with a warning, not an error: a
  * direct exec would pass it, but such fds are nearly always inherited by
  * accident, and refusing to run would make mpspawn unusable there. */
-static int consider(const struct mps__cli_options *o, int fd) {
+static int consider(const struct mps__cli_options *o, const struct outer_ttys *ttys, int fd) {
         int flags = fcntl(fd, F_GETFD);
-        if (fd <= 2 || fd == o->json_fd || flags < 0 || (flags & FD_CLOEXEC))
+        if (fd <= 2 || fd == o->json_fd || flags < 0 || (flags & FD_CLOEXEC) ||
+            is_outer_tty(ttys, fd))
                 return 0;
         if (fd > MPS_WIRE_TARGET_FD_MAX) {
                 fprintf(stderr, "mpspawn: warning: fd %d is open, but a job's fds go up to "
@@ -75,11 +109,13 @@ static int consider(const struct mps__cli_options *o, int fd) {
  * directory's own fd is close-on-exec, and skipped by number as well); or,
  * without /proc, every number up to the highest a job may be given. */
 static int pass_inherited(const struct mps__cli_options *o) {
+        struct outer_ttys ttys;
+        find_outer_ttys(o, &ttys);
         DIR *d = opendir("/proc/self/fd");
         int r = 0;
         if (!d) {
                 for (int fd = 3; fd <= MPS_WIRE_TARGET_FD_MAX && !r; fd++)
-                        r = consider(o, fd);
+                        r = consider(o, &ttys, fd);
                 return r;
         }
         int own = dirfd(d);
@@ -89,7 +125,7 @@ static int pass_inherited(const struct mps__cli_options *o) {
                 if (mps__parse_unsigned(e->d_name, 10, 0, INT32_MAX, &fd) < 0 ||
                     (int)fd == own)
                         continue;
-                r = consider(o, (int)fd);
+                r = consider(o, &ttys, (int)fd);
         }
         closedir(d);
         return r;
