@@ -63,7 +63,7 @@ static int pass_named(const struct mps__cli_options *o) {
  * as sudo's use_pty), so descriptors of them, and of /dev/tty (the
  * caller's controlling terminal, whichever it is), are not passed. */
 struct outer_ttys {
-        dev_t rdev[3];
+        dev_t rdev[4]; /* /dev/tty and fds 0-2 */
         int n;
 };
 

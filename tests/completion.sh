@@ -95,8 +95,10 @@ sock=$tmp/s.sock
 "$server" --socket "$sock" --log-level error --idle-exit 60 &
 spid=$!
 for _ in 1 2 3 4 5 6 7 8 9 10; do [ -S "$sock" ] && break; sleep 0.2; done
-id1=$("$cli" --socket "$sock" --detach --name one sleep 60 | cut -d' ' -f1)
-id2=$("$cli" --socket "$sock" --detach --name two sleep 60 | cut -d' ' -f1)
+# The jobs let go of the command substitution's pipe (their stdout), or
+# $(...) would wait the 60 s for them.
+id1=$("$cli" --socket "$sock" --detach --name one sh -c 'exec sleep 60 >/dev/null' | cut -d' ' -f1)
+id2=$("$cli" --socket "$sock" --detach --name two sh -c 'exec sleep 60 >/dev/null' | cut -d' ' -f1)
 if [ -n "$id1" ] && [ -n "$id2" ]; then
   offers "$id1 $id2" "$cli" -s "$sock" kill ""
   offers "$id1 $id2 --json" "$cli" --socket "$sock" wait ""
