@@ -417,7 +417,8 @@ bench-compare: all $(BUILD)/tests/bench $(BUILD)/tests/preload_table.so
 demo: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/tests/example
 	@echo
-	@echo '== 1. The CLI: mpspawn starts a private forkserver and runs a job through it'
+	@echo '== 1. The CLI: mpspawn starts (or reuses) your own forkserver and runs a job through it'
+	@echo '   (the job'\''s parent is that server; it stays for the next mpspawn and exits when idle)'
 	@echo '$$ ./$(BUILD)/mpspawn -- sh -c '\''echo "hello from job pid $$$$, parent $$PPID"; exit 3'\'''
 	@MPSPAWN_FORKSERVER=$(BUILD)/mpforkserver ./$(BUILD)/mpspawn -- \
 	  sh -c 'echo "hello from job pid $$$$, parent $$PPID"; exit 3'; \

@@ -255,6 +255,18 @@ static int start_server(const char *dir, const char *sock, char **ret_msg) {
                 *ret_msg = msg_dup("cannot name the mpforkserver binary: %s", strerror(-r));
                 return r;
         }
+        /* The server starts in "/": a relative $MPSPAWN_FORKSERVER (make
+         * demo's build/mpforkserver) is made absolute against our cwd. */
+        if (bin[0] != '/') {
+                char abs[PATH_MAX];
+                if (!realpath(bin, abs)) {
+                        r = -errno;
+                        *ret_msg = msg_dup("cannot start the forkserver '%s': %s", bin,
+                                           strerror(-r));
+                        return r;
+                }
+                snprintf(bin, sizeof(bin), "%s", abs);
+        }
         if ((logfd = open_log(logpath)) < 0) {
                 r = logfd;
                 *ret_msg = msg_dup("cannot open the server's log '%s': %s", logpath,
