@@ -296,6 +296,23 @@ START_TEST(test_a_dead_servers_socket_is_replaced) {
 }
 END_TEST
 
+/* A relative $MPSPAWN_FORKSERVER (make demo's build/mpforkserver) is
+ * the one next to our cwd, although the server starts in "/". */
+START_TEST(test_a_relative_server_path_works) {
+        const char *abs = getenv("MPSPAWN_FORKSERVER");
+        ck_assert_ptr_nonnull(abs);
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s", abs);
+        char *slash = strrchr(dir, '/');
+        ck_assert_ptr_nonnull(slash);
+        *slash = '\0';
+        ck_assert_int_eq(chdir(dir), 0);
+        setenv("MPSPAWN_FORKSERVER", "./mpforkserver", 1);
+        ck_assert_msg(CLI("true") == 0, "%s", err);
+        ck_assert_int_gt(server_pid_at(sock), 0);
+}
+END_TEST
+
 /* A server binary that does not start gives a clear, bounded error. */
 START_TEST(test_a_failed_start_is_reported) {
         setenv("MPSPAWN_FORKSERVER", "/bin/false", 1);
@@ -506,6 +523,7 @@ static Suite *userserver_suite(void) {
         tcase_add_test(tc, test_starts_one_server_and_reuses_it);
         tcase_add_test(tc, test_a_dead_servers_socket_is_replaced);
         tcase_add_test(tc, test_a_failed_start_is_reported);
+        tcase_add_test(tc, test_a_relative_server_path_works);
         tcase_add_test(tc, test_racing_clis_start_one_server);
         tcase_add_test(tc, test_detach_then_ps_and_wait);
         tcase_add_test(tc, test_idle_exit);
