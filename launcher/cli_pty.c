@@ -117,13 +117,24 @@ void mps__pty_add_signals(sigset_t *set) {
         sigaddset(set, SIGTTOU);
 }
 
+/* Called only in the foreground (tcsetattr from the background would be
+ * refused). Relaying input, the caller's terminal goes raw. Relaying only
+ * output to it (stdin a pipe or a file), only OPOST goes off: the job's
+ * pty did the output processing (ONLCR) already, and the terminal would
+ * turn its "\r\n" into "\r\r\n"; ISIG and the rest stay, so that ^C there
+ * still signals us, and we forward it. t->raw says either changed it. */
 static void set_raw(struct mps__pty *t) {
-        if (t->raw || !t->have_saved || !t->in_is_term)
+        bool output_only = !t->in_is_term && t->out_fd == t->term && t->term >= 0;
+        if (t->raw || !t->have_saved || !(t->in_is_term || output_only))
                 return;
         struct termios raw = t->saved;
-        cfmakeraw(&raw);
-        raw.c_cc[VMIN] = 1;
-        raw.c_cc[VTIME] = 0;
+        if (output_only) {
+                raw.c_oflag &= ~(tcflag_t)OPOST;
+        } else {
+                cfmakeraw(&raw);
+                raw.c_cc[VMIN] = 1;
+                raw.c_cc[VTIME] = 0;
+        }
         restore_termios = t->saved;
         restore_fd = t->term;
         restore_armed = 1;
@@ -530,12 +541,13 @@ bool mps__pty_signal(struct mps__pty *t, mps_process *proc, const struct signalf
                  * job stops, and we follow once the server says so. */
                 mps_send_signal(proc, sig);
                 return true;
-        case SIGINT:
-        case SIGQUIT:
-                /* Typed on the terminal we relay (not raw yet, or no more):
-                 * the job had the key from its own terminal already. */
-                return si->ssi_code == SI_KERNEL && t->in_is_term;
         default:
+                /* INT and QUIT too, even when the caller's terminal sent
+                 * them: it does so only while it is not raw (before
+                 * set_raw, after unset_raw, or when we relay no input), and
+                 * then the key was a signal to our process group alone; the
+                 * job, in a session of its own, never saw it. (Raw, the key
+                 * has ISIG off and reaches the job as a byte instead.) */
                 return false;
         }
 }

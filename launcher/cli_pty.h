@@ -51,9 +51,9 @@ int mps__pty_pollfds(struct mps__pty *t, struct pollfd *pfd, int max);
 int mps__pty_relay(struct mps__pty *t, const struct pollfd *pfd, int n);
 
 /* A signal that reached mpspawn in pty mode. Returns true when the pty
- * took care of it (WINCH, CONT, stop signals, and INT/QUIT that the
- * caller's terminal generated, which the job had from its own), false
- * when it is to be forwarded as usual. */
+ * took care of it (WINCH, CONT, stop signals), false when it is to be
+ * forwarded as usual (all others, INT and QUIT from the caller's terminal
+ * too: see cli_pty.c). */
 bool mps__pty_signal(struct mps__pty *t, mps_process *proc,
                      const struct signalfd_siginfo *si);
 
