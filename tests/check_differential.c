@@ -323,7 +323,9 @@ static const struct scenario scenarios[] = {
         {.name = "pty_test_t", .script = "$RUN test -t 0; echo \"t0=$?\"; $RUN test -t 1; echo \"t1=$?\"", .flags = PTY},
         {.name = "pty_dev_tty", .pending = ITEM1, .script = "$RUN sh -c 'echo via-dev-tty > /dev/tty'; echo \"status=$?\"", .flags = PTY},
         {.name = "pty_stty_size", .script = "$RUN stty size", .flags = PTY},
-        {.name = "pty_stdout_pipe", .script = "$RUN tty | cat", .flags = PTY},
+        {.name = "pty_stdout_pipe", .script = "$RUN tty | cat", .flags = PTY,
+         .by_design = "cat writes to the terminal while mpspawn has it raw to relay its input, so no CR (ssh -t does the same)",
+         .doc = "its output piped to a program that writes to the terminal", .differs = F_OUT, .expect = "/dev/pts/N\n"},
         {.name = "pty_stdin_pipe", .script = "echo x | $RUN sh -c 'test -t 0; echo \"t0=$?\"; test -t 1; echo \"t1=$?\"'", .flags = PTY},
         {.name = "pty_ctty", .pending = ITEM1, .script = "$RUN sh -c 'ps -o tty= -p $$'", .flags = PTY},
         {.name = "pty_foreground", .pending = ITEM1,
@@ -382,14 +384,14 @@ static const struct scenario scenarios[] = {
         {.name = "batch_delimiter", .pending = ITEM7, .script = "printf 'a:b:c' | $RUNX -d : -P 2 -n 1 echo | sort"},
 
         /* Interactive: bash -i on a terminal, driven by keystrokes. */
-        {.name = "interactive_ctrl_c", .pending = ITEM3,
+        {.name = "interactive_ctrl_c",
          .script = "S $RUN sh -c 'echo \"@R\"\"@up@\"; exec sleep 30'; echo \"@R\"\"@list=$?@\"\\r\n"
                    "W up\n"
                    "S \\x03\n"
                    "S echo \"@R\"\"@after=$?@\"\\r\n"
                    "W after=\n",
          .flags = INTERACTIVE},
-        {.name = "interactive_ctrl_c_loop", .pending = ITEM3,
+        {.name = "interactive_ctrl_c_loop",
          .script = "S for i in 1 2 3; do $RUN sh -c 'echo \"@R\"\"@up@\"; exec sleep 30'; done; echo \"@R\"\"@done@\"\\r\n"
                    "W up\n"
                    "S \\x03\n"
