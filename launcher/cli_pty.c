@@ -211,8 +211,12 @@ static char job_state(pid_t pid) {
                 return 0;
         snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return errno == ENOENT || errno == ESRCH ? 'X' : 0;
+        if (fd < 0) {
+                /* Gone, unless there is no /proc to tell. */
+                bool gone = (errno == ENOENT || errno == ESRCH) &&
+                            access("/proc/self/stat", F_OK) == 0;
+                return gone ? 'X' : 0;
+        }
         ssize_t n = mps__read_retry(fd, buf, sizeof(buf) - 1);
         mps__safe_close(fd);
         if (n <= 0)
