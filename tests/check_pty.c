@@ -468,7 +468,8 @@ END_TEST
 START_TEST(test_output_only_relay_has_no_double_cr_and_keeps_ctrl_c) {
         struct term t;
         term_stdin_file = "/dev/null";
-        term_start(&t, (const char *[]){"sh", "-c", "printf 'a\\nb\\nready\\n'; exec sleep 30", NULL},
+        term_start(&t,
+                   (const char *[]){"sh", "-c", "printf 'a\\nb\\nready\\n'; exec sleep 30", NULL},
                    24, 80);
         term_stdin_file = NULL;
         term_expect(&t, "ready");
