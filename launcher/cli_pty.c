@@ -16,6 +16,17 @@
  * bounded buffer, and a full buffer stops reading its source, so a slow
  * stdout slows the job down instead of growing memory.
  *
+ * Typeahead: a user types the next command right after ^C or ^Z, for the
+ * shell. Run directly, it stays in the terminal for the shell; here we
+ * would take it and hand it to a job that is about to end or stop. So
+ * after a byte that is one of the job terminal's signal keys (VINTR, VQUIT,
+ * VSUSP, with ISIG on) we read no further, until the job has been seen to
+ * end or stop (then the bytes are the shell's) or a moment has passed (a
+ * job that handles the signal, an inner shell or an editor, must go on
+ * getting its input). To never take a byte beyond the key, input is read
+ * a byte at a time while the job's terminal has ISIG on (only what the
+ * terminal holds, so never blocking).
+ *
  * The caller's terminal is in raw mode only while we relay its input in
  * its foreground; it is put back on every way out: the normal end, errors
  * (atexit), stops, and fatal signals (a handler restores, then lets the
@@ -54,8 +65,13 @@ struct mps__pty {
         bool in_is_term, in_enabled, in_eof, last_was_newline;
         bool master_eof, out_broken;
         bool raw, have_saved;
+        bool outer_icrnl; /* raw, but with ICRNL, as the job's terminal has */
         bool stopped_for; /* we stopped ourselves for the job's current stop */
         bool cont_sent;   /* ... and have continued the job since */
+        /* When we relayed a signal key and stopped reading (0: reading);
+         * see input_paused. */
+        uint64_t paused_at;
+        pid_t job;
         struct termios saved;
         struct relay_buf to_job, to_out;
         int pi_in, pi_master, pi_out; /* their indexes in the poll array */
@@ -117,13 +133,45 @@ void mps__pty_add_signals(sigset_t *set) {
         sigaddset(set, SIGTTOU);
 }
 
+/* Whether the job's terminal maps CR to NL on input, and nothing else
+ * that would make doing it twice differ from doing it once. The master's
+ * termios is the slave's. */
+static bool job_wants_icrnl(const struct mps__pty *t) {
+        struct termios tio;
+        return tcgetattr(t->master, &tio) == 0 && (tio.c_iflag & ICRNL) &&
+               !(tio.c_iflag & (INLCR | IGNCR));
+}
+
+/* The caller's terminal raw, as we relay its input: all processing is the
+ * job terminal's, but for ICRNL when the job's terminal has it (see
+ * mps__pty_pollfds: typeahead left in it after ^C is the shell's, and must
+ * end its line as if typed there). */
+static void raw_termios(const struct mps__pty *t, struct termios *raw) {
+        *raw = t->saved;
+        cfmakeraw(raw);
+        raw->c_cc[VMIN] = 1;
+        raw->c_cc[VTIME] = 0;
+        if (t->outer_icrnl)
+                raw->c_iflag |= ICRNL;
+}
+
+/* Called only in the foreground (tcsetattr from the background would be
+ * refused). Relaying input, the caller's terminal goes raw. Relaying only
+ * output to it (stdin a pipe or a file), only OPOST goes off: the job's
+ * pty did the output processing (ONLCR) already, and the terminal would
+ * turn its "\r\n" into "\r\r\n"; ISIG and the rest stay, so that ^C there
+ * still signals us, and we forward it. t->raw says either changed it. */
 static void set_raw(struct mps__pty *t) {
-        if (t->raw || !t->have_saved || !t->in_is_term)
+        bool output_only = !t->in_is_term && t->out_fd == t->term && t->term >= 0;
+        if (t->raw || !t->have_saved || !(t->in_is_term || output_only))
                 return;
         struct termios raw = t->saved;
-        cfmakeraw(&raw);
-        raw.c_cc[VMIN] = 1;
-        raw.c_cc[VTIME] = 0;
+        if (output_only) {
+                raw.c_oflag &= ~(tcflag_t)OPOST;
+        } else {
+                t->outer_icrnl = job_wants_icrnl(t);
+                raw_termios(t, &raw);
+        }
         restore_termios = t->saved;
         restore_fd = t->term;
         restore_armed = 1;
@@ -153,6 +201,48 @@ static void copy_winsize(const struct mps__pty *t, int to) {
         struct winsize ws;
         if (t->term >= 0 && ioctl(t->term, TIOCGWINSZ, &ws) == 0)
                 ioctl(to, TIOCSWINSZ, &ws);
+}
+
+/* The state letter of process pid in /proc/PID/stat ('R', 'T', 'Z'...),
+ * 'X' when it is gone (reaped), or 0 when that cannot be told. */
+static char job_state(pid_t pid) {
+        char path[64], buf[512];
+        if (pid <= 0)
+                return 0;
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                /* Gone, unless there is no /proc to tell. */
+                bool gone = (errno == ENOENT || errno == ESRCH) &&
+                            access("/proc/self/stat", F_OK) == 0;
+                return gone ? 'X' : 0;
+        }
+        ssize_t n = mps__read_retry(fd, buf, sizeof(buf) - 1);
+        mps__safe_close(fd);
+        if (n <= 0)
+                return n < 0 && errno == ESRCH ? 'X' : 0;
+        buf[n] = '\0';
+        const char *paren = strrchr(buf, ')');
+        return paren && paren[1] == ' ' ? paren[2] : 0;
+}
+
+/* How long input stays paused after a signal key (see the top of the
+ * file): at least PAUSE_NS; then, while the job is seen dead or stopped
+ * (its report is on its way, through a busy server perhaps), up to
+ * PAUSE_MAX_NS. */
+#define PAUSE_NS 200000000ull
+#define PAUSE_MAX_NS 2000000000ull
+
+static bool input_paused(const struct mps__pty *t) {
+        if (t->paused_at == 0)
+                return false;
+        uint64_t waited = mps__now_ns() - t->paused_at;
+        if (waited < PAUSE_NS)
+                return true;
+        if (waited >= PAUSE_MAX_NS)
+                return false;
+        char st = job_state(t->job);
+        return st == 'Z' || st == 'X' || st == 'T' || st == 't';
 }
 
 /* Our own non-blocking open file description of the terminal at fd (the
@@ -290,6 +380,7 @@ static void await_job_foreground(const struct mps__pty *t, mps_process *proc, bo
 void mps__pty_started(struct mps__pty *t, mps_process *proc) {
         /* The job has its copy: the master reads EIO once all are closed. */
         t->slave = mps__safe_close(t->slave);
+        t->job = mps_pid(proc);
         install_fatal_handlers();
         if (in_foreground(t)) {
                 set_raw(t);
@@ -314,11 +405,35 @@ static int add_pollfd(struct pollfd *pfd, int *n, int max, int fd, short events)
         return (*n)++;
 }
 
+/* Keeps ICRNL on the raw caller's terminal as the job's terminal has it
+ * now. Input is processed when it arrives, under the settings of that
+ * moment: typed ahead after ^C and left in the caller's terminal for the
+ * shell (see the top of the file), an Enter that arrived raw would stay a
+ * CR, and the shell, cooked again, would wait for the end of that line.
+ * For the job nothing changes: a CR its terminal would map to NL comes as
+ * NL. (It can lag a moment behind a change the job makes.) */
+static void mirror_icrnl(struct mps__pty *t) {
+        if (!t->raw || !t->in_is_term)
+                return;
+        bool want = job_wants_icrnl(t);
+        struct termios raw;
+        if (want == t->outer_icrnl)
+                return;
+        t->outer_icrnl = want;
+        raw_termios(t, &raw);
+        tcsetattr(t->term, TCSANOW, &raw);
+}
+
 int mps__pty_pollfds(struct mps__pty *t, struct pollfd *pfd, int max) {
         int n = 0;
         short m = 0;
+        mirror_icrnl(t);
+        if (!input_paused(t))
+                t->paused_at = 0;
         t->pi_in = add_pollfd(pfd, &n, max, t->in_fd,
-                              t->in_enabled && !t->in_eof && t->to_job.len == 0 ? POLLIN : 0);
+                              t->in_enabled && !t->in_eof && t->to_job.len == 0 && !t->paused_at
+                                  ? POLLIN
+                                  : 0);
         if (!t->master_eof) {
                 if (t->to_out.len == 0)
                         m |= POLLIN;
@@ -344,8 +459,48 @@ static void input_ended(struct mps__pty *t) {
         t->to_job.len = t->last_was_newline ? 1 : 2;
 }
 
+/* Whether byte c is one of the signal keys of the job's terminal tio. */
+static bool is_signal_key(const struct termios *tio, unsigned char c) {
+        static const int keys[] = {VINTR, VQUIT, VSUSP};
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+                if (tio->c_cc[keys[i]] != _POSIX_VDISABLE && tio->c_cc[keys[i]] == c)
+                        return true;
+        return false;
+}
+
+/* Reads the caller's terminal into to_job a byte at a time, no further
+ * than a signal key of the job's terminal tio (input then pauses), and no
+ * more than the terminal holds (FIONREAD), so that even a blocking
+ * description never blocks. Returns what read(2) would. */
+static ssize_t read_to_signal_key(struct mps__pty *t, const struct termios *tio) {
+        int avail = 0;
+        if (ioctl(t->in_fd, FIONREAD, &avail) < 0 || avail < 1)
+                avail = 1; /* poll said readable: EOF or an error, maybe */
+        size_t want = (size_t)avail < sizeof(t->to_job.data) ? (size_t)avail
+                                                             : sizeof(t->to_job.data);
+        size_t got = 0;
+        while (got < want) {
+                ssize_t r = read(t->in_fd, t->to_job.data + got, 1);
+                if (r <= 0) {
+                        if (got > 0)
+                                break;
+                        return r;
+                }
+                if (is_signal_key(tio, (unsigned char)t->to_job.data[got++])) {
+                        t->paused_at = mps__now_ns();
+                        break;
+                }
+        }
+        return (ssize_t)got;
+}
+
 static void read_input(struct mps__pty *t) {
-        ssize_t n = read(t->in_fd, t->to_job.data, sizeof(t->to_job.data));
+        struct termios tio;
+        ssize_t n;
+        if (t->in_is_term && tcgetattr(t->master, &tio) == 0 && (tio.c_lflag & ISIG))
+                n = read_to_signal_key(t, &tio);
+        else
+                n = read(t->in_fd, t->to_job.data, sizeof(t->to_job.data));
         if (n > 0) {
                 t->to_job.off = 0;
                 t->to_job.len = (size_t)n;
@@ -438,24 +593,17 @@ void mps__pty_stop_self(struct mps__pty *t, int sig) {
  * from the state it last sent), so the report alone cannot tell a stop
  * after our SIGCONT from the one we followed already. */
 static bool job_stopped_now(mps_process *proc) {
-        char path[64], buf[512];
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)mps_pid(proc));
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return false;
-        ssize_t n = mps__read_retry(fd, buf, sizeof(buf) - 1);
-        mps__safe_close(fd);
-        if (n <= 0)
-                return false;
-        buf[n] = '\0';
-        const char *paren = strrchr(buf, ')');
-        return paren && paren[1] == ' ' && (paren[2] == 'T' || paren[2] == 't');
+        char st = job_state(mps_pid(proc));
+        return st == 'T' || st == 't';
 }
 
 /* We run again (fg, bg, or a SIGCONT): the job follows, in the foreground
  * of its terminal if we are in ours, else in its background. */
 static void resume(struct mps__pty *t, mps_process *proc) {
         bool fg = in_foreground(t);
+        /* A signal key's pause ends: the job stopped, and what is typed
+         * now is for it. */
+        t->paused_at = 0;
         if (fg) {
                 if (t->in_is_term)
                         t->in_enabled = true;
@@ -511,7 +659,17 @@ bool mps__pty_follow_stops(struct mps__pty *t, mps_process *proc) {
 int mps__pty_wait_ms(const struct mps__pty *t) {
         /* Between our SIGCONT and the report that the job continued, a new
          * stop may never be reported (coalesced): look again now and then. */
-        return t->stopped_for && t->cont_sent ? 50 : -1;
+        int ms = t->stopped_for && t->cont_sent ? 50 : -1;
+        /* Paused input resumes at the end of its pause (mps__pty_pollfds,
+         * called before this, ended an expired one). Past PAUSE_NS, the
+         * job's state is looked at again now and then. */
+        if (t->paused_at != 0) {
+                uint64_t waited = mps__now_ns() - t->paused_at;
+                int p = waited < PAUSE_NS ? (int)((PAUSE_NS - waited) / 1000000) + 1 : 10;
+                if (ms < 0 || p < ms)
+                        ms = p;
+        }
+        return ms;
 }
 
 bool mps__pty_signal(struct mps__pty *t, mps_process *proc, const struct signalfd_siginfo *si) {
@@ -530,12 +688,13 @@ bool mps__pty_signal(struct mps__pty *t, mps_process *proc, const struct signalf
                  * job stops, and we follow once the server says so. */
                 mps_send_signal(proc, sig);
                 return true;
-        case SIGINT:
-        case SIGQUIT:
-                /* Typed on the terminal we relay (not raw yet, or no more):
-                 * the job had the key from its own terminal already. */
-                return si->ssi_code == SI_KERNEL && t->in_is_term;
         default:
+                /* INT and QUIT too, even when the caller's terminal sent
+                 * them: it does so only while it is not raw (before
+                 * set_raw, after unset_raw, or when we relay no input), and
+                 * then the key was a signal to our process group alone; the
+                 * job, in a session of its own, never saw it. (Raw, the key
+                 * has ISIG off and reaches the job as a byte instead.) */
                 return false;
         }
 }

@@ -43,7 +43,8 @@ int mps__pty_open(enum mps__pty_mode mode, mps_spec *spec, struct mps__pty **ret
 void mps__pty_started(struct mps__pty *t, mps_process *proc);
 
 /* The fds the relay waits on now: fills at most max entries of pfd and
- * returns how many. */
+ * returns how many. (Not the caller's terminal for a moment after a
+ * signal key was relayed: see cli_pty.c.) */
 int mps__pty_pollfds(struct mps__pty *t, struct pollfd *pfd, int max);
 
 /* Moves what the fds filled by mps__pty_pollfds are ready for, without
@@ -51,9 +52,9 @@ int mps__pty_pollfds(struct mps__pty *t, struct pollfd *pfd, int max);
 int mps__pty_relay(struct mps__pty *t, const struct pollfd *pfd, int n);
 
 /* A signal that reached mpspawn in pty mode. Returns true when the pty
- * took care of it (WINCH, CONT, stop signals, and INT/QUIT that the
- * caller's terminal generated, which the job had from its own), false
- * when it is to be forwarded as usual. */
+ * took care of it (WINCH, CONT, stop signals), false when it is to be
+ * forwarded as usual (all others, INT and QUIT from the caller's terminal
+ * too: see cli_pty.c). */
 bool mps__pty_signal(struct mps__pty *t, mps_process *proc,
                      const struct signalfd_siginfo *si);
 
@@ -69,7 +70,8 @@ bool mps__pty_follow_stops(struct mps__pty *t, mps_process *proc);
 void mps__pty_stop_self(struct mps__pty *t, int sig);
 
 /* How long the caller's poll may wait (ms; -1: no limit): short only
- * while a stop may go unreported (see cli_pty.c). */
+ * while a stop may go unreported, or while input is paused after a signal
+ * key (see cli_pty.c). */
 int mps__pty_wait_ms(const struct mps__pty *t);
 
 /* After the job's end: relays what the job left in the master (until the

@@ -327,7 +327,10 @@ static const struct scenario scenarios[] = {
         {.name = "pty_test_t", .script = "$RUN test -t 0; echo \"t0=$?\"; $RUN test -t 1; echo \"t1=$?\"", .flags = PTY},
         {.name = "pty_dev_tty", .script = "$RUN sh -c 'echo via-dev-tty > /dev/tty'; echo \"status=$?\"", .flags = PTY},
         {.name = "pty_stty_size", .script = "$RUN stty size", .flags = PTY},
-        {.name = "pty_stdout_pipe", .script = "$RUN tty | cat", .flags = PTY},
+        {.name = "pty_stdout_pipe", .script = "$RUN tty | cat", .flags = PTY,
+         .by_design = "cat may write to the terminal while mpspawn has it raw to relay input, then without CR (as with ssh -t); "
+                      "whether it does is a race, so the expected text is what both outcomes show",
+         .doc = "its output piped to a program that writes to the terminal", .differs = F_OUT, .expect = "/dev/pts/N"},
         {.name = "pty_stdin_pipe", .script = "echo x | $RUN sh -c 'test -t 0; echo \"t0=$?\"; test -t 1; echo \"t1=$?\"'", .flags = PTY},
         {.name = "pty_ctty", .script = "$RUN sh -c 'ps -o tty= -p $$'", .flags = PTY},
         {.name = "pty_foreground",
@@ -386,14 +389,14 @@ static const struct scenario scenarios[] = {
         {.name = "batch_delimiter", .script = "printf 'a:b:c' | $RUNX -d : -P 2 -n 1 echo | sort"},
 
         /* Interactive: bash -i on a terminal, driven by keystrokes. */
-        {.name = "interactive_ctrl_c", .pending = ITEM3,
+        {.name = "interactive_ctrl_c",
          .script = "S $RUN sh -c 'echo \"@R\"\"@up@\"; exec sleep 30'; echo \"@R\"\"@list=$?@\"\\r\n"
                    "W up\n"
                    "S \\x03\n"
                    "S echo \"@R\"\"@after=$?@\"\\r\n"
                    "W after=\n",
          .flags = INTERACTIVE},
-        {.name = "interactive_ctrl_c_loop", .pending = ITEM3,
+        {.name = "interactive_ctrl_c_loop",
          .script = "S for i in 1 2 3; do $RUN sh -c 'echo \"@R\"\"@up@\"; exec sleep 30'; done; echo \"@R\"\"@done@\"\\r\n"
                    "W up\n"
                    "S \\x03\n"

@@ -30,6 +30,8 @@ static struct tu_server server;
 /* If set, mpspawn's stdout is this file instead of the terminal, as
  * `mpspawn cmd > file` gives it. */
 static const char *term_stdout_file;
+/* If set, mpspawn's stdin is this file instead of the terminal. */
+static const char *term_stdin_file;
 /* If set, the shell starts mpspawn in the background (`mpspawn ... &`). */
 static bool term_background;
 
@@ -65,7 +67,9 @@ struct event {
 
 /* The shell's loop: reports mpspawn's wait statuses; 'f' puts it in the
  * foreground and continues it, 'b' continues it in the background, as
- * `fg` and `bg` do. Ends when mpspawn has ended or the test goes. */
+ * `fg` and `bg` do; 'g' only puts it in the foreground (the first half of
+ * `fg`, so that a test can act between the two). Ends when mpspawn has
+ * ended or the test goes. */
 static _Noreturn void shell_loop(pid_t pid, int events, int commands) {
         sigset_t chld;
         sigemptyset(&chld);
@@ -93,8 +97,9 @@ static _Noreturn void shell_loop(pid_t pid, int events, int commands) {
                         _exit(0);
                 }
                 if (p[1].revents & POLLIN) {
-                        tcsetpgrp(0, c == 'f' ? pid : getpgrp());
-                        kill(-pid, SIGCONT);
+                        tcsetpgrp(0, c == 'f' || c == 'g' ? pid : getpgrp());
+                        if (c != 'g')
+                                kill(-pid, SIGCONT);
                 }
         }
 }
@@ -132,6 +137,10 @@ static void term_start(struct term *t, const char *const *args, int rows, int co
                 if (s < 0 || ioctl(s, TIOCSCTTY, 0) < 0)
                         _exit(120);
                 dup2(s, 0), dup2(s, 1), dup2(s, 2);
+                /* Not left to mpspawn: it passes on what it inherits, and
+                 * the job would hold the caller's terminal through it. */
+                if (s > 2)
+                        close(s);
                 signal(SIGTTOU, SIG_IGN);
                 pid_t pid = fork();
                 if (pid == 0) {
@@ -144,6 +153,11 @@ static void term_start(struct term *t, const char *const *args, int rows, int co
                         signal(SIGINT, SIG_DFL);
                         signal(SIGQUIT, SIG_DFL);
                         sigprocmask(SIG_UNBLOCK, &chld, NULL);
+                        if (term_stdin_file) {
+                                int f = open(term_stdin_file, O_RDONLY);
+                                if (f < 0 || dup2(f, 0) < 0)
+                                        _exit(121);
+                        }
                         if (term_stdout_file) {
                                 int f = open(term_stdout_file, O_WRONLY | O_CREAT | O_TRUNC,
                                              0600);
@@ -447,7 +461,136 @@ START_TEST(test_sigint_sent_with_kill_is_forwarded) {
 }
 END_TEST
 
+/* stdin not the terminal, stdout the terminal: the job's pty did the
+ * output processing (ONLCR), so the terminal must not do it again ("\r\r\n"
+ * before); it keeps ISIG, so ^C there signals mpspawn, which forwards it;
+ * and OPOST is back once mpspawn has ended. */
+START_TEST(test_output_only_relay_has_no_double_cr_and_keeps_ctrl_c) {
+        struct term t;
+        term_stdin_file = "/dev/null";
+        term_start(&t,
+                   (const char *[]){"sh", "-c", "printf 'a\\nb\\nready\\n'; exec sleep 30", NULL},
+                   24, 80);
+        term_stdin_file = NULL;
+        term_expect(&t, "ready");
+        ck_assert_msg(strstr(t.out, "a\r\nb\r\nready") != NULL, "terminal shows '%s'", tail(&t));
+        struct termios tio;
+        ck_assert_int_eq(tcgetattr(t.master, &tio), 0);
+        ck_assert(tio.c_lflag & ISIG);
+        ck_assert(tio.c_lflag & ICANON);
+        term_send(&t, "\003");
+        int st = term_status(&t);
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT, "status %#x", st);
+        ck_assert_int_eq(tcgetattr(t.master, &tio), 0);
+        ck_assert(tio.c_oflag & OPOST);
+        term_end(&t);
+}
+END_TEST
+
 /* ---- job control: these need the job's controlling terminal ------------- */
+
+/* The job's state letter in /proc (bounded polling until it is want). */
+static void wait_job_state(pid_t job, char want) {
+        for (int i = 0; i < 3000; i++) {
+                if (tu_proc_state(job, NULL) == want)
+                        return;
+                poll(NULL, 0, 10);
+        }
+        ck_abort_msg("job %d never reached state %c", (int)job, want);
+}
+
+/* Whether sig is pending for process pid (shared or its own), by /proc. */
+static bool signal_pending(pid_t pid, int sig) {
+        char path[64], buf[4096];
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        ck_assert_int_gt(n, 0);
+        buf[n] = '\0';
+        unsigned long long mask = 0, one;
+        for (const char *key = "SigPnd:"; key; key = key[1] == 'i' ? "ShdPnd:" : NULL) {
+                const char *at = strstr(buf, key);
+                if (at && sscanf(at + strlen(key), "%llx", &one) == 1)
+                        mask |= one;
+        }
+        return mask & (1ull << (sig - 1));
+}
+
+/* ^C typed while mpspawn is in the foreground but has not made the
+ * terminal raw (here: after the shell gave it the terminal for `fg` and
+ * before it is continued) is a signal to mpspawn alone; the job never saw
+ * the key, and must get the signal. (It was dropped, the job ran on.) */
+START_TEST(test_ctrl_c_typed_while_cooked_ends_the_job) {
+        struct term t;
+        term_start(&t, (const char *[]){"sh", "-c", "echo pid=$$; exec sleep 30", NULL}, 24, 80);
+        term_expect(&t, "pid=");
+        pid_t job = atoi(t.out + t.seen);
+        ck_assert_int_gt(job, 0);
+        term_wait_lflag(&t, true);
+        term_send(&t, "\032");
+        int st = term_status(&t);
+        ck_assert_msg(WIFSTOPPED(st) && WSTOPSIG(st) == SIGTSTP, "status %#x", st);
+        wait_job_state(job, 'T');
+        term_wait_lflag(&t, false);
+        term_command(&t, 'g');
+        int i;
+        for (i = 0; i < 3000 && tcgetpgrp(t.master) != t.mpspawn; i++)
+                poll(NULL, 0, 1);
+        ck_assert_int_eq(tcgetpgrp(t.master), t.mpspawn);
+        term_send(&t, "\003");
+        for (i = 0; i < 3000 && !signal_pending(t.mpspawn, SIGINT); i++)
+                poll(NULL, 0, 1);
+        ck_assert_msg(signal_pending(t.mpspawn, SIGINT), "^C did not signal mpspawn");
+        term_command(&t, 'f');
+        st = term_status(&t);
+        ck_assert_msg(WIFCONTINUED(st), "status %#x", st);
+        st = term_status(&t);
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT, "status %#x", st);
+        term_end(&t);
+}
+END_TEST
+
+/* What is typed right after ^C, in the same burst, is the shell's next
+ * command: mpspawn must leave it in the terminal (it took it and gave it
+ * to the dying job), with its Enter a newline, as typed in a cooked
+ * terminal (raw, the CR stayed a CR and the shell waited for more). */
+START_TEST(test_typeahead_after_ctrl_c_stays_for_the_shell) {
+        struct term t;
+        term_start(&t, (const char *[]){"sh", "-c", "echo ready; exec sleep 30", NULL}, 24, 80);
+        term_expect(&t, "ready");
+        term_wait_lflag(&t, true);
+        term_send(&t, "\003echo next\r");
+        int st = term_status(&t);
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT, "status %#x", st);
+        int s = open(t.slave_name, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        ck_assert_int_ge(s, 0);
+        char line[64] = "";
+        ssize_t n = read(s, line, sizeof(line) - 1);
+        close(s);
+        ck_assert_msg(n == 10 && memcmp(line, "echo next\n", 10) == 0,
+                      "the terminal holds %zd bytes: '%s'", n, n > 0 ? line : "");
+        term_end(&t);
+}
+END_TEST
+
+/* A job that survives ^C (it ignores INT, as a shell or an editor handles
+ * it) goes on getting what is typed after it, once the short pause ends. */
+START_TEST(test_input_after_ctrl_c_reaches_a_job_that_survives_it) {
+        struct term t;
+        term_start(&t, (const char *[]){"sh", "-c",
+                                        "trap '' INT; echo ready; read x; echo \"got <$x>\"", NULL},
+                   24, 80);
+        term_expect(&t, "ready");
+        term_wait_lflag(&t, true);
+        term_send(&t, "\003hello\r");
+        term_expect(&t, "got <hello>");
+        int st = term_status(&t);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+        term_end(&t);
+}
+END_TEST
 
 START_TEST(test_ctrl_c_kills_mpspawn_with_sigint) {
         struct term t;
@@ -461,16 +604,6 @@ START_TEST(test_ctrl_c_kills_mpspawn_with_sigint) {
         term_end(&t);
 }
 END_TEST
-
-/* The job's state letter in /proc (bounded polling until it is want). */
-static void wait_job_state(pid_t job, char want) {
-        for (int i = 0; i < 3000; i++) {
-                if (tu_proc_state(job, NULL) == want)
-                        return;
-                poll(NULL, 0, 10);
-        }
-        ck_abort_msg("job %d never reached state %c", (int)job, want);
-}
 
 START_TEST(test_ctrl_z_stops_both_and_fg_resumes_both) {
         struct term t;
@@ -579,6 +712,7 @@ static Suite *pty_suite(void) {
         tcase_add_test(t, test_job_killed_by_sigsegv_kills_mpspawn_with_it);
         tcase_add_test(t, test_output_after_exit_is_drained);
         tcase_add_test(t, test_sigint_sent_with_kill_is_forwarded);
+        tcase_add_test(t, test_output_only_relay_has_no_double_cr_and_keeps_ctrl_c);
         suite_add_tcase(s, t);
 
         TCase *j = tcase_create("job-control");
@@ -586,6 +720,9 @@ static Suite *pty_suite(void) {
         tcase_add_checked_fixture(j, server_setup, server_teardown);
         tcase_add_test(j, test_ctrl_c_kills_mpspawn_with_sigint);
         tcase_add_test(j, test_ctrl_z_stops_both_and_fg_resumes_both);
+        tcase_add_test(j, test_ctrl_c_typed_while_cooked_ends_the_job);
+        tcase_add_test(j, test_typeahead_after_ctrl_c_stays_for_the_shell);
+        tcase_add_test(j, test_input_after_ctrl_c_reaches_a_job_that_survives_it);
         tcase_add_test(j, test_background_read_stops_with_sigttin);
         tcase_add_test(j, test_started_in_the_background_stops_on_read);
         suite_add_tcase(s, j);
