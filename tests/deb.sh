@@ -32,8 +32,9 @@ apt() { DEBIAN_FRONTEND=noninteractive apt-get -y -q "$@"; }
 pkgs="mpspawn libmpspawn0 libmpspawn-dev"
 # No XDG_RUNTIME_DIR: the CLI's per-user server goes in a private directory,
 # under $tmp here (MPSPAWN_TMPDIR) rather than /tmp, and is stopped below.
-noenv="env -u MPSPAWN_FORKSERVER -u MPSPAWN_CLI -u MPSPAWN_TOP -u MPSPAWN_SOCKET -u MPSPAWN_DEBUG -u XDG_RUNTIME_DIR
-  -u MPSPAWN_USER_SERVER MPSPAWN_TMPDIR=$tmp"
+# (One line: it is pasted into sh -c command lines.)
+noenv="env -u MPSPAWN_FORKSERVER -u MPSPAWN_CLI -u MPSPAWN_TOP -u MPSPAWN_SOCKET -u MPSPAWN_DEBUG"
+noenv="$noenv -u XDG_RUNTIME_DIR -u MPSPAWN_USER_SERVER MPSPAWN_TMPDIR=$tmp"
 usersock=$tmp/mpspawn-$(id -u)/mpspawn.sock
 
 if [ "$(id -u)" != 0 ]; then
