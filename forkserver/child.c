@@ -90,6 +90,24 @@ void close_range_except(unsigned lo, unsigned hi, int keep) {
         }
 }
 
+int child_close_all_except(int *keep, size_t n) {
+        /* Insertion sort: received in order, fds are mostly ascending
+         * already, and a child may not allocate (qsort might). */
+        for (size_t i = 1; i < n; i++)
+                for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+                        int t = keep[j];
+                        keep[j] = keep[j - 1];
+                        keep[j - 1] = t;
+                }
+        unsigned from = 0;
+        for (size_t i = 0; i < n; i++) {
+                if ((unsigned)keep[i] > from)
+                        close_range(from, (unsigned)keep[i] - 1, 0);
+                from = (unsigned)keep[i] + 1;
+        }
+        return close_range(from, ~0u, 0);
+}
+
 /* Closes every fd but errpipe and fds[]; -1 (errno set) where the kernel
  * lacks close_range (before 5.9): a job must not run with the server's fds
  * (call jobs never exec). */
@@ -99,21 +117,7 @@ static int close_all_but(const int *fds, size_t nfds, int errpipe) {
         keep[nkeep++] = errpipe;
         for (size_t i = 0; i < nfds; i++)
                 keep[nkeep++] = fds[i];
-        /* Insertion sort: received in order, fds are mostly ascending
-         * already, and this child may not allocate (qsort might). */
-        for (size_t i = 1; i < nkeep; i++)
-                for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
-                        int t = keep[j];
-                        keep[j] = keep[j - 1];
-                        keep[j - 1] = t;
-                }
-        unsigned from = 0;
-        for (size_t i = 0; i < nkeep; i++) {
-                if ((unsigned)keep[i] > from)
-                        close_range(from, (unsigned)keep[i] - 1, 0);
-                from = (unsigned)keep[i] + 1;
-        }
-        return close_range(from, ~0u, 0);
+        return child_close_all_except(keep, nkeep);
 }
 
 /*

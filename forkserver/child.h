@@ -23,4 +23,9 @@ int child_arrange_fds(const struct mps__spawn *spec, const int *fds, size_t nfds
  * the signal mask to mask. */
 void child_reset_signals(const struct server *srv, const sigset_t *mask);
 
+/* Closes every fd but the n in keep (sorted in place; no allocation, so
+ * that a forked child may call it). -1 (errno set) where the kernel lacks
+ * close_range (before 5.9). */
+int child_close_all_except(int *keep, size_t n);
+
 #endif

@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "../launcher/fdutil.h"
+#include "child.h"
 #include "server.h"
 
 /* The first version of struct clone_args (linux/sched.h), spelled out so
@@ -68,23 +69,6 @@ static pid_t clone_fork(uint64_t flags, int *ret_pidfd, int exit_signal) {
         if (ret_pidfd)
                 a.pidfd = (uint64_t)(uintptr_t)ret_pidfd;
         return (pid_t)syscall(SYS_clone3, &a, sizeof(a));
-}
-
-/* Closes every fd but the n in keep. */
-static void close_all_but(int *keep, size_t n) {
-        for (size_t i = 1; i < n; i++)
-                for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
-                        int t = keep[j];
-                        keep[j] = keep[j - 1];
-                        keep[j - 1] = t;
-                }
-        unsigned from = 0;
-        for (size_t i = 0; i < n; i++) {
-                if ((unsigned)keep[i] > from)
-                        close_range(from, (unsigned)keep[i] - 1, 0);
-                from = (unsigned)keep[i] + 1;
-        }
-        close_range(from, ~0u, 0);
 }
 
 static void set_disposition(int sig, void (*handler)(int)) {
@@ -140,7 +124,7 @@ static void keeper_do(char cmd, pid_t *saved) {
 
 static _Noreturn void keeper_main(int sock, int jobfd, int ready, pid_t job) {
         int keep[] = {sock, jobfd, ready};
-        close_all_but(keep, 3);
+        (void)child_close_all_except(keep, 3);
         prctl(PR_SET_NAME, "mps-keeper");
         (void)setpgid(0, 0);
         /* Signals the terminal sends its foreground, which the keeper's

@@ -52,6 +52,15 @@ static struct job *visible_job(struct client *c, uint64_t id) {
         return j;
 }
 
+/* visible_job for a request that names one: NULL after answering ESRCH. */
+static struct job *requested_job(struct client *c, uint64_t tag, uint64_t id) {
+        struct job *j = visible_job(c, id);
+        if (!j)
+                client_send_error(c, tag, ESRCH, "request", "no job %llu",
+                                  (unsigned long long)id);
+        return j;
+}
+
 void request_signal(struct client *c, const struct mps__msg *msg) {
         struct mps__signal req;
         char err[256];
@@ -61,12 +70,9 @@ void request_signal(struct client *c, const struct mps__msg *msg) {
                                   err);
                 return;
         }
-        struct job *j = visible_job(c, req.id);
-        if (!j) {
-                client_send_error(c, req.tag, ESRCH, "request", "no job %llu",
-                                  (unsigned long long)req.id);
+        struct job *j = requested_job(c, req.tag, req.id);
+        if (!j)
                 return;
-        }
         r = req.group ? job_kill_group(j, req.signo) : job_kill(j, req.signo);
         if (r < 0) {
                 client_send_error(c, req.tag, -r, "request",
@@ -88,12 +94,9 @@ void request_foreground(struct client *c, const struct mps__msg *msg) {
                                   err);
                 return;
         }
-        struct job *j = visible_job(c, req.id);
-        if (!j) {
-                client_send_error(c, req.tag, ESRCH, "request", "no job %llu",
-                                  (unsigned long long)req.id);
+        struct job *j = requested_job(c, req.tag, req.id);
+        if (!j)
                 return;
-        }
         if (!j->controlling_terminal) {
                 client_send_error(c, req.tag, ENOTSUP, "request",
                                   "job %llu has no controlling terminal",
