@@ -85,13 +85,15 @@ ALL_LDFLAGS = $(LDFLAGS) $(SANITIZE)
 COMMON_SRC := launcher/wire.c launcher/transport.c launcher/say.c launcher/fdutil.c launcher/idmap.c \
               launcher/rlimits.c launcher/number.c
 LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c \
-              launcher/job_requests.c launcher/pool.c launcher/cmdline.c launcher/share.c
+              launcher/job_requests.c launcher/pool.c launcher/cmdline.c launcher/share.c \
+              launcher/pool_call.c
 SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver/listen.c \
               forkserver/connection.c forkserver/spawn.c forkserver/job.c forkserver/child.c \
               forkserver/timer.c forkserver/log.c forkserver/retain.c forkserver/closer.c \
               forkserver/request.c forkserver/preload.c forkserver/prefork.c \
               forkserver/policy.c forkserver/config.c forkserver/access.c \
               forkserver/service.c forkserver/steps.c forkserver/peer.c forkserver/keeper.c \
+              forkserver/result.c \
               $(COMMON_SRC)
 CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_options.c launcher/cli_common.c \
               launcher/cli_batch.c launcher/cli_subcommands.c \
@@ -261,7 +263,8 @@ $(BUILD)/tests/check_policy: $(BUILD)/tests/check_policy.o $(BUILD)/obj/forkserv
 $(BUILD)/tests/check_policy: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
 # So is the child's set-up, which applies policies.
 $(BUILD)/tests/check_child: $(BUILD)/tests/check_child.o $(BUILD)/obj/forkserver/child.o \
-  $(BUILD)/obj/forkserver/policy.o $(BUILD)/obj/forkserver/keeper.o $(BUILD)/libmpspawn.a
+  $(BUILD)/obj/forkserver/policy.o $(BUILD)/obj/forkserver/keeper.o \
+  $(BUILD)/obj/forkserver/result.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_child: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
 $(BUILD)/tests/check_service: $(BUILD)/tests/check_service.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_config: $(BUILD)/tests/check_config.o $(BUILD)/obj/forkserver/config.o \

@@ -108,16 +108,39 @@ int child_close_all_except(int *keep, size_t n) {
         return close_range(from, ~0u, 0);
 }
 
-/* Closes every fd but errpipe and fds[]; -1 (errno set) where the kernel
- * lacks close_range (before 5.9): a job must not run with the server's fds
- * (call jobs never exec). */
-static int close_all_but(const int *fds, size_t nfds, int errpipe) {
-        int keep[MPS_WIRE_SPAWN_FDS_MAX + 1];
+/* Closes every fd but errpipe, resultfd (when >= 0) and fds[]; -1 (errno
+ * set) where the kernel lacks close_range (before 5.9): a job must not run
+ * with the server's fds (call jobs never exec). */
+static int close_all_but(const int *fds, size_t nfds, int errpipe, int resultfd) {
+        int keep[MPS_WIRE_SPAWN_FDS_MAX + 2];
         size_t nkeep = 0;
         keep[nkeep++] = errpipe;
+        if (resultfd >= 0)
+                keep[nkeep++] = resultfd;
         for (size_t i = 0; i < nfds; i++)
                 keep[nkeep++] = fds[i];
         return child_close_all_except(keep, nkeep);
+}
+
+/* Closes every fd from lo up but a and b (each -1 or at least lo). */
+static void close_from_except(unsigned lo, int a, int b) {
+        int keep[2];
+        size_t n = 0;
+        if (a >= 0)
+                keep[n++] = a;
+        if (b >= 0)
+                keep[n++] = b;
+        if (n == 2 && keep[0] > keep[1]) {
+                keep[0] = b;
+                keep[1] = a;
+        }
+        unsigned from = lo;
+        for (size_t i = 0; i < n; i++) {
+                if ((unsigned)keep[i] > from)
+                        close_range(from, (unsigned)keep[i] - 1, 0);
+                from = (unsigned)keep[i] + 1;
+        }
+        close_range(from, ~0u, 0);
 }
 
 /*
@@ -125,10 +148,12 @@ static int close_all_but(const int *fds, size_t nfds, int errpipe) {
  * above every target (hi), so that installing one target can never clobber a
  * source of another; dup2 clears O_CLOEXEC on the targets only. Then every
  * number below hi that is not a target, and everything at or above hi but
- * the exec pipe, is closed.
+ * the exec pipe and a call job's result channel (*resultfd, when resultfd
+ * is not NULL and it is >= 0: moved above hi as the exec pipe is), is
+ * closed.
  */
-int child_arrange_fds(const struct mps__spawn *spec, const int *fds, size_t nfds,
-                      int *errpipe) {
+static int arrange_fds(const struct mps__spawn *spec, const int *fds, size_t nfds,
+                       int *errpipe, int *resultfd) {
         bool is_target[MPS_WIRE_TARGET_FD_MAX + 1] = {false};
         bool left_closed[3] = {false};
         int moved[MPS_WIRE_SPAWN_FDS_MAX];
@@ -142,13 +167,19 @@ int child_arrange_fds(const struct mps__spawn *spec, const int *fds, size_t nfds
         /* First drop every server fd we do not need (its sockets, epoll,
          * other clients): the moves below need free numbers under the fd
          * limit, and a busy server may hold most of them. */
-        if (close_all_but(fds, nfds, *errpipe) < 0)
+        int keepfd = resultfd ? *resultfd : -1;
+        if (close_all_but(fds, nfds, *errpipe, keepfd) < 0)
                 return -errno;
 
         int e = fcntl(*errpipe, F_DUPFD_CLOEXEC, hi);
         if (e < 0)
                 return -errno;
         *errpipe = e;
+        if (keepfd >= 0) {
+                if ((keepfd = fcntl(keepfd, F_DUPFD_CLOEXEC, hi)) < 0)
+                        return -errno;
+                *resultfd = keepfd;
+        }
         devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (devnull < 0)
                 return -errno;
@@ -200,8 +231,13 @@ int child_arrange_fds(const struct mps__spawn *spec, const int *fds, size_t nfds
                         run = -1;
                 }
         }
-        close_range_except((unsigned)hi, ~0u, *errpipe);
+        close_from_except((unsigned)hi, *errpipe, keepfd);
         return 0;
+}
+
+int child_arrange_fds(const struct mps__spawn *spec, const int *fds, size_t nfds,
+                      int *errpipe) {
+        return arrange_fds(spec, fds, nfds, errpipe, NULL);
 }
 
 /* The value of PATH in envp, or the default search path. */
@@ -300,7 +336,7 @@ extern char **environ;
  * exec would; and the entry point's return value is the exit code.
  */
 static _Noreturn void run_call(const struct server *srv, const struct mps__spawn *spec,
-                               int errpipe, const struct child_plan *plan) {
+                               int errpipe, int resultfd, const struct child_plan *plan) {
         int fds[MPS_WIRE_FDMAP_MAX];
         size_t n = 0;
         for (size_t i = 0; i < spec->nfdmap && n < MPS_WIRE_FDMAP_MAX; i++)
@@ -316,11 +352,16 @@ static _Noreturn void run_call(const struct server *srv, const struct mps__spawn
                 fail(errpipe, CHILD_STAGE_SECCOMP, -r);
         steps_mark(STEP_CHILD_READY);
         mps__safe_close(errpipe);
+        /* The result channel stays CLOEXEC: a program the entry point
+         * runs gets nothing of it. */
+        result_child_attach(resultfd);
         mps_call_context ctx = {
                 .entry = plan->call->entry,
                 .args_json = plan->call->args_json,
                 .fds = fds,
                 .nfds = n,
+                .set_result = result_child_set_result,
+                .set_error = result_child_set_error,
         };
         r = plan->call->fn(&ctx);
         /* Only what the entry point wrote: the server never buffers stdio
@@ -634,7 +675,8 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
         if (spec->controlling_terminal)
                 setup_terminal(spec, fds, errpipe, plan);
 
-        if ((r = child_arrange_fds(spec, fds, nfds, &errpipe)) < 0)
+        int resultfd = plan->call ? plan->result_fd : -1;
+        if ((r = arrange_fds(spec, fds, nfds, &errpipe, &resultfd)) < 0)
                 fail(errpipe, CHILD_STAGE_FDS, -r);
         /* The limit the server was started with, once the fds are in place:
          * the moves may need numbers above it. */
@@ -650,7 +692,7 @@ _Noreturn void child_run(const struct server *srv, const struct mps__spawn *spec
         if ((spec->no_new_privs || nnp) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 fail(errpipe, CHILD_STAGE_SECCOMP, errno);
         if (plan->call)
-                run_call(srv, spec, errpipe, plan);
+                run_call(srv, spec, errpipe, resultfd, plan);
         /* Filters stack, and the kernel takes the strictest answer of all:
          * the client's can add to the administrator's, never loosen it. */
         if ((plan->admin && (r = policy_apply(plan->admin)) < 0) ||

@@ -81,6 +81,7 @@ static void unlink_client(struct job *j) {
 
 void job_free(struct job *j) {
         mps__safe_close(j->keeper_sock);
+        mps__safe_close(j->result_fd);
         free(j->waiters);
         free(j->command);
         free(j->name);
@@ -190,7 +191,7 @@ struct job *job_new(struct server *srv, const struct mps__spawn *sp, uid_t uid,
         if (sp->timeout > 0 && j->timeout_ns == 0)
                 j->timeout_ns = 1;
         j->request_ns = request_ns;
-        j->pidfd = j->execpipe = j->keeper_sock = -1;
+        j->pidfd = j->execpipe = j->keeper_sock = j->result_fd = -1;
         j->controlling_terminal = sp->controlling_terminal;
         j->report_stops = sp->report_stops;
         mps__list_init(&j->snode);
@@ -336,14 +337,35 @@ static void count_and_log(struct server *srv, const struct mps__exited *e) {
                          e->timed_out ? " (timed out)" : "");
 }
 
+/* A call job's result and failure message into e (*ret_result and
+ * *ret_failure hold them, for the caller to free), from its channel, which
+ * is closed now: the pages the job wrote there go with it. */
+static void take_result(struct job *j, struct mps__exited *e, char **ret_result,
+                        char **ret_failure) {
+        if (j->result_fd < 0)
+                return;
+        if (j->state == JOB_RUNNING &&
+            result_channel_read(j->result_fd, ret_result, ret_failure) < 0) {
+                log_err("job %llu: out of memory reading its result",
+                        (unsigned long long)j->id);
+                e->failure = "the server ran out of memory reading the call job's result";
+        }
+        j->result_fd = mps__safe_close(j->result_fd);
+        if (*ret_failure)
+                e->failure = *ret_failure;
+        e->result = *ret_result;
+}
+
 /* The job's child has been reaped with this status: report and forget. */
 static void job_finish(struct job *j, int status, const struct rusage *ru) {
         struct server *srv = j->srv;
+        char *result = NULL, *failure = NULL;
 
         steps_mark(STEP_EXIT_SEEN);
         if (j->execpipe >= 0)
                 resolve_exec(j);
         struct mps__exited e = exit_record_of(j, status, ru);
+        take_result(j, &e, &result, &failure);
         struct client *c = j->client;
         forget(j);
 
@@ -381,6 +403,8 @@ static void job_finish(struct job *j, int status, const struct rusage *ru) {
         }
         if (!told)
                 retain_add(srv, j, &e);
+        free(result);
+        free(failure);
         steps_report();
 }
 

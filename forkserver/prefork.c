@@ -3,9 +3,10 @@
  * prefork.c: --prefork N keeps N children forked ahead of need (as Android's
  * zygote keeps unspecialised processes), so that a job skips fork on its
  * critical path. Each waits on its own socketpair for one spawn request: the
- * client's datagram as it came, with the job's exec pipe as an extra first
- * fd. From there it is an ordinary forked child (child_run), tracked by the
- * pidfd the server opened when it forked it.
+ * client's datagram as it came, with the job's exec pipe and result channel
+ * (only call jobs are handed over, and each has one: result.c) as two extra
+ * first fds. From there it is an ordinary forked child (child_run), tracked
+ * by the pidfd the server opened when it forked it.
  *
  * Refills happen between event batches, one fork at a time, so a burst of
  * jobs never waits on refilling. Preloaded state is fixed at start, so idle
@@ -40,11 +41,11 @@ static _Noreturn void prefork_child(struct server *srv, int sock, const sigset_t
                 int r = mps__wire_recv(sock, &msg, err, sizeof(err), NULL);
                 if (r == -EAGAIN || r == -EINTR)
                         continue;
-                if (r <= 0 || msg.op != MPS_OP_SPAWN || msg.nfds < 1)
+                if (r <= 0 || msg.op != MPS_OP_SPAWN || msg.nfds < 2)
                         _exit(0); /* the server let go of us, or nonsense */
                 int errpipe = msg.fds[0];
                 struct mps__spawn sp;
-                if (mps__spawn_decode(msg.json, msg.nfds - 1, &sp, err, sizeof(err)) < 0)
+                if (mps__spawn_decode(msg.json, msg.nfds - 2, &sp, err, sizeof(err)) < 0)
                         _exit(127); /* the server checked it already */
                 /* The server hands over neither a filter nor credentials,
                  * nor a client context other than its own (spawn.c): the
@@ -54,7 +55,8 @@ static _Noreturn void prefork_child(struct server *srv, int sock, const sigset_t
                 if (spawn_plan_build(srv, &sp, NULL, NULL, getppid(), &plan, &stage, err,
                                      sizeof(err)) < 0)
                         _exit(127);
-                child_run(srv, &sp, msg.fds + 1, msg.nfds - 1, errpipe, &plan.plan);
+                plan.plan.result_fd = msg.fds[1];
+                child_run(srv, &sp, msg.fds + 2, msg.nfds - 2, errpipe, &plan.plan);
         }
 }
 
@@ -154,13 +156,17 @@ void prefork_retire(struct prefork *p) {
         srv->prefork.dead = p;
 }
 
-int prefork_hand_over(struct prefork *p, const struct mps__msg *msg, int errpipe) {
+int prefork_hand_over(struct prefork *p, const struct mps__msg *msg, int errpipe,
+                      int resultfd) {
         int fds[MPS_WIRE_FDS_MAX];
-        if (msg->nfds + 1 > MPS_WIRE_FDS_MAX)
+        if (resultfd < 0)
+                return -EBADF;
+        if (msg->nfds + 2 > MPS_WIRE_FDS_MAX)
                 return -EMSGSIZE;
         fds[0] = errpipe;
-        memcpy(fds + 1, msg->fds, msg->nfds * sizeof(int));
-        return mps__wire_send_raw(p->sock, msg->raw, msg->rawlen, fds, msg->nfds + 1);
+        fds[1] = resultfd;
+        memcpy(fds + 2, msg->fds, msg->nfds * sizeof(int));
+        return mps__wire_send_raw(p->sock, msg->raw, msg->rawlen, fds, msg->nfds + 2);
 }
 
 /* Ends an idle child that will not be used (the caller took it). */

@@ -63,7 +63,9 @@ int preload_load(struct server *srv, const char *path, char *err, size_t errlen)
                 dlclose(p->handle);
                 return -EINVAL;
         }
-        if (p->module->abi != MPS_MODULE_ABI) {
+        /* ABI 2 only added to what a call job's context holds: a module
+         * built for 1 reads a prefix of it. */
+        if (p->module->abi < 1 || p->module->abi > MPS_MODULE_ABI) {
                 snprintf(err, errlen,
                          "cannot preload '%s': built for module ABI %d, this server "
                          "speaks %d",

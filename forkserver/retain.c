@@ -9,6 +9,10 @@
  * its own oldest record, never another user's, so that nobody can evict a
  * detached job's exit by ending many jobs of their own. RETAIN_MAX bounds
  * them all, for memory; only many users at their share together reach it.
+ *
+ * A call job's record keeps its result and failure message (result.c), so
+ * that the wait that collects it gets them too: each is bounded
+ * (MPS_RESULT_MAX, MPS_RESULT_ERROR_MAX), as the number of records is.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,6 +26,8 @@ void retain_free(struct exit_record *rec) {
                 return;
         free(rec->name);
         free(rec->command);
+        free(rec->result);
+        free(rec->failure);
         free(rec);
 }
 
@@ -99,6 +105,8 @@ void retain_add(struct server *srv, const struct job *j, const struct mps__exite
         struct exit_record *r = calloc(1, sizeof(*r));
         if (!r || (j->name && !(r->name = strdup(j->name))) ||
             (j->command && !(r->command = strdup(j->command))) ||
+            (e->result && !(r->result = strdup(e->result))) ||
+            (e->failure && !(r->failure = strdup(e->failure))) ||
             uid_records_set(srv, j->uid, uid_records(srv, j->uid) + 1) < 0) {
                 log_err("out of memory: the exit of job %llu is lost",
                         (unsigned long long)e->id);
@@ -117,6 +125,8 @@ void retain_add(struct server *srv, const struct job *j, const struct mps__exite
         r->runtime = e->wall;
         r->exited = *e;
         r->exited.tag = 0;
+        r->exited.result = r->result;
+        r->exited.failure = r->failure;
         r->detached = j->detached;
         srv->retained.ndetached += r->detached;
         if (srv->retained.tail)

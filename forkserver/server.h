@@ -22,6 +22,7 @@
  *   log.c         one-line log records on stderr
  *   preload.c     --preload libraries, their init hooks and entry points
  *   prefork.c     --prefork: children forked ahead of need, waiting for a job
+ *   result.c      a call job's result channel: a sealed memfd it writes, read at the reap
  *   config.c      the configuration file: every setting, its default,
  *                 parsing and validation (config.h)
  *   access.c      who may connect: allowed users and groups, at accept
@@ -162,6 +163,8 @@ struct job {
         struct keeper *keeper; /* NULL: none (yet) */
         int keeper_sock;       /* the keeper channel's server end until the
                                   keeper's pidfd arrives, -1 */
+        int result_fd; /* a call job's result channel (result.c) until the
+                          reap; -1 */
 };
 
 /* job.c: the server's record of a terminal job's keeper process (the
@@ -186,6 +189,7 @@ struct exit_record {
         char *command;
         struct mps__exited exited;
         bool detached; /* a detached job's: it holds off idle exit (service.c) */
+        char *result, *failure; /* a call job's (exited points at them), or NULL */
 };
 
 #define RETAIN_PER_UID 1024             /* exit records kept per user */
@@ -582,6 +586,8 @@ struct child_plan {
         /* A controlling-terminal job: the child's end of the keeper
          * channel (keeper.c); -1: none. */
         int keeper_sock;
+        /* A call job's result channel (result.c); -1: none (exec jobs). */
+        int result_fd;
 };
 
 /* ---- spawn.c: the spawn request, from decoding to a tracked child -------------- */
@@ -644,14 +650,28 @@ void prefork_refill(struct server *srv, unsigned budget);
 int prefork_wait_ms(const struct server *srv);
 /* Takes an idle child for a job, or NULL. The caller owns it. */
 struct prefork *prefork_take(struct server *srv);
-/* Hands spawn message msg (with errpipe as an extra first fd) to p; 0 or
- * -errno (then p is still the caller's to dispose of). */
-int prefork_hand_over(struct prefork *p, const struct mps__msg *msg, int errpipe);
+/* Hands call job spawn message msg to p, with errpipe and resultfd (its
+ * result channel) as two extra first fds; 0 or -errno (then p is still
+ * the caller's to dispose of). */
+int prefork_hand_over(struct prefork *p, const struct mps__msg *msg, int errpipe,
+                      int resultfd);
 void prefork_discard(struct prefork *p);
 /* After hand-over: frees p once the current event batch is done. */
 void prefork_retire(struct prefork *p);
 void prefork_on_exit(struct prefork *p);
 void prefork_release_all(struct server *srv);
+
+/* result.c: a call job's result channel. */
+/* A sealed memfd of a fixed size, for one call job: fd or -errno. */
+int result_channel_new(void);
+/* In a call job's child: the channel set_result and set_error write to. */
+void result_child_attach(int fd);
+int result_child_set_result(const mps_call_context *ctx, const char *json);
+int result_child_set_error(const mps_call_context *ctx, const char *message);
+/* After the reap: the result (checked JSON text) and the failure message
+ * the job left, malloc()ed, each NULL when none; a channel the job damaged
+ * gives a failure saying so. -ENOMEM only. */
+int result_channel_read(int fd, char **ret_result, char **ret_failure);
 
 /* preload.c */
 int preload_load(struct server *srv, const char *path, char *err, size_t errlen);

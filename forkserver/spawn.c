@@ -283,7 +283,7 @@ int spawn_plan_build(struct server *srv, const struct mps__spawn *sp,
         int r;
         *p = (struct spawn_plan){
                 .plan = {.admin = srv->policy.admin, .creds = creds, .ctx = ctx,
-                         .server_pid = server_pid, .keeper_sock = -1},
+                         .server_pid = server_pid, .keeper_sock = -1, .result_fd = -1},
         };
         /* The mask a child sets once it has reset our dispositions: ours
          * as it is now, before signals are blocked across the fork. */
@@ -440,6 +440,21 @@ static int launch_prepare(struct spawn *s) {
                 s->keeper_sock = sv[1];
                 s->plan.plan.keeper_sock = sv[1];
         }
+        /* A call job's result channel (result.c), the job's from now on
+         * and closed at its reap; kept high, as pidfds are, out of the fd
+         * table an exec job's clone copies. Exec jobs get none. */
+        if (s->plan.plan.call) {
+                int fd = result_channel_new();
+                if (fd < 0) {
+                        s->srv->stats.jobs_failed++;
+                        client_send_error(s->c, s->sp.tag, -fd, "fork",
+                                          "cannot create the call job's result channel: %s",
+                                          strerror(-fd));
+                        return -1;
+                }
+                s->j->result_fd = job_pidfd_high(s->srv, fd);
+                s->plan.plan.result_fd = s->j->result_fd;
+        }
         s->j->start_ns = mps__now_ns();
         return 0;
 }
@@ -454,10 +469,11 @@ static bool launch_preforked(struct spawn *s) {
         bool take = s->plan.plan.call && srv->launch.use_pidfd && !s->plan.plan.policy &&
                     !s->sp.controlling_terminal &&
                     !s->plan.plan.creds && !s->plan.plan.ctx &&
-                    s->msg->nfds < MPS_WIRE_FDS_MAX && /* room for the exec pipe */
+                    /* room for the exec pipe and the result channel */
+                    s->msg->nfds + 2 <= MPS_WIRE_FDS_MAX &&
                     !s->carried; /* it forwards the datagram as it came */
         struct prefork *pf = take ? prefork_take(srv) : NULL;
-        if (pf && prefork_hand_over(pf, s->msg, s->pipefd[1]) < 0) {
+        if (pf && prefork_hand_over(pf, s->msg, s->pipefd[1], s->plan.plan.result_fd) < 0) {
                 prefork_discard(pf);
                 pf = NULL;
         }

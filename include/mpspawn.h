@@ -401,6 +401,33 @@ MPS_API int mps_process_close(mps_process *proc);
 MPS_API int mps_spec_set_call(mps_spec *spec, const char *entry,
                               const char *args_json);
 
+/* ---- results of call jobs ----------------------------------------------------
+ *
+ * An entry point may hand back a result, JSON text of at most
+ * MPS_RESULT_MAX bytes, and mark itself failed with a message
+ * (ctx->set_result, ctx->set_error below). The server takes both when it
+ * reaps the job and sends them with its exit: the caller reads them once
+ * the process has ended. A server too old to carry results (it lacks the
+ * "call_result" feature) runs call jobs as before, with no result.
+ */
+#define MPS_RESULT_MAX 32768      /* bytes of JSON text a call job may return */
+#define MPS_RESULT_ERROR_MAX 4096 /* bytes of its failure message (longer is cut) */
+
+/*
+ * After a call job ended: its result as JSON text (printed again, compactly:
+ * numbers as doubles), or NULL: none was set, the job was no call job, or
+ * the server is too old. Valid until mps_process_close().
+ */
+MPS_API const char *mps_result(const mps_process *proc);
+
+/*
+ * After a call job ended: the failure message its entry point set (as a
+ * Python worker's exception), or one from the server when what the job
+ * left could not be taken (a result that is not JSON, a damaged channel);
+ * NULL when none. Valid until mps_process_close().
+ */
+MPS_API const char *mps_result_error(const mps_process *proc);
+
 /*
  * Data helpers, the C counterparts of multiprocessing's Pipe, Queue and
  * Value/Array: every fd is O_CLOEXEC; map them into jobs with
@@ -436,13 +463,37 @@ MPS_API int mps_shm_map(int fd, void **ret_addr, size_t *ret_size);
  * here, never an arbitrary symbol. The library needs no libmpspawn.
  */
 
-#define MPS_MODULE_ABI 1
+/* 2: mps_call_context gained set_result and set_error. A server takes
+ * modules of ABI 1 and 2; an older one refuses a module built for 2 at
+ * start, rather than letting its entry points call through pointers that
+ * context does not have. */
+#define MPS_MODULE_ABI 2
 
 typedef struct mps_call_context {
         const char *entry;     /* the name it was called by */
         const char *args_json; /* its arguments as JSON text ("null" if none) */
         const int *fds;        /* the fd numbers the spec installed, in order */
         size_t nfds;
+        /*
+         * Hands a result back to the caller: json, one JSON value (UTF-8,
+         * finite numbers, nested at most 512 deep), is copied at once; a
+         * later call replaces it. 0, -EINVAL if it is not such JSON,
+         * -E2BIG past MPS_RESULT_MAX bytes (then the earlier result, if
+         * any, stays), or another negative errno if it could not be
+         * stored (-ENOSPC: the job's memory limit).
+         */
+        int (*set_result)(const struct mps_call_context *ctx, const char *json);
+        /*
+         * Marks the call failed with a one-line message (UTF-8; past
+         * MPS_RESULT_ERROR_MAX bytes it is cut), as a Python worker's
+         * exception; a later call replaces it. The exit code is still the
+         * entry point's return value. 0, -EINVAL (NULL, or not UTF-8), or
+         * another negative errno as for set_result.
+         *
+         * Both only write into a memory file the server reads after the
+         * exit: they never block. Call them from one thread at a time.
+         */
+        int (*set_error)(const struct mps_call_context *ctx, const char *message);
 } mps_call_context;
 
 typedef int (*mps_entry_fn)(const mps_call_context *ctx);
@@ -487,6 +538,19 @@ MPS_API int mps_client_signal_job(mps_client *client, uint64_t id, int sig);
  */
 MPS_API int mps_client_wait_job(mps_client *client, uint64_t id,
                                 int timeout_ms, mps_exit_info *ret_info);
+
+/*
+ * mps_client_wait_job(), plus a call job's result and failure message
+ * (malloc()ed, the caller frees them; NULL when there is none). Any of
+ * ret_info, ret_result and ret_error may be NULL. The server keeps a
+ * detached call job's result with its exit record, and gives both once.
+ * One limit: after a wait for the job timed out, its answer, when it
+ * comes later, is kept by the client as exit details only, and this
+ * returns no result for it.
+ */
+MPS_API int mps_client_wait_job_result(mps_client *client, uint64_t id, int timeout_ms,
+                                       mps_exit_info *ret_info, char **ret_result,
+                                       char **ret_error);
 
 typedef struct mps_job_info {
         uint64_t id;
@@ -533,7 +597,8 @@ MPS_API int mps_client_stats(mps_client *client, mps_server_stats *ret_stats);
 
 typedef struct mps_pool mps_pool;
 
-/* Called when a task's job has ended, with its exit code (as mps_exitcode). */
+/* Called when a task's job has ended, with its exit code (as mps_exitcode).
+ * A call job's mps_result() and mps_result_error() are there to read. */
 typedef void (*mps_pool_callback)(mps_process *proc, int exitcode,
                                   void *userdata);
 /* Called when a task could not start, or its connection was lost: err is a
@@ -564,6 +629,34 @@ MPS_API int mps_pool_apply(mps_pool *pool, const mps_spec *spec,
  */
 MPS_API int mps_pool_map(mps_pool *pool, const mps_spec *const *specs,
                          size_t count, int *ret_exitcodes);
+
+typedef struct mps_call_result {
+        int exitcode; /* as mps_exitcode(), MPS_EXITCODE_NONE if it did not start */
+        char *result; /* malloc()ed JSON text the entry returned, or NULL */
+        char *error;  /* malloc()ed message when the task failed, or NULL */
+} mps_call_result;
+
+/*
+ * Pool.map for call jobs: runs entry once per args_json[i] (JSON text, or
+ * NULL for null), `workers` at a time, with everything else from spec (its
+ * own exec or call is replaced; a detached spec is -EINVAL), and waits for
+ * all. ret_results[i] is task i's, in input order; free the strings with
+ * mps_call_results_free(). A task failed when its entry point set an
+ * error (its message), or else exited non-zero ("exited with status 3"),
+ * was killed by a signal ("killed by signal 9 (Killed)"), or could not
+ * start (the start error's message). Returns the number of failed tasks
+ * (0: all succeeded), with the client's error naming the first of them in
+ * input order ("task 3: ..."); or a negative errno if the pool itself
+ * failed (-EINVAL: an args_json[i] is not JSON, and nothing ran), and then
+ * ret_results is untouched. Against a server without the "call_result"
+ * feature, tasks run and report exit codes, with no results.
+ */
+MPS_API int mps_pool_map_call(mps_pool *pool, const mps_spec *spec, const char *entry,
+                              const char *const *args_json, size_t count,
+                              mps_call_result *ret_results);
+
+/* Frees the strings of results[0..count-1] (not the array) and sets them NULL. */
+MPS_API void mps_call_results_free(mps_call_result *results, size_t count);
 
 /* Signals every running task (queued ones are not started yet). */
 MPS_API int mps_pool_send_signal(mps_pool *pool, int sig);

@@ -71,8 +71,19 @@ static void find_stale(uint64_t tag, void *value, void *data) {
                 f->tag = tag;
 }
 
-MPS_API int mps_client_wait_job(mps_client *c, uint64_t id, int timeout_ms,
-                                mps_exit_info *ret_info) {
+/* A copy of a decoded result's value as text, to free() (a host may have
+ * given cJSON other allocation hooks); NULL when none or out of memory. */
+static char *result_text(const cJSON *value) {
+        char *printed = value ? cJSON_PrintUnformatted(value) : NULL;
+        char *text = printed ? strdup(printed) : NULL;
+        cJSON_free(printed);
+        return text;
+}
+
+/* mps_client_wait_job, and with ret_result or ret_error a call job's
+ * result and failure message too. */
+static int wait_job(mps_client *c, uint64_t id, int timeout_ms, mps_exit_info *ret_info,
+                    char **ret_result, char **ret_error) {
         cJSON *reply = NULL;
         enum mps__op op;
         char err[256];
@@ -85,6 +96,10 @@ MPS_API int mps_client_wait_job(mps_client *c, uint64_t id, int timeout_ms,
         if (late) {
                 if (ret_info)
                         *ret_info = *late;
+                if (ret_result)
+                        *ret_result = NULL;
+                if (ret_error)
+                        *ret_error = NULL;
                 free(late);
                 return 0;
         }
@@ -119,8 +134,17 @@ MPS_API int mps_client_wait_job(mps_client *c, uint64_t id, int timeout_ms,
         r = op == MPS_OP_EXITED ? mps__exited_decode(reply, &e, err, sizeof(err)) : -EPROTO;
         if (r == 0 && ret_info)
                 *ret_info = mps__exit_info_of(&e);
+        if (r == 0 && ret_result)
+                *ret_result = result_text(e.result_value);
+        if (r == 0 && ret_error)
+                *ret_error = e.failure ? strdup(e.failure) : NULL;
         cJSON_Delete(reply);
         return r;
+}
+
+MPS_API int mps_client_wait_job(mps_client *c, uint64_t id, int timeout_ms,
+                                mps_exit_info *ret_info) {
+        return wait_job(c, id, timeout_ms, ret_info, NULL, NULL);
 }
 
 MPS_API int mps_client_list_jobs(mps_client *c, mps_job_info **ret_jobs,
@@ -204,4 +228,10 @@ MPS_API int mps_client_stats(mps_client *c, mps_server_stats *ret_stats) {
                 .policy_cache_hits = st.policy_cache_hits,
         };
         return 0;
+}
+
+MPS_API int mps_client_wait_job_result(mps_client *c, uint64_t id, int timeout_ms,
+                                       mps_exit_info *ret_info, char **ret_result,
+                                       char **ret_error) {
+        return wait_job(c, id, timeout_ms, ret_info, ret_result, ret_error);
 }

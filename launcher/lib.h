@@ -96,6 +96,10 @@ struct mps_process {
          * (used by the Pool). */
         void (*on_change)(mps_process *proc, void *data);
         void *on_change_data;
+        /* A call job's result (JSON text) and failure message, malloc()ed,
+         * from its exit record; NULL when none. */
+        char *result;
+        char *result_error;
 };
 
 /* client.c */
@@ -135,6 +139,7 @@ int mps__user_dir_check(const char *dir, bool create, char *msg, size_t msglen);
 /* spec.c */
 /* A deep copy of src, independent of it; 0 or -ENOMEM. */
 int mps__spec_copy(const mps_spec *src, mps_spec **ret);
+
 /* Builds the job's environment: a malloc()ed NULL-terminated vector of
  * malloc()ed strings; free with mps__strv_free. */
 int mps__spec_build_env(const mps_spec *spec, char ***ret_envp, size_t *ret_n);
@@ -147,5 +152,10 @@ mps_exit_info mps__exit_info_of(const struct mps__exited *e);
 int mps__process_send_start(mps_process *p);
 void mps__process_on_msg(mps_client *c, struct mps__msg *msg);
 void mps__process_lost(mps_process *p);
+
+/* pool.c, for pool_call.c: the pool's client, and a wait until no task of
+ * the pool is pending or running (0 or -errno). */
+mps_client *mps__pool_client(const mps_pool *pool);
+int mps__pool_wait_idle(mps_pool *pool);
 
 #endif /* MPS_LIB_H */

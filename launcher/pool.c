@@ -314,3 +314,12 @@ MPS_API int mps_pool_free(mps_pool *pool) {
         free(pool);
         return 0;
 }
+
+/* For pool_call.c, which builds on the pool from outside. */
+mps_client *mps__pool_client(const mps_pool *pool) {
+        return pool->client;
+}
+
+int mps__pool_wait_idle(mps_pool *pool) {
+        return wait_idle(pool, -1);
+}

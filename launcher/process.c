@@ -509,6 +509,9 @@ void mps__process_on_msg(mps_client *c, struct mps__msg *msg) {
                         return;
                 mps__idmap_remove(&c->inflight, e.tag);
                 p->info = mps__exit_info_of(&e);
+                /* Out of memory, a result is lost: the exit is not. */
+                p->result = e.result_value ? cJSON_PrintUnformatted(e.result_value) : NULL;
+                p->result_error = e.failure ? strdup(e.failure) : NULL;
                 p->state = PROC_ENDED;
                 p->stop_signal = 0;
                 changed(p);
@@ -730,6 +733,8 @@ static void release(mps_process *p) {
         mps__safe_close(p->pidfd);
         mps_spec_free(p->spec);
         mps__client_unref(p->client);
+        cJSON_free(p->result);
+        free(p->result_error);
         free(p);
 }
 
@@ -748,3 +753,10 @@ MPS_API int mps_process_close(mps_process *p) {
         return 0;
 }
 
+MPS_API const char *mps_result(const mps_process *p) {
+        return p && p->state == PROC_ENDED ? p->result : NULL;
+}
+
+MPS_API const char *mps_result_error(const mps_process *p) {
+        return p && p->state == PROC_ENDED ? p->result_error : NULL;
+}

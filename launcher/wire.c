@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 
 #include "rlimits.h"
+#include "../include/mpspawn.h"
 #include "say.h"
 
 /* JSON numbers are doubles: integers are exact up to 2^53. */
@@ -285,7 +286,7 @@ int mps__hello_decode(const cJSON *json, struct mps__hello *ret, char *err,
 static const char *const feature_names[] = {"timeout", "rlimits", "detached", "call",
                                             "jobs",    "policy",   "closed_fds",
                                             "cwd_fd", "terminal", "spec_memfd", "fd_bundle",
-                                            "timeout_signal"};
+                                            "timeout_signal", "call_result"};
 
 /* By bit, as feature_names: what a client names when its server lacks one. */
 static const char *const feature_descriptions[] = {
@@ -298,6 +299,7 @@ static const char *const feature_descriptions[] = {
         "a spec larger than one message (spec_memfd)",
         "more descriptors than one message carries (fd_bundle)",
         "a timeout signal other than SIGTERM",
+        "results of call jobs",
 };
 
 const char *mps__feature_description(unsigned feature) {
@@ -538,6 +540,64 @@ bool mps__wire_numbers_finite(const cJSON *j) {
                 if (!mps__wire_numbers_finite(c))
                         return false;
         return true;
+}
+
+bool mps__wire_utf8_valid(const char *s, size_t len) {
+        const unsigned char *p = (const unsigned char *)s, *end = p + len;
+        while (p < end) {
+                unsigned c = *p++;
+                if (c == 0)
+                        return false;
+                if (c < 0x80)
+                        continue;
+                size_t more = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : 0;
+                if (more == 0 || c > 0xF4 || (size_t)(end - p) < more)
+                        return false; /* a continuation byte, C0/C1, or cut */
+                unsigned cp = c & (0x3Fu >> more);
+                for (size_t i = 0; i < more; i++) {
+                        if ((p[i] & 0xC0) != 0x80)
+                                return false;
+                        cp = cp << 6 | (p[i] & 0x3Fu);
+                }
+                p += more;
+                /* Longer than needed, a UTF-16 surrogate, or past U+10FFFF. */
+                if ((more == 2 && cp < 0x800) || (more == 3 && cp < 0x10000) ||
+                    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+                        return false;
+        }
+        return true;
+}
+
+/* True when no more than `left` arrays or objects (each holding
+ * something) nest in j, j itself included. */
+static bool depth_within(const cJSON *j, unsigned left) {
+        if (!j->child)
+                return true;
+        if (left == 0)
+                return false;
+        for (const cJSON *c = j->child; c; c = c->next)
+                if (!depth_within(c, left - 1))
+                        return false;
+        return true;
+}
+
+int mps__wire_result_check(const char *text, size_t len) {
+        if (len > MPS_RESULT_MAX)
+                return -E2BIG;
+        if (!mps__wire_utf8_valid(text, len))
+                return -EINVAL;
+        const char *end = NULL;
+        cJSON *v = cJSON_ParseWithLengthOpts(text, len, &end, false);
+        bool ok = v && mps__wire_numbers_finite(v) &&
+                  depth_within(v, MPS_WIRE_RESULT_DEPTH_MAX);
+        cJSON_Delete(v);
+        if (!ok || !end)
+                return -EINVAL;
+        /* One value: nothing but white space after it. */
+        for (; end < text + len; end++)
+                if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r')
+                        return -EINVAL;
+        return 0;
 }
 
 static int decode_fdmap(const cJSON *json, size_t nfds, struct mps__spawn *m,
@@ -901,6 +961,12 @@ cJSON *mps__exited_encode(const struct mps__exited *m) {
         ADD(add_seconds(o, "stime", m->stime));
         ADD(add_u64(o, "maxrss_kib", m->maxrss_kib > 0 ? (uint64_t)m->maxrss_kib : 0));
         ADD(add_seconds(o, "wall", m->wall));
+        /* Checked JSON already (the server's reap): sent as it is, not
+         * parsed again into a tree only to be printed. */
+        if (m->result)
+                ADD(add_raw(o, "result", m->result));
+        if (m->failure)
+                ADD(cJSON_AddStringToObject(o, "failure", m->failure));
         return o;
 fail:
         cJSON_Delete(o);
@@ -923,6 +989,9 @@ int mps__exited_decode(const cJSON *json, struct mps__exited *ret, char *err,
         TRY(get_num(json, "wall", false, 0, 1e12, false, &m.wall, err, errlen));
         TRY(get_num(json, "maxrss_kib", false, 0, WIRE_INT_MAX, true, &maxrss,
                     err, errlen));
+        /* Any JSON value, null included (a result of null). */
+        m.result_value = cJSON_GetObjectItemCaseSensitive(json, "result");
+        TRY(get_str(json, "failure", false, MPS_RESULT_ERROR_MAX, &m.failure, err, errlen));
         m.pid = pid;
         m.maxrss_kib = (long)maxrss;
         *ret = m;

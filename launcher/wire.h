@@ -197,7 +197,10 @@ enum {
                                             message carries */
         MPS_FEATURE_TIMEOUT_SIGNAL = 1 << 11, /* "timeout_signal": the signal
                                                  sent at a timeout */
-        MPS_FEATURES_ALL = (1 << 12) - 1,
+        /* "call_result": a call job's result and failure message come
+         * with its exit (struct mps__exited). */
+        MPS_FEATURE_CALL_RESULT = 1 << 12,
+        MPS_FEATURES_ALL = (1 << 13) - 1,
 };
 
 struct mps__welcome {
@@ -318,6 +321,15 @@ struct mps__exited {
         bool timed_out;
         double utime, stime, wall;
         long maxrss_kib;
+        /* A call job's result and failure message (the "call_result"
+         * feature), NULL when none. The encoder sends result, JSON text
+         * that passed mps__wire_result_check, as it is (a "result" value);
+         * the decoder leaves result NULL and points result_value at that
+         * value in the tree instead. failure is a string of at most
+         * MPS_RESULT_ERROR_MAX bytes (in the tree, when decoded). */
+        const char *result;
+        const cJSON *result_value;
+        const char *failure;
 };
 
 /* "stopped" (signo: what stopped it) and "continued" (signo 0), about the
@@ -437,6 +449,20 @@ int mps__server_stats_decode(const cJSON *json, struct mps__server_stats *ret,
 /* True when every number in the tree is finite (1e999 parses as infinity,
  * which cJSON would print back as null). */
 bool mps__wire_numbers_finite(const cJSON *json);
+
+/* How deep a call job's result may nest: within cJSON's own limit on the
+ * exited message that carries it. */
+#define MPS_WIRE_RESULT_DEPTH_MAX 512
+
+/* True when s[0..len) is UTF-8 (shortest forms, no surrogates, at most
+ * U+10FFFF) with no NUL byte. */
+bool mps__wire_utf8_valid(const char *s, size_t len);
+
+/* Whether text[0..len) may be a call job's result: one JSON value (white
+ * space around it allowed), UTF-8, every number finite, nested at most
+ * MPS_WIRE_RESULT_DEPTH_MAX deep, at most MPS_RESULT_MAX bytes. 0, -E2BIG
+ * (too long) or -EINVAL. */
+int mps__wire_result_check(const char *text, size_t len);
 
 /* errno <-> its symbolic name ("ENOENT"); 0 / NULL when unknown. */
 const char *mps__errno_name(int err);

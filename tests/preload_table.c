@@ -6,6 +6,7 @@
  * copy-on-write children. Built as build/tests/preload_table.so; it uses
  * only the public header, not libmpspawn.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -148,6 +149,131 @@ static int usr1_is_default(const mps_call_context *ctx) {
         return sa.sa_handler == SIG_DFL ? 0 : 1;
 }
 
+/* ---- results (check_call) ------------------------------------------------ */
+
+/* Hands its arguments back as its result: for tests and `make bench`. */
+static int result_echo(const mps_call_context *ctx) {
+        return -ctx->set_result(ctx, ctx->args_json);
+}
+
+/* Two results: the second, its arguments, is the one that counts. */
+static int result_twice(const mps_call_context *ctx) {
+        int r = ctx->set_result(ctx, "\"first\"");
+        return r < 0 ? -r : -ctx->set_result(ctx, ctx->args_json);
+}
+
+/* args: N; a JSON string of N bytes, quotes included; exits with what
+ * set_result returned, negated (0, or E2BIG past MPS_RESULT_MAX). */
+static int result_of_size(const mps_call_context *ctx) {
+        long n = atol(ctx->args_json);
+        if (n < 2 || n > 4 * MPS_RESULT_MAX)
+                return 100;
+        char *text = malloc((size_t)n + 1);
+        if (!text)
+                return 101;
+        memset(text, 'a', (size_t)n);
+        text[0] = text[n - 1] = '"';
+        text[n] = '\0';
+        int r = ctx->set_result(ctx, text);
+        free(text);
+        return -r;
+}
+
+/* args: K; tries sample K of what is not a result (and the NULL pointer
+ * past the last), and exits with what set_result returned, negated. */
+static int result_invalid(const mps_call_context *ctx) {
+        static const char *const samples[] = {
+                "{not json", "1 2", "\"\xff\"", "[1e999]", "", "\"\xed\xa0\x80\"",
+        };
+        static char deep[2 * 600 + 1];
+        int k = atoi(ctx->args_json);
+        size_t nsamples = sizeof(samples) / sizeof(samples[0]);
+        if (k >= 0 && (size_t)k < nsamples)
+                return -ctx->set_result(ctx, samples[k]);
+        if ((size_t)k == nsamples) {
+                /* 600 arrays deep: past the 512 a result may nest. */
+                for (int i = 0; i < 600; i++) {
+                        deep[i] = '[';
+                        deep[600 + i] = ']';
+                }
+                return -ctx->set_result(ctx, deep);
+        }
+        return -ctx->set_result(ctx, NULL);
+}
+
+/* A failure message, then exits with its arguments (a number). */
+static int error_set(const mps_call_context *ctx) {
+        int r = ctx->set_error(ctx, "bad input: \xc3\xbc");
+        return r < 0 ? 100 : atoi(ctx->args_json);
+}
+
+/* 3000 two-byte characters (6000 bytes): cut to fit MPS_RESULT_ERROR_MAX.
+ * Then a message that is not UTF-8, refused: exits 0 when both went so. */
+static int error_long(const mps_call_context *ctx) {
+        char msg[6001];
+        for (int i = 0; i < 3000; i++)
+                memcpy(msg + 2 * i, "\xc3\xa9", 2);
+        msg[6000] = '\0';
+        if (ctx->set_error(ctx, msg) != 0)
+                return 1;
+        return ctx->set_error(ctx, "\xc3(") == -EINVAL ? 0 : 2;
+}
+
+/* For mps_pool_map_call: args N; {"square": N*N}, except that 13 fails
+ * with a message, 66 is killed by SIGKILL and 99 exits 3. */
+static int square(const mps_call_context *ctx) {
+        int n = atoi(ctx->args_json);
+        char buf[64];
+        if (n == 13) {
+                ctx->set_error(ctx, "unlucky 13");
+                return 0;
+        }
+        if (n == 66)
+                raise(SIGKILL);
+        if (n == 99)
+                return 3;
+        snprintf(buf, sizeof(buf), "{\"square\":%d}", n * n);
+        return -ctx->set_result(ctx, buf);
+}
+
+/* args: MODE; damages its result channel, which it finds as its memfd
+ * (the layout is the server's, forkserver/result.c): 0 garbage over the
+ * header; 1 a result, then its text made invalid; 2 a failure message,
+ * then its text made invalid UTF-8. Exits 5, or 1 when no channel. */
+static int scribble(const mps_call_context *ctx) {
+        int mode = atoi(ctx->args_json), found = 0;
+        if (mode == 1)
+                ctx->set_result(ctx, "[1,2,3]");
+        if (mode == 2)
+                ctx->set_error(ctx, "fine so far");
+        for (int fd = 0; fd < 1024; fd++) {
+                char link[64], target[128];
+                snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+                ssize_t n = readlink(link, target, sizeof(target) - 1);
+                if (n < 0)
+                        continue;
+                target[n] = '\0';
+                if (strncmp(target, "/memfd:mps-result", 17) != 0)
+                        continue;
+                found = 1;
+                if (mode == 0)
+                        (void)!pwrite(fd, "\xde\xad\xbe\xef" "garbage-garbage!", 16, 0);
+                else if (mode == 1)
+                        (void)!pwrite(fd, "[1,", 3, 16 + 4);
+                else
+                        (void)!pwrite(fd, "\xff", 1, 16 + MPS_RESULT_MAX);
+        }
+        return found ? 5 : 1;
+}
+
+MPS_ENTRY("result_echo", result_echo);
+MPS_ENTRY("result_twice", result_twice);
+MPS_ENTRY("result_of_size", result_of_size);
+MPS_ENTRY("result_invalid", result_invalid);
+MPS_ENTRY("error_set", error_set);
+MPS_ENTRY("error_long", error_long);
+MPS_ENTRY("square", square);
+MPS_ENTRY("scribble", scribble);
 MPS_ENTRY("table_info", table_info);
 MPS_ENTRY("usr1_is_default", usr1_is_default);
 MPS_ENTRY("exit_with", exit_with);
