@@ -6,6 +6,7 @@
  * that fails.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -26,7 +27,14 @@ static mps_client *client;
 static char preload[PATH_MAX];
 
 static void find_preload(void) {
-        /* Next to the server under test: BUILD/tests/preload_table.so. */
+        /* Next to the server under test: BUILD/tests/preload_table.so;
+         * $MPS_TEST_PRELOAD for another server's own (an older one refuses
+         * a module of a newer ABI). */
+        const char *own = getenv("MPS_TEST_PRELOAD");
+        if (own && *own) {
+                snprintf(preload, sizeof(preload), "%s", own);
+                return;
+        }
         snprintf(preload, sizeof(preload), "%s", tu_forkserver());
         char *slash = strrchr(preload, '/');
         ck_assert_ptr_nonnull(slash);
@@ -332,6 +340,370 @@ START_TEST(test_prefork_runs_call_and_exec_jobs_and_refills) {
 }
 END_TEST
 
+/* ---- results ------------------------------------------------------------------ */
+
+/* A finished call job: its exit code in *ret_code, the process still open
+ * for its result (the caller closes it). */
+static mps_process *run_call(const char *entry, const char *args, int *ret_code) {
+        mps_process *p = start_call(entry, args, -1, -1);
+        ck_assert_int_eq(mps_join(p, -1), 0);
+        *ret_code = mps_exitcode(p);
+        return p;
+}
+
+/* The result of entry(args) with exit code 0 and no failure, as text. */
+static void expect_result(const char *entry, const char *args, const char *want) {
+        int code;
+        mps_process *p = run_call(entry, args, &code);
+        ck_assert_int_eq(code, 0);
+        ck_assert_ptr_null(mps_result_error(p));
+        ck_assert_ptr_nonnull(mps_result(p));
+        ck_assert_str_eq(mps_result(p), want);
+        ck_assert_int_eq(mps_process_close(p), 0);
+}
+
+START_TEST(test_a_call_job_returns_its_result) {
+        expect_result("result_echo", "{\"a\":{\"b\":[1,2,{\"c\":null}]},\"ok\":true}",
+                      "{\"a\":{\"b\":[1,2,{\"c\":null}]},\"ok\":true}");
+        /* Escapes and UTF-8 (two, three and four bytes) survive both ways. */
+        expect_result("result_echo", "\"tab\\t quote\\\" back\\\\ \xc3\xa9 \xe2\x9c\x93 \xf0\x9d\x84\x9e\"",
+                      "\"tab\\t quote\\\" back\\\\ \xc3\xa9 \xe2\x9c\x93 \xf0\x9d\x84\x9e\"");
+        expect_result("result_echo", "42", "42");
+        expect_result("result_echo", "-3.5", "-3.5");
+        expect_result("result_echo", "null", "null");
+        /* The last set_result wins. */
+        expect_result("result_twice", "[\"second\"]", "[\"second\"]");
+        /* A call job that sets nothing has no result. */
+        int code;
+        mps_process *p = run_call("exit_with", "0", &code);
+        ck_assert_int_eq(code, 0);
+        ck_assert_ptr_null(mps_result(p));
+        ck_assert_ptr_null(mps_result_error(p));
+        ck_assert_int_eq(mps_process_close(p), 0);
+}
+END_TEST
+
+START_TEST(test_results_are_bounded_and_checked_in_the_job) {
+        char args[16];
+        int code;
+        /* MPS_RESULT_MAX bytes fit; one more is -E2BIG, and no result. */
+        snprintf(args, sizeof(args), "%d", MPS_RESULT_MAX);
+        mps_process *p = run_call("result_of_size", args, &code);
+        ck_assert_int_eq(code, 0);
+        ck_assert_ptr_nonnull(mps_result(p));
+        ck_assert_uint_eq(strlen(mps_result(p)), MPS_RESULT_MAX);
+        ck_assert_int_eq(mps_process_close(p), 0);
+        snprintf(args, sizeof(args), "%d", MPS_RESULT_MAX + 1);
+        p = run_call("result_of_size", args, &code);
+        ck_assert_int_eq(code, E2BIG);
+        ck_assert_ptr_null(mps_result(p));
+        ck_assert_ptr_null(mps_result_error(p));
+        ck_assert_int_eq(mps_process_close(p), 0);
+        /* Not JSON, two values, not UTF-8, an infinity, empty, a
+         * surrogate, too deep, NULL: each -EINVAL, and no result. */
+        for (int k = 0; k <= 7; k++) {
+                snprintf(args, sizeof(args), "%d", k);
+                p = run_call("result_invalid", args, &code);
+                ck_assert_msg(code == EINVAL, "sample %d: exit %d", k, code);
+                ck_assert_ptr_null(mps_result(p));
+                ck_assert_int_eq(mps_process_close(p), 0);
+        }
+}
+END_TEST
+
+START_TEST(test_set_error_gives_the_caller_its_message) {
+        int code;
+        mps_process *p = run_call("error_set", "4", &code);
+        ck_assert_int_eq(code, 4); /* still the entry point's return value */
+        ck_assert_ptr_nonnull(mps_result_error(p));
+        ck_assert_str_eq(mps_result_error(p), "bad input: \xc3\xbc");
+        ck_assert_ptr_null(mps_result(p));
+        ck_assert_int_eq(mps_process_close(p), 0);
+        p = run_call("error_set", "0", &code);
+        ck_assert_int_eq(code, 0);
+        ck_assert_str_eq(mps_result_error(p), "bad input: \xc3\xbc");
+        ck_assert_int_eq(mps_process_close(p), 0);
+        /* 6000 bytes of two-byte characters: cut to 4096, whole ones. */
+        p = run_call("error_long", NULL, &code);
+        ck_assert_int_eq(code, 0);
+        const char *m = mps_result_error(p);
+        ck_assert_ptr_nonnull(m);
+        ck_assert_uint_eq(strlen(m), MPS_RESULT_ERROR_MAX);
+        ck_assert_int_eq(strncmp(m + MPS_RESULT_ERROR_MAX - 2, "\xc3\xa9", 2), 0);
+        ck_assert_int_eq(mps_process_close(p), 0);
+}
+END_TEST
+
+/* A job that damages its channel gets a failure message saying so; the
+ * server serves on. */
+static void scribbled(const char *mode, const char *want) {
+        int code;
+        mps_process *p = run_call("scribble", mode, &code);
+        ck_assert_int_eq(code, 5);
+        ck_assert_ptr_null(mps_result(p));
+        ck_assert_ptr_nonnull(mps_result_error(p));
+        ck_assert_msg(strstr(mps_result_error(p), want), "mode %s: %s", mode,
+                      mps_result_error(p));
+        ck_assert_int_eq(mps_process_close(p), 0);
+}
+
+START_TEST(test_a_damaged_result_channel_is_a_failure_not_a_server_error) {
+        scribbled("0", "overwrote its result channel");
+        scribbled("1", "result is not valid JSON");
+        scribbled("2", "failure message is not UTF-8");
+        ck_assert_int_eq(finish(start_call("exit_with", "6", -1, -1)), 6);
+        expect_result("result_echo", "[1]", "[1]");
+}
+END_TEST
+
+START_TEST(test_an_exec_job_has_no_result) {
+        mps_spec *s;
+        mps_process *p;
+        const char *argv[] = {"/bin/sh", "-c", "exit 0", NULL};
+        ck_assert_int_eq(mps_spec_new(&s), 0);
+        ck_assert_int_eq(mps_spec_set_exec(s, argv[0], argv), 0);
+        ck_assert_int_eq(mps_process_new(client, s, &p), 0);
+        mps_spec_free(s);
+        /* Before a start, and after its end, there is nothing to read. */
+        ck_assert_ptr_null(mps_result(p));
+        ck_assert_int_eq(mps_start(p), 0);
+        ck_assert_int_eq(mps_join(p, -1), 0);
+        ck_assert_int_eq(mps_exitcode(p), 0);
+        ck_assert_ptr_null(mps_result(p));
+        ck_assert_ptr_null(mps_result_error(p));
+        ck_assert_int_eq(mps_process_close(p), 0);
+        ck_assert_ptr_null(mps_result(NULL));
+        ck_assert_ptr_null(mps_result_error(NULL));
+}
+END_TEST
+
+/* The result channels the server holds now. */
+static int server_result_channels(void) {
+        char dir[64], link[320], target[128];
+        int n = 0;
+        snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)mps_client_server_pid(client));
+        DIR *d = opendir(dir);
+        ck_assert_ptr_nonnull(d);
+        struct dirent *e;
+        while ((e = readdir(d))) {
+                snprintf(link, sizeof(link), "%s/%s", dir, e->d_name);
+                ssize_t len = readlink(link, target, sizeof(target) - 1);
+                if (len < 0)
+                        continue;
+                target[len] = '\0';
+                n += strncmp(target, "/memfd:mps-result", 17) == 0;
+        }
+        closedir(d);
+        return n;
+}
+
+/* Each call job's channel is the server's while the job runs, and closed
+ * at its reap, whether it set anything or not. */
+START_TEST(test_result_channels_are_closed_at_the_reap) {
+        int fds[2];
+        ck_assert_int_eq(server_result_channels(), 0);
+        ck_assert_int_eq(mps_pipe(fds), 0);
+        /* Runs until its fd 3, the read end, sees EOF. */
+        mps_process *p = start_call("wait_eof", NULL, fds[0], -1);
+        close(fds[0]);
+        mps_process *q = start_call("result_echo", "1", -1, -1);
+        ck_assert_int_eq(finish(q), 0);
+        ck_assert_int_eq(server_result_channels(), 1);
+        close(fds[1]);
+        ck_assert_int_eq(finish(p), 0);
+        for (int i = 0; i < 20; i++)
+                ck_assert_int_eq(finish(start_call(i % 2 ? "result_echo" : "exit_with", "0", -1,
+                                                   -1)),
+                                 0);
+        ck_assert_int_eq(server_result_channels(), 0);
+}
+END_TEST
+
+/* Bounded polling until job id is listed as exited (its record kept). */
+static void wait_listed_exited(uint64_t id) {
+        for (int i = 0; i < 2000; i++) {
+                mps_job_info *jobs;
+                size_t n;
+                bool done = false;
+                ck_assert_int_ge(mps_client_list_jobs(client, &jobs, &n), 0);
+                for (size_t k = 0; k < n; k++)
+                        if (jobs[k].id == id && strcmp(jobs[k].state, "exited") == 0)
+                                done = true;
+                free(jobs);
+                if (done)
+                        return;
+                struct timespec ts = {0, 5 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        ck_abort_msg("job %llu was never listed as exited", (unsigned long long)id);
+}
+
+START_TEST(test_a_detached_call_jobs_result_is_kept_with_its_exit) {
+        mps_spec *s;
+        mps_process *p;
+        ck_assert_int_eq(mps_spec_new(&s), 0);
+        ck_assert_int_eq(mps_spec_set_call(s, "error_set", "7"), 0);
+        ck_assert_int_eq(mps_spec_set_detached(s, true), 0);
+        ck_assert_int_eq(mps_process_new(client, s, &p), 0);
+        ck_assert_int_eq(mps_start(p), 0);
+        uint64_t failing = mps_job_id(p);
+        ck_assert_int_eq(mps_process_close(p), 0);
+        ck_assert_int_eq(mps_spec_set_call(s, "result_echo", "{\"kept\":[1,2]}"), 0);
+        ck_assert_int_eq(mps_process_new(client, s, &p), 0);
+        ck_assert_int_eq(mps_start(p), 0);
+        uint64_t id = mps_job_id(p);
+        ck_assert_int_eq(mps_process_close(p), 0);
+        mps_spec_free(s);
+
+        wait_listed_exited(id);
+        mps_exit_info info;
+        char *result = NULL, *error = (char *)"unset";
+        ck_assert_int_eq(mps_client_wait_job_result(client, id, 10000, &info, &result, &error),
+                         0);
+        ck_assert_int_eq(info.exitcode, 0);
+        ck_assert_ptr_nonnull(result);
+        ck_assert_str_eq(result, "{\"kept\":[1,2]}");
+        ck_assert_ptr_null(error);
+        free(result);
+        /* Once: the record went with the first wait. */
+        ck_assert_int_eq(mps_client_wait_job_result(client, id, 10000, &info, &result, &error),
+                         -ESRCH);
+
+        wait_listed_exited(failing);
+        ck_assert_int_eq(mps_client_wait_job_result(client, failing, 10000, &info, NULL,
+                                                    &error),
+                         0);
+        ck_assert_int_eq(info.exitcode, 7);
+        ck_assert_ptr_nonnull(error);
+        ck_assert_str_eq(error, "bad input: \xc3\xbc");
+        free(error);
+}
+END_TEST
+
+START_TEST(test_pool_map_call_returns_results_in_input_order) {
+        enum { N = 200 };
+        const char *args[N];
+        char bufs[N][16];
+        mps_call_result res[N];
+        mps_pool *pool;
+        mps_spec *s;
+        for (int i = 0; i < N; i++) {
+                snprintf(bufs[i], sizeof(bufs[i]), "%d", i);
+                args[i] = bufs[i];
+        }
+        ck_assert_int_eq(mps_spec_new(&s), 0);
+        /* The spec's own program is replaced by the call. */
+        const char *argv[] = {"/bin/false", NULL};
+        ck_assert_int_eq(mps_spec_set_exec(s, argv[0], argv), 0);
+        ck_assert_int_eq(mps_pool_new(client, 8, &pool), 0);
+        int r = mps_pool_map_call(pool, s, "square", args, N, res);
+        ck_assert_msg(r == 3, "%d failed: %s", r, mps_client_error(client));
+        ck_assert_str_eq(mps_client_error(client), "task 13: unlucky 13");
+        for (int i = 0; i < N; i++) {
+                char want[32];
+                if (i == 13 || i == 66 || i == 99)
+                        continue;
+                snprintf(want, sizeof(want), "{\"square\":%d}", i * i);
+                ck_assert_int_eq(res[i].exitcode, 0);
+                ck_assert_ptr_nonnull(res[i].result);
+                ck_assert_str_eq(res[i].result, want);
+                ck_assert_ptr_null(res[i].error);
+        }
+        ck_assert_int_eq(res[13].exitcode, 0);
+        ck_assert_str_eq(res[13].error, "unlucky 13");
+        ck_assert_int_eq(res[66].exitcode, -9);
+        ck_assert_str_eq(res[66].error, "killed by signal 9 (Killed)");
+        ck_assert_int_eq(res[99].exitcode, 3);
+        ck_assert_str_eq(res[99].error, "exited with status 3");
+        mps_call_results_free(res, N);
+        ck_assert_ptr_null(res[0].result);
+
+        /* Arguments that are not JSON: nothing runs, results untouched. */
+        const char *bad[] = {"1", "{oops"};
+        res[0].exitcode = 12345;
+        ck_assert_int_eq(mps_pool_map_call(pool, s, "square", bad, 2, res), -EINVAL);
+        ck_assert_int_eq(res[0].exitcode, 12345);
+        ck_assert_ptr_nonnull(strstr(mps_client_error(client), "task 1:"));
+        /* A task that cannot start: its start error, in place. */
+        const char *one[] = {"1", "2"};
+        ck_assert_int_eq(mps_pool_map_call(pool, s, "no_such_entry", one, 2, res), 2);
+        ck_assert_int_eq(res[1].exitcode, MPS_EXITCODE_NONE);
+        ck_assert_ptr_nonnull(res[1].error);
+        ck_assert_ptr_nonnull(strstr(res[1].error, "no_such_entry"));
+        ck_assert_ptr_nonnull(strstr(mps_client_error(client), "task 0: "));
+        mps_call_results_free(res, 2);
+        ck_assert_int_eq(mps_pool_map_call(pool, s, "square", NULL, 0, NULL), 0);
+        mps_spec_free(s);
+        ck_assert_int_eq(mps_pool_free(pool), 0);
+}
+END_TEST
+
+/* What works with any server, one without results too: exit codes in
+ * order, failures counted, no result. */
+START_TEST(test_pool_map_call_without_results) {
+        const char *args[] = {"0", "2", "0"};
+        mps_call_result res[3];
+        mps_pool *pool;
+        mps_spec *s;
+        ck_assert_int_eq(mps_spec_new(&s), 0);
+        ck_assert_int_eq(mps_pool_new(client, 2, &pool), 0);
+        ck_assert_int_eq(mps_pool_map_call(pool, s, "exit_with", args, 3, res), 1);
+        ck_assert_str_eq(mps_client_error(client), "task 1: exited with status 2");
+        ck_assert_int_eq(res[0].exitcode, 0);
+        ck_assert_int_eq(res[1].exitcode, 2);
+        ck_assert_int_eq(res[2].exitcode, 0);
+        for (int i = 0; i < 3; i++)
+                ck_assert_ptr_null(res[i].result);
+        ck_assert_ptr_null(res[0].error);
+        mps_call_results_free(res, 3);
+        ck_assert_int_eq(mps_spec_set_detached(s, true), 0);
+        ck_assert_int_eq(mps_pool_map_call(pool, s, "exit_with", args, 3, res), -EINVAL);
+        mps_spec_free(s);
+        ck_assert_int_eq(mps_pool_free(pool), 0);
+}
+END_TEST
+
+/* A Pool callback reads the result of its task's process. */
+static void read_result(mps_process *proc, int exitcode, void *userdata) {
+        char *out = userdata;
+        const char *r = mps_result(proc);
+        snprintf(out, 64, "%d %s", exitcode, r ? r : "(none)");
+}
+
+START_TEST(test_a_pool_callback_reads_the_result) {
+        char seen[64] = "";
+        mps_pool *pool;
+        mps_spec *s;
+        ck_assert_int_eq(mps_spec_new(&s), 0);
+        ck_assert_int_eq(mps_spec_set_call(s, "result_echo", "[\"cb\"]"), 0);
+        ck_assert_int_eq(mps_pool_new(client, 1, &pool), 0);
+        ck_assert_int_eq(mps_pool_apply_async(pool, s, read_result, NULL, seen), 0);
+        mps_spec_free(s);
+        ck_assert_int_eq(mps_pool_close(pool), 0);
+        ck_assert_int_eq(mps_pool_join(pool, -1), 0);
+        ck_assert_str_eq(seen, "0 [\"cb\"]");
+        ck_assert_int_eq(mps_pool_free(pool), 0);
+}
+END_TEST
+
+START_TEST(test_prefork_call_jobs_return_results) {
+        wait_prefork_idle(2);
+        for (int i = 0; i < 4; i++)
+                expect_result("result_echo", "{\"via\":\"prefork\"}", "{\"via\":\"prefork\"}");
+        scribbled("0", "overwrote its result channel");
+        int code;
+        mps_process *p = run_call("error_set", "9", &code);
+        ck_assert_int_eq(code, 9);
+        ck_assert_str_eq(mps_result_error(p), "bad input: \xc3\xbc");
+        ck_assert_int_eq(mps_process_close(p), 0);
+        mps_server_stats st;
+        ck_assert_int_eq(mps_client_stats(client, &st), 0);
+        /* These went through pre-forked children: none was forked for
+         * them (the refills are forked between batches). */
+        wait_prefork_idle(2);
+}
+END_TEST
+
 static Suite *call_suite(void) {
         Suite *s = suite_create("call");
         TCase *t = tcase_create("call");
@@ -345,11 +717,22 @@ static Suite *call_suite(void) {
         tcase_add_test(t, test_a_call_job_streams_results_over_a_pipe);
         tcase_add_test(t, test_env_cwd_and_socketpair_apply_to_call_jobs);
         tcase_add_test(t, test_cli_call);
+        tcase_add_test(t, test_a_call_job_returns_its_result);
+        tcase_add_test(t, test_results_are_bounded_and_checked_in_the_job);
+        tcase_add_test(t, test_set_error_gives_the_caller_its_message);
+        tcase_add_test(t, test_a_damaged_result_channel_is_a_failure_not_a_server_error);
+        tcase_add_test(t, test_an_exec_job_has_no_result);
+        tcase_add_test(t, test_result_channels_are_closed_at_the_reap);
+        tcase_add_test(t, test_a_detached_call_jobs_result_is_kept_with_its_exit);
+        tcase_add_test(t, test_pool_map_call_returns_results_in_input_order);
+        tcase_add_test(t, test_pool_map_call_without_results);
+        tcase_add_test(t, test_a_pool_callback_reads_the_result);
         suite_add_tcase(s, t);
         TCase *pf = tcase_create("prefork");
         tcase_add_checked_fixture(pf, prefork_setup, teardown);
         tcase_set_timeout(pf, 240);
         tcase_add_test(pf, test_prefork_runs_call_and_exec_jobs_and_refills);
+        tcase_add_test(pf, test_prefork_call_jobs_return_results);
         suite_add_tcase(s, pf);
         TCase *f = tcase_create("failing");
         tcase_set_timeout(f, 60);

@@ -266,6 +266,20 @@ static int scribble(const mps_call_context *ctx) {
         return found ? 5 : 1;
 }
 
+/* Reads its first extra fd until EOF: a call job that runs until told. */
+static int wait_eof(const mps_call_context *ctx) {
+        char buf[256];
+        int fd = first_extra_fd(ctx);
+        for (;;) {
+                ssize_t n = read(fd, buf, sizeof(buf));
+                if (n == 0)
+                        return 0;
+                if (n < 0 && errno != EINTR)
+                        return 1;
+        }
+}
+
+MPS_ENTRY("wait_eof", wait_eof);
 MPS_ENTRY("result_echo", result_echo);
 MPS_ENTRY("result_twice", result_twice);
 MPS_ENTRY("result_of_size", result_of_size);
