@@ -458,10 +458,12 @@ bool mps__wire_numbers_finite(const cJSON *json);
  * U+10FFFF) with no NUL byte. */
 bool mps__wire_utf8_valid(const char *s, size_t len);
 
-/* Whether text[0..len) may be a call job's result: one JSON value (white
- * space around it allowed), UTF-8, every number finite, nested at most
- * MPS_WIRE_RESULT_DEPTH_MAX deep, at most MPS_RESULT_MAX bytes. 0, -E2BIG
- * (too long) or -EINVAL. */
+/* Whether text[0..len) may be a call job's result: one JSON value of RFC
+ * 8259 (white space around it allowed), UTF-8, every number finite and of
+ * at most 63 characters, no \u0000, nested at most MPS_WIRE_RESULT_DEPTH_MAX
+ * deep, at most MPS_RESULT_MAX bytes; a subset of what cJSON parses. It
+ * allocates nothing (a call job's child calls it). 0, -E2BIG (too long) or
+ * -EINVAL. */
 int mps__wire_result_check(const char *text, size_t len);
 
 /* errno <-> its symbolic name ("ENOENT"); 0 / NULL when unknown. */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../include/mpspawn.h"
+#include "../launcher/wire.h"
 #include "testutil.h"
 
 static struct tu_server srv;
@@ -704,6 +705,120 @@ START_TEST(test_prefork_call_jobs_return_results) {
 }
 END_TEST
 
+/* ---- the result checker against cJSON ------------------------------------------ */
+
+/* What the client will do with the text: cJSON parses all of it (but
+ * white space), every number finite. */
+static bool cjson_takes(const char *text, size_t len) {
+        const char *end = NULL;
+        cJSON *v = cJSON_ParseWithLengthOpts(text, len, &end, false);
+        bool ok = v && mps__wire_numbers_finite(v);
+        cJSON_Delete(v);
+        if (!ok || !end)
+                return false;
+        for (; end < text + len; end++)
+                if (!strchr(" \t\n\r", *end))
+                        return false;
+        return true;
+}
+
+static unsigned rng_state = 12345;
+static unsigned rnd(unsigned n) {
+        rng_state = rng_state * 1103515245u + 12345u;
+        return (rng_state >> 8) % n;
+}
+
+/* Pieces that sit on the edge of what either side accepts. */
+static const char *const atoms[] = {
+        "0", "-0", "1", "-12.5e-3", "1E+2", "01", "1.", ".5", "+1", "-", "1e", "0x10",
+        "1.7976931348623157e308", "1.7976931348623159e308", "17976931348623158e292",
+        "1e308", "9e308", "1e999", "-1e999", "1e-999", "0e99999", "0.0000001e315",
+        "123456789012345678901234567890123456789012345678901234567890",
+        "1234567890123456789012345678901234567890123456789012345678901234",
+        "true", "false", "null", "nul", "True", "\"\"", "\"a\\\"b\"", "\"\\u00e9\"",
+        "\"\\ud834\\udd1e\"", "\"\\ud834\"", "\"\\udd1e\"", "\"\\u0000\"", "\"\\x\"",
+        "\"\x01\"", "\"\xc3\xa9\"", "\"\xff\"", "\"\t\"", "\"\\/\\b\\f\\n\\r\\t\"",
+        "\"\\u12\"", "\"\\uD834\\uDD1E\"",
+};
+
+static void gen(char *buf, size_t *n, size_t cap, int depth) {
+        static const char *const ws[] = {"", "", " ", "\n", "\t", "\r", "\v", "\f"};
+        const char *w = ws[rnd(8)];
+        if (*n + strlen(w) < cap) {
+                memcpy(buf + *n, w, strlen(w));
+                *n += strlen(w);
+        }
+        unsigned k = rnd(depth > 6 ? 1 : 4);
+        if (k == 0) {
+                const char *a = atoms[rnd(sizeof(atoms) / sizeof(atoms[0]))];
+                size_t l = strlen(a);
+                if (*n + l < cap) {
+                        memcpy(buf + *n, a, l);
+                        *n += l;
+                }
+                return;
+        }
+        bool obj = k == 1;
+        if (*n + 1 < cap)
+                buf[(*n)++] = obj ? '{' : '[';
+        unsigned items = rnd(4);
+        for (unsigned i = 0; i < items; i++) {
+                if (i > 0 && *n + 1 < cap)
+                        buf[(*n)++] = ',';
+                if (obj && *n + 4 < cap) {
+                        memcpy(buf + *n, "\"k\":", 4);
+                        *n += 4;
+                }
+                gen(buf, n, cap, depth + 1);
+        }
+        if (*n + 1 < cap)
+                buf[(*n)++] = obj ? '}' : ']';
+}
+
+/* Everything the checker lets through, cJSON takes; and it lets enough
+ * through for that to mean something. Then the cases each side must see. */
+START_TEST(test_the_result_checker_accepts_only_what_cjson_takes) {
+        char buf[4096];
+        unsigned accepted = 0, total = 20000;
+        for (unsigned i = 0; i < total; i++) {
+                size_t n = 0;
+                gen(buf, &n, sizeof(buf) - 1, 0);
+                /* Now and then a byte changed, dropped or cut short. */
+                unsigned m = rnd(8);
+                if (m == 0 && n > 0)
+                        buf[rnd((unsigned)n)] = "[]{},:\"\\0e.-\x01"[rnd(14)];
+                else if (m == 1 && n > 1)
+                        n = rnd((unsigned)n);
+                buf[n] = '\0';
+                if (mps__wire_result_check(buf, n) == 0) {
+                        accepted++;
+                        ck_assert_msg(cjson_takes(buf, n), "accepted, but cJSON refuses: %s",
+                                      buf);
+                }
+        }
+        ck_assert_msg(accepted > total / 10, "only %u of %u accepted", accepted, total);
+
+        static const char *const good[] = {
+                "0", "-0.5e-3", "{\"a\":[1,2,{\"b\":null}],\"c\":\"\\ud834\\udd1e\"}", " [ ] ",
+                "1.7976931348623157e308", "\"\xf0\x9d\x84\x9e\"", "1e-999", "[true,false]",
+        };
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+                ck_assert_msg(mps__wire_result_check(good[i], strlen(good[i])) == 0, "%s",
+                              good[i]);
+        static const char *const bad[] = {
+                "1.7976931348623159e308", "1e309", "-1e999", "01", "1.", "[1,]", "{\"a\"}",
+                "\"\\ud834\"", "\"\\u0000\"", "\"\x01\"", "1 2", "", "nul", "\"\xc0\xaf\"",
+                "1234567890123456789012345678901234567890123456789012345678901234",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                ck_assert_msg(mps__wire_result_check(bad[i], strlen(bad[i])) == -EINVAL, "%s",
+                              bad[i]);
+        char big[MPS_RESULT_MAX + 2];
+        memset(big, '1', sizeof(big));
+        ck_assert_int_eq(mps__wire_result_check(big, MPS_RESULT_MAX + 1), -E2BIG);
+}
+END_TEST
+
 static Suite *call_suite(void) {
         Suite *s = suite_create("call");
         TCase *t = tcase_create("call");
@@ -734,6 +849,10 @@ static Suite *call_suite(void) {
         tcase_add_test(pf, test_prefork_runs_call_and_exec_jobs_and_refills);
         tcase_add_test(pf, test_prefork_call_jobs_return_results);
         suite_add_tcase(s, pf);
+        TCase *u = tcase_create("checker");
+        tcase_set_timeout(u, 60);
+        tcase_add_test(u, test_the_result_checker_accepts_only_what_cjson_takes);
+        suite_add_tcase(s, u);
         TCase *f = tcase_create("failing");
         tcase_set_timeout(f, 60);
         tcase_add_test(f, test_failed_preload_stops_the_server_with_a_message);
