@@ -550,8 +550,7 @@ static int spawn_launch(struct spawn *s) {
         /* The result channel goes high, as pidfds do, once the child has
          * its copy: held low while a job runs it would be in the fd table
          * every exec job's clone copies, and high before the fork it would
-         * have the fork copy the table up to it (make bench: 45 us more a
-         * call job). */
+         * have the fork copy the table up to it. */
         if (s->j->result_fd >= 0)
                 s->j->result_fd = job_pidfd_high(srv, s->j->result_fd);
         s->pipefd[1] = mps__safe_close(s->pipefd[1]);
