@@ -12,8 +12,12 @@
  *
  * A call job's record keeps its result and failure message (result.c), so
  * that the wait that collects it gets them too: each is bounded
- * (MPS_RESULT_MAX, MPS_RESULT_ERROR_MAX), as the number of records is.
+ * (MPS_RESULT_MAX, MPS_RESULT_ERROR_MAX), as the number of records is,
+ * and their bytes are, per user and in all (RETAIN_RESULT_BYTES_*): past
+ * those a record keeps its exit, and a failure saying the result was not
+ * kept, rather than evict another record.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +33,27 @@ void retain_free(struct exit_record *rec) {
         free(rec->result);
         free(rec->failure);
         free(rec);
+}
+
+static size_t uid_result_bytes(const struct server *srv, uid_t uid) {
+        return (size_t)(uintptr_t)mps__idmap_get(&srv->retained.result_bytes_by_uid,
+                                                 (uint64_t)uid + 1);
+}
+
+/* As uid_records_set, for the bytes of results kept. */
+static int uid_result_bytes_set(struct server *srv, uid_t uid, size_t n) {
+        uint64_t key = (uint64_t)uid + 1;
+        mps__idmap_remove(&srv->retained.result_bytes_by_uid, key);
+        return n ? mps__idmap_put(&srv->retained.result_bytes_by_uid, key, (void *)(uintptr_t)n)
+                 : 0;
+}
+
+static void uncount_result(struct server *srv, struct exit_record *r) {
+        if (!r->result_bytes)
+                return;
+        srv->retained.result_bytes -= r->result_bytes;
+        uid_result_bytes_set(srv, r->uid, uid_result_bytes(srv, r->uid) - r->result_bytes);
+        r->result_bytes = 0;
 }
 
 static unsigned uid_records(const struct server *srv, uid_t uid) {
@@ -57,6 +82,7 @@ static struct exit_record *unlink_record(struct server *srv, struct exit_record 
                 srv->retained.ndetached--;
         mps__idmap_remove(&srv->retained.map, r->exited.id);
         uid_records_set(srv, r->uid, uid_records(srv, r->uid) - 1);
+        uncount_result(srv, r);
         return r;
 }
 
@@ -87,6 +113,35 @@ void retain_expire(struct server *srv) {
         expire(srv, mps__now_ns());
 }
 
+/* Copies e's result and failure message into r when the user's share and
+ * the total allow; else r says the result was not kept. 0 or -ENOMEM. */
+static int keep_result(struct server *srv, uid_t uid, const struct mps__exited *e,
+                       struct exit_record *r) {
+        size_t bytes = (e->result ? strlen(e->result) : 0) + (e->failure ? strlen(e->failure) : 0);
+        if (!bytes)
+                return 0;
+        size_t mine = uid_result_bytes(srv, uid);
+        if (mine + bytes > RETAIN_RESULT_BYTES_PER_UID ||
+            srv->retained.result_bytes + bytes > RETAIN_RESULT_BYTES_MAX) {
+                log_warn("not keeping the result of job %llu of uid %u: the results "
+                         "waiting to be collected are at their bound (%u bytes for a "
+                         "user, %u in all)",
+                         (unsigned long long)e->id, (unsigned)uid,
+                         RETAIN_RESULT_BYTES_PER_UID, RETAIN_RESULT_BYTES_MAX);
+                r->failure = strdup("the call job's result was not kept: too many results "
+                                    "were waiting to be collected");
+                return r->failure ? 0 : -ENOMEM;
+        }
+        if ((e->result && !(r->result = strdup(e->result))) ||
+            (e->failure && !(r->failure = strdup(e->failure))) ||
+            uid_result_bytes_set(srv, uid, mine + bytes) < 0)
+                return -ENOMEM;
+        r->uid = uid;
+        r->result_bytes = bytes;
+        srv->retained.result_bytes += bytes;
+        return 0;
+}
+
 void retain_add(struct server *srv, const struct job *j, const struct mps__exited *e) {
         uint64_t now = mps__now_ns();
         expire(srv, now);
@@ -105,11 +160,12 @@ void retain_add(struct server *srv, const struct job *j, const struct mps__exite
         struct exit_record *r = calloc(1, sizeof(*r));
         if (!r || (j->name && !(r->name = strdup(j->name))) ||
             (j->command && !(r->command = strdup(j->command))) ||
-            (e->result && !(r->result = strdup(e->result))) ||
-            (e->failure && !(r->failure = strdup(e->failure))) ||
+            keep_result(srv, j->uid, e, r) < 0 ||
             uid_records_set(srv, j->uid, uid_records(srv, j->uid) + 1) < 0) {
                 log_err("out of memory: the exit of job %llu is lost",
                         (unsigned long long)e->id);
+                if (r)
+                        uncount_result(srv, r);
                 retain_free(r);
                 return;
         }
@@ -117,6 +173,7 @@ void retain_add(struct server *srv, const struct job *j, const struct mps__exite
                 log_err("out of memory: the exit of job %llu is lost",
                         (unsigned long long)e->id);
                 uid_records_set(srv, j->uid, uid_records(srv, j->uid) - 1);
+                uncount_result(srv, r);
                 retain_free(r);
                 return;
         }
@@ -155,4 +212,5 @@ void retain_release_all(struct server *srv) {
                 retain_free(r);
         mps__idmap_free(&srv->retained.map);
         mps__idmap_free(&srv->retained.by_uid);
+        mps__idmap_free(&srv->retained.result_bytes_by_uid);
 }

@@ -190,11 +190,17 @@ struct exit_record {
         struct mps__exited exited;
         bool detached; /* a detached job's: it holds off idle exit (service.c) */
         char *result, *failure; /* a call job's (exited points at them), or NULL */
+        size_t result_bytes;    /* theirs, counted in retained.result_bytes */
 };
 
 #define RETAIN_PER_UID 1024             /* exit records kept per user */
 #define RETAIN_MAX 65536                /* and in all: only many users reach it */
 #define RETAIN_SECONDS 3600             /* and for at most this long */
+/* Bytes of call job results and failure messages kept with them, per
+ * user and in all; past either, a record keeps its exit and says its
+ * result was not kept. */
+#define RETAIN_RESULT_BYTES_PER_UID (8u << 20)
+#define RETAIN_RESULT_BYTES_MAX (64u << 20)
 #define LATENCY_SAMPLES 1024            /* spawn latencies kept for stats */
 #define COMMAND_MAX 200                 /* bytes of a job's command in ps */
 
@@ -278,6 +284,10 @@ struct retain_state {
         struct mps__idmap by_uid; /* uid + 1 -> that user's records (as a
                                      pointer): the per-user share */
         size_t ndetached;         /* records of detached jobs among them */
+        /* Bytes of results kept (exit_record.result_bytes), in all and by
+         * uid + 1 (as a pointer). */
+        size_t result_bytes;
+        struct mps__idmap result_bytes_by_uid;
 };
 
 /* service.c: what it remembers between event batches. */

@@ -581,6 +581,75 @@ START_TEST(test_a_detached_call_jobs_result_is_kept_with_its_exit) {
 }
 END_TEST
 
+/* Kept results are bounded in bytes per user (8 MiB): past that a kept
+ * exit says its result was not kept, and the exits are all there. */
+START_TEST(test_kept_results_are_bounded_per_user) {
+        enum { N = 300 };
+        uint64_t ids[N];
+        char args[16];
+        mps_spec *s;
+        mps_process *p;
+        ck_assert_int_eq(mps_spec_new(&s), 0);
+        snprintf(args, sizeof(args), "%d", MPS_RESULT_MAX);
+        ck_assert_int_eq(mps_spec_set_call(s, "result_of_size", args), 0);
+        ck_assert_int_eq(mps_spec_set_detached(s, true), 0);
+        for (int i = 0; i < N; i++) {
+                ck_assert_int_eq(mps_process_new(client, s, &p), 0);
+                ck_assert_int_eq(mps_start(p), 0);
+                ids[i] = mps_job_id(p);
+                ck_assert_int_eq(mps_process_close(p), 0);
+        }
+        mps_spec_free(s);
+        /* Bounded polling until every one has been reaped (and kept). */
+        mps_server_stats st = {0};
+        for (int i = 0; i < 4000; i++) {
+                ck_assert_int_eq(mps_client_stats(client, &st), 0);
+                if (st.jobs_running == 0)
+                        break;
+                struct timespec ts = {0, 5 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        ck_assert_uint_eq(st.jobs_running, 0);
+        int kept = 0, dropped = 0;
+        for (int i = 0; i < N; i++) {
+                mps_exit_info info;
+                char *result = NULL, *error = NULL;
+                ck_assert_int_eq(mps_client_wait_job_result(client, ids[i], 10000, &info,
+                                                            &result, &error),
+                                 0);
+                ck_assert_int_eq(info.exitcode, 0);
+                if (result) {
+                        ck_assert_uint_eq(strlen(result), MPS_RESULT_MAX);
+                        ck_assert_ptr_null(error);
+                        kept++;
+                } else {
+                        ck_assert_ptr_nonnull(error);
+                        ck_assert_ptr_nonnull(strstr(error, "result was not kept"));
+                        dropped++;
+                }
+                free(result);
+                free(error);
+        }
+        ck_assert_int_eq(kept, (8 << 20) / MPS_RESULT_MAX);
+        ck_assert_int_eq(dropped, N - kept);
+        /* Collected, they make room again. */
+        ck_assert_int_eq(mps_spec_new(&s), 0);
+        ck_assert_int_eq(mps_spec_set_call(s, "result_echo", "[7]"), 0);
+        ck_assert_int_eq(mps_spec_set_detached(s, true), 0);
+        ck_assert_int_eq(mps_process_new(client, s, &p), 0);
+        ck_assert_int_eq(mps_start(p), 0);
+        uint64_t id = mps_job_id(p);
+        ck_assert_int_eq(mps_process_close(p), 0);
+        mps_spec_free(s);
+        wait_listed_exited(id);
+        char *result = NULL;
+        ck_assert_int_eq(mps_client_wait_job_result(client, id, 10000, NULL, &result, NULL), 0);
+        ck_assert_ptr_nonnull(result);
+        ck_assert_str_eq(result, "[7]");
+        free(result);
+}
+END_TEST
+
 START_TEST(test_pool_map_call_returns_results_in_input_order) {
         enum { N = 200 };
         const char *args[N];
@@ -839,6 +908,7 @@ static Suite *call_suite(void) {
         tcase_add_test(t, test_an_exec_job_has_no_result);
         tcase_add_test(t, test_result_channels_are_closed_at_the_reap);
         tcase_add_test(t, test_a_detached_call_jobs_result_is_kept_with_its_exit);
+        tcase_add_test(t, test_kept_results_are_bounded_per_user);
         tcase_add_test(t, test_pool_map_call_returns_results_in_input_order);
         tcase_add_test(t, test_pool_map_call_without_results);
         tcase_add_test(t, test_a_pool_callback_reads_the_result);
