@@ -477,7 +477,7 @@ typedef struct mps_call_context {
         /*
          * Hands a result back to the caller: json, one JSON value (RFC
          * 8259, UTF-8, numbers finite and at most 63 characters long, no
-         * \u0000, nested at most 512 deep), is copied at once; a
+         * escaped NUL, nested at most 512 deep), is copied at once; a
          * later call replaces it. 0, -EINVAL if it is not such JSON,
          * -E2BIG past MPS_RESULT_MAX bytes (then the earlier result, if
          * any, stays), or another negative errno if it could not be
