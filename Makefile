@@ -119,11 +119,11 @@ TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_p
               check_process check_pool check_call check_jobpolicy check_hardening check_context \
               check_fairness check_isolation check_cli check_cli_parse check_service check_small \
               check_cli_run check_pty \
+              check_examples \
               check_terminal \
               check_bigspec \
               check_differential \
               check_userserver \
-              check_examples \
               $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh completion.sh
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
@@ -132,7 +132,7 @@ SONAME     := libmpspawn.so.$(SOVERSION)
 PROGRAMS   := $(BUILD)/mpforkserver $(BUILD)/mpspawn
 LIBS       := $(BUILD)/libmpspawn.a $(BUILD)/libmpspawn.so.$(VERSION)
 
-.PHONY: all deps demo examples check check-asan check-valgrind soak test tests install uninstall \
+.PHONY: all deps demo check check-asan check-valgrind soak test tests install uninstall \
         deb deb-check check-systemd clean bench bench-compare bench-callgrind bench-steps bench-policy fuzz fuzz-deps fuzz-build
 SUDO_APT = if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
@@ -317,6 +317,7 @@ $(EXAMPLE_BINS): $(BUILD)/examples/%: docs/examples/%.c include/mpspawn.h $(BUIL
 	$(CC) $(EXAMPLE_CFLAGS) $(if $(EXAMPLE_PKG),$(shell $(PKG_CONFIG) --cflags $(EXAMPLE_PKG))) \
 	  $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libmpspawn.a $(CJSON_LIBS) \
 	  $(if $(EXAMPLE_PKG),$(shell $(PKG_CONFIG) --libs $(EXAMPLE_PKG)))
+.PHONY: examples
 examples: $(EXAMPLE_BINS)
 
 # Runs every suite; the summary line counts them all.
