@@ -234,21 +234,35 @@ static int queue_tasks(mps_pool *pool) {
         return mps_pool_close(pool);
 }
 
+/* An exit code for the report: "none" while not seen. */
+static const char *code_text(int code, char buf[16]) {
+        if (code == MPS_EXITCODE_NONE)
+                return "none";
+        snprintf(buf, 16, "%d", code);
+        return buf;
+}
+
 /* What was seen, and whether it was what each job was made to do. */
 static bool report(void) {
+        char a[16], b[16];
         bool ok = !app.failed;
         for (int i = 0; i < NJOBS; i++) {
                 const struct job *j = &app.jobs[i];
                 bool good = j->by_dispatch == j->expected && j->by_sentinel == j->expected;
-                printf("job %d (%s): expected %d, seen %d after dispatch, %d through its "
-                       "sentinel%s\n", i, j->what, j->expected, j->by_dispatch,
-                       j->by_sentinel, good ? "" : "  WRONG");
+                if (!j->proc) {
+                        printf("job %d: not started  WRONG\n", i);
+                        ok = false;
+                        continue;
+                }
+                printf("job %d (%s): expected %d, seen %s after dispatch, %s through its "
+                       "sentinel%s\n", i, j->what, j->expected, code_text(j->by_dispatch, a),
+                       code_text(j->by_sentinel, b), good ? "" : "  WRONG");
                 ok = ok && good;
         }
         for (int i = 0; i < NTASKS; i++) {
                 bool good = app.task_code[i] == 20 + i;
-                printf("pool task %d: expected %d, callback got %d%s\n", i, 20 + i,
-                       app.task_code[i], good ? "" : "  WRONG");
+                printf("pool task %d: expected %d, callback got %s%s\n", i, 20 + i,
+                       code_text(app.task_code[i], a), good ? "" : "  WRONG");
                 ok = ok && good;
         }
         /* Two at least: one late tick could follow even a blocked loop. */
