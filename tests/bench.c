@@ -750,6 +750,11 @@ struct mps_job {
         const char *what;
 };
 
+/* tests/preload_table.c's entry that sets its arguments as its result:
+ * a small JSON object, which the bench reads back and compares. */
+#define RESULT_ENTRY "result_echo"
+static const char result_args[] = "{\"id\":17,\"name\":\"bench\"}";
+
 /* One job from start to its exit record: new, start, join, close; with
  * want_result, a call job whose result is read too. */
 static uint64_t run_mps(const struct mps_job *j, bool want_result) {
@@ -765,12 +770,12 @@ static uint64_t run_mps(const struct mps_job *j, bool want_result) {
                 die("%s: mps_join: %s", j->what, mps_strerror(r));
         if (mps_exitcode(p) != 0)
                 die("%s: exit code %d", j->what, mps_exitcode(p));
-#ifdef MPS_RESULT_MAX
-        if (want_result && !mps_result(p))
-                die("%s: no result", j->what);
-#else
-        (void)want_result;
-#endif
+        if (want_result) {
+                const char *res = mps_result(p);
+                if (!res || strcmp(res, result_args) != 0)
+                        die("%s: result %s, not %s", j->what, res ? res : "none",
+                            result_args);
+        }
         if ((r = mps_process_close(p)) < 0)
                 die("%s: mps_process_close: %s", j->what, mps_strerror(r));
         return now_ns() - t0;
@@ -803,16 +808,9 @@ static mps_spec *spec_noop(void) {
         return s;
 }
 
-/* tests/preload_table.c's entry that sets a small result (a JSON object
- * echoing its arguments). */
-#ifndef RESULT_ENTRY /* TEMPORARY */
-#define RESULT_ENTRY "result_echo"
-#endif
-
 static mps_spec *spec_call_result(void) {
         mps_spec *s;
-        if (mps_spec_new(&s) < 0 ||
-            mps_spec_set_call(s, RESULT_ENTRY, "{\"id\":17,\"name\":\"bench\"}") < 0)
+        if (mps_spec_new(&s) < 0 || mps_spec_set_call(s, RESULT_ENTRY, result_args) < 0)
                 die("spec");
         return s;
 }
@@ -1527,16 +1525,7 @@ static void *thread_jobs(void *arg) {
         struct command cmd = run_true; /* its failure counters are per thread */
         pthread_barrier_wait(t->ready);
         for (unsigned k = 0; k < t->n; k++) {
-#ifdef BENCH_GUARD_SHARED /* TEMPORARY: harness test on a single-threaded client */
-                static pthread_mutex_t guard = PTHREAD_MUTEX_INITIALIZER;
-                if (x->shared)
-                        pthread_mutex_lock(&guard);
-#endif
                 uint64_t d = x->posix_spawn ? job_spawn_argv(&cmd) : job_mps(&j);
-#ifdef BENCH_GUARD_SHARED
-                if (x->shared)
-                        pthread_mutex_unlock(&guard);
-#endif
                 if (t->samples)
                         t->samples[k] = d;
         }
