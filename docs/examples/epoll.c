@@ -53,7 +53,7 @@ static struct {
         struct job jobs[NJOBS];
         int task_code[NTASKS];
         unsigned tasks_done;
-        unsigned ticks, ticks_while_sleeping;
+        unsigned ticks_while_sleeping;
         bool failed;
 } app;
 
@@ -163,7 +163,6 @@ static int start_all(void) {
                         r = start_job(NJOBS - 1, spec, "sleep 0.3", 0);
                 mps_spec_free(spec);
         }
-        scan_ended();
         return r;
 }
 
@@ -192,7 +191,6 @@ static void on_timer(int tfd) {
          * blocked for 300 ms would read 30 expirations at once. */
         if (read(tfd, &expirations, sizeof(expirations)) < 0)
                 return;
-        app.ticks++;
         const struct job *s = &app.jobs[NJOBS - 1];
         if (s->proc && s->by_sentinel == MPS_EXITCODE_NONE)
                 app.ticks_while_sleeping++;
@@ -321,8 +319,9 @@ int main(int argc, char **argv) {
                 fail("starting the jobs", r);
         else if ((r = mps_pool_new(app.client, 2, &pool)) < 0 || (r = queue_tasks(pool)) < 0)
                 fail("the pool", r);
-        else
-                run_loop(tfd);
+        /* The starts may have read exit records already. */
+        scan_ended();
+        run_loop(tfd);
         bool ok = report();
 
         /* Every handle is closed before the client; a job or task that is
