@@ -43,7 +43,7 @@
 
 struct job {
         mps_process *proc;
-        char what[32]; /* its command, for the report */
+        char what[48]; /* its command, for the report */
         int expected;
         int by_dispatch; /* the exit code (a), MPS_EXITCODE_NONE until seen */
         int by_sentinel; /* the exit code (b) */
@@ -215,7 +215,7 @@ static int start_job(int i, const mps_spec *spec, const char *what, int expected
 }
 
 static int start_all(void) {
-        char script[16], what[32];
+        char script[24], what[48];
         int r = 0;
         for (int i = 0; i < NJOBS - 1 && r == 0; i++) {
                 snprintf(script, sizeof(script), "exit %d", 10 + i);
