@@ -56,9 +56,13 @@ PKG_CONFIG   ?= pkg-config
 # for the unit directories), man-db (systemd-analyze verify runs man(1) for
 # Documentation=), groff-base (the man pages are checked with groff) and
 # bash-completion (its completionsdir, and the completion test runs it).
+# libuv1-dev and libevent-dev: the event-loop examples (docs/examples/),
+# which make check builds and runs; nothing else links them.
 DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcjson-dev check libsystemd-dev \
-                systemd man-db groff-base bash-completion
-PKG_MODULES  := libcjson libseccomp check libsystemd systemd bash-completion
+                systemd man-db groff-base bash-completion \
+                libuv1-dev libevent-dev
+PKG_MODULES  := libcjson libseccomp check libsystemd systemd bash-completion \
+                libuv libevent_core
 DEP_COMMANDS := systemd-socket-activate systemd-analyze man groff
 
 CJSON_CFLAGS    = $(shell $(PKG_CONFIG) --cflags libcjson 2>/dev/null)
@@ -117,6 +121,7 @@ TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_p
               check_process check_pool check_call check_jobpolicy check_hardening check_context \
               check_fairness check_isolation check_cli check_cli_parse check_service check_small \
               check_cli_run check_pty \
+              check_examples \
               check_terminal \
               check_bigspec \
               check_differential \
@@ -245,6 +250,9 @@ $(BUILD)/tests/check_differential: $(BUILD)/tests/check_differential.o $(BUILD)/
   $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_userserver: $(BUILD)/tests/check_userserver.o $(BUILD)/tests/testutil.o \
   $(BUILD)/libmpspawn.a
+# Runs the event-loop examples ($(BUILD)/examples, built by `make examples`).
+$(BUILD)/tests/check_examples: $(BUILD)/tests/check_examples.o $(BUILD)/tests/testutil.o \
+  $(BUILD)/libmpspawn.a
 # The CLI's parser is no part of the library; its unit test links it directly.
 $(BUILD)/tests/check_cli_parse: $(BUILD)/tests/check_cli_parse.o $(BUILD)/obj/launcher/cli_options.o \
   $(BUILD)/obj/launcher/cli_common.o $(BUILD)/obj/launcher/cli_pty.o $(BUILD)/tests/testutil.o \
@@ -297,8 +305,26 @@ $(BUILD)/tests/example: docs/example.c $(BUILD)/libmpspawn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -Iinclude $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libmpspawn.a $(CJSON_LIBS)
 
+# The event-loop examples (docs/examples/), built as a reader would build
+# them: C11 with no feature macro from us (each file says what it needs),
+# against the public header only, with libuv and libevent from pkg-config.
+# Not part of `tests`: the package build runs that, and needs neither
+# library. check_examples runs them (make check).
+EXAMPLES       := epoll libuv libevent
+EXAMPLE_BINS   := $(EXAMPLES:%=$(BUILD)/examples/%)
+EXAMPLE_CFLAGS  = -std=c11 $(WARN) $(CPPFLAGS) $(CFLAGS) $(SANITIZE) -Iinclude
+$(BUILD)/examples/libuv: EXAMPLE_PKG = libuv
+$(BUILD)/examples/libevent: EXAMPLE_PKG = libevent_core
+$(EXAMPLE_BINS): $(BUILD)/examples/%: docs/examples/%.c include/mpspawn.h $(BUILD)/libmpspawn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(EXAMPLE_CFLAGS) $(if $(EXAMPLE_PKG),$(shell $(PKG_CONFIG) --cflags $(EXAMPLE_PKG))) \
+	  $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libmpspawn.a $(CJSON_LIBS) \
+	  $(if $(EXAMPLE_PKG),$(shell $(PKG_CONFIG) --libs $(EXAMPLE_PKG)))
+.PHONY: examples
+examples: $(EXAMPLE_BINS)
+
 # Runs every suite; the summary line counts them all.
-test: tests
+test: tests examples
 	@sh tests/readme_example.sh $(BUILD)
 	@BUILD=$(BUILD) CC='$(CC)' SANITIZE='$(SANITIZE)' \
 	  sh tests/run.sh $(TESTS) check_process:nopidfd check_jobpolicy:nopidfd check_terminal:nopidfd $(SH_TESTS)

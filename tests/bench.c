@@ -21,7 +21,7 @@
  * public header, as any client would.
  *
  *   bench [--json] [--build DIR] [--scale F] [--children N] [--big-mib N]
- *         [--no-python] [--python PATH]
+ *         [--no-python] [--python PATH] [--only side|threads|memory]
  *   bench --drive SOCKET exec|call|hold N   (against a running server, for
  *                                            profiling it: see drive())
  */
@@ -31,6 +31,7 @@
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -64,12 +65,17 @@ static struct {
         unsigned big_mib;  /* the big client's heap */
         bool python;
         const char *python_path;
+        const char *only; /* one section (side, threads, memory), or NULL: all */
         char build[PATH_MAX];
         char server_bin[PATH_MAX + 32];
         char cli_bin[PATH_MAX + 32];
         char preload_so[PATH_MAX + 32];
         char bench_mp[PATH_MAX + 32];
 } opt = {.scale = 1.0, .children = 10000, .big_mib = 4096, .python = true};
+
+static bool section_wanted(const char *name) {
+        return !opt.only || strcmp(opt.only, name) == 0;
+}
 
 static uint64_t now_ns(void) {
         struct timespec ts;
@@ -118,7 +124,12 @@ struct row {
         char label[200];
         unsigned reps;
         double p50_us, p99_us, jobs_per_s; /* NAN: not measured */
+        /* NULL: the main table; else a table of its own (threads). */
+        const char *section;
 };
+
+/* The section that add_row files new rows under. */
+static const char *current_section;
 
 #define ROWS_MAX 64
 static struct row rows[ROWS_MAX];
@@ -188,6 +199,7 @@ static struct row *add_row(const char *key, const struct stats *st, const char *
         vsnprintf(r->label, sizeof(r->label), fmt, ap);
         va_end(ap);
         r->key = key;
+        r->section = current_section;
         r->reps = st ? st->reps : 0;
         r->p50_us = st ? st->p50_us : NAN;
         r->p99_us = st ? st->p99_us : NAN;
@@ -738,9 +750,14 @@ struct mps_job {
         const char *what;
 };
 
-/* One job from start to its exit record: new, start, join, close. */
-static uint64_t job_mps(void *ctx) {
-        struct mps_job *j = ctx;
+/* tests/preload_table.c's entry that sets its arguments as its result:
+ * a small JSON object, which the bench reads back and compares. */
+#define RESULT_ENTRY "result_echo"
+static const char result_args[] = "{\"id\":17,\"name\":\"bench\"}";
+
+/* One job from start to its exit record: new, start, join, close; with
+ * want_result, a call job whose result is read too. */
+static uint64_t run_mps(const struct mps_job *j, bool want_result) {
         mps_process *p;
         uint64_t t0 = now_ns();
         int r = mps_process_new(j->client, j->spec, &p);
@@ -753,9 +770,23 @@ static uint64_t job_mps(void *ctx) {
                 die("%s: mps_join: %s", j->what, mps_strerror(r));
         if (mps_exitcode(p) != 0)
                 die("%s: exit code %d", j->what, mps_exitcode(p));
+        if (want_result) {
+                const char *res = mps_result(p);
+                if (!res || strcmp(res, result_args) != 0)
+                        die("%s: result %s, not %s", j->what, res ? res : "none",
+                            result_args);
+        }
         if ((r = mps_process_close(p)) < 0)
                 die("%s: mps_process_close: %s", j->what, mps_strerror(r));
         return now_ns() - t0;
+}
+
+static uint64_t job_mps(void *ctx) {
+        return run_mps(ctx, false);
+}
+
+static uint64_t job_mps_result(void *ctx) {
+        return run_mps(ctx, true);
 }
 
 static mps_spec *spec_exec(const char *path, const char *const *argv) {
@@ -773,6 +804,13 @@ static mps_spec *spec_true(void) {
 static mps_spec *spec_noop(void) {
         mps_spec *s;
         if (mps_spec_new(&s) < 0 || mps_spec_set_call(s, "noop", NULL) < 0)
+                die("spec");
+        return s;
+}
+
+static mps_spec *spec_call_result(void) {
+        mps_spec *s;
+        if (mps_spec_new(&s) < 0 || mps_spec_set_call(s, RESULT_ENTRY, result_args) < 0)
                 die("spec");
         return s;
 }
@@ -1106,11 +1144,13 @@ static void section_side_by_side(void) {
 
         mps_client *cp = connect_to(plain.path), *cpre = connect_to(pre.path),
                    *cpref = connect_to(pref.path), *cbig = connect_to(big.path);
-        mps_spec *t = spec_true(), *noop = spec_noop(), *f = spec_true();
+        mps_spec *t = spec_true(), *noop = spec_noop(), *f = spec_true(),
+                 *res = spec_call_result();
         if (mps_spec_set_seccomp(f, "bench", seccomp_policy) < 0)
                 die("mps_spec_set_seccomp");
         struct mps_job j_exec = {cp, t, "exec job"}, j_sec = {cp, f, "exec job with seccomp"},
                        j_call = {cpre, noop, "call job"},
+                       j_res = {cpre, res, "call job with a result"},
                        j_callp = {cpref, noop, "call job, --prefork"},
                        j_execp = {cpref, t, "exec job, --prefork"},
                        j_callbig = {cbig, noop, "call job, 256 MiB table"};
@@ -1162,6 +1202,10 @@ static void section_side_by_side(void) {
                        &j_execp, b50, 3),
                 MEMBER("call1", "call job noop (1 MiB table), 1 in flight", job_mps, &j_call,
                        b100, 5),
+                MEMBER("call1_result",
+                       "call job " RESULT_ENTRY " (1 MiB table) setting a small result, read "
+                       "back with mps_result, 1 in flight",
+                       job_mps_result, &j_res, b100, 5),
                 BATCH("call8", "call job noop (1 MiB table), 8 in flight (mps_pool)",
                       batch_inflight, &i_call, b200, 16),
                 MEMBER("call1_prefork", "call job noop (1 MiB table), --prefork 8, 1 in flight",
@@ -1183,8 +1227,8 @@ static void section_side_by_side(void) {
                        job_cli_cold, &cli_cold, b15, 0),
                 MEMBER("cli_embedded", "", job_spawn_argv, &cli_emb, b15, 2),
         };
-        size_t k = 17;
-        snprintf(m[16].label, sizeof(m[16].label),
+        size_t k = 18;
+        snprintf(m[17].label, sizeof(m[17].label),
                  "`mpspawn -- /bin/true`, MPSPAWN_USER_SERVER=0: a private embedded server "
                  "per run (the old default)%s", sys);
         if (python_find()) {
@@ -1249,6 +1293,7 @@ static void section_side_by_side(void) {
         helper_stop(&small);
 
 
+        mps_spec_free(res);
         mps_spec_free(f);
         mps_spec_free(noop);
         mps_spec_free(t);
@@ -1445,6 +1490,114 @@ static void section_memory(void) {
         server_stop(&s);
 }
 
+/* ---- threads ------------------------------------------------------------------------ */
+
+/*
+ * A multi-threaded host: 16 threads, each running /bin/true one job at a
+ * time (start, join, close), through one client they all share, through a
+ * client of their own each (both on one plain server), and, the baseline,
+ * by posix_spawn + waitpid in the bench process. A batch of n jobs is n/16
+ * per thread; its time runs from the moment every thread is ready (a
+ * barrier, so thread creation is not in it) until the last one is done,
+ * and jobs/s is over that. p50 and p99 are of the jobs' own latencies.
+ */
+#define BENCH_THREADS 16
+
+struct threads_ctx {
+        const char *what;
+        mps_client *clients[BENCH_THREADS]; /* [0] only, when shared */
+        bool shared;
+        bool posix_spawn; /* the baseline: no client at all */
+        mps_spec *spec;   /* only read (mps_process_new copies it): one for all */
+};
+
+struct thread_part {
+        const struct threads_ctx *x;
+        unsigned index, n;
+        uint64_t *samples; /* n of them, or NULL for a warm-up */
+        pthread_barrier_t *ready;
+};
+
+static void *thread_jobs(void *arg) {
+        struct thread_part *t = arg;
+        const struct threads_ctx *x = t->x;
+        struct mps_job j = {x->clients[x->shared ? 0 : t->index], x->spec, x->what};
+        struct command cmd = run_true; /* its failure counters are per thread */
+        pthread_barrier_wait(t->ready);
+        for (unsigned k = 0; k < t->n; k++) {
+                uint64_t d = x->posix_spawn ? job_spawn_argv(&cmd) : job_mps(&j);
+                if (t->samples)
+                        t->samples[k] = d;
+        }
+        return NULL;
+}
+
+static uint64_t batch_threads(void *ctx, unsigned n, uint64_t *samples) {
+        const struct threads_ctx *x = ctx;
+        pthread_t tid[BENCH_THREADS];
+        struct thread_part parts[BENCH_THREADS];
+        pthread_barrier_t ready;
+        unsigned per = n / BENCH_THREADS;
+        if (per * BENCH_THREADS != n)
+                die("%s: a batch of %u is not %u threads' worth", x->what, n, BENCH_THREADS);
+        pthread_barrier_init(&ready, NULL, BENCH_THREADS + 1);
+        for (unsigned i = 0; i < BENCH_THREADS; i++) {
+                parts[i] = (struct thread_part){x, i, per, samples ? samples + i * per : NULL,
+                                                &ready};
+                int r = pthread_create(&tid[i], NULL, thread_jobs, &parts[i]);
+                if (r != 0)
+                        die("pthread_create: %s", strerror(r));
+        }
+        pthread_barrier_wait(&ready);
+        uint64_t t0 = now_ns();
+        for (unsigned i = 0; i < BENCH_THREADS; i++)
+                pthread_join(tid[i], NULL);
+        uint64_t elapsed = now_ns() - t0;
+        pthread_barrier_destroy(&ready);
+        return elapsed;
+}
+
+/* A block: about n jobs, rounded up to whole threads' worth. */
+static unsigned thread_block(unsigned n) {
+        unsigned b = reps(n, BENCH_THREADS);
+        return (b + BENCH_THREADS - 1) / BENCH_THREADS * BENCH_THREADS;
+}
+
+static void section_threads(void) {
+        struct server s;
+        progress("threads: %u threads, one shared client, a client each, posix_spawn",
+                 BENCH_THREADS);
+        server_start(&s, NULL, NULL);
+        mps_spec *t = spec_true();
+        struct threads_ctx shared = {.what = "exec job, one client shared by 16 threads",
+                                     .shared = true, .spec = t},
+                           own = {.what = "exec job, a client per thread", .spec = t},
+                           ps = {.what = "posix_spawn, 16 threads", .posix_spawn = true};
+        shared.clients[0] = connect_to(s.path);
+        for (unsigned i = 0; i < BENCH_THREADS; i++)
+                own.clients[i] = connect_to(s.path);
+        unsigned b = thread_block(320), w = BENCH_THREADS;
+        struct member m[3] = {
+                BATCH("thr_shared",
+                      "16 threads × exec job /bin/true (start + join), one client shared by "
+                      "all", batch_threads, &shared, b, w),
+                BATCH("thr_clients",
+                      "16 threads × exec job /bin/true (start + join), a client per thread, "
+                      "same server", batch_threads, &own, b, w),
+                BATCH("thr_posix_spawn",
+                      "16 threads × posix_spawn + waitpid of /bin/true (bench process)",
+                      batch_threads, &ps, b, w),
+        };
+        current_section = "threads";
+        measure_group(m, 3, 20);
+        current_section = NULL;
+        mps_client_close(shared.clients[0]);
+        for (unsigned i = 0; i < BENCH_THREADS; i++)
+                mps_client_close(own.clients[i]);
+        mps_spec_free(t);
+        server_stop(&s);
+}
+
 /* ---- targets and output ---------------------------------------------------------- */
 
 static void ratio_target(const char *num_key, const char *den_key, bool rates, char op,
@@ -1475,6 +1628,8 @@ static void make_targets(void) {
                      "call job p50 with --prefork / fork+_exit+waitpid p50");
         ratio_target("call1", "fork_exit", false, '<', 1.3,
                      "call job p50 without prefork / fork+_exit+waitpid p50");
+        ratio_target("call1_result", "call1", false, 'i', 0,
+                     "call job with a result p50 / plain call job p50 (no target)");
         ratio_target("py_forkserver", "call1", false, '>', 40,
                      "Python forkserver Process start+join p50 / call job p50 (no prefork)");
         ratio_target("py_forkserver", "call1_prefork", false, '>', 40,
@@ -1502,6 +1657,13 @@ static void make_targets(void) {
                  "near 1)", machine.children_done);
         ratio_target("lat_many", "lat_10", false, 'i', 1.0, label);
 
+        ratio_target("thr_shared", "thr_posix_spawn", true, 'i', 0,
+                     "16 threads, one shared client: exec jobs/s / 16 threads' posix_spawn "
+                     "jobs/s (no target)");
+        ratio_target("thr_clients", "thr_posix_spawn", true, 'i', 0,
+                     "16 threads, a client each: exec jobs/s / 16 threads' posix_spawn "
+                     "jobs/s (no target)");
+
         double idle = mem_get("rss_idle");
         char m[200];
         snprintf(m, sizeof(m), "%.0f KiB", idle);
@@ -1517,6 +1679,25 @@ static void make_targets(void) {
                    machine.children_done < 10000 ? " (target is for 10,000: see notes)" : "");
 }
 
+/* The threads section: its rows side by side, jobs/s against the
+ * posix_spawn row's (measured in the same interleaved rounds). */
+static void print_threads_table(void) {
+        double base = row_rate("thr_posix_spawn");
+        bool any = false;
+        for (size_t i = 0; i < nrows; i++) {
+                const struct row *r = &rows[i];
+                if (!r->section || strcmp(r->section, "threads") != 0)
+                        continue;
+                if (!any)
+                        printf("\n| %u threads at once | reps | p50 µs | p99 µs | jobs/s | "
+                               "jobs/s / posix_spawn's |\n| --- | ---: | ---: | ---: | ---: "
+                               "| ---: |\n", BENCH_THREADS);
+                any = true;
+                printf("| %s | %u | %.1f | %.1f | %.0f | %.2f |\n", r->label, r->reps,
+                       r->p50_us, r->p99_us, r->jobs_per_s, r->jobs_per_s / base);
+        }
+}
+
 static void print_markdown(void) {
         printf("## mpspawn bench\n\n");
         printf("Machine: %ld CPUs, %s, Linux %s, THP %s. Run: %.0f s; load average "
@@ -1529,9 +1710,12 @@ static void print_markdown(void) {
         printf("| --- | ---: | ---: | ---: | ---: |\n");
         for (size_t i = 0; i < nrows; i++) {
                 const struct row *r = &rows[i];
+                if (r->section)
+                        continue;
                 printf("| %s | %u | %.1f | %.1f | %.0f |\n", r->label, r->reps, r->p50_us,
                        r->p99_us, r->jobs_per_s);
         }
+        print_threads_table();
         if (!isnan(seccomp_cost_us))
                 printf("\nCost of a cached seccomp filter per exec job: %.1f µs (the median of "
                        "%u paired differences, with minus without).\n",
@@ -1612,6 +1796,8 @@ static void print_json(void) {
                 json_number(r->p99_us);
                 printf(",\"jobs_per_s\":");
                 json_number(r->jobs_per_s);
+                if (r->section)
+                        printf(",\"section\":\"%s\"", r->section);
                 printf("}");
         }
         printf("],\n\"memory\":[");
@@ -1759,7 +1945,7 @@ static void set_paths(const char *build) {
 
 static const char usage[] =
         "usage: bench [--json] [--build DIR] [--scale F] [--children N] [--big-mib N]\n"
-        "             [--no-python] [--python PATH]\n"
+        "             [--no-python] [--python PATH] [--only side|threads|memory]\n"
         "       bench --drive SOCKET exec|call|hold N\n";
 
 /*
@@ -1837,6 +2023,8 @@ int main(int argc, char **argv) {
                         build = argv[++i];
                 else if (strcmp(a, "--python") == 0 && v)
                         opt.python_path = argv[++i];
+                else if (strcmp(a, "--only") == 0 && v)
+                        opt.only = argv[++i];
                 else if (strcmp(a, "--scale") == 0 && v && (opt.scale = atof(argv[++i])) > 0)
                         ;
                 else if (strcmp(a, "--children") == 0 && v && atoi(v) >= 10)
@@ -1880,8 +2068,12 @@ int main(int argc, char **argv) {
         double busy0, total0, busy1, total1, own0 = own_cpu_seconds();
         loadavg(machine.load_start);
         cpu_jiffies(&busy0, &total0);
-        section_side_by_side();
-        section_memory();
+        if (section_wanted("side"))
+                section_side_by_side();
+        if (section_wanted("threads"))
+                section_threads();
+        if (section_wanted("memory"))
+                section_memory();
         make_targets();
         machine.seconds = (double)(now_ns() - t0) / 1e9;
         cpu_jiffies(&busy1, &total1);
