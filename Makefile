@@ -315,8 +315,8 @@ check-asan: deps
 
 # The library and the suites that share a client between threads, built
 # with ThreadSanitizer in build-tsan/; the server they talk to is the
-# plain build's (a forkserver's vfork-style clone is no program for TSan,
-# and the races in question are the client's). Any report fails the run
+# plain build's, copied there (a forkserver's vfork-style clone is no
+# program for TSan, and the races in question are the client's). Any report fails the run
 # (halt_on_error, and tests/run.sh fails on any file in the log directory).
 # Check's fork mode stays on: each test's threads live in the forked child.
 TSAN_SUITES := check_threads check_process check_pool
@@ -326,8 +326,8 @@ check-tsan: deps
 	  CFLAGS='-O1 -g -fno-omit-frame-pointer' SANITIZE='-fsanitize=thread' \
 	  $(TSAN_SUITES:%=build-tsan/tests/%)
 	@mkdir -p build-tsan/tsan-logs; rm -f build-tsan/tsan-logs/*
-	@MPSPAWN_FORKSERVER_UNDER_TEST=$(CURDIR)/$(BUILD)/mpforkserver \
-	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 log_path=$(CURDIR)/build-tsan/tsan-logs/tsan $${TSAN_OPTIONS:-}" \
+	@cp $(BUILD)/mpforkserver build-tsan/mpforkserver
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 log_path=$(CURDIR)/build-tsan/tsan-logs/tsan $${TSAN_OPTIONS:-}" \
 	  BUILD=build-tsan sh tests/run.sh $(TSAN_SUITES); r=$$?; \
 	  if [ -n "$$(ls -A build-tsan/tsan-logs)" ]; then \
 	    cat build-tsan/tsan-logs/*; echo "check-tsan: ThreadSanitizer reports above"; exit 1; fi; \
