@@ -5,6 +5,7 @@
 #   make demo       install missing build dependencies, build, run a real job
 #   make check      install missing build dependencies, build, run every test
 #   make check-asan the whole suite under AddressSanitizer + UBSan
+#   make check-tsan the threaded client's suites under ThreadSanitizer
 #   make bench      launches through the server against fork/posix_spawn,
 #                   Python's multiprocessing, and the server's memory; a
 #                   markdown table (BENCH_ARGS=--json for JSON). Not a test.
@@ -22,7 +23,8 @@
 #                   container (debootstrap, systemd-nspawn; root)
 #
 # Every output goes under $(BUILD) (build/ by default; build-asan/ for the
-# sanitizer build; build-fuzz/ for the fuzz targets), so they never mix.
+# sanitizer build; build-tsan/ for ThreadSanitizer's; build-fuzz/ for the
+# fuzz targets), so they never mix.
 
 VERSION      := 0.1.0
 SOVERSION    := 0
@@ -126,6 +128,7 @@ TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_p
               check_bigspec \
               check_differential \
               check_userserver \
+              check_threads \
               $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh completion.sh
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
@@ -134,7 +137,7 @@ SONAME     := libmpspawn.so.$(SOVERSION)
 PROGRAMS   := $(BUILD)/mpforkserver $(BUILD)/mpspawn
 LIBS       := $(BUILD)/libmpspawn.a $(BUILD)/libmpspawn.so.$(VERSION)
 
-.PHONY: all deps demo check check-asan check-valgrind soak test tests install uninstall \
+.PHONY: all deps demo check check-asan check-tsan check-valgrind soak test tests install uninstall \
         deb deb-check check-systemd clean bench bench-compare bench-callgrind bench-steps bench-policy fuzz fuzz-deps fuzz-build
 SUDO_APT = if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
@@ -257,6 +260,8 @@ $(BUILD)/tests/check_examples: $(BUILD)/tests/check_examples.o $(BUILD)/tests/te
 $(BUILD)/tests/check_cli_parse: $(BUILD)/tests/check_cli_parse.o $(BUILD)/obj/launcher/cli_options.o \
   $(BUILD)/obj/launcher/cli_common.o $(BUILD)/obj/launcher/cli_pty.o $(BUILD)/tests/testutil.o \
   $(BUILD)/libmpspawn.a
+# One client shared by 16 threads (issue 15); also run by check-tsan.
+$(BUILD)/tests/check_threads: $(BUILD)/tests/check_threads.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_pool: $(BUILD)/tests/check_pool.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_call: $(BUILD)/tests/check_call.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_jobpolicy: $(BUILD)/tests/check_jobpolicy.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
@@ -336,6 +341,26 @@ check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan \
 	  CFLAGS='-O1 -g -fno-omit-frame-pointer' \
 	  SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=all' test
+
+# The library and the suites that share a client between threads, built
+# with ThreadSanitizer in build-tsan/; the server they talk to is the
+# plain build's, copied there (a forkserver's vfork-style clone is no
+# program for TSan, and the races in question are the client's). Any report fails the run
+# (halt_on_error, and tests/run.sh fails on any file in the log directory).
+# Check's fork mode stays on: each test's threads live in the forked child.
+TSAN_SUITES := check_threads check_process check_pool
+check-tsan: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory BUILD=build-tsan \
+	  CFLAGS='-O1 -g -fno-omit-frame-pointer' SANITIZE='-fsanitize=thread' \
+	  $(TSAN_SUITES:%=build-tsan/tests/%)
+	@mkdir -p build-tsan/tsan-logs; rm -f build-tsan/tsan-logs/*
+	@cp $(BUILD)/mpforkserver build-tsan/mpforkserver
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 log_path=$(CURDIR)/build-tsan/tsan-logs/tsan $${TSAN_OPTIONS:-}" \
+	  BUILD=build-tsan sh tests/run.sh $(TSAN_SUITES); r=$$?; \
+	  if [ -n "$$(ls -A build-tsan/tsan-logs)" ]; then \
+	    cat build-tsan/tsan-logs/*; echo "check-tsan: ThreadSanitizer reports above"; exit 1; fi; \
+	  exit $$r
 
 # What a seccomp policy costs: compile, cache hit, load in a child.
 $(BUILD)/tests/bench_policy: $(BUILD)/tests/bench_policy.o $(BUILD)/obj/forkserver/policy.o $(BUILD)/libmpspawn.a

@@ -16,12 +16,37 @@
  *    handlers, never forks the calling process, and creates every file
  *    descriptor with O_CLOEXEC.
  *
- * Threads: the library has no global mutable state and takes no locks. A
- * client and everything made from it (specs are independent, processes are
- * not) must be used by one thread at a time; use one client per thread, or
- * guard a shared client with your own mutex. Distinct clients may be used
- * from distinct threads at the same time. mps_version() and mps_strerror()
- * may be called from any thread.
+ * Threads: one client may be shared by any number of threads. Every call on
+ * a client, its processes and its pools may run on any thread at the same
+ * time as any other (start, join with or without a timeout, is_alive,
+ * exitcode, signals, process close, every Pool call, the jobs-by-id
+ * requests, mps_client_dispatch), except that closing a process handle, a
+ * pool or the client while another thread still uses that same handle is
+ * the caller's error. A spec is a plain value: one thread at a time each.
+ * The library starts no thread. Each client has one mutex, held only
+ * briefly (never across a wait or a callback); a thread that must wait for
+ * the server either reads the connection itself or, while another thread
+ * reads, sleeps until that reader hands it what it waits for, so a join
+ * waits only for its own process and never delays another thread's start.
+ * Callbacks (Pool callbacks and error callbacks) run on whichever thread
+ * was reading when the message came (one in mps_client_dispatch, a join, a
+ * start, a pool call...), with no lock held, one at a time per client and
+ * in message order. A callback may call any library function, this client
+ * included: a join inside a callback reads the connection itself.
+ * mps_version() and mps_strerror() may be called from any thread.
+ *
+ * A host that forks: the child never talks on its parent's connection. In a
+ * forked child every call on a client of the parent, its processes or its
+ * pools that would talk to the server or wait for it (mps_process_new,
+ * mps_start, mps_join, signals, requests, mps_client_dispatch,
+ * mps_client_fd, mps_pool_new...) returns -ENOTCONN with the message "this
+ * client belongs to the parent process (pid N): a forked child opens its
+ * own with mps_client_open" (getters such as mps_pid() and mps_is_alive()
+ * report what was known at the fork). There mps_client_close(),
+ * mps_process_close() and mps_pool_free() only free memory. The child's copy
+ * of the socket is closed at the fork (never shut down), its copies of
+ * pidfds with mps_process_close(): the parent's connection and jobs, daemon
+ * jobs included, are unaffected. The child opens its own client if needed.
  *
  * Where we differ from Python's multiprocessing:
  *  - A process is a job of a forkserver, not a child of the caller: it is not
@@ -118,7 +143,10 @@ MPS_API int mps_client_open_flags(const char *path, unsigned flags,
  * Closes the connection. Daemon processes started through it are terminated
  * by the server; other processes run on. Process handles made from this
  * client stay valid until mps_process_close(): one that had not ended by now
- * will never learn its exit code (join returns -ENOTCONN).
+ * will never learn its exit code (join returns -ENOTCONN). Threads waiting on
+ * the client meanwhile (joins, requests, pool joins) wake and return
+ * -ENOTCONN; the socket is shut down at once and its descriptor closed when
+ * the last handle made from the client goes.
  */
 MPS_API void mps_client_close(mps_client *client);
 
@@ -130,12 +158,20 @@ MPS_API int mps_client_fd(const mps_client *client);
  * Reads and handles every message the server has sent, without blocking:
  * records exits, completes starts, runs Pool callbacks. Returns the number of
  * messages handled (0 if none was waiting), or a negative errno (-ENOTCONN
- * once the server has gone).
+ * once the server has gone). For event loops: it may run while other threads
+ * use the client in any way. While another thread is reading the connection
+ * (a join, a start, a pool wait) it returns 0 at once: that thread handles
+ * what is waiting, and runs the callbacks. The fd may then poll readable
+ * and dispatch find nothing: that is no error.
  */
 MPS_API int mps_client_dispatch(mps_client *client);
 
-/* The message of the last failure on this client, or "" if none. The string
- * stays valid until the next call on the client. */
+/* The message of the calling thread's last failure on this client, or, if
+ * that is older, the client's last failure no call of a thread claimed (an
+ * unsolicited error from the server, the connection's loss); "" if none.
+ * Each thread has its own: a failure on one thread never changes what
+ * another reads. The string stays valid until the next call on the client
+ * from the same thread. */
 MPS_API const char *mps_client_error(const mps_client *client);
 
 /* The server's pid as it said in its welcome (for an embedded server, that
@@ -590,10 +626,16 @@ MPS_API int mps_client_stats(mps_client *client, mps_server_stats *ret_stats);
 
 /* ------------------------------------------------------------------------
  * Pool: n jobs at a time over one connection (multiprocessing.Pool).
- * Callbacks run inside mps_client_dispatch(), mps_pool_join(),
- * mps_pool_map() or mps_pool_apply(), on the calling thread, never in a
- * signal handler. The process handle passed to a callback is valid only
- * during the call (the pool closes it afterwards).
+ * Callbacks run on the thread that reads the client's connection when the
+ * job's end arrives: inside mps_client_dispatch(), mps_pool_join(),
+ * mps_pool_map(), mps_pool_apply(), or a wait of any thread on the same
+ * client (a join, a start); never in a signal handler, never with a lock
+ * of the library held, never two at once for one client, and in the order
+ * the server reported the ends. A callback may call any library function,
+ * mps_pool_apply_async() and mps_join() on the same client included. A
+ * pool may be used from several threads at once. The process handle
+ * passed to a callback is valid only during the call (the pool closes it
+ * afterwards).
  * ------------------------------------------------------------------------ */
 
 typedef struct mps_pool mps_pool;
@@ -612,7 +654,10 @@ MPS_API int mps_pool_new(mps_client *client, unsigned workers,
                          mps_pool **ret_pool);
 
 /* Queues spec (copied). Either callback may be NULL. -EINVAL after close
- * or terminate. */
+ * or terminate. A task that starts at once and fails before anything is
+ * sent (a mapped fd not open, the connection gone) is dropped and its
+ * error returned here, with no callback; failures the server reports, and
+ * those of tasks started later from the queue, go to the error callback. */
 MPS_API int mps_pool_apply_async(mps_pool *pool, const mps_spec *spec,
                                  mps_pool_callback callback,
                                  mps_pool_error_callback error_callback,

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,23 +50,108 @@ MPS_API const char *mps_strerror(int err) {
         return strerror(err < 0 ? -err : err);
 }
 
+/* ---- errors and locking ------------------------------------------------------ */
+
+/*
+ * The calling thread's last failure, tagged with the client it is about (a
+ * thread using two clients keeps the latest one's). A message shared by all
+ * threads would be a race: one thread's failure would overwrite the message
+ * another is about to read. stamp orders it against the client's unclaimed
+ * (async) error, so that the newer of the two is the one shown.
+ */
+static _Thread_local struct {
+        const mps_client *client;
+        uint64_t stamp;
+        char msg[MPS__ERROR_MAX];
+} thread_error;
+
+/* Stamps for every error of the process: errors are rare, so one atomic
+ * counter costs the hot path nothing. */
+static _Atomic uint64_t error_stamps;
+
 void mps__client_set_error(mps_client *c, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(c->error, sizeof(c->error), fmt, ap);
+        vsnprintf(thread_error.msg, sizeof(thread_error.msg), fmt, ap);
         va_end(ap);
+        thread_error.client = c;
+        thread_error.stamp = atomic_fetch_add(&error_stamps, 1) + 1;
 }
 
-MPS_API const char *mps_client_error(const mps_client *c) {
-        return c ? c->error : "";
+void mps__client_copy_error(char *buf, size_t len) {
+        snprintf(buf, len, "%s", thread_error.msg);
 }
 
-MPS_API int mps_client_fd(const mps_client *c) {
-        return c && !c->closed ? c->fd : -EBADF;
+/* With the lock held: an error no call of a thread claims (an unsolicited
+ * "error" from the server, a bad message, the connection's loss), for
+ * whichever thread asks next. */
+__attribute__((format(printf, 2, 3)))
+static void set_async_error(mps_client *c, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->async_error, sizeof(c->async_error), fmt, ap);
+        va_end(ap);
+        c->async_stamp = atomic_fetch_add(&error_stamps, 1) + 1;
 }
 
-MPS_API pid_t mps_client_server_pid(const mps_client *c) {
-        return c ? c->server_pid : -EINVAL;
+void mps__client_lock(mps_client *c) {
+        pthread_mutex_lock(&c->lock);
+}
+
+void mps__client_unlock(mps_client *c) {
+        pthread_mutex_unlock(&c->lock);
+}
+
+int mps__client_check_forked(mps_client *c) {
+        if (!c->forked)
+                return 0;
+        mps__client_set_error(c, "this client belongs to the parent process (pid %d): a "
+                                 "forked child opens its own with mps_client_open",
+                              (int)c->parent_pid);
+        return -ENOTCONN;
+}
+
+MPS_API const char *mps_client_error(const mps_client *client) {
+        if (!client)
+                return "";
+        /* The lock is no part of the caller's view of the client. */
+        mps_client *c = (mps_client *)client;
+        mps__client_lock(c);
+        bool own = thread_error.client == c;
+        if (c->async_stamp && (!own || c->async_stamp > thread_error.stamp)) {
+                snprintf(thread_error.msg, sizeof(thread_error.msg), "%s", c->async_error);
+                thread_error.client = c;
+                thread_error.stamp = c->async_stamp;
+                own = true;
+        }
+        mps__client_unlock(c);
+        return own ? thread_error.msg : "";
+}
+
+MPS_API int mps_client_fd(const mps_client *client) {
+        if (!client)
+                return -EBADF;
+        mps_client *c = (mps_client *)client;
+        mps__client_lock(c);
+        int r = mps__client_check_forked(c);
+        if (r == 0)
+                r = c->closed ? -EBADF : c->fd;
+        mps__client_unlock(c);
+        return r;
+}
+
+MPS_API pid_t mps_client_server_pid(const mps_client *client) {
+        if (!client)
+                return -EINVAL;
+        mps_client *c = (mps_client *)client;
+        mps__client_lock(c);
+        int r = mps__client_check_forked(c);
+        mps__client_unlock(c);
+        return r < 0 ? r : c->server_pid;
+}
+
+uint64_t mps__deadline(int timeout_ms) {
+        return timeout_ms >= 0 ? mps__now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
 }
 
 /* ---- finding a server ------------------------------------------------------- */
@@ -376,7 +462,7 @@ static int connect_default(unsigned flags, int *ret_fd, char *where, size_t wher
         return start_embedded(ret_fd, msg, msglen);
 }
 
-/* ---- sending and receiving --------------------------------------------------- */
+/* ---- sending ------------------------------------------------------------------ */
 
 int mps__client_send(mps_client *c, const cJSON *json, const int *fds,
                      size_t nfds) {
@@ -392,12 +478,26 @@ int mps__client_send(mps_client *c, const cJSON *json, const int *fds,
         return r;
 }
 
+/*
+ * Sends without the lock and without the reading role: a SOCK_SEQPACKET
+ * datagram goes whole or not at all, so threads sending at once never
+ * interleave, and a start never waits behind another thread's join. The
+ * caller holds a reference (a process handle, or a request's), so the fd
+ * stays open until it returns; a close meanwhile shuts it down, and the
+ * send then fails with EPIPE.
+ */
 int mps__client_send_raw(mps_client *c, const char *buf, size_t len, const int *fds,
                          size_t nfds) {
-        if (c->closed || c->broken)
-                return -ENOTCONN;
+        mps__client_lock(c);
+        int r = mps__client_check_forked(c);
+        if (r == 0 && (c->closed || c->broken))
+                r = -ENOTCONN;
+        int fd = c->fd;
+        mps__client_unlock(c);
+        if (r < 0)
+                return r;
         for (;;) {
-                int r = mps__wire_send_raw(c->fd, buf, len, fds, nfds);
+                r = mps__wire_send_raw(fd, buf, len, fds, nfds);
                 if (r != -EAGAIN && r != -ENOBUFS) {
                         if (r == -EPIPE || r == -ECONNRESET)
                                 r = -ENOTCONN;
@@ -406,9 +506,97 @@ int mps__client_send_raw(mps_client *c, const char *buf, size_t len, const int *
                                                       strerror(-r));
                         return r;
                 }
-                r = mps__poll_one(c->fd, POLLOUT, -1);
+                r = mps__poll_one(fd, POLLOUT, -1);
                 if (r < 0)
                         return r;
+        }
+}
+
+/* ---- waiters and the reading role ---------------------------------------------- */
+
+/* A thread waiting while another reads: on its own stack, in c->waiters. */
+struct mps__waiter {
+        struct mps__list node;
+        pthread_cond_t cond;
+        const void *target; /* a process, a request or a pool */
+};
+
+static pthread_once_t cond_attr_once = PTHREAD_ONCE_INIT;
+static pthread_condattr_t cond_attr;
+
+/* Deadlines are CLOCK_MONOTONIC (mps__now_ns), and so are the waits. */
+static void cond_attr_init(void) {
+        pthread_condattr_init(&cond_attr);
+        pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC);
+}
+
+void mps__client_wake(mps_client *c, const void *target) {
+        struct mps__list *n, *tmp;
+        mps__list_foreach_safe(n, tmp, &c->waiters) {
+                struct mps__waiter *w = mps__list_entry(n, struct mps__waiter, node);
+                if (w->target == target)
+                        pthread_cond_signal(&w->cond);
+        }
+}
+
+static void wake_all(mps_client *c) {
+        struct mps__list *n, *tmp;
+        mps__list_foreach_safe(n, tmp, &c->waiters)
+                pthread_cond_signal(&mps__list_entry(n, struct mps__waiter, node)->cond);
+}
+
+/* With the role free: one waiter takes it over (the oldest), so that the
+ * socket is read while anyone waits. */
+static void hand_over(mps_client *c) {
+        struct mps__list *n = mps__list_first(&c->waiters);
+        if (!c->reading && n)
+                pthread_cond_signal(&mps__list_entry(n, struct mps__waiter, node)->cond);
+}
+
+static bool is_reader(const mps_client *c) {
+        return c->reading && pthread_equal(c->reader, pthread_self());
+}
+
+/* Takes the reading role if it is free: true if this call took it (false
+ * also when the caller already held it: the role is recursive). */
+static bool take_role(mps_client *c) {
+        if (c->reading)
+                return false;
+        c->reading = true;
+        c->reader = pthread_self();
+        return true;
+}
+
+static void give_role(mps_client *c, bool took) {
+        if (!took)
+                return;
+        c->reading = false;
+        hand_over(c);
+}
+
+void mps__client_defer(mps_client *c, mps_process *p) {
+        if (p->on_change && mps__list_empty(&p->deferred_node))
+                mps__list_push_back(&c->deferred, &p->deferred_node);
+}
+
+/*
+ * As the reader: runs the change hooks processing queued, in order, with
+ * the lock released (they are user callbacks, which may call anything,
+ * this client included) and the role kept (so no two run at once). A hook
+ * may free its process: nothing of it is touched after the call.
+ */
+static void run_deferred(mps_client *c) {
+        struct mps__list *n;
+        while ((n = mps__list_first(&c->deferred))) {
+                mps_process *p = mps__list_entry(n, mps_process, deferred_node);
+                mps__list_remove(n);
+                void (*fn)(mps_process *, void *) = p->on_change;
+                void *data = p->on_change_data;
+                if (!fn)
+                        continue;
+                mps__client_unlock(c);
+                fn(p, data);
+                mps__client_lock(c);
         }
 }
 
@@ -416,27 +604,38 @@ static void mark_broken(mps_client *c, const char *why) {
         if (c->broken)
                 return;
         c->broken = true;
-        mps__client_set_error(c, "lost the connection to the forkserver: %s", why);
+        snprintf(c->broken_reason, sizeof(c->broken_reason),
+                 "lost the connection to the forkserver: %s", why);
+        set_async_error(c, "%s", c->broken_reason);
         /* Each process leaves the map as it is marked lost. */
         mps_process *p;
         while ((p = mps__idmap_any(&c->inflight, NULL)))
                 mps__process_lost(p);
+        wake_all(c);
 }
 
+/* The reply to a request in progress, by its tag: kept whole for the
+ * requester, whatever its op. */
+static bool take_reply(mps_client *c, struct mps__msg *msg) {
+        struct mps__request *q = msg->tag ? mps__idmap_get(&c->requests, msg->tag) : NULL;
+        if (!q || q->done ||
+            !(msg->op == MPS_OP_SIGNALED || msg->op == MPS_OP_EXITED ||
+              msg->op == MPS_OP_JOBS || msg->op == MPS_OP_SERVER_STATS ||
+              msg->op == MPS_OP_ERROR))
+                return false;
+        q->done = true;
+        q->op = msg->op;
+        q->reply = msg->json;
+        msg->json = NULL; /* taken */
+        mps__client_wake(c, q);
+        return true;
+}
+
+/* With the lock held, as the reader. */
 static void on_message(mps_client *c, struct mps__msg *msg) {
         char err[256];
-        /* The reply to the one synchronous request in progress: kept whole
-         * for the requester, whatever its op. */
-        if (c->req_tag != 0 && msg->tag == c->req_tag && !c->req_done &&
-            (msg->op == MPS_OP_SIGNALED || msg->op == MPS_OP_EXITED ||
-             msg->op == MPS_OP_JOBS || msg->op == MPS_OP_SERVER_STATS ||
-             msg->op == MPS_OP_ERROR)) {
-                c->req_done = true;
-                c->req_op = msg->op;
-                c->req_reply = msg->json;
-                msg->json = NULL; /* taken */
+        if (take_reply(c, msg))
                 return;
-        }
         /* The late answer to a wait that timed out. */
         if ((msg->op == MPS_OP_EXITED || msg->op == MPS_OP_ERROR) && msg->tag != 0 &&
             mps__idmap_get(&c->stale_waits, msg->tag)) {
@@ -466,7 +665,7 @@ static void on_message(mps_client *c, struct mps__msg *msg) {
                 if (e.tag != 0 && mps__idmap_get(&c->inflight, e.tag))
                         mps__process_on_msg(c, msg);
                 else
-                        mps__client_set_error(c, "forkserver: %s", e.message);
+                        set_async_error(c, "forkserver: %s", e.message);
                 break;
         }
         default:
@@ -474,112 +673,323 @@ static void on_message(mps_client *c, struct mps__msg *msg) {
         }
 }
 
-int mps__client_request(mps_client *c, cJSON *json, int timeout_ms,
+/*
+ * As the reader, with the lock held: receives and processes every message
+ * waiting, without blocking, and runs the hooks that queued. Receiving and
+ * processing stay together under the lock: two threads each receiving one
+ * message could apply an "exited" before its "spawned" and lose the exit.
+ * Returns the number handled, or -ENOTCONN once the connection is gone
+ * (with none handled).
+ */
+static int drain(mps_client *c) {
+        char err[256];
+        int handled = 0;
+        run_deferred(c);
+        while (!c->broken) {
+                struct mps__msg msg;
+                int r = mps__wire_recv(c->fd, &msg, err, sizeof(err), NULL);
+                if (r == -EAGAIN)
+                        return handled;
+                if (r == 0) {
+                        mark_broken(c, c->closed ? "the client closed it"
+                                                 : "the server closed it");
+                        break;
+                }
+                if (r == -EBADMSG || r == -EPROTO || r == -EMFILE) {
+                        set_async_error(c, "bad message from the forkserver: %s", err);
+                        continue;
+                }
+                if (r < 0) {
+                        mark_broken(c, strerror(-r));
+                        break;
+                }
+                on_message(c, &msg);
+                mps__msg_release(&msg);
+                handled++;
+                run_deferred(c);
+        }
+        run_deferred(c);
+        return handled ? handled : -ENOTCONN;
+}
+
+/* As the reader: polls (without the lock) until the socket is readable or
+ * the deadline, then drains. */
+static int read_once(mps_client *c, uint64_t deadline) {
+        int timeout_ms = -1;
+        if (deadline) {
+                uint64_t now = mps__now_ns();
+                if (now >= deadline)
+                        return 0;
+                timeout_ms = (int)((deadline - now + 999999) / 1000000);
+        }
+        int fd = c->fd;
+        mps__client_unlock(c);
+        int r = mps__poll_one(fd, POLLIN, timeout_ms);
+        mps__client_lock(c);
+        if (r <= 0)
+                return r;
+        return drain(c);
+}
+
+/* Sleeps on w until signalled or the deadline (spurious wake-ups are the
+ * caller's loop's business). */
+static void sleep_on(mps_client *c, struct mps__waiter *w, uint64_t deadline) {
+        if (!deadline) {
+                pthread_cond_wait(&w->cond, &c->lock);
+                return;
+        }
+        struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000u),
+                              .tv_nsec = (long)(deadline % 1000000000u)};
+        pthread_cond_timedwait(&w->cond, &c->lock, &ts);
+}
+
+int mps__client_wait_until(mps_client *c, bool (*done)(void *arg), void *arg,
+                           const void *target, uint64_t deadline_ns) {
+        struct mps__waiter w = {.target = target};
+        bool took = false, have_cond = false;
+        int r;
+        mps__list_init(&w.node);
+        for (;;) {
+                if (done(arg)) {
+                        r = 0;
+                        break;
+                }
+                if ((r = mps__client_check_forked(c)) < 0)
+                        break;
+                if (c->broken) {
+                        mps__client_set_error(c, "%s", c->broken_reason);
+                        r = -ENOTCONN;
+                        break;
+                }
+                if (deadline_ns && mps__now_ns() >= deadline_ns) {
+                        r = -ETIMEDOUT;
+                        break;
+                }
+                took |= take_role(c);
+                if (is_reader(c)) {
+                        /* (A waiter that took the role over reads now.) */
+                        mps__list_remove(&w.node);
+                        r = read_once(c, deadline_ns);
+                        if (r < 0 && r != -EINTR && r != -ENOTCONN)
+                                break;
+                        continue;
+                }
+                if (!have_cond) {
+                        pthread_once(&cond_attr_once, cond_attr_init);
+                        pthread_cond_init(&w.cond, &cond_attr);
+                        have_cond = true;
+                }
+                if (mps__list_empty(&w.node))
+                        mps__list_push_back(&c->waiters, &w.node);
+                sleep_on(c, &w, deadline_ns);
+        }
+        mps__list_remove(&w.node);
+        if (have_cond)
+                pthread_cond_destroy(&w.cond);
+        give_role(c, took);
+        /* A waiter signalled to take the role over may have left on its
+         * deadline instead: pass it on. */
+        hand_over(c);
+        return r;
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+static bool request_done(void *arg) {
+        return ((struct mps__request *)arg)->done;
+}
+
+/* With the lock held: waits for q's reply and takes it; q leaves the
+ * client's requests. A wait that times out with stale_id set stays
+ * registered in the server: its answer is kept for the next wait. */
+static int request_finish(mps_client *c, struct mps__request *q, int timeout_ms,
+                          uint64_t stale_id, cJSON **ret_reply, enum mps__op *ret_op) {
+        char err[256];
+        int r = mps__client_wait_until(c, request_done, q, q, mps__deadline(timeout_ms));
+        mps__idmap_remove(&c->requests, q->tag);
+        if (!q->done) {
+                if (r == -ETIMEDOUT && stale_id)
+                        (void)mps__idmap_put(&c->stale_waits, q->tag,
+                                             (void *)(uintptr_t)stale_id);
+                return r < 0 ? r : -ETIMEDOUT;
+        }
+        if (q->op == MPS_OP_ERROR) {
+                struct mps__error e;
+                r = mps__error_decode(q->reply, &e, err, sizeof(err));
+                if (r == 0) {
+                        mps__client_set_error(c, "%s", e.message);
+                        r = -e.err;
+                }
+                cJSON_Delete(q->reply);
+                return r;
+        }
+        *ret_reply = q->reply;
+        *ret_op = q->op;
+        return 0;
+}
+
+/* With the lock held: registers q (before its request goes out, so that
+ * the reply finds it) and takes a reference for the wait. */
+static int request_begin(mps_client *c, struct mps__request *q, uint64_t tag) {
+        *q = (struct mps__request){.tag = tag};
+        int r = mps__idmap_put(&c->requests, tag, q);
+        if (r == 0)
+                c->refs++;
+        return r;
+}
+
+int mps__client_request(mps_client *c, cJSON *json, int timeout_ms, uint64_t stale_id,
                         cJSON **ret_reply, enum mps__op *ret_op) {
-        uint64_t tag = ++c->next_tag;
+        struct mps__request q;
         cJSON *t = cJSON_GetObjectItemCaseSensitive(json, "tag");
         if (!t || (!cJSON_IsRaw(t) && !cJSON_IsNumber(t)))
                 return -EINVAL;
+        mps__client_lock(c);
+        int r = mps__client_check_forked(c);
+        uint64_t tag = ++c->next_tag;
+        if (r == 0)
+                r = request_begin(c, &q, tag);
+        mps__client_unlock(c);
+        if (r < 0)
+                return r;
         /* Requests are encoded with tag 0; give this one its own. */
         char buf[24];
         snprintf(buf, sizeof(buf), "%llu", (unsigned long long)tag);
         cJSON *raw = cJSON_CreateRaw(buf);
         if (!raw || !cJSON_ReplaceItemInObjectCaseSensitive(json, "tag", raw)) {
                 cJSON_Delete(raw);
-                return -ENOMEM;
+                r = -ENOMEM;
+        } else {
+                r = mps__client_send(c, json, NULL, 0);
         }
-        int r = mps__client_send(c, json, NULL, 0);
+        mps__client_lock(c);
         if (r < 0)
-                return r;
-        c->last_req_tag = tag;
-        return mps__client_await(c, tag, timeout_ms, ret_reply, ret_op);
+                mps__idmap_remove(&c->requests, tag);
+        else
+                r = request_finish(c, &q, timeout_ms, stale_id, ret_reply, ret_op);
+        mps__client_unlock_unref(c);
+        return r;
 }
 
-int mps__client_await(mps_client *c, uint64_t tag, int timeout_ms, cJSON **ret_reply,
-                      enum mps__op *ret_op) {
-        char err[256];
-        int r = 0;
-        c->req_tag = tag;
-        c->req_done = false;
-        uint64_t deadline = timeout_ms >= 0
-                ? mps__now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
-        while (!c->req_done) {
-                int wait_ms = -1;
-                if (timeout_ms >= 0) {
-                        uint64_t now = mps__now_ns();
-                        if (now >= deadline) {
-                                r = -ETIMEDOUT;
-                                break;
-                        }
-                        wait_ms = (int)((deadline - now + 999999) / 1000000);
-                }
-                r = mps__client_wait(c, wait_ms);
-                if (r < 0 && r != -EINTR)
-                        break;
-                r = 0;
-        }
-        c->req_tag = 0;
-        if (!c->req_done)
-                return r < 0 ? r : -ETIMEDOUT;
-        cJSON *reply = c->req_reply;
-        enum mps__op op = c->req_op;
-        c->req_reply = NULL;
-        c->req_done = false;
-        if (op == MPS_OP_ERROR) {
-                struct mps__error e;
-                r = mps__error_decode(reply, &e, err, sizeof(err));
-                if (r == 0) {
-                        mps__client_set_error(c, "%s", e.message);
-                        r = -e.err;
-                }
-                cJSON_Delete(reply);
+int mps__client_await_locked(mps_client *c, uint64_t tag, int timeout_ms, uint64_t stale_id,
+                             cJSON **ret_reply, enum mps__op *ret_op) {
+        struct mps__request q;
+        int r = request_begin(c, &q, tag);
+        if (r < 0)
                 return r;
-        }
-        *ret_reply = reply;
-        *ret_op = op;
-        return 0;
+        r = request_finish(c, &q, timeout_ms, stale_id, ret_reply, ret_op);
+        c->refs--; /* (the caller holds one too) */
+        return r;
+}
+
+/* ---- dispatch -------------------------------------------------------------------- */
+
+int mps__client_drain_locked(mps_client *c) {
+        if (c->reading && !is_reader(c))
+                return 0; /* that reader handles what is waiting */
+        bool took = take_role(c);
+        int r = drain(c);
+        give_role(c, took);
+        return r;
 }
 
 MPS_API int mps_client_dispatch(mps_client *c) {
-        char err[256];
-        int handled = 0;
-        if (!c || c->closed)
+        if (!c)
                 return -EBADF;
-        if (c->broken)
-                return -ENOTCONN;
-        for (;;) {
-                struct mps__msg msg;
-                int r = mps__wire_recv(c->fd, &msg, err, sizeof(err), NULL);
-                if (r == -EAGAIN)
-                        return handled;
-                if (r == 0) {
-                        mark_broken(c, "the server closed it");
-                        return handled ? handled : -ENOTCONN;
-                }
-                if (r == -EBADMSG || r == -EPROTO || r == -EMFILE) {
-                        mps__client_set_error(c, "bad message from the forkserver: %s",
-                                              err);
-                        continue;
-                }
-                if (r < 0) {
-                        mark_broken(c, strerror(-r));
-                        return handled ? handled : -ENOTCONN;
-                }
-                on_message(c, &msg);
-                mps__msg_release(&msg);
-                handled++;
+        mps__client_lock(c);
+        int r = mps__client_check_forked(c);
+        if (r == 0 && c->closed)
+                r = -EBADF;
+        else if (r == 0 && c->broken)
+                r = -ENOTCONN;
+        if (r < 0) {
+                mps__client_unlock(c);
+                return r;
         }
+        if (c->reading && !is_reader(c)) {
+                mps__client_unlock(c);
+                return 0;
+        }
+        bool took = take_role(c);
+        c->refs++; /* a hook may close the client */
+        r = drain(c);
+        give_role(c, took);
+        mps__client_unlock_unref(c);
+        return r;
 }
 
-int mps__client_wait(mps_client *c, int timeout_ms) {
-        if (c->closed)
-                return -EBADF;
-        if (c->broken)
-                return -ENOTCONN;
-        int r = mps__poll_one(c->fd, POLLIN, timeout_ms);
-        if (r <= 0)
-                return r;
-        return mps_client_dispatch(c);
+void mps__client_run_deferred(mps_client *c) {
+        mps__client_lock(c);
+        if (!c->reading) {
+                take_role(c);
+                c->refs++;
+                run_deferred(c);
+                give_role(c, true);
+                mps__client_unlock_unref(c);
+                return;
+        }
+        /* Ours: the loop up the stack runs them; another's: that reader
+         * does after its next message. */
+        mps__client_unlock(c);
+}
+
+/* ---- open clients, and a host that forks ------------------------------------------- */
+
+/*
+ * Every open client, for the fork handlers: a forked child must never talk
+ * on its parent's connection (its messages would interleave with the
+ * parent's and its replies go to whichever reads first). Touched only at
+ * open, at the last reference's release, and around fork.
+ */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mps__list registry = MPS__LIST_INIT(registry);
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static pid_t forking_pid;
+
+/* Every client's lock is taken across fork, so that no copy is caught
+ * half-changed by a thread that does not exist in the child. */
+static void atfork_prepare(void) {
+        pthread_mutex_lock(&registry_lock);
+        forking_pid = getpid();
+        struct mps__list *n;
+        for (n = registry.next; n != &registry; n = n->next)
+                mps__client_lock(mps__list_entry(n, mps_client, registry_node));
+}
+
+static void atfork_parent(void) {
+        struct mps__list *n;
+        for (n = registry.next; n != &registry; n = n->next)
+                mps__client_unlock(mps__list_entry(n, mps_client, registry_node));
+        pthread_mutex_unlock(&registry_lock);
+}
+
+/* close() only, never shutdown(): that would cut the parent's connection
+ * too. The threads that read or waited are not in the child. */
+static void atfork_child(void) {
+        struct mps__list *n;
+        for (n = registry.next; n != &registry; n = n->next) {
+                mps_client *c = mps__list_entry(n, mps_client, registry_node);
+                if (!c->forked) {
+                        c->forked = true;
+                        c->parent_pid = forking_pid;
+                        c->fd = mps__safe_close(c->fd);
+                }
+                c->reading = false;
+                mps__list_init(&c->waiters);
+                mps__client_unlock(c);
+        }
+        pthread_mutex_unlock(&registry_lock);
+}
+
+static void atfork_register(void) {
+        (void)pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+static void registry_add(mps_client *c) {
+        pthread_once(&atfork_once, atfork_register);
+        pthread_mutex_lock(&registry_lock);
+        mps__list_push_back(&registry, &c->registry_node);
+        pthread_mutex_unlock(&registry_lock);
 }
 
 /* ---- open / close ----------------------------------------------------------------- */
@@ -736,12 +1146,18 @@ MPS_API int mps_client_open_flags(const char *path, unsigned flags,
                 snprintf(msg, sizeof(msg), "out of memory");
                 goto fail;
         }
+        pthread_mutex_init(&c->lock, NULL);
+        mps__list_init(&c->waiters);
+        mps__list_init(&c->deferred);
+        mps__list_init(&c->registry_node);
         c->fd = fd;
         c->refs = 1;
         if ((r = handshake(c, where, msg, sizeof(msg))) < 0) {
+                pthread_mutex_destroy(&c->lock);
                 free(c);
                 goto fail;
         }
+        registry_add(c);
         *ret_client = c;
         return 0;
 fail:
@@ -751,27 +1167,74 @@ fail:
         return r;
 }
 
-void mps__client_unref(mps_client *c) {
-        if (!c || --c->refs > 0)
-                return;
-        cJSON_Delete(c->req_reply);
+/* The last reference is gone: no thread uses c any more. */
+static void client_free(mps_client *c) {
+        pthread_mutex_lock(&registry_lock);
+        mps__list_remove(&c->registry_node);
+        pthread_mutex_unlock(&registry_lock);
         void *info;
-        while ((info = mps__idmap_any(&c->late_exits, NULL))) {
-                uint64_t key = 0;
-                mps__idmap_any(&c->late_exits, &key);
+        uint64_t key = 0;
+        while ((info = mps__idmap_any(&c->late_exits, &key)))
                 free(mps__idmap_remove(&c->late_exits, key));
-        }
         mps__idmap_free(&c->late_exits);
         mps__idmap_free(&c->stale_waits);
+        mps__idmap_free(&c->requests);
         mps__idmap_free(&c->inflight);
+        pthread_mutex_destroy(&c->lock);
         free(c);
 }
 
-MPS_API void mps_client_close(mps_client *c) {
-        if (!c || c->closed)
+void mps__client_ref_locked(mps_client *c) {
+        c->refs++;
+}
+
+void mps__client_unlock_unref(mps_client *c) {
+        bool last = --c->refs == 0;
+        /* Closed under the lock, before the client leaves the registry: a
+         * fork in between must find the descriptor closed or closes it. */
+        if (last)
+                c->fd = mps__safe_close(c->fd);
+        mps__client_unlock(c);
+        if (last)
+                client_free(c);
+}
+
+void mps__client_unref(mps_client *c) {
+        if (!c)
                 return;
-        mark_broken(c, "the client closed it");
+        mps__client_lock(c);
+        mps__client_unlock_unref(c);
+}
+
+/*
+ * The connection is shut down at once (the server sees its end and
+ * terminates the daemon jobs), and waiters learn it: a reader in poll
+ * wakes to the shutdown and marks the connection lost; with no reader,
+ * this thread marks it, and runs the Pool hooks that queued. The
+ * descriptor itself is closed with the last reference, never while
+ * another thread may poll it. In a forked child only memory is freed.
+ */
+MPS_API void mps_client_close(mps_client *c) {
+        if (!c)
+                return;
+        mps__client_lock(c);
+        if (c->closed) {
+                mps__client_unlock(c);
+                return;
+        }
         c->closed = true;
-        c->fd = mps__safe_close(c->fd);
-        mps__client_unref(c);
+        if (!c->forked) {
+                shutdown(c->fd, SHUT_RDWR);
+                bool took = take_role(c);
+                if (is_reader(c)) {
+                        mark_broken(c, "the client closed it");
+                        if (took) {
+                                c->refs++;
+                                run_deferred(c);
+                                c->refs--;
+                        }
+                }
+                give_role(c, took);
+        }
+        mps__client_unlock_unref(c);
 }

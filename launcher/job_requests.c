@@ -4,6 +4,9 @@
  * server (what mpspawn ps, kill, wait and stats do), each one synchronous
  * request and its reply. Not to be confused with forkserver/job.c (the
  * server's jobs) or launcher/cli_jobs.c (the CLI subcommands over these).
+ *
+ * Any number of threads may have requests in flight on one client: each
+ * waits for the reply with its own tag (client.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,7 +24,7 @@ static int simple_request(mps_client *c, enum mps__op op, enum mps__op want,
         cJSON *json = mps__wait_encode(op, &(struct mps__wait){0});
         if (!json)
                 return -ENOMEM;
-        int r = mps__client_request(c, json, -1, &reply, &got);
+        int r = mps__client_request(c, json, -1, 0, &reply, &got);
         cJSON_Delete(json);
         if (r < 0)
                 return r;
@@ -54,7 +57,7 @@ MPS_API int mps_client_signal_job(mps_client *c, uint64_t id, int sig) {
         cJSON *json = mps__signal_encode(&s);
         if (!json)
                 return -ENOMEM;
-        int r = mps__client_request(c, json, -1, &reply, &op);
+        int r = mps__client_request(c, json, -1, 0, &reply, &op);
         cJSON_Delete(json);
         cJSON_Delete(reply);
         return r;
@@ -71,8 +74,27 @@ static void find_stale(uint64_t tag, void *value, void *data) {
                 f->tag = tag;
 }
 
-/* A copy of a decoded result's value as text, to free() (a host may have
- * given cJSON other allocation hooks); NULL when none or out of memory. */
+/* With the lock held: an answer already kept for job id (0, *ret_info
+ * set), else 1 with *ret_tag the tag of a wait of ours for it that the
+ * server still holds (0: none). */
+static int take_stale(mps_client *c, uint64_t id, mps_exit_info *ret_info,
+                      uint64_t *ret_tag) {
+        mps_exit_info *late = mps__idmap_remove(&c->late_exits, id);
+        if (late) {
+                if (ret_info)
+                        *ret_info = *late;
+                free(late);
+                return 0;
+        }
+        struct stale_find f = {.id = id};
+        mps__idmap_foreach(&c->stale_waits, find_stale, &f);
+        if (f.tag)
+                mps__idmap_remove(&c->stale_waits, f.tag);
+        *ret_tag = f.tag;
+        return 1;
+}
+
+/* A copy of a decoded result's value as text, to free(); NULL when none. */
 static char *result_text(const cJSON *value) {
         char *printed = value ? cJSON_PrintUnformatted(value) : NULL;
         char *text = printed ? strdup(printed) : NULL;
@@ -80,53 +102,47 @@ static char *result_text(const cJSON *value) {
         return text;
 }
 
-/* mps_client_wait_job, and with ret_result or ret_error a call job's
- * result and failure message too. */
 static int wait_job(mps_client *c, uint64_t id, int timeout_ms, mps_exit_info *ret_info,
                     char **ret_result, char **ret_error) {
         cJSON *reply = NULL;
         enum mps__op op;
         char err[256];
+        uint64_t tag = 0;
         if (!c || id == 0)
                 return -EINVAL;
         if (need_jobs(c) < 0)
                 return -EOPNOTSUPP;
-        /* An earlier wait that timed out may have been answered since. */
-        mps_exit_info *late = mps__idmap_remove(&c->late_exits, id);
-        if (late) {
-                if (ret_info)
-                        *ret_info = *late;
+        /* An earlier wait that timed out may have been answered since; or a
+         * wait of ours for this job is still registered in the server: take
+         * up its answer rather than register a second one (both would be
+         * answered, and the exit must come to us once). Looked up and
+         * taken over under one hold of the lock, so that its answer cannot
+         * slip between. */
+        mps__client_lock(c);
+        int r = mps__client_check_forked(c);
+        if (r == 0 && (r = take_stale(c, id, ret_info, &tag)) == 0) {
+                mps__client_unlock(c);
                 if (ret_result)
                         *ret_result = NULL;
                 if (ret_error)
                         *ret_error = NULL;
-                free(late);
                 return 0;
         }
-        /* A wait of ours for this job is still registered in the server:
-         * take up its answer rather than register a second one (both would
-         * be answered, and the exit must come to us once). */
-        struct stale_find f = {.id = id};
-        mps__idmap_foreach(&c->stale_waits, find_stale, &f);
-        int r;
-        uint64_t tag;
-        if (f.tag) {
-                mps__idmap_remove(&c->stale_waits, f.tag);
-                tag = f.tag;
-                r = mps__client_await(c, tag, timeout_ms, &reply, &op);
+        if (r > 0 && tag) {
+                mps__client_ref_locked(c);
+                r = mps__client_await_locked(c, tag, timeout_ms, id, &reply, &op);
+                mps__client_unlock_unref(c);
         } else {
+                mps__client_unlock(c);
+                if (r < 0)
+                        return r;
                 struct mps__wait w = {.id = id};
                 cJSON *json = mps__wait_encode(MPS_OP_WAIT, &w);
                 if (!json)
                         return -ENOMEM;
-                r = mps__client_request(c, json, timeout_ms, &reply, &op);
+                /* A timeout leaves the wait registered, its answer kept. */
+                r = mps__client_request(c, json, timeout_ms, id, &reply, &op);
                 cJSON_Delete(json);
-                tag = c->last_req_tag;
-        }
-        if (r == -ETIMEDOUT) {
-                /* The server still holds our wait; its answer is kept. */
-                mps__idmap_put(&c->stale_waits, tag, (void *)(uintptr_t)id);
-                return r;
         }
         if (r < 0)
                 return r;
@@ -145,6 +161,12 @@ static int wait_job(mps_client *c, uint64_t id, int timeout_ms, mps_exit_info *r
 MPS_API int mps_client_wait_job(mps_client *c, uint64_t id, int timeout_ms,
                                 mps_exit_info *ret_info) {
         return wait_job(c, id, timeout_ms, ret_info, NULL, NULL);
+}
+
+MPS_API int mps_client_wait_job_result(mps_client *c, uint64_t id, int timeout_ms,
+                                       mps_exit_info *ret_info, char **ret_result,
+                                       char **ret_error) {
+        return wait_job(c, id, timeout_ms, ret_info, ret_result, ret_error);
 }
 
 MPS_API int mps_client_list_jobs(mps_client *c, mps_job_info **ret_jobs,
@@ -228,10 +250,4 @@ MPS_API int mps_client_stats(mps_client *c, mps_server_stats *ret_stats) {
                 .policy_cache_hits = st.policy_cache_hits,
         };
         return 0;
-}
-
-MPS_API int mps_client_wait_job_result(mps_client *c, uint64_t id, int timeout_ms,
-                                       mps_exit_info *ret_info, char **ret_result,
-                                       char **ret_error) {
-        return wait_job(c, id, timeout_ms, ret_info, ret_result, ret_error);
 }

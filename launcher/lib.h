@@ -7,36 +7,71 @@
 #ifndef MPS_LIB_H
 #define MPS_LIB_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "../include/mpspawn.h"
 #include "idmap.h"
+#include "list.h"
 #include "wire.h"
 
+#define MPS__ERROR_MAX 512
+
+/*
+ * A client is shared by any number of threads (leader/follower, no thread
+ * of ours): lock guards every field below that changes after open, and the
+ * state of every process, request and pool made from the client. At most
+ * one thread at a time is the reader (reading, reader): it polls the
+ * socket without the lock, then receives and processes messages in order
+ * under it, and runs the callbacks that processing queued (deferred) with
+ * the lock released but the role still held. Every other thread that waits
+ * sleeps on a waiter of its own (waiters), woken when its target changed or
+ * when the role is free for it to take over. fd, server_*, features and
+ * server_version are set at open and only read afterwards.
+ */
 struct mps_client {
+        pthread_mutex_t lock;
         int fd;
-        unsigned refs;  /* the user's one, plus one per process handle */
+        unsigned refs;  /* the user's one, one per process handle, and one
+                           per call that may wait (so close cannot free
+                           what a waiter still uses) */
         bool closed;    /* mps_client_close() was called */
         bool broken;    /* the connection is gone */
+        bool forked;    /* a copy in a forked child: never talks */
+        pid_t parent_pid; /* (forked) the process the connection is of */
+        bool reading;   /* some thread holds the reading role... */
+        pthread_t reader; /* ...this one */
+        struct mps__list waiters;  /* struct mps__waiter */
+        struct mps__list deferred; /* processes whose on_change is due */
+        struct mps__list registry_node; /* in the open clients (atfork) */
         pid_t server_pid;
         bool server_pidfd; /* the server sends pidfds */
         unsigned features; /* MPS_FEATURE_* the server announced */
         char server_version[32];
         uint64_t next_tag;
         struct mps__idmap inflight; /* tag -> mps_process, until its end */
-        /* One synchronous request at a time (signal, wait, list, stats):
-         * its tag, and the reply once it came (owned until taken). */
-        uint64_t req_tag;
-        uint64_t last_req_tag; /* the tag the last request went out with */
-        bool req_done;
-        enum mps__op req_op;
-        cJSON *req_reply;
-        char error[512];
+        /* Synchronous requests in progress (signal, wait, list, stats), by
+         * tag: struct mps__request, each filled by the reader. */
+        struct mps__idmap requests;
+        /* The last error no thread's call claimed ("forkserver: ..."), and
+         * why the connection went; stamps order errors (see
+         * mps_client_error). */
+        char async_error[MPS__ERROR_MAX];
+        uint64_t async_stamp;
+        char broken_reason[MPS__ERROR_MAX];
         /* Waits that timed out stay registered in the server; their late
          * answers are kept here (job id -> exit info) for the next wait. */
         struct mps__idmap stale_waits; /* tag -> job id (as a pointer) */
         struct mps__idmap late_exits;  /* job id -> malloc()ed mps_exit_info */
+};
+
+/* One synchronous request awaiting its reply (on the requester's stack). */
+struct mps__request {
+        uint64_t tag;
+        bool done;
+        enum mps__op op;
+        cJSON *reply; /* owned until taken */
 };
 
 struct env_edit {
@@ -88,14 +123,19 @@ struct mps_process {
         int pidfd;
         int start_error; /* positive errno */
         char start_stage[16]; /* where the start failed, from the server */
+        /* Why, for the starting thread (the reader that received the
+         * failure may be another). */
+        char start_message[MPS__ERROR_MAX];
         mps_exit_info info;
         /* The signal that stopped the job, 0 while it runs: from the
          * server's stopped/continued reports (report_stops jobs). */
         int stop_signal;
-        /* Called from dispatch when the process leaves STARTING or RUNNING
-         * (used by the Pool). */
+        /* Called by the reader, without the lock, after the process left
+         * STARTING or RUNNING (used by the Pool); queued in the client's
+         * deferred list (deferred_node) until then. */
         void (*on_change)(mps_process *proc, void *data);
         void *on_change_data;
+        struct mps__list deferred_node;
         /* A call job's result (JSON text) and failure message, malloc()ed,
          * from its exit record; NULL when none. */
         char *result;
@@ -103,27 +143,62 @@ struct mps_process {
 };
 
 /* client.c */
+/* The calling thread's message for c (thread-local, tagged with c). */
 void mps__client_set_error(mps_client *c, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
+/* Copies the calling thread's last message (whichever client). */
+void mps__client_copy_error(char *buf, size_t len);
+void mps__client_lock(mps_client *c);
+void mps__client_unlock(mps_client *c);
+/* With the lock held: -ENOTCONN (and the message) for a client that is a
+ * forked child's copy, else 0. */
+int mps__client_check_forked(mps_client *c);
+/* With the lock held: takes a reference. */
+void mps__client_ref_locked(mps_client *c);
+/* Drops a reference and the lock; the last reference frees c. */
+void mps__client_unlock_unref(mps_client *c);
+/* Takes the lock and drops a reference. */
 void mps__client_unref(mps_client *c);
+/*
+ * With the lock held: waits until done(arg) holds (0), deadline_ns passes
+ * (-ETIMEDOUT; 0 = never), or the connection is gone (-ENOTCONN, message
+ * set). Reads as the reader when the role is free (or already the calling
+ * thread's), else sleeps on a waiter for target, which the reader wakes
+ * when target changed (mps__client_wake). Returns with the lock held.
+ */
+int mps__client_wait_until(mps_client *c, bool (*done)(void *arg), void *arg,
+                           const void *target, uint64_t deadline_ns);
+/* With the lock held: wakes the waiters of target (after its change). */
+void mps__client_wake(mps_client *c, const void *target);
+/* With the lock held: queues p's on_change for the reader to run. */
+void mps__client_defer(mps_client *c, mps_process *p);
+/* A deadline timeout_ms from now for mps__client_wait_until (0 when
+ * timeout_ms < 0: none). */
+uint64_t mps__deadline(int timeout_ms);
 /* Sends a message, waiting for room when the socket is full. */
 int mps__client_send(mps_client *c, const cJSON *json, const int *fds,
                      size_t nfds);
 /* The same for a message already encoded (up to MPS_WIRE_MSG_MAX bytes). */
 int mps__client_send_raw(mps_client *c, const char *buf, size_t len, const int *fds,
                          size_t nfds);
-/* Waits until the socket is readable (or timeout_ms passes, -1: forever),
- * then dispatches. Returns >0 handled, 0 on timeout, -errno. */
-int mps__client_wait(mps_client *c, int timeout_ms);
 /* Sends a request carrying a fresh tag (set into json as "tag") and waits
  * for the reply with that tag, processing everything else meanwhile. On
  * success *ret_reply (owned by the caller) and *ret_op hold the reply; an
- * error reply becomes its negative errno with the message set. */
-int mps__client_request(mps_client *c, cJSON *json, int timeout_ms,
+ * error reply becomes its negative errno with the message set. A wait
+ * that times out with stale_id (a job id) nonzero stays registered in the
+ * server, and its answer is kept for the next wait of that job. Takes the
+ * lock itself. */
+int mps__client_request(mps_client *c, cJSON *json, int timeout_ms, uint64_t stale_id,
                         cJSON **ret_reply, enum mps__op *ret_op);
-/* Waits for the reply to a request already sent with tag. */
-int mps__client_await(mps_client *c, uint64_t tag, int timeout_ms,
-                      cJSON **ret_reply, enum mps__op *ret_op);
+/* The same, with the lock held, for a request already sent with tag. */
+int mps__client_await_locked(mps_client *c, uint64_t tag, int timeout_ms, uint64_t stale_id,
+                             cJSON **ret_reply, enum mps__op *ret_op);
+/* With the lock held: what mps_client_dispatch does (nothing while another
+ * thread reads). */
+int mps__client_drain_locked(mps_client *c);
+/* Runs the queued change hooks now if no other thread reads (that reader
+ * runs them otherwise). Takes the lock itself. */
+void mps__client_run_deferred(mps_client *c);
 /* The forkserver binary the embedded default starts. */
 int mps__forkserver_path(char *buf, size_t len);
 /* The per-user server's directory: $XDG_RUNTIME_DIR, or else the private
@@ -150,12 +225,17 @@ void mps__strv_free(char **v);
 mps_exit_info mps__exit_info_of(const struct mps__exited *e);
 /* Sends the spawn request without waiting for the answer. */
 int mps__process_send_start(mps_process *p);
+/* With the lock held, as the reader: one message about a process. */
 void mps__process_on_msg(mps_client *c, struct mps__msg *msg);
+/* With the lock held: the connection went before p's end was seen. */
 void mps__process_lost(mps_process *p);
+/* With the lock held: frees a process that is not in flight. */
+void mps__process_release_locked(mps_process *p);
 
-/* pool.c, for pool_call.c: the pool's client, and a wait until no task of
- * the pool is pending or running (0 or -errno). */
+/* pool.c, for pool_call.c: the pool's client, and a wait until *left (a
+ * count the tasks' callbacks decrement) is 0, as mps_pool_map waits for
+ * its own tasks only (0 or -errno). */
 mps_client *mps__pool_client(const mps_pool *pool);
-int mps__pool_wait_idle(mps_pool *pool);
+int mps__pool_wait_tasks(mps_pool *pool, _Atomic size_t *left);
 
 #endif /* MPS_LIB_H */

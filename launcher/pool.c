@@ -2,11 +2,20 @@
 /*
  * pool.c: multiprocessing.Pool over one connection. Tasks wait in a FIFO
  * until fewer than `workers` run; each one's end is noticed through the
- * process's change hook, called from dispatch, which runs the task's
- * callback, closes the process and starts the next queued task.
+ * process's change hook, run by the client's reader (whichever thread is
+ * reading) with no lock held, which runs the task's callback, closes the
+ * process and starts the next queued task.
+ *
+ * Threads: the pool's lists and flags are guarded by its client's lock,
+ * not a mutex of its own. Its tasks' processes change state under that
+ * lock, a pool waits through the client's waiters (target: the pool), and
+ * with one lock there is no order between two to get wrong. The lock is
+ * released around every callback and every send.
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,8 +23,11 @@
 #include "lib.h"
 #include "list.h"
 
+struct task_list;
+
 struct task {
-        struct mps__list node; /* in pending, running or ended */
+        struct mps__list node; /* in one of the pool's lists: */
+        struct task_list *list;
         mps_pool *pool;
         mps_process *proc;
         mps_pool_callback callback;
@@ -30,14 +42,17 @@ struct task_list {
 };
 
 struct mps_pool {
-        mps_client *client;
+        mps_client *client; /* a reference of the pool's own */
         unsigned workers;
         struct task_list pending, running;
-        /* While mps_pool_send_signal walks the running tasks, signalling one
-         * may dispatch replies that end others: those are kept here, not
-         * freed, until the walk is over. */
+        /* Dropped by terminate, their error callbacks still to run. */
+        struct task_list cancelled;
+        /* While mps_pool_send_signal walks the running tasks, another
+         * thread (or this one, reading) may end some: those are kept here,
+         * not freed, until the walk is over. */
         struct task_list ended;
         unsigned signalling;
+        unsigned in_callback; /* callbacks running now (on the reader) */
         bool closed;
         bool terminated;
 };
@@ -45,11 +60,13 @@ struct mps_pool {
 static void list_push(struct task_list *l, struct task *t) {
         mps__list_push_back(&l->head, &t->node);
         l->count++;
+        t->list = l;
 }
 
-static void list_unlink(struct task_list *l, struct task *t) {
+static void list_unlink(struct task *t) {
         mps__list_remove(&t->node);
-        l->count--;
+        t->list->count--;
+        t->list = NULL;
 }
 
 /* The oldest task of l, or NULL when l is empty. */
@@ -64,24 +81,33 @@ MPS_API int mps_pool_new(mps_client *client, unsigned workers, mps_pool **ret_po
         mps_pool *p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
+        mps__client_lock(client);
+        int r = mps__client_check_forked(client);
+        if (r == 0)
+                mps__client_ref_locked(client);
+        mps__client_unlock(client);
+        if (r < 0) {
+                free(p);
+                return r;
+        }
         p->client = client;
         p->workers = workers;
         mps__list_init(&p->pending.head);
         mps__list_init(&p->running.head);
+        mps__list_init(&p->cancelled.head);
         mps__list_init(&p->ended.head);
         *ret_pool = p;
         return 0;
 }
 
+/* With the lock held. */
 static void task_free(struct task *t) {
-        if (t->proc)
-                t->proc->on_change = NULL;
+        t->proc->on_change = NULL;
         if (t->pool->signalling) {
                 list_push(&t->pool->ended, t);
                 return;
         }
-        if (t->proc)
-                mps_process_close(t->proc);
+        mps__process_release_locked(t->proc);
         free(t);
 }
 
@@ -94,68 +120,110 @@ const char *mps__pool_failing_stage(void) {
         return failing ? mps_start_failed_stage(failing) : NULL;
 }
 
-static void fail_task(struct task *t, int err, const char *message) {
-        failing = t->proc;
-        if (t->error_callback)
-                t->error_callback(err, message, t->userdata);
-        failing = NULL;
+/* A task's outcome, copied under the lock for its callback. */
+struct outcome {
+        enum proc_state state;
+        int exitcode;
+        int err;
+        char message[MPS__ERROR_MAX];
+};
+
+static void outcome_of(const mps_process *proc, struct outcome *o) {
+        o->state = proc->state;
+        o->exitcode = proc->info.exitcode;
+        switch (proc->state) {
+        case PROC_ENDED:
+                break;
+        case PROC_FAILED:
+        case PROC_NEW: /* (the start failed before it was sent) */
+                o->err = proc->start_error ? -proc->start_error : -EIO;
+                snprintf(o->message, sizeof(o->message), "%s", proc->start_message);
+                break;
+        default:
+                o->err = -ENOTCONN;
+                snprintf(o->message, sizeof(o->message), "%s", proc->client->broken_reason);
+                break;
+        }
+}
+
+/* With the lock held: runs t's callback without it, then frees t. */
+static void finish_task(struct task *t, const struct outcome *o) {
+        mps_pool *pool = t->pool;
+        mps_client *c = pool->client;
+        pool->in_callback++;
+        mps__client_unlock(c);
+        if (o->state == PROC_ENDED) {
+                if (t->callback)
+                        t->callback(t->proc, o->exitcode, t->userdata);
+        } else if (t->error_callback) {
+                failing = t->proc;
+                t->error_callback(o->err, o->message, t->userdata);
+                failing = NULL;
+        }
+        mps__client_lock(c);
+        pool->in_callback--;
         task_free(t);
 }
 
 static void start_pending(mps_pool *pool);
 
-/* A running task's process has ended, failed to start, or was lost. */
+/* A running (or cancelled) task's process has ended, failed to start, or
+ * was lost: run by the reader, without the lock. */
 static void on_change(mps_process *proc, void *data) {
         struct task *t = data;
         mps_pool *pool = t->pool;
-        list_unlink(&pool->running, t);
-        switch (proc->state) {
-        case PROC_ENDED:
-                if (t->callback)
-                        t->callback(proc, proc->info.exitcode, t->userdata);
-                task_free(t);
-                break;
-        case PROC_FAILED:
-                fail_task(t, -proc->start_error, mps_client_error(pool->client));
-                break;
-        default:
-                fail_task(t, -ENOTCONN, "lost the connection to the forkserver");
-                break;
-        }
+        struct outcome o;
+        mps__client_lock(pool->client);
+        list_unlink(t);
+        outcome_of(proc, &o);
+        finish_task(t, &o);
         start_pending(pool);
+        mps__client_wake(pool->client, pool);
+        mps__client_unlock(pool->client);
 }
 
+/* With the lock held, as the reader (which runs a failure's callback). */
 static void start_pending(mps_pool *pool) {
+        mps_client *c = pool->client;
         while (pool->running.count < pool->workers && pool->pending.count > 0 &&
                !pool->terminated) {
                 struct task *t = list_head(&pool->pending);
-                list_unlink(&pool->pending, t);
+                list_unlink(t);
                 t->proc->on_change = on_change;
                 t->proc->on_change_data = t;
-                int r = mps__process_send_start(t->proc);
-                if (r < 0) {
-                        fail_task(t, r, mps_client_error(pool->client));
-                        continue;
-                }
                 list_push(&pool->running, t);
+                mps__client_unlock(c);
+                int r = mps__process_send_start(t->proc);
+                mps__client_lock(c);
+                if (r < 0) {
+                        struct outcome o;
+                        list_unlink(t);
+                        outcome_of(t->proc, &o);
+                        o.err = r;
+                        finish_task(t, &o);
+                }
         }
 }
 
+/*
+ * A task starts at once when a worker is free and none is queued, else it
+ * queues, started later by the reader as others end. One that fails at
+ * once (before anything is sent) is dropped and its error returned here:
+ * its error callback would otherwise run on this thread, perhaps while the
+ * reader runs another's.
+ */
 MPS_API int mps_pool_apply_async(mps_pool *pool, const mps_spec *spec,
                                  mps_pool_callback callback,
                                  mps_pool_error_callback error_callback,
                                  void *userdata) {
         if (!pool || !spec)
                 return -EINVAL;
-        if (pool->closed || pool->terminated) {
-                mps__client_set_error(pool->client, "the pool is closed");
-                return -EINVAL;
-        }
+        mps_client *c = pool->client;
         struct task *t = calloc(1, sizeof(*t));
         if (!t)
                 return -ENOMEM;
         mps__list_init(&t->node);
-        int r = mps_process_new(pool->client, spec, &t->proc);
+        int r = mps_process_new(c, spec, &t->proc);
         if (r < 0) {
                 free(t);
                 return r;
@@ -164,47 +232,81 @@ MPS_API int mps_pool_apply_async(mps_pool *pool, const mps_spec *spec,
         t->callback = callback;
         t->error_callback = error_callback;
         t->userdata = userdata;
-        list_push(&pool->pending, t);
-        start_pending(pool);
-        return 0;
+        mps__client_lock(c);
+        if (pool->closed || pool->terminated) {
+                mps__client_set_error(c, "the pool is closed");
+                task_free(t);
+                mps__client_unlock(c);
+                return -EINVAL;
+        }
+        if (pool->running.count >= pool->workers || pool->pending.count > 0) {
+                list_push(&pool->pending, t);
+                mps__client_unlock(c);
+                return 0;
+        }
+        t->proc->on_change = on_change;
+        t->proc->on_change_data = t;
+        list_push(&pool->running, t);
+        mps__client_unlock(c);
+        r = mps__process_send_start(t->proc);
+        if (r < 0) {
+                mps__client_lock(c);
+                list_unlink(t);
+                task_free(t);
+                mps__client_wake(c, pool);
+                mps__client_unlock(c);
+        }
+        return r;
 }
 
-/* Dispatches until no task is pending or running, or the deadline. */
-static int wait_idle(mps_pool *pool, int timeout_ms) {
-        uint64_t deadline = timeout_ms >= 0
-                ? mps__now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
-        while (pool->running.count > 0 || pool->pending.count > 0) {
-                int wait_ms = -1;
-                if (timeout_ms >= 0) {
-                        uint64_t now = mps__now_ns();
-                        if (now >= deadline)
-                                return -ETIMEDOUT;
-                        wait_ms = (int)((deadline - now + 999999) / 1000000);
-                }
-                int r = mps__client_wait(pool->client, wait_ms);
-                if (r < 0 && r != -EINTR)
-                        return r;
-        }
-        return 0;
+static bool pool_idle(void *arg) {
+        const mps_pool *pool = arg;
+        return pool->running.count == 0 && pool->pending.count == 0 &&
+               pool->cancelled.count == 0 && pool->in_callback == 0;
 }
+
+/* With the lock held: waits until no task is pending, running or in its
+ * callback, or the deadline. */
+static int wait_idle(mps_pool *pool, int timeout_ms) {
+        return mps__client_wait_until(pool->client, pool_idle, pool, pool,
+                                      mps__deadline(timeout_ms));
+}
+
+/* One map call's results; its tasks' callbacks fill them on the reader,
+ * and the map's thread reads them once `left` is 0 (atomic: written
+ * without the lock, in a callback). */
+struct map_state {
+        int *codes;
+        int first_error;
+        char message[MPS__ERROR_MAX];
+        _Atomic size_t left;
+};
 
 struct slot {
-        int *exitcode;
-        int *error;
+        struct map_state *m;
+        size_t i;
 };
 
 static void slot_done(mps_process *proc, int exitcode, void *userdata) {
         struct slot *s = userdata;
         (void)proc;
-        *s->exitcode = exitcode;
+        s->m->codes[s->i] = exitcode;
+        atomic_fetch_sub(&s->m->left, 1);
 }
 
 static void slot_failed(int err, const char *message, void *userdata) {
         struct slot *s = userdata;
-        (void)message;
-        *s->exitcode = MPS_EXITCODE_NONE;
-        if (*s->error == 0)
-                *s->error = err;
+        struct map_state *m = s->m;
+        m->codes[s->i] = MPS_EXITCODE_NONE;
+        if (m->first_error == 0) {
+                m->first_error = err;
+                snprintf(m->message, sizeof(m->message), "%s", message);
+        }
+        atomic_fetch_sub(&m->left, 1);
+}
+
+static bool map_done(void *arg) {
+        return atomic_load(&((struct map_state *)arg)->left) == 0;
 }
 
 MPS_API int mps_pool_map(mps_pool *pool, const mps_spec *const *specs, size_t count,
@@ -212,29 +314,42 @@ MPS_API int mps_pool_map(mps_pool *pool, const mps_spec *const *specs, size_t co
         if (!pool || (count > 0 && (!specs || !ret_exitcodes)))
                 return -EINVAL;
         struct slot *slots = calloc(count + 1, sizeof(*slots));
-        int *codes = malloc((count + 1) * sizeof(*codes));
-        int first_error = 0, r = 0;
-        if (!slots || !codes) {
+        struct map_state m = {.codes = malloc((count + 1) * sizeof(int))};
+        size_t queued = 0;
+        int r = 0;
+        if (!slots || !m.codes) {
                 free(slots);
-                free(codes);
+                free(m.codes);
                 return -ENOMEM;
         }
+        /* Counted up front: a task may end before the next is queued. */
+        atomic_store(&m.left, count);
         for (size_t i = 0; i < count; i++) {
-                codes[i] = MPS_EXITCODE_NONE;
-                slots[i] = (struct slot){&codes[i], &first_error};
-                r = mps_pool_apply_async(pool, specs[i], slot_done, slot_failed, &slots[i]);
+                m.codes[i] = MPS_EXITCODE_NONE;
+                slots[i] = (struct slot){&m, i};
+        }
+        for (; queued < count; queued++) {
+                r = mps_pool_apply_async(pool, specs[queued], slot_done, slot_failed,
+                                         &slots[queued]);
                 if (r < 0)
                         break;
         }
-        /* Tasks already queued still finish before their slots go away. */
-        int w = wait_idle(pool, -1);
+        /* Tasks already queued still finish before their slots go away;
+         * this waits for these tasks only, not for other threads'. */
+        if (queued < count)
+                atomic_fetch_sub(&m.left, count - queued);
+        mps__client_lock(pool->client);
+        int w = mps__client_wait_until(pool->client, map_done, &m, pool, 0);
         if (r == 0 && w < 0)
                 r = w;
+        if (r == 0 && m.first_error)
+                mps__client_set_error(pool->client, "%s", m.message);
+        mps__client_unlock(pool->client);
         if (r == 0)
-                memcpy(ret_exitcodes, codes, count * sizeof(*codes));
+                memcpy(ret_exitcodes, m.codes, count * sizeof(int));
         free(slots);
-        free(codes);
-        return r < 0 ? r : first_error;
+        free(m.codes);
+        return r < 0 ? r : m.first_error;
 }
 
 MPS_API int mps_pool_apply(mps_pool *pool, const mps_spec *spec, int *ret_exitcode) {
@@ -249,69 +364,107 @@ MPS_API int mps_pool_apply(mps_pool *pool, const mps_spec *spec, int *ret_exitco
 MPS_API int mps_pool_send_signal(mps_pool *pool, int sig) {
         if (!pool)
                 return -EINVAL;
-        /* The tasks running now, by value: signalling one dispatches
-         * replies, which may end (not free: see task_free) any of them and
-         * start queued ones. */
+        mps_client *c = pool->client;
+        mps__client_lock(c);
+        /* The tasks running now, by value: while they are signalled
+         * (without the lock), any may end, and is then kept, not freed
+         * (see task_free). */
         size_t n = pool->running.count, i = 0;
-        struct task **now = malloc((n + 1) * sizeof(*now));
-        if (!now)
+        mps_process **now = malloc((n + 1) * sizeof(*now));
+        if (!now) {
+                mps__client_unlock(c);
                 return -ENOMEM;
+        }
         struct mps__list *node, *tmp;
         mps__list_foreach_safe(node, tmp, &pool->running.head)
-                now[i++] = mps__list_entry(node, struct task, node);
-        int first = 0;
+                now[i++] = mps__list_entry(node, struct task, node)->proc;
         pool->signalling++;
+        mps__client_unlock(c);
+        int first = 0;
         for (i = 0; i < n; i++) {
-                int r = mps_send_signal(now[i]->proc, sig);
+                int r = mps_send_signal(now[i], sig);
                 if (r < 0 && first == 0)
                         first = r;
         }
-        pool->signalling--;
         free(now);
+        mps__client_lock(c);
+        pool->signalling--;
         while (!pool->signalling && pool->ended.count > 0) {
                 struct task *t = list_head(&pool->ended);
-                list_unlink(&pool->ended, t);
+                list_unlink(t);
                 task_free(t);
         }
+        mps__client_wake(c, pool);
+        mps__client_unlock(c);
         return first;
 }
 
 MPS_API int mps_pool_close(mps_pool *pool) {
         if (!pool)
                 return -EINVAL;
+        mps__client_lock(pool->client);
         pool->closed = true;
+        mps__client_unlock(pool->client);
         return 0;
 }
 
+/* Queued tasks are cancelled as if their start had failed: their error
+ * callbacks run where every callback runs, on the reader (this thread,
+ * at once, when no other is reading). */
 MPS_API int mps_pool_terminate(mps_pool *pool) {
         if (!pool)
                 return -EINVAL;
+        mps_client *c = pool->client;
+        mps__client_lock(c);
         pool->closed = pool->terminated = true;
         while (pool->pending.count > 0) {
                 struct task *t = list_head(&pool->pending);
-                list_unlink(&pool->pending, t);
-                fail_task(t, -ECANCELED, "the pool was terminated");
+                list_unlink(t);
+                t->proc->state = PROC_FAILED;
+                t->proc->start_error = ECANCELED;
+                snprintf(t->proc->start_message, sizeof(t->proc->start_message),
+                         "the pool was terminated");
+                t->proc->on_change = on_change;
+                t->proc->on_change_data = t;
+                list_push(&pool->cancelled, t);
+                mps__client_defer(c, t->proc);
         }
+        mps__client_unlock(c);
+        mps__client_run_deferred(c);
         return mps_pool_send_signal(pool, SIGTERM);
 }
 
 MPS_API int mps_pool_join(mps_pool *pool, int timeout_ms) {
         if (!pool)
                 return -EINVAL;
+        mps_client *c = pool->client;
+        mps__client_lock(c);
+        int r;
         if (!pool->closed) {
-                mps__client_set_error(pool->client,
-                                      "join a pool only after close or terminate");
-                return -EINVAL;
+                mps__client_set_error(c, "join a pool only after close or terminate");
+                r = -EINVAL;
+        } else {
+                r = wait_idle(pool, timeout_ms);
         }
-        return wait_idle(pool, timeout_ms);
+        mps__client_unlock(c);
+        return r;
 }
 
 MPS_API int mps_pool_free(mps_pool *pool) {
         if (!pool)
                 return 0;
-        if (pool->running.count > 0 || pool->pending.count > 0 || pool->signalling)
+        mps_client *c = pool->client;
+        mps__client_lock(c);
+        if (!c->forked && !pool_idle(pool)) {
+                mps__client_unlock(c);
                 return -EBUSY;
+        }
+        if (pool->signalling) {
+                mps__client_unlock(c);
+                return -EBUSY;
+        }
         free(pool);
+        mps__client_unlock_unref(c);
         return 0;
 }
 
@@ -320,6 +473,13 @@ mps_client *mps__pool_client(const mps_pool *pool) {
         return pool->client;
 }
 
-int mps__pool_wait_idle(mps_pool *pool) {
-        return wait_idle(pool, -1);
+static bool count_done(void *arg) {
+        return atomic_load((_Atomic size_t *)arg) == 0;
+}
+
+int mps__pool_wait_tasks(mps_pool *pool, _Atomic size_t *left) {
+        mps__client_lock(pool->client);
+        int r = mps__client_wait_until(pool->client, count_done, (void *)left, pool, 0);
+        mps__client_unlock(pool->client);
+        return r;
 }

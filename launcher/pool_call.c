@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 struct call_slot {
         mps_call_result res;
         bool failed;
+        _Atomic size_t *left; /* the map's tasks not yet done */
 };
 
 /* "killed by signal 9 (Killed)", "exited with status 3": malloc()ed. */
@@ -39,6 +41,7 @@ static void slot_done(mps_process *proc, int exitcode, void *userdata) {
         s->res.result = result ? strdup(result) : NULL;
         s->failed = error || exitcode != 0;
         s->res.error = error ? strdup(error) : exitcode != 0 ? exit_message(exitcode) : NULL;
+        atomic_fetch_sub(s->left, 1);
 }
 
 static void slot_failed(int err, const char *message, void *userdata) {
@@ -46,6 +49,7 @@ static void slot_failed(int err, const char *message, void *userdata) {
         s->res.exitcode = MPS_EXITCODE_NONE;
         s->failed = true;
         s->res.error = strdup(message && *message ? message : mps_strerror(err));
+        atomic_fetch_sub(s->left, 1);
 }
 
 /* The tasks' arguments, checked before anything runs: -EINVAL (with the
@@ -87,16 +91,28 @@ MPS_API int mps_pool_map_call(mps_pool *pool, const mps_spec *spec, const char *
                 free(slots);
                 return r;
         }
-        for (size_t i = 0; i < count && r == 0; i++) {
+        /* Counted up front: a task may end before the next is queued. */
+        _Atomic size_t left = count;
+        size_t queued = 0;
+        for (size_t i = 0; i < count; i++) {
                 slots[i].res.exitcode = MPS_EXITCODE_NONE;
+                slots[i].left = &left;
+        }
+        for (; queued < count; queued++) {
                 /* apply_async copies the spec: one serves every task. */
-                r = mps_spec_set_call(task, entry, args_json[i]);
+                r = mps_spec_set_call(task, entry, args_json[queued]);
                 if (r == 0)
-                        r = mps_pool_apply_async(pool, task, slot_done, slot_failed, &slots[i]);
+                        r = mps_pool_apply_async(pool, task, slot_done, slot_failed,
+                                                 &slots[queued]);
+                if (r < 0)
+                        break;
         }
         mps_spec_free(task);
-        /* Tasks already queued still finish before their slots go away. */
-        int w = mps__pool_wait_idle(pool);
+        /* Tasks already queued still finish before their slots go away;
+         * this waits for these tasks only, not for other threads'. */
+        if (queued < count)
+                atomic_fetch_sub(&left, count - queued);
+        int w = mps__pool_wait_tasks(pool, &left);
         if (r == 0 && w < 0)
                 r = w;
         size_t failed = 0, first = count;

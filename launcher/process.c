@@ -7,6 +7,10 @@
  * connection goes first. The server's pidfd is kept as the sentinel: it
  * polls readable once the job has ended, and signals reach exactly this job
  * with no pid-reuse window.
+ *
+ * Threads: every state field is guarded by the client's lock; the reader
+ * (see client.c) changes them as messages arrive and wakes the threads
+ * waiting on that process.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,17 +36,25 @@ MPS_API int mps_process_new(mps_client *c, const mps_spec *spec,
                                          "nor entry point (mps_spec_set_call)");
                 return -EINVAL;
         }
+        mps__client_lock(c);
+        int r = mps__client_check_forked(c);
+        mps__client_unlock(c);
+        if (r < 0)
+                return r;
         mps_process *p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
-        int r = mps__spec_copy(spec, &p->spec);
+        r = mps__spec_copy(spec, &p->spec);
         if (r < 0) {
                 free(p);
                 return r;
         }
         p->pidfd = -1;
         p->client = c;
-        c->refs++;
+        mps__list_init(&p->deferred_node);
+        mps__client_lock(c);
+        mps__client_ref_locked(c);
+        mps__client_unlock(c);
         *ret_process = p;
         return 0;
 }
@@ -298,13 +310,30 @@ static int send_spawn(mps_process *p, const struct mps__spawn *msg,
                 outgoing_done(&o);
                 return r;
         }
-        /* Registered before it is sent: once the request is out the job may
-         * run, and its replies must find this handle. */
-        r = mps__idmap_put(&c->inflight, p->tag, p);
+        /* Registered, and STARTING, before it is sent: once the request is
+         * out the job may run, and the reader (perhaps another thread)
+         * must find this handle waiting for its replies. */
+        mps__client_lock(c);
+        r = mps__client_check_forked(c);
+        if (r == 0 && (c->closed || c->broken)) {
+                mps__client_set_error(c, "the client is not connected");
+                r = -ENOTCONN;
+        }
+        if (r == 0 && (r = mps__idmap_put(&c->inflight, p->tag, p)) == 0)
+                p->state = PROC_STARTING;
+        mps__client_unlock(c);
         if (r == 0) {
                 r = mps__client_send_raw(c, o.text, o.len, o.fds, o.nfds);
-                if (r < 0)
+                mps__client_lock(c);
+                if (r < 0 && p->state == PROC_STARTING) {
                         mps__idmap_remove(&c->inflight, p->tag);
+                        p->state = PROC_NEW;
+                } else if (r < 0) {
+                        /* The connection was marked lost meanwhile: that
+                         * loss reports this start, once. */
+                        r = 0;
+                }
+                mps__client_unlock(c);
         }
         outgoing_done(&o);
         return r;
@@ -331,9 +360,11 @@ static size_t job_arg_max(const mps_spec *s) {
 
 /* The start fails as the exec would, at the "exec" stage, with -E2BIG. */
 static int too_big(mps_process *p) {
+        mps__client_lock(p->client);
         p->state = PROC_FAILED;
         p->start_error = E2BIG;
         snprintf(p->start_stage, sizeof(p->start_stage), "exec");
+        mps__client_unlock(p->client);
         return -E2BIG;
 }
 
@@ -371,7 +402,18 @@ static int check_arg_size(mps_process *p, const char *const *argv, char *const *
         return too_big(p);
 }
 
+static int send_start(mps_process *p);
+
+/* A start that fails here keeps its message in the process too, for a
+ * Pool's error callback. */
 int mps__process_send_start(mps_process *p) {
+        int r = send_start(p);
+        if (r < 0)
+                mps__client_copy_error(p->start_message, sizeof(p->start_message));
+        return r;
+}
+
+static int send_start(mps_process *p) {
         mps_client *c = p->client;
         const mps_spec *s = p->spec;
         struct start_fds f;
@@ -381,14 +423,20 @@ int mps__process_send_start(mps_process *p) {
         size_t envc;
         int r;
 
-        if (p->state != PROC_NEW) {
+        mps__client_lock(c);
+        if ((r = mps__client_check_forked(c)) == 0 && p->state != PROC_NEW) {
                 mps__client_set_error(c, "a process can be started only once");
-                return -EALREADY;
+                r = -EALREADY;
         }
-        if (c->closed || c->broken) {
+        if (r == 0 && (c->closed || c->broken)) {
                 mps__client_set_error(c, "the client is not connected");
-                return -ENOTCONN;
+                r = -ENOTCONN;
         }
+        /* Tags under the lock: any thread may start at the same time. */
+        p->tag = ++c->next_tag;
+        mps__client_unlock(c);
+        if (r < 0)
+                return r;
         if ((r = check_features(c, &s->spawn)) < 0 || (r = build_fds(c, s, &f)) < 0 ||
             (r = absolute_cwd(c, s->spawn.cwd, cwd, sizeof(cwd), &dir)) < 0)
                 return r;
@@ -402,7 +450,6 @@ int mps__process_send_start(mps_process *p) {
         }
         /* The spec's job as it stands, plus what belongs to this start. */
         struct mps__spawn msg = s->spawn;
-        p->tag = ++c->next_tag;
         msg.tag = p->tag;
         msg.envp = (const char **)envp;
         msg.envc = envc;
@@ -421,18 +468,28 @@ int mps__process_send_start(mps_process *p) {
         r = send_spawn(p, &msg, &f);
         mps__safe_close(dirfd);
         mps__strv_free(envp);
-        if (r < 0)
-                return r;
-        p->state = PROC_STARTING;
-        return 0;
+        return r;
 }
 
-/* Waits for answers until the process is no longer in state `from`. */
-static int wait_leave(mps_process *p, enum proc_state from) {
-        while (p->state == from) {
-                int r = mps__client_wait(p->client, -1);
-                if (r < 0 && r != -EINTR)
-                        return r;
+static bool started(void *arg) {
+        return ((mps_process *)arg)->state != PROC_STARTING;
+}
+
+static bool ended(void *arg) {
+        enum proc_state s = ((mps_process *)arg)->state;
+        return s != PROC_STARTING && s != PROC_RUNNING;
+}
+
+/* With the lock held: the error of a start that failed or was lost, with
+ * its message for this thread (the reader that learnt it may be another). */
+static int start_outcome(mps_process *p) {
+        if (p->state == PROC_FAILED) {
+                mps__client_set_error(p->client, "%s", p->start_message);
+                return -p->start_error;
+        }
+        if (p->state == PROC_LOST) {
+                mps__client_set_error(p->client, "%s", p->client->broken_reason);
+                return -ENOTCONN;
         }
         return 0;
 }
@@ -443,14 +500,12 @@ MPS_API int mps_start(mps_process *p) {
         int r = mps__process_send_start(p);
         if (r < 0)
                 return r;
-        r = wait_leave(p, PROC_STARTING);
-        if (r < 0)
-                return r;
-        if (p->state == PROC_FAILED)
-                return -p->start_error;
-        if (p->state == PROC_LOST)
-                return -ENOTCONN;
-        return 0;
+        mps__client_lock(p->client);
+        r = mps__client_wait_until(p->client, started, p, p, 0);
+        if (r == 0)
+                r = start_outcome(p);
+        mps__client_unlock(p->client);
+        return r;
 }
 
 mps_exit_info mps__exit_info_of(const struct mps__exited *e) {
@@ -465,9 +520,11 @@ mps_exit_info mps__exit_info_of(const struct mps__exited *e) {
         };
 }
 
+/* p's state changed: its waiters wake, and its hook is queued for the
+ * reader to run once the lock is released. */
 static void changed(mps_process *p) {
-        if (p->on_change)
-                p->on_change(p, p->on_change_data);
+        mps__client_wake(p->client, p);
+        mps__client_defer(p->client, p);
 }
 
 void mps__process_on_msg(mps_client *c, struct mps__msg *msg) {
@@ -498,6 +555,7 @@ void mps__process_on_msg(mps_client *c, struct mps__msg *msg) {
                 } else {
                         p->state = PROC_RUNNING;
                 }
+                mps__client_wake(c, p);
                 break;
         }
         case MPS_OP_EXITED: {
@@ -539,8 +597,8 @@ void mps__process_on_msg(mps_client *c, struct mps__msg *msg) {
                 mps__idmap_remove(&c->inflight, e.tag);
                 p->start_error = e.err;
                 snprintf(p->start_stage, sizeof(p->start_stage), "%s", e.stage);
+                snprintf(p->start_message, sizeof(p->start_message), "%s", e.message);
                 p->state = PROC_FAILED;
-                mps__client_set_error(c, "%s", e.message);
                 changed(p);
                 break;
         }
@@ -563,77 +621,93 @@ void mps__process_lost(mps_process *p) {
  * that record then, so that is_alive/exitcode agree with the sentinel.
  */
 static int sync_if_ended(mps_process *p) {
+        mps_client *c = p->client;
         if (p->state != PROC_RUNNING)
                 return 0;
-        if (!p->client->closed && !p->client->broken) {
-                int r = mps_client_dispatch(p->client);
+        if (!c->closed && !c->broken && !c->forked) {
+                int r = mps__client_drain_locked(c);
                 if (r < 0 && r != -ENOTCONN)
                         return r;
         }
         if (p->state == PROC_RUNNING && p->pidfd >= 0 &&
             mps__poll_one(p->pidfd, POLLIN, 0) > 0)
-                return wait_leave(p, PROC_RUNNING);
+                return mps__client_wait_until(c, ended, p, p, 0);
         return 0;
+}
+
+/* With the lock held. */
+static int join_locked(mps_process *p, int timeout_ms) {
+        mps_client *c = p->client;
+        int r = mps__client_check_forked(c);
+        if (r < 0)
+                return r;
+        if (p->state == PROC_NEW || p->state == PROC_FAILED) {
+                mps__client_set_error(c, "join of a process that was not started");
+                return -EINVAL;
+        }
+        if (p->state == PROC_DETACHED) {
+                mps__client_set_error(c, "join of a detached process: use "
+                                         "mps_client_wait_job()");
+                return -EINVAL;
+        }
+        uint64_t deadline = mps__deadline(timeout_ms);
+        r = sync_if_ended(p);
+        if (r < 0)
+                return r;
+        r = mps__client_wait_until(c, ended, p, p, deadline);
+        if (p->state == PROC_LOST || (r == -ENOTCONN && !ended(p))) {
+                mps__client_set_error(c, "%s", c->broken_reason);
+                return -ENOTCONN;
+        }
+        /* A timeout is no error: the caller asks is_alive/exitcode. */
+        return r == -ETIMEDOUT ? 0 : r;
 }
 
 MPS_API int mps_join(mps_process *p, int timeout_ms) {
         if (!p)
                 return -EINVAL;
-        if (p->state == PROC_NEW || p->state == PROC_FAILED) {
-                mps__client_set_error(p->client, "join of a process that was not started");
-                return -EINVAL;
-        }
-        if (p->state == PROC_DETACHED) {
-                mps__client_set_error(p->client, "join of a detached process: use "
-                                                 "mps_client_wait_job()");
-                return -EINVAL;
-        }
-        uint64_t deadline = timeout_ms >= 0
-                ? mps__now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
-        for (;;) {
-                int r = sync_if_ended(p);
-                if (r < 0)
-                        return r;
-                if (p->state == PROC_ENDED)
-                        return 0;
-                if (p->state == PROC_LOST)
-                        return -ENOTCONN;
-                int wait_ms = -1;
-                if (timeout_ms >= 0) {
-                        uint64_t now = mps__now_ns();
-                        if (now >= deadline)
-                                return 0;
-                        wait_ms = (int)((deadline - now + 999999) / 1000000);
-                }
-                r = mps__client_wait(p->client, wait_ms);
-                if (r < 0 && r != -EINTR && r != -ENOTCONN)
-                        return r;
-        }
+        mps__client_lock(p->client);
+        int r = join_locked(p, timeout_ms);
+        mps__client_unlock(p->client);
+        return r;
 }
 
 MPS_API int mps_is_alive(mps_process *p) {
         if (!p)
                 return 0;
-        if (p->state == PROC_DETACHED)
-                return p->pidfd >= 0 && mps__poll_one(p->pidfd, POLLIN, 0) == 0;
-        sync_if_ended(p);
-        return p->state == PROC_STARTING || p->state == PROC_RUNNING;
+        int alive;
+        mps__client_lock(p->client);
+        if (p->state == PROC_DETACHED) {
+                alive = p->pidfd >= 0 && mps__poll_one(p->pidfd, POLLIN, 0) == 0;
+        } else {
+                sync_if_ended(p);
+                alive = p->state == PROC_STARTING || p->state == PROC_RUNNING;
+        }
+        mps__client_unlock(p->client);
+        return alive;
 }
 
 MPS_API int mps_exitcode(mps_process *p) {
         if (!p)
                 return MPS_EXITCODE_NONE;
+        mps__client_lock(p->client);
         sync_if_ended(p);
-        return p->state == PROC_ENDED ? p->info.exitcode : MPS_EXITCODE_NONE;
+        int code = p->state == PROC_ENDED ? p->info.exitcode : MPS_EXITCODE_NONE;
+        mps__client_unlock(p->client);
+        return code;
 }
 
 MPS_API int mps_exit_info_get(const mps_process *p, mps_exit_info *ret_info) {
         if (!p || !ret_info)
                 return -EINVAL;
-        if (p->state != PROC_ENDED)
-                return -EAGAIN;
-        *ret_info = p->info;
-        return 0;
+        int r = -EAGAIN;
+        mps__client_lock(p->client);
+        if (p->state == PROC_ENDED) {
+                *ret_info = p->info;
+                r = 0;
+        }
+        mps__client_unlock(p->client);
+        return r;
 }
 
 /* Asks the server to signal the job (when our pidfd cannot). */
@@ -642,22 +716,34 @@ static int signal_through_server(mps_process *p, int sig) {
         return r == -ESRCH ? 0 : r; /* ended meanwhile */
 }
 
+/* With the lock held: whether p is running or detached, once its start
+ * is answered (0 no, 1 yes, -errno). */
+static int wait_started(mps_process *p) {
+        int r = mps__client_check_forked(p->client);
+        if (r < 0)
+                return r;
+        if (p->state == PROC_NEW || p->state == PROC_FAILED)
+                return -EINVAL;
+        if (p->state == PROC_STARTING &&
+            (r = mps__client_wait_until(p->client, started, p, p, 0)) < 0)
+                return r;
+        return p->state == PROC_RUNNING || p->state == PROC_DETACHED;
+}
+
 MPS_API int mps_send_signal(mps_process *p, int sig) {
         if (!p || sig < 0 || sig >= NSIG)
                 return -EINVAL;
-        if (p->state == PROC_NEW || p->state == PROC_FAILED)
-                return -EINVAL;
-        if (p->state == PROC_STARTING) {
-                int r = wait_leave(p, PROC_STARTING);
-                if (r < 0)
-                        return r;
-        }
-        if (p->state != PROC_RUNNING && p->state != PROC_DETACHED)
-                return 0; /* already ended: nothing to do, as in Python */
+        mps__client_lock(p->client);
+        int r = wait_started(p);
+        int pidfd = p->pidfd;
+        mps__client_unlock(p->client);
+        if (r <= 0)
+                return r; /* already ended: nothing to do, as in Python */
         /* A whole tree is the server's to reach (kill(-pgid) while it
-         * knows the group is this job's); one process, our pidfd's. */
-        if (p->pidfd >= 0 && !p->spec->spawn.kill_tree) {
-                if (pidfd_send_signal(p->pidfd, sig, NULL, 0) == 0)
+         * knows the group is this job's); one process, our pidfd's (the
+         * pidfd lives as long as the handle, and the spec never changes). */
+        if (pidfd >= 0 && !p->spec->spawn.kill_tree) {
+                if (pidfd_send_signal(pidfd, sig, NULL, 0) == 0)
                         return 0;
                 if (errno == ESRCH)
                         return 0; /* ended, not yet reported */
@@ -668,32 +754,41 @@ MPS_API int mps_send_signal(mps_process *p, int sig) {
 }
 
 MPS_API int mps_stop_signal(const mps_process *p) {
-        return p && p->state == PROC_RUNNING ? p->stop_signal : 0;
+        if (!p)
+                return 0;
+        mps__client_lock(p->client);
+        int sig = p->state == PROC_RUNNING ? p->stop_signal : 0;
+        mps__client_unlock(p->client);
+        return sig;
 }
 
 MPS_API int mps_set_terminal_foreground(mps_process *p, bool foreground) {
-        if (!p || p->state == PROC_NEW || p->state == PROC_FAILED)
+        if (!p)
                 return -EINVAL;
         mps_client *c = p->client;
-        if (!p->spec->spawn.controlling_terminal || !(c->features & MPS_FEATURE_TERMINAL))
-                return -ENOTSUP;
-        if (p->state == PROC_STARTING) {
-                int r = wait_leave(p, PROC_STARTING);
-                if (r < 0)
-                        return r;
+        if (!p->spec->spawn.controlling_terminal || !(c->features & MPS_FEATURE_TERMINAL)) {
+                mps__client_lock(c);
+                bool unstarted = p->state == PROC_NEW || p->state == PROC_FAILED;
+                mps__client_unlock(c);
+                return unstarted ? -EINVAL : -ENOTSUP;
         }
-        if (p->state != PROC_RUNNING)
-                return 0; /* ended: nothing to do */
-        if (c->closed || c->broken)
-                return -ENOTCONN;
+        mps__client_lock(c);
+        int r = wait_started(p);
+        if (r == 1 && p->state != PROC_RUNNING)
+                r = 0; /* ended: nothing to do */
+        if (r == 1 && (c->closed || c->broken))
+                r = -ENOTCONN;
         /* Its own tag, which nothing waits for: a refusal arrives as an
          * error no handle claims, and becomes the client's error. */
         struct mps__foreground m = {.tag = ++c->next_tag, .id = p->id,
                                     .foreground = foreground};
+        mps__client_unlock(c);
+        if (r <= 0)
+                return r;
         cJSON *json = mps__foreground_encode(&m);
         if (!json)
                 return -ENOMEM;
-        int r = mps__client_send(c, json, NULL, 0);
+        r = mps__client_send(c, json, NULL, 0);
         cJSON_Delete(json);
         return r;
 }
@@ -706,57 +801,97 @@ MPS_API int mps_kill(mps_process *p) {
         return mps_send_signal(p, SIGKILL);
 }
 
+/* The getters read under the lock too: the reader may be filling the
+ * fields in on another thread. */
 MPS_API pid_t mps_pid(const mps_process *p) {
         if (!p)
                 return -EINVAL;
-        return p->pid > 0 ? p->pid : -ESRCH;
+        mps__client_lock(p->client);
+        pid_t pid = p->pid > 0 ? p->pid : -ESRCH;
+        mps__client_unlock(p->client);
+        return pid;
 }
 
 MPS_API uint64_t mps_job_id(const mps_process *p) {
-        return p ? p->id : 0;
+        if (!p)
+                return 0;
+        mps__client_lock(p->client);
+        uint64_t id = p->id;
+        mps__client_unlock(p->client);
+        return id;
 }
 
 MPS_API int mps_sentinel(const mps_process *p) {
         if (!p)
                 return -EINVAL;
-        if (p->pidfd < 0)
-                return p->state == PROC_NEW || p->state == PROC_STARTING ? -ESRCH : -ENOTSUP;
-        return p->pidfd;
+        mps__client_lock(p->client);
+        int r = p->pidfd;
+        if (r < 0)
+                r = p->state == PROC_NEW || p->state == PROC_STARTING ? -ESRCH : -ENOTSUP;
+        mps__client_unlock(p->client);
+        return r;
 }
 
 MPS_API const char *mps_start_failed_stage(const mps_process *p) {
-        return p && p->state == PROC_FAILED ? p->start_stage : NULL;
+        if (!p)
+                return NULL;
+        mps__client_lock(p->client);
+        const char *stage = p->state == PROC_FAILED ? p->start_stage : NULL;
+        mps__client_unlock(p->client);
+        return stage;
 }
 
+/* With the lock held: frees p, but not its reference to the client. */
 static void release(mps_process *p) {
         mps__idmap_remove(&p->client->inflight, p->tag);
+        mps__list_remove(&p->deferred_node);
         mps__safe_close(p->pidfd);
         mps_spec_free(p->spec);
-        mps__client_unref(p->client);
         cJSON_free(p->result);
         free(p->result_error);
         free(p);
 }
 
+/* The Pool holds a reference of its own, so this one is never the last. */
+void mps__process_release_locked(mps_process *p) {
+        mps_client *c = p->client;
+        release(p);
+        c->refs--;
+}
+
 MPS_API int mps_process_close(mps_process *p) {
         if (!p)
                 return 0;
-        if (p->state == PROC_STARTING || p->state == PROC_RUNNING) {
+        mps_client *c = p->client;
+        mps__client_lock(c);
+        if (!c->forked && (p->state == PROC_STARTING || p->state == PROC_RUNNING)) {
                 /* (A detached one may go at once: nothing more comes.) */
-                if (mps_is_alive(p)) {
-                        mps__client_set_error(p->client,
-                                              "cannot close a process that is still running");
+                sync_if_ended(p);
+                if (p->state == PROC_STARTING || p->state == PROC_RUNNING) {
+                        mps__client_set_error(c, "cannot close a process that is still running");
+                        mps__client_unlock(c);
                         return -EBUSY;
                 }
         }
         release(p);
+        mps__client_unlock_unref(c);
         return 0;
 }
 
 MPS_API const char *mps_result(const mps_process *p) {
-        return p && p->state == PROC_ENDED ? p->result : NULL;
+        if (!p)
+                return NULL;
+        mps__client_lock(p->client);
+        const char *result = p->state == PROC_ENDED ? p->result : NULL;
+        mps__client_unlock(p->client);
+        return result;
 }
 
 MPS_API const char *mps_result_error(const mps_process *p) {
-        return p && p->state == PROC_ENDED ? p->result_error : NULL;
+        if (!p)
+                return NULL;
+        mps__client_lock(p->client);
+        const char *error = p->state == PROC_ENDED ? p->result_error : NULL;
+        mps__client_unlock(p->client);
+        return error;
 }
