@@ -85,13 +85,15 @@ ALL_LDFLAGS = $(LDFLAGS) $(SANITIZE)
 COMMON_SRC := launcher/wire.c launcher/transport.c launcher/say.c launcher/fdutil.c launcher/idmap.c \
               launcher/rlimits.c launcher/number.c
 LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c \
-              launcher/job_requests.c launcher/pool.c launcher/cmdline.c launcher/share.c
+              launcher/job_requests.c launcher/pool.c launcher/cmdline.c launcher/share.c \
+              launcher/embedded.c
 SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver/listen.c \
               forkserver/connection.c forkserver/spawn.c forkserver/job.c forkserver/child.c \
               forkserver/timer.c forkserver/log.c forkserver/retain.c forkserver/closer.c \
               forkserver/request.c forkserver/preload.c forkserver/prefork.c \
               forkserver/policy.c forkserver/config.c forkserver/access.c \
               forkserver/service.c forkserver/steps.c forkserver/peer.c forkserver/keeper.c \
+              forkserver/adopt.c \
               $(COMMON_SRC)
 CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_options.c launcher/cli_common.c \
               launcher/cli_batch.c launcher/cli_subcommands.c \
