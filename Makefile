@@ -121,6 +121,7 @@ TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_p
               check_bigspec \
               check_differential \
               check_userserver \
+              check_embedded \
               $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh completion.sh
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
@@ -244,6 +245,8 @@ $(BUILD)/tests/check_bigspec: $(BUILD)/tests/check_bigspec.o $(BUILD)/tests/test
 $(BUILD)/tests/check_differential: $(BUILD)/tests/check_differential.o $(BUILD)/tests/pty_expect.o \
   $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_userserver: $(BUILD)/tests/check_userserver.o $(BUILD)/tests/testutil.o \
+  $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_embedded: $(BUILD)/tests/check_embedded.o $(BUILD)/tests/testutil.o \
   $(BUILD)/libmpspawn.a
 # The CLI's parser is no part of the library; its unit test links it directly.
 $(BUILD)/tests/check_cli_parse: $(BUILD)/tests/check_cli_parse.o $(BUILD)/obj/launcher/cli_options.o \

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -49,6 +50,18 @@ static int check_connection(int fd, char *why, size_t whylen) {
         return 0;
 }
 
+bool adopt_offered(const struct server *srv) {
+        /* MPSPAWN_SERVER_NO_ADOPT=1, a test hook, makes an embedded server
+         * behave as one from before adopt: the library must then fall back
+         * to a server per client. Read once: the environment is ours. */
+        static int hook = -1;
+        if (hook < 0) {
+                const char *e = getenv("MPSPAWN_SERVER_NO_ADOPT");
+                hook = e && strcmp(e, "1") == 0;
+        }
+        return srv->life.embedded && !hook;
+}
+
 void request_adopt(struct client *c, struct mps__msg *msg) {
         struct server *srv = c->srv;
         char err[256], why[128];
@@ -63,6 +76,12 @@ void request_adopt(struct client *c, struct mps__msg *msg) {
                                   "only an embedded server (mpforkserver --embedded) "
                                   "takes a connection handed over; connect to this one's "
                                   "socket instead");
+                return;
+        }
+        if (!adopt_offered(srv)) {
+                client_send_error(c, tag, EOPNOTSUPP, "request",
+                                  "this server takes no connection handed over "
+                                  "(MPSPAWN_SERVER_NO_ADOPT=1)");
                 return;
         }
         if (srv->life.stopping) {

@@ -39,7 +39,7 @@ void request_hello(struct client *c, const struct mps__msg *msg) {
                                  .pid = c->srv->life.pid,
                                  .pidfd = c->srv->launch.use_pidfd,
                                  /* adopt only where it is taken (adopt.c). */
-                                 .features = c->srv->life.embedded
+                                 .features = adopt_offered(c->srv)
                                                      ? MPS_FEATURES_ALL
                                                      : MPS_FEATURES_ALL & ~MPS_FEATURE_ADOPT};
         client_send(c, mps__welcome_encode(&w), -1);

@@ -491,6 +491,8 @@ void request_foreground(struct client *c, const struct mps__msg *msg);
 
 /* ---- adopt.c: a connection handed over to an embedded server --------------------- */
 
+/* Whether this server announces and takes adopt: an embedded one does. */
+bool adopt_offered(const struct server *srv);
 /* Takes the message's one descriptor when it serves it as a connection. */
 void request_adopt(struct client *c, struct mps__msg *msg);
 
