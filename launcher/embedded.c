@@ -32,6 +32,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -313,6 +314,11 @@ static struct {
         struct mps__idmap conns;
 } shared = {.lock = PTHREAD_MUTEX_INITIALIZER, .control = -1};
 
+/* shared.refs, readable without the lock: while it is 0 no connection is
+ * the shared server's, and closing any client's takes no lock (a client's
+ * open, which counted its connection, happened before its close). */
+static atomic_uint shared_refs;
+
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 /* Lets go of the shared server: the next open starts another. Connections
@@ -320,6 +326,7 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void forget(void) {
         shared.control = mps__safe_close(shared.control);
         shared.refs = 0;
+        atomic_store_explicit(&shared_refs, 0, memory_order_release);
         mps__idmap_free(&shared.conns);
 }
 
@@ -340,6 +347,7 @@ static void atfork_child(void) {
                 close(shared.control);
         shared.control = -1;
         shared.refs = 0;
+        atomic_store_explicit(&shared_refs, 0, memory_order_relaxed);
         shared.conns = (struct mps__idmap){0};
         pthread_mutex_unlock(&shared.lock);
 }
@@ -430,7 +438,8 @@ static int connect_locked(int *ret_fd, char *msg, size_t msglen) {
                 close(shared.control);
                 shared.control = -1;
                 shared.refs = 0;
-                shared.conns = (struct mps__idmap){0};
+                atomic_store_explicit(&shared_refs, 0, memory_order_release);
+                shared.conns = (struct mps__idmap){0}; /* the parent's memory */
         }
         for (int attempt = 0;; attempt++) {
                 bool fresh = shared.control < 0;
@@ -444,7 +453,8 @@ static int connect_locked(int *ret_fd, char *msg, size_t msglen) {
                         r = -ENOMEM;
                 }
                 if (r == 0) {
-                        shared.refs++;
+                        atomic_store_explicit(&shared_refs, ++shared.refs,
+                                              memory_order_release);
                         *ret_fd = fd;
                         return 0;
                 }
@@ -469,10 +479,15 @@ int mps__embedded_connect(int *ret_fd, char *msg, size_t msglen) {
 int mps__embedded_close(int fd) {
         if (fd < 0)
                 return -1;
+        if (atomic_load_explicit(&shared_refs, memory_order_acquire) == 0)
+                return mps__safe_close(fd);
         pthread_mutex_lock(&shared.lock);
         if (shared.control >= 0 && shared.owner == getpid() &&
-            mps__idmap_remove(&shared.conns, (uint64_t)fd + 1) && --shared.refs == 0)
-                forget(); /* the server exits once fd, its last, is closed too */
+            mps__idmap_remove(&shared.conns, (uint64_t)fd + 1)) {
+                atomic_store_explicit(&shared_refs, --shared.refs, memory_order_release);
+                if (shared.refs == 0)
+                        forget(); /* the server exits once fd, its last, is closed too */
+        }
         mps__safe_close(fd);
         pthread_mutex_unlock(&shared.lock);
         return -1;

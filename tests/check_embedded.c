@@ -192,6 +192,46 @@ START_TEST(test_sixteen_clients_share_one_server) {
 }
 END_TEST
 
+/* What the header says of clients sharing the server: one client's job
+ * is seen and reached by id from another (same user, same server), its
+ * exit goes to its own client, and a client's daemon jobs end with it
+ * while the other clients' run on. */
+START_TEST(test_clients_of_a_process_see_each_others_jobs_by_id) {
+        mps_client *a = open_default(), *b = open_default();
+        mps_spec *spec;
+        mps_process *pa, *pd;
+        const char *argv[] = {"/bin/sleep", "60", NULL};
+        ck_assert_int_eq(mps_spec_new(&spec), 0);
+        ck_assert_int_eq(mps_spec_set_exec(spec, argv[0], argv), 0);
+        ck_assert_int_eq(mps_process_new(a, spec, &pa), 0);
+        ck_assert_int_eq(mps_start(pa), 0);
+        ck_assert_int_eq(mps_spec_set_daemon(spec, true), 0);
+        ck_assert_int_eq(mps_process_new(b, spec, &pd), 0);
+        ck_assert_int_eq(mps_start(pd), 0);
+        mps_spec_free(spec);
+        uint64_t id = mps_job_id(pa);
+        mps_job_info *jobs = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(mps_client_list_jobs(b, &jobs, &n), 0);
+        bool seen = false;
+        for (size_t i = 0; i < n; i++)
+                seen |= jobs[i].id == id;
+        free(jobs);
+        ck_assert_msg(seen, "client b does not list client a's job");
+        ck_assert_int_eq(mps_client_signal_job(b, id, SIGTERM), 0);
+        ck_assert_int_eq(mps_join(pa, 20000), 0);
+        ck_assert_int_eq(mps_exitcode(pa), -SIGTERM);
+        /* b's daemon job ends with b; a and its server go on. */
+        pid_t daemon_pid = mps_pid(pd);
+        mps_client_close(b);
+        ck_assert_msg(tu_wait_reaped(daemon_pid, 0, 20000), "b's daemon job outlived b");
+        ck_assert_int_eq(run_exit(a, 17), 17);
+        mps_process_close(pa);
+        mps_process_close(pd);
+        mps_client_close(a);
+}
+END_TEST
+
 /* ---- opens from many threads at once ------------------------------------------- */
 
 struct opener {
@@ -570,6 +610,7 @@ static Suite *embedded_suite(void) {
         tcase_add_checked_fixture(t, embedded_setup, embedded_teardown);
         tcase_set_timeout(t, 120);
         tcase_add_test(t, test_sixteen_clients_share_one_server);
+        tcase_add_test(t, test_clients_of_a_process_see_each_others_jobs_by_id);
         tcase_add_test(t, test_opens_from_sixteen_threads_get_one_server);
         tcase_add_test(t, test_forked_child_gets_its_own_server);
         tcase_add_test(t, test_parent_unaffected_by_a_child_that_opened);
