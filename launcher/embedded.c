@@ -321,6 +321,10 @@ static atomic_uint shared_refs;
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
+/* A fork child's copy of its parent's map, set aside by the atfork handler
+ * (which may not free) and freed at the child's next open. */
+static struct mps__idmap orphaned;
+
 /* Lets go of the shared server: the next open starts another. Connections
  * of this one stay as they are (their close is a plain close). */
 static void forget(void) {
@@ -340,14 +344,16 @@ static void atfork_parent(void) {
 
 /* The child of a fork: the parent's server is not its to talk to, nor to
  * keep alive. Only close() here (a forked child of a threaded host may
- * call nothing that is not async-signal-safe); the map's memory is left
- * behind rather than freed, for the same reason. */
+ * call nothing that is not async-signal-safe); the map's memory is set
+ * aside rather than freed, for the same reason. */
 static void atfork_child(void) {
         if (shared.control >= 0)
                 close(shared.control);
         shared.control = -1;
         shared.refs = 0;
         atomic_store_explicit(&shared_refs, 0, memory_order_relaxed);
+        if (!orphaned.slots)
+                orphaned = shared.conns;
         shared.conns = (struct mps__idmap){0};
         pthread_mutex_unlock(&shared.lock);
 }
@@ -432,6 +438,7 @@ static int start_shared(int *ret_own, char *msg, size_t msglen) {
 }
 
 static int connect_locked(int *ret_fd, char *msg, size_t msglen) {
+        mps__idmap_free(&orphaned);
         /* A record made before a fork that ran no atfork handlers (a raw
          * clone): the parent's, not ours. */
         if (shared.control >= 0 && shared.owner != getpid()) {
