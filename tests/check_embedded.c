@@ -330,8 +330,9 @@ START_TEST(test_forked_child_gets_its_own_server) {
         close(report[1]);
         close(go[0]);
         pid_t childs_server = -1;
-        ck_assert_int_eq(tu_read_all(report[0], (char *)&childs_server, sizeof(childs_server) + 1,
-                                     30000), sizeof(childs_server));
+        char buf[sizeof(childs_server) + 1]; /* tu_read_all ends it with a NUL */
+        ck_assert_int_eq(tu_read_all(report[0], buf, sizeof(buf), 30000), sizeof(childs_server));
+        memcpy(&childs_server, buf, sizeof(childs_server));
         close(report[0]);
         ck_assert_int_gt(childs_server, 0);
         ck_assert_int_ne(childs_server, server);
