@@ -362,6 +362,9 @@ static void handle(struct client *c, struct mps__msg *msg) {
         case MPS_OP_FOREGROUND:
                 request_foreground(c, msg);
                 break;
+        case MPS_OP_ADOPT:
+                request_adopt(c, msg);
+                break;
         default:
                 client_send_error(c, msg->tag, EOPNOTSUPP, "request",
                                   "op \"%s\" is not a request", mps__op_name(msg->op));

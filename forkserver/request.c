@@ -38,7 +38,10 @@ void request_hello(struct client *c, const struct mps__msg *msg) {
                                  .version = MPS_VERSION_STRING,
                                  .pid = c->srv->life.pid,
                                  .pidfd = c->srv->launch.use_pidfd,
-                                 .features = MPS_FEATURES_ALL};
+                                 /* adopt only where it is taken (adopt.c). */
+                                 .features = adopt_offered(c->srv)
+                                                     ? MPS_FEATURES_ALL
+                                                     : MPS_FEATURES_ALL & ~MPS_FEATURE_ADOPT};
         client_send(c, mps__welcome_encode(&w), -1);
 }
 

@@ -265,7 +265,8 @@ static int open_event_sources(struct server *srv, const sigset_t *mask) {
         return r;
 }
 
-/* --embedded FD: the one connection we serve. */
+/* --embedded FD: the first connection we serve; the host may hand us more
+ * through it (adopt). */
 static int start_embedded(struct server *srv, int fd) {
         if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
             fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
@@ -443,7 +444,9 @@ static bool after_batch(void *data, int nevents) {
         }
         if (nevents == 0 && service_idle_expired(srv))
                 srv->life.stop_requested = true;
-        /* An embedded server serves its one connection only. */
+        /* An embedded server serves the connections of the process that
+         * started it (the first, and those it handed over: adopt.c), and
+         * ends with the last of them. */
         if (srv->life.embedded && srv->clients.count == 0 && !srv->life.stopping)
                 srv->life.stop_requested = true;
         if (srv->life.stop_requested) {

@@ -26,6 +26,7 @@
  *   config.c      the configuration file: every setting, its default,
  *                 parsing and validation (config.h)
  *   access.c      who may connect: allowed users and groups, at accept
+ *   adopt.c       the adopt request: an embedded server's next connection
  *   service.c     systemd: the socket from sd_listen_fds, sd_notify
  *                 readiness and status, idle exit
  *
@@ -251,7 +252,7 @@ struct listen_state {
 struct life_state {
         int signal_fd;
         struct watch signal_watch;
-        bool embedded;       /* serves one inherited connection, exits after */
+        bool embedded;       /* serves its host's connections, exits after */
         bool stop_requested; /* by a handler: carried out after the batch */
         bool refill_due;     /* the current wait ends for a pre-fork refill */
         uint64_t start_ns;
@@ -501,6 +502,13 @@ void request_wait(struct client *c, const struct mps__msg *msg);
 void request_list(struct client *c, const struct mps__msg *msg);
 void request_stats(struct client *c, const struct mps__msg *msg);
 void request_foreground(struct client *c, const struct mps__msg *msg);
+
+/* ---- adopt.c: a connection handed over to an embedded server --------------------- */
+
+/* Whether this server announces and takes adopt: an embedded one does. */
+bool adopt_offered(const struct server *srv);
+/* Takes the message's one descriptor when it serves it as a connection. */
+void request_adopt(struct client *c, struct mps__msg *msg);
 
 /* ---- retain.c: exits nobody was connected to hear, kept for a later wait --------- */
 

@@ -111,11 +111,31 @@ typedef struct mps_client mps_client;
  * (/run/mpspawn/forkserver.sock) or the user socket ($XDG_RUNTIME_DIR/
  * mpspawn.sock, or /tmp/mpspawn-UID/mpspawn.sock where XDG_RUNTIME_DIR is
  * unset and that directory is ours and 0700) if a server answers there,
- * else an embedded server: a private
- * mpforkserver started with posix_spawn (never by forking the caller),
- * connected over a socketpair, and gone when this client is closed. The
- * embedded server's binary is $MPSPAWN_FORKSERVER if set, else mpforkserver
- * next to the running executable, else the installed one.
+ * else the process's embedded server (below).
+ *
+ * The embedded server is a private mpforkserver, one per process, shared
+ * by every client of the process that falls back to it. The first such
+ * open starts it with posix_spawn (never by forking the caller); each
+ * client, that first one included, gets a connection of its own (a
+ * socketpair the server is handed), and the server exits when the last of
+ * these clients is closed; the next fallback starts a new one. Its binary
+ * is $MPSPAWN_FORKSERVER if set, else mpforkserver next to the running
+ * executable, else the installed one, as found by the open that starts it.
+ * Each client's daemon jobs end when that client closes, and a client
+ * hears the exits of the processes it started only; but the jobs of all
+ * these clients run as the same user on the same server, so requests by
+ * job id (mps_client_list_jobs, mps_client_wait_job, mps_client_signal_job)
+ * on one client see and reach the jobs another client of the process
+ * started. A server found dead (killed) is replaced at the next open; the
+ * clients it had get -ENOTCONN. A child the host forks never uses its
+ * parent's embedded server: the child's first fallback starts a server of
+ * its own, and the parent's server and connections are unaffected. (The
+ * library registers pthread_atfork handlers for that at the first
+ * fallback; a fork waits while another thread is opening or closing a
+ * client of the embedded server.) An mpforkserver binary older than this
+ * sharing (no "adopt" feature) gives each client a server of its own, as
+ * before. A server allows 256 connections per user by default, one of them
+ * the library's own: past that, opens fail with -EAGAIN.
  *
  * On success *ret_client owns one reference; release it with
  * mps_client_close(). Returns -ECONNREFUSED or -ENOENT when no server

@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "embedded.h"
 #include "fdutil.h"
 #include "lib.h"
 
@@ -38,7 +39,6 @@
 #define USER_SOCKET_NAME "mpspawn.sock"
 #define USER_TMPDIR "/tmp"
 #define HANDSHAKE_TIMEOUT_MS 10000
-#define EMBEDDED_START_TIMEOUT_MS 10000
 
 extern char **environ;
 
@@ -216,139 +216,6 @@ int mps__forkserver_path(char *buf, size_t len) {
         return 0;
 }
 
-/* Whether pid has ended, reaping it: 1 (status set), 0 not yet, or -errno.
- * ECHILD means the host reaps its children itself (or ignores SIGCHLD):
- * it has ended, with an unknown status, taken as success. */
-static int reap_nohang(pid_t pid, int *status) {
-        int r = mps__wait_retry(pid, status, WNOHANG, NULL);
-        if (r == -ECHILD) {
-                *status = 0;
-                return 1;
-        }
-        return r < 0 ? r : r > 0;
-}
-
-/*
- * Waits, bounded, for the embedded server's first process, which exits as
- * soon as it has detached: a binary that never does (a wrong
- * $MPSPAWN_FORKSERVER, a stopped process) must not hang the caller. Waits
- * on a pidfd when there is one, else polls with WNOHANG every 10 ms. Past
- * EMBEDDED_START_TIMEOUT_MS the process is killed and reaped.
- */
-static int wait_detached(pid_t pid, const char *path, char *msg, size_t msglen) {
-        uint64_t deadline = mps__now_ns() + EMBEDDED_START_TIMEOUT_MS * 1000000ull;
-        int pidfd = pidfd_open(pid, 0);
-        int status = 0, r;
-        while ((r = reap_nohang(pid, &status)) == 0) {
-                uint64_t now = mps__now_ns();
-                if (now >= deadline)
-                        break;
-                int left_ms = (int)((deadline - now) / 1000000) + 1;
-                if (pidfd >= 0)
-                        (void)mps__poll_one(pidfd, POLLIN, left_ms);
-                else
-                        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
-        }
-        mps__safe_close(pidfd);
-        if (r == 0) {
-                kill(pid, SIGKILL);
-                (void)mps__wait_retry(pid, &status, 0, NULL);
-                snprintf(msg, msglen,
-                         "the embedded forkserver '%s' did not start within %d s",
-                         path, EMBEDDED_START_TIMEOUT_MS / 1000);
-                return -ETIMEDOUT;
-        }
-        if (r < 0 || !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-                snprintf(msg, msglen, "the embedded forkserver '%s' failed to start",
-                         path);
-                return -ECHILD;
-        }
-        return 0;
-}
-
-/*
- * Starts a private server on one end of a socketpair. posix_spawn (vfork
- * and exec, never a fork of this process) runs mpforkserver --embedded 3,
- * which detaches into its own session and exits its first process at once;
- * we reap that one here, so the caller is never left with a zombie and the
- * server's terminal signals never reach it.
- */
-static int start_embedded(int *ret_fd, char *msg, size_t msglen) {
-        char path[PATH_MAX];
-        int sv[2] = {-1, -1}, far = -1, r;
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t attr;
-        sigset_t none, all;
-        pid_t pid;
-
-        if ((r = mps__forkserver_path(path, sizeof(path))) < 0) {
-                snprintf(msg, msglen, "cannot name the mpforkserver binary: %s",
-                         strerror(-r));
-                return r;
-        }
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-                r = -errno;
-                snprintf(msg, msglen, "socketpair: %s", strerror(-r));
-                return r;
-        }
-        /* Our end never at 0, 1 or 2 (closed by the caller, they are what a
-         * job inherits as its stdio). dup2 onto the same number would keep
-         * O_CLOEXEC: keep the server's end away from 3. */
-        int ours = mps__fd_move_at_least(sv[0], 3);
-        if (ours < 0) {
-                r = ours;
-                snprintf(msg, msglen, "fcntl: %s", strerror(-r));
-                goto out;
-        }
-        sv[0] = ours;
-        far = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
-        if (far < 0) {
-                r = -errno;
-                snprintf(msg, msglen, "fcntl: %s", strerror(-r));
-                goto out;
-        }
-        posix_spawn_file_actions_init(&fa);
-        posix_spawnattr_init(&attr);
-        sigemptyset(&none);
-        sigfillset(&all);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setsigdefault(&attr, &all);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-                                                POSIX_SPAWN_SETSIGDEF |
-                                                POSIX_SPAWN_SETSID);
-        /* The library never prints: the server's stdio is /dev/null unless
-         * $MPSPAWN_DEBUG asks to see its log on our stderr. */
-        const char *debug = secure_getenv("MPSPAWN_DEBUG");
-        bool show_log = debug && *debug && strcmp(debug, "0") != 0;
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0);
-        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_RDWR, 0);
-        if (!show_log)
-                posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_RDWR, 0);
-        posix_spawn_file_actions_adddup2(&fa, far, 3);
-        posix_spawn_file_actions_addclosefrom_np(&fa, 4);
-        char *argv[] = {path, "--embedded", "3", "--log-level",
-                        show_log ? "debug" : "warning", NULL};
-        r = posix_spawn(&pid, path, &fa, &attr, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&attr);
-        if (r != 0) {
-                snprintf(msg, msglen, "cannot start the embedded forkserver '%s': %s",
-                         path, strerror(r));
-                r = -r;
-                goto out;
-        }
-        if ((r = wait_detached(pid, path, msg, msglen)) < 0)
-                goto out;
-        *ret_fd = sv[0];
-        sv[0] = -1;
-        r = 0;
-out:
-        mps__safe_close(sv[0]);
-        mps__safe_close(sv[1]);
-        mps__safe_close(far);
-        return r;
-}
-
 /*
  * The per-user server lives in $XDG_RUNTIME_DIR (made by the login manager:
  * ours, 0700, gone at logout), or where that is unset in a directory of our
@@ -459,7 +326,7 @@ static int connect_default(unsigned flags, int *ret_fd, char *where, size_t wher
                 return -ECONNREFUSED;
         }
         snprintf(where, wherelen, "the embedded forkserver");
-        return start_embedded(ret_fd, msg, msglen);
+        return mps__embedded_connect(ret_fd, msg, msglen);
 }
 
 /* ---- sending ------------------------------------------------------------------ */
@@ -981,7 +848,12 @@ static void atfork_child(void) {
         pthread_mutex_unlock(&registry_lock);
 }
 
+/* After the embedded server's handlers, whose prepare therefore runs after
+ * ours (prepare handlers run in reverse order): the lock order is a
+ * client's lock, then the embedded server's record (mps__embedded_close
+ * is called with the client's lock held). */
 static void atfork_register(void) {
+        mps__embedded_atfork_register();
         (void)pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
@@ -1161,7 +1033,7 @@ MPS_API int mps_client_open_flags(const char *path, unsigned flags,
         *ret_client = c;
         return 0;
 fail:
-        mps__safe_close(fd);
+        mps__embedded_close(fd); /* a plain close unless the embedded server's */
         if (ret_message)
                 *ret_message = strdup(msg);
         return r;
@@ -1193,7 +1065,7 @@ void mps__client_unlock_unref(mps_client *c) {
         /* Closed under the lock, before the client leaves the registry: a
          * fork in between must find the descriptor closed or closes it. */
         if (last)
-                c->fd = mps__safe_close(c->fd);
+                c->fd = mps__embedded_close(c->fd); /* releases an embedded server */
         mps__client_unlock(c);
         if (last)
                 client_free(c);

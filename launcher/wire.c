@@ -34,6 +34,7 @@ static const char *const op_names[] = {
         [MPS_OP_ERROR] = "error",
         [MPS_OP_FOREGROUND] = "foreground",
         [MPS_OP_STOPPED] = "stopped", [MPS_OP_CONTINUED] = "continued",
+        [MPS_OP_ADOPT] = "adopt",     [MPS_OP_ADOPTED] = "adopted",
 };
 
 const char *mps__op_name(enum mps__op op) {
@@ -286,7 +287,7 @@ int mps__hello_decode(const cJSON *json, struct mps__hello *ret, char *err,
 static const char *const feature_names[] = {"timeout", "rlimits", "detached", "call",
                                             "jobs",    "policy",   "closed_fds",
                                             "cwd_fd", "terminal", "spec_memfd", "fd_bundle",
-                                            "timeout_signal", "call_result"};
+                                            "timeout_signal", "call_result", "adopt"};
 
 /* By bit, as feature_names: what a client names when its server lacks one. */
 static const char *const feature_descriptions[] = {
@@ -300,6 +301,7 @@ static const char *const feature_descriptions[] = {
         "more descriptors than one message carries (fd_bundle)",
         "a timeout signal other than SIGTERM",
         "results of call jobs",
+        "connections handed over to a shared embedded server (adopt)",
 };
 
 const char *mps__feature_description(unsigned feature) {
@@ -1219,6 +1221,34 @@ int mps__signaled_decode(const cJSON *json, uint64_t *ret_tag, uint64_t *ret_id,
         TRY(get_u64(json, "id", true, &id, err, errlen));
         *ret_tag = tag;
         *ret_id = id;
+        return 0;
+}
+
+/* ---- adopt / adopted ---------------------------------------------------------------- */
+
+static cJSON *tag_only_encode(enum mps__op op, uint64_t tag) {
+        cJSON *o = mps__wire_new(op);
+        if (!o)
+                return NULL;
+        ADD(add_u64(o, "tag", tag));
+        return o;
+fail:
+        cJSON_Delete(o);
+        return NULL;
+}
+
+cJSON *mps__adopt_encode(uint64_t tag) {
+        return tag_only_encode(MPS_OP_ADOPT, tag);
+}
+
+cJSON *mps__adopted_encode(uint64_t tag) {
+        return tag_only_encode(MPS_OP_ADOPTED, tag);
+}
+
+int mps__adopt_decode(const cJSON *json, uint64_t *ret_tag, char *err, size_t errlen) {
+        uint64_t tag = 0;
+        TRY(get_u64(json, "tag", true, &tag, err, errlen));
+        *ret_tag = tag;
         return 0;
 }
 

@@ -63,6 +63,7 @@ enum mps__op {
         MPS_OP_LIST,
         MPS_OP_STATS,
         MPS_OP_FOREGROUND, /* a terminal job's foreground (terminal feature) */
+        MPS_OP_ADOPT,      /* serve a connection handed over (adopt feature) */
         /* server -> client */
         MPS_OP_WELCOME,
         MPS_OP_SPAWNED,
@@ -73,6 +74,7 @@ enum mps__op {
         MPS_OP_SERVER_STATS,
         MPS_OP_STOPPED,   /* a report_stops job stopped (terminal feature) */
         MPS_OP_CONTINUED, /* and continued */
+        MPS_OP_ADOPTED,   /* the connection handed over is served */
 };
 
 const char *mps__op_name(enum mps__op op);
@@ -200,7 +202,10 @@ enum {
         /* "call_result": a call job's result and failure message come
          * with its exit (struct mps__exited). */
         MPS_FEATURE_CALL_RESULT = 1 << 12,
-        MPS_FEATURES_ALL = (1 << 13) - 1,
+        /* "adopt": the adopt request, which an embedded server alone
+         * announces and takes (one server shared by a process's clients). */
+        MPS_FEATURE_ADOPT = 1 << 13,
+        MPS_FEATURES_ALL = (1 << 14) - 1,
 };
 
 struct mps__welcome {
@@ -409,6 +414,11 @@ cJSON *mps__wait_encode(enum mps__op op, const struct mps__wait *m);
 cJSON *mps__jobs_encode(uint64_t tag); /* then mps__jobs_add per entry */
 int mps__jobs_add(cJSON *jobs_msg, const struct mps__job_entry *e);
 cJSON *mps__server_stats_encode(uint64_t tag, const struct mps__server_stats *m);
+/* adopt carries one descriptor, a connected AF_UNIX SOCK_SEQPACKET socket,
+ * which the (embedded) server then serves as a client connection of its
+ * own; adopted answers it. */
+cJSON *mps__adopt_encode(uint64_t tag);
+cJSON *mps__adopted_encode(uint64_t tag);
 
 /*
  * Decoders check every field's type and bound and return 0, or -EINVAL with
@@ -430,6 +440,8 @@ int mps__signal_decode(const cJSON *json, struct mps__signal *ret, char *err,
                        size_t errlen);
 int mps__signaled_decode(const cJSON *json, uint64_t *ret_tag,
                          uint64_t *ret_id, char *err, size_t errlen);
+/* adopt and adopted alike: the tag, required. */
+int mps__adopt_decode(const cJSON *json, uint64_t *ret_tag, char *err, size_t errlen);
 int mps__error_decode(const cJSON *json, struct mps__error *ret, char *err,
                       size_t errlen);
 /* stopped (need_signal) or continued. */
