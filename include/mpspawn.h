@@ -33,7 +33,9 @@
  * start, a pool call...), with no lock held, one at a time per client and
  * in message order. A callback may call any library function, this client
  * included: a join inside a callback reads the connection itself.
- * mps_version() and mps_strerror() may be called from any thread.
+ * mps_version() and mps_strerror() may be called from any thread. The
+ * library's one process-wide state is the embedded server (mps_client_open),
+ * behind a mutex held only while a client of it opens or closes.
  *
  * A host that forks: the child never talks on its parent's connection. In a
  * forked child every call on a client of the parent, its processes or its
@@ -600,10 +602,9 @@ MPS_API int mps_client_wait_job(mps_client *client, uint64_t id,
  * mps_client_wait_job(), plus a call job's result and failure message
  * (malloc()ed, the caller frees them; NULL when there is none). Any of
  * ret_info, ret_result and ret_error may be NULL. The server keeps a
- * detached call job's result with its exit record, and gives both once.
- * One limit: after a wait for the job timed out, its answer, when it
- * comes later, is kept by the client as exit details only, and this
- * returns no result for it.
+ * detached call job's result with its exit record, and gives both once;
+ * a wait that timed out stays registered, and its late answer, result
+ * included, is kept by the client for the next wait.
  */
 MPS_API int mps_client_wait_job_result(mps_client *client, uint64_t id, int timeout_ms,
                                        mps_exit_info *ret_info, char **ret_result,

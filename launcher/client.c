@@ -507,15 +507,14 @@ static void on_message(mps_client *c, struct mps__msg *msg) {
         if ((msg->op == MPS_OP_EXITED || msg->op == MPS_OP_ERROR) && msg->tag != 0 &&
             mps__idmap_get(&c->stale_waits, msg->tag)) {
                 uint64_t id = (uint64_t)(uintptr_t)mps__idmap_remove(&c->stale_waits, msg->tag);
+                /* Kept whole (a call job's result and failure with it), for
+                 * the next wait to decode as if it had just come. */
                 struct mps__exited e;
-                mps_exit_info *info;
                 if (msg->op == MPS_OP_EXITED &&
                     mps__exited_decode(msg->json, &e, err, sizeof(err)) == 0 &&
-                    !mps__idmap_get(&c->late_exits, id) && (info = malloc(sizeof(*info)))) {
-                        *info = mps__exit_info_of(&e);
-                        if (mps__idmap_put(&c->late_exits, id, info) < 0)
-                                free(info);
-                }
+                    !mps__idmap_get(&c->late_exits, id) &&
+                    mps__idmap_put(&c->late_exits, id, msg->json) == 0)
+                        msg->json = NULL; /* taken */
                 return;
         }
         switch (msg->op) {
@@ -1044,10 +1043,10 @@ static void client_free(mps_client *c) {
         pthread_mutex_lock(&registry_lock);
         mps__list_remove(&c->registry_node);
         pthread_mutex_unlock(&registry_lock);
-        void *info;
+        void *reply;
         uint64_t key = 0;
-        while ((info = mps__idmap_any(&c->late_exits, &key)))
-                free(mps__idmap_remove(&c->late_exits, key));
+        while ((reply = mps__idmap_any(&c->late_exits, &key)))
+                cJSON_Delete(mps__idmap_remove(&c->late_exits, key));
         mps__idmap_free(&c->late_exits);
         mps__idmap_free(&c->stale_waits);
         mps__idmap_free(&c->requests);

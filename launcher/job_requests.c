@@ -74,16 +74,13 @@ static void find_stale(uint64_t tag, void *value, void *data) {
                 f->tag = tag;
 }
 
-/* With the lock held: an answer already kept for job id (0, *ret_info
- * set), else 1 with *ret_tag the tag of a wait of ours for it that the
- * server still holds (0: none). */
-static int take_stale(mps_client *c, uint64_t id, mps_exit_info *ret_info,
-                      uint64_t *ret_tag) {
-        mps_exit_info *late = mps__idmap_remove(&c->late_exits, id);
+/* With the lock held: an answer already kept for job id (0, *ret_reply
+ * set, the caller's), else 1 with *ret_tag the tag of a wait of ours for it
+ * that the server still holds (0: none). */
+static int take_stale(mps_client *c, uint64_t id, cJSON **ret_reply, uint64_t *ret_tag) {
+        cJSON *late = mps__idmap_remove(&c->late_exits, id);
         if (late) {
-                if (ret_info)
-                        *ret_info = *late;
-                free(late);
+                *ret_reply = late;
                 return 0;
         }
         struct stale_find f = {.id = id};
@@ -120,15 +117,10 @@ static int wait_job(mps_client *c, uint64_t id, int timeout_ms, mps_exit_info *r
          * slip between. */
         mps__client_lock(c);
         int r = mps__client_check_forked(c);
-        if (r == 0 && (r = take_stale(c, id, ret_info, &tag)) == 0) {
+        if (r == 0 && (r = take_stale(c, id, &reply, &tag)) == 0) {
                 mps__client_unlock(c);
-                if (ret_result)
-                        *ret_result = NULL;
-                if (ret_error)
-                        *ret_error = NULL;
-                return 0;
-        }
-        if (r > 0 && tag) {
+                op = MPS_OP_EXITED;
+        } else if (r > 0 && tag) {
                 mps__client_ref_locked(c);
                 r = mps__client_await_locked(c, tag, timeout_ms, id, &reply, &op);
                 mps__client_unlock_unref(c);

@@ -63,7 +63,7 @@ struct mps_client {
         /* Waits that timed out stay registered in the server; their late
          * answers are kept here (job id -> exit info) for the next wait. */
         struct mps__idmap stale_waits; /* tag -> job id (as a pointer) */
-        struct mps__idmap late_exits;  /* job id -> malloc()ed mps_exit_info */
+        struct mps__idmap late_exits;  /* job id -> its "exited" reply (cJSON) */
 };
 
 /* One synchronous request awaiting its reply (on the requester's stack). */

@@ -539,6 +539,63 @@ static void wait_listed_exited(uint64_t id) {
         ck_abort_msg("job %llu was never listed as exited", (unsigned long long)id);
 }
 
+/* Bounded polling until job id is no longer listed: its end was sent to
+ * the wait of ours the server held, before the reply to that list. */
+static void wait_not_listed(uint64_t id) {
+        for (int i = 0; i < 2000; i++) {
+                mps_job_info *jobs;
+                size_t n;
+                bool listed = false;
+                ck_assert_int_ge(mps_client_list_jobs(client, &jobs, &n), 0);
+                for (size_t k = 0; k < n; k++)
+                        listed |= jobs[k].id == id;
+                free(jobs);
+                if (!listed)
+                        return;
+                struct timespec ts = {0, 5 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        ck_abort_msg("job %llu is still listed", (unsigned long long)id);
+}
+
+/* A wait that timed out stays registered in the server; its late answer,
+ * read while the client did something else (a list), is kept for the next
+ * wait, and a call job's result with it (it was dropped before: only the
+ * exit info was kept). */
+START_TEST(test_a_late_answer_to_a_timed_out_wait_keeps_the_result) {
+        int fds[2];
+        mps_spec *s;
+        mps_process *p;
+        ck_assert_int_eq(mps_pipe(fds), 0);
+        ck_assert_int_eq(mps_spec_new(&s), 0);
+        ck_assert_int_eq(mps_spec_set_call(s, "result_then_wait", "[\"late\"]"), 0);
+        ck_assert_int_eq(mps_spec_map_fd(s, 3, fds[0]), 0);
+        ck_assert_int_eq(mps_spec_set_detached(s, true), 0);
+        ck_assert_int_eq(mps_process_new(client, s, &p), 0);
+        ck_assert_int_eq(mps_start(p), 0);
+        mps_spec_free(s);
+        close(fds[0]);
+        uint64_t id = mps_job_id(p);
+        ck_assert_int_eq(mps_process_close(p), 0);
+        char *result = NULL, *error = NULL;
+        ck_assert_int_eq(mps_client_wait_job_result(client, id, 20, NULL, &result, &error),
+                         -ETIMEDOUT);
+        close(fds[1]);
+        /* The list requests read the late answer as it comes. */
+        wait_not_listed(id);
+        mps_exit_info info;
+        ck_assert_int_eq(mps_client_wait_job_result(client, id, 10000, &info, &result, &error),
+                         0);
+        ck_assert_int_eq(info.exitcode, 0);
+        ck_assert_ptr_nonnull(result);
+        ck_assert_str_eq(result, "[\"late\"]");
+        ck_assert_ptr_null(error);
+        free(result);
+        ck_assert_int_eq(mps_client_wait_job_result(client, id, 1000, &info, &result, &error),
+                         -ESRCH);
+}
+END_TEST
+
 START_TEST(test_a_detached_call_jobs_result_is_kept_with_its_exit) {
         mps_spec *s;
         mps_process *p;
@@ -908,6 +965,7 @@ static Suite *call_suite(void) {
         tcase_add_test(t, test_an_exec_job_has_no_result);
         tcase_add_test(t, test_result_channels_are_closed_at_the_reap);
         tcase_add_test(t, test_a_detached_call_jobs_result_is_kept_with_its_exit);
+        tcase_add_test(t, test_a_late_answer_to_a_timed_out_wait_keeps_the_result);
         tcase_add_test(t, test_kept_results_are_bounded_per_user);
         tcase_add_test(t, test_pool_map_call_returns_results_in_input_order);
         tcase_add_test(t, test_pool_map_call_without_results);
