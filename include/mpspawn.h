@@ -425,6 +425,10 @@ typedef struct mps_exit_info {
         double wall_seconds;   /* from fork to reaping, as the server saw */
 } mps_exit_info;
 
+/* The end's details: 0, or -EAGAIN while the end has not been seen. Unlike
+ * mps_is_alive() and mps_exitcode() it reads no message, so a scan over
+ * many processes in an event loop does not consume what the loop's
+ * dispatch would have handled (docs/examples). */
 MPS_API int mps_exit_info_get(const mps_process *proc,
                               mps_exit_info *ret_info);
 
