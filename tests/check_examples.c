@@ -33,7 +33,6 @@
 
 #include "testutil.h"
 
-extern char **environ;
 
 static const char *const examples[] = {"epoll", "libuv", "libevent"};
 #define NEXAMPLES (sizeof(examples) / sizeof(examples[0]))
@@ -64,19 +63,8 @@ static int run_example(const char *name, const char *socket, const char *path, c
         example_path(name, bin, sizeof(bin));
         const char *argv[] = {bin, socket, NULL};
 
-        size_t ne = 0;
-        while (environ[ne])
-                ne++;
-        const char **envp = calloc(ne + 2, sizeof(*envp));
-        ck_assert_ptr_nonnull(envp);
-        size_t k = 0;
-        for (size_t i = 0; i < ne; i++)
-                if (!path || strncmp(environ[i], "PATH=", 5) != 0)
-                        envp[k++] = environ[i];
-        if (path) {
-                snprintf(pathvar, sizeof(pathvar), "PATH=%s", path);
-                envp[k++] = pathvar;
-        }
+        snprintf(pathvar, sizeof(pathvar), "PATH=%s", path ? path : "");
+        const char **envp = tu_environ_with(path ? "PATH" : NULL, path ? pathvar : NULL);
 
         ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
         posix_spawn_file_actions_t fa;

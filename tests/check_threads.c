@@ -87,27 +87,12 @@ static mps_process *start(mps_client *c, const mps_spec *spec) {
         return p;
 }
 
-/* The state ('R', 'S', ...) of one of this process's threads, 0 if gone. */
-static char thread_state(pid_t tid) {
-        char path[64], buf[512];
-        snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return 0;
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n <= 0)
-                return 0;
-        buf[n] = '\0';
-        char *paren = strrchr(buf, ')');
-        return paren && paren[1] == ' ' ? paren[2] : 0;
-}
 
 /* Waits (bounded polling) until thread tid sleeps: it is then blocked in
  * the library (in poll as the reader, or on its condition). */
 static void wait_asleep(_Atomic pid_t *tid) {
         uint64_t deadline = now_ms() + 20000;
-        while (atomic_load(tid) == 0 || thread_state(atomic_load(tid)) != 'S') {
+        while (atomic_load(tid) == 0 || tu_thread_state(atomic_load(tid)) != 'S') {
                 ck_assert_msg(now_ms() < deadline, "thread %d never blocked",
                               (int)atomic_load(tid));
                 sched_yield();

@@ -99,17 +99,7 @@ void tu_server_start(struct tu_server *s, const char *const *extra) {
 
         char envbuf[160];
         snprintf(envbuf, sizeof(envbuf), "NOTIFY_SOCKET=%s", notify);
-        size_t ne = 0;
-        while (environ[ne])
-                ne++;
-        const char **envp = calloc(ne + 2, sizeof(*envp));
-        ck_assert_ptr_nonnull(envp);
-        size_t k = 0;
-        for (size_t i = 0; i < ne; i++)
-                if (strncmp(environ[i], "NOTIFY_SOCKET=", 14) != 0)
-                        envp[k++] = environ[i];
-        envp[k++] = envbuf;
-        envp[k] = NULL;
+        const char **envp = tu_environ_with("NOTIFY_SOCKET", envbuf);
 
         int r = posix_spawn(&s->pid, argv[0], NULL, NULL, (char *const *)argv,
                             (char *const *)envp);
@@ -194,9 +184,9 @@ int tu_run(const char *const *argv, const char *const *extra_env, char *out,
         return status;
 }
 
-char tu_proc_state(pid_t pid, pid_t *ret_ppid) {
-        char path[64], buf[512];
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+/* The state field of a /proc stat file (and the parent's pid), 0 if gone. */
+static char stat_state(const char *path, pid_t *ret_ppid) {
+        char buf[512];
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return 0;
@@ -217,6 +207,34 @@ char tu_proc_state(pid_t pid, pid_t *ret_ppid) {
         if (ret_ppid)
                 *ret_ppid = ppid;
         return state;
+}
+
+char tu_proc_state(pid_t pid, pid_t *ret_ppid) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        return stat_state(path, ret_ppid);
+}
+
+char tu_thread_state(pid_t tid) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+        return stat_state(path, NULL);
+}
+
+const char **tu_environ_with(const char *name, const char *assignment) {
+        size_t ne = 0, len = name ? strlen(name) : 0;
+        while (environ[ne])
+                ne++;
+        const char **envp = calloc(ne + 2, sizeof(*envp));
+        ck_assert_ptr_nonnull(envp);
+        size_t k = 0;
+        for (size_t i = 0; i < ne; i++)
+                if (!name || strncmp(environ[i], name, len) != 0 || environ[i][len] != '=')
+                        envp[k++] = environ[i];
+        if (assignment)
+                envp[k++] = assignment;
+        envp[k] = NULL;
+        return envp;
 }
 
 bool tu_wait_reaped(pid_t pid, pid_t parent, int timeout_ms) {

@@ -47,6 +47,11 @@ bool tu_wait_reaped(pid_t pid, pid_t parent, int timeout_ms);
 
 /* 'R', 'S', 'Z', ... from /proc/PID/stat, with its ppid; 0 if gone. */
 char tu_proc_state(pid_t pid, pid_t *ret_ppid);
+/* The same for one of this process's threads (no parent asked). */
+char tu_thread_state(pid_t tid);
+/* A calloc()ed copy of environ without NAME's entries (name NULL: all of
+ * it), plus assignment ("NAME=VALUE") unless NULL; free() the vector only. */
+const char **tu_environ_with(const char *name, const char *assignment);
 
 /* Number of open descriptors of this process. */
 int tu_count_fds(void);
