@@ -520,42 +520,34 @@ START_TEST(test_result_channels_are_closed_at_the_reap) {
 }
 END_TEST
 
-/* Bounded polling until job id is listed as exited (its record kept). */
-static void wait_listed_exited(uint64_t id) {
+/*
+ * Bounded polling of the job list: until job id is listed as exited (its
+ * record kept), or with gone, until it is not listed at all (its end was
+ * sent to the wait of ours the server held, before the reply to that list).
+ */
+static void wait_listing(uint64_t id, bool gone) {
         for (int i = 0; i < 2000; i++) {
                 mps_job_info *jobs;
                 size_t n;
-                bool done = false;
+                bool listed = false, exited = false;
                 ck_assert_int_ge(mps_client_list_jobs(client, &jobs, &n), 0);
                 for (size_t k = 0; k < n; k++)
-                        if (jobs[k].id == id && strcmp(jobs[k].state, "exited") == 0)
-                                done = true;
+                        if (jobs[k].id == id) {
+                                listed = true;
+                                exited = strcmp(jobs[k].state, "exited") == 0;
+                        }
                 free(jobs);
-                if (done)
+                if (gone ? !listed : exited)
                         return;
                 struct timespec ts = {0, 5 * 1000 * 1000};
                 nanosleep(&ts, NULL);
         }
-        ck_abort_msg("job %llu was never listed as exited", (unsigned long long)id);
+        ck_abort_msg("job %llu %s", (unsigned long long)id,
+                     gone ? "is still listed" : "was never listed as exited");
 }
 
-/* Bounded polling until job id is no longer listed: its end was sent to
- * the wait of ours the server held, before the reply to that list. */
-static void wait_not_listed(uint64_t id) {
-        for (int i = 0; i < 2000; i++) {
-                mps_job_info *jobs;
-                size_t n;
-                bool listed = false;
-                ck_assert_int_ge(mps_client_list_jobs(client, &jobs, &n), 0);
-                for (size_t k = 0; k < n; k++)
-                        listed |= jobs[k].id == id;
-                free(jobs);
-                if (!listed)
-                        return;
-                struct timespec ts = {0, 5 * 1000 * 1000};
-                nanosleep(&ts, NULL);
-        }
-        ck_abort_msg("job %llu is still listed", (unsigned long long)id);
+static void wait_listed_exited(uint64_t id) {
+        wait_listing(id, false);
 }
 
 /* A wait that timed out stays registered in the server; its late answer,
@@ -582,7 +574,7 @@ START_TEST(test_a_late_answer_to_a_timed_out_wait_keeps_the_result) {
                          -ETIMEDOUT);
         close(fds[1]);
         /* The list requests read the late answer as it comes. */
-        wait_not_listed(id);
+        wait_listing(id, true);
         mps_exit_info info;
         ck_assert_int_eq(mps_client_wait_job_result(client, id, 10000, &info, &result, &error),
                          0);
