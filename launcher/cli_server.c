@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "embedded.h"
 #include "fdutil.h"
 #include "lib.h"
 #include "number.h"
@@ -187,19 +188,12 @@ static int spawn_server(const char *bin, char *const argv[], int logfd, int read
                         pid_t *ret_pid) {
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
-        sigset_t none, all;
         char *env[sizeof(kept_env) / sizeof(kept_env[0]) + 1];
         struct rlimit saved[NRAISED];
 
         server_env(env, sizeof(env) / sizeof(env[0]));
         posix_spawn_file_actions_init(&fa);
-        posix_spawnattr_init(&attr);
-        sigemptyset(&none);
-        sigfillset(&all);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setsigdefault(&attr, &all);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                                POSIX_SPAWN_SETSID);
+        mps__server_spawnattr_init(&attr);
         posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
         posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
         posix_spawn_file_actions_adddup2(&fa, logfd, 2);

@@ -109,6 +109,37 @@ static int wait_detached(pid_t pid, const char *path, char *msg, size_t msglen) 
         return 0;
 }
 
+void mps__server_spawnattr_init(posix_spawnattr_t *attr) {
+        sigset_t none, all;
+        posix_spawnattr_init(attr);
+        sigemptyset(&none);
+        sigfillset(&all);
+        posix_spawnattr_setsigmask(attr, &none);
+        posix_spawnattr_setsigdefault(attr, &all);
+        posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                               POSIX_SPAWN_SETSID);
+}
+
+/* A connection as a socketpair, our end sv[0] never at 0, 1 or 2 (closed
+ * by the caller, they are what a job inherits as its stdio). 0, or -errno
+ * with msg set and nothing left open. */
+static int connection_pair(int sv[2], char *msg, size_t msglen) {
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+                int r = -errno;
+                snprintf(msg, msglen, "socketpair: %s", strerror(-r));
+                return r;
+        }
+        int ours = mps__fd_move_at_least(sv[0], 3);
+        if (ours < 0) {
+                mps__safe_close(sv[0]);
+                sv[1] = mps__safe_close(sv[1]);
+                snprintf(msg, msglen, "fcntl: %s", strerror(-ours));
+                return ours;
+        }
+        sv[0] = ours;
+        return 0;
+}
+
 /*
  * Starts a private server on one end of a socketpair. posix_spawn (vfork
  * and exec, never a fork of this process) runs mpforkserver --embedded 3,
@@ -121,7 +152,6 @@ static int start_embedded(int *ret_fd, char *msg, size_t msglen) {
         int sv[2] = {-1, -1}, far = -1, r;
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
-        sigset_t none, all;
         pid_t pid;
 
         if ((r = mps__forkserver_path(path, sizeof(path))) < 0) {
@@ -129,21 +159,10 @@ static int start_embedded(int *ret_fd, char *msg, size_t msglen) {
                          strerror(-r));
                 return r;
         }
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-                r = -errno;
-                snprintf(msg, msglen, "socketpair: %s", strerror(-r));
+        if ((r = connection_pair(sv, msg, msglen)) < 0)
                 return r;
-        }
-        /* Our end never at 0, 1 or 2 (closed by the caller, they are what a
-         * job inherits as its stdio). dup2 onto the same number would keep
-         * O_CLOEXEC: keep the server's end away from 3. */
-        int ours = mps__fd_move_at_least(sv[0], 3);
-        if (ours < 0) {
-                r = ours;
-                snprintf(msg, msglen, "fcntl: %s", strerror(-r));
-                goto out;
-        }
-        sv[0] = ours;
+        /* dup2 onto the same number would keep O_CLOEXEC: keep the
+         * server's end away from 3. */
         far = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
         if (far < 0) {
                 r = -errno;
@@ -151,14 +170,7 @@ static int start_embedded(int *ret_fd, char *msg, size_t msglen) {
                 goto out;
         }
         posix_spawn_file_actions_init(&fa);
-        posix_spawnattr_init(&attr);
-        sigemptyset(&none);
-        sigfillset(&all);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setsigdefault(&attr, &all);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-                                                POSIX_SPAWN_SETSIGDEF |
-                                                POSIX_SPAWN_SETSID);
+        mps__server_spawnattr_init(&attr);
         /* The library never prints: the server's stdio is /dev/null unless
          * $MPSPAWN_DEBUG asks to see its log on our stderr. */
         const char *debug = secure_getenv("MPSPAWN_DEBUG");
@@ -367,22 +379,13 @@ static void register_atfork(void) {
 static int adopt(int *ret_fd, char *msg, size_t msglen) {
         uint64_t deadline = mps__now_ns() + EMBEDDED_REPLY_TIMEOUT_MS * 1000000ull;
         int sv[2];
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-                int r = -errno;
-                snprintf(msg, msglen, "socketpair: %s", strerror(-r));
+        int r = connection_pair(sv, msg, msglen);
+        if (r < 0)
                 return r;
-        }
-        /* Ours never at 0, 1 or 2, as any connection of a client. */
-        int ours = mps__fd_move_at_least(sv[0], 3);
-        if (ours < 0) {
-                mps__safe_close(sv[0]);
-                mps__safe_close(sv[1]);
-                snprintf(msg, msglen, "fcntl: %s", strerror(-ours));
-                return ours;
-        }
+        int ours = sv[0];
         uint64_t tag = ++shared.next_tag;
         cJSON *json = mps__adopt_encode(tag);
-        int r = json ? control_send(shared.control, json, &sv[1], 1, deadline) : -ENOMEM;
+        r = json ? control_send(shared.control, json, &sv[1], 1, deadline) : -ENOMEM;
         cJSON_Delete(json);
         mps__safe_close(sv[1]); /* the server has its own copy now */
         if (r < 0)

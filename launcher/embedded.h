@@ -6,6 +6,7 @@
 #ifndef MPS_EMBEDDED_H
 #define MPS_EMBEDDED_H
 
+#include <spawn.h>
 #include <stddef.h>
 
 /*
@@ -39,5 +40,11 @@ int mps__embedded_close(int fd);
  * them.
  */
 void mps__embedded_atfork_register(void);
+
+/* posix_spawnattr_init with what every server we start gets: a session of
+ * its own (so that the caller's terminal signals never reach it), no
+ * signal blocked, every disposition the default. Also the per-user server
+ * the CLI starts (cli_server.c). */
+void mps__server_spawnattr_init(posix_spawnattr_t *attr);
 
 #endif /* MPS_EMBEDDED_H */
