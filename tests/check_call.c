@@ -782,6 +782,44 @@ START_TEST(test_pool_map_call_without_results) {
 }
 END_TEST
 
+/* A task's end, seen by its callback. */
+static void note_end(mps_process *proc, int exitcode, void *userdata) {
+        (void)proc;
+        *(int *)userdata = exitcode;
+}
+
+/* mps_pool_map_call waits for its own tasks only, as mps_pool_map does: a
+ * task queued on the same pool before it (here one that runs until told)
+ * does not hold it. It waited for the whole pool before: that hung. */
+START_TEST(test_pool_map_call_waits_for_its_own_tasks_only) {
+        const char *args[] = {"1", "2", "3"};
+        mps_call_result res[3];
+        int fds[2], other = MPS_EXITCODE_NONE;
+        mps_pool *pool;
+        mps_spec *s;
+        ck_assert_int_eq(mps_pipe(fds), 0);
+        ck_assert_int_eq(mps_spec_new(&s), 0);
+        ck_assert_int_eq(mps_spec_set_call(s, "wait_eof", NULL), 0);
+        ck_assert_int_eq(mps_spec_map_fd(s, 3, fds[0]), 0);
+        ck_assert_int_eq(mps_pool_new(client, 2, &pool), 0);
+        ck_assert_int_eq(mps_pool_apply_async(pool, s, note_end, NULL, &other), 0);
+        mps_spec_free(s);
+        ck_assert_int_eq(mps_spec_new(&s), 0);
+        ck_assert_int_eq(mps_pool_map_call(pool, s, "result_echo", args, 3, res), 0);
+        mps_spec_free(s);
+        for (int i = 0; i < 3; i++)
+                ck_assert_str_eq(res[i].result, args[i]);
+        mps_call_results_free(res, 3);
+        ck_assert_int_eq(other, MPS_EXITCODE_NONE); /* still running */
+        close(fds[0]);
+        close(fds[1]);
+        ck_assert_int_eq(mps_pool_close(pool), 0);
+        ck_assert_int_eq(mps_pool_join(pool, -1), 0);
+        ck_assert_int_eq(other, 0);
+        ck_assert_int_eq(mps_pool_free(pool), 0);
+}
+END_TEST
+
 /* A Pool callback reads the result of its task's process. */
 static void read_result(mps_process *proc, int exitcode, void *userdata) {
         char *out = userdata;
@@ -961,6 +999,7 @@ static Suite *call_suite(void) {
         tcase_add_test(t, test_kept_results_are_bounded_per_user);
         tcase_add_test(t, test_pool_map_call_returns_results_in_input_order);
         tcase_add_test(t, test_pool_map_call_without_results);
+        tcase_add_test(t, test_pool_map_call_waits_for_its_own_tasks_only);
         tcase_add_test(t, test_a_pool_callback_reads_the_result);
         suite_add_tcase(s, t);
         TCase *pf = tcase_create("prefork");
