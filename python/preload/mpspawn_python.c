@@ -66,6 +66,11 @@ static const char helper_src[] =
         "    a = None\n"
         "    try:\n"
         "        a = json.loads(args_json)\n"
+        "        tag = a.get('cache_tag')\n"
+        "        if tag is not None and tag != sys.implementation.cache_tag:\n"
+        "            raise ImportError('client is %s, this server embeds %s: pickles and '\n"
+        "                              'extension modules do not cross versions' %\n"
+        "                              (tag, sys.implementation.cache_tag))\n"
         "        if a.get('cwd'):\n"
         "            os.chdir(a['cwd'])\n"
         "        if a.get('sys_path') is not None:\n"
@@ -147,6 +152,18 @@ static int init(void) {
                 r = -EINVAL;
         }
         Py_XDECREF(code);
+        /* Everything imported so far moves to the permanent generation:
+         * a job's collections then never walk (and so never write to, and
+         * copy) the pages of the warm objects. Refcount writes still copy
+         * the pages of the objects a job touches. */
+        if (r == 0) {
+                PyObject *gc = PyImport_ImportModule("gc");
+                PyObject *x = gc ? PyObject_CallMethod(gc, "freeze", NULL) : NULL;
+                if (!x)
+                        PyErr_Print();
+                Py_XDECREF(x);
+                Py_XDECREF(gc);
+        }
 out:
         /* The GIL is released whatever happened, as the server may go on
          * to exit: a GIL held for good would only matter to a fork. */
