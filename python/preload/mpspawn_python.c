@@ -28,8 +28,10 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +141,22 @@ static int import_preloads(void) {
         return r;
 }
 
+/* Threads in the server after the imports: a preloaded module that started
+ * one (a pool, a watchdog) would run Python beside the event loop and could
+ * hold the GIL or a module lock at a fork; the job's after_fork would then
+ * wait for it for good. The server is single-threaded until then. */
+static int count_threads(void) {
+        DIR *d = opendir("/proc/self/task");
+        int n = 0;
+        if (!d)
+                return -errno;
+        for (struct dirent *e; (e = readdir(d));)
+                if (e->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n;
+}
+
 static int init(void) {
         int r = promote_libpython();
         if (r < 0)
@@ -146,6 +164,12 @@ static int init(void) {
         Py_InitializeEx(0);
         if ((r = import_preloads()) < 0)
                 goto out;
+        if (count_threads() > 1) {
+                fprintf(stderr, "mpspawn_python: a preloaded module started a thread; "
+                                "jobs forked from this server could deadlock\n");
+                r = -EDEADLK;
+                goto out;
+        }
         PyObject *code = Py_CompileString(helper_src, "<mpspawn_job>", Py_file_input);
         if (!code || !(helper = PyImport_ExecCodeModule("_mpspawn_job", code))) {
                 PyErr_Print();
@@ -174,6 +198,21 @@ out:
 static void after_fork(void) {
         PyEval_RestoreThread(main_tstate);
         PyOS_AfterFork_Child();
+        /* The server reset the job's handlers to SIG_DFL (Python's table
+         * still says default_int_handler, from init): Ctrl-C should raise
+         * KeyboardInterrupt in the job, as in a multiprocessing child,
+         * unless the client ignores SIGINT. */
+        struct sigaction sa;
+        if (sigaction(SIGINT, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+                PyObject *sig = PyImport_ImportModule("signal");
+                PyObject *h = sig ? PyObject_GetAttrString(sig, "default_int_handler") : NULL;
+                PyObject *x = h ? PyObject_CallMethod(sig, "signal", "iO", SIGINT, h) : NULL;
+                if (!x)
+                        PyErr_Print();
+                Py_XDECREF(x);
+                Py_XDECREF(h);
+                Py_XDECREF(sig);
+        }
         PyObject *items = PyList_New(0);
         for (char **e = environ; items && e && *e; e++) {
                 PyObject *b = PyBytes_FromString(*e);
