@@ -36,7 +36,3 @@ def wait_for_sigint():
         signal.pause()
     except KeyboardInterrupt:
         return "KeyboardInterrupt raised"
-
-
-def start_thread_at_import():
-    pass
