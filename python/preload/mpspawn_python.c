@@ -63,22 +63,56 @@ static const char helper_src[] =
         "    main.__file__ = path\n"
         "    sys.modules['__main__'] = sys.modules['__mp_main__'] = main\n"
         "\n"
+        "def prepare(a):\n"
+        "    tag = a.get('cache_tag')\n"
+        "    if tag is not None and tag != sys.implementation.cache_tag:\n"
+        "        raise ImportError('client is %s, this server embeds %s: pickles and '\n"
+        "                          'extension modules do not cross versions' %\n"
+        "                          (tag, sys.implementation.cache_tag))\n"
+        "    if a.get('cwd'):\n"
+        "        os.chdir(a['cwd'])\n"
+        "    if a.get('sys_path') is not None:\n"
+        "        sys.path[:] = a['sys_path']\n"
+        "    if a.get('main_path'):\n"
+        "        fixup_main(a['main_path'])\n"
+        "\n"
+        "def worker(args_json, fd):\n"
+        "    # A long-lived Pool worker: each message on fd (a socketpair end,\n"
+        "    # multiprocessing.connection framing) is a pickled list of\n"
+        "    # (fn, args, kwargs); the reply is a pickled list of (ok, value or\n"
+        "    # (exc, traceback)). Ends on EOF or after maxtasks messages.\n"
+        "    from multiprocessing.connection import Connection\n"
+        "    a = json.loads(args_json)\n"
+        "    prepare(a)\n"
+        "    conn = Connection(fd)\n"
+        "    n, maxtasks = 0, a.get('maxtasks')\n"
+        "    while maxtasks is None or n < maxtasks:\n"
+        "        try:\n"
+        "            chunk = pickle.loads(conn.recv_bytes())\n"
+        "        except EOFError:\n"
+        "            break\n"
+        "        out = []\n"
+        "        for fn, args, kwargs in chunk:\n"
+        "            try:\n"
+        "                out.append((True, fn(*args, **(kwargs or {}))))\n"
+        "            except BaseException as e:\n"
+        "                out.append((False, (e, traceback.format_exc())))\n"
+        "        try:\n"
+        "            data = pickle.dumps(out, pickle.HIGHEST_PROTOCOL)\n"
+        "        except BaseException as e:\n"
+        "            data = pickle.dumps([(False, (RuntimeError(repr(e)), ''))] * len(out))\n"
+        "        conn.send_bytes(data)\n"
+        "        n += 1\n"
+        "    for f in (sys.stdout, sys.stderr):\n"
+        "        f.flush()\n"
+        "    return json.dumps({'messages': n})\n"
+        "\n"
         "def run(args_json):\n"
         "    summary = None\n"
         "    a = None\n"
         "    try:\n"
         "        a = json.loads(args_json)\n"
-        "        tag = a.get('cache_tag')\n"
-        "        if tag is not None and tag != sys.implementation.cache_tag:\n"
-        "            raise ImportError('client is %s, this server embeds %s: pickles and '\n"
-        "                              'extension modules do not cross versions' %\n"
-        "                              (tag, sys.implementation.cache_tag))\n"
-        "        if a.get('cwd'):\n"
-        "            os.chdir(a['cwd'])\n"
-        "        if a.get('sys_path') is not None:\n"
-        "            sys.path[:] = a['sys_path']\n"
-        "        if a.get('main_path'):\n"
-        "            fixup_main(a['main_path'])\n"
+        "        prepare(a)\n"
         "        fn, args, kwargs = pickle.loads(base64.b64decode(a['pickle']))\n"
         "        value = fn(*args, **(kwargs or {}))\n"
         "        data = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)\n"
@@ -253,5 +287,33 @@ static int run_python(const mps_call_context *ctx) {
         return ok ? 0 : 1;
 }
 
+/* "python_worker": the job's first mapped fd is its task channel. */
+static int run_worker(const mps_call_context *ctx) {
+        if (ctx->nfds < 1) {
+                ctx->set_error(ctx, "python_worker: map the task channel as the job's first fd");
+                return 2;
+        }
+        PyObject *res = PyObject_CallMethod(helper, "worker", "si", ctx->args_json, ctx->fds[0]);
+        const char *json = res ? PyUnicode_AsUTF8(res) : NULL;
+        if (!json) {
+                /* The traceback goes to the job's stderr; its last line
+                 * to the caller. */
+                PyObject *type, *value, *tb;
+                PyErr_Fetch(&type, &value, &tb);
+                PyObject *s = value ? PyObject_Str(value) : NULL;
+                const char *m = s ? PyUnicode_AsUTF8(s) : NULL;
+                ctx->set_error(ctx, m ? m : "python_worker failed");
+                PyErr_Restore(type, value, tb);
+                PyErr_Print();
+                Py_XDECREF(s);
+                Py_XDECREF(res);
+                return 1;
+        }
+        ctx->set_result(ctx, json);
+        Py_DECREF(res);
+        return 0;
+}
+
 MPS_MODULE(init, after_fork);
 MPS_ENTRY("python", run_python);
+MPS_ENTRY("python_worker", run_worker);

@@ -29,6 +29,7 @@ for name, res, args in [
     ("mps_start", ctypes.c_int, [vp]),
     ("mps_join", ctypes.c_int, [vp, ctypes.c_int]),
     ("mps_exitcode", ctypes.c_int, [vp]),
+    ("mps_pid", ctypes.c_int, [vp]),
     ("mps_result", cp, [vp]),
     ("mps_result_error", cp, [vp]),
     ("mps_process_close", ctypes.c_int, [vp]),
