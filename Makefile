@@ -218,7 +218,7 @@ PYTHON_EMBED_LIBS   = $(shell $(PKG_CONFIG) --libs python3-embed 2>/dev/null)
 python-preload: $(BUILD)/mpspawn_python.so
 $(BUILD)/mpspawn_python.so: python/preload/mpspawn_python.c include/mpspawn.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -Wno-missing-prototypes $(CPPFLAGS) $(CFLAGS) -fPIC \
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) -fPIC \
 	  -fvisibility=hidden -Iinclude $(PYTHON_EMBED_CFLAGS) -shared -Wl,--no-undefined \
 	  $(ALL_LDFLAGS) -o $@ $< $(PYTHON_EMBED_LIBS) -ldl
 
