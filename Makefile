@@ -210,6 +210,18 @@ $(BUILD)/libmpspawn.so.$(VERSION): $(LIB_OBJ)
 	ln -sf libmpspawn.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/libmpspawn.so
 
+# The embedded-CPython preload (issue 16 prototype): built only when
+# Debian's python3-dev provides python3-embed; `make python-preload`.
+PYTHON_EMBED_CFLAGS = $(shell $(PKG_CONFIG) --cflags python3-embed 2>/dev/null)
+PYTHON_EMBED_LIBS   = $(shell $(PKG_CONFIG) --libs python3-embed 2>/dev/null)
+.PHONY: python-preload
+python-preload: $(BUILD)/mpspawn_python.so
+$(BUILD)/mpspawn_python.so: python/preload/mpspawn_python.c include/mpspawn.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) -fPIC \
+	  -fvisibility=hidden -Iinclude $(PYTHON_EMBED_CFLAGS) -shared -Wl,--no-undefined \
+	  $(ALL_LDFLAGS) -o $@ $< $(PYTHON_EMBED_LIBS) -ldl
+
 $(BUILD)/mpforkserver: $(SERVER_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) $(SECCOMP_LIBS)
 

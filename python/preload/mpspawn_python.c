@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mpspawn_python.c: CPython embedded in mpforkserver (a prototype for
+ * issue 16). Loaded with `mpforkserver --preload build/mpspawn_python.so`.
+ *
+ * init (in the server, once): Py_InitializeEx(0) (no signal handlers: the
+ * server owns its signals), import what $MPSPAWN_PYTHON_PRELOAD names
+ * (comma list; an ImportError prints its traceback and stops the server),
+ * compile the job helper below, and release the GIL. From then on the
+ * server never runs Python: no Python object is touched between forks, so
+ * no Python lock can be held by anyone at fork time.
+ *
+ * after_fork (in each call job, after credentials, cwd and fds are the
+ * client's, before the seccomp filter): take the GIL back in the only
+ * thread there is, PyOS_AfterFork_Child (recreates the GIL, the import
+ * lock, the thread states; runs os.register_at_fork's after_in_child
+ * hooks), and rebuild os.environ from the job's environ: the snapshot
+ * Python took at init is the server's, not the client's.
+ *
+ * entry "python": args_json is {"pickle": base64 of pickle((fn, args,
+ * kwargs)), "sys_path": [...], "cwd": "...", "main_path": "..." or null,
+ * "result_fd": n or absent}. Unpickled here only, in the job, as the
+ * client. The result is JSON {"ok": true|false, "pickle": base64} (the
+ * return value, or (exception, formatted traceback)), or {"ok": ...,
+ * "fd_len": n} when the pickle went to result_fd instead (big results:
+ * MPS_RESULT_MAX is 32 KiB of JSON, about 24 KiB of pickle).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpspawn.h"
+
+extern char **environ;
+
+static PyThreadState *main_tstate;
+static PyObject *helper; /* the _mpspawn_job module */
+
+static const char helper_src[] =
+        "import base64, json, os, pickle, runpy, sys, traceback, types\n"
+        "\n"
+        "def refresh_environ(items):\n"
+        "    d = os.environ._data\n"
+        "    d.clear()\n"
+        "    for kv in items:\n"
+        "        k, sep, v = kv.partition(b'=')\n"
+        "        if sep and k:\n"
+        "            d[k] = v\n"
+        "\n"
+        "def fixup_main(path):\n"
+        "    # As multiprocessing.spawn._fixup_main_from_path: the client's\n"
+        "    # script runs as __mp_main__, so its 'if __name__ == \"__main__\"'\n"
+        "    # block does not, and functions pickled as __main__.f resolve.\n"
+        "    main = types.ModuleType('__mp_main__')\n"
+        "    main.__dict__.update(runpy.run_path(path, run_name='__mp_main__'))\n"
+        "    main.__file__ = path\n"
+        "    sys.modules['__main__'] = sys.modules['__mp_main__'] = main\n"
+        "\n"
+        "def prepare(a):\n"
+        "    tag = a.get('cache_tag')\n"
+        "    if tag is not None and tag != sys.implementation.cache_tag:\n"
+        "        raise ImportError('client is %s, this server embeds %s: pickles and '\n"
+        "                          'extension modules do not cross versions' %\n"
+        "                          (tag, sys.implementation.cache_tag))\n"
+        "    if a.get('cwd'):\n"
+        "        os.chdir(a['cwd'])\n"
+        "    if a.get('sys_path') is not None:\n"
+        "        sys.path[:] = a['sys_path']\n"
+        "    if a.get('main_path'):\n"
+        "        fixup_main(a['main_path'])\n"
+        "\n"
+        "def worker(args_json, fd):\n"
+        "    # A long-lived Pool worker: each message on fd (a socketpair end,\n"
+        "    # multiprocessing.connection framing) is a pickled list of\n"
+        "    # (fn, args, kwargs); the reply is a pickled list of (ok, value or\n"
+        "    # (exc, traceback)). Ends on EOF or after maxtasks messages.\n"
+        "    from multiprocessing.connection import Connection\n"
+        "    a = json.loads(args_json)\n"
+        "    prepare(a)\n"
+        "    conn = Connection(fd)\n"
+        "    n, maxtasks = 0, a.get('maxtasks')\n"
+        "    while maxtasks is None or n < maxtasks:\n"
+        "        try:\n"
+        "            chunk = pickle.loads(conn.recv_bytes())\n"
+        "        except EOFError:\n"
+        "            break\n"
+        "        out = []\n"
+        "        for fn, args, kwargs in chunk:\n"
+        "            try:\n"
+        "                out.append((True, fn(*args, **(kwargs or {}))))\n"
+        "            except BaseException as e:\n"
+        "                out.append((False, (e, traceback.format_exc())))\n"
+        "        try:\n"
+        "            data = pickle.dumps(out, pickle.HIGHEST_PROTOCOL)\n"
+        "        except BaseException as e:\n"
+        "            data = pickle.dumps([(False, (RuntimeError(repr(e)), ''))] * len(out))\n"
+        "        conn.send_bytes(data)\n"
+        "        n += 1\n"
+        "    for f in (sys.stdout, sys.stderr):\n"
+        "        f.flush()\n"
+        "    return json.dumps({'messages': n})\n"
+        "\n"
+        "def run(args_json):\n"
+        "    summary = None\n"
+        "    a = None\n"
+        "    try:\n"
+        "        a = json.loads(args_json)\n"
+        "        prepare(a)\n"
+        "        fn, args, kwargs = pickle.loads(base64.b64decode(a['pickle']))\n"
+        "        value = fn(*args, **(kwargs or {}))\n"
+        "        data = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)\n"
+        "        ok = True\n"
+        "    except BaseException as e:\n"
+        "        tb = traceback.format_exc()\n"
+        "        summary = traceback.format_exception_only(type(e), e)[-1].strip()\n"
+        "        try:\n"
+        "            data = pickle.dumps((e, tb), pickle.HIGHEST_PROTOCOL)\n"
+        "        except BaseException:\n"
+        "            data = pickle.dumps((RuntimeError(summary), tb))\n"
+        "        ok = False\n"
+        "    for f in (sys.stdout, sys.stderr):\n"
+        "        try:\n"
+        "            f.flush()\n"
+        "        except BaseException:\n"
+        "            pass\n"
+        "    fd = a.get('result_fd') if isinstance(a, dict) else None\n"
+        "    if fd is not None:\n"
+        "        view = memoryview(data)\n"
+        "        while view:\n"
+        "            view = view[os.write(fd, view):]\n"
+        "        return ok, json.dumps({'ok': ok, 'fd_len': len(data)}), summary\n"
+        "    return ok, json.dumps({'ok': ok, 'pickle': base64.b64encode(data).decode()}), summary\n";
+
+/* Extension modules (_decimal, _json, numpy's) are not linked against
+ * libpython: they expect its symbols in the global scope. The server
+ * dlopens us RTLD_LOCAL, which puts our dependency libpython there too, so
+ * promote it to RTLD_GLOBAL before the first import. */
+static int promote_libpython(void) {
+        Dl_info info;
+        if (!dladdr((void *)Py_InitializeEx, &info) || !info.dli_fname)
+                return -ENOENT;
+        if (!dlopen(info.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD)) {
+                fprintf(stderr, "mpspawn_python: %s\n", dlerror());
+                return -ENOENT;
+        }
+        return 0;
+}
+
+static int import_preloads(void) {
+        const char *list = getenv("MPSPAWN_PYTHON_PRELOAD");
+        if (!list || !*list)
+                return 0;
+        char *copy = strdup(list), *save = NULL;
+        if (!copy)
+                return -ENOMEM;
+        int r = 0;
+        for (char *name = strtok_r(copy, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
+                PyObject *m = PyImport_ImportModule(name);
+                if (!m) {
+                        fprintf(stderr, "mpspawn_python: cannot import '%s':\n", name);
+                        PyErr_Print();
+                        r = -ENOENT;
+                        break;
+                }
+                Py_DECREF(m);
+        }
+        free(copy);
+        return r;
+}
+
+/* Threads in the server after the imports: a preloaded module that started
+ * one (a pool, a watchdog) would run Python beside the event loop and could
+ * hold the GIL or a module lock at a fork; the job's after_fork would then
+ * wait for it for good. The server is single-threaded until then. */
+static int count_threads(void) {
+        DIR *d = opendir("/proc/self/task");
+        int n = 0;
+        if (!d)
+                return -errno;
+        for (struct dirent *e; (e = readdir(d));)
+                if (e->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static int init(void) {
+        int r = promote_libpython();
+        if (r < 0)
+                return r;
+        Py_InitializeEx(0);
+        if ((r = import_preloads()) < 0)
+                goto out;
+        if (count_threads() > 1) {
+                fprintf(stderr, "mpspawn_python: a preloaded module started a thread; "
+                                "jobs forked from this server could deadlock\n");
+                r = -EDEADLK;
+                goto out;
+        }
+        PyObject *code = Py_CompileString(helper_src, "<mpspawn_job>", Py_file_input);
+        if (!code || !(helper = PyImport_ExecCodeModule("_mpspawn_job", code))) {
+                PyErr_Print();
+                r = -EINVAL;
+        }
+        Py_XDECREF(code);
+        /* Everything imported so far moves to the permanent generation:
+         * a job's collections then never walk (and so never write to, and
+         * copy) the pages of the warm objects. Refcount writes still copy
+         * the pages of the objects a job touches. */
+        if (r == 0) {
+                PyObject *gc = PyImport_ImportModule("gc");
+                PyObject *x = gc ? PyObject_CallMethod(gc, "freeze", NULL) : NULL;
+                if (!x)
+                        PyErr_Print();
+                Py_XDECREF(x);
+                Py_XDECREF(gc);
+        }
+out:
+        /* The GIL is released whatever happened, as the server may go on
+         * to exit: a GIL held for good would only matter to a fork. */
+        main_tstate = PyEval_SaveThread();
+        return r;
+}
+
+static void after_fork(void) {
+        PyEval_RestoreThread(main_tstate);
+        PyOS_AfterFork_Child();
+        /* The server reset the job's handlers to SIG_DFL (Python's table
+         * still says default_int_handler, from init): Ctrl-C should raise
+         * KeyboardInterrupt in the job, as in a multiprocessing child,
+         * unless the client ignores SIGINT. */
+        struct sigaction sa;
+        if (sigaction(SIGINT, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+                PyObject *sig = PyImport_ImportModule("signal");
+                PyObject *h = sig ? PyObject_GetAttrString(sig, "default_int_handler") : NULL;
+                PyObject *x = h ? PyObject_CallMethod(sig, "signal", "iO", SIGINT, h) : NULL;
+                if (!x)
+                        PyErr_Print();
+                Py_XDECREF(x);
+                Py_XDECREF(h);
+                Py_XDECREF(sig);
+        }
+        PyObject *items = PyList_New(0);
+        for (char **e = environ; items && e && *e; e++) {
+                PyObject *b = PyBytes_FromString(*e);
+                if (!b || PyList_Append(items, b) < 0)
+                        Py_CLEAR(items);
+                Py_XDECREF(b);
+        }
+        PyObject *res = items ? PyObject_CallMethod(helper, "refresh_environ", "O", items) : NULL;
+        if (!res)
+                PyErr_Print();
+        Py_XDECREF(res);
+        Py_XDECREF(items);
+}
+
+static int run_python(const mps_call_context *ctx) {
+        PyObject *res = PyObject_CallMethod(helper, "run", "s", ctx->args_json);
+        int ok = 0, r;
+        const char *json = NULL, *summary = NULL;
+        if (!res || !PyArg_ParseTuple(res, "psz", &ok, &json, &summary)) {
+                PyErr_Print();
+                ctx->set_error(ctx, "mpspawn_python: the job helper failed (see stderr)");
+                Py_XDECREF(res);
+                return 2;
+        }
+        if ((r = ctx->set_result(ctx, json)) < 0) {
+                char msg[256];
+                snprintf(msg, sizeof(msg),
+                         "mpspawn_python: result not stored (%s, %zu bytes of JSON; limit %d): "
+                         "pass a result_fd",
+                         strerror(-r), strlen(json), MPS_RESULT_MAX);
+                ctx->set_error(ctx, msg);
+                Py_DECREF(res);
+                return 3;
+        }
+        if (!ok)
+                ctx->set_error(ctx, summary ? summary : "exception");
+        Py_DECREF(res);
+        return ok ? 0 : 1;
+}
+
+/* "python_worker": the job's first mapped fd is its task channel. */
+static int run_worker(const mps_call_context *ctx) {
+        if (ctx->nfds < 1) {
+                ctx->set_error(ctx, "python_worker: map the task channel as the job's first fd");
+                return 2;
+        }
+        PyObject *res = PyObject_CallMethod(helper, "worker", "si", ctx->args_json, ctx->fds[0]);
+        const char *json = res ? PyUnicode_AsUTF8(res) : NULL;
+        if (!json) {
+                /* The traceback goes to the job's stderr; its last line
+                 * to the caller. */
+                PyObject *type, *value, *tb;
+                PyErr_Fetch(&type, &value, &tb);
+                PyObject *s = value ? PyObject_Str(value) : NULL;
+                const char *m = s ? PyUnicode_AsUTF8(s) : NULL;
+                ctx->set_error(ctx, m ? m : "python_worker failed");
+                PyErr_Restore(type, value, tb);
+                PyErr_Print();
+                Py_XDECREF(s);
+                Py_XDECREF(res);
+                return 1;
+        }
+        ctx->set_result(ctx, json);
+        Py_DECREF(res);
+        return 0;
+}
+
+MPS_MODULE(init, after_fork);
+MPS_ENTRY("python", run_python);
+MPS_ENTRY("python_worker", run_worker);
