@@ -547,8 +547,17 @@ class Pool:
         return self.apply_async(func, args, kwds).get()
 
     def map_async(self, func, iterable, chunksize=None, callback=None, error_callback=None):
-        results = [self.apply_async(func, (item,)) for item in iterable]
-        return _MapResult(results, callback, error_callback)
+        self._check_running()
+        mr = _MapResult(callback, error_callback)
+        for item in iterable:
+            ok, err = mr.add()
+            try:
+                self.apply_async(func, (item,), callback=ok, error_callback=err)
+            except BaseException:
+                self.terminate()  # tasks already queued must not outlive the failure
+                raise
+        mr.seal()
+        return mr
 
     def map(self, func, iterable, chunksize=None):
         return self.map_async(func, iterable).get()
@@ -590,27 +599,36 @@ class Pool:
 
 
 class _MapResult(AsyncResult):
-    """map_async: ready once every item is; the first failure in input order wins."""
+    """map_async: ready once every item is; the first failure in input order wins.
 
-    def __init__(self, results, callback, error_callback):
+    Items may finish before map_async has queued them all, so the count is
+    only final once seal() has run."""
+
+    def __init__(self, callback, error_callback):
         super().__init__(callback, error_callback)
-        self._results = results
-        self._remaining = len(results)
+        self._items = []
+        self._remaining = 1  # held by seal()
         self._mlock = threading.Lock()
-        if not results:
-            self._set(True, [])
-        for r in results:
-            r._callback = r._error_callback = self._one
 
-    def _one(self, _value):
+    def add(self):
         with self._mlock:
+            self._items.append(None)
+            self._remaining += 1
+            index = len(self._items) - 1
+        return (lambda v: self._one(index, True, v)), (lambda e: self._one(index, False, e))
+
+    def seal(self):
+        self._one(None, True, None)
+
+    def _one(self, index, success, value):
+        with self._mlock:
+            if index is not None:
+                self._items[index] = (success, value)
             self._remaining -= 1
-            done = self._remaining == 0
-        if done:
-            for r in self._results:
-                r._event.wait()
-            for r in self._results:
-                if not r._success:
-                    self._set(False, r._value)
-                    return
-            self._set(True, [r._value for r in self._results])
+            if self._remaining:
+                return
+        for ok, v in self._items:
+            if not ok:
+                self._set(False, v)
+                return
+        self._set(True, [v for _, v in self._items])
