@@ -16,7 +16,16 @@ if os.environ.get("MPSPAWN_LIBRARY"):
 def _load():
     for path in _candidates:
         if os.path.exists(path):
-            return ctypes.CDLL(os.path.normpath(path), use_errno=True)
+            path = os.path.normpath(path)
+            # The embedded server is looked for next to the running
+            # executable (python3 here, so never found) and then installed;
+            # from the build tree, point it at the build's mpforkserver. The
+            # library has no call for this, so it is the environment
+            # variable, which jobs then inherit (a wart: see the notes).
+            server = os.path.join(os.path.dirname(path), "mpforkserver")
+            if os.path.exists(server):
+                os.environ.setdefault("MPSPAWN_FORKSERVER", server)
+            return ctypes.CDLL(path, use_errno=True)
     return ctypes.CDLL("libmpspawn.so.0", use_errno=True)
 
 

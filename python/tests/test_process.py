@@ -1,0 +1,100 @@
+import errno
+import multiprocessing.connection
+import os
+import select
+import selectors
+import signal
+import time
+
+import pytest
+
+import mpspawn
+
+
+def test_exitcode_and_pid(server):
+    p = mpspawn.Process(["sh", "-c", "exit 42"], socket=server)
+    assert p.exitcode is None and p.pid is None and not p.is_alive()
+    p.start()
+    assert p.pid > 0
+    p.join()
+    assert p.exitcode == 42 and not p.is_alive()
+    p.close()
+    with pytest.raises(ValueError):
+        p.is_alive()
+
+
+def test_start_twice_is_assertion_error(server):
+    p = mpspawn.Process(["true"], socket=server)
+    p.start()
+    with pytest.raises(AssertionError):
+        p.start()
+    p.join()
+
+
+def test_signal_exitcode_and_negative_join(server):
+    p = mpspawn.Process(["sleep", "30"], socket=server)
+    p.start()
+    t = time.monotonic()
+    p.join(-1)  # returns at once, as multiprocessing
+    assert time.monotonic() - t < 1 and p.is_alive() and p.exitcode is None
+    with pytest.raises(ValueError):
+        p.close()  # still running
+    p.kill()
+    p.join()
+    assert p.exitcode == -signal.SIGKILL
+
+
+def test_exec_failure_is_oserror(server):
+    p = mpspawn.Process(["/nonexistent/program"], socket=server)
+    with pytest.raises(OSError) as e:
+        p.start()
+    assert e.value.errno == errno.ENOENT
+
+
+def test_sentinel_works_with_wait_select_selectors(server):
+    p = mpspawn.Process(["sh", "-c", "sleep 0.2"], socket=server)
+    p.start()
+    assert multiprocessing.connection.wait([p.sentinel], timeout=0) == []
+    assert multiprocessing.connection.wait([p.sentinel], timeout=10) == [p.sentinel]
+    assert select.select([p.sentinel], [], [], 0)[0] == [p.sentinel]
+    with selectors.DefaultSelector() as sel:
+        sel.register(p.sentinel, selectors.EVENT_READ)
+        assert sel.select(0)
+    p.join()
+    assert p.exitcode == 0
+
+
+def test_env_replaces_and_cwd(server, tmp_path):
+    r, w = os.pipe()
+    p = mpspawn.Process(["/bin/sh", "-c", 'echo "$FOO:${HOME-unset}:$(pwd)"'],
+                        env={"FOO": "bar"}, cwd=str(tmp_path), stdout=w, socket=server)
+    p.start()
+    os.close(w)
+    p.join()
+    out = os.read(r, 4096).decode().strip()
+    os.close(r)
+    assert out == "bar:unset:%s" % tmp_path
+
+
+def test_call_result_and_error(server):
+    p = mpspawn.Process(call="result_echo", call_args={"a": [1, 2], "s": "x"}, socket=server)
+    p.start()
+    p.join()
+    assert p.exitcode == 0 and p.result == {"a": [1, 2], "s": "x"}
+    p = mpspawn.Process(call="error_set", call_args=3, socket=server)
+    p.start()
+    p.join()
+    assert p.exitcode == 3
+    with pytest.raises(mpspawn.TaskError, match="bad input"):
+        p.result
+
+
+def test_unknown_entry_is_oserror(server):
+    with pytest.raises(OSError) as e:
+        mpspawn.Process(call="no_such_entry", socket=server).start()
+    assert e.value.errno == errno.ENOENT
+
+
+def test_target_not_yet():
+    with pytest.raises(NotImplementedError):
+        mpspawn.Process(target=print)
