@@ -21,6 +21,10 @@ def test_map_call_in_order_and_failure_message(server):
         with pytest.raises(mpspawn.TaskError, match="unlucky 13"):
             pool.map(Call("square"), [12, 13, 14])
         assert pool.map(Call("square"), []) == []
+        with pytest.raises(mpspawn.TaskError, match="killed by signal 9"):
+            pool.apply(Call("square"), (66,))
+        with pytest.raises(mpspawn.TaskError, match="exited with status 3"):
+            pool.apply(Call("square"), (99,))
 
 
 def test_sigkilled_worker_fails_its_task_and_pool_goes_on(server):
@@ -86,14 +90,14 @@ def test_map_async_many_from_threads(server):
         out = {}
 
         def run(k):
-            out[k] = pool.map(Call("square"), range(14 + 20 * k, 34 + 20 * k))
+            out[k] = pool.map(Call("square"), range(100 + 20 * k, 120 + 20 * k))
 
         ts = [threading.Thread(target=run, args=(k,)) for k in range(4)]
         for t in ts:
             t.start()
         for t in ts:
             t.join(30)
-        assert all(out[k] == [{"square": n * n} for n in range(14 + 20 * k, 34 + 20 * k)] for k in range(4))
+        assert all(out[k] == [{"square": n * n} for n in range(100 + 20 * k, 120 + 20 * k)] for k in range(4))
 
 
 def test_embedded_default_server(monkeypatch):
