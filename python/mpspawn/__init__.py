@@ -28,6 +28,7 @@ import select
 import signal
 import sys
 import threading
+import time
 import traceback
 import ctypes
 
@@ -239,11 +240,23 @@ class Process:
     def join(self, timeout=None):
         self._check_closed()
         assert self._proc is not None, "can only join a started process"
-        if not self._ended:
-            r = lib.mps_join(self._proc, _timeout_ms(timeout))
-            if r < 0 and r != -110:
-                raise OSError(-r, _lib.strerror(r))
-            self._update()
+        if self._ended:
+            return
+        # mps_join retries EINTR inside the library, so a blocking call would
+        # hold off Ctrl-C (KeyboardInterrupt) until the job ends. Wait on the
+        # sentinel (a pidfd) in Python first, where signal handlers run, and
+        # only then let the library read the exit the server sends.
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
+        sentinel = lib.mps_sentinel(self._proc)
+        if sentinel >= 0:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0)
+            if not select.select([sentinel], [], [], left)[0]:
+                return
+        left = None if deadline is None else max(deadline - time.monotonic(), 0)
+        r = lib.mps_join(self._proc, _timeout_ms(left))
+        if r < 0 and r != -110:
+            raise OSError(-r, _lib.strerror(r))
+        self._update()
 
     def is_alive(self):
         self._check_closed()

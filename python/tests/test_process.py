@@ -98,3 +98,46 @@ def test_unknown_entry_is_oserror(server):
 def test_target_not_yet():
     with pytest.raises(NotImplementedError):
         mpspawn.Process(target=print)
+
+
+def test_join_is_interruptible(server):
+    p = mpspawn.Process(["sleep", "30"], socket=server)
+    p.start()
+    old = signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    t = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            p.join()
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    assert time.monotonic() - t < 5
+    p.kill()
+    p.join()
+
+
+def _gone(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ")[1][0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_client_killed_ends_daemon_children(server):
+    import subprocess, sys
+    code = ("import mpspawn, sys, time\n"
+            "p = mpspawn.Process(['sleep', '30'], daemon=True, socket=sys.argv[1])\n"
+            "q = mpspawn.Process(['sleep', '3'], socket=sys.argv[1])\n"
+            "p.start(); q.start(); print(p.pid, q.pid, flush=True); time.sleep(60)\n")
+    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), ".."))
+    c = subprocess.Popen([sys.executable, "-c", code, server], stdout=subprocess.PIPE, env=env)
+    daemon_pid, other_pid = map(int, c.stdout.readline().split())
+    c.kill()
+    c.wait()
+    for _ in range(100):
+        if _gone(daemon_pid):
+            break
+        time.sleep(0.05)
+    assert _gone(daemon_pid)
+    assert not _gone(other_pid)  # a non-daemon job runs on, as the C API says
