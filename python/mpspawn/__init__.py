@@ -17,6 +17,8 @@ Where we differ from multiprocessing:
   object).
 * A task's failure raises TaskError (a multiprocessing.ProcessError) with the
   worker's message, or OSError with the exec's errno when it could not start.
+* ``chunksize`` is accepted and ignored (one job per item); ``initializer``,
+  ``maxtasksperchild``, ``get_context`` and ``Pipe`` are not there yet.
 * As in subprocess: ``env=`` replaces the job's environment, and an exec
   failure raises OSError from ``start()`` instead of exitcode 1.
 """
@@ -253,7 +255,11 @@ class Process:
             if not select.select([sentinel], [], [], left)[0]:
                 return
         left = None if deadline is None else max(deadline - time.monotonic(), 0)
-        r = lib.mps_join(self._proc, _timeout_ms(left))
+        # Once the pidfd is readable the job is dead and its report is on
+        # the way: give it a little grace past the caller's timeout, so that
+        # join(timeout) does not return a dead job with exitcode None.
+        ms = -1 if left is None else max(_timeout_ms(left), 100)
+        r = lib.mps_join(self._proc, ms if sentinel >= 0 else _timeout_ms(left))
         if r < 0 and r != -110:
             raise OSError(-r, _lib.strerror(r))
         self._update()
@@ -575,6 +581,27 @@ class Pool:
     def map(self, func, iterable, chunksize=None):
         return self.map_async(func, iterable).get()
 
+    def starmap(self, func, iterable, chunksize=None):
+        return self.starmap_async(func, iterable).get()
+
+    def starmap_async(self, func, iterable, chunksize=None, callback=None,
+                      error_callback=None):
+        self._check_running()
+        mr = _MapResult(callback, error_callback)
+        for args in iterable:
+            ok, err = mr.add()
+            self.apply_async(func, tuple(args), callback=ok, error_callback=err)
+        mr.seal()
+        return mr
+
+    def imap(self, func, iterable, chunksize=1):
+        self._check_running()
+        return _IMapIterator(self, func, iterable, ordered=True)
+
+    def imap_unordered(self, func, iterable, chunksize=1):
+        self._check_running()
+        return _IMapIterator(self, func, iterable, ordered=False)
+
     def close(self):
         if self._state == _RUN:
             self._state = _CLOSE
@@ -645,3 +672,69 @@ class _MapResult(AsyncResult):
                 self._set(False, v)
                 return
         self._set(True, [v for _, v in self._items])
+
+
+class _IMapIterator:
+    """imap / imap_unordered: a feeder thread consumes the iterable lazily
+    (as multiprocessing's task-handler thread does) and queues each item;
+    next() yields results in input order, or in completion order."""
+
+    def __init__(self, pool, func, iterable, ordered):
+        self._cond = threading.Condition()
+        self._results = []   # ordered: AsyncResults by index
+        self._done = []      # unordered: (success, value) as they complete
+        self._fed = None     # item count once the feeder has finished
+        self._feed_error = None
+        self._next = 0
+        self._ordered = ordered
+        self._pool, self._func = pool, func
+        threading.Thread(target=self._feed, args=(iter(iterable),), daemon=True,
+                         name="mpspawn-imap-feeder").start()
+
+    def _feed(self, it):
+        n = 0
+        try:
+            for item in it:
+                res = self._pool.apply_async(self._func, (item,),
+                                             callback=lambda v: self._complete(True, v),
+                                             error_callback=lambda e: self._complete(False, e))
+                with self._cond:
+                    self._results.append(res)
+                    self._cond.notify_all()
+                n += 1
+        except BaseException as e:
+            self._feed_error = e
+        with self._cond:
+            self._fed = n
+            self._cond.notify_all()
+
+    def _complete(self, success, value):
+        with self._cond:
+            self._done.append((success, value))
+            self._cond.notify_all()
+
+    def __iter__(self):
+        return self
+
+    def next(self, timeout=None):
+        with self._cond:
+            while True:
+                if self._fed is not None and self._next >= self._fed:
+                    if self._feed_error is not None:
+                        raise self._feed_error
+                    raise StopIteration
+                if self._ordered and self._next < len(self._results):
+                    res = self._results[self._next]
+                    break
+                if not self._ordered and self._next < len(self._done):
+                    success, value = self._done[self._next]
+                    self._next += 1
+                    if success:
+                        return value
+                    raise value
+                if not self._cond.wait(timeout):
+                    raise TimeoutError
+        self._next += 1
+        return res.get(timeout)
+
+    __next__ = next

@@ -104,3 +104,26 @@ def test_embedded_default_server(monkeypatch):
     monkeypatch.delenv("MPSPAWN_SOCKET", raising=False)
     with mpspawn.Pool(2) as pool:
         assert pool.map(["sh", "-c", 'exit "$1"', "sh"], ["1", "2", "3"]) == [1, 2, 3]
+
+
+def test_starmap_imap_imap_unordered(server):
+    fed = []
+
+    def items():
+        for n in range(6):
+            fed.append(n)
+            yield n
+
+    with mpspawn.Pool(3, socket=server) as pool:
+        assert pool.starmap(["sh", "-c", 'exit $(($1 + $2))', "sh"],
+                            [("1", "2"), ("3", "4")]) == [3, 7]
+        it = pool.imap(Call("square"), items())
+        assert [next(it) for _ in range(6)] == [{"square": n * n} for n in range(6)]
+        with pytest.raises(StopIteration):
+            next(it)
+        out = sorted(v["square"] for v in pool.imap_unordered(Call("square"), range(8)))
+        assert out == sorted(n * n for n in range(8))
+        it = pool.imap(Call("square"), [12, 13])
+        assert next(it) == {"square": 144}
+        with pytest.raises(mpspawn.TaskError, match="unlucky"):
+            next(it)
