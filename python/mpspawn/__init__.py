@@ -18,7 +18,7 @@ Where we differ from multiprocessing:
 * A task's failure raises TaskError (a multiprocessing.ProcessError) with the
   worker's message, or OSError with the exec's errno when it could not start.
 * ``chunksize`` is accepted and ignored (one job per item); ``initializer``,
-  ``maxtasksperchild``, ``get_context`` and ``Pipe`` are not there yet.
+  ``maxtasksperchild`` and ``target=`` are not there yet.
 * As in subprocess: ``env=`` replaces the job's environment, and an exec
   failure raises OSError from ``start()`` instead of exitcode 1.
 """
@@ -37,7 +37,8 @@ import ctypes
 from . import _lib
 from ._lib import lib
 
-__all__ = ["Process", "Pool", "AsyncResult", "Call", "TaskError", "TimeoutError"]
+__all__ = ["Process", "Pool", "AsyncResult", "Call", "TaskError", "TimeoutError",
+           "Pipe", "cpu_count", "get_context"]
 
 TimeoutError = multiprocessing.TimeoutError
 
@@ -738,3 +739,38 @@ class _IMapIterator:
         return res.get(timeout)
 
     __next__ = next
+
+
+def Pipe(duplex=True):
+    """multiprocessing's Pipe (its ends are fds: pass them with pass_fds=
+    or stdin=/stdout=; part 2 will accept them as target arguments)."""
+    return multiprocessing.Pipe(duplex)
+
+
+def cpu_count():
+    return os.cpu_count() or 1
+
+
+class _Context:
+    """What get_context() returns: the names of a multiprocessing context."""
+
+    Process = Process
+    Pool = Pool
+    Pipe = staticmethod(Pipe)
+    cpu_count = staticmethod(cpu_count)
+    TimeoutError = TimeoutError
+    ProcessError = multiprocessing.ProcessError
+
+    def get_start_method(self, allow_none=False):
+        return "mpspawn"
+
+
+_context = _Context()
+
+
+def get_context(method=None):
+    """An object with Process, Pool, Pipe and cpu_count, for code written
+    against a multiprocessing context. method must be None or "mpspawn"."""
+    if method not in (None, "mpspawn"):
+        raise ValueError("cannot find context for %r" % (method,))
+    return _context

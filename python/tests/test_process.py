@@ -141,3 +141,23 @@ def test_client_killed_ends_daemon_children(server):
         time.sleep(0.05)
     assert _gone(daemon_pid)
     assert not _gone(other_pid)  # a non-daemon job runs on, as the C API says
+
+
+def test_get_context_and_pipe(server):
+    ctx = mpspawn.get_context()
+    assert ctx.cpu_count() >= 1
+    a, b = ctx.Pipe()
+    # stdout= rather than pass_fds: dash's >&N takes one digit only.
+    p = ctx.Process(["printf", "hi"], stdout=b, socket=server)
+    p.start()
+    p.join()
+    assert p.exitcode == 0
+    assert select.select([a], [], [], 5)[0] == [a] and os.read(a.fileno(), 2) == b"hi"
+    r, w = os.pipe()
+    p = ctx.Process(["python3", "-c", "import os; os.write(%d, b'ok')" % w], pass_fds=[w],
+                    socket=server)
+    p.start()
+    os.close(w)
+    p.join()
+    assert p.exitcode == 0 and os.read(r, 2) == b"ok"
+    os.close(r)
