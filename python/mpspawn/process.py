@@ -1,0 +1,195 @@
+"""mpspawn.Process: multiprocessing.Process over a forkserver job."""
+import select
+import time
+import ctypes
+
+from . import _lib
+from ._lib import lib
+
+from ._common import TaskError, _check, _shared_client, _make_spec, _decode_result, _timeout_ms, _next_id
+
+
+class Process:
+    """One job: see the module docstring. Mirrors multiprocessing.Process."""
+
+    def __init__(self, argv=None, *, target=None, args=(), kwargs=None,
+                 call=None, call_args=None, name=None, daemon=None, env=None,
+                 cwd=None, stdin=None, stdout=None, stderr=None, pass_fds=(),
+                 timeout=None, socket=None):
+        if target is not None:
+            raise NotImplementedError("target= (Python functions) is part 2 of issue 16")
+        if (argv is None) == (call is None):
+            raise ValueError("give exactly one of argv, call or target")
+        self._argv = list(argv) if argv is not None else None
+        self._call, self._call_args = call, call_args
+        self._opts = dict(env=env, cwd=cwd, stdin=stdin, stdout=stdout,
+                          stderr=stderr, pass_fds=tuple(pass_fds), timeout=timeout)
+        self._socket = socket
+        self._name = name or "Process-%d" % _next_id()
+        self._daemon = bool(daemon)
+        self._proc = None
+        self._closed = False
+        self._ended = False
+        self._exitcode = None
+        self._result = self._result_error = None
+
+    def _check_closed(self):
+        if self._closed:
+            raise ValueError("process object is closed")
+
+    def start(self):
+        self._check_closed()
+        assert self._proc is None, "cannot start a process twice"
+        client = _shared_client(self._socket)
+        spec = _make_spec(self._argv, self._call, self._call_args, name=self._name,
+                          daemon=self._daemon, **self._opts)
+        try:
+            proc = ctypes.c_void_p()
+            _check(lib.mps_process_new(client, spec, ctypes.byref(proc)), client)
+        finally:
+            lib.mps_spec_free(spec)
+        r = lib.mps_start(proc)
+        if r < 0:
+            msg = lib.mps_client_error(client).decode(errors="replace")
+            lib.mps_process_close(proc)
+            what = self._argv[0] if self._argv else self._call
+            raise OSError(-r, msg or _lib.strerror(r), what)
+        self._proc = proc.value
+
+    def _update(self):
+        # Reads the end once and keeps it: the result strings live only as
+        # long as the handle, and close() may come before .result.
+        if self._ended or self._proc is None:
+            return
+        code = lib.mps_exitcode(self._proc)
+        if code == _lib.EXITCODE_NONE:
+            return
+        self._exitcode = code
+        r, e = lib.mps_result(self._proc), lib.mps_result_error(self._proc)
+        self._result = r.decode() if r is not None else None
+        self._result_error = e.decode(errors="replace") if e is not None else None
+        self._ended = True
+
+    def join(self, timeout=None):
+        self._check_closed()
+        assert self._proc is not None, "can only join a started process"
+        if self._ended:
+            return
+        # mps_join retries EINTR inside the library, so a blocking call would
+        # hold off Ctrl-C (KeyboardInterrupt) until the job ends. Wait on the
+        # sentinel (a pidfd) in Python first, where signal handlers run, and
+        # only then let the library read the exit the server sends.
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
+        sentinel = lib.mps_sentinel(self._proc)
+        if sentinel >= 0:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0)
+            if not select.select([sentinel], [], [], left)[0]:
+                return
+        left = None if deadline is None else max(deadline - time.monotonic(), 0)
+        # Once the pidfd is readable the job is dead and its report is on
+        # the way: give it a little grace past the caller's timeout, so that
+        # join(timeout) does not return a dead job with exitcode None.
+        ms = -1 if left is None else max(_timeout_ms(left), 100)
+        r = lib.mps_join(self._proc, ms if sentinel >= 0 else _timeout_ms(left))
+        if r < 0 and r != -110:
+            raise OSError(-r, _lib.strerror(r))
+        self._update()
+
+    def is_alive(self):
+        self._check_closed()
+        if self._proc is None or self._ended:
+            return False
+        alive = lib.mps_is_alive(self._proc) == 1
+        if not alive:
+            self._update()
+        return alive
+
+    @property
+    def exitcode(self):
+        self._check_closed()
+        self._update()
+        return self._exitcode
+
+    def terminate(self):
+        self._check_closed()
+        if self._proc is not None:
+            _check(lib.mps_terminate(self._proc))
+
+    def kill(self):
+        self._check_closed()
+        if self._proc is not None:
+            _check(lib.mps_kill(self._proc))
+
+    def close(self):
+        if self._closed:
+            return
+        if self._proc is not None:
+            self._update()
+            if not self._ended:
+                raise ValueError("Cannot close a process while it is still running. "
+                                 "You should first call join() or terminate().")
+            lib.mps_process_close(self._proc)
+            self._proc = None
+        self._closed = True
+
+    @property
+    def pid(self):
+        self._check_closed()
+        if self._proc is None:
+            return None
+        return lib.mps_pid(self._proc)
+
+    ident = pid
+
+    @property
+    def sentinel(self):
+        self._check_closed()
+        if self._proc is None:
+            raise ValueError("process not started")
+        return lib.mps_sentinel(self._proc)
+
+    @property
+    def name(self):
+        return self._name
+
+    @name.setter
+    def name(self, value):
+        self._name = str(value)
+
+    @property
+    def daemon(self):
+        return self._daemon
+
+    @daemon.setter
+    def daemon(self, value):
+        assert self._proc is None, "process has already started"
+        self._daemon = bool(value)
+
+    @property
+    def result(self):
+        """The call job's result (JSON decoded) once it ended; TaskError if it failed."""
+        self._update()
+        if not self._ended:
+            raise ValueError("process has not ended")
+        if self._result_error is not None:
+            raise TaskError(self._result_error, self._exitcode)
+        return _decode_result(self._result)
+
+    def __repr__(self):
+        if self._closed:
+            status = "closed"
+        elif self._proc is None:
+            status = "initial"
+        elif self._exitcode is not None:
+            status = "stopped exitcode=%s" % self._exitcode
+        else:
+            status = "started"
+        return "<%s name=%r %s%s>" % (type(self).__name__, self._name, status,
+                                     " daemon" if self._daemon else "")
+
+    def __del__(self):
+        try:
+            if self._proc is not None and self._ended:
+                lib.mps_process_close(self._proc)
+        except Exception:
+            pass
