@@ -60,12 +60,14 @@ PKG_CONFIG   ?= pkg-config
 # bash-completion (its completionsdir, and the completion test runs it).
 # libuv1-dev and libevent-dev: the event-loop examples (docs/examples/),
 # which make check builds and runs; nothing else links them.
+# python3-pytest: the Python package's tests (python/python.mk).
 DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcjson-dev check libsystemd-dev \
                 systemd man-db groff-base bash-completion \
-                libuv1-dev libevent-dev
+                libuv1-dev libevent-dev python3-pytest
 PKG_MODULES  := libcjson libseccomp check libsystemd systemd bash-completion \
                 libuv libevent_core
 DEP_COMMANDS := systemd-socket-activate systemd-analyze man groff
+DEP_PYTHON_MODULES := pytest
 
 CJSON_CFLAGS    = $(shell $(PKG_CONFIG) --cflags libcjson 2>/dev/null)
 CJSON_LIBS      = $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null) -lm
@@ -161,6 +163,9 @@ deps:
 	done; \
 	for c in $(DEP_COMMANDS); do \
 	  command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; \
+	done; \
+	for m in $(DEP_PYTHON_MODULES); do \
+	  /usr/bin/python3 -c "import $$m" >/dev/null 2>&1 || missing="$$missing python3-$$m"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: missing:$$missing; installing $(DEB_PACKAGES)"; \
@@ -351,8 +356,11 @@ test: tests examples
 	@BUILD=$(BUILD) CC='$(CC)' SANITIZE='$(SANITIZE)' \
 	  sh tests/run.sh $(TESTS) check_process:nopidfd check_jobpolicy:nopidfd check_terminal:nopidfd $(SH_TESTS)
 
+# check also runs the Python package's tests (python/python.mk); the
+# sanitizer builds do not: an ASan library cannot be loaded into python3.
 check: deps
 	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory check-python
 
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan \
@@ -542,6 +550,8 @@ install: all
 	@# An existing configuration is the administrator's: never overwritten.
 	if [ -e $(CONFFILE) ]; then echo "keeping $(CONFFILE)"; \
 	else install -m 0644 systemd/forkserver.conf.sample $(CONFFILE); fi
+
+include python/python.mk
 
 # --- Debian packages -------------------------------------------------------------------
 # make deb: the packages mpspawn, libmpspawn0 and libmpspawn-dev, built by

@@ -1,6 +1,6 @@
 """mpspawn: multiprocessing's Process and Pool over the mpspawn forkserver.
 
-PROTOTYPE (issue 16, part 1 only). Stdlib only: ctypes over libmpspawn.so.0.
+In progress (issue 16: argv and call jobs so far). Stdlib only: ctypes over libmpspawn.so.0.
 
 A job is an argv (a program and its arguments) or a call of a C entry point
 a server preloaded (``call=`` with JSON-serialisable ``call_args``). Python
