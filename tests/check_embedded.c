@@ -594,17 +594,6 @@ START_TEST(test_server_without_adopt_gives_a_server_per_client) {
 }
 END_TEST
 
-/* The binary of the main branch before adopt, where there is one (the
- * helper sessions build it at /tmp/base); else the hook above stands in. */
-START_TEST(test_older_binary_gives_a_server_per_client) {
-        const char *old = "/tmp/base/build/mpforkserver";
-        if (access(old, X_OK) != 0)
-                return;
-        setenv("MPSPAWN_FORKSERVER", old, 1);
-        expect_one_server_per_client();
-}
-END_TEST
-
 static Suite *embedded_suite(void) {
         Suite *s = suite_create("embedded");
         TCase *t = tcase_create("shared");
@@ -619,7 +608,6 @@ static Suite *embedded_suite(void) {
         tcase_add_test(t, test_listening_server_refuses_adopt);
         tcase_add_test(t, test_bad_adopts_get_errors_and_the_server_serves_on);
         tcase_add_test(t, test_server_without_adopt_gives_a_server_per_client);
-        tcase_add_test(t, test_older_binary_gives_a_server_per_client);
         suite_add_tcase(s, t);
         return s;
 }
