@@ -1,8 +1,8 @@
 import os
+import select
+import shutil
 import subprocess
-import sys
 import tempfile
-import time
 
 import pytest
 
@@ -18,12 +18,20 @@ def server():
         pytest.skip("make build/tests/preload_table.so first")
     d = tempfile.mkdtemp(prefix="mpspawn-py-")
     sock = os.path.join(d, "s.sock")
+    # The server says "1" on --ready-fd once it listens: wait for that
+    # line (or EOF, if it died) rather than polling for the socket file.
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    os.set_inheritable(ready_w, True)
     proc = subprocess.Popen([os.path.join(BUILD, "mpforkserver"), "--socket", sock,
-                             "--preload", preload], stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        if os.path.exists(sock):
-            break
-        time.sleep(0.01)
+                             "--preload", preload, "--ready-fd", str(ready_w)],
+                            pass_fds=[ready_w])
+    os.close(ready_w)
+    with os.fdopen(ready_r, "rb") as ready:
+        if not select.select([ready], [], [], 30)[0] or ready.read(1) != b"1":
+            proc.kill()
+            proc.wait()
+            pytest.fail("mpforkserver did not become ready (exit %s)" % proc.poll())
     yield sock
     proc.terminate()
     proc.wait()
+    shutil.rmtree(d, ignore_errors=True)

@@ -128,19 +128,23 @@ def test_client_killed_ends_daemon_children(server):
     import subprocess, sys
     code = ("import mpspawn, sys, time\n"
             "p = mpspawn.Process(['sleep', '30'], daemon=True, socket=sys.argv[1])\n"
-            "q = mpspawn.Process(['sleep', '3'], socket=sys.argv[1])\n"
+            "q = mpspawn.Process(['sleep', '30'], socket=sys.argv[1])\n"
             "p.start(); q.start(); print(p.pid, q.pid, flush=True); time.sleep(60)\n")
     env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), ".."))
     c = subprocess.Popen([sys.executable, "-c", code, server], stdout=subprocess.PIPE, env=env)
     daemon_pid, other_pid = map(int, c.stdout.readline().split())
-    c.kill()
-    c.wait()
-    for _ in range(100):
-        if _gone(daemon_pid):
-            break
-        time.sleep(0.05)
-    assert _gone(daemon_pid)
-    assert not _gone(other_pid)  # a non-daemon job runs on, as the C API says
+    daemon_fd, other_fd = os.pidfd_open(daemon_pid), os.pidfd_open(other_pid)
+    try:
+        c.kill()
+        c.wait()
+        # A pidfd turns readable when its process ends: no polling.
+        assert select.select([daemon_fd], [], [], 20)[0] == [daemon_fd]
+        assert not _gone(other_pid)  # a non-daemon job runs on, as the C API says
+    finally:
+        signal.pidfd_send_signal(other_fd, signal.SIGKILL)
+        select.select([other_fd], [], [], 20)
+        os.close(daemon_fd)
+        os.close(other_fd)
 
 
 def test_get_context_and_pipe(server):
