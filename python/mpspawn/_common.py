@@ -1,4 +1,5 @@
 """Shared pieces of the package: errors, the per-process client, job specs."""
+import itertools
 import json
 import math
 import multiprocessing
@@ -139,12 +140,5 @@ def _timeout_ms(timeout):
     return int(math.ceil(timeout * 1000))
 
 
-_counter = 0
-_counter_lock = threading.Lock()
-
-
-def _next_id():
-    global _counter
-    with _counter_lock:
-        _counter += 1
-        return _counter
+# Task ids for callback userdata; count's __next__ is atomic under the GIL.
+_next_id = itertools.count(1).__next__
