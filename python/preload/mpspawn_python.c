@@ -73,7 +73,9 @@ static const char helper_src[] =
         "        os.chdir(a['cwd'])\n"
         "    if a.get('sys_path') is not None:\n"
         "        sys.path[:] = a['sys_path']\n"
-        "    if a.get('main_path'):\n"
+        "    if a.get('main_name'):\n"
+        "        fixup_main_from_name(a['main_name'])\n"
+        "    elif a.get('main_path'):\n"
         "        fixup_main(a['main_path'])\n"
         "\n"
         "def worker(args_json, fd):\n"
@@ -107,9 +109,69 @@ static const char helper_src[] =
         "        f.flush()\n"
         "    return json.dumps({'messages': n})\n"
         "\n"
+        "def fixup_main_from_name(name):\n"
+        "    # As multiprocessing.spawn._fixup_main_from_name: `python -m pkg.mod`\n"
+        "    # mains are found by module name (they may have no usable path).\n"
+        "    main = types.ModuleType('__mp_main__')\n"
+        "    main.__dict__.update(runpy.run_module(name, run_name='__mp_main__', alter_sys=True))\n"
+        "    sys.modules['__main__'] = sys.modules['__mp_main__'] = main\n"
+        "\n"
+        "def set_signals(ignored):\n"
+        "    # Python's table of handlers is the server's at init; the real\n"
+        "    # dispositions are the client's (the server reproduces its ignored\n"
+        "    # set). Make Python's view match: ignored stays ignored, SIGINT raises\n"
+        "    # KeyboardInterrupt unless ignored, the rest is SIG_DFL.\n"
+        "    import signal\n"
+        "    for s in signal.valid_signals():\n"
+        "        if s in (signal.SIGKILL, signal.SIGSTOP):\n"
+        "            continue\n"
+        "        if s in ignored:\n"
+        "            want = signal.SIG_IGN\n"
+        "        elif s == signal.SIGINT:\n"
+        "            want = signal.default_int_handler\n"
+        "        else:\n"
+        "            want = signal.SIG_DFL\n"
+        "        try:\n"
+        "            if signal.getsignal(s) is not want:\n"
+        "                signal.signal(s, want)\n"
+        "        except (OSError, ValueError):\n"
+        "            pass\n"
+        "\n"
+        "def exit_code_of(e):\n"
+        "    # multiprocessing.process.BaseProcess._bootstrap's rules for SystemExit.\n"
+        "    code = e.code\n"
+        "    if code is None:\n"
+        "        return 0\n"
+        "    if isinstance(code, int):\n"
+        "        return code\n"
+        "    sys.stderr.write(str(code) + '\\n')\n"
+        "    return 1\n"
+        "\n"
+        "def finish():\n"
+        "    # As BaseProcess._bootstrap after the target: finalizers, then wait\n"
+        "    # for non-daemon threads, then flush stdio (the job ends in _exit).\n"
+        "    try:\n"
+        "        import multiprocessing.util as util\n"
+        "        util._exit_function()\n"
+        "    except BaseException:\n"
+        "        traceback.print_exc()\n"
+        "    try:\n"
+        "        import threading\n"
+        "        threading._shutdown()\n"
+        "    except BaseException:\n"
+        "        traceback.print_exc()\n"
+        "    for f in (sys.stdout, sys.stderr):\n"
+        "        try:\n"
+        "            f.flush()\n"
+        "        except BaseException:\n"
+        "            pass\n"
+        "\n"
+        "INLINE_MAX = 32768 - 256\n"
+        "\n"
         "def run(args_json):\n"
         "    summary = None\n"
         "    a = None\n"
+        "    exitcode = 0\n"
         "    try:\n"
         "        a = json.loads(args_json)\n"
         "        prepare(a)\n"
@@ -119,24 +181,28 @@ static const char helper_src[] =
         "        ok = True\n"
         "    except BaseException as e:\n"
         "        tb = traceback.format_exc()\n"
+        "        if isinstance(e, SystemExit):\n"
+        "            exitcode = exit_code_of(e)\n"
+        "        else:\n"
+        "            exitcode = 1\n"
+        "            sys.stderr.write(tb)\n"
+        "        ok = exitcode == 0\n"
         "        summary = traceback.format_exception_only(type(e), e)[-1].strip()\n"
         "        try:\n"
-        "            data = pickle.dumps((e, tb), pickle.HIGHEST_PROTOCOL)\n"
+        "            data = pickle.dumps(None if ok else (e, tb), pickle.HIGHEST_PROTOCOL)\n"
         "        except BaseException:\n"
         "            data = pickle.dumps((RuntimeError(summary), tb))\n"
-        "        ok = False\n"
-        "    for f in (sys.stdout, sys.stderr):\n"
-        "        try:\n"
-        "            f.flush()\n"
-        "        except BaseException:\n"
-        "            pass\n"
+        "    finish()\n"
         "    fd = a.get('result_fd') if isinstance(a, dict) else None\n"
-        "    if fd is not None:\n"
+        "    text = base64.b64encode(data).decode()\n"
+        "    if fd is not None and len(text) > INLINE_MAX:\n"
         "        view = memoryview(data)\n"
         "        while view:\n"
         "            view = view[os.write(fd, view):]\n"
-        "        return ok, json.dumps({'ok': ok, 'fd_len': len(data)}), summary\n"
-        "    return ok, json.dumps({'ok': ok, 'pickle': base64.b64encode(data).decode()}), summary\n";
+        "        out = {'ok': ok, 'fd_len': len(data)}\n"
+        "    else:\n"
+        "        out = {'ok': ok, 'pickle': text}\n"
+        "    return exitcode, json.dumps(out), (None if ok else summary)\n";
 
 /* Extension modules (_decimal, _json, numpy's) are not linked against
  * libpython: they expect its symbols in the global scope. The server
@@ -232,21 +298,26 @@ out:
 static void after_fork(void) {
         PyEval_RestoreThread(main_tstate);
         PyOS_AfterFork_Child();
-        /* The server reset the job's handlers to SIG_DFL (Python's table
-         * still says default_int_handler, from init): Ctrl-C should raise
-         * KeyboardInterrupt in the job, as in a multiprocessing child,
-         * unless the client ignores SIGINT. */
-        struct sigaction sa;
-        if (sigaction(SIGINT, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
-                PyObject *sig = PyImport_ImportModule("signal");
-                PyObject *h = sig ? PyObject_GetAttrString(sig, "default_int_handler") : NULL;
-                PyObject *x = h ? PyObject_CallMethod(sig, "signal", "iO", SIGINT, h) : NULL;
-                if (!x)
-                        PyErr_Print();
-                Py_XDECREF(x);
-                Py_XDECREF(h);
-                Py_XDECREF(sig);
+        /* Python's table of handlers is the server's, from init; the
+         * real dispositions are the client's (the server reproduces its
+         * ignored set and resets the rest). Hand the ignored set to the
+         * helper, which makes Python's view match (SIGINT raises
+         * KeyboardInterrupt unless ignored). */
+        PyObject *ignored = PySet_New(NULL);
+        for (int n = 1; ignored && n < NSIG; n++) {
+                struct sigaction sa;
+                if (sigaction(n, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN) {
+                        PyObject *v = PyLong_FromLong(n);
+                        if (!v || PySet_Add(ignored, v) < 0)
+                                Py_CLEAR(ignored);
+                        Py_XDECREF(v);
+                }
         }
+        PyObject *sr = ignored ? PyObject_CallMethod(helper, "set_signals", "O", ignored) : NULL;
+        if (!sr)
+                PyErr_Print();
+        Py_XDECREF(sr);
+        Py_XDECREF(ignored);
         PyObject *items = PyList_New(0);
         for (char **e = environ; items && e && *e; e++) {
                 PyObject *b = PyBytes_FromString(*e);
@@ -263,9 +334,9 @@ static void after_fork(void) {
 
 static int run_python(const mps_call_context *ctx) {
         PyObject *res = PyObject_CallMethod(helper, "run", "s", ctx->args_json);
-        int ok = 0, r;
+        int code = 0, r;
         const char *json = NULL, *summary = NULL;
-        if (!res || !PyArg_ParseTuple(res, "psz", &ok, &json, &summary)) {
+        if (!res || !PyArg_ParseTuple(res, "isz", &code, &json, &summary)) {
                 PyErr_Print();
                 ctx->set_error(ctx, "mpspawn_python: the job helper failed (see stderr)");
                 Py_XDECREF(res);
@@ -281,10 +352,12 @@ static int run_python(const mps_call_context *ctx) {
                 Py_DECREF(res);
                 return 3;
         }
-        if (!ok)
-                ctx->set_error(ctx, summary ? summary : "exception");
+        if (summary)
+                ctx->set_error(ctx, summary);
         Py_DECREF(res);
-        return ok ? 0 : 1;
+        /* multiprocessing's exit codes: 0 on return, 1 on an exception,
+         * n for sys.exit(n) (the job's status keeps its low 8 bits). */
+        return code;
 }
 
 /* "python_worker": the job's first mapped fd is its task channel. */

@@ -1,0 +1,203 @@
+"""Client side of a Python job (entry "python" of build/mpspawn_python.so).
+
+Builds the entry's JSON argument from (fn, args, kwargs), decodes its result,
+and starts the private server a process uses when no socket= is given.
+
+Protocol (args JSON of entry "python"):
+    {"pickle": b64(pickle((fn, args, kwargs))), "sys_path": [...], "cwd": str,
+     "main_path": str|null, "main_name": str|null, "cache_tag": str,
+     "result_fd": int}
+Result JSON: {"ok": bool, "pickle": b64} or {"ok": bool, "fd_len": n} (the
+pickle was written to result_fd because it did not fit inline). The pickle
+is the return value when ok, else (exception, traceback text).
+"""
+import atexit
+import base64
+import copyreg
+import io
+import json
+import os
+import pickle
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from multiprocessing.connection import Connection
+
+from ._common import TaskError
+
+_preload = []
+_server = None
+_server_lock = threading.Lock()
+_BUILD = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+
+
+def set_forkserver_preload(module_names):
+    """As multiprocessing.set_forkserver_preload: the modules the private
+    server imports once, before any job. Takes effect when that server
+    starts (the first target job of this process)."""
+    if not all(type(m) is str for m in module_names):
+        raise TypeError("module_names must be a list of strings")
+    _preload[:] = list(module_names)
+
+
+def _copy_stderr(pipe, lines):
+    """Copies the server's stderr to ours, keeping its text for start()'s
+    error message if the server dies while starting (a failing preload)."""
+    with pipe:
+        for chunk in iter(lambda: pipe.read1(65536), b""):
+            lines.append(chunk)
+            try:
+                os.write(2, chunk)
+            except OSError:
+                pass
+
+
+class _PrivateServer:
+    """mpforkserver with mpspawn_python.so, owned by this Python process.
+
+    A socket in a private directory (mode 0700), removed with the server at
+    exit. A directory rather than --embedded: the embedded mode is the
+    library's own (it finds its server binary itself and cannot be given
+    --preload), while a socket path is what mps_client_open takes. The
+    server gets PR_SET_PDEATHSIG, so it ends with us even on SIGKILL."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="mpspawn-py-")
+        self.socket = os.path.join(self.dir, "py.sock")
+        server = os.environ.get("MPSPAWN_FORKSERVER") or os.path.join(_BUILD, "mpforkserver")
+        preload = os.environ.get("MPSPAWN_PYTHON_SO") or os.path.join(_BUILD, "mpspawn_python.so")
+        env = dict(os.environ)
+        env["MPSPAWN_PYTHON_PRELOAD"] = ",".join(_preload)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        rfd, wfd = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [server, "--socket", self.socket, "--preload", preload,
+                 "--ready-fd", str(wfd), "--log-level", "warning"],
+                pass_fds=(wfd,), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                env=env, preexec_fn=_die_with_parent)
+        except BaseException:
+            os.close(rfd)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+        finally:
+            os.close(wfd)
+        self._stderr = []
+        self._copier = threading.Thread(target=_copy_stderr, daemon=True,
+                                        args=(self.proc.stderr, self._stderr))
+        self._copier.start()
+        with os.fdopen(rfd, "rb") as ready:
+            line = ready.readline()  # "1\n", or EOF when the server died
+        if line.strip() != b"1":
+            self.proc.wait()
+            self._copier.join(5)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            text = b"".join(self._stderr).decode(errors="replace").strip()
+            raise RuntimeError("the private forkserver (%s --preload %s) failed to start "
+                               "(exit %s):\n%s" % (server, preload, self.proc.returncode, text))
+        atexit.register(self.stop)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _die_with_parent():
+    import ctypes
+    import signal
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+def private_socket():
+    """The socket of this process's private Python server, started on first use."""
+    global _server
+    with _server_lock:
+        if _server is None or _server.proc.poll() is not None or _server.pid != os.getpid():
+            _server = _PrivateServer()
+            _server.pid = os.getpid()
+        return _server.socket
+
+
+def _main_info(payload):
+    """(main_path, main_name) for the job, or an error for a main whose
+    functions the job cannot find. Only when the pickle mentions __main__:
+    running the client's script in every job costs its imports."""
+    if b"__main__" not in payload:
+        return None, None
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name and spec.name != "__main__":
+        return None, spec.name
+    path = getattr(main, "__file__", None)
+    if path and os.path.exists(path):
+        return os.path.abspath(path), None
+    raise pickle.PicklingError(
+        "the target uses functions of __main__, which here is an interactive session or "
+        "`python -c`: a job cannot import it. Define them in a module or a script file.")
+
+
+def build_args(fn, args, kwargs, result_fd, first_conn_fd, avoid_fds=()):
+    """(args JSON dict, [(child_fd, parent_fd), ...]) for entry "python".
+
+    A Connection (mpspawn.Pipe() end) among the arguments travels as an fd:
+    it is mapped into the job at a free child fd number and pickled as
+    Connection(child_fd, readable, writable)."""
+    fds = []
+    taken = set(avoid_fds) | {0, 1, 2, result_fd}
+
+    def reduce_connection(conn):
+        child = first_conn_fd
+        while child in taken:
+            child += 1
+        taken.add(child)
+        fds.append((child, conn.fileno()))
+        return Connection, (child, conn.readable, conn.writable)
+
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf, pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = copyreg.dispatch_table.copy()
+    pickler.dispatch_table[Connection] = reduce_connection
+    pickler.dump((fn, tuple(args), dict(kwargs or {})))
+    payload = buf.getvalue()
+    main_path, main_name = _main_info(payload)
+    return {"pickle": base64.b64encode(payload).decode(), "sys_path": list(sys.path),
+            "cwd": os.getcwd(), "main_path": main_path, "main_name": main_name,
+            "cache_tag": sys.implementation.cache_tag, "result_fd": result_fd}, fds
+
+
+def decode_result(text, result_memfd, exitcode, error):
+    """The target's return value; raises its exception (remote traceback as a
+    note), or TaskError when the job died without a result (a signal)."""
+    if text is None:
+        if exitcode is not None and exitcode < 0:
+            from ._common import _signame
+            raise TaskError("the job was killed by signal %s" % _signame(-exitcode), exitcode)
+        raise TaskError(error or "the job ended without a result (exit %s)" % exitcode, exitcode)
+    out = json.loads(text)
+    if "fd_len" in out:
+        data = os.pread(result_memfd, out["fd_len"], 0)
+    else:
+        data = base64.b64decode(out["pickle"])
+    value = pickle.loads(data)
+    if out["ok"]:
+        return value
+    exc, tb = value
+    if isinstance(exc, SystemExit):
+        raise TaskError("the target called sys.exit(%r)" % (exc.code,), exitcode)
+    if isinstance(exc, BaseException):
+        if hasattr(exc, "add_note"):
+            exc.add_note("Traceback in the job:\n" + tb)
+        else:
+            exc.args = exc.args + ("\n\nTraceback in the job:\n" + tb,)
+        raise exc
+    raise TaskError(str(exc), exitcode)
