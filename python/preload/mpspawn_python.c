@@ -42,6 +42,18 @@ extern char **environ;
 
 static PyThreadState *main_tstate;
 static PyObject *helper; /* the _mpspawn_job module */
+static PyObject *worker_mod; /* the _mpspawn_worker module */
+
+/* The Pool worker's loop is python/preload/mpspawn_worker.py, embedded
+ * here as a NUL-terminated string (the path is relative to the top of the
+ * tree, where make runs the compiler). */
+extern const char mps__worker_src[];
+__asm__(".pushsection .rodata\n"
+        ".hidden mps__worker_src\n"
+        "mps__worker_src:\n"
+        ".incbin \"python/preload/mpspawn_worker.py\"\n"
+        ".byte 0\n"
+        ".popsection\n");
 
 static const char helper_src[] =
         "import base64, json, os, pickle, runpy, sys, traceback, types\n"
@@ -77,37 +89,6 @@ static const char helper_src[] =
         "        fixup_main_from_name(a['main_name'])\n"
         "    elif a.get('main_path'):\n"
         "        fixup_main(a['main_path'])\n"
-        "\n"
-        "def worker(args_json, fd):\n"
-        "    # A long-lived Pool worker: each message on fd (a socketpair end,\n"
-        "    # multiprocessing.connection framing) is a pickled list of\n"
-        "    # (fn, args, kwargs); the reply is a pickled list of (ok, value or\n"
-        "    # (exc, traceback)). Ends on EOF or after maxtasks messages.\n"
-        "    from multiprocessing.connection import Connection\n"
-        "    a = json.loads(args_json)\n"
-        "    prepare(a)\n"
-        "    conn = Connection(fd)\n"
-        "    n, maxtasks = 0, a.get('maxtasks')\n"
-        "    while maxtasks is None or n < maxtasks:\n"
-        "        try:\n"
-        "            chunk = pickle.loads(conn.recv_bytes())\n"
-        "        except EOFError:\n"
-        "            break\n"
-        "        out = []\n"
-        "        for fn, args, kwargs in chunk:\n"
-        "            try:\n"
-        "                out.append((True, fn(*args, **(kwargs or {}))))\n"
-        "            except BaseException as e:\n"
-        "                out.append((False, (e, traceback.format_exc())))\n"
-        "        try:\n"
-        "            data = pickle.dumps(out, pickle.HIGHEST_PROTOCOL)\n"
-        "        except BaseException as e:\n"
-        "            data = pickle.dumps([(False, (RuntimeError(repr(e)), ''))] * len(out))\n"
-        "        conn.send_bytes(data)\n"
-        "        n += 1\n"
-        "    for f in (sys.stdout, sys.stderr):\n"
-        "        f.flush()\n"
-        "    return json.dumps({'messages': n})\n"
         "\n"
         "def fixup_main_from_name(name):\n"
         "    # As multiprocessing.spawn._fixup_main_from_name: `python -m pkg.mod`\n"
@@ -276,6 +257,14 @@ static int init(void) {
                 r = -EINVAL;
         }
         Py_XDECREF(code);
+        if (r == 0) {
+                code = Py_CompileString(mps__worker_src, "mpspawn_worker.py", Py_file_input);
+                if (!code || !(worker_mod = PyImport_ExecCodeModule("_mpspawn_worker", code))) {
+                        PyErr_Print();
+                        r = -EINVAL;
+                }
+                Py_XDECREF(code);
+        }
         /* Everything imported so far moves to the permanent generation:
          * a job's collections then never walk (and so never write to, and
          * copy) the pages of the warm objects. Refcount writes still copy
@@ -366,7 +355,7 @@ static int run_worker(const mps_call_context *ctx) {
                 ctx->set_error(ctx, "python_worker: map the task channel as the job's first fd");
                 return 2;
         }
-        PyObject *res = PyObject_CallMethod(helper, "worker", "si", ctx->args_json, ctx->fds[0]);
+        PyObject *res = PyObject_CallMethod(worker_mod, "worker", "si", ctx->args_json, ctx->fds[0]);
         const char *json = res ? PyUnicode_AsUTF8(res) : NULL;
         if (!json) {
                 /* The traceback goes to the job's stderr; its last line
