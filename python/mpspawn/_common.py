@@ -89,8 +89,9 @@ def _fileno(f):
 
 def _make_spec(argv=None, call=None, call_args=None, name=None, daemon=None,
                env=None, cwd=None, stdin=None, stdout=None, stderr=None,
-               pass_fds=(), timeout=None):
-    """A new mps_spec (caller frees it); raises before any job exists."""
+               pass_fds=(), timeout=None, fd_maps=()):
+    """A new mps_spec (caller frees it); raises before any job exists.
+    fd_maps: more (child_fd, caller_fd) pairs, as pass_fds but renumbered."""
     spec = ctypes.c_void_p()
     _check(lib.mps_spec_new(ctypes.byref(spec)))
     spec = spec.value
@@ -116,6 +117,8 @@ def _make_spec(argv=None, call=None, call_args=None, name=None, daemon=None,
                 _check(lib.mps_spec_map_fd(spec, child_fd, fd))
         for fd in pass_fds:
             _check(lib.mps_spec_map_fd(spec, fd, fd))
+        for child_fd, fd in fd_maps:
+            _check(lib.mps_spec_map_fd(spec, child_fd, fd))
         if name is not None:
             _check(lib.mps_spec_set_name(spec, name.encode()))
         if daemon:

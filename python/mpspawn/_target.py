@@ -71,6 +71,10 @@ class _PrivateServer:
         preload = os.environ.get("MPSPAWN_PYTHON_SO") or os.path.join(_BUILD, "mpspawn_python.so")
         env = dict(os.environ)
         env["MPSPAWN_PYTHON_PRELOAD"] = ",".join(_preload)
+        env.pop("MPSPAWN_PYTHON_MAIN", None)
+        main = _main_spec()
+        if main:
+            env["MPSPAWN_PYTHON_MAIN"] = main
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         rfd, wfd = os.pipe()
         try:
@@ -126,6 +130,19 @@ def private_socket():
             _server = _PrivateServer()
             _server.pid = os.getpid()
         return _server.socket
+
+
+def _main_spec():
+    """"name:MODULE" or "path:FILE" for the server to preload our __main__
+    (as multiprocessing's forkserver does), or None when there is no file."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name and spec.name != "__main__":
+        return "name:" + spec.name
+    path = getattr(main, "__file__", None)
+    if path and os.path.exists(path):
+        return "path:" + os.path.abspath(path)
+    return None
 
 
 def _main_info(payload):

@@ -1,9 +1,10 @@
 """mpspawn.Process: multiprocessing.Process over a forkserver job."""
+import ctypes
+import os
 import select
 import time
-import ctypes
 
-from . import _lib
+from . import _lib, _target
 from ._lib import lib
 
 from ._common import TaskError, _check, _shared_client, _make_spec, _decode_result, _timeout_ms, _next_id
@@ -16,12 +17,15 @@ class Process:
                  call=None, call_args=None, name=None, daemon=None, env=None,
                  cwd=None, stdin=None, stdout=None, stderr=None, pass_fds=(),
                  timeout=None, socket=None):
-        if target is not None:
-            raise NotImplementedError("target= (Python functions) is part 2 of issue 16")
-        if (argv is None) == (call is None):
+        if sum(x is not None for x in (argv, call, target)) != 1:
             raise ValueError("give exactly one of argv, call or target")
+        if target is not None and not callable(target):
+            raise TypeError("target must be callable")
         self._argv = list(argv) if argv is not None else None
         self._call, self._call_args = call, call_args
+        self._target = (target, tuple(args), dict(kwargs or {})) if target else None
+        self._result_memfd = None
+        self._value = None  # (ok, value or exception) once decoded
         self._opts = dict(env=env, cwd=cwd, stdin=stdin, stdout=stdout,
                           stderr=stderr, pass_fds=tuple(pass_fds), timeout=timeout)
         self._socket = socket
@@ -40,9 +44,12 @@ class Process:
     def start(self):
         self._check_closed()
         assert self._proc is None, "cannot start a process twice"
-        client = _shared_client(self._socket)
-        spec = _make_spec(self._argv, self._call, self._call_args, name=self._name,
-                          daemon=self._daemon, **self._opts)
+        if self._target is not None:
+            client, spec = self._target_spec()
+        else:
+            client = _shared_client(self._socket)
+            spec = _make_spec(self._argv, self._call, self._call_args, name=self._name,
+                              daemon=self._daemon, **self._opts)
         try:
             proc = ctypes.c_void_p()
             _check(lib.mps_process_new(client, spec, ctypes.byref(proc)), client)
@@ -52,9 +59,34 @@ class Process:
         if r < 0:
             msg = lib.mps_client_error(client).decode(errors="replace")
             lib.mps_process_close(proc)
-            what = self._argv[0] if self._argv else self._call
+            self._close_memfd()
+            what = self._argv[0] if self._argv else (self._call or "python")
             raise OSError(-r, msg or _lib.strerror(r), what)
         self._proc = proc.value
+
+    def _target_spec(self):
+        """(client, spec) of a Python target: entry "python" of the private
+        server (or of socket=, a server configured with python_preload), with
+        a memfd at a free child fd for a result too big to travel inline."""
+        socket = self._socket if self._socket is not None else _target.private_socket()
+        client = _shared_client(socket)
+        taken = set(self._opts["pass_fds"])
+        result_fd = next(n for n in range(3, 1 << 20) if n not in taken)
+        fn, args, kwargs = self._target
+        call_args, fd_maps = _target.build_args(fn, args, kwargs, result_fd, result_fd + 1, taken)
+        self._result_memfd = os.memfd_create("mpspawn-result", os.MFD_CLOEXEC)
+        try:
+            spec = _make_spec(None, "python", call_args, name=self._name, daemon=self._daemon,
+                              fd_maps=[(result_fd, self._result_memfd)] + fd_maps, **self._opts)
+        except BaseException:
+            self._close_memfd()
+            raise
+        return client, spec
+
+    def _close_memfd(self):
+        if self._result_memfd is not None:
+            os.close(self._result_memfd)
+            self._result_memfd = None
 
     def _update(self):
         # Reads the end once and keeps it: the result strings live only as
@@ -130,6 +162,7 @@ class Process:
                                  "You should first call join() or terminate().")
             lib.mps_process_close(self._proc)
             self._proc = None
+        self._close_memfd()
         self._closed = True
 
     @property
@@ -167,13 +200,32 @@ class Process:
 
     @property
     def result(self):
-        """The call job's result (JSON decoded) once it ended; TaskError if it failed."""
+        """The job's result once it ended: a call job's JSON, decoded, or a
+        target's return value. A call job that failed raises TaskError with
+        its message; a target that raised re-raises its exception here (the
+        job's traceback as a note); a job killed by a signal raises
+        TaskError naming it."""
         self._update()
         if not self._ended:
             raise ValueError("process has not ended")
+        if self._target is not None:
+            return self._target_result()
         if self._result_error is not None:
             raise TaskError(self._result_error, self._exitcode)
         return _decode_result(self._result)
+
+    def _target_result(self):
+        if self._value is None:
+            try:
+                self._value = (True, _target.decode_result(
+                    self._result, self._result_memfd, self._exitcode, self._result_error))
+            except BaseException as e:
+                self._value = (False, e)
+            self._close_memfd()
+        ok, v = self._value
+        if not ok:
+            raise v
+        return v
 
     def __repr__(self):
         if self._closed:
@@ -191,5 +243,6 @@ class Process:
         try:
             if self._proc is not None and self._ended:
                 lib.mps_process_close(self._proc)
+            self._close_memfd()
         except Exception:
             pass

@@ -57,6 +57,9 @@ __asm__(".pushsection .rodata\n"
 
 static const char helper_src[] =
         "import base64, json, os, pickle, runpy, sys, traceback, types\n"
+        "# Imported here, in the server, once: a job that imports them pays\n"
+        "# milliseconds (multiprocessing.util alone pulls in the package).\n"
+        "import signal, threading, multiprocessing.util, multiprocessing.connection\n"
         "\n"
         "def refresh_environ(items):\n"
         "    d = os.environ._data\n"
@@ -85,10 +88,25 @@ static const char helper_src[] =
         "        os.chdir(a['cwd'])\n"
         "    if a.get('sys_path') is not None:\n"
         "        sys.path[:] = a['sys_path']\n"
-        "    if a.get('main_name'):\n"
+        "    want = ('name:' + a['main_name']) if a.get('main_name') else \\\n"
+        "           ('path:' + a['main_path']) if a.get('main_path') else None\n"
+        "    main = sys.modules.get('__mp_main__')\n"
+        "    if want is None:\n"
+        "        return\n"
+        "    if main is not None and getattr(main, '__mpspawn_main__', None) == want:\n"
+        "        sys.modules['__main__'] = main  # preloaded by the server\n"
+        "    elif a.get('main_name'):\n"
         "        fixup_main_from_name(a['main_name'])\n"
-        "    elif a.get('main_path'):\n"
+        "    else:\n"
         "        fixup_main(a['main_path'])\n"
+        "\n"
+        "def preload_main(spec):\n"
+        "    kind, _, what = spec.partition(':')\n"
+        "    if kind == 'name':\n"
+        "        fixup_main_from_name(what)\n"
+        "    else:\n"
+        "        fixup_main(what)\n"
+        "    sys.modules['__mp_main__'].__mpspawn_main__ = spec\n"
         "\n"
         "def fixup_main_from_name(name):\n"
         "    # As multiprocessing.spawn._fixup_main_from_name: `python -m pkg.mod`\n"
@@ -238,6 +256,26 @@ static int count_threads(void) {
         return n;
 }
 
+/* A private server (the package's own, started by and as its client) is
+ * given the client's main module in $MPSPAWN_PYTHON_MAIN ("path:FILE" or
+ * "name:MODULE") and imports it once, as multiprocessing's forkserver
+ * preloads __main__: jobs whose target lives in __main__ then do not run
+ * the client's script again. A shared server is never given one. */
+static int preload_main(void) {
+        const char *spec = getenv("MPSPAWN_PYTHON_MAIN");
+        if (!spec || !*spec)
+                return 0;
+        PyObject *res = PyObject_CallMethod(helper, "preload_main", "s", spec);
+        if (!res) {
+                fprintf(stderr, "mpspawn_python: cannot import the client's main module (%s):\n",
+                        spec);
+                PyErr_Print();
+                return -EINVAL;
+        }
+        Py_DECREF(res);
+        return 0;
+}
+
 static int init(void) {
         int r = promote_libpython();
         if (r < 0)
@@ -245,12 +283,6 @@ static int init(void) {
         Py_InitializeEx(0);
         if ((r = import_preloads()) < 0)
                 goto out;
-        if (count_threads() > 1) {
-                fprintf(stderr, "mpspawn_python: a preloaded module started a thread; "
-                                "jobs forked from this server could deadlock\n");
-                r = -EDEADLK;
-                goto out;
-        }
         PyObject *code = Py_CompileString(helper_src, "<mpspawn_job>", Py_file_input);
         if (!code || !(helper = PyImport_ExecCodeModule("_mpspawn_job", code))) {
                 PyErr_Print();
@@ -264,6 +296,13 @@ static int init(void) {
                         r = -EINVAL;
                 }
                 Py_XDECREF(code);
+        }
+        if (r == 0)
+                r = preload_main();
+        if (r == 0 && count_threads() > 1) {
+                fprintf(stderr, "mpspawn_python: a preloaded module started a thread; "
+                                "jobs forked from this server could deadlock\n");
+                r = -EDEADLK;
         }
         /* Everything imported so far moves to the permanent generation:
          * a job's collections then never walk (and so never write to, and
