@@ -208,13 +208,30 @@ def decode_result(text, result_memfd, exitcode, error):
     value = pickle.loads(data)
     if out["ok"]:
         return value
-    exc, tb = value
+    raise remote_exception(*value, exitcode=exitcode)
+
+
+def remote_exception(exc, tb, exitcode=None):
+    """The exception to raise in the caller for one a job raised: itself,
+    with the job's traceback as a note (SystemExit becomes a TaskError: it
+    must not end the caller)."""
     if isinstance(exc, SystemExit):
-        raise TaskError("the target called sys.exit(%r)" % (exc.code,), exitcode)
-    if isinstance(exc, BaseException):
-        if hasattr(exc, "add_note"):
-            exc.add_note("Traceback in the job:\n" + tb)
-        else:
-            exc.args = exc.args + ("\n\nTraceback in the job:\n" + tb,)
-        raise exc
-    raise TaskError(str(exc), exitcode)
+        return TaskError("the target called sys.exit(%r)" % (exc.code,), exitcode)
+    if not isinstance(exc, BaseException):
+        return TaskError(str(exc), exitcode)
+    if hasattr(exc, "add_note"):
+        exc.add_note("Traceback in the job:\n" + tb)
+    else:
+        exc.args = exc.args + ("\n\nTraceback in the job:\n" + tb,)
+    return exc
+
+
+def prepare_args():
+    """The part of a job's arguments that makes it see the caller's
+    interpreter state: sys.path, cwd, the main module, the version check."""
+    spec = _main_spec() or ""
+    kind, _, what = spec.partition(":")
+    return {"sys_path": list(sys.path), "cwd": os.getcwd(),
+            "main_path": what if kind == "path" else None,
+            "main_name": what if kind == "name" else None,
+            "cache_tag": sys.implementation.cache_tag}

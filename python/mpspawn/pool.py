@@ -5,7 +5,7 @@ import threading
 import traceback
 import ctypes
 
-from . import _lib
+from . import _lib, _workers
 from ._lib import lib
 
 from ._common import TaskError, Call, TimeoutError, _check, _signame, _make_spec, _decode_result, _next_id, _open_client
@@ -68,13 +68,20 @@ class Pool:
 
     def __init__(self, processes=None, initializer=None, initargs=(),
                  maxtasksperchild=None, *, socket=None, **job_options):
-        if initializer is not None:
-            raise NotImplementedError("initializer is for Python workers (part 2)")
         if processes is None:
             processes = os.cpu_count() or 1
         if processes < 1:
             raise ValueError("Number of processes must be at least 1")
+        if maxtasksperchild is not None and (
+                not isinstance(maxtasksperchild, int) or maxtasksperchild <= 0):
+            raise ValueError("maxtasksperchild must be a positive int or None")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
         self._processes = processes
+        # Python workers start with the first Python task (an argv-only
+        # pool never starts the Python server).
+        self._worker_config = (initializer, tuple(initargs), maxtasksperchild, socket)
+        self._workers = None
         self._job_options = job_options
         self._client = _open_client(socket)
         pool = ctypes.c_void_p()
@@ -174,6 +181,18 @@ class Pool:
         if self._state != _RUN:
             raise ValueError("Pool not running")
 
+    def _python_workers(self):
+        with self._lock:
+            if self._workers is None:
+                init, initargs, maxtasks, socket = self._worker_config
+                self._workers = _workers.WorkerSet(self._processes, init, initargs, maxtasks,
+                                                   socket, self._job_options)
+            return self._workers
+
+    @staticmethod
+    def _is_python(func):
+        return callable(func) and not isinstance(func, (Call, list, tuple))
+
     def _spec_for(self, func, args, kwds):
         if isinstance(func, Call):
             if kwds:
@@ -189,12 +208,17 @@ class Pool:
             argv = list(func) + [os.fspath(a) if not isinstance(a, (str, bytes)) else a
                                  for a in args]
             return _make_spec(argv=argv, **self._job_options), False
-        if callable(func):
-            raise NotImplementedError("Python callables are part 2 of issue 16")
         raise TypeError("a task is an argv list or a Call, not %r" % (func,))
 
     def apply_async(self, func, args=(), kwds=None, callback=None, error_callback=None):
         self._check_running()
+        if self._is_python(func):
+            res = AsyncResult(callback, error_callback)
+            def done(values, errors):
+                res._set(False, errors[0]) if errors else res._set(True, values[0])
+            self._python_workers().submit(_workers.Chunk(
+                func, [tuple(args)], True, [dict(kwds)] if kwds else None, done))
+            return res
         spec, is_call = self._spec_for(func, tuple(args), kwds)
         res = AsyncResult(callback, error_callback)
         tid = _next_id()
@@ -212,8 +236,29 @@ class Pool:
     def apply(self, func, args=(), kwds=None):
         return self.apply_async(func, args, kwds).get()
 
+    def _map_python(self, func, items, star, chunksize, callback, error_callback):
+        """map/starmap of a Python callable: chunks as multiprocessing cuts
+        them (about four per worker unless chunksize is given)."""
+        if chunksize is None:
+            chunksize, extra = divmod(len(items), self._processes * 4)
+            if extra:
+                chunksize += 1
+        if chunksize < 1:
+            chunksize = 1
+        mr = _MapResult(callback, error_callback)
+        workers = self._python_workers()
+        for i in range(0, len(items), chunksize):
+            part = items[i:i + chunksize]
+            base = mr.add(len(part))
+            workers.submit(_workers.Chunk(func, part, star, None, mr.chunk_done(base)))
+        mr.seal()
+        return mr
+
     def map_async(self, func, iterable, chunksize=None, callback=None, error_callback=None):
         self._check_running()
+        if self._is_python(func):
+            return self._map_python(func, list(iterable), False, chunksize, callback,
+                                    error_callback)
         mr = _MapResult(callback, error_callback)
         for item in iterable:
             ok, err = mr.add()
@@ -234,6 +279,9 @@ class Pool:
     def starmap_async(self, func, iterable, chunksize=None, callback=None,
                       error_callback=None):
         self._check_running()
+        if self._is_python(func):
+            return self._map_python(func, [tuple(a) for a in iterable], True, chunksize,
+                                    callback, error_callback)
         mr = _MapResult(callback, error_callback)
         for args in iterable:
             ok, err = mr.add()
@@ -253,12 +301,18 @@ class Pool:
         if self._state == _RUN:
             self._state = _CLOSE
             lib.mps_pool_close(self._pool)
+            if self._workers is not None:
+                self._workers.close()
             self._wake()
 
     def terminate(self):
         if self._state != _TERMINATE:
             self._state = _TERMINATE
             lib.mps_pool_terminate(self._pool)
+            with self._lock:
+                workers = self._workers
+            if workers is not None:
+                workers.terminate(_workers.cancelled())
             self._wake()
         self._finish()
 
@@ -271,6 +325,8 @@ class Pool:
         if self._handler is not None and self._handler is not threading.current_thread():
             self._handler.join()
             self._handler = None
+            if self._workers is not None:
+                self._workers.join()
             # Every task has reported: free what we own.
             lib.mps_pool_free(self._pool)
             lib.mps_client_close(self._client)
@@ -294,31 +350,48 @@ class _MapResult(AsyncResult):
     def __init__(self, callback, error_callback):
         super().__init__(callback, error_callback)
         self._items = []
+        self._errors = {}
         self._remaining = 1  # held by seal()
         self._mlock = threading.Lock()
 
-    def add(self):
+    def add(self, n=None):
+        """n=None: one item, its (callback, error_callback). Else n items: the
+        index of the first, for chunk_done."""
         with self._mlock:
-            self._items.append(None)
-            self._remaining += 1
-            index = len(self._items) - 1
+            index = len(self._items)
+            self._items.extend([None] * (n or 1))
+            self._remaining += n or 1
+        if n is not None:
+            return index
         return (lambda v: self._one(index, True, v)), (lambda e: self._one(index, False, e))
 
+    def chunk_done(self, base):
+        def done(values, errors):
+            self._store(base, values, errors)
+        return done
+
     def seal(self):
-        self._one(None, True, None)
+        self._store(0, (), {})
 
     def _one(self, index, success, value):
+        if success:
+            self._store(index, (value,), {})
+        else:
+            self._store(index, (None,), {0: value})
+
+    def _store(self, base, values, errors):
+        """Values of items base, base+1, ...; errors: {offset: exception}."""
         with self._mlock:
-            if index is not None:
-                self._items[index] = (success, value)
-            self._remaining -= 1
+            self._items[base:base + len(values)] = values
+            for i, e in errors.items():
+                self._errors[base + i] = e
+            self._remaining -= len(values) or 1  # seal() holds one count
             if self._remaining:
                 return
-        for ok, v in self._items:
-            if not ok:
-                self._set(False, v)
-                return
-        self._set(True, [v for _, v in self._items])
+        if self._errors:
+            self._set(False, self._errors[min(self._errors)])
+        else:
+            self._set(True, self._items)
 
 
 class _IMapIterator:

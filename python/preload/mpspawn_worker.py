@@ -6,8 +6,12 @@ the client. Protocol on fd (a socketpair end, multiprocessing.connection
 framing, each message one pickle):
 
   worker -> pool, once:  ("ready", pid)  or  ("init-error", exc, traceback)
-  pool -> worker:        a chunk: a list of (fn, args, kwargs)
-  worker -> pool:        a list of (True, value) or (False, (exc, traceback))
+  pool -> worker:        a chunk: (fn, [item, ...], star, [kwargs, ...] or
+                         None): fn(*item, **kwargs) if star, else fn(item)
+  worker -> pool:        ([value, ...], {index: (exc, traceback)}): the
+                         values in order (None where the call raised),
+                         or (None, (exc, traceback)) when the chunk did not
+                         unpickle
 
 The worker ends on EOF or after maxtasks chunks (multiprocessing's
 maxtasksperchild also counts chunks). An initializer that raises ends the
@@ -40,10 +44,27 @@ def _dump_error(e, tb):
         return pickle.dumps((RuntimeError(summary), tb))
 
 
+def _dumps_each(values, errors):
+    """One value does not pickle: send the others, and its error."""
+    for i, v in enumerate(values):
+        try:
+            pickle.dumps(v, pickle.HIGHEST_PROTOCOL)
+        except BaseException as e:
+            values[i] = None
+            errors[i] = pickle.loads(_dump_error(e, traceback.format_exc()))
+    for i, err in list(errors.items()):
+        try:
+            pickle.dumps(err, pickle.HIGHEST_PROTOCOL)
+        except BaseException:
+            errors[i] = pickle.loads(_dump_error(*err))
+    return pickle.dumps((values, errors), pickle.HIGHEST_PROTOCOL)
+
+
 def worker(args_json, fd):
     from multiprocessing.connection import Connection
     a = json.loads(args_json)
-    conn = Connection(fd)
+    # The channel is the fd the pool names (stdio maps may come first).
+    conn = Connection(a.get('channel_fd', fd))
     try:
         prepare(a)
         if a.get('initializer'):
@@ -58,29 +79,34 @@ def worker(args_json, fd):
     n, maxtasks = 0, a.get('maxtasks')
     while maxtasks is None or n < maxtasks:
         try:
-            chunk = pickle.loads(conn.recv_bytes())
+            data = conn.recv_bytes()
         except EOFError:
             break
-        out = []
-        for fn, args, kwargs in chunk:
-            try:
-                out.append((True, fn(*args, **(kwargs or {}))))
-            except BaseException as e:
-                out.append((False, (e, traceback.format_exc())))
-        try:
-            data = pickle.dumps(out, pickle.HIGHEST_PROTOCOL)
-        except BaseException:
-            # One result does not pickle: send the others, and that one's error.
-            fixed = []
-            for ok, v in out:
-                try:
-                    pickle.dumps(v, pickle.HIGHEST_PROTOCOL)
-                    fixed.append((ok, v))
-                except BaseException as e:
-                    fixed.append((False, pickle.loads(_dump_error(
-                        e, traceback.format_exc()))))
-            data = pickle.dumps(fixed, pickle.HIGHEST_PROTOCOL)
-        conn.send_bytes(data)
         n += 1
+        try:
+            fn, items, star, kwsets = pickle.loads(data)
+        except BaseException as e:
+            # A task that does not unpickle here (a function the job cannot
+            # import): the whole chunk fails with that error.
+            conn.send_bytes(pickle.dumps((None, pickle.loads(
+                _dump_error(e, traceback.format_exc())))))
+            continue
+        values, errors = [], {}
+        for i, item in enumerate(items):
+            try:
+                if not star:
+                    values.append(fn(item))
+                elif kwsets:
+                    values.append(fn(*item, **kwsets[i]))
+                else:
+                    values.append(fn(*item))
+            except BaseException as e:
+                values.append(None)
+                errors[i] = (e, traceback.format_exc())
+        try:
+            data = pickle.dumps((values, errors), pickle.HIGHEST_PROTOCOL)
+        except BaseException:
+            data = _dumps_each(values, errors)
+        conn.send_bytes(data)
     _flush()
     return json.dumps({'messages': n})
