@@ -26,6 +26,7 @@ from ._common import TaskError, Call, TimeoutError
 from .process import Process
 from .pool import Pool, AsyncResult, ApplyResult
 from .context import Pipe, cpu_count, get_context
+from ._target import set_forkserver_preload
 
 __all__ = ["Process", "Pool", "AsyncResult", "Call", "TaskError", "TimeoutError",
-           "ApplyResult", "Pipe", "cpu_count", "get_context"]
+           "ApplyResult", "Pipe", "cpu_count", "get_context", "set_forkserver_preload"]

@@ -18,6 +18,7 @@ import io
 import json
 import os
 import pickle
+import queue
 import select
 import shutil
 import subprocess
@@ -122,12 +123,48 @@ def _die_with_parent():
     libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
+class _SpawnerThread:
+    """The thread that starts private servers, and lives as long as we do.
+
+    PR_SET_PDEATHSIG fires when the thread that forked the child ends, not
+    the process: a server started from a Pool's worker thread would get
+    SIGTERM when that pool is joined. So servers are started from this
+    thread, which ends only with the process (it is a daemon thread)."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.requests = queue.SimpleQueue()
+        threading.Thread(target=self._loop, daemon=True, name="mpspawn-server-starter").start()
+
+    def _loop(self):
+        while True:
+            fn, box = self.requests.get()
+            try:
+                box["value"] = fn()
+            except BaseException as e:
+                box["error"] = e
+            box["done"].set()
+
+    def run(self, fn):
+        box = {"done": threading.Event()}
+        self.requests.put((fn, box))
+        box["done"].wait()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+
+_spawner = None
+
+
 def private_socket():
     """The socket of this process's private Python server, started on first use."""
-    global _server
+    global _server, _spawner
     with _server_lock:
         if _server is None or _server.proc.poll() is not None or _server.pid != os.getpid():
-            _server = _PrivateServer()
+            if _spawner is None or _spawner.pid != os.getpid():
+                _spawner = _SpawnerThread()
+            _server = _spawner.run(_PrivateServer)
             _server.pid = os.getpid()
         return _server.socket
 

@@ -6,6 +6,7 @@ import traceback
 import ctypes
 
 from . import _lib, _workers
+from .process import _check_not_bootstrapping
 from ._lib import lib
 
 from ._common import TaskError, Call, TimeoutError, _check, _signame, _make_spec, _decode_result, _next_id, _open_client
@@ -68,6 +69,7 @@ class Pool:
 
     def __init__(self, processes=None, initializer=None, initargs=(),
                  maxtasksperchild=None, *, socket=None, **job_options):
+        _check_not_bootstrapping()
         if processes is None:
             processes = os.cpu_count() or 1
         if processes < 1:

@@ -2,12 +2,24 @@
 import ctypes
 import os
 import select
+import sys
 import time
 
 from . import _lib, _target
 from ._lib import lib
 
 from ._common import TaskError, _check, _shared_client, _make_spec, _decode_result, _timeout_ms, _next_id
+
+
+def _check_not_bootstrapping():
+    """multiprocessing's guard: the client's main module, imported by a
+    server or a job to find its functions, must not start jobs itself."""
+    if getattr(sys, "_mpspawn_bootstrapping", False):
+        raise RuntimeError(
+            "An attempt has been made to start a new process before the current process "
+            "has finished its bootstrapping phase: the main module was imported to find "
+            "a target and tried to start a job. Guard that code with "
+            "'if __name__ == \"__main__\":', as multiprocessing requires.")
 
 
 class Process:
@@ -44,6 +56,7 @@ class Process:
     def start(self):
         self._check_closed()
         assert self._proc is None, "cannot start a process twice"
+        _check_not_bootstrapping()
         if self._target is not None:
             client, spec = self._target_spec()
         else:

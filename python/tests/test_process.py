@@ -95,11 +95,6 @@ def test_unknown_entry_is_oserror(server):
     assert e.value.errno == errno.ENOENT
 
 
-def test_target_not_yet():
-    with pytest.raises(NotImplementedError):
-        mpspawn.Process(target=print)
-
-
 def test_join_is_interruptible(server):
     p = mpspawn.Process(["sleep", "30"], socket=server)
     p.start()

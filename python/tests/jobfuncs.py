@@ -1,0 +1,73 @@
+"""Targets for the tests' Python jobs: a module of their own, stdlib only,
+so a job imports it cheaply (a test module would import pytest)."""
+import os
+import signal
+import sys
+import time
+
+
+def add(x, y=0):
+    return x + y
+
+
+def state():
+    """What a job sees of its caller's interpreter."""
+    return {"cwd": os.getcwd(), "env": os.environ.get("MPSPAWN_TEST_VAR"),
+            "uid": os.getuid(), "euid": os.geteuid(), "pid": os.getpid(),
+            "ppid": os.getppid()}
+
+
+def raise_value_error(text):
+    raise ValueError(text)
+
+
+def exit_with(code):
+    sys.exit(code)
+
+
+def big(n):
+    return b"x" * n
+
+
+def sleep(seconds):
+    time.sleep(seconds)
+
+
+def send_through(conn, value):
+    conn.send(value)
+    conn.close()
+
+
+def kill_self_on(x, which):
+    if x == which:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+def getpid(_=None):
+    return os.getpid()
+
+
+def square(x):
+    return x * x
+
+
+_initialized = None
+
+
+def initialize(value):
+    global _initialized
+    _initialized = value
+
+
+def initialized(_=None):
+    return _initialized
+
+
+def failing_initializer():
+    raise RuntimeError("initializer failed on purpose")
+
+
+def sigint_disposition():
+    h = signal.getsignal(signal.SIGINT)
+    return "ignored" if h == signal.SIG_IGN else "default_int" if h is signal.default_int_handler else repr(h)
