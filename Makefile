@@ -524,7 +524,7 @@ demo: deps
 	@MPSPAWN_FORKSERVER=$(BUILD)/mpforkserver ./$(BUILD)/tests/example
 
 # --- install ---------------------------------------------------------------------------
-# The man pages and units name installed paths through @BINDIR@, @SYSCONFDIR@
+# The man pages and units name installed paths through @BINDIR@, @LIBDIR@, @SYSCONFDIR@
 # and @DOCDIR@, filled in here with the paths of this install (never with
 # DESTDIR, which is only where the files are staged).
 MANPAGES  := docs/mpspawn.1 docs/libmpspawn.3 docs/mpforkserver.conf.5 docs/mpforkserver.8
@@ -532,6 +532,7 @@ MANPAGES  := docs/mpspawn.1 docs/libmpspawn.3 docs/mpforkserver.conf.5 docs/mpfo
 DOCS      := README.md NEWS LICENSE docs/policy.md docs/batch.md docs/protocol.md \
              docs/security.md docs/example.c
 SUBST      = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+                 -e 's|@LIBDIR@|$(LIBDIR)|g' \
                  -e 's|@DOCDIR@|$(DOCDIR)|g'
 CONFFILE   = $(DESTDIR)$(SYSCONFDIR)/mpspawn/forkserver.conf
 # bash-completion loads completions/NAME when NAME is first completed, from
