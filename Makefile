@@ -15,7 +15,8 @@
 #   make bench-policy  what a seccomp policy costs (compile, cache hit, load)
 #   make fuzz       FUZZ_SECONDS=30: each libFuzzer target for that long (clang)
 #   make install    PREFIX=/usr/local DESTDIR= (binaries, libraries, header,
-#                   pkg-config file, man pages, systemd units, sample config)
+#                   pkg-config file, man pages, systemd units, sample config,
+#                   the Python preload library and the Python package)
 #   make uninstall  the same variables: removes what install installed
 #   make deb        the Debian packages (dpkg-buildpackage), in build-deb/
 #   make deb-check  them, lintian, installed, used and purged (root)
@@ -61,11 +62,13 @@ PKG_CONFIG   ?= pkg-config
 # libuv1-dev and libevent-dev: the event-loop examples (docs/examples/),
 # which make check builds and runs; nothing else links them.
 # python3-pytest: the Python package's tests (python/python.mk).
+# python3-dev: python3-embed.pc and libpython, which the embedded-CPython
+# preload library (mpspawn_python.so) is built against.
 DEB_PACKAGES := build-essential pkg-config libseccomp-dev libcjson-dev check libsystemd-dev \
                 systemd man-db groff-base bash-completion \
-                libuv1-dev libevent-dev python3-pytest
+                libuv1-dev libevent-dev python3-pytest python3-dev
 PKG_MODULES  := libcjson libseccomp check libsystemd systemd bash-completion \
-                libuv libevent_core
+                libuv libevent_core python3-embed
 DEP_COMMANDS := systemd-socket-activate systemd-analyze man groff
 DEP_PYTHON_MODULES := pytest
 
@@ -103,7 +106,7 @@ SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver
               forkserver/policy.c forkserver/config.c forkserver/access.c \
               forkserver/service.c forkserver/steps.c forkserver/peer.c forkserver/keeper.c \
               forkserver/result.c \
-              forkserver/adopt.c \
+              forkserver/adopt.c forkserver/python_preload.c \
               $(COMMON_SRC)
 CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_options.c launcher/cli_common.c \
               launcher/cli_batch.c launcher/cli_subcommands.c \
@@ -141,6 +144,10 @@ TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
 SONAME     := libmpspawn.so.$(SOVERSION)
 PROGRAMS   := $(BUILD)/mpforkserver $(BUILD)/mpspawn
 LIBS       := $(BUILD)/libmpspawn.a $(BUILD)/libmpspawn.so.$(VERSION)
+# The embedded-CPython preload library (python_preload, --python-preload).
+# Not in the sanitizer builds: libpython is no sanitized program, and the
+# suites skip the Python server tests there (SANITIZE set).
+PYTHON_PRELOAD := $(if $(SANITIZE),,$(BUILD)/mpspawn_python.so)
 
 .PHONY: all deps demo check check-asan check-tsan check-valgrind soak test tests install uninstall \
         deb deb-check check-systemd clean bench bench-compare bench-callgrind bench-steps bench-policy fuzz fuzz-deps fuzz-build
@@ -149,7 +156,7 @@ SUDO_APT = if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 .DEFAULT_GOAL := all
 
-all: $(PROGRAMS) $(LIBS) $(BUILD)/mpspawn.pc
+all: $(PROGRAMS) $(LIBS) $(BUILD)/mpspawn.pc $(PYTHON_PRELOAD)
 
 # --- dependencies --------------------------------------------------------------
 # Installs what is missing (as root, with apt-get update first: a fresh
@@ -198,6 +205,14 @@ $(BUILD)/forkserver-path: FORCE
 	@mkdir -p $(BUILD)
 	@echo '$(FORKSERVER_PATH)' | cmp -s - $@ || echo '$(FORKSERVER_PATH)' > $@
 FORCE:
+# Likewise the Python preload library's installed path, where the server
+# looks for it when there is none beside its own binary.
+PYTHON_PRELOAD_PATH = $(LIBDIR)/mpspawn/mpspawn_python.so
+$(BUILD)/obj/forkserver/python_preload.o: ALL_CFLAGS += -DMPS_PYTHON_PRELOAD_PATH='"$(PYTHON_PRELOAD_PATH)"'
+$(BUILD)/obj/forkserver/python_preload.o: $(BUILD)/python-preload-path
+$(BUILD)/python-preload-path: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(PYTHON_PRELOAD_PATH)' | cmp -s - $@ || echo '$(PYTHON_PRELOAD_PATH)' > $@
 # Likewise the documents' directory, which --help names.
 $(BUILD)/obj/launcher/cli_options.o: ALL_CFLAGS += -DMPS_DOCDIR='"$(DOCDIR)"'
 $(BUILD)/obj/launcher/cli_options.o: $(BUILD)/doc-path
@@ -215,13 +230,15 @@ $(BUILD)/libmpspawn.so.$(VERSION): $(LIB_OBJ)
 	ln -sf libmpspawn.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/libmpspawn.so
 
-# The embedded-CPython preload (issue 16 prototype): built only when
-# Debian's python3-dev provides python3-embed; `make python-preload`.
+# The embedded-CPython preload (issue 16), against Debian's python3-dev
+# (python3-embed); part of `all`, and `make python-preload` alone. It
+# .incbin's the worker loop, mpspawn_worker.py.
 PYTHON_EMBED_CFLAGS = $(shell $(PKG_CONFIG) --cflags python3-embed 2>/dev/null)
 PYTHON_EMBED_LIBS   = $(shell $(PKG_CONFIG) --libs python3-embed 2>/dev/null)
 .PHONY: python-preload
 python-preload: $(BUILD)/mpspawn_python.so
-$(BUILD)/mpspawn_python.so: python/preload/mpspawn_python.c include/mpspawn.h
+$(BUILD)/mpspawn_python.so: python/preload/mpspawn_python.c python/preload/mpspawn_worker.py \
+  include/mpspawn.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) -fPIC \
 	  -fvisibility=hidden -Iinclude $(PYTHON_EMBED_CFLAGS) -shared -Wl,--no-undefined \
@@ -507,7 +524,7 @@ demo: deps
 	@MPSPAWN_FORKSERVER=$(BUILD)/mpforkserver ./$(BUILD)/tests/example
 
 # --- install ---------------------------------------------------------------------------
-# The man pages and units name installed paths through @BINDIR@, @SYSCONFDIR@
+# The man pages and units name installed paths through @BINDIR@, @LIBDIR@, @SYSCONFDIR@
 # and @DOCDIR@, filled in here with the paths of this install (never with
 # DESTDIR, which is only where the files are staged).
 MANPAGES  := docs/mpspawn.1 docs/libmpspawn.3 docs/mpforkserver.conf.5 docs/mpforkserver.8
@@ -515,6 +532,7 @@ MANPAGES  := docs/mpspawn.1 docs/libmpspawn.3 docs/mpforkserver.conf.5 docs/mpfo
 DOCS      := README.md NEWS LICENSE docs/policy.md docs/batch.md docs/protocol.md \
              docs/security.md docs/example.c
 SUBST      = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+                 -e 's|@LIBDIR@|$(LIBDIR)|g' \
                  -e 's|@DOCDIR@|$(DOCDIR)|g'
 CONFFILE   = $(DESTDIR)$(SYSCONFDIR)/mpspawn/forkserver.conf
 # bash-completion loads completions/NAME when NAME is first completed, from
@@ -522,8 +540,14 @@ CONFFILE   = $(DESTDIR)$(SYSCONFDIR)/mpspawn/forkserver.conf
 BASHCOMPDIR ?= $(or $(shell $(PKG_CONFIG) --define-variable=datadir=$(DATADIR) \
                  --variable=completionsdir bash-completion 2>/dev/null),$(DATADIR)/bash-completion/completions)
 
-install: all
+# The Python package goes where Debian's python3 finds it:
+# /usr/local/lib/python3/dist-packages, /usr/lib/python3/dist-packages.
+PYTHONDIR   ?= $(PREFIX)/lib/python3/dist-packages
+PYTHON_PKG  := $(wildcard python/mpspawn/*.py)
+
+install: all $(BUILD)/mpspawn_python.so
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+	  $(DESTDIR)$(LIBDIR)/mpspawn $(DESTDIR)$(PYTHONDIR)/mpspawn \
 	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(USERUNITDIR) \
 	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)/policy-examples $(DESTDIR)$(SYSCONFDIR)/mpspawn \
 	  $(DESTDIR)$(BASHCOMPDIR) $(addprefix $(DESTDIR)$(MANDIR)/man,1 3 5 8)
@@ -533,6 +557,8 @@ install: all
 	ln -sf libmpspawn.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libmpspawn.so
 	install -m 0644 include/mpspawn.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 0644 $(BUILD)/mpspawn_python.so $(DESTDIR)$(LIBDIR)/mpspawn/
+	install -m 0644 $(PYTHON_PKG) $(DESTDIR)$(PYTHONDIR)/mpspawn/
 	printf '%s\n' $(PC_TEXT) > $(DESTDIR)$(PKGCONFIGDIR)/mpspawn.pc
 	for p in $(MANPAGES); do \
 	  $(SUBST) $$p > $(DESTDIR)$(MANDIR)/man$${p##*.}/$${p##*/} && \
@@ -599,6 +625,8 @@ uninstall:
 	  $(DESTDIR)$(LIBDIR)/libmpspawn.a $(DESTDIR)$(LIBDIR)/libmpspawn.so \
 	  $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libmpspawn.so.$(VERSION) \
 	  $(DESTDIR)$(INCLUDEDIR)/mpspawn.h $(DESTDIR)$(PKGCONFIGDIR)/mpspawn.pc \
+	  $(DESTDIR)$(LIBDIR)/mpspawn/mpspawn_python.so \
+	  $(addprefix $(DESTDIR)$(PYTHONDIR)/mpspawn/,$(notdir $(PYTHON_PKG))) \
 	  $(addprefix $(DESTDIR)$(MANDIR)/man,$(foreach p,$(MANPAGES),$(subst .,,$(suffix $(p)))/$(notdir $(p)))) \
 	  $(DESTDIR)$(UNITDIR)/mpforkserver.socket $(DESTDIR)$(UNITDIR)/mpforkserver.service \
 	  $(DESTDIR)$(USERUNITDIR)/mpforkserver.socket $(DESTDIR)$(USERUNITDIR)/mpforkserver.service \
@@ -608,8 +636,11 @@ uninstall:
 	  $(addprefix $(DESTDIR)$(DOCDIR)/policy-examples/,$(notdir $(wildcard docs/policy-examples/*)))
 	if cmp -s systemd/forkserver.conf.sample $(CONFFILE); then rm -f $(CONFFILE); \
 	elif [ -e $(CONFFILE) ]; then echo "keeping $(CONFFILE) (changed)"; fi
+	@# What python3 compiled from the installed package when it was imported.
+	rm -rf $(DESTDIR)$(PYTHONDIR)/mpspawn/__pycache__
 	-rmdir $(DESTDIR)$(DOCDIR)/policy-examples $(DESTDIR)$(DOCDIR) \
-	  $(DESTDIR)$(SYSCONFDIR)/mpspawn 2>/dev/null
+	  $(DESTDIR)$(SYSCONFDIR)/mpspawn $(DESTDIR)$(LIBDIR)/mpspawn \
+	  $(DESTDIR)$(PYTHONDIR)/mpspawn 2>/dev/null
 
 clean:
 	rm -rf build build-asan build-fuzz build-deb

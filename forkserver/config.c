@@ -75,6 +75,9 @@ void config_free(struct config *cfg) {
                 free(cfg->preload[i]);
         free(cfg->preload);
         free(cfg->default_seccomp_policy);
+        for (size_t i = 0; i < cfg->n_python_preload; i++)
+                free(cfg->python_preload[i]);
+        free(cfg->python_preload);
         config_init(cfg);
 }
 
@@ -399,6 +402,67 @@ static int set_default_seccomp_policy(struct config *cfg, const char *v, char *e
         return store_string(&cfg->default_seccomp_policy, v, err, errlen);
 }
 
+/* A Python module as an import statement names it: identifiers of ASCII
+ * letters, digits and '_' (not starting with a digit), joined by dots. The
+ * names end up comma-joined in an environment variable, so nothing else
+ * may get through. */
+static bool is_module_name(const char *s) {
+        bool start = true;
+        for (; *s; s++) {
+                bool alpha = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+                             *s == '_';
+                if (*s == '.' && !start)
+                        start = true;
+                else if (alpha || (!start && *s >= '0' && *s <= '9'))
+                        start = false;
+                else
+                        return false;
+        }
+        return !start;
+}
+
+static bool has_module(const struct config *cfg, const char *name) {
+        for (size_t i = 0; i < cfg->n_python_preload; i++)
+                if (strcmp(cfg->python_preload[i], name) == 0)
+                        return true;
+        return false;
+}
+
+/* One list entry: module names separated by commas as well ("json,os"),
+ * as $MPSPAWN_PYTHON_PRELOAD has them. A name already listed is not added
+ * again: the key's and the option's make a union. */
+static int add_python_preload(struct config *cfg, const char *v, char *err,
+                              size_t errlen) {
+        char name[CONFIG_MODULE_NAME_MAX + 1];
+        for (const char *p = v; *p;) {
+                size_t n = strcspn(p, ",");
+                if (n > CONFIG_MODULE_NAME_MAX)
+                        return fail(err, errlen, "'%.64s...' is longer than %d bytes", p,
+                                    CONFIG_MODULE_NAME_MAX);
+                memcpy(name, p, n);
+                name[n] = '\0';
+                p += n + (p[n] == ',');
+                if (!n)
+                        continue;
+                if (!is_module_name(name))
+                        return fail(err, errlen,
+                                    "'%s' is not a Python module name (identifiers of "
+                                    "letters, digits and '_', joined by dots)",
+                                    name);
+                if (has_module(cfg, name))
+                        continue;
+                int r = grow((void **)&cfg->python_preload, cfg->n_python_preload,
+                             sizeof(char *));
+                if (r < 0)
+                        return list_full(r, err, errlen);
+                if (!(cfg->python_preload[cfg->n_python_preload] = strdup(name)))
+                        return fail(err, errlen, "out of memory");
+                cfg->n_python_preload++;
+        }
+        cfg->python = true;
+        return 0;
+}
+
 static const struct key_info {
         const char *name;
         setter set;
@@ -422,6 +486,7 @@ static const struct key_info {
         {"preload", add_preload, true},
         {"prefork", set_prefork, false},
         {"default_seccomp_policy", set_default_seccomp_policy, false},
+        {"python_preload", add_python_preload, true},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -464,6 +529,9 @@ int config_set(struct config *cfg, const char *key, const char *value, char *err
         free(copy);
         if (r < 0)
                 return fail(err, errlen, "%s: %s", key, why);
+        /* --python-preload '': Python embedded, nothing imported. */
+        if (k->set == add_python_preload)
+                cfg->python = true;
         return 0;
 }
 
@@ -678,6 +746,18 @@ void config_print(const struct config *cfg, FILE *out) {
                 fprintf(out, "default_seccomp_policy = %s\n", cfg->default_seccomp_policy);
         else
                 fprintf(out, "# default_seccomp_policy is not set\n");
+
+        if (cfg->n_python_preload) {
+                fprintf(out, "python_preload =");
+                for (size_t i = 0; i < cfg->n_python_preload; i++)
+                        fprintf(out, " %s", cfg->python_preload[i]);
+                fprintf(out, "\n");
+        } else if (cfg->python) {
+                fprintf(out, "# python_preload names no module: Python is embedded "
+                             "and imports nothing (--python-preload '')\n");
+        } else {
+                fprintf(out, "# python_preload is not set (no embedded Python)\n");
+        }
 }
 
 /* ---- reload ------------------------------------------------------------------------ */
@@ -695,6 +775,15 @@ static bool same_preload(const struct config *a, const struct config *b) {
         return true;
 }
 
+static bool same_python(const struct config *a, const struct config *b) {
+        if (a->python != b->python || a->n_python_preload != b->n_python_preload)
+                return false;
+        for (size_t i = 0; i < a->n_python_preload; i++)
+                if (strcmp(a->python_preload[i], b->python_preload[i]) != 0)
+                        return false;
+        return true;
+}
+
 #define SWAP(a, b)                                                                   \
         do {                                                                         \
                 __typeof__(a) swap_tmp_ = (a);                                       \
@@ -705,7 +794,8 @@ static bool same_preload(const struct config *a, const struct config *b) {
 void config_reload_into(struct config *live, struct config *fresh, char *restart,
                         size_t restartlen) {
         /* What was set up once at start: the socket, the libraries, the
-         * pre-forked pool's size and the compiled admin policy. */
+         * pre-forked pool's size, the compiled admin policy and the
+         * embedded interpreter's imports. */
         size_t n = 0;
         restart[0] = '\0';
 #define RESTART_ONLY(changed, key)                                                     \
@@ -721,6 +811,7 @@ void config_reload_into(struct config *live, struct config *fresh, char *restart
         RESTART_ONLY(live->prefork != fresh->prefork, "prefork");
         RESTART_ONLY(!same_string(live->default_seccomp_policy, fresh->default_seccomp_policy),
                      "default_seccomp_policy");
+        RESTART_ONLY(!same_python(live, fresh), "python_preload");
 #undef RESTART_ONLY
         /* What is read where it is used: taken over whole. */
         SWAP(live->file, fresh->file);

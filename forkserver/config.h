@@ -26,6 +26,7 @@
 #define CONFIG_LIMIT_MAX 1000000      /* max_children, max_connections_per_uid,
                                          client_queue */
 #define CONFIG_PREFORK_MAX 1024
+#define CONFIG_MODULE_NAME_MAX 255    /* bytes in one python_preload name */
 #define CONFIG_QUEUE_BYTES_MIN 65536  /* client_queue_bytes(_per_uid): one
                                          reply of the largest size fits */
 #define CONFIG_QUEUE_BYTES_MAX (1ul << 40)
@@ -78,6 +79,15 @@ struct config {
         size_t n_preload;
         unsigned prefork;
         char *default_seccomp_policy;
+
+        /* Embedded CPython (python_preload, --python-preload): python says
+         * whether to load the Python preload library at all, which an empty
+         * --python-preload '' asks for with no module; python_preload holds
+         * the dotted module names it imports at start, each once, in the
+         * order given. */
+        bool python;
+        char **python_preload;
+        size_t n_python_preload;
 };
 
 /* Fills cfg with the built-in defaults. */
@@ -100,8 +110,10 @@ int config_load_stream(struct config *cfg, FILE *f, const char *name, char *err,
 
 /*
  * Validates one value as the file would and stores it (for command-line
- * options that override a key). List keys append. Returns 0 or -EINVAL with
- * "KEY: what is wrong" in err.
+ * options that override a key). List keys append. Unlike the file, an
+ * empty value is allowed for python_preload (--python-preload ''): it sets
+ * python and adds no module. Returns 0 or -EINVAL with "KEY: what is wrong"
+ * in err.
  */
 int config_set(struct config *cfg, const char *key, const char *value, char *err,
                size_t errlen);
@@ -130,9 +142,10 @@ bool config_allows(const struct config *cfg, uid_t uid, gid_t gid,
  * settings that apply at run time: allowed_users, allowed_groups,
  * max_children, max_jobs_per_client, max_connections_per_uid, client_queue,
  * grace, idle_exit and log_level. What was set up once at start (socket,
- * socket_mode, socket_group, preload, prefork, default_seccomp_policy) stays
- * as it is; the keys among those that fresh changes are listed in restart
- * ("socket_mode, prefork", or ""). fresh keeps live's old values: free it.
+ * socket_mode, socket_group, preload, prefork, default_seccomp_policy,
+ * python_preload) stays as it is; the keys among those that fresh changes
+ * are listed in restart ("socket_mode, prefork", or ""). fresh keeps live's
+ * old values: free it.
  */
 void config_reload_into(struct config *live, struct config *fresh, char *restart,
                         size_t restartlen);

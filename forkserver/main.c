@@ -44,6 +44,14 @@ static const char usage[] =
         "                         become what call jobs may run, in copy-on-write\n"
         "                         children that find its state warm. A library that\n"
         "                         fails to load or to initialise stops the server\n"
+        "      --python-preload MODULES\n"
+        "                         embed CPython (mpspawn_python.so, whose entry\n"
+        "                         points \"python\" and \"python_worker\" run Python\n"
+        "                         call jobs) and import MODULES in it at start,\n"
+        "                         before the --preload libraries: dotted names\n"
+        "                         separated by commas or spaces, after those of the\n"
+        "                         python_preload key ('' imports nothing). A failed\n"
+        "                         import stops the server, with its traceback\n"
         "      --prefork N        keep N children forked ahead of need, so that a\n"
         "                         call job skips fork on its critical path (exec\n"
         "                         jobs vfork, which is cheaper; default 0; needs\n"
@@ -122,7 +130,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
                 OPT_MODE = 256, OPT_GRACE, OPT_LEVEL, OPT_EMBEDDED, OPT_CONFIG,
                 OPT_CHECK_CONFIG, OPT_IDLE_EXIT, OPT_PRELOAD, OPT_PREFORK,
                 OPT_MAX_CHILDREN, OPT_MAX_JOBS, OPT_MAX_CONNS, OPT_QUEUE,
-                OPT_DETACH, OPT_READY_FD,
+                OPT_DETACH, OPT_READY_FD, OPT_PYTHON_PRELOAD,
         };
         static const struct option longopts[] = {
                 {"socket", required_argument, NULL, 's'},
@@ -136,6 +144,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
                 {"detach", no_argument, NULL, OPT_DETACH},
                 {"ready-fd", required_argument, NULL, OPT_READY_FD},
                 {"preload", required_argument, NULL, OPT_PRELOAD},
+                {"python-preload", required_argument, NULL, OPT_PYTHON_PRELOAD},
                 {"prefork", required_argument, NULL, OPT_PREFORK},
                 {"max-children", required_argument, NULL, OPT_MAX_CHILDREN},
                 {"max-jobs-per-client", required_argument, NULL, OPT_MAX_JOBS},
@@ -156,6 +165,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
                 {OPT_MAX_CHILDREN, "max_children"},
                 {OPT_MAX_CONNS, "max_connections_per_uid"},
                 {OPT_QUEUE, "client_queue"},
+                {OPT_PYTHON_PRELOAD, "python_preload"},
         };
         int c, index;
 

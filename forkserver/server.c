@@ -212,10 +212,16 @@ static int detach_from_parent(void) {
         return 0;
 }
 
-/* The configuration's libraries, then the command line's. */
+/* Embedded Python first (python_preload), then the configuration's
+ * libraries, then the command line's. */
 static int load_preloads(struct server *srv, const struct server_options *o) {
         const struct config *cfg = srv->cfg;
         char err[1024];
+        int rp = python_preload_load(srv, err, sizeof(err));
+        if (rp < 0) {
+                log_err("%s", err);
+                return rp;
+        }
         for (size_t i = 0; i < cfg->n_preload + o->npreload; i++) {
                 const char *lib = i < cfg->n_preload ? cfg->preload[i]
                                                      : o->preload[i - cfg->n_preload];

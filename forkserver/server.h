@@ -21,6 +21,7 @@
  *   timer.c       deadlines on one timerfd, kept in a min-heap
  *   log.c         one-line log records on stderr
  *   preload.c     --preload libraries, their init hooks and entry points
+ *   python_preload.c  python_preload: the embedded-CPython preload library
  *   prefork.c     --prefork: children forked ahead of need, waiting for a job
  *   result.c      a call job's result channel: a sealed memfd it writes, read at the reap
  *   config.c      the configuration file: every setting, its default,
@@ -695,6 +696,12 @@ int result_channel_read(int fd, char **ret_result, char **ret_failure);
 int preload_load(struct server *srv, const char *path, char *err, size_t errlen);
 const struct mps_entry *preload_find(const struct server *srv, const char *name);
 void preload_release_all(struct server *srv);
+
+/* python_preload.c: with cfg->python, sets $MPSPAWN_PYTHON_PRELOAD to the
+ * comma-joined python_preload modules and loads mpspawn_python.so (beside
+ * the running binary, else the installed one) through preload_load. 0 (also
+ * when Python is not asked for), or -errno with the reason in err. */
+int python_preload_load(struct server *srv, char *err, size_t errlen);
 
 /* What the child writes to the exec pipe before it gives up. */
 struct child_failure {

@@ -4,7 +4,8 @@
  * every key, every kind of mistake with its exact message, list keys, the
  * access decision; then through the real binary: a bad file is refused at
  * start and by --check-config with the exact message, and --check-config
- * prints what the file and the options make of the settings.
+ * prints what the file and the options make of the settings; a server with
+ * embedded Python (--python-preload) starts, or stops on a failed import.
  */
 #include <check.h>
 #include <errno.h>
@@ -64,6 +65,8 @@ START_TEST(test_defaults) {
         ck_assert_uint_eq(cfg.n_preload, 0);
         ck_assert_uint_eq(cfg.prefork, 0);
         ck_assert_ptr_null(cfg.default_seccomp_policy);
+        ck_assert(!cfg.python);
+        ck_assert_uint_eq(cfg.n_python_preload, 0);
         /* An empty file changes nothing. */
         ck_assert_int_eq(load_text(&cfg, ""), 0);
         ck_assert_uint_eq(cfg.grace_ms, 5000);
@@ -237,6 +240,106 @@ START_TEST(test_value_errors) {
         expect_error("default_seccomp_policy = /no/such/policy\n",
                      "t.conf:1: default_seccomp_policy: '/no/such/policy': No such file "
                      "or directory");
+}
+END_TEST
+
+/* python_preload: Python module names, separated by blanks or commas, each
+ * kept once (a union), in order; the key turns embedded Python on. */
+START_TEST(test_python_preload_key) {
+        struct config cfg;
+        config_init(&cfg);
+        ck_assert_int_eq(load_text(&cfg, "python_preload = json os.path\n"
+                                         "python_preload = _priv,Mod2  json,,xml.dom.minidom\n"),
+                         0);
+        ck_assert_str_eq(err, "");
+        ck_assert(cfg.python);
+        ck_assert_uint_eq(cfg.n_python_preload, 5);
+        const char *want[] = {"json", "os.path", "_priv", "Mod2", "xml.dom.minidom"};
+        for (size_t i = 0; i < 5; i++)
+                ck_assert_str_eq(cfg.python_preload[i], want[i]);
+        /* The option's modules come after the key's, through config_set. */
+        ck_assert_int_eq(config_set(&cfg, "python_preload", "decimal,json", err, sizeof(err)),
+                         0);
+        ck_assert_uint_eq(cfg.n_python_preload, 6);
+        ck_assert_str_eq(cfg.python_preload[5], "decimal");
+        config_free(&cfg);
+        ck_assert(!cfg.python);
+
+        /* --python-preload '': Python, and no module. The file has no such
+         * thing: a key needs a value. */
+        config_init(&cfg);
+        ck_assert_int_eq(config_set(&cfg, "python_preload", "", err, sizeof(err)), 0);
+        ck_assert(cfg.python);
+        ck_assert_uint_eq(cfg.n_python_preload, 0);
+        config_free(&cfg);
+        expect_error("python_preload =\n", "t.conf:1: python_preload: no value");
+}
+END_TEST
+
+START_TEST(test_python_preload_bad_names) {
+        const char *bad[] = {"1json", "json-x", "os.", ".os", "os..path", "a/b", "é", "a.1b",
+                             "json;import os"};
+        char text[128], want[256];
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                snprintf(text, sizeof(text), "python_preload = json %s\n", bad[i]);
+                snprintf(want, sizeof(want),
+                         "t.conf:1: python_preload: '%s' is not a Python module name "
+                         "(identifiers of letters, digits and '_', joined by dots)",
+                         strchr(bad[i], ';') ? "json;import" : bad[i]);
+                expect_error(text, want);
+        }
+        /* A comma list is checked name by name. */
+        expect_error("python_preload = json,os-x\n",
+                     "t.conf:1: python_preload: 'os-x' is not a Python module name "
+                     "(identifiers of letters, digits and '_', joined by dots)");
+        char longname[CONFIG_MODULE_NAME_MAX + 2], line[CONFIG_MODULE_NAME_MAX + 64];
+        memset(longname, 'a', sizeof(longname) - 1);
+        longname[sizeof(longname) - 1] = '\0';
+        snprintf(line, sizeof(line), "python_preload = %s\n", longname);
+        snprintf(want, sizeof(want),
+                 "t.conf:1: python_preload: '%.64s...' is longer than %d bytes", longname,
+                 CONFIG_MODULE_NAME_MAX);
+        expect_error(line, want);
+        /* The option is refused the same way. */
+        struct config cfg;
+        config_init(&cfg);
+        ck_assert_int_eq(config_set(&cfg, "python_preload", "ok,not-ok", err, sizeof(err)),
+                         -EINVAL);
+        ck_assert_str_eq(err, "python_preload: 'not-ok' is not a Python module name "
+                              "(identifiers of letters, digits and '_', joined by dots)");
+        config_free(&cfg);
+}
+END_TEST
+
+/* The interpreter and its imports are set up once: SIGHUP only says that a
+ * change needs a restart, and keeps what runs. */
+START_TEST(test_python_preload_is_restart_only) {
+        struct config live, fresh;
+        char restart[256];
+        config_init(&live);
+        config_init(&fresh);
+        ck_assert_int_eq(load_text(&live, "python_preload = json\ngrace = 1\n"), 0);
+        ck_assert_int_eq(load_text(&fresh, "python_preload = json\ngrace = 2\n"), 0);
+        config_reload_into(&live, &fresh, restart, sizeof(restart));
+        ck_assert_str_eq(restart, "");
+        ck_assert_uint_eq(live.grace_ms, 2000);
+        config_free(&fresh);
+
+        config_init(&fresh);
+        ck_assert_int_eq(load_text(&fresh, "python_preload = json decimal\n"), 0);
+        config_reload_into(&live, &fresh, restart, sizeof(restart));
+        ck_assert_str_eq(restart, "python_preload");
+        ck_assert_uint_eq(live.n_python_preload, 1);
+        ck_assert_str_eq(live.python_preload[0], "json");
+        config_free(&fresh);
+
+        /* No key at all any more: Python stays, and a restart is due. */
+        config_init(&fresh);
+        config_reload_into(&live, &fresh, restart, sizeof(restart));
+        ck_assert_str_eq(restart, "python_preload");
+        ck_assert(live.python);
+        config_free(&fresh);
+        config_free(&live);
 }
 END_TEST
 
@@ -480,6 +583,101 @@ START_TEST(test_limit_options_override_the_file) {
 }
 END_TEST
 
+/* --check-config shows the key's modules, then the option's, as one key. */
+START_TEST(test_check_config_prints_python_preload) {
+        char dir[64], path[128];
+        tu_tmpdir(dir, sizeof(dir));
+        write_file(path, sizeof(path), dir, "python_preload = json os.path\n", 0644);
+        int st = forkserver((const char *[]){"--config", path, "--python-preload",
+                                             "decimal,json", "--check-config", NULL});
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, errout);
+        ck_assert_ptr_nonnull(strstr(out, "\npython_preload = json os.path decimal\n"));
+        st = forkserver((const char *[]){"--python-preload", "", "--check-config", NULL});
+        ck_assert_int_eq(WEXITSTATUS(st), 0);
+        ck_assert_ptr_nonnull(strstr(out, "\n# python_preload names no module: Python is "
+                                          "embedded and imports nothing"));
+        st = forkserver((const char *[]){"--check-config", NULL});
+        ck_assert_int_eq(WEXITSTATUS(st), 0);
+        ck_assert_ptr_nonnull(strstr(out, "\n# python_preload is not set"));
+        st = forkserver((const char *[]){"--python-preload", "a b-c", "--check-config", NULL});
+        ck_assert_int_eq(WEXITSTATUS(st), 2);
+        ck_assert_str_eq(errout, "mpforkserver: bad --python-preload: 'b-c' is not a Python "
+                                 "module name (identifiers of letters, digits and '_', "
+                                 "joined by dots)\nTry 'mpforkserver --help'.\n");
+        unlink(path);
+        rmdir(dir);
+}
+END_TEST
+
+/* The end-to-end Python tests need the build's mpspawn_python.so beside the
+ * server (make all builds it), which the sanitizer builds leave out:
+ * libpython is no sanitized program. Returns false to skip. */
+static bool python_preload_built(char *so, size_t len) {
+        const char *san = getenv("SANITIZE");
+        if (san && *san)
+                return false;
+        const char *server = tu_forkserver();
+        const char *slash = strrchr(server, '/');
+        ck_assert_ptr_nonnull(slash);
+        snprintf(so, len, "%.*s/mpspawn_python.so", (int)(slash - server), server);
+        ck_assert_msg(access(so, R_OK) == 0, "%s: not built (make all builds it)", so);
+        return true;
+}
+
+/* A module that cannot be imported stops the server at start: exit 1, the
+ * Python error on stderr, and --ready-fd closed without "1". */
+START_TEST(test_python_preload_failed_import_stops_the_server) {
+        char so[512], fdarg[16], sock[128], dir[64], ready[8];
+        if (!python_preload_built(so, sizeof(so)))
+                return;
+        tu_tmpdir(dir, sizeof(dir));
+        snprintf(sock, sizeof(sock), "%s/sock", dir);
+        int p[2];
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        ck_assert_int_eq(fcntl(p[1], F_SETFD, 0), 0); /* the server's --ready-fd */
+        snprintf(fdarg, sizeof(fdarg), "%d", p[1]);
+        /* --idle-exit: a server that wrongly started ends on its own. */
+        int st = forkserver((const char *[]){"--socket", sock, "--ready-fd", fdarg,
+                                             "--idle-exit", "2", "--python-preload",
+                                             "json,nosuchmodule_xyz", NULL});
+        close(p[1]);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %#x: %s", st, errout);
+        ck_assert_msg(strstr(errout, "ModuleNotFoundError") &&
+                              strstr(errout, "nosuchmodule_xyz"),
+                      "stderr: %s", errout);
+        ck_assert_msg(strstr(errout, "error: python_preload: cannot preload"), "stderr: %s",
+                      errout);
+        ck_assert_uint_eq(tu_read_all(p[0], ready, sizeof(ready), 5000), 0);
+        close(p[0]);
+        ck_assert_int_eq(access(sock, F_OK), -1);
+        rmdir(dir);
+}
+END_TEST
+
+/* --python-preload json: the server becomes ready with the build's library
+ * (the one beside the binary, not an installed one) mapped. */
+START_TEST(test_python_preload_json_becomes_ready) {
+        char so[512], maps[64], line[1024];
+        if (!python_preload_built(so, sizeof(so)))
+                return;
+        struct tu_server s;
+        tu_server_start(&s, (const char *const[]){"--python-preload", "json", NULL});
+        snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)s.pid);
+        FILE *f = fopen(maps, "re");
+        ck_assert_ptr_nonnull(f);
+        bool mapped = false, python = false;
+        while (fgets(line, sizeof(line), f)) {
+                mapped = mapped || strstr(line, so) != NULL;
+                python = python || strstr(line, "libpython3") != NULL;
+        }
+        fclose(f);
+        int st = tu_server_stop(&s);
+        ck_assert_msg(mapped, "%s is not mapped in the server", so);
+        ck_assert(python);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+}
+END_TEST
+
 static Suite *config_suite(void) {
         Suite *s = suite_create("config");
         TCase *t = tcase_create("config");
@@ -489,6 +687,9 @@ static Suite *config_suite(void) {
         tcase_add_test(t, test_list_keys_repeat_and_append);
         tcase_add_test(t, test_syntax_errors);
         tcase_add_test(t, test_value_errors);
+        tcase_add_test(t, test_python_preload_key);
+        tcase_add_test(t, test_python_preload_bad_names);
+        tcase_add_test(t, test_python_preload_is_restart_only);
         tcase_add_test(t, test_config_set_validates_like_the_file);
         tcase_add_test(t, test_allows);
         tcase_add_test(t, test_load_checks_the_file);
@@ -496,6 +697,9 @@ static Suite *config_suite(void) {
         tcase_add_test(t, test_check_config_prints_the_effective_settings);
         tcase_add_test(t, test_bad_options_are_usage_errors);
         tcase_add_test(t, test_limit_options_override_the_file);
+        tcase_add_test(t, test_check_config_prints_python_preload);
+        tcase_add_test(t, test_python_preload_failed_import_stops_the_server);
+        tcase_add_test(t, test_python_preload_json_becomes_ready);
         suite_add_tcase(s, t);
         return s;
 }

@@ -16,6 +16,9 @@
 #  3. The installed sample configuration passes --check-config; the man
 #     pages format without warnings.
 #  4. make uninstall removes every file.
+#     (Also: the Python preload library and package land in LIBDIR/mpspawn
+#     and PREFIX/lib/python3/dist-packages, and the server finds the
+#     installed library.)
 #  5. The units pass "systemd-analyze verify" (system and user), which
 #     needs the binaries and man pages they name to exist: so they are
 #     installed for real under a temporary PREFIX, and verify must print
@@ -60,7 +63,8 @@ for f in bin/mpforkserver bin/mpspawn include/mpspawn.h lib/libmpspawn.a \
          share/bash-completion/completions/mpspawn share/doc/mpspawn/policy.md \
          share/doc/mpspawn/batch.md share/doc/mpspawn/NEWS share/doc/mpspawn/protocol.md \
          share/doc/mpspawn/security.md \
-         share/doc/mpspawn/policy-examples/cat.policy; do
+         share/doc/mpspawn/policy-examples/cat.policy lib/mpspawn/mpspawn_python.so \
+         $(cd "$top/python" && ls mpspawn/*.py | sed 's|^|lib/python3/dist-packages/|'); do
   check "installed $f" test -f "$p/$f"
 done
 check "installed /etc/mpspawn/forkserver.conf" test -f "$dest/etc/mpspawn/forkserver.conf"
@@ -86,6 +90,8 @@ check "mpspawn --help names the installed documents" \
 check "bash completion for mpforkserver is a link to mpspawn's" \
   test "$(readlink "$p/share/bash-completion/completions/mpforkserver")" = mpspawn
 check "the shared library is not executable" sh -c "! test -x '$p/lib/libmpspawn.so.0.1.0'"
+check "the Python preload library is mode 0644" \
+  test "$(stat -c %a "$p/lib/mpspawn/mpspawn_python.so")" = 644
 
 # --- 2. a client built through pkg-config against the installed files ----------
 pc() { PKG_CONFIG_PATH=$p/lib/pkgconfig $PKG_CONFIG --define-variable=prefix="$p" "$@"; }
@@ -141,10 +147,15 @@ check "libmpspawn.so starts /usr/bin/mpforkserver" \
   grep -qa '/usr/bin/mpforkserver' "$dest2/usr/lib/$ma/libmpspawn.so.0.1.0"
 check "mpspawn starts /usr/bin/mpforkserver" grep -qa '/usr/bin/mpforkserver' "$dest2/usr/bin/mpspawn"
 check "mpspawn --help names /usr/share/doc/mpspawn" grep -qa '/usr/share/doc/mpspawn' "$dest2/usr/bin/mpspawn"
+# (Not the whole path: the compiler may store its tail as immediates.)
+check "mpforkserver looks for /usr/lib/$ma/mpspawn/mpspawn_python.so" \
+  grep -qa "/usr/lib/$ma/mpspawn/mpspawn_python" "$dest2/usr/bin/mpforkserver"
+check "the Python package is in /usr/lib/python3/dist-packages" \
+  test -f "$dest2/usr/lib/python3/dist-packages/mpspawn/__init__.py"
 # (/usr/local/bin stays in the jobs' default PATH, and in examples; the
 # README describes the default prefix.)
 check "no installed file names a /usr/local installation path" \
-  sh -c "! grep -rlaE '/usr/local/(bin/mp|lib/(systemd|sysusers|pkgconfig|libmpspawn)|share/doc|include)' '$dest2' |
+  sh -c "! grep -rlaE '/usr/local/(bin/mp|lib/(systemd|sysusers|pkgconfig|libmpspawn|mpspawn/|python3)|share/doc|include)' '$dest2' |
          grep -v /share/doc/"
 check "mpspawn.pc: libdir is the multiarch one" \
   grep -qx "libdir=\${prefix}/lib/$ma" "$dest2/usr/lib/$ma/pkgconfig/mpspawn.pc"
@@ -210,6 +221,22 @@ libs=$(PKG_CONFIG_PATH=$rp/lib/pkgconfig $PKG_CONFIG --libs mpspawn)
 check "client built against <temporary root>/usr/local" \
   $CC $SANITIZE -o "$tmp/client2" "$tmp/client.c" $cflags $libs -Wl,-rpath,"$rp/lib"
 runs_jobs "that client runs jobs through its server, no MPSPAWN_* set" $noenv "$tmp/client2"
+# The installed server embeds Python from the installed library (none is
+# beside it), and the installed package imports (python3 compiles it into
+# __pycache__, which uninstall must remove too). Not in the sanitizer
+# builds: libpython is no sanitized program, and python3 cannot load a
+# sanitized libmpspawn.
+if [ -z "$SANITIZE" ]; then
+  check "installed mpforkserver --python-preload json loads $rp/lib/mpspawn/mpspawn_python.so" \
+    sh -c "'$rp/bin/mpforkserver' -s '$tmp/py.sock' --idle-exit 0.2 --python-preload json 2>&1 |
+           grep -F 'preloaded $rp/lib/mpspawn/mpspawn_python.so: 2 entry points'"
+  check "the installed Python package imports from <temporary root>" \
+    sh -c "LD_LIBRARY_PATH='$rp/lib' PYTHONPATH='$rp/lib/python3/dist-packages' /usr/bin/python3 -c \
+           'import mpspawn; print(mpspawn.__file__)' |
+           grep -qx '$rp/lib/python3/dist-packages/mpspawn/__init__.py'"
+else
+  pass "skipped under SANITIZE: the installed server with Python, and the package's import"
+fi
 check "sysusers.d file creates the group mpspawn" \
   sh -c "systemd-sysusers --dry-run --root='$tmp/sysroot' '$rp/lib/sysusers.d/mpspawn.conf' 2>&1 |
          grep -q \"Creating group 'mpspawn'\""
