@@ -68,10 +68,9 @@ class _PrivateServer:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="mpspawn-py-")
         self.socket = os.path.join(self.dir, "py.sock")
-        server = os.environ.get("MPSPAWN_FORKSERVER") or os.path.join(_BUILD, "mpforkserver")
-        preload = os.environ.get("MPSPAWN_PYTHON_SO") or os.path.join(_BUILD, "mpspawn_python.so")
+        server = _server_binary()
+        modules = ",".join(_preload)
         env = dict(os.environ)
-        env["MPSPAWN_PYTHON_PRELOAD"] = ",".join(_preload)
         env.pop("MPSPAWN_PYTHON_MAIN", None)
         main = _main_spec()
         if main:
@@ -80,7 +79,7 @@ class _PrivateServer:
         rfd, wfd = os.pipe()
         try:
             self.proc = subprocess.Popen(
-                [server, "--socket", self.socket, "--preload", preload,
+                [server, "--socket", self.socket, "--python-preload", modules,
                  "--ready-fd", str(wfd), "--log-level", "warning"],
                 pass_fds=(wfd,), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 env=env, preexec_fn=_die_with_parent)
@@ -101,8 +100,9 @@ class _PrivateServer:
             self._copier.join(5)
             shutil.rmtree(self.dir, ignore_errors=True)
             text = b"".join(self._stderr).decode(errors="replace").strip()
-            raise RuntimeError("the private forkserver (%s --preload %s) failed to start "
-                               "(exit %s):\n%s" % (server, preload, self.proc.returncode, text))
+            raise RuntimeError("the private forkserver (%s --python-preload '%s') failed to "
+                               "start (exit %s):\n%s" % (server, modules, self.proc.returncode,
+                                                          text))
         atexit.register(self.stop)
 
     def stop(self):
@@ -114,6 +114,20 @@ class _PrivateServer:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _server_binary():
+    """$MPSPAWN_FORKSERVER, else the build tree's (PYTHONPATH=python), else
+    the one installed with this package (PREFIX/lib/python3/dist-packages/
+    mpspawn -> PREFIX/bin), else mpforkserver on PATH."""
+    if os.environ.get("MPSPAWN_FORKSERVER"):
+        return os.environ["MPSPAWN_FORKSERVER"]
+    here = os.path.dirname(os.path.abspath(__file__))
+    for path in (os.path.join(_BUILD, "mpforkserver"),
+                 os.path.join(here, "..", "..", "..", "..", "bin", "mpforkserver")):
+        if os.access(path, os.X_OK):
+            return os.path.normpath(path)
+    return shutil.which("mpforkserver") or "mpforkserver"
 
 
 def _die_with_parent():

@@ -71,3 +71,11 @@ def failing_initializer():
 def sigint_disposition():
     h = signal.getsignal(signal.SIGINT)
     return "ignored" if h == signal.SIG_IGN else "default_int" if h is signal.default_int_handler else repr(h)
+
+
+def state_after(*ignored):
+    """state(), once the arguments (whatever they did when unpickled) are in."""
+    st = state()
+    st["groups"] = sorted(os.getgroups())
+    st["gid"] = os.getgid()
+    return st
