@@ -11,7 +11,8 @@ PYTHON_TEST_INTERPRETERS = $(shell command -v python3) /usr/bin/python3
 PYTEST_FALLBACK_PATH     = /usr/lib/python3/dist-packages
 
 .PHONY: check-python
-check-python: $(BUILD)/libmpspawn.so.$(VERSION) $(BUILD)/mpforkserver $(BUILD)/tests/preload_table.so
+check-python: $(BUILD)/libmpspawn.so.$(VERSION) $(BUILD)/mpforkserver $(BUILD)/mpspawn_python.so \
+              $(BUILD)/tests/preload_table.so
 	@seen=""; \
 	for py in $(PYTHON_TEST_INTERPRETERS); do \
 	  real=$$(readlink -f "$$py") || continue; \

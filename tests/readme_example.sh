@@ -40,3 +40,14 @@ i=0
 while [ -e "$dir/run/mpspawn.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 [ ! -e "$dir/run/mpspawn.sock" ] || { echo "readme-example: the per-user server did not go"; exit 1; }
 echo "readme-example: README shell examples run as written"
+
+# The Python example of "## Python", run as written with this build.
+if [ -e "$top/$BUILD/mpspawn_python.so" ] && command -v python3 >/dev/null; then
+  sed -n '/^## Python$/,/^## /p' "$top/README.md" | sed -n '/^```python$/,/^```$/p' |
+    sed '1d;$d' > "$dir/example.py"
+  out=$(cd "$dir" && PYTHONPATH="$top/python" timeout 60 python3 example.py 2>&1) ||
+    { echo "readme-example: the Python example failed: $out"; exit 1; }
+  want=$(printf '0 49\n[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]\n3')
+  [ "$out" = "$want" ] || { echo "readme-example: the Python example printed: $out"; exit 1; }
+  echo "readme-example: README Python example runs as written"
+fi

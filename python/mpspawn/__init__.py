@@ -1,26 +1,53 @@
 """mpspawn: multiprocessing's Process and Pool over the mpspawn forkserver.
 
-In progress (issue 16: argv and call jobs so far). Stdlib only: ctypes over libmpspawn.so.0.
+Stdlib only: ctypes over libmpspawn.so.0. A job is one of:
 
-A job is an argv (a program and its arguments) or a call of a C entry point
-a server preloaded (``call=`` with JSON-serialisable ``call_args``). Python
-targets (``target=``) are part 2 and raise NotImplementedError here.
+* ``target=`` a Python callable with ``args``/``kwargs``, run in a
+  copy-on-write child of a warm interpreter: the package's private server
+  (``mpforkserver --python-preload``, started on first use, importing what
+  set_forkserver_preload() names and the caller's ``__main__`` once), or the
+  shared server ``socket=`` names, configured with ``python_preload``;
+* ``argv`` a program and its arguments;
+* ``call=`` a C entry point a server preloaded, with JSON ``call_args``.
+
+Names and semantics are multiprocessing's: Process (start, join, is_alive,
+terminate, kill, close, exitcode, pid, sentinel, name, daemon), Pool (apply,
+apply_async, map, map_async, imap, imap_unordered, starmap, starmap_async,
+close, terminate, join, with = terminate), AsyncResult (get, wait, ready,
+successful, callbacks run before get() returns), Pipe, cpu_count,
+get_context(), set_forkserver_preload(), TimeoutError. ``start()`` twice is
+an AssertionError, ``join()`` with a negative timeout returns at once, a
+Pool's ``join()`` before ``close()`` is a ValueError, imap consumes its
+iterable lazily, map cuts chunks as multiprocessing does, a target's exit
+code is 0, 1 after an exception (its traceback on the job's stderr) or
+sys.exit's, and a main module that starts jobs while it is imported to
+find a target gets multiprocessing's "bootstrapping phase" RuntimeError.
 
 Where we differ from multiprocessing:
 
-* ``Process.result`` is new: the call job's result, decoded from JSON; it
-  raises TaskError with the entry point's message when the job failed.
-* Pool tasks are not Python callables but an argv prefix (a list of str;
-  the task's arguments are appended; its result is the exit code, and only a
-  death by signal fails it) or a ``Call("entry")`` (its argument is the JSON
-  value: ``args[0]`` alone, else the list of ``args``; ``kwds`` become an
-  object).
-* A task's failure raises TaskError (a multiprocessing.ProcessError) with the
-  worker's message, or OSError with the exec's errno when it could not start.
-* ``chunksize`` is accepted and ignored (one job per item); ``initializer``,
-  ``maxtasksperchild`` and ``target=`` are not there yet.
 * As in subprocess: ``env=`` replaces the job's environment, and an exec
-  failure raises OSError from ``start()`` instead of exitcode 1.
+  failure raises OSError with the exec's errno from ``start()``. Without
+  ``env=`` a job has the caller's environment and cwd as they are at
+  ``start()`` (not a server's stale copy).
+* ``Process.result`` is new: a target's return value (its exception is
+  raised again there, with the job's traceback as a note), or a call job's
+  decoded JSON. A job killed by a signal raises TaskError naming it.
+* A Pool task is a Python callable (on long-lived worker jobs), an argv
+  list (the task's arguments are appended; its result is the exit code) or
+  ``Call("entry")`` (its argument is the JSON value). argv and Call tasks
+  are one job each and ignore ``chunksize``, ``initializer`` and
+  ``maxtasksperchild``.
+* A worker killed by a signal fails its task with TaskError naming the
+  signal, and is replaced: the pool never hangs. An initializer that raises
+  fails the pool's pending and later tasks with its exception, instead of
+  workers being restarted forever.
+* Python tasks on a Pool cannot take Pipe() ends as arguments (a Process
+  target can: they travel as fds). Arguments and results must pickle; the
+  server embeds Debian's python3, so a caller of another minor version gets
+  an ImportError naming both.
+* TaskError (a multiprocessing.ProcessError) reports a job that ended
+  badly without an exception of its own: a signal, a call job's error, a
+  target's sys.exit() read through ``result``.
 """
 from ._common import TaskError, Call, TimeoutError
 from .process import Process
