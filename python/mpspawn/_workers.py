@@ -18,7 +18,9 @@ raises breaks the pool: its exception fails every pending and later task,
 instead of workers being restarted forever.
 """
 import base64
+import copyreg
 import errno
+import io
 import os
 import pickle
 import queue
@@ -208,8 +210,7 @@ class WorkerSet:
             if chunk is None:
                 return False
             try:
-                conn.send_bytes(pickle.dumps((chunk.fn, chunk.items, chunk.star, chunk.kwsets),
-                                             pickle.HIGHEST_PROTOCOL))
+                conn.send_bytes(_dumps_chunk(chunk))
             except (OSError, EOFError):
                 reply = None
             except BaseException as e:  # a task that does not pickle
@@ -250,6 +251,23 @@ class WorkerSet:
         code = job.end_code = job.exitcode
         job.close()
         return code
+
+
+def _refuse_connection(conn):
+    raise TypeError("a Pipe() end cannot be an argument of a Pool task (a worker "
+                    "cannot receive fds): pass it to a Process target instead")
+
+
+_CHUNK_DISPATCH = copyreg.dispatch_table.copy()
+_CHUNK_DISPATCH[Connection] = _refuse_connection
+
+
+def _dumps_chunk(chunk):
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf, pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = _CHUNK_DISPATCH
+    pickler.dump((chunk.fn, chunk.items, chunk.star, chunk.kwsets))
+    return buf.getvalue()
 
 
 def _describe(code):

@@ -144,3 +144,13 @@ def test_two_hundred_workers_no_leaks():
     leaked = {fd: os.readlink("/proc/self/fd/" + fd) for fd in _open_fds() - before
               if os.path.exists("/proc/self/fd/" + fd)}
     assert not leaked
+
+
+def test_pipe_end_as_pool_task_argument_is_a_clear_error():
+    ours, theirs = mpspawn.Pipe()
+    with mpspawn.Pool(1) as pool:
+        with pytest.raises(TypeError, match="Process target"):
+            pool.apply(jobfuncs.send_through, (theirs, 1))
+        assert pool.apply(jobfuncs.square, (3,)) == 9
+    ours.close()
+    theirs.close()
