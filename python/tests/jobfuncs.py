@@ -79,3 +79,14 @@ def state_after(*ignored):
     st["groups"] = sorted(os.getgroups())
     st["gid"] = os.getgid()
     return st
+
+
+def leave_thread_and_finalizer(conn):
+    """Returns at once, leaving a non-daemon thread that sends later and a
+    multiprocessing finalizer: the job must wait for both, as
+    multiprocessing's children do."""
+    import multiprocessing.util
+    import threading
+    multiprocessing.util.Finalize(None, conn.send, args=("finalized",), exitpriority=1)
+    threading.Thread(target=lambda: (time.sleep(0.2), conn.send("thread"))).start()
+    return "returned"

@@ -227,3 +227,20 @@ def test_unguarded_main_cannot_start_jobs_while_imported(tmp_path):
     r = _python(None, str(script))
     assert r.returncode != 0
     assert "bootstrapping phase" in r.stderr and "result" not in r.stdout
+
+
+def test_job_waits_for_threads_and_runs_finalizers():
+    ours, theirs = mpspawn.Pipe()
+    p = mpspawn.Process(target=jobfuncs.leave_thread_and_finalizer, args=(theirs,))
+    p.start()
+    theirs.close()
+    p.join(60)
+    assert p.exitcode == 0 and p.result == "returned"
+    got = []
+    try:
+        while ours.poll(0):  # all sent before the job ended, then EOF
+            got.append(ours.recv())
+    except EOFError:
+        pass
+    # multiprocessing's order: finalizers, then the wait for threads.
+    assert got == ["finalized", "thread"]
