@@ -94,7 +94,7 @@ ALL_LDFLAGS = $(LDFLAGS) $(SANITIZE)
 
 # The wire codec and helpers are one set of files used by both sides.
 COMMON_SRC := launcher/wire.c launcher/transport.c launcher/say.c launcher/fdutil.c launcher/idmap.c \
-              launcher/rlimits.c launcher/number.c
+              launcher/rlimits.c launcher/number.c launcher/selfpath.c
 LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c \
               launcher/job_requests.c launcher/pool.c launcher/cmdline.c launcher/share.c \
               launcher/pool_call.c \

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "../launcher/selfpath.h"
 #include "server.h"
 
 #ifndef MPS_PYTHON_PRELOAD_PATH
@@ -29,18 +30,8 @@
 /* The library beside /proc/self/exe if there is one, else the installed
  * one, into buf. */
 static void find_library(char *buf, size_t len) {
-        char exe[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-        if (n > 0) {
-                exe[n] = '\0';
-                char *slash = strrchr(exe, '/');
-                if (slash) {
-                        *slash = '\0';
-                        int w = snprintf(buf, len, "%s/%s", exe, PYTHON_PRELOAD_NAME);
-                        if (w > 0 && (size_t)w < len && access(buf, R_OK) == 0)
-                                return;
-                }
-        }
+        if (mps__beside_self(PYTHON_PRELOAD_NAME, R_OK, buf, len) == 0)
+                return;
         snprintf(buf, len, "%s", MPS_PYTHON_PRELOAD_PATH);
 }
 

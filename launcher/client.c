@@ -26,6 +26,7 @@
 
 #include "embedded.h"
 #include "fdutil.h"
+#include "selfpath.h"
 #include "lib.h"
 
 #ifndef MPS_VERSION_STRING
@@ -181,10 +182,6 @@ static int connect_path(const char *path, int *ret_fd) {
         return 0;
 }
 
-static bool executable(const char *path) {
-        return access(path, X_OK) == 0;
-}
-
 /*
  * Every variable of ours is read with secure_getenv: in a setuid or
  * file-capability program (AT_SECURE) the environment is the caller's,
@@ -199,18 +196,8 @@ int mps__forkserver_path(char *buf, size_t len) {
                 return 0;
         }
         /* Next to the running program: how an uninstalled build finds it. */
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n > 0) {
-                self[n] = '\0';
-                char *slash = strrchr(self, '/');
-                if (slash) {
-                        slash[1] = '\0';
-                        if (snprintf(buf, len, "%smpforkserver", self) < (int)len &&
-                            executable(buf))
-                                return 0;
-                }
-        }
+        if (mps__beside_self("mpforkserver", X_OK, buf, len) == 0)
+                return 0;
         if (snprintf(buf, len, "%s", MPS_FORKSERVER_PATH) >= (int)len)
                 return -ENAMETOOLONG;
         return 0;
