@@ -1,4 +1,5 @@
 import os
+import sys
 import select
 import shutil
 import subprocess
@@ -35,3 +36,21 @@ def server():
     proc.terminate()
     proc.wait()
     shutil.rmtree(d, ignore_errors=True)
+
+
+def _embedded_version():
+    """The Python the build embedded (Debian's python3-embed)."""
+    try:
+        out = subprocess.run(["pkg-config", "--modversion", "python3-embed"],
+                             capture_output=True, text=True, timeout=30).stdout
+        return tuple(int(x) for x in out.strip().split(".")[:2])
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+
+
+# Python targets need the caller to be the embedded interpreter's version
+# (pickles and extension modules do not cross versions); another python3 on
+# PATH still runs the argv and call tests.
+needs_embedded_python = pytest.mark.skipif(
+    _embedded_version() != tuple(sys.version_info[:2]),
+    reason="this python3 is not the version mpspawn_python.so embeds")

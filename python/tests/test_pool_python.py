@@ -8,6 +8,10 @@ import pytest
 import mpspawn
 import jobfuncs
 
+from conftest import needs_embedded_python
+
+pytestmark = needs_embedded_python
+
 
 def test_map_apply_starmap_in_order():
     with mpspawn.Pool(3) as pool:

@@ -12,7 +12,9 @@ import pytest
 import mpspawn
 import jobfuncs
 
-from conftest import BUILD, ROOT
+from conftest import BUILD, ROOT, needs_embedded_python
+
+pytestmark = needs_embedded_python
 
 PACKAGE_PATH = os.path.join(ROOT, "python")
 

@@ -12,9 +12,10 @@ import textwrap
 
 import pytest
 
-from conftest import BUILD, ROOT
+from conftest import BUILD, ROOT, needs_embedded_python
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a root server, useradd)")
+pytestmark = [needs_embedded_python,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a root server, useradd)")]
 
 CLIENT = textwrap.dedent("""\
     import os, sys
