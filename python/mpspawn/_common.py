@@ -89,7 +89,7 @@ def _fileno(f):
 
 def _make_spec(argv=None, call=None, call_args=None, name=None, daemon=None,
                env=None, cwd=None, stdin=None, stdout=None, stderr=None,
-               pass_fds=(), timeout=None, fd_maps=()):
+               pass_fds=(), timeout=None, fd_maps=(), pdeathsig=None):
     """A new mps_spec (caller frees it); raises before any job exists.
     fd_maps: more (child_fd, caller_fd) pairs, as pass_fds but renumbered."""
     spec = ctypes.c_void_p()
@@ -125,6 +125,8 @@ def _make_spec(argv=None, call=None, call_args=None, name=None, daemon=None,
             _check(lib.mps_spec_set_daemon(spec, True))
         if timeout is not None:
             _check(lib.mps_spec_set_timeout(spec, float(timeout), 0))
+        if pdeathsig:
+            _check(lib.mps_spec_set_pdeathsig(spec, int(pdeathsig)))
         return spec
     except BaseException:
         lib.mps_spec_free(spec)

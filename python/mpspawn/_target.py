@@ -66,6 +66,7 @@ class _PrivateServer:
     server gets PR_SET_PDEATHSIG, so it ends with us even on SIGKILL."""
 
     def __init__(self):
+        self.pid = os.getpid()
         self.dir = tempfile.mkdtemp(prefix="mpspawn-py-")
         self.socket = os.path.join(self.dir, "py.sock")
         server = _server_binary()
@@ -106,6 +107,11 @@ class _PrivateServer:
         atexit.register(self.stop)
 
     def stop(self):
+        # At exit: our non-daemon jobs are joined first (multiprocessing
+        # joins its non-daemon children), as stopping the server ends them.
+        if self.pid == os.getpid():
+            from .process import join_non_daemon_children
+            join_non_daemon_children()
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

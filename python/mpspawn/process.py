@@ -1,14 +1,48 @@
 """mpspawn.Process: multiprocessing.Process over a forkserver job."""
+import atexit
 import ctypes
 import os
 import select
+import signal
 import sys
+import threading
 import time
 
 from . import _lib, _target
 from ._lib import lib
 
 from ._common import TaskError, _check, _shared_client, _make_spec, _decode_result, _timeout_ms, _next_id
+
+
+# Started non-daemon processes: joined at exit, as multiprocessing joins its
+# non-daemon children (and before the private server stops). Held strongly,
+# as multiprocessing's _children, so that Process(...).start() is joined
+# too; ended ones are dropped at each start, as its _cleanup() does.
+_non_daemon = set()
+_non_daemon_lock = threading.Lock()
+
+
+def _track_non_daemon(proc):
+    with _non_daemon_lock:
+        for p in list(_non_daemon):
+            if p._closed or p._proc is None or \
+                    lib.mps_exitcode(p._proc) != _lib.EXITCODE_NONE:
+                _non_daemon.discard(p)
+        _non_daemon.add(proc)
+
+
+def join_non_daemon_children():
+    with _non_daemon_lock:
+        children = list(_non_daemon)
+    for p in children:
+        try:
+            if not p._closed and p._proc is not None and p._pid_owner == os.getpid():
+                p.join()
+        except Exception:
+            pass
+
+
+atexit.register(join_non_daemon_children)
 
 
 def _check_not_bootstrapping():
@@ -76,12 +110,16 @@ class Process:
             what = self._argv[0] if self._argv else (self._call or "python")
             raise OSError(-r, msg or _lib.strerror(r), what)
         self._proc = proc.value
+        self._pid_owner = os.getpid()
+        if not self._daemon:
+            _track_non_daemon(self)
 
     def _target_spec(self):
         """(client, spec) of a Python target: entry "python" of the private
         server (or of socket=, a server configured with python_preload), with
         a memfd at a free child fd for a result too big to travel inline."""
-        socket = self._socket if self._socket is not None else _target.private_socket()
+        private = self._socket is None
+        socket = _target.private_socket() if private else self._socket
         client = _shared_client(socket)
         taken = set(self._opts["pass_fds"])
         result_fd = next(n for n in range(3, 1 << 20) if n not in taken)
@@ -89,8 +127,12 @@ class Process:
         call_args, fd_maps = _target.build_args(fn, args, kwargs, result_fd, result_fd + 1, taken)
         self._result_memfd = os.memfd_create("mpspawn-result", os.MFD_CLOEXEC)
         try:
+            # The private server ends with us (PR_SET_PDEATHSIG), and its
+            # jobs with it: a Python child never outlives a caller killed
+            # before it could join (multiprocessing's gh-80180).
             spec = _make_spec(None, "python", call_args, name=self._name, daemon=self._daemon,
-                              fd_maps=[(result_fd, self._result_memfd)] + fd_maps, **self._opts)
+                              fd_maps=[(result_fd, self._result_memfd)] + fd_maps,
+                              pdeathsig=signal.SIGKILL if private else None, **self._opts)
         except BaseException:
             self._close_memfd()
             raise

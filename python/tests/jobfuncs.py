@@ -90,3 +90,9 @@ def leave_thread_and_finalizer(conn):
     multiprocessing.util.Finalize(None, conn.send, args=("finalized",), exitpriority=1)
     threading.Thread(target=lambda: (time.sleep(0.2), conn.send("thread"))).start()
     return "returned"
+
+
+def write_later(path, seconds):
+    time.sleep(seconds)
+    with open(path, "w") as f:
+        f.write("done")

@@ -246,3 +246,40 @@ def test_job_waits_for_threads_and_runs_finalizers():
         pass
     # multiprocessing's order: finalizers, then the wait for threads.
     assert got == ["finalized", "thread"]
+
+
+def test_exit_joins_non_daemon_targets(tmp_path):
+    # As multiprocessing: a non-daemon child is joined when the caller exits.
+    marker = tmp_path / "marker"
+    code = textwrap.dedent("""\
+        import sys, mpspawn, jobfuncs
+        mpspawn.Process(target=jobfuncs.write_later, args=(sys.argv[1], 0.3)).start()
+        """)
+    r = _python(code, str(marker))
+    assert r.returncode == 0, r.stderr
+    assert marker.read_text() == "done"
+
+
+def test_client_killed_by_sigterm_ends_non_daemon_target():
+    # multiprocessing's gh-80180: children outlive a parent killed with
+    # SIGTERM. The private server ends with its client, and its jobs with it.
+    code = textwrap.dedent("""\
+        import time, mpspawn, jobfuncs
+        p = mpspawn.Process(target=jobfuncs.sleep, args=(60,))
+        p.start()
+        print(p.pid, flush=True)
+        time.sleep(60)
+        """)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([PACKAGE_PATH, os.path.dirname(__file__)]))
+    c = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env)
+    try:
+        pid = int(c.stdout.readline())
+        fd = os.pidfd_open(pid)
+    finally:
+        c.terminate()
+        c.wait()
+        c.stdout.close()
+    try:
+        assert select.select([fd], [], [], 30)[0] == [fd], "the job outlived its client"
+    finally:
+        os.close(fd)
