@@ -20,7 +20,8 @@ an AssertionError, ``join()`` with a negative timeout returns at once, a
 Pool's ``join()`` before ``close()`` is a ValueError, imap consumes its
 iterable lazily, map cuts chunks as multiprocessing does, a target's exit
 code is 0, 1 after an exception (its traceback on the job's stderr) or
-sys.exit's, and a main module that starts jobs while it is imported to
+sys.exit's, non-daemon processes are joined at exit, daemon ones end with
+their caller, and a main module that starts jobs while it is imported to
 find a target gets multiprocessing's "bootstrapping phase" RuntimeError.
 
 Where we differ from multiprocessing:
@@ -41,6 +42,10 @@ Where we differ from multiprocessing:
   signal, and is replaced: the pool never hangs. An initializer that raises
   fails the pool's pending and later tasks with its exception, instead of
   workers being restarted forever.
+* A Python target on the private server also ends when its caller dies
+  without joining it (killed by SIGTERM or SIGKILL): it gets the server's
+  death signal, and the server ends with its caller. A non-daemon job on a
+  shared server (socket=) outlives a killed caller, as the C API says.
 * Python tasks on a Pool cannot take Pipe() ends as arguments (a Process
   target can: they travel as fds). Arguments and results must pickle; the
   server embeds Debian's python3, so a caller of another minor version gets
