@@ -18,6 +18,7 @@ raises breaks the pool: its exception fails every pending and later task,
 instead of workers being restarted forever.
 """
 import base64
+import collections
 import copyreg
 import errno
 import io
@@ -32,6 +33,10 @@ from multiprocessing.connection import Connection
 from . import _target
 from ._common import TaskError, _signame
 from .process import Process
+
+
+# Chunks sent to a worker ahead of its replies.
+IN_FLIGHT = 2
 
 
 class _WorkerJob(Process):
@@ -202,40 +207,63 @@ class WorkerSet:
         return None
 
     def _serve(self, job, conn):
-        """Runs chunks on one worker. True: start a replacement (the worker
-        ran its maxtasks, or died); False: the pool is closing."""
-        maxtasks, done = self._args["maxtasks"], 0
-        while maxtasks is None or done < maxtasks:
-            chunk = self._queue.get()
-            if chunk is None:
-                return False
-            try:
-                conn.send_bytes(_dumps_chunk(chunk))
-            except (OSError, EOFError):
-                reply = None
-            except BaseException as e:  # a task that does not pickle
-                chunk.fail(e)
-                continue
-            else:
+        """Runs chunks on one worker, keeping up to IN_FLIGHT sent ahead so
+        that it never waits for this thread between chunks. True: start a
+        replacement (the worker ran its maxtasks, or died); False: the pool
+        is closing (this thread took its stop mark)."""
+        maxtasks, sent = self._args["maxtasks"], 0
+        inflight = collections.deque()
+        stopping = False
+        while True:
+            while (not stopping and len(inflight) < IN_FLIGHT and
+                   (maxtasks is None or sent < maxtasks)):
                 try:
-                    reply = pickle.loads(conn.recv_bytes())
+                    chunk = self._queue.get(block=not inflight)
+                except queue.Empty:
+                    break
+                if chunk is None:
+                    stopping = True
+                    break
+                try:
+                    data = _dumps_chunk(chunk)
+                except BaseException as e:  # a task that does not pickle
+                    chunk.fail(e)
+                    continue
+                try:
+                    conn.send_bytes(data)
                 except (OSError, EOFError):
-                    reply = None
-                except BaseException as e:  # a result that does not unpickle here
-                    reply = (None, (e, traceback.format_exc()))
-            if reply is None:
-                pid = job.pid
-                code = self._end_job(job)
-                chunk.fail(TaskError("the pool worker (pid %s) running this task %s" %
-                                     (pid, _describe(code)), code))
-                return True
+                    inflight.append(chunk)
+                    return self._worker_died(job, inflight, stopping)
+                inflight.append(chunk)
+                sent += 1
+            if not inflight:
+                return not stopping
+            try:
+                reply = pickle.loads(conn.recv_bytes())
+            except (OSError, EOFError):
+                return self._worker_died(job, inflight, stopping)
+            except BaseException as e:  # a result that does not unpickle here
+                reply = (None, (e, traceback.format_exc()))
+            chunk = inflight.popleft()
             values, errors = reply
             if values is None:
                 chunk.fail(_target.remote_exception(*errors))
             else:
                 chunk.done(values, {i: _target.remote_exception(*e) for i, e in errors.items()})
-            done += 1
-        return True
+            if stopping and not inflight:
+                return False
+
+    def _worker_died(self, job, inflight, stopping):
+        """The worker's channel ended without a reply: its chunks fail with
+        its exit, and a replacement starts (True) unless this thread has
+        taken its stop mark."""
+        pid = job.pid
+        code = self._end_job(job)
+        error = TaskError("the pool worker (pid %s) running this task %s" %
+                          (pid, _describe(code)), code)
+        for chunk in inflight:
+            chunk.fail(error)
+        return not stopping
 
     def _end_job(self, job):
         """Waits for the job's end (it has ended or is ending), forgets it and
