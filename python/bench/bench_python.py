@@ -32,12 +32,12 @@ WARMUP_JOBS = 3
 
 # (key, label, kind, section, jobs per round at --scale 1)
 ROWS = [
-    ("mps", "mpspawn.Process", "mps", "a", 40),
-    ("mpfs", "mp forkserver Process", "mpfs", "a", 10),
-    ("fork", "mp fork Process", "fork", "a", 40),
-    ("mps-heavy", "mpspawn.Process + preload", "mps", "b", 40),
-    ("mpfs-heavy", "mp forkserver + preload", "mpfs", "b", 10),
-    ("fork-heavy", "mp fork, parent imported", "fork", "b", 40),
+    ("mps", "mpspawn.Process", "mps", "a", 60),
+    ("mpfs", "mp forkserver Process", "mpfs", "a", 15),
+    ("fork", "mp fork Process", "fork", "a", 60),
+    ("mps-heavy", "mpspawn.Process + preload", "mps", "b", 60),
+    ("mpfs-heavy", "mp forkserver + preload", "mpfs", "b", 15),
+    ("fork-heavy", "mp fork, parent imported", "fork", "b", 60),
     ("mps-pool", "mpspawn.Pool(8).map", "mps-pool", "c", 4),
     ("mp-pool", "multiprocessing.Pool(8).map", "mp-pool", "c", 4),
 ]
@@ -181,7 +181,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--scale", type=float, default=1.0, help="repetitions factor")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds")
     parser.add_argument("--heavy", default=None, help="the heavy module of (b) (sympy)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     opts = parser.parse_args()
