@@ -38,8 +38,8 @@ ROWS = [
     ("mps-heavy", "mpspawn.Process + preload", "mps", "b", 60),
     ("mpfs-heavy", "mp forkserver + preload", "mpfs", "b", 15),
     ("fork-heavy", "mp fork, parent imported", "fork", "b", 60),
-    ("mps-pool", "mpspawn.Pool(8).map", "mps-pool", "c", 4),
-    ("mp-pool", "multiprocessing.Pool(8).map", "mp-pool", "c", 4),
+    ("mps-pool", "mpspawn.Pool(8).map", "mps-pool", "c", 10),
+    ("mp-pool", "multiprocessing.Pool(8).map", "mp-pool", "c", 10),
 ]
 BASELINE = {"a": "mpfs", "b": "mpfs-heavy", "c": "mp-pool"}
 SECTION_TITLE = {
