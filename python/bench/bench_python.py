@@ -146,6 +146,7 @@ class Worker:
                                      text=True, bufsize=1)
         self.samples = []
         self.info = self._read()
+        self.info.pop("ready", None)
 
     def _read(self):
         line = self.proc.stdout.readline()
