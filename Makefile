@@ -491,6 +491,20 @@ $(BUILD)/tests/bench: $(BUILD)/tests/bench.o $(BUILD)/libmpspawn.a
 
 bench: all $(BUILD)/tests/bench $(BUILD)/tests/preload_table.so
 	@./$(BUILD)/tests/bench --build $(BUILD) $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory bench-python
+
+# The Python package against multiprocessing (python/bench/bench_python.py,
+# under a minute; BENCH_PYTHON_ARGS: --json, --scale F, --rounds N), on this
+# $(BUILD). Its heavy-preload rows import sympy: installed when that fails.
+BENCH_PYTHON_ARGS ?=
+.PHONY: bench-python
+bench-python: all python-preload
+	@/usr/bin/python3 -c 'import sympy' >/dev/null 2>&1 || { \
+	  echo "bench-python: installing python3-sympy"; $(SUDO_APT) python3-sympy; }
+	@PYTHONPATH=python MPSPAWN_LIBRARY=$(abspath $(BUILD))/$(SONAME) \
+	  MPSPAWN_FORKSERVER=$(abspath $(BUILD))/mpforkserver \
+	  MPSPAWN_PYTHON_SO=$(abspath $(BUILD))/mpspawn_python.so \
+	  /usr/bin/python3 python/bench/bench_python.py $(BENCH_PYTHON_ARGS)
 
 # User-space instructions per launch in the server, under callgrind (needs
 # valgrind): N exec jobs and N call jobs, and the top functions.
