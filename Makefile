@@ -498,12 +498,11 @@ bench: all $(BUILD)/tests/bench $(BUILD)/tests/preload_table.so
 # $(BUILD). Its heavy-preload rows import sympy: installed when that fails.
 BENCH_PYTHON_ARGS ?=
 .PHONY: bench-python
-bench-python: all python-preload
+bench-python: all
 	@/usr/bin/python3 -c 'import sympy' >/dev/null 2>&1 || { \
 	  echo "bench-python: installing python3-sympy"; $(SUDO_APT) python3-sympy; }
 	@PYTHONPATH=python MPSPAWN_LIBRARY=$(abspath $(BUILD))/$(SONAME) \
 	  MPSPAWN_FORKSERVER=$(abspath $(BUILD))/mpforkserver \
-	  MPSPAWN_PYTHON_SO=$(abspath $(BUILD))/mpspawn_python.so \
 	  /usr/bin/python3 python/bench/bench_python.py $(BENCH_PYTHON_ARGS)
 
 # User-space instructions per launch in the server, under callgrind (needs
