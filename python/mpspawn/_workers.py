@@ -259,8 +259,11 @@ class WorkerSet:
         taken its stop mark."""
         pid = job.pid
         code = self._end_job(job)
-        error = TaskError("the pool worker (pid %s) running this task %s" %
-                          (pid, _describe(code)), code)
+        with self._lock:
+            error = self._broken if self._stopping else None
+        if error is None:  # not killed by terminate(): say how it ended
+            error = TaskError("the pool worker (pid %s) running this task %s" %
+                              (pid, _describe(code)), code)
         for chunk in inflight:
             chunk.fail(error)
         return not stopping
