@@ -132,13 +132,14 @@ preload=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/mpspawn/mpspawn_pytho
 check "$preload installed" test -f "$preload"
 cat >"$tmp/target.py" <<'EOF'
 import operator, os, mpspawn
-p = mpspawn.Process(target=operator.add, args=(40, 2))
-p.start(); p.join()
-assert p.exitcode == 0 and p.result == 42, (p.exitcode, p.result)
-q = mpspawn.Process(target=os.getpid)
-q.start(); q.join()
-assert q.exitcode == 0 and q.result == q.pid != os.getpid(), (q.exitcode, q.result, q.pid)
-print("python target ok", p.result, q.result)
+if __name__ == "__main__":  # the server imports this main module, as spawn does
+    p = mpspawn.Process(target=operator.add, args=(40, 2))
+    p.start(); p.join()
+    assert p.exitcode == 0 and p.result == 42, (p.exitcode, p.result)
+    q = mpspawn.Process(target=os.getpid)
+    q.start(); q.join()
+    assert q.exitcode == 0 and q.result == q.pid != os.getpid(), (q.exitcode, q.result, q.pid)
+    print("python target ok", p.result, q.result)
 EOF
 check "the installed python3-mpspawn runs Python targets (operator.add, os.getpid)" \
   sh -c "cd / && $noenv env -u PYTHONPATH /usr/bin/python3 '$tmp/target.py' 2>&1 |
