@@ -142,7 +142,7 @@ if __name__ == "__main__":  # the server imports this main module, as spawn does
     print("python target ok", p.result, q.result)
 EOF
 check "the installed python3-mpspawn runs Python targets (operator.add, os.getpid)" \
-  sh -c "cd / && $noenv env -u PYTHONPATH /usr/bin/python3 '$tmp/target.py' 2>&1 |
+  sh -c "cd / && $noenv env -u PYTHONPATH -u PYTHONDONTWRITEBYTECODE /usr/bin/python3 '$tmp/target.py' 2>&1 |
          tee /dev/stderr | grep -q '^python target ok 42 '"
 
 # --- 4. purge --------------------------------------------------------------------------
@@ -154,6 +154,10 @@ check "no file of theirs is left ($(wc -l <"$tmp/files") listed)" test -z "$left
 check "the socket's enablement is gone" \
   test ! -e /etc/systemd/system/sockets.target.wants/mpforkserver.socket
 check "/etc/mpspawn is gone" test ! -e /etc/mpspawn
+# Root's python3 above wrote bytecode (as it may): py3clean (dh_python3's
+# prerm) removes it, so dpkg removes the directory.
+check "/usr/lib/python3/dist-packages/mpspawn is gone (no __pycache__ left)" \
+  test ! -e /usr/lib/python3/dist-packages/mpspawn
 
 pct=100
 [ "$checks" -gt 0 ] && pct=$(( (checks - failures) * 100 / checks ))
