@@ -4,11 +4,14 @@
 #
 #  1. lintian (with --pedantic and info tags) reports nothing but the tags
 #     overridden, with their reasons, in debian/*.lintian-overrides.
-#  2. The three packages install with apt-get; the maintainer scripts
+#  2. The four packages install with apt-get; the maintainer scripts
 #     created the group mpspawn (sysusers.d) and enabled the socket unit.
 #  3. The installed mpspawn runs a job, and a client built with the
 #     installed pkg-config file runs its jobs, with no MPSPAWN_* variable:
-#     each finds /usr/bin/mpforkserver by itself.
+#     each finds /usr/bin/mpforkserver by itself; Debian's python3 with
+#     the installed Python package runs Python targets (operator.add,
+#     os.getpid) in a private server started with the installed
+#     embedded-CPython preload.
 #  4. apt-get purge removes every file of theirs, and the enablement.
 #
 # Run by "make deb-check" as root (it installs packages on this machine);
@@ -29,7 +32,7 @@ check() { # check DESCRIPTION COMMAND...
   if "$@" >"$tmp/out" 2>&1; then pass "$what"; else fail "$what"; sed 's/^/  | /' "$tmp/out"; fi
 }
 apt() { DEBIAN_FRONTEND=noninteractive apt-get -y -q "$@"; }
-pkgs="mpspawn libmpspawn0 libmpspawn-dev"
+pkgs="mpspawn libmpspawn0 libmpspawn-dev python3-mpspawn"
 # No XDG_RUNTIME_DIR: the CLI's per-user server goes in a private directory,
 # under $tmp here (MPSPAWN_TMPDIR) rather than /tmp, and is stopped below.
 # (One line: it is pasted into sh -c command lines.)
@@ -59,8 +62,9 @@ check "lintian reports no tag that is not overridden" test ! -s "$tmp/lintian.ta
 
 # --- 2. install ---------------------------------------------------------------------
 apt purge $pkgs >/dev/null 2>&1
-check "apt-get install the three packages" \
-  apt install --no-install-recommends "$dir"/mpspawn_*.deb "$dir"/libmpspawn0_*.deb "$dir"/libmpspawn-dev_*.deb
+check "apt-get install the four packages" \
+  apt install --no-install-recommends "$dir"/mpspawn_*.deb "$dir"/libmpspawn0_*.deb \
+    "$dir"/libmpspawn-dev_*.deb "$dir"/python3-mpspawn_*.deb
 for p in $pkgs; do
   check "$p is installed" sh -c "dpkg-query -W -f '\${Status}' $p | grep -q 'install ok installed'"
 done
@@ -116,15 +120,44 @@ check "that client runs its jobs" \
   sh -c "cd '$tmp' && $noenv ./client-static > client.out 2>&1 &&
          grep -q '^job [0-9]* exited with 3$' client.out || { cat client.out; exit 1; }"
 
+# The Python package as a user's program imports it: Debian's python3 (not
+# one first on PATH), from dist-packages, not the tree (run from /, no
+# PYTHONPATH), its targets functions of modules.
+check "the mpspawn package does not depend on libpython" \
+  sh -c "! dpkg-query -W -f '\${Depends}' mpspawn | grep -q libpython"
+check "python3 imports the installed mpspawn" \
+  sh -c "cd / && env -u PYTHONPATH /usr/bin/python3 -c 'import mpspawn; print(mpspawn.__file__)' |
+         grep -q '^/usr/lib/python3/dist-packages/mpspawn/__init__.py$'"
+preload=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/mpspawn/mpspawn_python.so
+check "$preload installed" test -f "$preload"
+cat >"$tmp/target.py" <<'EOF'
+import operator, os, mpspawn
+if __name__ == "__main__":  # the server imports this main module, as spawn does
+    p = mpspawn.Process(target=operator.add, args=(40, 2))
+    p.start(); p.join()
+    assert p.exitcode == 0 and p.result == 42, (p.exitcode, p.result)
+    q = mpspawn.Process(target=os.getpid)
+    q.start(); q.join()
+    assert q.exitcode == 0 and q.result == q.pid != os.getpid(), (q.exitcode, q.result, q.pid)
+    print("python target ok", p.result, q.result)
+EOF
+check "the installed python3-mpspawn runs Python targets (operator.add, os.getpid)" \
+  sh -c "cd / && $noenv env -u PYTHONPATH -u PYTHONDONTWRITEBYTECODE /usr/bin/python3 '$tmp/target.py' 2>&1 |
+         tee /dev/stderr | grep -q '^python target ok 42 '"
+
 # --- 4. purge --------------------------------------------------------------------------
 dpkg-query -L $pkgs 2>/dev/null | sort -u >"$tmp/files"
-check "apt-get purge the three packages" apt purge $pkgs
+check "apt-get purge the four packages" apt purge $pkgs
 left=$(while read -r f; do [ -f "$f" ] && echo "$f"; done <"$tmp/files")
 check "no file of theirs is left ($(wc -l <"$tmp/files") listed)" test -z "$left"
 [ -z "$left" ] || echo "$left" | sed 's/^/  | /'
 check "the socket's enablement is gone" \
   test ! -e /etc/systemd/system/sockets.target.wants/mpforkserver.socket
 check "/etc/mpspawn is gone" test ! -e /etc/mpspawn
+# Root's python3 above wrote bytecode (as it may): py3clean (dh_python3's
+# prerm) removes it, so dpkg removes the directory.
+check "/usr/lib/python3/dist-packages/mpspawn is gone (no __pycache__ left)" \
+  test ! -e /usr/lib/python3/dist-packages/mpspawn
 
 pct=100
 [ "$checks" -gt 0 ] && pct=$(( (checks - failures) * 100 / checks ))
