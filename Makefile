@@ -593,7 +593,7 @@ install: all $(BUILD)/mpspawn_python.so
 include python/python.mk
 
 # --- Debian packages -------------------------------------------------------------------
-# make deb: the packages mpspawn, libmpspawn0 and libmpspawn-dev, built by
+# make deb: the packages mpspawn, libmpspawn0, libmpspawn-dev and python3-mpspawn, built by
 # dpkg-buildpackage -us -uc -b from a copy of the tree in $(DEB_OUT)/src
 # (so that debhelper's files stay out of the tree and the .debs land in
 # $(DEB_OUT), not in the tree's parent). The build dependencies come from
