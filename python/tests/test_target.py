@@ -170,27 +170,42 @@ def test_failing_preload_stops_the_server_with_its_traceback(tmp_path):
     assert "broken_preload" in r.stdout and "Traceback" in r.stdout
 
 
-def test_client_killed_ends_daemon_target():
+def _job_ends_with_its_killed_client(daemon, sig):
+    """Starts a client that starts a sleeping target, kills the client with
+    sig, and says whether the job ended within 30 s (waited on its pidfd)."""
     code = textwrap.dedent("""\
-        import time, mpspawn, jobfuncs
-        p = mpspawn.Process(target=jobfuncs.sleep, args=(60,), daemon=True)
+        import sys, time, mpspawn, jobfuncs
+        p = mpspawn.Process(target=jobfuncs.sleep, args=(60,), daemon=sys.argv[1] == "1")
         p.start()
         print(p.pid, flush=True)
         time.sleep(60)
         """)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([PACKAGE_PATH, os.path.dirname(__file__)]))
-    c = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env)
+    c = subprocess.Popen([sys.executable, "-c", code, "1" if daemon else "0"],
+                         stdout=subprocess.PIPE, env=env)
     try:
         pid = int(c.stdout.readline())
         fd = os.pidfd_open(pid)
     finally:
-        c.kill()
+        c.send_signal(sig)
         c.wait()
         c.stdout.close()
     try:
-        assert select.select([fd], [], [], 30)[0] == [fd], "the daemon job outlived its client"
+        return select.select([fd], [], [], 30)[0] == [fd]
     finally:
         os.close(fd)
+
+
+def test_client_killed_ends_daemon_target():
+    assert _job_ends_with_its_killed_client(True, signal.SIGKILL), \
+        "the daemon job outlived its client"
+
+
+def test_client_killed_by_sigterm_ends_non_daemon_target():
+    # multiprocessing's gh-80180: children outlive a parent killed with
+    # SIGTERM. The private server ends with its client, and its jobs with it.
+    assert _job_ends_with_its_killed_client(False, signal.SIGTERM), \
+        "the job outlived its client"
 
 
 def test_private_server_outlives_the_thread_that_started_it():
@@ -258,28 +273,3 @@ def test_exit_joins_non_daemon_targets(tmp_path):
     r = _python(code, str(marker))
     assert r.returncode == 0, r.stderr
     assert marker.read_text() == "done"
-
-
-def test_client_killed_by_sigterm_ends_non_daemon_target():
-    # multiprocessing's gh-80180: children outlive a parent killed with
-    # SIGTERM. The private server ends with its client, and its jobs with it.
-    code = textwrap.dedent("""\
-        import time, mpspawn, jobfuncs
-        p = mpspawn.Process(target=jobfuncs.sleep, args=(60,))
-        p.start()
-        print(p.pid, flush=True)
-        time.sleep(60)
-        """)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([PACKAGE_PATH, os.path.dirname(__file__)]))
-    c = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env)
-    try:
-        pid = int(c.stdout.readline())
-        fd = os.pidfd_open(pid)
-    finally:
-        c.terminate()
-        c.wait()
-        c.stdout.close()
-    try:
-        assert select.select([fd], [], [], 30)[0] == [fd], "the job outlived its client"
-    finally:
-        os.close(fd)
