@@ -133,6 +133,14 @@ def _make_spec(argv=None, call=None, call_args=None, name=None, daemon=None,
         raise
 
 
+def _free_child_fd(taken):
+    """The lowest job fd number from 3 up that is not in taken."""
+    n = 3
+    while n in taken:
+        n += 1
+    return n
+
+
 def _decode_result(text):
     return None if text is None else json.loads(text)
 

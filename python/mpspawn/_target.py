@@ -19,15 +19,16 @@ import json
 import os
 import pickle
 import queue
-import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 from multiprocessing.connection import Connection
 
-from ._common import TaskError
+from . import _lib
+from ._common import TaskError, _signame
 
 _preload = []
 _server = None
@@ -44,12 +45,17 @@ def set_forkserver_preload(module_names):
     _preload[:] = list(module_names)
 
 
-def _copy_stderr(pipe, lines):
-    """Copies the server's stderr to ours, keeping its text for start()'s
-    error message if the server dies while starting (a failing preload)."""
+STDERR_KEPT = 65536  # bytes of the server's stderr kept for start()'s error
+
+
+def _copy_stderr(pipe, kept):
+    """Copies the server's stderr to ours, keeping its last STDERR_KEPT
+    bytes (a bytearray) for start()'s error message if the server dies
+    while starting (a failing preload)."""
     with pipe:
         for chunk in iter(lambda: pipe.read1(65536), b""):
-            lines.append(chunk)
+            kept += chunk
+            del kept[:-STDERR_KEPT]
             try:
                 os.write(2, chunk)
             except OSError:
@@ -83,14 +89,14 @@ class _PrivateServer:
                 [server, "--socket", self.socket, "--python-preload", modules,
                  "--ready-fd", str(wfd), "--log-level", "warning"],
                 pass_fds=(wfd,), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                env=env, preexec_fn=_die_with_parent)
+                env=env, preexec_fn=_die_with_parent(os.getpid()))
         except BaseException:
             os.close(rfd)
             shutil.rmtree(self.dir, ignore_errors=True)
             raise
         finally:
             os.close(wfd)
-        self._stderr = []
+        self._stderr = bytearray()
         self._copier = threading.Thread(target=_copy_stderr, daemon=True,
                                         args=(self.proc.stderr, self._stderr))
         self._copier.start()
@@ -100,7 +106,7 @@ class _PrivateServer:
             self.proc.wait()
             self._copier.join(5)
             shutil.rmtree(self.dir, ignore_errors=True)
-            text = b"".join(self._stderr).decode(errors="replace").strip()
+            text = self._stderr.decode(errors="replace").strip()
             raise RuntimeError("the private forkserver (%s --python-preload '%s') failed to "
                                "start (exit %s):\n%s" % (server, modules, self.proc.returncode,
                                                           text))
@@ -136,11 +142,22 @@ def _server_binary():
     return shutil.which("mpforkserver") or "mpforkserver"
 
 
-def _die_with_parent():
-    import ctypes
-    import signal
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent):
+    """The preexec_fn that gives the server PR_SET_PDEATHSIG. It runs in
+    the forked child of a threaded process, so it only calls: the libc
+    handle comes from the parent (a dlopen there could wait for good on a
+    loader lock another thread held at the fork). A parent already gone
+    when the signal is set would never send it: the child gives up."""
+    prctl = _lib.libc.prctl
+
+    def preexec():
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+    return preexec
 
 
 class _SpawnerThread:
@@ -189,35 +206,24 @@ def private_socket():
         return _server.socket
 
 
-def _main_spec():
-    """"name:MODULE" or "path:FILE" for the server to preload our __main__
-    (as multiprocessing's forkserver does), or None when there is no file."""
+def main_module():
+    """Our __main__ as a job finds it: ("name", MODULE) for `python -m`,
+    ("path", FILE) for a script, or None (an interactive session, -c)."""
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
     if spec is not None and spec.name and spec.name != "__main__":
-        return "name:" + spec.name
+        return "name", spec.name
     path = getattr(main, "__file__", None)
     if path and os.path.exists(path):
-        return "path:" + os.path.abspath(path)
+        return "path", os.path.abspath(path)
     return None
 
 
-def _main_info(payload):
-    """(main_path, main_name) for the job, or an error for a main whose
-    functions the job cannot find. Only when the pickle mentions __main__:
-    running the client's script in every job costs its imports."""
-    if b"__main__" not in payload:
-        return None, None
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if spec is not None and spec.name and spec.name != "__main__":
-        return None, spec.name
-    path = getattr(main, "__file__", None)
-    if path and os.path.exists(path):
-        return os.path.abspath(path), None
-    raise pickle.PicklingError(
-        "the target uses functions of __main__, which here is an interactive session or "
-        "`python -c`: a job cannot import it. Define them in a module or a script file.")
+def _main_spec():
+    """"name:MODULE" or "path:FILE" for the server to preload our __main__
+    (as multiprocessing's forkserver does), or None."""
+    main = main_module()
+    return main and "%s:%s" % main
 
 
 def build_args(fn, args, kwargs, result_fd, first_conn_fd, avoid_fds=()):
@@ -243,10 +249,19 @@ def build_args(fn, args, kwargs, result_fd, first_conn_fd, avoid_fds=()):
     pickler.dispatch_table[Connection] = reduce_connection
     pickler.dump((fn, tuple(args), dict(kwargs or {})))
     payload = buf.getvalue()
-    main_path, main_name = _main_info(payload)
-    return {"pickle": base64.b64encode(payload).decode(), "sys_path": list(sys.path),
-            "cwd": os.getcwd(), "main_path": main_path, "main_name": main_name,
-            "cache_tag": sys.implementation.cache_tag, "result_fd": result_fd}, fds
+    # The job runs the main module only when the pickle needs it: on a
+    # shared server, running the client's script costs its imports.
+    main = None
+    if b"__main__" in payload:
+        main = main_module()
+        if main is None:
+            raise pickle.PicklingError(
+                "the target uses functions of __main__, which here is an interactive "
+                "session or `python -c`: a job cannot import it. Define them in a module "
+                "or a script file.")
+    out = prepare_args(main)
+    out.update(pickle=base64.b64encode(payload).decode(), result_fd=result_fd)
+    return out, fds
 
 
 def decode_result(text, result_memfd, exitcode, error):
@@ -254,12 +269,13 @@ def decode_result(text, result_memfd, exitcode, error):
     note), or TaskError when the job died without a result (a signal)."""
     if text is None:
         if exitcode is not None and exitcode < 0:
-            from ._common import _signame
             raise TaskError("the job was killed by signal %s" % _signame(-exitcode), exitcode)
         raise TaskError(error or "the job ended without a result (exit %s)" % exitcode, exitcode)
     out = json.loads(text)
     if "fd_len" in out:
-        data = os.pread(result_memfd, out["fd_len"], 0)
+        # At most what the memfd holds, whatever length the job claims.
+        size = os.fstat(result_memfd).st_size
+        data = os.pread(result_memfd, min(int(out["fd_len"]), size), 0)
     else:
         data = base64.b64decode(out["pickle"])
     value = pickle.loads(data)
@@ -283,11 +299,11 @@ def remote_exception(exc, tb, exitcode=None):
     return exc
 
 
-def prepare_args():
+def prepare_args(main):
     """The part of a job's arguments that makes it see the caller's
-    interpreter state: sys.path, cwd, the main module, the version check."""
-    spec = _main_spec() or ""
-    kind, _, what = spec.partition(":")
+    interpreter state: sys.path, cwd, the main module (main_module() or
+    None), the version check."""
+    kind, what = main or (None, None)
     return {"sys_path": list(sys.path), "cwd": os.getcwd(),
             "main_path": what if kind == "path" else None,
             "main_name": what if kind == "name" else None,

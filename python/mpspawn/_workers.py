@@ -22,7 +22,6 @@ import collections
 import copyreg
 import errno
 import io
-import os
 import pickle
 import queue
 import socket as _socket
@@ -31,7 +30,7 @@ import traceback
 from multiprocessing.connection import Connection
 
 from . import _target
-from ._common import TaskError, _signame
+from ._common import TaskError, _free_child_fd, _signame
 from .process import Process
 
 
@@ -74,8 +73,8 @@ class WorkerSet:
         self._socket = socket
         self._job_options = dict(job_options)
         pass_fds = set(self._job_options.get("pass_fds", ()))
-        self._channel_fd = next(n for n in range(3, 1 << 20) if n not in pass_fds)
-        self._args = _target.prepare_args()
+        self._channel_fd = _free_child_fd(pass_fds)
+        self._args = _target.prepare_args(_target.main_module())
         self._args["maxtasks"] = maxtasks
         self._args["channel_fd"] = self._channel_fd
         if initializer is not None:

@@ -11,7 +11,8 @@ import time
 from . import _lib, _target
 from ._lib import lib
 
-from ._common import TaskError, _check, _shared_client, _make_spec, _decode_result, _timeout_ms, _next_id
+from ._common import (TaskError, _check, _shared_client, _make_spec, _decode_result,
+                      _free_child_fd, _timeout_ms, _next_id)
 
 
 # Started non-daemon processes: joined at exit, as multiprocessing joins its
@@ -69,7 +70,7 @@ class Process:
             raise TypeError("target must be callable")
         self._argv = list(argv) if argv is not None else None
         self._call, self._call_args = call, call_args
-        self._target = (target, tuple(args), dict(kwargs or {})) if target else None
+        self._target = (target, tuple(args), dict(kwargs or {})) if target is not None else None
         self._result_memfd = None
         self._value = None  # (ok, value or exception) once decoded
         self._opts = dict(env=env, cwd=cwd, stdin=stdin, stdout=stdout,
@@ -100,6 +101,9 @@ class Process:
         try:
             proc = ctypes.c_void_p()
             _check(lib.mps_process_new(client, spec, ctypes.byref(proc)), client)
+        except BaseException:
+            self._close_memfd()
+            raise
         finally:
             lib.mps_spec_free(spec)
         r = lib.mps_start(proc)
@@ -122,7 +126,7 @@ class Process:
         socket = _target.private_socket() if private else self._socket
         client = _shared_client(socket)
         taken = set(self._opts["pass_fds"])
-        result_fd = next(n for n in range(3, 1 << 20) if n not in taken)
+        result_fd = _free_child_fd(taken)
         fn, args, kwargs = self._target
         call_args, fd_maps = _target.build_args(fn, args, kwargs, result_fd, result_fd + 1, taken)
         self._result_memfd = os.memfd_create("mpspawn-result", os.MFD_CLOEXEC)
