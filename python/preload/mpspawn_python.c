@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mpspawn_python.c: CPython embedded in mpforkserver (a prototype for
- * issue 16). Loaded with `mpforkserver --preload build/mpspawn_python.so`.
+ * mpspawn_python.c: CPython embedded in mpforkserver, loaded by
+ * `mpforkserver --python-preload MODULES` (python_preload =); the package's
+ * side is python/mpspawn, and docs/python.md describes both.
  *
  * init (in the server, once): Py_InitializeEx(0) (no signal handlers: the
  * server owns its signals), import what $MPSPAWN_PYTHON_PRELOAD names
@@ -19,7 +20,8 @@
  *
  * entry "python": args_json is {"pickle": base64 of pickle((fn, args,
  * kwargs)), "sys_path": [...], "cwd": "...", "main_path": "..." or null,
- * "result_fd": n or absent}. Unpickled here only, in the job, as the
+ * "main_name": "..." or null, "cache_tag": "...", "result_fd": n or
+ * absent}. Unpickled here only, in the job, as the
  * client. The result is JSON {"ok": true|false, "pickle": base64} (the
  * return value, or (exception, formatted traceback)), or {"ok": ...,
  * "fd_len": n} when the pickle went to result_fd instead (big results:
@@ -406,7 +408,8 @@ static int run_python(const mps_call_context *ctx) {
         return code;
 }
 
-/* "python_worker": the job's first mapped fd is its task channel. */
+/* "python_worker": the task channel is the fd its args name (channel_fd),
+ * else the job's first mapped fd. */
 static int run_worker(const mps_call_context *ctx) {
         if (ctx->nfds < 1) {
                 ctx->set_error(ctx, "python_worker: map the task channel as the job's first fd");

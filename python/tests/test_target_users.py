@@ -1,7 +1,6 @@
 """A root server with embedded Python, used by a real unprivileged user:
 the job runs as that user, and the arguments are unpickled only as that
 user, in the job (never in the server)."""
-import grp
 import os
 import pwd
 import select
