@@ -189,6 +189,13 @@ static int uid_bytes_add(struct server *srv, uid_t uid, ssize_t delta) {
         return n ? mps__idmap_put(&srv->clients.bytes_by_uid, key, (void *)(uintptr_t)n) : 0;
 }
 
+int client_charge(struct client *c, ssize_t delta) {
+        if (delta > 0 &&
+            uid_bytes(c->srv, c->uid) + (size_t)delta > c->srv->cfg->client_queue_bytes_per_uid)
+                return -ENOBUFS;
+        return uid_bytes_add(c->srv, c->uid, delta);
+}
+
 static void outmsg_free(struct outmsg *m) {
         mps__safe_close(m->fd);
         cJSON_free(m->buf);
@@ -196,6 +203,7 @@ static void outmsg_free(struct outmsg *m) {
 }
 
 void client_free(struct client *c) {
+        client_env_release(c);
         creds_free(c->creds);
         peer_close(&c->peer);
         size_t freed = 0;
@@ -365,6 +373,9 @@ static void handle(struct client *c, struct mps__msg *msg) {
         case MPS_OP_ADOPT:
                 request_adopt(c, msg);
                 break;
+        case MPS_OP_ENV:
+                request_env(c, msg);
+                break;
         default:
                 client_send_error(c, msg->tag, EOPNOTSUPP, "request",
                                   "op \"%s\" is not a request", mps__op_name(msg->op));
@@ -464,6 +475,7 @@ static void client_disconnect(struct client *c, const char *why) {
         /* Its queue is freed with it after the batch; it no longer counts
          * against its user. */
         uid_bytes_add(srv, c->uid, -(ssize_t)c->out_bytes);
+        client_env_release(c);
         struct mps__list *n;
         while ((n = mps__list_first(&c->jobs)))
                 job_client_gone(mps__list_entry(n, struct job, cnode)); /* unlinks it */

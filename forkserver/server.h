@@ -78,6 +78,15 @@ struct outmsg {
                                           deliver the reason; past it, closed
                                           at once */
 
+/* An environment stored by an "env" request (envstore.c): the strings in
+ * one block, and the vector a spawn's env_ref gives its job. */
+struct client_env {
+        char *block;      /* NULL: the slot holds nothing */
+        const char **vec; /* NULL-terminated, into block */
+        size_t count;
+        size_t bytes;     /* block and vec, charged to the user (uid_bytes) */
+};
+
 struct client {
         struct server *srv;
         struct watch watch;
@@ -97,6 +106,11 @@ struct client {
         size_t out_peak;  /* the most out_bytes since the queue last emptied */
         bool want_out; /* EPOLLOUT registered */
         bool dead;     /* torn down; freed after the current event batch */
+        /* By env id - 1. A spawn copies what it refers to into its child
+         * before it returns (the clone execs, a fork copies our memory, a
+         * pre-forked child is not used for it), so no job holds on to a
+         * slot after its request. */
+        struct client_env env[MPS_WIRE_ENV_SLOTS];
         struct client *gnext;
         struct mps__list node; /* in the server's list of live clients */
 };
@@ -494,6 +508,18 @@ void client_send(struct client *c, cJSON *json, int fd);
 void client_send_error(struct client *c, uint64_t tag, int err,
                        const char *stage, const char *fmt, ...)
         __attribute__((format(printf, 5, 6)));
+/* Charges delta bytes (negative: gives them back) of memory held for c to
+ * its user, within client_queue_bytes_per_uid with its queued replies;
+ * -ENOBUFS past it, -ENOMEM. */
+int client_charge(struct client *c, ssize_t delta);
+
+/* ---- envstore.c: environments stored on a connection (env, env_ref) -------------- */
+
+void request_env(struct client *c, const struct mps__msg *msg);
+/* The environment stored under id, NULL when none. */
+const struct client_env *client_env_get(const struct client *c, uint64_t id);
+/* Frees every stored environment and gives its bytes back. */
+void client_env_release(struct client *c);
 
 /* ---- request.c: the requests other than spawn ------------------------------------ */
 

@@ -35,6 +35,7 @@ static const char *const op_names[] = {
         [MPS_OP_FOREGROUND] = "foreground",
         [MPS_OP_STOPPED] = "stopped", [MPS_OP_CONTINUED] = "continued",
         [MPS_OP_ADOPT] = "adopt",     [MPS_OP_ADOPTED] = "adopted",
+        [MPS_OP_ENV] = "env",
 };
 
 const char *mps__op_name(enum mps__op op) {
@@ -287,7 +288,8 @@ int mps__hello_decode(const cJSON *json, struct mps__hello *ret, char *err,
 static const char *const feature_names[] = {"timeout", "rlimits", "detached", "call",
                                             "jobs",    "policy",   "closed_fds",
                                             "cwd_fd", "terminal", "spec_memfd", "fd_bundle",
-                                            "timeout_signal", "call_result", "adopt"};
+                                            "timeout_signal", "call_result", "adopt",
+                                            "env_ref"};
 
 /* By bit, as feature_names: what a client names when its server lacks one. */
 static const char *const feature_descriptions[] = {
@@ -302,6 +304,7 @@ static const char *const feature_descriptions[] = {
         "a timeout signal other than SIGTERM",
         "results of call jobs",
         "connections handed over to a shared embedded server (adopt)",
+        "environments stored on the connection (env, env_ref)",
 };
 
 const char *mps__feature_description(unsigned feature) {
@@ -333,6 +336,8 @@ unsigned mps__spawn_features(const struct mps__spawn *m) {
                 need |= MPS_FEATURE_CWD_FD;
         if (m->controlling_terminal || m->report_stops)
                 need |= MPS_FEATURE_TERMINAL;
+        if (m->env_ref)
+                need |= MPS_FEATURE_ENV_REF;
         return need;
 }
 
@@ -412,7 +417,10 @@ static bool encode_program(cJSON *o, const struct mps__spawn *m) {
         if (!argv)
                 return false;
         cJSON_AddItemToObject(o, "argv", argv);
-        if (m->envp) {
+        if (m->env_ref) {
+                if (!add_u64(o, "env_ref", m->env_ref))
+                        return false;
+        } else if (m->envp) {
                 cJSON *env = cJSON_CreateStringArray(m->envp, (int)m->envc);
                 if (!env)
                         return false;
@@ -922,6 +930,20 @@ static int decode_call(const cJSON *json, struct mps__spawn *m, char *err,
         return 0;
 }
 
+/* "env" inline, or "env_ref" naming one stored on the connection. */
+static int decode_env(const cJSON *json, struct mps__spawn *m, char *err, size_t errlen) {
+        double ref = 0;
+        TRY(get_num(json, "env_ref", false, 1, MPS_WIRE_ENV_SLOTS, true, &ref, err, errlen));
+        m->env_ref = (uint64_t)ref;
+        const cJSON *env = cJSON_GetObjectItemCaseSensitive(json, "env");
+        if (m->env_ref && env && !cJSON_IsNull(env)) {
+                mps__say(err, errlen, "fields \"env\" and \"env_ref\" exclude each other");
+                return -EINVAL;
+        }
+        return get_strv(json, "env", false, MPS_WIRE_ENV_MAX, false, &m->envp, &m->envc, err,
+                        errlen);
+}
+
 /* The tag and what runs: path (unless a call), argv, env, cwd, name. */
 static int decode_program(const cJSON *json, struct mps__spawn *m, char *err,
                           size_t errlen) {
@@ -929,8 +951,7 @@ static int decode_program(const cJSON *json, struct mps__spawn *m, char *err,
         TRY(get_str(json, "path", !m->call_entry, MPS_WIRE_STR_MAX, &m->path, err, errlen));
         TRY(get_strv(json, "argv", true, MPS_WIRE_SPAWN_ARGV_MAX, true, &m->argv, &m->argc, err,
                      errlen));
-        TRY(get_strv(json, "env", false, MPS_WIRE_ENV_MAX, false, &m->envp, &m->envc, err,
-                     errlen));
+        TRY(decode_env(json, m, err, errlen));
         TRY(get_str(json, "cwd", false, MPS_WIRE_STR_MAX, &m->cwd, err, errlen));
         TRY(get_str(json, "name", false, MPS_WIRE_NAME_MAX, &m->name, err, errlen));
         return 0;
@@ -1033,6 +1054,35 @@ int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
 fail:
         mps__spawn_done(&m);
         return r;
+}
+
+/* ---- env -------------------------------------------------------------------- */
+
+cJSON *mps__env_encode(const struct mps__env *m) {
+        cJSON *o = mps__wire_new(MPS_OP_ENV);
+        if (!o)
+                return NULL;
+        ADD(add_u64(o, "tag", m->tag));
+        ADD(add_u64(o, "id", m->id));
+        cJSON *env = cJSON_CreateStringArray(m->envp, (int)m->envc);
+        ADD(env);
+        cJSON_AddItemToObject(o, "env", env);
+        return o;
+fail:
+        cJSON_Delete(o);
+        return NULL;
+}
+
+int mps__env_decode(const cJSON *json, struct mps__env *ret, char *err, size_t errlen) {
+        struct mps__env m = {0};
+        double id = 0;
+        TRY(get_u64(json, "tag", true, &m.tag, err, errlen));
+        TRY(get_num(json, "id", true, 1, MPS_WIRE_ENV_SLOTS, true, &id, err, errlen));
+        m.id = (uint64_t)id;
+        TRY(get_strv(json, "env", true, MPS_WIRE_ENV_MAX, false, &m.envp, &m.envc, err,
+                     errlen));
+        *ret = m;
+        return 0;
 }
 
 /* ---- spawn carrier: spec_memfd and fd_bundle -------------------------------- */
