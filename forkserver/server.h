@@ -505,6 +505,9 @@ void client_free(struct client *c);
 /* Queues or sends one message, attaching fd if >= 0 (dup'ed when queued).
  * A client that cannot take it is dropped. */
 void client_send(struct client *c, cJSON *json, int fd);
+/* The same for the hot replies, formatted without a tree (wire.h). */
+void client_send_spawned(struct client *c, const struct mps__spawned *m, int fd);
+void client_send_exited(struct client *c, const struct mps__exited *m);
 void client_send_error(struct client *c, uint64_t tag, int err,
                        const char *stage, const char *fmt, ...)
         __attribute__((format(printf, 5, 6)));

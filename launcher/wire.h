@@ -416,6 +416,13 @@ cJSON *mps__welcome_encode(const struct mps__welcome *m);
 cJSON *mps__spawn_encode(const struct mps__spawn *m);
 cJSON *mps__spawned_encode(const struct mps__spawned *m);
 cJSON *mps__exited_encode(const struct mps__exited *m);
+/* The text of the encoders above (the same bytes as printing their tree,
+ * NUL-terminated) in buf[0..len): its length, or -EMSGSIZE when len is too
+ * short (MPS_WIRE_REPLY_TEXT_MAX always suffices); the exited one
+ * -ENOTSUP for a call job's result or failure, which the tree encodes. */
+#define MPS_WIRE_REPLY_TEXT_MAX 512
+int mps__spawned_format(const struct mps__spawned *m, char *buf, size_t len);
+int mps__exited_format(const struct mps__exited *m, char *buf, size_t len);
 cJSON *mps__signal_encode(const struct mps__signal *m);
 cJSON *mps__signaled_encode(uint64_t tag, uint64_t id);
 /* op is MPS_OP_STOPPED or MPS_OP_CONTINUED. */
