@@ -23,9 +23,11 @@ static void slot_free(struct client *c, struct client_env *e) {
         *e = (struct client_env){0};
 }
 
-/* Copies env's strings into one block with the vector after them. */
-static int slot_fill(struct client_env *e, const char *const *envp, size_t envc) {
-        size_t text = 0;
+/* Copies env's strings into one block with the vector before them and the
+ * request's text after (a pre-forked child is handed that). */
+static int slot_fill(struct client_env *e, const char *const *envp, size_t envc,
+                     const char *raw, size_t rawlen) {
+        size_t text = rawlen;
         for (size_t i = 0; i < envc; i++)
                 text += strlen(envp[i]) + 1;
         /* The vector goes first, so that it is aligned. */
@@ -35,6 +37,8 @@ static int slot_fill(struct client_env *e, const char *const *envp, size_t envc)
                 return -ENOMEM;
         const char **vec = (const char **)(void *)block;
         char *p = block + vbytes;
+        memcpy(p, raw, rawlen);
+        p += rawlen;
         for (size_t i = 0; i < envc; i++) {
                 size_t n = strlen(envp[i]) + 1;
                 memcpy(p, envp[i], n);
@@ -43,6 +47,7 @@ static int slot_fill(struct client_env *e, const char *const *envp, size_t envc)
         }
         vec[envc] = NULL;
         *e = (struct client_env){.block = block, .vec = vec, .count = envc,
+                                 .raw = block + vbytes, .rawlen = rawlen,
                                  .bytes = vbytes + text};
         return 0;
 }
@@ -59,7 +64,7 @@ void request_env(struct client *c, const struct mps__msg *msg) {
          * later env_ref to it the environment before. */
         struct client_env *e = &c->env[m.id - 1];
         slot_free(c, e);
-        r = slot_fill(e, m.envp, m.envc);
+        r = slot_fill(e, m.envp, m.envc, msg->raw, msg->rawlen);
         free(m.envp);
         if (r == 0 && (r = client_charge(c, (ssize_t)e->bytes)) < 0) {
                 free(e->block);

@@ -84,6 +84,8 @@ struct client_env {
         char *block;      /* NULL: the slot holds nothing */
         const char **vec; /* NULL-terminated, into block */
         size_t count;
+        const char *raw;  /* the env request as it came (into block), */
+        size_t rawlen;    /* for a pre-forked child (prefork_hand_over) */
         size_t bytes;     /* block and vec, charged to the user (uid_bytes) */
 };
 
@@ -699,10 +701,11 @@ int prefork_wait_ms(const struct server *srv);
 /* Takes an idle child for a job, or NULL. The caller owns it. */
 struct prefork *prefork_take(struct server *srv);
 /* Hands call job spawn message msg to p, with errpipe and resultfd (its
- * result channel) as two extra first fds; 0 or -errno (then p is still
- * the caller's to dispose of). */
-int prefork_hand_over(struct prefork *p, const struct mps__msg *msg, int errpipe,
-                      int resultfd);
+ * result channel) as two extra first fds, after the env request that
+ * stored env when the spawn names one (env_ref); 0 or -errno (then p is
+ * still the caller's to dispose of). */
+int prefork_hand_over(struct prefork *p, const struct mps__msg *msg,
+                      const struct client_env *env, int errpipe, int resultfd);
 void prefork_discard(struct prefork *p);
 /* After hand-over: frees p once the current event batch is done. */
 void prefork_retire(struct prefork *p);

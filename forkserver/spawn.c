@@ -490,10 +490,14 @@ static bool launch_preforked(struct spawn *s) {
                     !s->plan.plan.creds && !s->plan.plan.ctx &&
                     /* room for the exec pipe and the result channel */
                     s->msg->nfds + 2 <= MPS_WIRE_FDS_MAX &&
-                    !s->carried && /* it forwards the datagram as it came, */
-                    !s->sp.env_ref; /* which a child forked before lacks */
+                    !s->carried; /* it forwards the datagram as it came */
         struct prefork *pf = take ? prefork_take(srv) : NULL;
-        if (pf && prefork_hand_over(pf, s->msg, s->pipefd[1], s->plan.plan.result_fd) < 0) {
+        /* The child, forked before, is given the stored environment the
+         * request names, as its env request came. */
+        const struct client_env *env = s->sp.env_ref ? client_env_get(s->c, s->sp.env_ref)
+                                                     : NULL;
+        if (pf && prefork_hand_over(pf, s->msg, env, s->pipefd[1],
+                                    s->plan.plan.result_fd) < 0) {
                 prefork_discard(pf);
                 pf = NULL;
         }

@@ -15,6 +15,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -37,7 +38,8 @@ static void server_setup(void) {
         snprintf(conf, sizeof(conf), "/tmp/mps-envref-%d.conf", (int)getpid());
         FILE *f = fopen(conf, "w");
         ck_assert_ptr_nonnull(f);
-        /* The least a user may queue: three 25 KB environments exceed it. */
+        /* The least a user may queue: three environments of 15 KB, each
+         * held twice (its strings and its request), exceed it. */
         fprintf(f, "client_queue_bytes_per_uid = 65536\n");
         fclose(f);
         const char *extra[] = {"--config", conf, NULL};
@@ -209,9 +211,9 @@ START_TEST(test_server_env_ref) {
         raw_expect_error(fd, 6, EINVAL, "request");
         raw_send(fd, SPAWN_ECHO(7, "\"env_ref\":3,\"env\":[\"E=1\"]"));
         raw_expect_error(fd, 7, EINVAL, "request");
-        /* Past the user's bound (65536 bytes): the third 25 KB one is
+        /* Past the user's bound (65536 bytes): the third is
          * refused, and its id then holds nothing, not what it held. */
-        size_t big = 25000;
+        size_t big = 15000;
         char *msg = malloc(big + 200);
         for (int id = 1; id <= 3; id++) {
                 int n = snprintf(msg, 200, "{\"v\":1,\"op\":\"env\",\"tag\":%d,\"id\":%d,"
@@ -230,6 +232,52 @@ START_TEST(test_server_env_ref) {
         raw_send(fd, SPAWN_ECHO(16, "\"env\":[\"E=5\"]"));
         ck_assert_int_eq(raw_exitcode(fd), 5);
         close(fd);
+}
+END_TEST
+
+/* ---- call jobs through pre-forked children ---------------------------------------- */
+
+static void prefork_setup(void) {
+        char preload[PATH_MAX];
+        snprintf(preload, sizeof(preload), "%s", tu_forkserver());
+        char *slash = strrchr(preload, '/');
+        ck_assert_ptr_nonnull(slash);
+        snprintf(slash, sizeof(preload) - (size_t)(slash - preload), "/tests/preload_table.so");
+        const char *extra[] = {"--preload", preload, "--prefork", "2", NULL};
+        tu_server_start(&srv, extra);
+}
+
+/* A pre-forked child was forked before the environment was stored: the
+ * server hands it over with the request. */
+START_TEST(test_prefork_call_jobs_see_their_env) {
+        mps_client *c = connect_server();
+        mps_spec *spec;
+        char out[256], want[64];
+        ck_assert_int_eq(mps_spec_new(&spec), 0);
+        ck_assert_int_eq(mps_spec_set_call(spec, "show_env", "\"MPS_ENVREF_C\""), 0);
+        for (int i = 0; i < 12; i++) {
+                char v[16];
+                snprintf(v, sizeof(v), "c%d", i % 3);
+                ck_assert_int_eq(mps_spec_env_set(spec, "MPS_ENVREF_C", v), 0);
+                int pfd[2];
+                mps_process *p;
+                ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
+                ck_assert_int_eq(mps_spec_map_fd(spec, 1, pfd[1]), 0);
+                ck_assert_int_eq(mps_process_new(c, spec, &p), 0);
+                int r = mps_start(p);
+                ck_assert_msg(r == 0, "start failed: %s (%s)", mps_strerror(r),
+                              mps_client_error(c));
+                close(pfd[1]);
+                tu_read_all(pfd[0], out, sizeof(out), 30000);
+                close(pfd[0]);
+                ck_assert_int_eq(mps_join(p, 30000), 0);
+                ck_assert_int_eq(mps_exitcode(p), 0);
+                mps_process_close(p);
+                snprintf(want, sizeof(want), "MPS_ENVREF_C=%s cwd=", v);
+                ck_assert_msg(strncmp(out, want, strlen(want)) == 0, "job %d: %s", i, out);
+        }
+        mps_spec_free(spec);
+        mps_client_close(c);
 }
 END_TEST
 
@@ -331,6 +379,11 @@ static Suite *envref_suite(void) {
         tcase_add_test(tc, test_jobs_see_their_env);
         tcase_add_test(tc, test_changed_environ);
         tcase_add_test(tc, test_server_env_ref);
+        suite_add_tcase(s, tc);
+        tc = tcase_create("prefork");
+        tcase_add_checked_fixture(tc, prefork_setup, server_teardown);
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, test_prefork_call_jobs_see_their_env);
         suite_add_tcase(s, tc);
         tc = tcase_create("wire");
         tcase_set_timeout(tc, 60);
