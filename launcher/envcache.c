@@ -15,7 +15,8 @@
  * (users) is never given to another environment. When no slot fits, the
  * environment goes in the spawn, as to a server without the feature. A
  * new connection (a new client, or a reconnect) starts with none, and a
- * forked child's copy of a client never talks.
+ * forked child's copy of a client never talks. An environment goes inline
+ * the first time, and is stored when a second start uses it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -116,7 +117,15 @@ int mps__envcache_attach(mps_client *c, struct mps__spawn *m, int *ret_slot) {
         mps__client_lock(c);
         int i = slot_find(ec, key, len, hash);
         bool fresh = i < 0;
-        if (fresh && (i = slot_victim(ec)) >= 0) {
+        /* An environment is stored the second time it is used: a
+         * connection for one job (the CLI's) sends one datagram, as
+         * before. The hash decides no more than that. */
+        bool again = ec->seen_hash == hash && ec->seen_len == len;
+        if (fresh && !again) {
+                ec->seen_hash = hash;
+                ec->seen_len = len;
+                i = -1;
+        } else if (fresh && (i = slot_victim(ec)) >= 0) {
                 slot_clear(&ec->slot[i]);
                 ec->slot[i] = (struct mps__envslot){.key = key, .keylen = len, .hash = hash,
                                                     .tag = m->tag};

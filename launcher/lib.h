@@ -32,6 +32,8 @@ struct mps__envslot {
 struct mps__envcache {
         struct mps__envslot slot[MPS_WIRE_ENV_SLOTS];
         uint64_t clock;
+        uint64_t seen_hash; /* the last environment sent inline */
+        size_t seen_len;
 };
 
 /*
