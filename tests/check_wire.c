@@ -1346,6 +1346,38 @@ static TCase *new_tcase(Suite *s, const char *name) {
 }
 
 
+
+/* The decoder's key index (wire.c) finds what cJSON would: the first of
+ * duplicate keys, names that share a length and first bytes told apart,
+ * and every key of an object too big to index. */
+START_TEST(test_spawn_field_index_semantics) {
+        char err[256];
+        struct mps__spawn out;
+        cJSON *j = cJSON_Parse("{\"v\":1,\"op\":\"spawn\",\"tag\":5,\"tag\":6,"
+                               "\"path\":\"/a\",\"pat\":\"x\",\"patH\":\"/b\",\"path\":\"/c\","
+                               "\"argv\":[\"a\"],\"argx\":7,\"daemon\":true,\"daemoN\":false}");
+        ck_assert_int_eq(mps__spawn_decode(j, 0, &out, err, sizeof(err)), 0);
+        ck_assert_uint_eq(out.tag, 5);
+        ck_assert_str_eq(out.path, "/a");
+        ck_assert(out.daemon);
+        mps__spawn_done(&out);
+        cJSON_Delete(j);
+        /* Past the index's 48 keys: the same answers, from cJSON. */
+        char text[4096];
+        size_t n = (size_t)snprintf(text, sizeof(text), "{\"v\":1,\"op\":\"spawn\"");
+        for (int i = 0; i < 60; i++)
+                n += (size_t)snprintf(text + n, sizeof(text) - n, ",\"x%d\":%d", i, i);
+        snprintf(text + n, sizeof(text) - n,
+                 ",\"tag\":9,\"path\":\"/p\",\"argv\":[\"p\"],\"tag\":10,\"umask\":18}");
+        j = cJSON_Parse(text);
+        ck_assert_int_eq(mps__spawn_decode(j, 0, &out, err, sizeof(err)), 0);
+        ck_assert_uint_eq(out.tag, 9);
+        ck_assert_int_eq(out.umask, 18);
+        mps__spawn_done(&out);
+        cJSON_Delete(j);
+}
+END_TEST
+
 /* ---- formatted replies and env_ref ------------------------------------------------- */
 
 /* The formatter's text must be the tree encoder's, byte for byte, and
@@ -1534,6 +1566,7 @@ static Suite *wire_suite(void) {
         tcase_add_test(tc, test_spawn_fd_map_shape);
         tcase_add_test(tc, test_spawn_fd_map_count_bound);
         tcase_add_test(tc, test_spawn_duplicate_fd_target);
+        tcase_add_test(tc, test_spawn_field_index_semantics);
         tcase_add_test(tc, test_spawn_negative_tag);
         tcase_add_test(tc, test_spawn_non_integer_tag);
         tcase_add_test(tc, test_spawn_missing_tag);
