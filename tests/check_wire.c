@@ -1450,21 +1450,14 @@ START_TEST(test_exited_format_matches_tree) {
 }
 END_TEST
 
-/* The tree as a receiver sees it: numbers are raw text until parsed. */
-static cJSON *reparse(cJSON *tree) {
-        char *text = cJSON_PrintUnformatted(tree);
-        cJSON_Delete(tree);
-        cJSON *j = cJSON_Parse(text);
-        cJSON_free(text);
-        return j;
-}
-
 START_TEST(test_env_ref_round_trip) {
         const char *argv[] = {"true", NULL};
         struct mps__spawn m = {.tag = 3, .path = "true", .argv = argv, .argc = 1,
                                .env_ref = 2, .umask = -1};
         ck_assert_uint_eq(mps__spawn_features(&m), MPS_FEATURE_ENV_REF);
-        cJSON *j = reparse(mps__spawn_encode(&m));
+        struct mps__msg msg;
+        round_trip(mps__spawn_encode(&m), NULL, 0, &msg);
+        cJSON *j = msg.json;
         ck_assert_ptr_null(cJSON_GetObjectItem(j, "env"));
         struct mps__spawn out;
         char err[256];
@@ -1480,11 +1473,13 @@ START_TEST(test_env_ref_round_trip) {
         cJSON_DeleteItemFromObject(j, "env");
         cJSON_ReplaceItemInObject(j, "env_ref", cJSON_CreateNumber(MPS_WIRE_ENV_SLOTS + 1));
         ck_assert_int_eq(mps__spawn_decode(j, 0, &out, err, sizeof(err)), -EINVAL);
-        cJSON_Delete(j);
+        mps__msg_release(&msg);
 
         const char *envp[] = {"A=1", "B=", NULL};
         struct mps__env e = {.tag = 4, .id = 1, .envp = envp, .envc = 2};
-        j = reparse(mps__env_encode(&e));
+        round_trip(mps__env_encode(&e), NULL, 0, &msg);
+        j = msg.json;
+        ck_assert_int_eq(msg.op, MPS_OP_ENV);
         char *text = cJSON_PrintUnformatted(j);
         ck_assert_str_eq(text, "{\"v\":1,\"op\":\"env\",\"tag\":4,\"id\":1,\"env\":[\"A=1\",\"B=\"]}");
         cJSON_free(text);
@@ -1496,7 +1491,7 @@ START_TEST(test_env_ref_round_trip) {
         free(back.envp);
         cJSON_ReplaceItemInObject(j, "id", cJSON_CreateNumber(0));
         ck_assert_int_eq(mps__env_decode(j, &back, err, sizeof(err)), -EINVAL);
-        cJSON_Delete(j);
+        mps__msg_release(&msg);
 }
 END_TEST
 
