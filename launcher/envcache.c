@@ -141,7 +141,9 @@ int mps__envcache_attach(mps_client *c, struct mps__spawn *m, int *ret_slot) {
                 return 0;
         int r = fresh ? send_env(c, m, i) : 0;
         mps__client_lock(c);
-        if (fresh && r == 0)
+        /* (A refusal already read meanwhile cleared it: the spawn then
+         * fails at the server, as it must.) */
+        if (fresh && r == 0 && ec->slot[i].key)
                 ec->slot[i].stored = true;
         else if (fresh)
                 slot_clear(&ec->slot[i]);
