@@ -97,7 +97,7 @@ COMMON_SRC := launcher/wire.c launcher/transport.c launcher/say.c launcher/fduti
               launcher/rlimits.c launcher/number.c launcher/selfpath.c
 LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c \
               launcher/job_requests.c launcher/pool.c launcher/cmdline.c launcher/share.c \
-              launcher/pool_call.c \
+              launcher/pool_call.c launcher/envcache.c \
               launcher/embedded.c
 SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver/listen.c \
               forkserver/connection.c forkserver/spawn.c forkserver/job.c forkserver/child.c \
@@ -105,7 +105,7 @@ SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver
               forkserver/request.c forkserver/preload.c forkserver/prefork.c \
               forkserver/policy.c forkserver/config.c forkserver/access.c \
               forkserver/service.c forkserver/steps.c forkserver/peer.c forkserver/keeper.c \
-              forkserver/result.c \
+              forkserver/result.c forkserver/envstore.c \
               forkserver/adopt.c forkserver/python_preload.c \
               $(COMMON_SRC)
 CLI_SRC    := launcher/mpspawn.c launcher/cli.c launcher/cli_options.c launcher/cli_common.c \
@@ -137,6 +137,7 @@ TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_p
               check_userserver \
               check_threads \
               check_embedded \
+              check_envref \
               $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh completion.sh
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
@@ -294,6 +295,8 @@ $(BUILD)/tests/check_userserver: $(BUILD)/tests/check_userserver.o $(BUILD)/test
 $(BUILD)/tests/check_examples: $(BUILD)/tests/check_examples.o $(BUILD)/tests/testutil.o \
   $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_embedded: $(BUILD)/tests/check_embedded.o $(BUILD)/tests/testutil.o \
+  $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_envref: $(BUILD)/tests/check_envref.o $(BUILD)/tests/testutil.o \
   $(BUILD)/libmpspawn.a
 # The CLI's parser is no part of the library; its unit test links it directly.
 $(BUILD)/tests/check_cli_parse: $(BUILD)/tests/check_cli_parse.o $(BUILD)/obj/launcher/cli_options.o \

@@ -189,6 +189,13 @@ static int uid_bytes_add(struct server *srv, uid_t uid, ssize_t delta) {
         return n ? mps__idmap_put(&srv->clients.bytes_by_uid, key, (void *)(uintptr_t)n) : 0;
 }
 
+int client_charge(struct client *c, ssize_t delta) {
+        if (delta > 0 &&
+            uid_bytes(c->srv, c->uid) + (size_t)delta > c->srv->cfg->client_queue_bytes_per_uid)
+                return -ENOBUFS;
+        return uid_bytes_add(c->srv, c->uid, delta);
+}
+
 static void outmsg_free(struct outmsg *m) {
         mps__safe_close(m->fd);
         cJSON_free(m->buf);
@@ -196,6 +203,7 @@ static void outmsg_free(struct outmsg *m) {
 }
 
 void client_free(struct client *c) {
+        client_env_release(c);
         creds_free(c->creds);
         peer_close(&c->peer);
         size_t freed = 0;
@@ -258,19 +266,23 @@ static bool queue_has_room(const struct client *c, size_t len) {
                uid_bytes(c->srv, c->uid) + len <= cfg->client_queue_bytes_per_uid;
 }
 
-static int enqueue(struct client *c, const cJSON *json, int fd) {
-        if (c->out_count >= c->srv->cfg->client_queue)
+/* Queues buf (taking owned, a cJSON_malloc()ed buf, or else a copy). */
+static int enqueue(struct client *c, const char *buf, size_t len, char *owned, int fd) {
+        if (c->out_count >= c->srv->cfg->client_queue) {
+                cJSON_free(owned);
                 return -ENOBUFS;
-        struct outmsg *m = calloc(1, sizeof(*m));
-        if (!m)
-                return -ENOMEM;
-        m->fd = -1;
-        m->buf = mps__wire_encode(json, &m->len);
-        if (!m->buf) {
-                int r = -errno;
-                free(m);
-                return r;
         }
+        struct outmsg *m = calloc(1, sizeof(*m));
+        if (m && !owned && (owned = cJSON_malloc(len)))
+                memcpy(owned, buf, len);
+        if (!m || !owned) {
+                free(m);
+                cJSON_free(owned);
+                return -ENOMEM;
+        }
+        m->fd = -1;
+        m->buf = owned;
+        m->len = len;
         if (!queue_has_room(c, m->len) || uid_bytes_add(c->srv, c->uid, (ssize_t)m->len) < 0) {
                 outmsg_free(m);
                 return -ENOBUFS;
@@ -294,25 +306,19 @@ static int enqueue(struct client *c, const cJSON *json, int fd) {
         return 0;
 }
 
-void client_send(struct client *c, cJSON *json, int fd) {
+/* Sends buf now, or queues it behind what waits; owned as for enqueue. A
+ * client that cannot take it is dropped. */
+static void send_text(struct client *c, const char *buf, size_t len, char *owned, int fd) {
         int r;
-        if (!json) {
-                log_err("out of memory building a reply to client %llu",
-                        (unsigned long long)c->serial);
-                return;
-        }
-        if (c->dead) {
-                cJSON_Delete(json);
-                return;
-        }
         if (c->out_head) {
-                r = enqueue(c, json, fd);
+                r = enqueue(c, buf, len, owned, fd);
         } else {
-                r = mps__wire_send(c->fd, json, &fd, fd >= 0 ? 1 : 0);
+                r = mps__wire_send_raw(c->fd, buf, len, &fd, fd >= 0 ? 1 : 0);
                 if (r == -EAGAIN || r == -ENOBUFS)
-                        r = enqueue(c, json, fd);
+                        r = enqueue(c, buf, len, owned, fd);
+                else
+                        cJSON_free(owned);
         }
-        cJSON_Delete(json);
         if (r == -ENOBUFS) {
                 char why[200];
                 snprintf(why, sizeof(why),
@@ -323,6 +329,44 @@ void client_send(struct client *c, cJSON *json, int fd) {
         }
         else if (r < 0)
                 client_disconnect(c, strerror(-r));
+}
+
+void client_send(struct client *c, cJSON *json, int fd) {
+        if (!json) {
+                log_err("out of memory building a reply to client %llu",
+                        (unsigned long long)c->serial);
+                return;
+        }
+        if (c->dead) {
+                cJSON_Delete(json);
+                return;
+        }
+        size_t len;
+        char *text = mps__wire_encode(json, &len);
+        cJSON_Delete(json);
+        if (!text) {
+                client_disconnect(c, strerror(errno));
+                return;
+        }
+        send_text(c, text, len, text, fd);
+}
+
+void client_send_spawned(struct client *c, const struct mps__spawned *m, int fd) {
+        char buf[MPS_WIRE_REPLY_TEXT_MAX];
+        int n = mps__spawned_format(m, buf, sizeof(buf));
+        if (n < 0)
+                client_send(c, mps__spawned_encode(m), fd);
+        else if (!c->dead)
+                send_text(c, buf, (size_t)n, NULL, fd);
+}
+
+void client_send_exited(struct client *c, const struct mps__exited *m) {
+        char buf[MPS_WIRE_REPLY_TEXT_MAX];
+        int n = mps__exited_format(m, buf, sizeof(buf));
+        if (n < 0)
+                client_send(c, mps__exited_encode(m), -1);
+        else if (!c->dead)
+                send_text(c, buf, (size_t)n, NULL, -1);
 }
 
 void client_send_error(struct client *c, uint64_t tag, int err,
@@ -364,6 +408,9 @@ static void handle(struct client *c, struct mps__msg *msg) {
                 break;
         case MPS_OP_ADOPT:
                 request_adopt(c, msg);
+                break;
+        case MPS_OP_ENV:
+                request_env(c, msg);
                 break;
         default:
                 client_send_error(c, msg->tag, EOPNOTSUPP, "request",
@@ -464,6 +511,7 @@ static void client_disconnect(struct client *c, const char *why) {
         /* Its queue is freed with it after the batch; it no longer counts
          * against its user. */
         uid_bytes_add(srv, c->uid, -(ssize_t)c->out_bytes);
+        client_env_release(c);
         struct mps__list *n;
         while ((n = mps__list_first(&c->jobs)))
                 job_client_gone(mps__list_entry(n, struct job, cnode)); /* unlinks it */

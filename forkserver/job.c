@@ -254,8 +254,7 @@ static void resolve_exec(struct job *j) {
                 struct mps__spawned s = {.tag = j->tag, .id = j->id, .pid = j->pid,
                                          .has_pidfd = send_pidfd};
                 steps_mark(STEP_SPAWNED);
-                client_send(j->client, mps__spawned_encode(&s),
-                            send_pidfd ? j->pidfd : -1);
+                client_send_spawned(j->client, &s, send_pidfd ? j->pidfd : -1);
                 /* A stop seen while it was starting is reported now. */
                 if (j->report_stops)
                         send_stop_report(j);
@@ -393,12 +392,12 @@ static void job_finish(struct job *j, int status, const struct rusage *ru) {
                         continue;
                 struct mps__exited we = e;
                 we.tag = j->waiters[i].tag;
-                client_send(w, mps__exited_encode(&we), -1);
+                client_send_exited(w, &we);
                 told = true;
         }
         if (c && !c->dead) {
                 steps_mark(STEP_EXITED);
-                client_send(c, mps__exited_encode(&e), -1);
+                client_send_exited(c, &e);
                 told = true;
         }
         if (!told)

@@ -30,34 +30,56 @@
 /* The pre-forked child: wait for the request, then become the job. The
  * server's dispositions go first (every signal was blocked across the
  * fork until then), so that none of its handlers runs here while idle. */
+/* One message of the server's: 1, 0 when it let go of us, or -errno. */
+static int child_recv(int sock, struct mps__msg *msg) {
+        char err[256];
+        for (;;) {
+                if (mps__poll_one(sock, POLLIN, -1) < 0)
+                        return 0;
+                int r = mps__wire_recv(sock, msg, err, sizeof(err), NULL);
+                if (r != -EAGAIN && r != -EINTR)
+                        return r;
+        }
+}
+
+/* The pre-forked child: wait for the request (after the env request its
+ * env_ref names, if it names one), then become the job. The server's
+ * dispositions go first (every signal was blocked across the fork until
+ * then), so that none of its handlers runs here while idle. */
 static _Noreturn void prefork_child(struct server *srv, int sock, const sigset_t *mask) {
         child_reset_signals(srv, mask);
         close_range_except(3, ~0u, sock);
-        for (;;) {
-                struct mps__msg msg;
-                char err[256];
-                if (mps__poll_one(sock, POLLIN, -1) < 0)
-                        _exit(0);
-                int r = mps__wire_recv(sock, &msg, err, sizeof(err), NULL);
-                if (r == -EAGAIN || r == -EINTR)
-                        continue;
-                if (r <= 0 || msg.op != MPS_OP_SPAWN || msg.nfds < 2)
-                        _exit(0); /* the server let go of us, or nonsense */
-                int errpipe = msg.fds[0];
-                struct mps__spawn sp;
-                if (mps__spawn_decode(msg.json, msg.nfds - 2, &sp, err, sizeof(err)) < 0)
+        struct mps__msg msg, envmsg = {0};
+        struct mps__env env = {0};
+        char err[256];
+        int r = child_recv(sock, &msg);
+        if (r > 0 && msg.op == MPS_OP_ENV) {
+                envmsg = msg; /* its tree holds env's strings */
+                if (mps__env_decode(envmsg.json, &env, err, sizeof(err)) < 0)
                         _exit(127); /* the server checked it already */
-                /* The server hands over neither a filter nor credentials,
-                 * nor a client context other than its own (spawn.c): the
-                 * plan is the server's, minus those. */
-                struct spawn_plan plan;
-                const char *stage;
-                if (spawn_plan_build(srv, &sp, NULL, NULL, getppid(), &plan, &stage, err,
-                                     sizeof(err)) < 0)
-                        _exit(127);
-                plan.plan.result_fd = msg.fds[1];
-                child_run(srv, &sp, msg.fds + 2, msg.nfds - 2, errpipe, &plan.plan);
+                r = child_recv(sock, &msg);
         }
+        if (r <= 0 || msg.op != MPS_OP_SPAWN || msg.nfds < 2)
+                _exit(0); /* the server let go of us, or nonsense */
+        int errpipe = msg.fds[0];
+        struct mps__spawn sp;
+        if (mps__spawn_decode(msg.json, msg.nfds - 2, &sp, err, sizeof(err)) < 0 ||
+            (sp.env_ref && !env.envp))
+                _exit(127); /* the server checked it already */
+        if (sp.env_ref) {
+                sp.envp = env.envp;
+                sp.envc = env.envc;
+        }
+        /* The server hands over neither a filter nor credentials, nor a
+         * client context other than its own (spawn.c): the plan is the
+         * server's, minus those. */
+        struct spawn_plan plan;
+        const char *stage;
+        if (spawn_plan_build(srv, &sp, NULL, NULL, getppid(), &plan, &stage, err,
+                             sizeof(err)) < 0)
+                _exit(127);
+        plan.plan.result_fd = msg.fds[1];
+        child_run(srv, &sp, msg.fds + 2, msg.nfds - 2, errpipe, &plan.plan);
 }
 
 static void on_watch(struct watch *w, uint32_t events) {
@@ -156,13 +178,16 @@ void prefork_retire(struct prefork *p) {
         srv->prefork.dead = p;
 }
 
-int prefork_hand_over(struct prefork *p, const struct mps__msg *msg, int errpipe,
-                      int resultfd) {
+int prefork_hand_over(struct prefork *p, const struct mps__msg *msg,
+                      const struct client_env *env, int errpipe, int resultfd) {
         int fds[MPS_WIRE_FDS_MAX];
         if (resultfd < 0)
                 return -EBADF;
         if (msg->nfds + 2 > MPS_WIRE_FDS_MAX)
                 return -EMSGSIZE;
+        int r = env ? mps__wire_send_raw(p->sock, env->raw, env->rawlen, NULL, 0) : 0;
+        if (r < 0)
+                return r;
         fds[0] = errpipe;
         fds[1] = resultfd;
         memcpy(fds + 2, msg->fds, msg->nfds * sizeof(int));

@@ -153,7 +153,7 @@ void request_wait(struct client *c, const struct mps__msg *msg) {
         if (rec) {
                 struct mps__exited e = rec->exited;
                 e.tag = req.tag;
-                client_send(c, mps__exited_encode(&e), -1);
+                client_send_exited(c, &e);
                 retain_free(rec);
                 return;
         }

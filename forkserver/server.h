@@ -78,6 +78,17 @@ struct outmsg {
                                           deliver the reason; past it, closed
                                           at once */
 
+/* An environment stored by an "env" request (envstore.c): the strings in
+ * one block, and the vector a spawn's env_ref gives its job. */
+struct client_env {
+        char *block;      /* NULL: the slot holds nothing */
+        const char **vec; /* NULL-terminated, into block */
+        size_t count;
+        const char *raw;  /* the env request as it came (into block), */
+        size_t rawlen;    /* for a pre-forked child (prefork_hand_over) */
+        size_t bytes;     /* block and vec, charged to the user (uid_bytes) */
+};
+
 struct client {
         struct server *srv;
         struct watch watch;
@@ -97,6 +108,11 @@ struct client {
         size_t out_peak;  /* the most out_bytes since the queue last emptied */
         bool want_out; /* EPOLLOUT registered */
         bool dead;     /* torn down; freed after the current event batch */
+        /* By env id - 1. A spawn copies what it refers to into its child
+         * before it returns (the clone execs, a fork copies our memory, a
+         * pre-forked child is not used for it), so no job holds on to a
+         * slot after its request. */
+        struct client_env env[MPS_WIRE_ENV_SLOTS];
         struct client *gnext;
         struct mps__list node; /* in the server's list of live clients */
 };
@@ -491,9 +507,24 @@ void client_free(struct client *c);
 /* Queues or sends one message, attaching fd if >= 0 (dup'ed when queued).
  * A client that cannot take it is dropped. */
 void client_send(struct client *c, cJSON *json, int fd);
+/* The same for the hot replies, formatted without a tree (wire.h). */
+void client_send_spawned(struct client *c, const struct mps__spawned *m, int fd);
+void client_send_exited(struct client *c, const struct mps__exited *m);
 void client_send_error(struct client *c, uint64_t tag, int err,
                        const char *stage, const char *fmt, ...)
         __attribute__((format(printf, 5, 6)));
+/* Charges delta bytes (negative: gives them back) of memory held for c to
+ * its user, within client_queue_bytes_per_uid with its queued replies;
+ * -ENOBUFS past it, -ENOMEM. */
+int client_charge(struct client *c, ssize_t delta);
+
+/* ---- envstore.c: environments stored on a connection (env, env_ref) -------------- */
+
+void request_env(struct client *c, const struct mps__msg *msg);
+/* The environment stored under id, NULL when none. */
+const struct client_env *client_env_get(const struct client *c, uint64_t id);
+/* Frees every stored environment and gives its bytes back. */
+void client_env_release(struct client *c);
 
 /* ---- request.c: the requests other than spawn ------------------------------------ */
 
@@ -670,10 +701,11 @@ int prefork_wait_ms(const struct server *srv);
 /* Takes an idle child for a job, or NULL. The caller owns it. */
 struct prefork *prefork_take(struct server *srv);
 /* Hands call job spawn message msg to p, with errpipe and resultfd (its
- * result channel) as two extra first fds; 0 or -errno (then p is still
- * the caller's to dispose of). */
-int prefork_hand_over(struct prefork *p, const struct mps__msg *msg, int errpipe,
-                      int resultfd);
+ * result channel) as two extra first fds, after the env request that
+ * stored env when the spawn names one (env_ref); 0 or -errno (then p is
+ * still the caller's to dispose of). */
+int prefork_hand_over(struct prefork *p, const struct mps__msg *msg,
+                      const struct client_env *env, int errpipe, int resultfd);
 void prefork_discard(struct prefork *p);
 /* After hand-over: frees p once the current event batch is done. */
 void prefork_retire(struct prefork *p);

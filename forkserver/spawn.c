@@ -79,6 +79,8 @@ struct spawn {
         bool carried;         /* spec_memfd or fd_bundle was used */
         struct mps__spawn sp;
         bool decoded;         /* sp holds the decoder's arrays */
+        const char **own_envp; /* the decoder's (empty) envp while sp.envp is
+                                  the connection's stored one (env_ref) */
         struct spawn_plan plan;
         struct peer_context ctx; /* the client's, read for this spawn */
         bool same_context;       /* ctx is the server's own */
@@ -206,6 +208,23 @@ static void spawn_receive_done(struct spawn *s) {
 
 /* --- admit ------------------------------------------------------------------- */
 
+/* The environment the spawn names by env_ref, stored on its connection:
+ * the job gets exactly that one, as if it had come with the request. */
+static int admit_env_ref(struct spawn *s) {
+        const struct client_env *e = client_env_get(s->c, s->sp.env_ref);
+        if (!e) {
+                client_send_error(s->c, s->sp.tag, ENOENT, "env",
+                                  "bad spawn request: env_ref %llu names no environment "
+                                  "stored on this connection",
+                                  (unsigned long long)s->sp.env_ref);
+                return -1;
+        }
+        s->own_envp = s->sp.envp;
+        s->sp.envp = e->vec;
+        s->sp.envc = e->count;
+        return 0;
+}
+
 /* Decodes the request and refuses it while stopping or past a quota. */
 static int spawn_admit(struct spawn *s) {
         struct server *srv = s->srv;
@@ -220,6 +239,8 @@ static int spawn_admit(struct spawn *s) {
                 return -1;
         }
         s->decoded = true;
+        if (s->sp.env_ref && admit_env_ref(s) < 0)
+                return -1;
         if (srv->life.stopping) {
                 client_send_error(c, s->sp.tag, ESHUTDOWN, "request",
                                   "the server is shutting down");
@@ -471,7 +492,12 @@ static bool launch_preforked(struct spawn *s) {
                     s->msg->nfds + 2 <= MPS_WIRE_FDS_MAX &&
                     !s->carried; /* it forwards the datagram as it came */
         struct prefork *pf = take ? prefork_take(srv) : NULL;
-        if (pf && prefork_hand_over(pf, s->msg, s->pipefd[1], s->plan.plan.result_fd) < 0) {
+        /* The child, forked before, is given the stored environment the
+         * request names, as its env request came. */
+        const struct client_env *env = s->sp.env_ref ? client_env_get(s->c, s->sp.env_ref)
+                                                     : NULL;
+        if (pf && prefork_hand_over(pf, s->msg, env, s->pipefd[1],
+                                    s->plan.plan.result_fd) < 0) {
                 prefork_discard(pf);
                 pf = NULL;
         }
@@ -665,6 +691,8 @@ void spawn_request(struct client *c, struct mps__msg *msg) {
         if (s.j)
                 job_free(s.j);
         spawn_plan_done(&s.plan);
+        if (s.own_envp)
+                s.sp.envp = s.own_envp; /* the stored one stays the connection's */
         if (s.decoded)
                 mps__spawn_done(&s.sp);
         spawn_receive_done(&s);

@@ -515,6 +515,7 @@ static void on_message(mps_client *c, struct mps__msg *msg) {
                 struct mps__error e;
                 if (mps__error_decode(msg->json, &e, err, sizeof(err)) < 0)
                         break;
+                mps__envcache_on_error(c, e.tag, e.stage);
                 if (e.tag != 0 && mps__idmap_get(&c->inflight, e.tag))
                         mps__process_on_msg(c, msg);
                 else
@@ -1038,6 +1039,7 @@ static void client_free(mps_client *c) {
         mps__idmap_free(&c->stale_waits);
         mps__idmap_free(&c->requests);
         mps__idmap_free(&c->inflight);
+        mps__envcache_free(c);
         pthread_mutex_destroy(&c->lock);
         free(c);
 }

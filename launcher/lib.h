@@ -18,6 +18,24 @@
 
 #define MPS__ERROR_MAX 512
 
+/* An environment stored on the server under id slot + 1 (envcache.c). */
+struct mps__envslot {
+        char *key;      /* its strings, NUL-terminated; NULL: none */
+        size_t keylen;
+        uint64_t hash;
+        uint64_t tag;   /* of the start whose env request stores it */
+        uint64_t used;  /* the cache's clock at its last use */
+        bool stored;    /* the env request has been sent */
+        unsigned users; /* starts that refer to it and have not sent yet */
+};
+
+struct mps__envcache {
+        struct mps__envslot slot[MPS_WIRE_ENV_SLOTS];
+        uint64_t clock;
+        uint64_t seen_hash; /* the last environment sent inline */
+        size_t seen_len;
+};
+
 /*
  * A client is shared by any number of threads (leader/follower, no thread
  * of ours): lock guards every field below that changes after open, and the
@@ -64,6 +82,7 @@ struct mps_client {
          * answers are kept here (job id -> exit info) for the next wait. */
         struct mps__idmap stale_waits; /* tag -> job id (as a pointer) */
         struct mps__idmap late_exits;  /* job id -> its "exited" reply (cJSON) */
+        struct mps__envcache envcache; /* what the server stores for us */
 };
 
 /* One synchronous request awaiting its reply (on the requester's stack). */
@@ -210,6 +229,21 @@ int mps__user_dir(char *buf, size_t len, bool *ret_private);
  * With create, a missing one is made 0700 first. 0, or -errno with the
  * reason in msg. */
 int mps__user_dir_check(const char *dir, bool create, char *msg, size_t msglen);
+
+/* envcache.c */
+/* Before a start's spawn is encoded: when the server stores environments,
+ * points m at a stored one (env_ref) holding exactly m's, sending the env
+ * request first when it is new, and sets *ret_slot (else -1, and m goes
+ * with its environment inline). Takes the lock itself. 0 or -errno (the
+ * send failed). */
+int mps__envcache_attach(mps_client *c, struct mps__spawn *m, int *ret_slot);
+/* After the spawn was sent (or not): lets go of the slot. */
+void mps__envcache_detach(mps_client *c, int slot);
+/* With the lock held, for an error reply: one at stage "env" means the
+ * server holds nothing for the env request of that tag. */
+void mps__envcache_on_error(mps_client *c, uint64_t tag, const char *stage);
+/* With c unused by any thread: frees the cache. */
+void mps__envcache_free(mps_client *c);
 
 /* spec.c */
 /* A deep copy of src, independent of it; 0 or -ENOMEM. */

@@ -465,7 +465,11 @@ static int send_start(mps_process *p) {
                 mps__strv_free(envp);
                 return -ENOENT;
         }
-        r = send_spawn(p, &msg, &f);
+        /* A stored environment in place of envp, when the server has one. */
+        int slot;
+        if ((r = mps__envcache_attach(c, &msg, &slot)) == 0)
+                r = send_spawn(p, &msg, &f);
+        mps__envcache_detach(c, slot);
         mps__safe_close(dirfd);
         mps__strv_free(envp);
         return r;

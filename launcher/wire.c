@@ -35,6 +35,7 @@ static const char *const op_names[] = {
         [MPS_OP_FOREGROUND] = "foreground",
         [MPS_OP_STOPPED] = "stopped", [MPS_OP_CONTINUED] = "continued",
         [MPS_OP_ADOPT] = "adopt",     [MPS_OP_ADOPTED] = "adopted",
+        [MPS_OP_ENV] = "env",
 };
 
 const char *mps__op_name(enum mps__op op) {
@@ -77,28 +78,66 @@ static cJSON *add_raw(cJSON *o, const char *key, const char *text) {
         return n;
 }
 
-static cJSON *add_u64(cJSON *o, const char *key, uint64_t v) {
-        char buf[24];
-        snprintf(buf, sizeof(buf), "%" PRIu64, v);
-        return add_raw(o, key, buf);
+/*
+ * Decimal text without snprintf, which was most of the work of printing a
+ * reply (make bench-callgrind): the tree encoders' raw numbers and the
+ * formatted replies (mps__spawned_format, mps__exited_format) share these,
+ * so the two write the very same text.
+ */
+#define U64_TEXT_MAX 21 /* 20 digits and the NUL */
+
+/* v in decimal at buf (at least U64_TEXT_MAX bytes), NUL-terminated; the
+ * length. */
+static size_t u64_text(uint64_t v, char *buf) {
+        char tmp[U64_TEXT_MAX];
+        size_t n = 0;
+        do
+                tmp[n++] = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        for (size_t i = 0; i < n; i++)
+                buf[i] = tmp[n - 1 - i];
+        buf[n] = '\0';
+        return n;
 }
 
-static cJSON *add_int(cJSON *o, const char *key, int v) {
-        char buf[16];
-        snprintf(buf, sizeof(buf), "%d", v);
-        return add_raw(o, key, buf);
+static size_t int_text(long long v, char *buf) {
+        if (v >= 0)
+                return u64_text((uint64_t)v, buf);
+        buf[0] = '-';
+        return 1 + u64_text(-(uint64_t)v, buf + 1);
 }
 
 /* A duration in seconds (0..1e12, as decoders accept), to the microsecond:
- * what rusage gives, and finer than a job's wall time means anything. */
-static cJSON *add_seconds(cJSON *o, const char *key, double seconds) {
-        char buf[32];
+ * what rusage gives, and finer than a job's wall time means anything. At
+ * least 32 bytes at buf. */
+static size_t seconds_text(double seconds, char *buf) {
         /* Not fmin, which the compiler leaves a libm call (floor and isnan
          * it inlines): without it the CLI and clients need not load libm
          * at every start (linked --as-needed). */
         uint64_t us = seconds > 0 ? (uint64_t)((seconds < 1e12 ? seconds : 1e12) * 1e6 + 0.5) : 0;
-        snprintf(buf, sizeof(buf), "%" PRIu64 ".%06u", us / 1000000,
-                 (unsigned)(us % 1000000));
+        size_t n = u64_text(us / 1000000, buf);
+        char frac[U64_TEXT_MAX];
+        size_t f = u64_text(us % 1000000 + 1000000, frac); /* "1" and six digits */
+        buf[n++] = '.';
+        memcpy(buf + n, frac + 1, f);
+        return n + f - 1;
+}
+
+static cJSON *add_u64(cJSON *o, const char *key, uint64_t v) {
+        char buf[U64_TEXT_MAX];
+        u64_text(v, buf);
+        return add_raw(o, key, buf);
+}
+
+static cJSON *add_int(cJSON *o, const char *key, int v) {
+        char buf[U64_TEXT_MAX + 1];
+        int_text(v, buf);
+        return add_raw(o, key, buf);
+}
+
+static cJSON *add_seconds(cJSON *o, const char *key, double seconds) {
+        char buf[32];
+        seconds_text(seconds, buf);
         return add_raw(o, key, buf);
 }
 
@@ -116,13 +155,64 @@ cJSON *mps__wire_new(enum mps__op op) {
 
 /* ---- field helpers ------------------------------------------------------ */
 
+/*
+ * A spawn request is searched for some thirty fields, and cJSON finds each
+ * by comparing its name with every key before it: that was a sixth of the
+ * server's instructions per job (make bench-callgrind). While a spawn is
+ * decoded, its keys are listed once, in order, each with a cheap tag
+ * (length and first two bytes), so that a look-up compares tags and
+ * checks one name. The first of duplicate keys is found first, as cJSON
+ * finds it; an object with more keys than fit is searched as before.
+ */
+#define FIELD_INDEX_MAX 48
+
+struct field_index {
+        const cJSON *obj;
+        size_t n;
+        uint32_t tag[FIELD_INDEX_MAX];
+        const cJSON *item[FIELD_INDEX_MAX];
+};
+
+/* The index in use on this thread, during mps__spawn_decode. */
+static _Thread_local const struct field_index *indexed;
+
+static uint32_t key_tag(const char *key) {
+        size_t n = strlen(key);
+        return (uint32_t)(n & 0xffff) << 16 | (uint32_t)(unsigned char)key[0] << 8 |
+               (n ? (uint32_t)(unsigned char)key[1] : 0);
+}
+
+static bool field_index_build(struct field_index *x, const cJSON *obj) {
+        x->obj = obj;
+        x->n = 0;
+        /* (cJSON stops at a child without a name: so do we.) */
+        for (const cJSON *c = obj->child; c && c->string; c = c->next) {
+                if (x->n == FIELD_INDEX_MAX)
+                        return false;
+                x->tag[x->n] = key_tag(c->string);
+                x->item[x->n++] = c;
+        }
+        return true;
+}
+
+static const cJSON *field(const cJSON *o, const char *key) {
+        const struct field_index *x = indexed;
+        if (!x || x->obj != o)
+                return cJSON_GetObjectItemCaseSensitive(o, key);
+        uint32_t t = key_tag(key);
+        for (size_t i = 0; i < x->n; i++)
+                if (x->tag[i] == t && strcmp(x->item[i]->string, key) == 0)
+                        return x->item[i];
+        return NULL;
+}
+
 /* Each getter returns 0 (absent optional fields keep the default already in
  * *out), or -EINVAL with a reason naming the field. */
 
 static int get_num(const cJSON *o, const char *key, bool required, double lo,
                    double hi, bool integral, double *out, char *err,
                    size_t errlen) {
-        const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+        const cJSON *it = field(o, key);
         if (!it || cJSON_IsNull(it)) {
                 if (!required)
                         return 0;
@@ -160,7 +250,7 @@ static int get_int(const cJSON *o, const char *key, bool required, int lo,
 
 static int get_str(const cJSON *o, const char *key, bool required,
                    size_t maxlen, const char **out, char *err, size_t errlen) {
-        const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+        const cJSON *it = field(o, key);
         if (!it || cJSON_IsNull(it)) {
                 if (!required)
                         return 0;
@@ -182,7 +272,7 @@ static int get_str(const cJSON *o, const char *key, bool required,
 
 static int get_bool(const cJSON *o, const char *key, bool *out, char *err,
                     size_t errlen) {
-        const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+        const cJSON *it = field(o, key);
         if (!it || cJSON_IsNull(it))
                 return 0;
         if (!cJSON_IsBool(it)) {
@@ -197,7 +287,7 @@ static int get_bool(const cJSON *o, const char *key, bool *out, char *err,
 static int get_strv(const cJSON *o, const char *key, bool required,
                     size_t maxcount, bool nonempty, const char ***out,
                     size_t *ret_count, char *err, size_t errlen) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, key);
+        const cJSON *arr = field(o, key);
         if (!arr || cJSON_IsNull(arr)) {
                 if (!required)
                         return 0;
@@ -287,7 +377,8 @@ int mps__hello_decode(const cJSON *json, struct mps__hello *ret, char *err,
 static const char *const feature_names[] = {"timeout", "rlimits", "detached", "call",
                                             "jobs",    "policy",   "closed_fds",
                                             "cwd_fd", "terminal", "spec_memfd", "fd_bundle",
-                                            "timeout_signal", "call_result", "adopt"};
+                                            "timeout_signal", "call_result", "adopt",
+                                            "env_ref"};
 
 /* By bit, as feature_names: what a client names when its server lacks one. */
 static const char *const feature_descriptions[] = {
@@ -302,6 +393,7 @@ static const char *const feature_descriptions[] = {
         "a timeout signal other than SIGTERM",
         "results of call jobs",
         "connections handed over to a shared embedded server (adopt)",
+        "environments stored on the connection (env, env_ref)",
 };
 
 const char *mps__feature_description(unsigned feature) {
@@ -333,6 +425,8 @@ unsigned mps__spawn_features(const struct mps__spawn *m) {
                 need |= MPS_FEATURE_CWD_FD;
         if (m->controlling_terminal || m->report_stops)
                 need |= MPS_FEATURE_TERMINAL;
+        if (m->env_ref)
+                need |= MPS_FEATURE_ENV_REF;
         return need;
 }
 
@@ -371,7 +465,7 @@ int mps__welcome_decode(const cJSON *json, struct mps__welcome *ret, char *err,
         TRY(get_str(json, "version", true, MPS_WIRE_NAME_MAX, &m.version, err, errlen));
         TRY(get_int(json, "pid", false, 0, INT32_MAX, &pid, err, errlen));
         m.pid = pid;
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(json, "features");
+        const cJSON *f = field(json, "features");
         const cJSON *it;
         cJSON_ArrayForEach(it, f) {
                 if (!cJSON_IsString(it))
@@ -412,7 +506,10 @@ static bool encode_program(cJSON *o, const struct mps__spawn *m) {
         if (!argv)
                 return false;
         cJSON_AddItemToObject(o, "argv", argv);
-        if (m->envp) {
+        if (m->env_ref) {
+                if (!add_u64(o, "env_ref", m->env_ref))
+                        return false;
+        } else if (m->envp) {
                 cJSON *env = cJSON_CreateStringArray(m->envp, (int)m->envc);
                 if (!env)
                         return false;
@@ -778,7 +875,7 @@ int mps__wire_result_check(const char *text, size_t len) {
 
 static int decode_fdmap(const cJSON *json, size_t nfds, struct mps__spawn *m,
                         char *err, size_t errlen) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(json, "fds");
+        const cJSON *arr = field(json, "fds");
         if (!arr || cJSON_IsNull(arr))
                 return 0;
         int n = cJSON_GetArraySize(arr);
@@ -839,7 +936,7 @@ static int rlim_value(const cJSON *v, unsigned long long *out) {
 
 static int decode_rlimits(const cJSON *json, struct mps__spawn *m, char *err,
                           size_t errlen) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(json, "rlimits");
+        const cJSON *arr = field(json, "rlimits");
         if (!arr || cJSON_IsNull(arr))
                 return 0;
         if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > MPS_WIRE_RLIMITS_MAX) {
@@ -900,7 +997,7 @@ static int decode_rlimits(const cJSON *json, struct mps__spawn *m, char *err,
 /* "call": {"entry": NAME, "args": JSON}, for a call job. */
 static int decode_call(const cJSON *json, struct mps__spawn *m, char *err,
                        size_t errlen) {
-        const cJSON *call = cJSON_GetObjectItemCaseSensitive(json, "call");
+        const cJSON *call = field(json, "call");
         if (!call || cJSON_IsNull(call))
                 return 0;
         if (!cJSON_IsObject(call)) {
@@ -913,13 +1010,27 @@ static int decode_call(const cJSON *json, struct mps__spawn *m, char *err,
                 mps__say(err, errlen, "field \"call.entry\" is empty");
                 return -EINVAL;
         }
-        m->call_args = cJSON_GetObjectItemCaseSensitive(call, "args");
+        m->call_args = field(call, "args");
         if (m->call_args && !mps__wire_numbers_finite(m->call_args)) {
                 mps__say(err, errlen, "field \"call.args\" holds a number "
                                  "beyond the range of a double");
                 return -EINVAL;
         }
         return 0;
+}
+
+/* "env" inline, or "env_ref" naming one stored on the connection. */
+static int decode_env(const cJSON *json, struct mps__spawn *m, char *err, size_t errlen) {
+        double ref = 0;
+        TRY(get_num(json, "env_ref", false, 1, MPS_WIRE_ENV_SLOTS, true, &ref, err, errlen));
+        m->env_ref = (uint64_t)ref;
+        const cJSON *env = field(json, "env");
+        if (m->env_ref && env && !cJSON_IsNull(env)) {
+                mps__say(err, errlen, "fields \"env\" and \"env_ref\" exclude each other");
+                return -EINVAL;
+        }
+        return get_strv(json, "env", false, MPS_WIRE_ENV_MAX, false, &m->envp, &m->envc, err,
+                        errlen);
 }
 
 /* The tag and what runs: path (unless a call), argv, env, cwd, name. */
@@ -929,8 +1040,7 @@ static int decode_program(const cJSON *json, struct mps__spawn *m, char *err,
         TRY(get_str(json, "path", !m->call_entry, MPS_WIRE_STR_MAX, &m->path, err, errlen));
         TRY(get_strv(json, "argv", true, MPS_WIRE_SPAWN_ARGV_MAX, true, &m->argv, &m->argc, err,
                      errlen));
-        TRY(get_strv(json, "env", false, MPS_WIRE_ENV_MAX, false, &m->envp, &m->envc, err,
-                     errlen));
+        TRY(decode_env(json, m, err, errlen));
         TRY(get_str(json, "cwd", false, MPS_WIRE_STR_MAX, &m->cwd, err, errlen));
         TRY(get_str(json, "name", false, MPS_WIRE_NAME_MAX, &m->name, err, errlen));
         return 0;
@@ -940,7 +1050,7 @@ static int decode_program(const cJSON *json, struct mps__spawn *m, char *err,
 static int decode_fds_flags(const cJSON *json, size_t nfds, struct mps__spawn *m,
                             char *err, size_t errlen) {
         TRY(decode_fdmap(json, nfds, m, err, errlen));
-        if (cJSON_GetObjectItemCaseSensitive(json, "cwd_fd")) {
+        if (field(json, "cwd_fd")) {
                 if (nfds == 0) {
                         mps__say(err, errlen, "field \"cwd_fd\" names a descriptor, and "
                                               "the message carried none");
@@ -976,7 +1086,7 @@ static int decode_limits(const cJSON *json, struct mps__spawn *m, char *err,
 /* "seccomp": {"name": FILE, "text": POLICY}. */
 static int decode_seccomp(const cJSON *json, struct mps__spawn *m, char *err,
                           size_t errlen) {
-        const cJSON *sc = cJSON_GetObjectItemCaseSensitive(json, "seccomp");
+        const cJSON *sc = field(json, "seccomp");
         if (!sc || cJSON_IsNull(sc))
                 return 0;
         if (!cJSON_IsObject(sc)) {
@@ -996,15 +1106,15 @@ static int decode_policy(const cJSON *json, struct mps__spawn *m, char *err,
         TRY(get_bool(json, "no_new_privs", &m->no_new_privs, err, errlen));
         TRY(get_int(json, "pdeathsig", false, 0, 64, &m->pdeathsig, err, errlen));
         TRY(get_bool(json, "kill_tree", &m->kill_tree, err, errlen));
-        if (cJSON_GetObjectItemCaseSensitive(json, "nice")) {
+        if (field(json, "nice")) {
                 m->has_nice = true;
                 TRY(get_int(json, "nice", true, -20, 19, &m->nice, err, errlen));
         }
         return decode_seccomp(json, m, err, errlen);
 }
 
-int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
-                      char *err, size_t errlen) {
+static int spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret, char *err,
+                        size_t errlen) {
         struct mps__spawn m = {.kill_after = MPS_WIRE_KILL_AFTER_DEFAULT, .umask = -1};
         int r;
 
@@ -1033,6 +1143,44 @@ int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
 fail:
         mps__spawn_done(&m);
         return r;
+}
+
+int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
+                      char *err, size_t errlen) {
+        struct field_index x;
+        indexed = json && field_index_build(&x, json) ? &x : NULL;
+        int r = spawn_decode(json, nfds, ret, err, errlen);
+        indexed = NULL;
+        return r;
+}
+
+/* ---- env -------------------------------------------------------------------- */
+
+cJSON *mps__env_encode(const struct mps__env *m) {
+        cJSON *o = mps__wire_new(MPS_OP_ENV);
+        if (!o)
+                return NULL;
+        ADD(add_u64(o, "tag", m->tag));
+        ADD(add_u64(o, "id", m->id));
+        cJSON *env = cJSON_CreateStringArray(m->envp, (int)m->envc);
+        ADD(env);
+        cJSON_AddItemToObject(o, "env", env);
+        return o;
+fail:
+        cJSON_Delete(o);
+        return NULL;
+}
+
+int mps__env_decode(const cJSON *json, struct mps__env *ret, char *err, size_t errlen) {
+        struct mps__env m = {0};
+        double id = 0;
+        TRY(get_u64(json, "tag", true, &m.tag, err, errlen));
+        TRY(get_num(json, "id", true, 1, MPS_WIRE_ENV_SLOTS, true, &id, err, errlen));
+        m.id = (uint64_t)id;
+        TRY(get_strv(json, "env", true, MPS_WIRE_ENV_MAX, false, &m.envp, &m.envc, err,
+                     errlen));
+        *ret = m;
+        return 0;
 }
 
 /* ---- spawn carrier: spec_memfd and fd_bundle -------------------------------- */
@@ -1147,6 +1295,104 @@ cJSON *mps__exited_encode(const struct mps__exited *m) {
 fail:
         cJSON_Delete(o);
         return NULL;
+}
+
+/*
+ * The two replies of every job, written straight into a buffer: the same
+ * text as printing mps__spawned_encode's or mps__exited_encode's tree
+ * (check_wire compares the two), without building, printing and freeing a
+ * tree per message, which was a fifth of the server's instructions per
+ * exec job (make bench-callgrind).
+ */
+struct text {
+        char *p;
+        size_t left; /* room, the NUL's included */
+        bool full;
+};
+
+static void put(struct text *t, const char *s, size_t n) {
+        if (n >= t->left) {
+                t->full = true;
+                return;
+        }
+        memcpy(t->p, s, n);
+        t->p += n;
+        t->left -= n;
+        *t->p = '\0';
+}
+
+#define PUT(t, literal) put(t, literal, sizeof(literal) - 1)
+
+static void put_u64(struct text *t, uint64_t v) {
+        char b[U64_TEXT_MAX];
+        put(t, b, u64_text(v, b));
+}
+
+static void put_int(struct text *t, long long v) {
+        char b[U64_TEXT_MAX + 1];
+        put(t, b, int_text(v, b));
+}
+
+static void put_seconds(struct text *t, double seconds) {
+        char b[32];
+        put(t, b, seconds_text(seconds, b));
+}
+
+static void put_bool(struct text *t, bool v) {
+        if (v)
+                PUT(t, "true");
+        else
+                PUT(t, "false");
+}
+
+static int text_done(const struct text *t, const char *buf) {
+        return t->full ? -EMSGSIZE : (int)(t->p - buf);
+}
+
+int mps__spawned_format(const struct mps__spawned *m, char *buf, size_t len) {
+        struct text t = {buf, len, len == 0};
+        PUT(&t, "{\"v\":1,\"op\":\"spawned\",\"tag\":");
+        put_u64(&t, m->tag);
+        PUT(&t, ",\"id\":");
+        put_u64(&t, m->id);
+        PUT(&t, ",\"pid\":");
+        put_int(&t, m->pid);
+        PUT(&t, ",\"pidfd\":");
+        put_bool(&t, m->has_pidfd);
+        PUT(&t, "}");
+        return text_done(&t, buf);
+}
+
+int mps__exited_format(const struct mps__exited *m, char *buf, size_t len) {
+        struct text t = {buf, len, len == 0};
+        if (m->result || m->failure)
+                return -ENOTSUP; /* JSON and a string to escape: the tree's */
+        PUT(&t, "{\"v\":1,\"op\":\"exited\",\"tag\":");
+        put_u64(&t, m->tag);
+        PUT(&t, ",\"id\":");
+        put_u64(&t, m->id);
+        PUT(&t, ",\"pid\":");
+        put_int(&t, m->pid);
+        PUT(&t, ",\"exitcode\":");
+        put_int(&t, m->exitcode);
+        if (m->exitcode < 0) {
+                PUT(&t, ",\"signal\":");
+                put_int(&t, -(long long)m->exitcode);
+        }
+        PUT(&t, ",\"core_dumped\":");
+        put_bool(&t, m->core_dumped);
+        PUT(&t, ",\"timed_out\":");
+        put_bool(&t, m->timed_out);
+        PUT(&t, ",\"utime\":");
+        put_seconds(&t, m->utime);
+        PUT(&t, ",\"stime\":");
+        put_seconds(&t, m->stime);
+        PUT(&t, ",\"maxrss_kib\":");
+        put_u64(&t, m->maxrss_kib > 0 ? (uint64_t)m->maxrss_kib : 0);
+        PUT(&t, ",\"wall\":");
+        put_seconds(&t, m->wall);
+        PUT(&t, "}");
+        return text_done(&t, buf);
 }
 
 int mps__exited_decode(const cJSON *json, struct mps__exited *ret, char *err,

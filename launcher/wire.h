@@ -52,6 +52,9 @@
 #define MPS_WIRE_RLIMITS_MAX 16  /* rlimit entries in a spawn */
 #define MPS_WIRE_SECONDS_MAX 1e7 /* any duration (timeout, kill_after) */
 #define MPS_WIRE_KILL_AFTER_DEFAULT 5.0
+/* Environments one connection may have stored at once ("env" requests,
+ * ids 1..this), each one datagram of at most MPS_WIRE_MSG_MAX bytes. */
+#define MPS_WIRE_ENV_SLOTS 4
 
 enum mps__op {
         MPS_OP_UNKNOWN = 0,
@@ -64,6 +67,7 @@ enum mps__op {
         MPS_OP_STATS,
         MPS_OP_FOREGROUND, /* a terminal job's foreground (terminal feature) */
         MPS_OP_ADOPT,      /* serve a connection handed over (adopt feature) */
+        MPS_OP_ENV,        /* store an environment on the connection (env_ref) */
         /* server -> client */
         MPS_OP_WELCOME,
         MPS_OP_SPAWNED,
@@ -205,7 +209,10 @@ enum {
         /* "adopt": the adopt request, which an embedded server alone
          * announces and takes (one server shared by a process's clients). */
         MPS_FEATURE_ADOPT = 1 << 13,
-        MPS_FEATURES_ALL = (1 << 14) - 1,
+        /* "env_ref": the env request, and spawn's env_ref naming what it
+         * stored, so that a connection sends its environment once. */
+        MPS_FEATURE_ENV_REF = 1 << 14,
+        MPS_FEATURES_ALL = (1 << 15) - 1,
 };
 
 struct mps__welcome {
@@ -244,6 +251,11 @@ struct mps__spawn {
         size_t argc;
         const char **envp; /* malloc()ed, NULL-terminated */
         size_t envc;
+        /* Non-zero: the job's environment is the one stored on the
+         * connection under this id (1..MPS_WIRE_ENV_SLOTS) by an earlier
+         * "env" request, and envp is not sent; the decoder leaves envp
+         * empty for the server to fill in. */
+        uint64_t env_ref;
         const char *cwd;   /* NULL: the server's own */
         /* The caller's directory itself (O_PATH): the job starts there, so
          * the path resolves in the caller's mount namespace, not the
@@ -404,6 +416,13 @@ cJSON *mps__welcome_encode(const struct mps__welcome *m);
 cJSON *mps__spawn_encode(const struct mps__spawn *m);
 cJSON *mps__spawned_encode(const struct mps__spawned *m);
 cJSON *mps__exited_encode(const struct mps__exited *m);
+/* The text of the encoders above (the same bytes as printing their tree,
+ * NUL-terminated) in buf[0..len): its length, or -EMSGSIZE when len is too
+ * short (MPS_WIRE_REPLY_TEXT_MAX always suffices); the exited one
+ * -ENOTSUP for a call job's result or failure, which the tree encodes. */
+#define MPS_WIRE_REPLY_TEXT_MAX 512
+int mps__spawned_format(const struct mps__spawned *m, char *buf, size_t len);
+int mps__exited_format(const struct mps__exited *m, char *buf, size_t len);
 cJSON *mps__signal_encode(const struct mps__signal *m);
 cJSON *mps__signaled_encode(uint64_t tag, uint64_t id);
 /* op is MPS_OP_STOPPED or MPS_OP_CONTINUED. */
@@ -420,6 +439,18 @@ cJSON *mps__server_stats_encode(uint64_t tag, const struct mps__server_stats *m)
 cJSON *mps__adopt_encode(uint64_t tag);
 cJSON *mps__adopted_encode(uint64_t tag);
 
+/* "env" (the env_ref feature): stores envp under id (1..MPS_WIRE_ENV_SLOTS)
+ * on this connection, replacing what that id held, for later spawns'
+ * env_ref. No reply unless refused (an error with this tag; the id then
+ * holds nothing). */
+struct mps__env {
+        uint64_t tag;
+        uint64_t id;
+        const char **envp; /* decoded: malloc()ed, strings in the tree */
+        size_t envc;
+};
+cJSON *mps__env_encode(const struct mps__env *m);
+
 /*
  * Decoders check every field's type and bound and return 0, or -EINVAL with
  * a reason in err naming the field. nfds is the number of descriptors the
@@ -432,6 +463,8 @@ int mps__welcome_decode(const cJSON *json, struct mps__welcome *ret, char *err,
 int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
                       char *err, size_t errlen);
 void mps__spawn_done(struct mps__spawn *m); /* frees the decoder's arrays */
+/* An env request; free ret->envp after. */
+int mps__env_decode(const cJSON *json, struct mps__env *ret, char *err, size_t errlen);
 int mps__spawned_decode(const cJSON *json, struct mps__spawned *ret,
                         char *err, size_t errlen);
 int mps__exited_decode(const cJSON *json, struct mps__exited *ret, char *err,

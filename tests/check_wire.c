@@ -1345,6 +1345,156 @@ static TCase *new_tcase(Suite *s, const char *name) {
         return tc;
 }
 
+
+
+/* The decoder's key index (wire.c) finds what cJSON would: the first of
+ * duplicate keys, names that share a length and first bytes told apart,
+ * and every key of an object too big to index. */
+START_TEST(test_spawn_field_index_semantics) {
+        char err[256];
+        struct mps__spawn out;
+        cJSON *j = cJSON_Parse("{\"v\":1,\"op\":\"spawn\",\"tag\":5,\"tag\":6,"
+                               "\"path\":\"/a\",\"pat\":\"x\",\"patH\":\"/b\",\"path\":\"/c\","
+                               "\"argv\":[\"a\"],\"argx\":7,\"daemon\":true,\"daemoN\":false}");
+        ck_assert_int_eq(mps__spawn_decode(j, 0, &out, err, sizeof(err)), 0);
+        ck_assert_uint_eq(out.tag, 5);
+        ck_assert_str_eq(out.path, "/a");
+        ck_assert(out.daemon);
+        mps__spawn_done(&out);
+        cJSON_Delete(j);
+        /* Past the index's 48 keys: the same answers, from cJSON. */
+        char text[4096];
+        size_t n = (size_t)snprintf(text, sizeof(text), "{\"v\":1,\"op\":\"spawn\"");
+        for (int i = 0; i < 60; i++)
+                n += (size_t)snprintf(text + n, sizeof(text) - n, ",\"x%d\":%d", i, i);
+        snprintf(text + n, sizeof(text) - n,
+                 ",\"tag\":9,\"path\":\"/p\",\"argv\":[\"p\"],\"tag\":10,\"umask\":18}");
+        j = cJSON_Parse(text);
+        ck_assert_int_eq(mps__spawn_decode(j, 0, &out, err, sizeof(err)), 0);
+        ck_assert_uint_eq(out.tag, 9);
+        ck_assert_int_eq(out.umask, 18);
+        mps__spawn_done(&out);
+        cJSON_Delete(j);
+}
+END_TEST
+
+/* ---- formatted replies and env_ref ------------------------------------------------- */
+
+/* The formatter's text must be the tree encoder's, byte for byte, and
+ * decode to the same values. */
+static void same_as_tree(cJSON *tree, const char *text, int n) {
+        ck_assert_ptr_nonnull(tree);
+        char *printed = cJSON_PrintUnformatted(tree);
+        ck_assert_int_ge(n, 0);
+        ck_assert_str_eq(text, printed);
+        ck_assert_uint_eq(strlen(text), (size_t)n);
+        cJSON_free(printed);
+        cJSON_Delete(tree);
+}
+
+static const uint64_t edge_u64[] = {0, 1, 9, 10, 99, 100, 4294967295u, 4294967296u,
+                                    4503599627370496u, 9007199254740991u,
+                                    9007199254740992u, UINT64_MAX};
+static const double edge_seconds[] = {0, -1, 1e-7, 4e-7, 5e-7, 1e-6, 0.0000015, 0.1,
+                                      0.9999994, 0.9999995, 1, 59.123456789, 1e6,
+                                      999999999999.9999, 1e12, 2e12, 1e300};
+
+START_TEST(test_spawned_format_matches_tree) {
+        char buf[MPS_WIRE_REPLY_TEXT_MAX];
+        for (size_t i = 0; i < sizeof(edge_u64) / sizeof(edge_u64[0]); i++)
+                for (int pidfd = 0; pidfd < 2; pidfd++) {
+                        struct mps__spawned m = {.tag = edge_u64[i],
+                                                 .id = edge_u64[sizeof(edge_u64) / sizeof(edge_u64[0]) - 1 - i],
+                                                 .pid = i % 2 ? INT32_MAX : 1,
+                                                 .has_pidfd = pidfd};
+                        same_as_tree(mps__spawned_encode(&m), buf,
+                                     mps__spawned_format(&m, buf, sizeof(buf)));
+                }
+        struct mps__spawned m = {.tag = UINT64_MAX, .id = UINT64_MAX, .pid = INT32_MAX};
+        ck_assert_int_eq(mps__spawned_format(&m, buf, 20), -EMSGSIZE);
+}
+END_TEST
+
+START_TEST(test_exited_format_matches_tree) {
+        char buf[MPS_WIRE_REPLY_TEXT_MAX];
+        const int codes[] = {-128, -64, -9, -1, 0, 1, 42, 127, 255};
+        size_t nu = sizeof(edge_u64) / sizeof(edge_u64[0]);
+        size_t ns = sizeof(edge_seconds) / sizeof(edge_seconds[0]);
+        for (size_t c = 0; c < sizeof(codes) / sizeof(codes[0]); c++)
+                for (size_t i = 0; i < ns; i++) {
+                        struct mps__exited m = {
+                                .tag = edge_u64[i % nu], .id = edge_u64[(i + c) % nu],
+                                .pid = (pid_t)(1 + i * 1000), .exitcode = codes[c],
+                                .core_dumped = i % 2, .timed_out = c % 2,
+                                .utime = edge_seconds[i], .stime = edge_seconds[ns - 1 - i],
+                                .wall = edge_seconds[(i + c) % ns],
+                                .maxrss_kib = i % 3 == 0 ? -5 : (long)(i * 123457)};
+                        same_as_tree(mps__exited_encode(&m), buf,
+                                     mps__exited_format(&m, buf, sizeof(buf)));
+                        /* What the client's decoder reads back. */
+                        cJSON *j = cJSON_Parse(buf);
+                        struct mps__exited back;
+                        char err[256];
+                        if (m.tag <= 9007199254740991u && m.id <= 9007199254740991u) {
+                                ck_assert_int_eq(mps__exited_decode(j, &back, err, sizeof(err)), 0);
+                                ck_assert_uint_eq(back.tag, m.tag);
+                                ck_assert_int_eq(back.exitcode, m.exitcode);
+                        }
+                        cJSON_Delete(j);
+                }
+        struct mps__exited with_result = {.tag = 1, .id = 1, .pid = 1, .result = "1"};
+        ck_assert_int_eq(mps__exited_format(&with_result, buf, sizeof(buf)), -ENOTSUP);
+        struct mps__exited big = {.tag = UINT64_MAX, .id = UINT64_MAX, .pid = 1,
+                                  .exitcode = -9, .utime = 1e12};
+        ck_assert_int_eq(mps__exited_format(&big, buf, 64), -EMSGSIZE);
+}
+END_TEST
+
+START_TEST(test_env_ref_round_trip) {
+        const char *argv[] = {"true", NULL};
+        struct mps__spawn m = {.tag = 3, .path = "true", .argv = argv, .argc = 1,
+                               .env_ref = 2, .umask = -1};
+        ck_assert_uint_eq(mps__spawn_features(&m), MPS_FEATURE_ENV_REF);
+        struct mps__msg msg;
+        round_trip(mps__spawn_encode(&m), NULL, 0, &msg);
+        cJSON *j = msg.json;
+        ck_assert_ptr_null(cJSON_GetObjectItem(j, "env"));
+        struct mps__spawn out;
+        char err[256];
+        int r = mps__spawn_decode(j, 0, &out, err, sizeof(err));
+        ck_assert_msg(r == 0, "%s", err);
+        ck_assert_uint_eq(out.env_ref, 2);
+        ck_assert_uint_eq(out.envc, 0);
+        mps__spawn_done(&out);
+        /* Both at once, or an id past the slots: refused. */
+        cJSON_AddItemToObject(j, "env", cJSON_CreateArray());
+        ck_assert_int_eq(mps__spawn_decode(j, 0, &out, err, sizeof(err)), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "exclude"));
+        cJSON_DeleteItemFromObject(j, "env");
+        cJSON_ReplaceItemInObject(j, "env_ref", cJSON_CreateNumber(MPS_WIRE_ENV_SLOTS + 1));
+        ck_assert_int_eq(mps__spawn_decode(j, 0, &out, err, sizeof(err)), -EINVAL);
+        mps__msg_release(&msg);
+
+        const char *envp[] = {"A=1", "B=", NULL};
+        struct mps__env e = {.tag = 4, .id = 1, .envp = envp, .envc = 2};
+        round_trip(mps__env_encode(&e), NULL, 0, &msg);
+        j = msg.json;
+        ck_assert_int_eq(msg.op, MPS_OP_ENV);
+        char *text = cJSON_PrintUnformatted(j);
+        ck_assert_str_eq(text, "{\"v\":1,\"op\":\"env\",\"tag\":4,\"id\":1,\"env\":[\"A=1\",\"B=\"]}");
+        cJSON_free(text);
+        struct mps__env back;
+        ck_assert_int_eq(mps__env_decode(j, &back, err, sizeof(err)), 0);
+        ck_assert_uint_eq(back.id, 1);
+        ck_assert_uint_eq(back.envc, 2);
+        ck_assert_str_eq(back.envp[1], "B=");
+        free(back.envp);
+        cJSON_ReplaceItemInObject(j, "id", cJSON_CreateNumber(0));
+        ck_assert_int_eq(mps__env_decode(j, &back, err, sizeof(err)), -EINVAL);
+        mps__msg_release(&msg);
+}
+END_TEST
+
 static Suite *wire_suite(void) {
         Suite *s = suite_create("wire");
         TCase *tc;
@@ -1411,6 +1561,7 @@ static Suite *wire_suite(void) {
         tcase_add_test(tc, test_spawn_fd_map_shape);
         tcase_add_test(tc, test_spawn_fd_map_count_bound);
         tcase_add_test(tc, test_spawn_duplicate_fd_target);
+        tcase_add_test(tc, test_spawn_field_index_semantics);
         tcase_add_test(tc, test_spawn_negative_tag);
         tcase_add_test(tc, test_spawn_non_integer_tag);
         tcase_add_test(tc, test_spawn_missing_tag);
@@ -1423,6 +1574,11 @@ static Suite *wire_suite(void) {
         tcase_add_test(tc, test_carrier_bounds);
         tcase_add_test(tc, test_spec_memfd_round_trip);
         tcase_add_test(tc, test_fd_bundle_round_trip);
+
+        tc = new_tcase(s, "replies");
+        tcase_add_test(tc, test_spawned_format_matches_tree);
+        tcase_add_test(tc, test_exited_format_matches_tree);
+        tcase_add_test(tc, test_env_ref_round_trip);
 
         tc = new_tcase(s, "names");
         tcase_add_test(tc, test_errno_name_round_trip);

@@ -25,6 +25,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -225,6 +226,9 @@ static void check_spawn_bounds(const struct mps__spawn *m, size_t nfds) {
                            "spawn argv[%zu]", i);
         FUZZ_CHECK(m->envp && m->envc <= MPS_WIRE_ENV_MAX && !m->envp[m->envc],
                    "spawn envc %zu", m->envc);
+        FUZZ_CHECK(m->env_ref <= MPS_WIRE_ENV_SLOTS && (!m->env_ref || m->envc == 0),
+                   "spawn env_ref %llu with %zu env entries",
+                   (unsigned long long)m->env_ref, m->envc);
         for (size_t i = 0; i < m->envc; i++)
                 FUZZ_CHECK(m->envp[i] && strlen(m->envp[i]) < MPS_WIRE_ARG_STRLEN_MAX,
                            "spawn envp[%zu]", i);
@@ -288,6 +292,7 @@ static void spawn_roundtrip(const struct mps__spawn *m, size_t nfds) {
         SAME(m->argc, m2.argc, "spawn.argc");
         for (size_t i = 0; i < m->argc; i++)
                 SAME_STR(m->argv[i], m2.argv[i], "spawn.argv[i]");
+        SAME(m->env_ref, m2.env_ref, "spawn.env_ref");
         SAME(m->envc, m2.envc, "spawn.envc");
         for (size_t i = 0; i < m->envc; i++)
                 SAME_STR(m->envp[i], m2.envp[i], "spawn.envp[i]");
@@ -407,6 +412,54 @@ static void fuzz_spawn_carrier(const cJSON *json, size_t msg_nfds) {
         }
 }
 
+/* The formatted reply is the tree encoder's text, byte for byte. */
+static void same_text(cJSON *tree, const char *text, int n, const char *what) {
+        if (!tree)
+                return; /* out of memory */
+        char *printed = cJSON_PrintUnformatted(tree);
+        cJSON_Delete(tree);
+        if (!printed)
+                return;
+        FUZZ_CHECK(n >= 0 && strcmp(text, printed) == 0 && strlen(text) == (size_t)n,
+                   "%s formatted as %s, the tree as %s", what, n >= 0 ? text : "(error)",
+                   printed);
+        cJSON_free(printed);
+}
+
+/* An env request: its id is a slot, its strings within bounds, and it
+ * encodes back to the same. */
+static void fuzz_env(const cJSON *json) {
+        struct mps__env m, before, m2;
+        struct mps__msg back;
+        char err[256] = "";
+
+        memset(&m, 0x5a, sizeof(m));
+        memcpy(&before, &m, sizeof(m));
+        int r = mps__env_decode(json, &m, err, sizeof(err));
+        if (r < 0) {
+                CHECK_FAILURE(r, err, m, before, "mps__env_decode");
+                return;
+        }
+        FUZZ_CHECK(m.id >= 1 && m.id <= MPS_WIRE_ENV_SLOTS, "env id %llu",
+                   (unsigned long long)m.id);
+        FUZZ_CHECK(m.envp && m.envc <= MPS_WIRE_ENV_MAX && !m.envp[m.envc], "env envc %zu",
+                   m.envc);
+        for (size_t i = 0; i < m.envc; i++)
+                FUZZ_CHECK(strlen(m.envp[i]) < MPS_WIRE_ARG_STRLEN_MAX, "env entry %zu", i);
+        if (resend(mps__env_encode(&m), MPS_OP_ENV, &back)) {
+                r = mps__env_decode(back.json, &m2, err, sizeof(err));
+                FUZZ_CHECK(r == 0, "re-encoded env: %s", err);
+                SAME(m.tag, m2.tag, "env.tag");
+                SAME(m.id, m2.id, "env.id");
+                SAME(m.envc, m2.envc, "env.envc");
+                for (size_t i = 0; i < m.envc; i++)
+                        SAME_STR(m.envp[i], m2.envp[i], "env.envp[i]");
+                free(m2.envp);
+                mps__msg_release(&back);
+        }
+        free(m.envp);
+}
+
 static void fuzz_spawned(const cJSON *json) {
         struct mps__spawned m, before, m2;
         struct mps__msg back;
@@ -420,6 +473,9 @@ static void fuzz_spawned(const cJSON *json) {
                 return;
         }
         FUZZ_CHECK(m.pid >= 1, "spawned pid %d", (int)m.pid);
+        char text[MPS_WIRE_REPLY_TEXT_MAX];
+        same_text(mps__spawned_encode(&m), text, mps__spawned_format(&m, text, sizeof(text)),
+                  "spawned");
         if (!resend(mps__spawned_encode(&m), MPS_OP_SPAWNED, &back))
                 return;
         r = mps__spawned_decode(back.json, &m2, err, sizeof(err));
@@ -446,6 +502,11 @@ static void fuzz_exited(const cJSON *json) {
         FUZZ_CHECK(m.exitcode >= -128 && m.exitcode <= 255, "exitcode %d",
                    m.exitcode);
         FUZZ_CHECK(m.maxrss_kib >= 0, "maxrss %ld", m.maxrss_kib);
+        if (!m.result_value && !m.failure) {
+                char text[MPS_WIRE_REPLY_TEXT_MAX];
+                same_text(mps__exited_encode(&m), text,
+                          mps__exited_format(&m, text, sizeof(text)), "exited");
+        }
         if (!resend(mps__exited_encode(&m), MPS_OP_EXITED, &back))
                 return;
         r = mps__exited_decode(back.json, &m2, err, sizeof(err));
@@ -753,6 +814,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 fuzz_welcome(msg.json);
                 fuzz_spawn(msg.json, msg.nfds);
                 fuzz_spawn_carrier(msg.json, msg.nfds);
+                fuzz_env(msg.json);
                 fuzz_spawned(msg.json);
                 fuzz_exited(msg.json);
                 fuzz_signal(msg.json);
