@@ -20,10 +20,6 @@
 # of started by the vfork clone (which needs the clone's pidfd): a few
 # hundred user-space instructions either way, small beside the JSON work
 # that dominates, but not the production path for the kernel's share.
-# Nor does it know pidfd_send_signal, with which the server checks that a
-# connecting peer is alive: tests/valgrind_pidfd.c, preloaded, answers
-# that call from /proc (about 5,600 of a launch's instructions, in the
-# "syscall" line of valgrind_pidfd.so; the kernel's answer costs none).
 set -eu
 BUILD=${BUILD:-build}
 N=${N:-2000}
@@ -32,10 +28,7 @@ b="$top/$BUILD"
 command -v valgrind >/dev/null || { echo "bench-callgrind: valgrind is not installed (apt-get install valgrind)"; exit 1; }
 dir=$(mktemp -d /tmp/mps-callgrind-XXXXXX)
 sock="$dir/sock"
-# valgrind 3.19 lacks pidfd_send_signal, which the server's check of a
-# connecting peer uses: tests/valgrind_pidfd.c stands in for it.
-${CC:-cc} -shared -fPIC -O2 -o "$dir/valgrind_pidfd.so" "$top/tests/valgrind_pidfd.c" -ldl
-MPS_TEST_TABLE_MB=1 LD_PRELOAD="$dir/valgrind_pidfd.so" valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p" \
+MPS_TEST_TABLE_MB=1 valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p" \
   "$b/mpforkserver" --socket "$sock" --log-level warning \
   --preload "$b/tests/preload_table.so" 2>"$dir/valgrind.log" &
 vpid=$!
