@@ -97,7 +97,7 @@ COMMON_SRC := launcher/wire.c launcher/transport.c launcher/say.c launcher/fduti
               launcher/rlimits.c launcher/number.c launcher/selfpath.c
 LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c \
               launcher/job_requests.c launcher/pool.c launcher/cmdline.c launcher/share.c \
-              launcher/pool_call.c \
+              launcher/pool_call.c launcher/pidfd_exit.c \
               launcher/embedded.c
 SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver/listen.c \
               forkserver/connection.c forkserver/spawn.c forkserver/job.c forkserver/child.c \
