@@ -449,8 +449,12 @@ static int send_start(mps_process *p) {
                 mps__client_set_error(c, "the client is not connected");
                 r = -ENOTCONN;
         }
-        /* Tags under the lock: any thread may start at the same time. */
-        p->tag = ++c->next_tag;
+        /* Tags under the lock: any thread may start at the same time. A
+         * second start keeps the first one's, under which the process
+         * stays registered until its record comes (the record may come
+         * after a join that read the exit from the pidfd). */
+        if (r == 0)
+                p->tag = ++c->next_tag;
         mps__client_unlock(c);
         if (r < 0)
                 return r;
