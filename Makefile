@@ -136,6 +136,7 @@ TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_p
               check_differential \
               check_userserver \
               check_threads \
+              check_pidfd_exit \
               check_embedded \
               $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh completion.sh
@@ -301,6 +302,9 @@ $(BUILD)/tests/check_cli_parse: $(BUILD)/tests/check_cli_parse.o $(BUILD)/obj/la
   $(BUILD)/libmpspawn.a
 # One client shared by 16 threads (issue 15); also run by check-tsan.
 $(BUILD)/tests/check_threads: $(BUILD)/tests/check_threads.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+# Ends read from pidfds against the records (issue 18); reads lib.h's count.
+$(BUILD)/tests/check_pidfd_exit: $(BUILD)/tests/check_pidfd_exit.o $(BUILD)/tests/testutil.o \
+  $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_pool: $(BUILD)/tests/check_pool.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_call: $(BUILD)/tests/check_call.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_jobpolicy: $(BUILD)/tests/check_jobpolicy.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
@@ -390,7 +394,7 @@ check-asan: deps
 # program for TSan, and the races in question are the client's). Any report fails the run
 # (halt_on_error, and tests/run.sh fails on any file in the log directory).
 # Check's fork mode stays on: each test's threads live in the forked child.
-TSAN_SUITES := check_threads check_process check_pool
+TSAN_SUITES := check_threads check_process check_pool check_pidfd_exit
 check-tsan: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory BUILD=build-tsan \

@@ -646,7 +646,8 @@ void mps__process_lost(mps_process *p) {
 }
 
 int mps__process_exit_pidfd(const mps_process *p) {
-        if (p->state != PROC_RUNNING || !p->pidfd_exit || !mps__pidfd_exit_maybe())
+        if (p->state != PROC_RUNNING || !p->pidfd_exit || p->client->forked ||
+            !mps__pidfd_exit_maybe())
                 return -1;
         return p->pidfd;
 }
@@ -692,6 +693,10 @@ static int await_record(mps_process *p) {
 static int sync_if_ended(mps_process *p) {
         mps_client *c = p->client;
         if (p->state != PROC_RUNNING)
+                return 0;
+        /* Reaped already: the kernel has the exit code (the record may be
+         * waiting unread; it completes the end when read). */
+        if (mps__process_take_pidfd_exit(p))
                 return 0;
         if (!c->closed && !c->broken && !c->forked) {
                 int r = mps__client_drain_locked(c);
