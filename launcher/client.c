@@ -611,8 +611,9 @@ static bool still_watched(mps_client *c, const mps_process *own, const mps_proce
 }
 
 /* As the reader: polls (without the lock) until the socket is readable,
- * a watched process is reaped, or the deadline; then drains, and takes the
- * exits the pidfds tell (after the messages, which may be the records). */
+ * a watched process is reaped, or the deadline; then takes the exits the
+ * pidfds tell, and drains (the records of those exits may be among the
+ * messages: they complete them). */
 static int read_once(mps_client *c, uint64_t deadline, mps_process *own) {
         int timeout_ms = -1;
         if (deadline) {
@@ -628,12 +629,10 @@ static int read_once(mps_client *c, uint64_t deadline, mps_process *own) {
         mps__client_lock(c);
         if (r <= 0)
                 return r;
-        if (ws.fds[0].revents && (r = drain(c)) < 0)
-                return r;
         for (size_t i = 1; i < ws.n; i++)
                 if (ws.fds[i].revents && still_watched(c, own, ws.procs[i]))
                         mps__process_take_pidfd_exit(ws.procs[i]);
-        return r;
+        return ws.fds[0].revents ? drain(c) : r;
 }
 
 /* Sleeps on w until signalled or the deadline (spurious wake-ups are the

@@ -11,6 +11,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -239,9 +240,28 @@ END_TEST
 
 /* ---- which path was taken --------------------------------------------------- */
 
-/* Polls the sentinel for POLLHUP (with no events): the server has reaped
- * the job, and its record waits unread in our socket. */
-static void wait_reaped(mps_process *p) {
+/* A job that exits 7 once the test lets it (its stdin reaches EOF), so
+ * that its end comes after mps_start() has returned: a start that read a
+ * quick job's record with its "spawned" would have ended it from that. */
+static mps_process *start_held(mps_client *c, int *ret_release) {
+        const char *argv[] = {"/bin/sh", "-c", "read x; exit 7", NULL};
+        int in[2];
+        mps_spec *s;
+        ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
+        ck_assert_int_eq(mps_spec_new(&s), 0);
+        ck_assert_int_eq(mps_spec_set_exec(s, argv[0], argv), 0);
+        ck_assert_int_eq(mps_spec_map_fd(s, 0, in[0]), 0);
+        mps_process *p = start_spec(c, s);
+        close(in[0]);
+        *ret_release = in[1];
+        return p;
+}
+
+/* Lets the held job exit and polls its sentinel for POLLHUP (with no
+ * events): the server has reaped it, and its record waits unread in our
+ * socket. */
+static void release_and_wait_reaped(mps_process *p, int release) {
+        close(release);
         struct pollfd pfd = {.fd = mps_sentinel(p), .events = 0};
         ck_assert_int_ge(pfd.fd, 0);
         ck_assert_int_eq(poll(&pfd, 1, 20000), 1);
@@ -252,9 +272,9 @@ static void wait_reaped(mps_process *p) {
  * same on that path; the record read later completes it, once. */
 START_TEST(test_join_after_the_reap_reads_the_pidfd) {
         mps_client *c = open_client(_i);
-        const char *argv[] = {"/bin/sh", "-c", "exit 7", NULL};
-        mps_process *p = start_exec(c, argv, 0, NULL);
-        wait_reaped(p);
+        int release;
+        mps_process *p = start_held(c, &release);
+        release_and_wait_reaped(p, release);
         ck_assert_int_eq(mps_join(p, -1), 0);
         ck_assert_int_eq(mps_exitcode(p), 7);
         ck_assert_uint_eq(pidfd_exits(c), expected_exits(_i, 1));
@@ -274,9 +294,9 @@ END_TEST
  * record is said to be lost, not invented. */
 START_TEST(test_record_lost_after_a_pidfd_end) {
         mps_client *c = open_client(0);
-        const char *argv[] = {"/bin/sh", "-c", "exit 7", NULL};
-        mps_process *p = start_exec(c, argv, 0, NULL);
-        wait_reaped(p);
+        int release;
+        mps_process *p = start_held(c, &release);
+        release_and_wait_reaped(p, release);
         ck_assert_int_eq(mps_join(p, -1), 0);
         ck_assert_uint_eq(pidfd_exits(c), expected_exits(0, 1));
         mps_client_close(c);
@@ -337,6 +357,15 @@ START_TEST(test_waiting_join_wakes_at_the_reap) {
         const char *argv[] = {"/bin/sleep", "30", NULL};
         mps_process *p = start_exec(c, argv, 0, NULL);
         ck_assert_int_eq(kill(srv.pid, SIGSTOP), 0);
+        /* Stopped indeed (the signal is delivered when it next runs). */
+        bool stopped = false;
+        for (int i = 0; i < 20000 && !stopped; i++) {
+                stopped = tu_proc_state(srv.pid, NULL) == 'T';
+                struct timespec ms = {0, 1000000};
+                if (!stopped)
+                        nanosleep(&ms, NULL);
+        }
+        ck_assert(stopped);
         ck_assert_int_eq(mps_kill(p), 0); /* through our pidfd */
         struct joiner j = {.p = p};
         pthread_t t;
@@ -356,6 +385,59 @@ START_TEST(test_waiting_join_wakes_at_the_reap) {
 }
 END_TEST
 
+struct worker {
+        mps_client *c;
+        int base;
+        int bad; /* ends that came out wrong */
+};
+
+/* Ten jobs one after another, each exiting with its own code. */
+static void *worker_thread(void *arg) {
+        struct worker *w = arg;
+        for (int k = 0; k < 10; k++) {
+                char code[16];
+                snprintf(code, sizeof(code), "exit %d", w->base + k);
+                const char *argv[] = {"/bin/sh", "-c", code, NULL};
+                mps_spec *s;
+                mps_process *p;
+                mps_exit_info info;
+                if (mps_spec_new(&s) < 0 || mps_spec_set_exec(s, argv[0], argv) < 0 ||
+                    mps_process_new(w->c, s, &p) < 0) {
+                        w->bad++;
+                        mps_spec_free(s);
+                        continue;
+                }
+                mps_spec_free(s);
+                if (mps_start(p) < 0 || mps_join(p, -1) < 0 ||
+                    mps_exitcode(p) != w->base + k || mps_exit_info_get(p, &info) < 0 ||
+                    info.exitcode != w->base + k || !(info.wall_seconds > 0))
+                        w->bad++;
+                if (mps_process_close(p) < 0)
+                        w->bad++;
+        }
+        return NULL;
+}
+
+/* Eight threads joining on one client: the reader polls the others'
+ * pidfds, followers look at their own, records complete every end. */
+START_TEST(test_threads_joining_on_one_client) {
+        mps_client *c = open_client(_i);
+        struct worker w[8];
+        pthread_t t[8];
+        for (int i = 0; i < 8; i++) {
+                w[i] = (struct worker){.c = c, .base = 10 * i};
+                ck_assert_int_eq(pthread_create(&t[i], NULL, worker_thread, &w[i]), 0);
+        }
+        for (int i = 0; i < 8; i++) {
+                ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+                ck_assert_int_eq(w[i].bad, 0);
+        }
+        if (expected_exits(_i, 1) == 0)
+                ck_assert_uint_eq(pidfd_exits(c), 0);
+        mps_client_close(c);
+}
+END_TEST
+
 static Suite *suite(void) {
         Suite *s = suite_create("pidfd_exit");
         TCase *t = tcase_create("both");
@@ -368,9 +450,15 @@ static Suite *suite(void) {
         tcase_add_loop_test(t, test_call_result_after_join, 0, 2);
         tcase_add_loop_test(t, test_timeout_is_in_the_record, 0, 2);
         tcase_add_loop_test(t, test_join_after_the_reap_reads_the_pidfd, 0, 2);
-        tcase_add_loop_test(t, test_waiting_join_wakes_at_the_reap, 0, 2);
         tcase_add_test(t, test_record_lost_after_a_pidfd_end);
+        tcase_add_loop_test(t, test_threads_joining_on_one_client, 0, 2);
         suite_add_tcase(s, t);
+        /* (A case of its own, to be run alone with CK_RUN_CASE.) */
+        TCase *w = tcase_create("waiting");
+        tcase_add_checked_fixture(w, setup, teardown);
+        tcase_set_timeout(w, 60);
+        tcase_add_loop_test(w, test_waiting_join_wakes_at_the_reap, 0, 2);
+        suite_add_tcase(s, w);
         return s;
 }
 
