@@ -631,7 +631,8 @@ static int read_once(mps_client *c, uint64_t deadline, mps_process *own) {
                 return r;
         for (size_t i = 1; i < ws.n; i++)
                 if (ws.fds[i].revents && still_watched(c, own, ws.procs[i]))
-                        mps__process_take_pidfd_exit(ws.procs[i]);
+                        mps__process_take_pidfd_exit(ws.procs[i],
+                                                     ws.fds[i].revents & POLLHUP);
         return ws.fds[0].revents ? drain(c) : r;
 }
 
@@ -680,7 +681,7 @@ static int wait_for(mps_client *c, bool (*done)(void *arg), void *arg, const voi
                 }
                 /* The reader may be polling without this pidfd (it began
                  * before this wait): a reap already done is seen here. */
-                if (proc && mps__process_take_pidfd_exit(proc))
+                if (proc && mps__process_take_pidfd_exit(proc, false))
                         continue;
                 if (!have_cond) {
                         pthread_once(&cond_attr_once, cond_attr_init);

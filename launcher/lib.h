@@ -248,10 +248,10 @@ void mps__process_on_msg(mps_client *c, struct mps__msg *msg);
 /* With the lock held: the pidfd to poll (for POLLHUP, with no events)
  * until p is reaped, while its exit may be read from it; else -1. */
 int mps__process_exit_pidfd(const mps_process *p);
-/* With the lock held: ends p from its pidfd if it has been reaped and the
- * kernel gives the status (RUNNING -> EXITED, its waiters woken); whether
- * it did. */
-bool mps__process_take_pidfd_exit(mps_process *p);
+/* With the lock held: ends p from its pidfd if it has been reaped (known
+ * so already: reaped) and the kernel gives the status (RUNNING -> EXITED,
+ * its waiters woken); whether it did. */
+bool mps__process_take_pidfd_exit(mps_process *p, bool reaped);
 /* With the lock held: the connection went before p's end was seen. */
 void mps__process_lost(mps_process *p);
 /* With the lock held: frees a process that is not in flight. */

@@ -57,15 +57,19 @@ static int reaped(int pidfd) {
 }
 
 int mps__pidfd_exit_status(int pidfd, int *ret_status) {
+        if (!mps__pidfd_exit_maybe())
+                return -EOPNOTSUPP;
+        int r = reaped(pidfd);
+        return r <= 0 ? r : mps__pidfd_exit_status_reaped(pidfd, ret_status);
+}
+
+int mps__pidfd_exit_status_reaped(int pidfd, int *ret_status) {
         int known = atomic_load_explicit(&support, memory_order_relaxed);
         if (known < 0)
                 return -EOPNOTSUPP;
-        int r = reaped(pidfd);
-        if (r <= 0)
-                return r;
         struct mps__pidfd_info info = {.mask = MPS__PIDFD_INFO_EXIT};
         if (ioctl(pidfd, MPS__PIDFD_GET_INFO, &info) < 0) {
-                r = -errno;
+                int r = -errno;
                 /* ESRCH for a reaped process is 6.13's answer; where the
                  * kernel is known to tell, it is about this pidfd only. */
                 if (r == -ENOTTY || r == -EINVAL || r == -EOPNOTSUPP ||

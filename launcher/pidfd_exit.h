@@ -18,6 +18,9 @@
  */
 int mps__pidfd_exit_status(int pidfd, int *ret_status);
 
+/* The same for a pidfd already seen reaped (POLLHUP): no poll first. */
+int mps__pidfd_exit_status_reaped(int pidfd, int *ret_status);
+
 /* False once this process has learnt that the kernel does not tell. */
 bool mps__pidfd_exit_maybe(void);
 

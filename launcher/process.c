@@ -652,11 +652,12 @@ int mps__process_exit_pidfd(const mps_process *p) {
         return p->pidfd;
 }
 
-bool mps__process_take_pidfd_exit(mps_process *p) {
+bool mps__process_take_pidfd_exit(mps_process *p, bool reaped) {
         if (mps__process_exit_pidfd(p) < 0)
                 return false;
         int status;
-        int r = mps__pidfd_exit_status(p->pidfd, &status);
+        int r = reaped ? mps__pidfd_exit_status_reaped(p->pidfd, &status)
+                       : mps__pidfd_exit_status(p->pidfd, &status);
         if (r < 0)
                 p->pidfd_exit = false; /* its record tells, as before */
         if (r <= 0)
@@ -685,26 +686,33 @@ static int await_record(mps_process *p) {
         return p->state == PROC_EXITED ? (r < 0 ? r : -ENOTCONN) : 0;
 }
 
+/* The pidfd's events now (POLLIN: ended; POLLHUP: reaped), 0 when none
+ * or no pidfd. */
+static short pidfd_events(const mps_process *p) {
+        struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN};
+        return p->pidfd >= 0 && mps__poll_many(&pfd, 1, 0) > 0 ? pfd.revents : 0;
+}
+
 /*
  * The pidfd polls readable as soon as the job has ended, slightly before the
  * server's exit record can arrive. Callers that ask "has it ended?" wait for
- * that record then, so that is_alive/exitcode agree with the sentinel.
+ * that record then, so that is_alive/exitcode agree with the sentinel; or,
+ * once the server has reaped it, read its exit from the pidfd (see the top
+ * of the file), the record then waiting unread or a moment behind.
  */
 static int sync_if_ended(mps_process *p) {
         mps_client *c = p->client;
         if (p->state != PROC_RUNNING)
                 return 0;
-        /* Reaped already: the kernel has the exit code (the record may be
-         * waiting unread; it completes the end when read). */
-        if (mps__process_take_pidfd_exit(p))
+        short events = pidfd_events(p);
+        if ((events & POLLHUP) && mps__process_take_pidfd_exit(p, true))
                 return 0;
         if (!c->closed && !c->broken && !c->forked) {
                 int r = mps__client_drain_locked(c);
                 if (r < 0 && r != -ENOTCONN)
                         return r;
         }
-        if (p->state == PROC_RUNNING && p->pidfd >= 0 &&
-            mps__poll_one(p->pidfd, POLLIN, 0) > 0)
+        if (p->state == PROC_RUNNING && (events & POLLIN))
                 return mps__client_wait_process(c, ended, p, 0);
         return 0;
 }

@@ -28,18 +28,7 @@ static mps_client *client;
 static char preload[PATH_MAX];
 
 static void find_preload(void) {
-        /* Next to the server under test: BUILD/tests/preload_table.so;
-         * $MPS_TEST_PRELOAD for another server's own (an older one refuses
-         * a module of a newer ABI). */
-        const char *own = getenv("MPS_TEST_PRELOAD");
-        if (own && *own) {
-                snprintf(preload, sizeof(preload), "%s", own);
-                return;
-        }
-        snprintf(preload, sizeof(preload), "%s", tu_forkserver());
-        char *slash = strrchr(preload, '/');
-        ck_assert_ptr_nonnull(slash);
-        snprintf(slash, sizeof(preload) - (size_t)(slash - preload), "/tests/preload_table.so");
+        tu_preload_table(preload, sizeof(preload));
 }
 
 static void setup(void) {

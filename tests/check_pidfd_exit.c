@@ -32,16 +32,8 @@
 static struct tu_server srv;
 static char preload[PATH_MAX];
 
-/* Next to the server under test: BUILD/tests/preload_table.so. */
-static void find_preload(void) {
-        snprintf(preload, sizeof(preload), "%s", tu_forkserver());
-        char *slash = strrchr(preload, '/');
-        ck_assert_ptr_nonnull(slash);
-        snprintf(slash, sizeof(preload) - (size_t)(slash - preload), "/tests/preload_table.so");
-}
-
 static void setup(void) {
-        find_preload();
+        tu_preload_table(preload, sizeof(preload));
         const char *extra[] = {"--preload", preload, NULL};
         tu_server_start(&srv, extra);
 }
