@@ -62,8 +62,13 @@ static mps_process *start_call(const char *entry, const char *args, int extra, i
         return p;
 }
 
+/* Joins p, and waits for its record too (a join may have taken the exit
+ * from the pidfd at the reap, before the server took the result and sent
+ * the record). */
 static int finish(mps_process *p) {
+        mps_exit_info info;
         ck_assert_int_eq(mps_join(p, -1), 0);
+        ck_assert_int_eq(mps_exit_info_get(p, &info), 0);
         int code = mps_exitcode(p);
         ck_assert_int_eq(mps_process_close(p), 0);
         return code;
