@@ -396,13 +396,14 @@ check-asan: deps
 # Check's fork mode stays on: each test's threads live in the forked child.
 TSAN_SUITES := check_threads check_process check_pool check_pidfd_exit
 check-tsan: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BUILD)/tests/preload_table.so
 	@$(MAKE) --no-print-directory BUILD=build-tsan \
 	  CFLAGS='-O1 -g -fno-omit-frame-pointer' SANITIZE='-fsanitize=thread' \
 	  $(TSAN_SUITES:%=build-tsan/tests/%)
 	@mkdir -p build-tsan/tsan-logs; rm -f build-tsan/tsan-logs/*
 	@cp $(BUILD)/mpforkserver build-tsan/mpforkserver
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 log_path=$(CURDIR)/build-tsan/tsan-logs/tsan $${TSAN_OPTIONS:-}" \
+	  MPS_TEST_PRELOAD=$(CURDIR)/$(BUILD)/tests/preload_table.so \
 	  BUILD=build-tsan sh tests/run.sh $(TSAN_SUITES); r=$$?; \
 	  if [ -n "$$(ls -A build-tsan/tsan-logs)" ]; then \
 	    cat build-tsan/tsan-logs/*; echo "check-tsan: ThreadSanitizer reports above"; exit 1; fi; \
