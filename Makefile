@@ -97,7 +97,7 @@ COMMON_SRC := launcher/wire.c launcher/transport.c launcher/say.c launcher/fduti
               launcher/rlimits.c launcher/number.c launcher/selfpath.c
 LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c \
               launcher/job_requests.c launcher/pool.c launcher/cmdline.c launcher/share.c \
-              launcher/pool_call.c launcher/envcache.c \
+              launcher/pool_call.c launcher/envcache.c launcher/pidfd_exit.c \
               launcher/embedded.c
 SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver/listen.c \
               forkserver/connection.c forkserver/spawn.c forkserver/job.c forkserver/child.c \
@@ -136,6 +136,7 @@ TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_p
               check_differential \
               check_userserver \
               check_threads \
+              check_pidfd_exit \
               check_embedded \
               check_envref \
               $(FUZZ_REPLAYS)
@@ -304,6 +305,9 @@ $(BUILD)/tests/check_cli_parse: $(BUILD)/tests/check_cli_parse.o $(BUILD)/obj/la
   $(BUILD)/libmpspawn.a
 # One client shared by 16 threads (issue 15); also run by check-tsan.
 $(BUILD)/tests/check_threads: $(BUILD)/tests/check_threads.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+# Ends read from pidfds against the records (issue 18); reads lib.h's count.
+$(BUILD)/tests/check_pidfd_exit: $(BUILD)/tests/check_pidfd_exit.o $(BUILD)/tests/testutil.o \
+  $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_pool: $(BUILD)/tests/check_pool.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_call: $(BUILD)/tests/check_call.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_jobpolicy: $(BUILD)/tests/check_jobpolicy.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
@@ -393,15 +397,16 @@ check-asan: deps
 # program for TSan, and the races in question are the client's). Any report fails the run
 # (halt_on_error, and tests/run.sh fails on any file in the log directory).
 # Check's fork mode stays on: each test's threads live in the forked child.
-TSAN_SUITES := check_threads check_process check_pool
+TSAN_SUITES := check_threads check_process check_pool check_pidfd_exit
 check-tsan: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BUILD)/tests/preload_table.so
 	@$(MAKE) --no-print-directory BUILD=build-tsan \
 	  CFLAGS='-O1 -g -fno-omit-frame-pointer' SANITIZE='-fsanitize=thread' \
 	  $(TSAN_SUITES:%=build-tsan/tests/%)
 	@mkdir -p build-tsan/tsan-logs; rm -f build-tsan/tsan-logs/*
 	@cp $(BUILD)/mpforkserver build-tsan/mpforkserver
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 log_path=$(CURDIR)/build-tsan/tsan-logs/tsan $${TSAN_OPTIONS:-}" \
+	  MPS_TEST_PRELOAD=$(CURDIR)/$(BUILD)/tests/preload_table.so \
 	  BUILD=build-tsan sh tests/run.sh $(TSAN_SUITES); r=$$?; \
 	  if [ -n "$$(ls -A build-tsan/tsan-logs)" ]; then \
 	    cat build-tsan/tsan-logs/*; echo "check-tsan: ThreadSanitizer reports above"; exit 1; fi; \

@@ -162,6 +162,13 @@ MPS_API int mps_client_open_flags(const char *path, unsigned flags,
                                   mps_client **ret_client, char **ret_message);
 
 /*
+ * A debugging knob, read at each open: with MPSPAWN_NO_PIDFD_EXIT=1 in the
+ * environment the client never reads exit codes from pidfds (see
+ * mps_join) and learns every end from the server's record only, as on
+ * kernels before Linux 6.15. For tests and benchmarks of that path.
+ */
+
+/*
  * Closes the connection. Daemon processes started through it are terminated
  * by the server; other processes run on. Process handles made from this
  * client stay valid until mps_process_close(): one that had not ended by now
@@ -365,6 +372,22 @@ MPS_API int mps_start(mps_process *proc);
  * (-1: no limit). Like Python, it does not say which: ask mps_is_alive() or
  * mps_exitcode(). Returns 0, -EINVAL if never started, -ENOTCONN if the
  * connection was lost before the end was seen.
+ *
+ * The end is seen when the server's exit record arrives, or earlier, as
+ * soon as the server has reaped the job, where the kernel gives the job's
+ * wait status to the holder of its pidfd (PIDFD_INFO_EXIT, Linux 6.15):
+ * then mps_exitcode() and mps_exit_info_get()'s exitcode and core_dumped
+ * are the kernel's, which are the server's too (the same wait status), and
+ * the record, which the server sends right after that reap, completes the
+ * rest (times, max_rss_kib, timed_out, a call job's result) when read; it
+ * never changes the exit code or ends the process a second time, and a
+ * Pool callback runs once, with the record. The same holds for
+ * mps_is_alive() and mps_exitcode() once the sentinel is readable. Detached
+ * jobs, and jobs of a server that sends no pidfds, are told by the record
+ * only. A join waiting on another thread's reads is woken by its job's
+ * pidfd too while that reader polls it (up to 32 such joins at a time;
+ * others, and joins that began after the reader's poll, wake for the
+ * record, as before).
  */
 MPS_API int mps_join(mps_process *proc, int timeout_ms);
 
@@ -410,7 +433,10 @@ MPS_API uint64_t mps_job_id(const mps_process *proc);
 /*
  * An fd that becomes readable once the process has ended (a pidfd), for
  * poll/epoll on many processes at once. Owned by the process handle.
- * Returns a negative errno if not started.
+ * Returns a negative errno if not started. It polls readable as soon as the
+ * job exits, before the server has reaped it; mps_is_alive(), mps_exitcode()
+ * and mps_join() then wait for the reap (and take the exit code from the
+ * pidfd where the kernel gives it, see mps_join) or for the record.
  */
 MPS_API int mps_sentinel(const mps_process *proc);
 
@@ -425,10 +451,15 @@ typedef struct mps_exit_info {
         double wall_seconds;   /* from fork to reaping, as the server saw */
 } mps_exit_info;
 
-/* The end's details: 0, or -EAGAIN while the end has not been seen. Unlike
- * mps_is_alive() and mps_exitcode() it reads no message, so a scan over
- * many processes in an event loop does not consume what the loop's
- * dispatch would have handled (docs/examples). */
+/* The end's details, from the server's exit record: 0, or -EAGAIN while the
+ * end has not been seen. Unlike mps_is_alive() and mps_exitcode() it reads
+ * no message, so a scan over many processes in an event loop does not
+ * consume what the loop's dispatch would have handled (docs/examples);
+ * except for a process whose end was seen from its pidfd (see mps_join)
+ * before its record was read: then it waits for that record (sent right
+ * after the reap), reading messages as a join does (Pool callbacks may run
+ * meanwhile), and returns -ENOTCONN, *ret_info untouched, if the
+ * connection goes first (mps_exitcode() still tells the exit code). */
 MPS_API int mps_exit_info_get(const mps_process *proc,
                               mps_exit_info *ret_info);
 
@@ -478,7 +509,9 @@ MPS_API int mps_spec_set_call(mps_spec *spec, const char *entry,
 /*
  * After a call job ended: its result as JSON text (printed again, compactly:
  * numbers as doubles), or NULL: none was set, the job was no call job, or
- * the server is too old. Valid until mps_process_close().
+ * the server is too old. Valid until mps_process_close(). Like
+ * mps_exit_info_get() it waits for the record of an end seen from the
+ * pidfd (NULL if the connection goes first); so does mps_result_error().
  */
 MPS_API const char *mps_result(const mps_process *proc);
 

@@ -373,7 +373,12 @@ struct mps__waiter {
         struct mps__list node;
         pthread_cond_t cond;
         const void *target; /* a process, a request or a pool */
+        mps_process *proc;  /* (mps__client_wait_process) whose pidfd to poll */
 };
+
+/* The most pidfds the reader polls besides the socket: the waits past
+ * that learn their ends from the server's records only. */
+#define WATCH_MAX 32
 
 static pthread_once_t cond_attr_once = PTHREAD_ONCE_INIT;
 static pthread_condattr_t cond_attr;
@@ -566,9 +571,51 @@ static int drain(mps_client *c) {
         return handled ? handled : -ENOTCONN;
 }
 
-/* As the reader: polls (without the lock) until the socket is readable or
- * the deadline, then drains. */
-static int read_once(mps_client *c, uint64_t deadline) {
+/* The socket, then the pidfds of own and of the processes other threads
+ * wait on, to be polled; the count. */
+struct watch_set {
+        struct pollfd fds[1 + WATCH_MAX];
+        mps_process *procs[1 + WATCH_MAX];
+        size_t n;
+};
+
+static void watch_add(struct watch_set *ws, mps_process *p) {
+        int fd = p ? mps__process_exit_pidfd(p) : -1;
+        if (fd < 0 || ws->n >= 1 + WATCH_MAX)
+                return;
+        /* No events: POLLHUP comes at the reap (POLLIN already at the
+         * exit, before the status is there). */
+        ws->fds[ws->n] = (struct pollfd){.fd = fd, .events = 0};
+        ws->procs[ws->n++] = p;
+}
+
+static void watch_build(mps_client *c, mps_process *own, struct watch_set *ws) {
+        ws->fds[0] = (struct pollfd){.fd = c->fd, .events = POLLIN};
+        ws->procs[0] = NULL;
+        ws->n = 1;
+        if (!c->pidfd_exit)
+                return;
+        watch_add(ws, own);
+        for (struct mps__list *n = c->waiters.next; n != &c->waiters; n = n->next)
+                watch_add(ws, mps__list_entry(n, struct mps__waiter, node)->proc);
+}
+
+/* Whether p is still own or a waiter's process: one whose wait left while
+ * the lock was released may have been closed since. */
+static bool still_watched(mps_client *c, const mps_process *own, const mps_process *p) {
+        if (p == own)
+                return true;
+        for (struct mps__list *n = c->waiters.next; n != &c->waiters; n = n->next)
+                if (mps__list_entry(n, struct mps__waiter, node)->proc == p)
+                        return true;
+        return false;
+}
+
+/* As the reader: polls (without the lock) until the socket is readable,
+ * a watched process is reaped, or the deadline; then takes the exits the
+ * pidfds tell, and drains (the records of those exits may be among the
+ * messages: they complete them). */
+static int read_once(mps_client *c, uint64_t deadline, mps_process *own) {
         int timeout_ms = -1;
         if (deadline) {
                 uint64_t now = mps__now_ns();
@@ -576,13 +623,18 @@ static int read_once(mps_client *c, uint64_t deadline) {
                         return 0;
                 timeout_ms = (int)((deadline - now + 999999) / 1000000);
         }
-        int fd = c->fd;
+        struct watch_set ws;
+        watch_build(c, own, &ws);
         mps__client_unlock(c);
-        int r = mps__poll_one(fd, POLLIN, timeout_ms);
+        int r = mps__poll_many(ws.fds, ws.n, timeout_ms);
         mps__client_lock(c);
         if (r <= 0)
                 return r;
-        return drain(c);
+        for (size_t i = 1; i < ws.n; i++)
+                if (ws.fds[i].revents && still_watched(c, own, ws.procs[i]))
+                        mps__process_take_pidfd_exit(ws.procs[i],
+                                                     ws.fds[i].revents & POLLHUP);
+        return ws.fds[0].revents ? drain(c) : r;
 }
 
 /* Sleeps on w until signalled or the deadline (spurious wake-ups are the
@@ -597,9 +649,9 @@ static void sleep_on(mps_client *c, struct mps__waiter *w, uint64_t deadline) {
         pthread_cond_timedwait(&w->cond, &c->lock, &ts);
 }
 
-int mps__client_wait_until(mps_client *c, bool (*done)(void *arg), void *arg,
-                           const void *target, uint64_t deadline_ns) {
-        struct mps__waiter w = {.target = target};
+static int wait_for(mps_client *c, bool (*done)(void *arg), void *arg, const void *target,
+                    mps_process *proc, uint64_t deadline_ns) {
+        struct mps__waiter w = {.target = target, .proc = proc};
         bool took = false, have_cond = false;
         int r;
         mps__list_init(&w.node);
@@ -623,11 +675,15 @@ int mps__client_wait_until(mps_client *c, bool (*done)(void *arg), void *arg,
                 if (is_reader(c)) {
                         /* (A waiter that took the role over reads now.) */
                         mps__list_remove(&w.node);
-                        r = read_once(c, deadline_ns);
+                        r = read_once(c, deadline_ns, proc);
                         if (r < 0 && r != -EINTR && r != -ENOTCONN)
                                 break;
                         continue;
                 }
+                /* The reader may be polling without this pidfd (it began
+                 * before this wait): a reap already done is seen here. */
+                if (proc && mps__process_take_pidfd_exit(proc, false))
+                        continue;
                 if (!have_cond) {
                         pthread_once(&cond_attr_once, cond_attr_init);
                         pthread_cond_init(&w.cond, &cond_attr);
@@ -645,6 +701,20 @@ int mps__client_wait_until(mps_client *c, bool (*done)(void *arg), void *arg,
          * deadline instead: pass it on. */
         hand_over(c);
         return r;
+}
+
+int mps__client_wait_until(mps_client *c, bool (*done)(void *arg), void *arg,
+                           const void *target, uint64_t deadline_ns) {
+        return wait_for(c, done, arg, target, NULL, deadline_ns);
+}
+
+int mps__client_wait_process(mps_client *c, bool (*done)(void *arg), mps_process *p,
+                             uint64_t deadline_ns) {
+        return wait_for(c, done, p, p, p, deadline_ns);
+}
+
+unsigned long mps__client_pidfd_exits(const mps_client *c) {
+        return c->pidfd_exits;
 }
 
 /* ---- requests ------------------------------------------------------------------ */
@@ -975,6 +1045,13 @@ static int handshake(mps_client *c, const char *where, char *msg, size_t msglen)
         }
 }
 
+/* MPSPAWN_NO_PIDFD_EXIT=1 (a debugging knob, see mpspawn.h): ends come
+ * from the server's records only, as before Linux 6.15. */
+static bool pidfd_exit_forced_off(void) {
+        const char *v = getenv("MPSPAWN_NO_PIDFD_EXIT");
+        return v && v[0] && strcmp(v, "0") != 0;
+}
+
 MPS_API int mps_client_open(const char *path, mps_client **ret_client,
                             char **ret_message) {
         return mps_client_open_flags(path, 0, ret_client, ret_message);
@@ -1011,6 +1088,7 @@ MPS_API int mps_client_open_flags(const char *path, unsigned flags,
         mps__list_init(&c->registry_node);
         c->fd = fd;
         c->refs = 1;
+        c->pidfd_exit = !pidfd_exit_forced_off();
         if ((r = handshake(c, where, msg, sizeof(msg))) < 0) {
                 pthread_mutex_destroy(&c->lock);
                 free(c);

@@ -59,10 +59,14 @@ uint64_t mps__now_ns(void) {
 
 int mps__poll_one(int fd, short events, int timeout_ms) {
         struct pollfd p = {.fd = fd, .events = events};
+        return mps__poll_many(&p, 1, timeout_ms);
+}
+
+int mps__poll_many(struct pollfd *fds, size_t n, int timeout_ms) {
         uint64_t deadline = timeout_ms >= 0
                 ? mps__now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
         for (;;) {
-                int r = poll(&p, 1, timeout_ms);
+                int r = poll(fds, (nfds_t)n, timeout_ms);
                 if (r >= 0)
                         return r;
                 if (errno != EINTR)

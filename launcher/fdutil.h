@@ -24,6 +24,10 @@ ssize_t mps__read_retry(int fd, void *buf, size_t len);
  * timeout_ms < 0 waits forever. Returns >0 ready, 0 timeout, -errno. */
 int mps__poll_one(int fd, short events, int timeout_ms);
 
+/* The same for n fds (revents set in each). */
+struct pollfd;
+int mps__poll_many(struct pollfd *fds, size_t n, int timeout_ms);
+
 /* wait4(pid, status, options, ru) retried on EINTR: the one place the
  * project waits for a child. Returns the pid reaped, 0 (WNOHANG and none
  * ready) or -errno. status and ru may be NULL. */

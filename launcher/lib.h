@@ -65,6 +65,11 @@ struct mps_client {
         struct mps__list registry_node; /* in the open clients (atfork) */
         pid_t server_pid;
         bool server_pidfd; /* the server sends pidfds */
+        /* Exits may be read from the server's pidfds (not forced off by
+         * MPSPAWN_NO_PIDFD_EXIT at open; the kernel may still not tell,
+         * see pidfd_exit.h). */
+        bool pidfd_exit;
+        unsigned long pidfd_exits; /* ends taken so (a count for tests) */
         unsigned features; /* MPS_FEATURE_* the server announced */
         char server_version[32];
         uint64_t next_tag;
@@ -126,6 +131,9 @@ enum proc_state {
         PROC_NEW,
         PROC_STARTING, /* spawn sent, no answer yet */
         PROC_RUNNING,
+        /* Reaped: the exit code (and core dump bit) came from the pidfd,
+         * the server's record is on its way (see process.c). */
+        PROC_EXITED,
         PROC_ENDED,  /* exit record received */
         PROC_FAILED, /* the start failed; start_error says why */
         PROC_LOST,   /* the connection went before the end was seen */
@@ -140,6 +148,9 @@ struct mps_process {
         uint64_t id;
         pid_t pid;
         int pidfd;
+        /* The pidfd is the server's and may give the exit (cleared when
+         * the kernel could not tell for it). */
+        bool pidfd_exit;
         int start_error; /* positive errno */
         char start_stage[16]; /* where the start failed, from the server */
         /* Why, for the starting thread (the reader that received the
@@ -187,6 +198,13 @@ void mps__client_unref(mps_client *c);
  */
 int mps__client_wait_until(mps_client *c, bool (*done)(void *arg), void *arg,
                            const void *target, uint64_t deadline_ns);
+/* The same for a wait on process p (target and arg): the reader polls
+ * p's pidfd too while p's exit may be read from it (mps__process_exit_pidfd),
+ * as it does for every process another thread waits on this way. */
+int mps__client_wait_process(mps_client *c, bool (*done)(void *arg), mps_process *p,
+                             uint64_t deadline_ns);
+/* With the lock held: how many ends were read from pidfds (for tests). */
+unsigned long mps__client_pidfd_exits(const mps_client *c);
 /* With the lock held: wakes the waiters of target (after its change). */
 void mps__client_wake(mps_client *c, const void *target);
 /* With the lock held: queues p's on_change for the reader to run. */
@@ -261,6 +279,13 @@ mps_exit_info mps__exit_info_of(const struct mps__exited *e);
 int mps__process_send_start(mps_process *p);
 /* With the lock held, as the reader: one message about a process. */
 void mps__process_on_msg(mps_client *c, struct mps__msg *msg);
+/* With the lock held: the pidfd to poll (for POLLHUP, with no events)
+ * until p is reaped, while its exit may be read from it; else -1. */
+int mps__process_exit_pidfd(const mps_process *p);
+/* With the lock held: ends p from its pidfd if it has been reaped (known
+ * so already: reaped) and the kernel gives the status (RUNNING -> EXITED,
+ * its waiters woken); whether it did. */
+bool mps__process_take_pidfd_exit(mps_process *p, bool reaped);
 /* With the lock held: the connection went before p's end was seen. */
 void mps__process_lost(mps_process *p);
 /* With the lock held: frees a process that is not in flight. */

@@ -8,6 +8,21 @@
  * polls readable once the job has ended, and signals reach exactly this job
  * with no pid-reuse window.
  *
+ * Where the kernel keeps a reaped process's status for pidfds (Linux 6.15,
+ * pidfd_exit.h), a join or a sentinel check that sees the job reaped reads
+ * its exit code there: RUNNING -> EXITED, without waiting for the server,
+ * which sends its record ("exited": rusage, wall time, timed_out, a call's
+ * result) right after that reap. The record then makes it ENDED, keeping
+ * the exit code already seen (the server's is the same wait status), and
+ * only then runs the change hook (the Pool's), once. What needs the record
+ * (mps_exit_info_get, mps_result, mps_result_error) waits for it. A loss
+ * of the connection leaves EXITED as it is: the end was seen, the record
+ * is lost. The server's status is the one of the pid we hold for every job
+ * whose pidfd it sends (exec, call, pre-forked, terminal and kill_tree jobs
+ * alike: it reports its direct child's wait status); a pidfd we opened
+ * ourselves (a server without pidfds) may be of a reused pid, and a
+ * detached job has no record: both keep to the server's word.
+ *
  * Threads: every state field is guarded by the client's lock; the reader
  * (see client.c) changes them as messages arrive and wakes the threads
  * waiting on that process.
@@ -22,10 +37,12 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fdutil.h"
 #include "lib.h"
+#include "pidfd_exit.h"
 
 MPS_API int mps_process_new(mps_client *c, const mps_spec *spec,
                             mps_process **ret_process) {
@@ -432,8 +449,12 @@ static int send_start(mps_process *p) {
                 mps__client_set_error(c, "the client is not connected");
                 r = -ENOTCONN;
         }
-        /* Tags under the lock: any thread may start at the same time. */
-        p->tag = ++c->next_tag;
+        /* Tags under the lock: any thread may start at the same time. A
+         * second start keeps the first one's, under which the process
+         * stays registered until its record comes (the record may come
+         * after a join that read the exit from the pidfd). */
+        if (r == 0)
+                p->tag = ++c->next_tag;
         mps__client_unlock(c);
         if (r < 0)
                 return r;
@@ -546,6 +567,7 @@ void mps__process_on_msg(mps_client *c, struct mps__msg *msg) {
                 if (s.has_pidfd && msg->nfds > 0) {
                         p->pidfd = msg->fds[0];
                         msg->fds[0] = -1; /* taken */
+                        p->pidfd_exit = c->pidfd_exit && !p->spec->spawn.detached;
                 } else {
                         /* A server without pidfds (old kernel, valgrind):
                          * open one ourselves. The server reaps as soon as
@@ -567,10 +589,16 @@ void mps__process_on_msg(mps_client *c, struct mps__msg *msg) {
                 if (mps__exited_decode(msg->json, &e, err, sizeof(err)) < 0)
                         return;
                 mps_process *p = mps__idmap_get(&c->inflight, e.tag);
-                if (!p || p->state != PROC_RUNNING)
+                if (!p || (p->state != PROC_RUNNING && p->state != PROC_EXITED))
                         return;
                 mps__idmap_remove(&c->inflight, e.tag);
-                p->info = mps__exit_info_of(&e);
+                mps_exit_info info = mps__exit_info_of(&e);
+                if (p->state == PROC_EXITED) {
+                        /* What callers have seen stays (and is the same). */
+                        info.exitcode = p->info.exitcode;
+                        info.core_dumped = p->info.core_dumped;
+                }
+                p->info = info;
                 /* Out of memory, a result is lost: the exit is not. */
                 p->result = e.result_value ? cJSON_PrintUnformatted(e.result_value) : NULL;
                 p->result_error = e.failure ? strdup(e.failure) : NULL;
@@ -616,26 +644,80 @@ void mps__process_lost(mps_process *p) {
         if (p->state == PROC_STARTING || p->state == PROC_RUNNING) {
                 p->state = PROC_LOST;
                 changed(p);
+        } else if (p->state == PROC_EXITED) {
+                changed(p); /* its record will not come */
         }
+}
+
+int mps__process_exit_pidfd(const mps_process *p) {
+        if (p->state != PROC_RUNNING || !p->pidfd_exit || p->client->forked ||
+            !mps__pidfd_exit_maybe())
+                return -1;
+        return p->pidfd;
+}
+
+bool mps__process_take_pidfd_exit(mps_process *p, bool reaped) {
+        if (mps__process_exit_pidfd(p) < 0)
+                return false;
+        int status;
+        int r = reaped ? mps__pidfd_exit_status_reaped(p->pidfd, &status)
+                       : mps__pidfd_exit_status(p->pidfd, &status);
+        if (r < 0)
+                p->pidfd_exit = false; /* its record tells, as before */
+        if (r <= 0)
+                return false;
+        p->info = (mps_exit_info){
+                .exitcode = mps__exitcode_of_status(status),
+                .core_dumped = WIFSIGNALED(status) && WCOREDUMP(status),
+        };
+        p->state = PROC_EXITED;
+        p->client->pidfd_exits++;
+        mps__client_wake(p->client, p);
+        return true;
+}
+
+static bool recorded(void *arg) {
+        return ((mps_process *)arg)->state != PROC_EXITED;
+}
+
+/* With the lock held: an end read from the pidfd waits for the server's
+ * record (sent right after the reap that pidfd saw). 0, or -ENOTCONN when
+ * the connection goes first (the record is lost; the exit code stays). */
+static int await_record(mps_process *p) {
+        if (p->state != PROC_EXITED)
+                return 0;
+        int r = mps__client_wait_until(p->client, recorded, p, p, 0);
+        return p->state == PROC_EXITED ? (r < 0 ? r : -ENOTCONN) : 0;
+}
+
+/* The pidfd's events now (POLLIN: ended; POLLHUP: reaped), 0 when none
+ * or no pidfd. */
+static short pidfd_events(const mps_process *p) {
+        struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN};
+        return p->pidfd >= 0 && mps__poll_many(&pfd, 1, 0) > 0 ? pfd.revents : 0;
 }
 
 /*
  * The pidfd polls readable as soon as the job has ended, slightly before the
  * server's exit record can arrive. Callers that ask "has it ended?" wait for
- * that record then, so that is_alive/exitcode agree with the sentinel.
+ * that record then, so that is_alive/exitcode agree with the sentinel; or,
+ * once the server has reaped it, read its exit from the pidfd (see the top
+ * of the file), the record then waiting unread or a moment behind.
  */
 static int sync_if_ended(mps_process *p) {
         mps_client *c = p->client;
         if (p->state != PROC_RUNNING)
+                return 0;
+        short events = pidfd_events(p);
+        if ((events & POLLHUP) && mps__process_take_pidfd_exit(p, true))
                 return 0;
         if (!c->closed && !c->broken && !c->forked) {
                 int r = mps__client_drain_locked(c);
                 if (r < 0 && r != -ENOTCONN)
                         return r;
         }
-        if (p->state == PROC_RUNNING && p->pidfd >= 0 &&
-            mps__poll_one(p->pidfd, POLLIN, 0) > 0)
-                return mps__client_wait_until(c, ended, p, p, 0);
+        if (p->state == PROC_RUNNING && (events & POLLIN))
+                return mps__client_wait_process(c, ended, p, 0);
         return 0;
 }
 
@@ -658,7 +740,7 @@ static int join_locked(mps_process *p, int timeout_ms) {
         r = sync_if_ended(p);
         if (r < 0)
                 return r;
-        r = mps__client_wait_until(c, ended, p, p, deadline);
+        r = mps__client_wait_process(c, ended, p, deadline);
         if (p->state == PROC_LOST || (r == -ENOTCONN && !ended(p))) {
                 mps__client_set_error(c, "%s", c->broken_reason);
                 return -ENOTCONN;
@@ -696,7 +778,8 @@ MPS_API int mps_exitcode(mps_process *p) {
                 return MPS_EXITCODE_NONE;
         mps__client_lock(p->client);
         sync_if_ended(p);
-        int code = p->state == PROC_ENDED ? p->info.exitcode : MPS_EXITCODE_NONE;
+        int code = p->state == PROC_ENDED || p->state == PROC_EXITED ? p->info.exitcode
+                                                                     : MPS_EXITCODE_NONE;
         mps__client_unlock(p->client);
         return code;
 }
@@ -704,13 +787,16 @@ MPS_API int mps_exitcode(mps_process *p) {
 MPS_API int mps_exit_info_get(const mps_process *p, mps_exit_info *ret_info) {
         if (!p || !ret_info)
                 return -EINVAL;
-        int r = -EAGAIN;
-        mps__client_lock(p->client);
-        if (p->state == PROC_ENDED) {
-                *ret_info = p->info;
-                r = 0;
-        }
-        mps__client_unlock(p->client);
+        /* The lock and the wait for the record are no part of the
+         * caller's view of the process. */
+        mps_process *q = (mps_process *)p;
+        mps__client_lock(q->client);
+        int r = await_record(q);
+        if (r == 0)
+                r = q->state == PROC_ENDED ? 0 : -EAGAIN;
+        if (r == 0)
+                *ret_info = q->info;
+        mps__client_unlock(q->client);
         return r;
 }
 
@@ -885,17 +971,21 @@ MPS_API int mps_process_close(mps_process *p) {
 MPS_API const char *mps_result(const mps_process *p) {
         if (!p)
                 return NULL;
-        mps__client_lock(p->client);
-        const char *result = p->state == PROC_ENDED ? p->result : NULL;
-        mps__client_unlock(p->client);
+        mps_process *q = (mps_process *)p; /* (as in mps_exit_info_get) */
+        mps__client_lock(q->client);
+        await_record(q);
+        const char *result = q->state == PROC_ENDED ? q->result : NULL;
+        mps__client_unlock(q->client);
         return result;
 }
 
 MPS_API const char *mps_result_error(const mps_process *p) {
         if (!p)
                 return NULL;
-        mps__client_lock(p->client);
-        const char *error = p->state == PROC_ENDED ? p->result_error : NULL;
-        mps__client_unlock(p->client);
+        mps_process *q = (mps_process *)p; /* (as in mps_exit_info_get) */
+        mps__client_lock(q->client);
+        await_record(q);
+        const char *error = q->state == PROC_ENDED ? q->result_error : NULL;
+        mps__client_unlock(q->client);
         return error;
 }

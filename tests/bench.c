@@ -1120,6 +1120,47 @@ static bool python_find(void) {
         return true;
 }
 
+/* A client that learns every end from the server's record only, as
+ * before Linux 6.15 (the knob is read at open). */
+static mps_client *connect_records_only(const char *path) {
+        if (setenv("MPSPAWN_NO_PIDFD_EXIT", "1", 1) < 0)
+                die("setenv: %m");
+        mps_client *c = connect_to(path);
+        unsetenv("MPSPAWN_NO_PIDFD_EXIT");
+        return c;
+}
+
+/* The same exec and call jobs joined with their exits read from the pidfd
+ * (cp, cpre) and from the record only (new clients of the same servers),
+ * interleaved. */
+static void rows_pidfd_exit(mps_client *cp, mps_client *cpre, const char *plain,
+                            const char *pre, mps_spec *t, mps_spec *noop, unsigned block) {
+        mps_client *rp = connect_records_only(plain), *rpre = connect_records_only(pre);
+        struct mps_job ep = {cp, t, "exec job"}, er = {rp, t, "exec job (records only)"},
+                       kp = {cpre, noop, "call job"}, kr = {rpre, noop, "call job (records only)"};
+        struct member m[4] = {
+                MEMBER("exec1_pidfd_exit",
+                       "exec job /bin/true, 1 in flight, its exit read from the pidfd at the "
+                       "reap (interleaved with the next three rows)",
+                       job_mps, &ep, block, 5),
+                MEMBER("exec1_records",
+                       "exec job /bin/true, 1 in flight, its exit from the server's record "
+                       "only (MPSPAWN_NO_PIDFD_EXIT=1)",
+                       job_mps, &er, block, 5),
+                MEMBER("call1_pidfd_exit",
+                       "call job noop (1 MiB table), 1 in flight, its exit read from the pidfd",
+                       job_mps, &kp, block, 5),
+                MEMBER("call1_records",
+                       "call job noop (1 MiB table), 1 in flight, its exit from the record "
+                       "only (MPSPAWN_NO_PIDFD_EXIT=1)",
+                       job_mps, &kr, block, 5),
+        };
+        progress("pidfd exits against records: 20 rounds of interleaved blocks");
+        measure_group(m, 4, 20);
+        mps_client_close(rp);
+        mps_client_close(rpre);
+}
+
 /*
  * Everything side by side: four servers run at once (plain; preloaded;
  * preloaded with --prefork 8; preloaded with a 256 MiB table) and every
@@ -1257,6 +1298,7 @@ static void section_side_by_side(void) {
         note_failures(&cli_emb, 20 * (b15 + 2), "`mpspawn -- /bin/true` (embedded)");
         user_server_stop();
         free(emb_env);
+        rows_pidfd_exit(cp, cpre, plain.path, pre.path, t, noop, b100);
 
 
         /* The big client: this process with a big heap, against the small

@@ -28,18 +28,7 @@ static mps_client *client;
 static char preload[PATH_MAX];
 
 static void find_preload(void) {
-        /* Next to the server under test: BUILD/tests/preload_table.so;
-         * $MPS_TEST_PRELOAD for another server's own (an older one refuses
-         * a module of a newer ABI). */
-        const char *own = getenv("MPS_TEST_PRELOAD");
-        if (own && *own) {
-                snprintf(preload, sizeof(preload), "%s", own);
-                return;
-        }
-        snprintf(preload, sizeof(preload), "%s", tu_forkserver());
-        char *slash = strrchr(preload, '/');
-        ck_assert_ptr_nonnull(slash);
-        snprintf(slash, sizeof(preload) - (size_t)(slash - preload), "/tests/preload_table.so");
+        tu_preload_table(preload, sizeof(preload));
 }
 
 static void setup(void) {
@@ -73,8 +62,13 @@ static mps_process *start_call(const char *entry, const char *args, int extra, i
         return p;
 }
 
+/* Joins p, and waits for its record too (a join may have taken the exit
+ * from the pidfd at the reap, before the server took the result and sent
+ * the record). */
 static int finish(mps_process *p) {
+        mps_exit_info info;
         ck_assert_int_eq(mps_join(p, -1), 0);
+        ck_assert_int_eq(mps_exit_info_get(p, &info), 0);
         int code = mps_exitcode(p);
         ck_assert_int_eq(mps_process_close(p), 0);
         return code;

@@ -881,9 +881,13 @@ START_TEST(test_sigterm_ends_daemon_jobs_and_exits_0) {
         int st = tu_server_stop(&s);
         ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
         ck_assert_msg(tu_wait_reaped(pid, 0, 20000), "daemon job survived the server");
-        /* The server reported the kill before it went. */
+        /* The server reported the kill before it went: its record is
+         * there (a join may have read the exit from the pidfd). */
         ck_assert_int_eq(mps_join(p, 10000), 0);
         ck_assert_int_eq(mps_exitcode(p), -SIGKILL);
+        mps_exit_info info;
+        ck_assert_int_eq(mps_exit_info_get(p, &info), 0);
+        ck_assert_int_eq(info.exitcode, -SIGKILL);
         /* And then the connection is gone. */
         ck_assert_int_eq(mps_client_dispatch(c), -ENOTCONN);
         close(out[0]);

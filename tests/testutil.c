@@ -29,6 +29,21 @@ const char *tu_forkserver(void) {
         return p;
 }
 
+void tu_preload_table(char *buf, size_t len) {
+        /* Next to the server under test: BUILD/tests/preload_table.so;
+         * $MPS_TEST_PRELOAD for another server's own (an older one refuses
+         * a module of a newer ABI). */
+        const char *own = getenv("MPS_TEST_PRELOAD");
+        if (own && *own) {
+                snprintf(buf, len, "%s", own);
+                return;
+        }
+        snprintf(buf, len, "%s", tu_forkserver());
+        char *slash = strrchr(buf, '/');
+        ck_assert_ptr_nonnull(slash);
+        snprintf(slash, len - (size_t)(slash - buf), "/tests/preload_table.so");
+}
+
 const char *tu_cli(void) {
         const char *p = getenv("MPSPAWN_CLI");
         ck_assert_msg(p && *p, "MPSPAWN_CLI is not set (run through tests/run.sh)");

@@ -15,6 +15,9 @@
  * which tests/run.sh sets to the build's absolute paths. */
 const char *tu_forkserver(void);
 const char *tu_cli(void);
+/* The test preload library (build/tests/preload_table.so next to the
+ * server under test, or $MPS_TEST_PRELOAD) into buf. */
+void tu_preload_table(char *buf, size_t len);
 
 struct tu_server {
         pid_t pid;
