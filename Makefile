@@ -102,7 +102,8 @@ LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c
 SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver/listen.c \
               forkserver/connection.c forkserver/spawn.c forkserver/job.c forkserver/child.c \
               forkserver/timer.c forkserver/log.c forkserver/retain.c forkserver/closer.c \
-              forkserver/request.c forkserver/preload.c forkserver/prefork.c \
+              forkserver/request.c forkserver/preload.c forkserver/preload_arena.c \
+              forkserver/prefork.c \
               forkserver/policy.c forkserver/config.c forkserver/access.c \
               forkserver/service.c forkserver/steps.c forkserver/peer.c forkserver/keeper.c \
               forkserver/result.c \
@@ -244,8 +245,12 @@ $(BUILD)/mpspawn_python.so: python/preload/mpspawn_python.c python/preload/mpspa
 	  -fvisibility=hidden -Iinclude $(PYTHON_EMBED_CFLAGS) -shared -Wl,--no-undefined \
 	  $(ALL_LDFLAGS) -o $@ $< $(PYTHON_EMBED_LIBS) -ldl
 
-$(BUILD)/mpforkserver: $(SERVER_OBJ)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) $(SECCOMP_LIBS)
+# The server exports to the libraries it dlopens what the dynamic list names
+# (mps_preload_alloc), and nothing else.
+SERVER_DYNLIST := forkserver/preload_arena.dynlist
+$(BUILD)/mpforkserver: $(SERVER_OBJ) $(SERVER_DYNLIST)
+	$(CC) $(ALL_LDFLAGS) -Wl,--dynamic-list=$(SERVER_DYNLIST) -o $@ $(SERVER_OBJ) \
+	  $(CJSON_LIBS) $(SECCOMP_LIBS)
 
 # --as-needed: libm (in CJSON_LIBS) is loaded at every start only if used.
 $(BUILD)/mpspawn: $(CLI_OBJ) $(BUILD)/libmpspawn.a
