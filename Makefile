@@ -127,7 +127,7 @@ FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz_%_replay)
 # Check suites in $(BUILD)/tests, and shell suites in tests/ (NAME.sh, which
 # print a Check-style summary line for tests/run.sh).
 TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_policy check_child \
-              check_config check_timer \
+              check_config check_timer check_arena \
               check_process check_pool check_call check_jobpolicy check_hardening check_context \
               check_fairness check_isolation check_cli check_cli_parse check_service check_small \
               check_cli_run check_pty \
@@ -326,6 +326,9 @@ $(BUILD)/tests/check_child: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
 $(BUILD)/tests/check_service: $(BUILD)/tests/check_service.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_config: $(BUILD)/tests/check_config.o $(BUILD)/obj/forkserver/config.o \
   $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+# mps_preload_alloc alone: the test stubs log_msg.
+$(BUILD)/tests/check_arena: $(BUILD)/tests/check_arena.o $(BUILD)/obj/forkserver/preload_arena.o \
+  $(BUILD)/libmpspawn.a
 # The timer heap alone: the test stubs log_msg and fires its own deadlines.
 $(BUILD)/tests/check_timer: $(BUILD)/tests/check_timer.o $(BUILD)/obj/forkserver/timer.o $(BUILD)/libmpspawn.a
 # Each replay suite is tests/fuzz_replay.c, compiled for its target, and the
