@@ -55,23 +55,9 @@ static void after_fork(void) {
         after_fork_ran = 1;
 }
 
-/* Private_Dirty of this process, KiB, from /proc/self/smaps_rollup. */
-static long private_dirty_kib(void) {
-        FILE *f = fopen("/proc/self/smaps_rollup", "re");
-        char line[256];
-        long kib = -1;
-        if (!f)
-                return -1;
-        while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "Private_Dirty: %ld kB", &kib) == 1)
-                        break;
-        fclose(f);
-        return kib;
-}
-
-/* A field of /proc/self/status ("VmPTE:"), KiB; -1 if not found. */
-static long status_kib(const char *field) {
-        FILE *f = fopen("/proc/self/status", "re");
+/* A field ("VmPTE:") of a /proc file of this process, KiB; -1 if none. */
+static long proc_kib(const char *path, const char *field) {
+        FILE *f = fopen(path, "re");
         char line[256];
         long kib = -1;
         size_t n = strlen(field);
@@ -106,14 +92,15 @@ static int table_reads_back(void) {
  * what it saw on its first fd (or stdout): pte_kib is the job's page
  * tables before it read anything (what its fork copied). */
 static int table_info(const mps_call_context *ctx) {
-        long pte_kib = status_kib("VmPTE:");
+        long pte_kib = proc_kib("/proc/self/status", "VmPTE:");
         int ok = table_reads_back();
+        long dirty_kib = proc_kib("/proc/self/smaps_rollup", "Private_Dirty:");
         int fd = first_extra_fd(ctx);
         dprintf(fd,
                 "init=%d after_fork=%d table_mib=%zu sum_ok=%d private_dirty_kib=%ld "
                 "shared=%d pte_kib=%ld\n",
-                init_count, after_fork_ran, table_size >> 20, ok, private_dirty_kib(),
-                table_shared, pte_kib);
+                init_count, after_fork_ran, table_size >> 20, ok, dirty_kib, table_shared,
+                pte_kib);
         return 0;
 }
 
