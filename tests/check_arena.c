@@ -9,6 +9,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,7 +69,19 @@ static bool has_flag(const struct mapping *m, const char *flag) {
         return strstr(padded, want) != NULL;
 }
 
-/* The wait status of a child that writes one byte at p. */
+/* errno of a read(2) of /dev/zero into p, 0 if it wrote there. */
+static int errno_of_kernel_write(unsigned char *p) {
+        int fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ssize_t n = read(fd, p, 1);
+        int e = n < 0 ? errno : 0;
+        close(fd);
+        return e;
+}
+
+#ifndef __SANITIZE_ADDRESS__
+/* The wait status of a child that writes one byte at p. (Not under
+ * AddressSanitizer: its handler would take the SIGSEGV over.) */
 static int status_of_write(unsigned char *p) {
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
@@ -81,6 +94,7 @@ static int status_of_write(unsigned char *p) {
                 ck_assert_int_eq(errno, EINTR);
         return st;
 }
+#endif
 
 START_TEST(test_outside_init_it_refuses) {
         errno = 0;
@@ -162,14 +176,17 @@ START_TEST(test_sealed_memory_is_read_only_for_good) {
                 ck_assert_msg(!has_flag(&m, "wr") && !has_flag(&m, "mw"), "%s", m.flags);
                 ck_assert_int_eq(mprotect(q, 4096, PROT_READ | PROT_WRITE), -1);
                 ck_assert_int_eq(errno, EACCES);
+                ck_assert_int_eq(errno_of_kernel_write(q), EFAULT);
+#ifndef __SANITIZE_ADDRESS__
                 int st = status_of_write(q);
-                ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
+                ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "status %#x", st);
+#endif
         }
         /* The next library's window: chunks of its own, writable. */
         arena_open();
         unsigned char *n = mps_preload_alloc(64);
         ck_assert(n < p || n >= p + 4 * MIB);
-        n[0] = 1;
+        ck_assert_int_eq(errno_of_kernel_write(n), 0);
         ck_assert_int_eq(arena_seal(NULL), 0);
         ck_assert_uint_eq(p[1], 0x5a);
 }

@@ -173,9 +173,13 @@ static void expect_100_jobs_read_the_table(int want_shared) {
         }
         /* 256 MiB table: less than 1/32 of it dirtied in any child. */
         ck_assert_msg(worst < 256 * 1024 / 32, "a child dirtied %ld KiB", worst);
+#ifndef __SANITIZE_ADDRESS__
+        /* (AddressSanitizer's quarantine and shadow give every child page
+         * tables of their own, many times that.) */
         if (want_shared)
                 ck_assert_msg(worst_pte < 256, "a child started with %ld KiB of page tables",
                               worst_pte);
+#endif
         close(fds[1]);
         fclose(in);
         mps_server_stats st;
@@ -194,14 +198,24 @@ START_TEST(test_100_call_jobs_share_a_private_table_copy_on_write) {
 }
 END_TEST
 
+/* A job's write to the table: SIGSEGV (want 0: read-only), else it must
+ * succeed. Under AddressSanitizer, whose handler would take the signal
+ * over and report it, only the write the kernel makes for it (EFAULT). */
+static void expect_table_write(int want) {
+#ifndef __SANITIZE_ADDRESS__
+        ck_assert_int_eq(finish(start_call("table_write", NULL, -1, -1)), want ? 0 : -SIGSEGV);
+#endif
+        ck_assert_int_eq(finish(start_call("table_write_efault", NULL, -1, -1)), want);
+}
+
 /* mps_preload_alloc's memory is read-only in a job, for good: a write
  * kills the job (SIGSEGV) and the server serves the next; mprotect cannot
  * make it writable; the allocator itself refuses a job. */
 START_TEST(test_the_shared_table_is_read_only_in_jobs) {
-        ck_assert_int_eq(finish(start_call("table_write", NULL, -1, -1)), -SIGSEGV);
+        expect_table_write(0);
         ck_assert_int_eq(finish(start_call("exit_with", "5", -1, -1)), 5);
         ck_assert_int_eq(finish(start_call("table_mprotect", NULL, -1, -1)), 0);
-        ck_assert_int_eq(finish(start_call("table_write", NULL, -1, -1)), -SIGSEGV);
+        expect_table_write(0);
         ck_assert_int_eq(finish(start_call("alloc_in_job", NULL, -1, -1)), 0);
 }
 END_TEST
@@ -209,7 +223,7 @@ END_TEST
 /* A private (malloc) table is the job's copy to change, as before. */
 START_TEST(test_a_private_table_is_the_jobs_to_change) {
         ck_assert_int_eq(finish(start_call("table_mprotect", NULL, -1, -1)), 1);
-        ck_assert_int_eq(finish(start_call("table_write", NULL, -1, -1)), 0);
+        expect_table_write(1);
 }
 END_TEST
 
@@ -388,7 +402,7 @@ START_TEST(test_prefork_runs_call_and_exec_jobs_and_refills) {
                       "%s", buf);
         /* Forked before any job, they hold the table read-only as well. */
         ck_assert_int_eq(finish(start_call("table_mprotect", NULL, -1, -1)), 0);
-        ck_assert_int_eq(finish(start_call("table_write", NULL, -1, -1)), -SIGSEGV);
+        expect_table_write(0);
         wait_prefork_idle(2);
 }
 END_TEST
