@@ -562,8 +562,9 @@ MPS_API int mps_shm_map(int fd, void **ret_addr, size_t *ret_size);
  * (and in preloaded_rss_kib) once init wrote them.
  *
  * Returns NULL with errno EPERM outside an init hook (in a library's
- * constructor, after init, in after_fork, in a job), ENOMEM when memory or
- * memory files ran out (then malloc, as above, is the fallback).
+ * constructor, after init, in after_fork, in a job), and with another
+ * errno when memory or descriptors ran out (ENOMEM, EMFILE): then malloc,
+ * as above, is the fallback.
  */
 __attribute__((weak, visibility("default"))) void *mps_preload_alloc(size_t size);
 
