@@ -102,7 +102,8 @@ LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c
 SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver/listen.c \
               forkserver/connection.c forkserver/spawn.c forkserver/job.c forkserver/child.c \
               forkserver/timer.c forkserver/log.c forkserver/retain.c forkserver/closer.c \
-              forkserver/request.c forkserver/preload.c forkserver/prefork.c \
+              forkserver/request.c forkserver/preload.c forkserver/preload_arena.c \
+              forkserver/prefork.c \
               forkserver/policy.c forkserver/config.c forkserver/access.c \
               forkserver/service.c forkserver/steps.c forkserver/peer.c forkserver/keeper.c \
               forkserver/result.c forkserver/envstore.c \
@@ -126,7 +127,7 @@ FUZZ_REPLAYS := $(FUZZ_TARGETS:%=fuzz_%_replay)
 # Check suites in $(BUILD)/tests, and shell suites in tests/ (NAME.sh, which
 # print a Check-style summary line for tests/run.sh).
 TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_policy check_child \
-              check_config check_timer \
+              check_config check_timer check_arena \
               check_process check_pool check_call check_jobpolicy check_hardening check_context \
               check_fairness check_isolation check_cli check_cli_parse check_service check_small \
               check_cli_run check_pty \
@@ -246,8 +247,12 @@ $(BUILD)/mpspawn_python.so: python/preload/mpspawn_python.c python/preload/mpspa
 	  -fvisibility=hidden -Iinclude $(PYTHON_EMBED_CFLAGS) -shared -Wl,--no-undefined \
 	  $(ALL_LDFLAGS) -o $@ $< $(PYTHON_EMBED_LIBS) -ldl
 
-$(BUILD)/mpforkserver: $(SERVER_OBJ)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) $(SECCOMP_LIBS)
+# The server exports to the libraries it dlopens what the dynamic list names
+# (mps_preload_alloc), and nothing else.
+SERVER_DYNLIST := forkserver/preload_arena.dynlist
+$(BUILD)/mpforkserver: $(SERVER_OBJ) $(SERVER_DYNLIST)
+	$(CC) $(ALL_LDFLAGS) -Wl,--dynamic-list=$(SERVER_DYNLIST) -o $@ $(SERVER_OBJ) \
+	  $(CJSON_LIBS) $(SECCOMP_LIBS)
 
 # --as-needed: libm (in CJSON_LIBS) is loaded at every start only if used.
 $(BUILD)/mpspawn: $(CLI_OBJ) $(BUILD)/libmpspawn.a
@@ -328,6 +333,9 @@ $(BUILD)/tests/check_child: TEST_EXTRA_LIBS = $(SECCOMP_LIBS)
 $(BUILD)/tests/check_service: $(BUILD)/tests/check_service.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_config: $(BUILD)/tests/check_config.o $(BUILD)/obj/forkserver/config.o \
   $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+# mps_preload_alloc alone: the test stubs log_msg.
+$(BUILD)/tests/check_arena: $(BUILD)/tests/check_arena.o $(BUILD)/obj/forkserver/preload_arena.o \
+  $(BUILD)/libmpspawn.a
 # The timer heap alone: the test stubs log_msg and fires its own deadlines.
 $(BUILD)/tests/check_timer: $(BUILD)/tests/check_timer.o $(BUILD)/obj/forkserver/timer.o $(BUILD)/libmpspawn.a
 # Each replay suite is tests/fuzz_replay.c, compiled for its target, and the

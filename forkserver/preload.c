@@ -4,7 +4,9 @@
  * Each is dlopen'ed with RTLD_NOW, its MPS_MODULE's init hook runs once
  * here, and its MPS_ENTRY names become what call jobs may run: a client
  * names an entry point, never a symbol or a path. Call-job children are
- * copy-on-write copies of this server, so what init built is there, warm.
+ * copy-on-write copies of this server, so what init built is there, warm;
+ * what it built with mps_preload_alloc (preload_arena.c) is shared with
+ * them instead, read-only, and costs their fork nothing.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -36,7 +38,34 @@ const struct mps_entry *preload_find(const struct server *srv, const char *name)
         return NULL;
 }
 
+/*
+ * The library's init, with mps_preload_alloc open to it alone: what it
+ * allocated is sealed read-only when init returns, before the next
+ * library's init runs and before any child is forked.
+ */
+static int run_init(const struct preload *p, const char *path, char *err, size_t errlen) {
+        struct arena_usage u;
+        arena_open();
+        int r = p->module->init();
+        int rs = arena_seal(&u);
+        if (r != 0) {
+                snprintf(err, errlen, "cannot preload '%s': its init hook returned %d", path, r);
+                return -ECANCELED;
+        }
+        if (rs < 0) {
+                snprintf(err, errlen, "cannot preload '%s': cannot seal its preload memory: %s",
+                         path, strerror(-rs));
+                return rs;
+        }
+        if (u.chunks)
+                log_debug("%s: %zu KiB from mps_preload_alloc, in %zu KiB of sealed memfd "
+                          "chunks (%zu)",
+                          path, u.requested >> 10, u.mapped >> 10, u.chunks);
+        return 0;
+}
+
 int preload_load(struct server *srv, const char *path, char *err, size_t errlen) {
+        int r;
         struct preload *n = realloc(srv->preload.libs, (srv->preload.count + 1) * sizeof(*n));
         if (!n) {
                 snprintf(err, errlen, "out of memory");
@@ -91,15 +120,9 @@ int preload_load(struct server *srv, const char *path, char *err, size_t errlen)
                         return -EEXIST;
                 }
         }
-        if (p->module->init) {
-                int r = p->module->init();
-                if (r != 0) {
-                        snprintf(err, errlen, "cannot preload '%s': its init hook "
-                                              "returned %d",
-                                 path, r);
-                        dlclose(p->handle);
-                        return -ECANCELED;
-                }
+        if (p->module->init && (r = run_init(p, path, err, errlen)) < 0) {
+                dlclose(p->handle);
+                return r;
         }
         if (!(p->path = strdup(path))) {
                 snprintf(err, errlen, "cannot preload '%s': out of memory", path);

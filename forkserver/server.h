@@ -21,6 +21,7 @@
  *   timer.c       deadlines on one timerfd, kept in a min-heap
  *   log.c         one-line log records on stderr
  *   preload.c     --preload libraries, their init hooks and entry points
+ *   preload_arena.c  mps_preload_alloc: their read-only-after-init memory
  *   python_preload.c  python_preload: the embedded-CPython preload library
  *   prefork.c     --prefork: children forked ahead of need, waiting for a job
  *   result.c      a call job's result channel: a sealed memfd it writes, read at the reap
@@ -728,6 +729,16 @@ int result_channel_read(int fd, char **ret_result, char **ret_failure);
 int preload_load(struct server *srv, const char *path, char *err, size_t errlen);
 const struct mps_entry *preload_find(const struct server *srv, const char *name);
 void preload_release_all(struct server *srv);
+
+/* preload_arena.c: mps_preload_alloc's chunks. arena_open lets it hand
+ * out memory (one library's init); arena_seal ends that, makes all it handed
+ * out read-only and sealed, and says how much: 0 or -errno (then some of it
+ * may still be writable, and the server must not go on). */
+struct arena_usage {
+        size_t requested, mapped, chunks;
+};
+void arena_open(void);
+int arena_seal(struct arena_usage *ret_usage);
 
 /* python_preload.c: with cfg->python, sets $MPSPAWN_PYTHON_PRELOAD to the
  * comma-joined python_preload modules and loads mpspawn_python.so (beside

@@ -556,7 +556,50 @@ MPS_API int mps_shm_map(int fd, void **ret_addr, size_t *ret_size);
  * its set-up and just before the entry point (to reseed a random number
  * generator, reopen a log). Clients can call only the names registered
  * here, never an arbitrary symbol. The library needs no libmpspawn.
+ *
+ * Warm state that call jobs only read belongs in mps_preload_alloc's
+ * memory rather than malloc's: a call job is a fork of the server, and fork
+ * copies the page tables of everything the server's heap holds (256 MiB of
+ * tables cost each job several milliseconds), but none of this memory's,
+ * which each job maps as it reads it. Since a server older than the
+ * function has none, declare the library's use of it weak (the header's
+ * declaration is) and fall back to malloc:
+ *
+ *     static const struct row *rows;
+ *     static int init(void) {
+ *             struct row *r = mps_preload_alloc ? mps_preload_alloc(n * sizeof(*r)) : NULL;
+ *             if (!r && !(r = malloc(n * sizeof(*r))))
+ *                     return 1;
+ *             build_rows(r, n);
+ *             rows = r;
+ *             return 0;
+ *     }
  */
+
+/*
+ * Memory for a preload library's warm state, defined by mpforkserver (not
+ * libmpspawn) and callable only from a library's init hook: size bytes,
+ * zeroed, aligned to 64 bytes, never freed. When that init returns (before
+ * the next library's init, and before the server forks any job) the server
+ * makes all of it read-only for good: mapped without write permission,
+ * which mprotect cannot give back, in a memory file sealed against writes,
+ * so neither the server nor a job can change it, and a job that writes to
+ * it is killed by SIGSEGV. Build what must stay writable with malloc.
+ *
+ * It is a bump allocator over shared memory files ("mpspawn-preload" in
+ * /proc/PID/maps) of 4 MiB, or of their own for bigger requests (rounded
+ * up to 2 MiB), bounded only by the machine's memory: of 2 MiB huge pages
+ * when the administrator reserved some (vm.nr_hugepages), else of normal
+ * pages, for which transparent huge pages are asked (they apply when shmem
+ * THP is "advise" or more). The pages count in the server's resident set
+ * (and in preloaded_rss_kib) once init wrote them.
+ *
+ * Returns NULL with errno EPERM outside an init hook (in a library's
+ * constructor, after init, in after_fork, in a job), and with another
+ * errno when memory or descriptors ran out (ENOMEM, EMFILE): then malloc,
+ * as above, is the fallback.
+ */
+__attribute__((weak, visibility("default"))) void *mps_preload_alloc(size_t size);
 
 /* 2: mps_call_context gained set_result and set_error. A server takes
  * modules of ABI 1 and 2; an older one refuses a module built for 2 at

@@ -552,7 +552,7 @@ struct server {
         char path[96];
 };
 
-#define SERVERS_MAX 4
+#define SERVERS_MAX 5
 /* Pids of running servers, for the atexit and signal clean-up; and of the
  * Python script while it runs. */
 static volatile pid_t live_pids[SERVERS_MAX];
@@ -801,11 +801,15 @@ static mps_spec *spec_true(void) {
         return spec_exec("/bin/true", argv);
 }
 
-static mps_spec *spec_noop(void) {
+static mps_spec *spec_call(const char *entry) {
         mps_spec *s;
-        if (mps_spec_new(&s) < 0 || mps_spec_set_call(s, "noop", NULL) < 0)
+        if (mps_spec_new(&s) < 0 || mps_spec_set_call(s, entry, NULL) < 0)
                 die("spec");
         return s;
+}
+
+static mps_spec *spec_noop(void) {
+        return spec_call("noop");
 }
 
 static mps_spec *spec_call_result(void) {
@@ -1162,31 +1166,36 @@ static void rows_pidfd_exit(mps_client *cp, mps_client *cpre, const char *plain,
 }
 
 /*
- * Everything side by side: four servers run at once (plain; preloaded;
- * preloaded with --prefork 8; preloaded with a 256 MiB table) and every
+ * Everything side by side: five servers run at once (plain; preloaded;
+ * preloaded with --prefork 8; preloaded with a 256 MiB table from malloc,
+ * and with one from mps_preload_alloc) and every
  * round runs a block of each row: the bench's own spawns, jobs one at a
  * time and 8 in flight, the CLI, Python. Then the big client.
  */
 static void section_side_by_side(void) {
         static const char *const small_table[] = {"MPS_TEST_TABLE_MB=1", NULL};
-        static const char *const big_table[] = {"MPS_TEST_TABLE_MB=256", NULL};
+        static const char *const big_table[] = {"MPS_TEST_TABLE_MB=256",
+                                                "MPS_TEST_TABLE_PRIVATE=1", NULL};
+        static const char *const big_shared_table[] = {"MPS_TEST_TABLE_MB=256", NULL};
         const char *preload[] = {"--preload", opt.preload_so, NULL};
         const char *prefork[] = {"--preload", opt.preload_so, "--prefork", "8", NULL};
-        struct server plain, pre, pref, big;
+        struct server plain, pre, pref, big, bigs;
         struct helper small;
 
-        progress("starting four servers: plain, --preload, --preload --prefork 8, "
-                 "--preload with a 256 MiB table");
+        progress("starting five servers: plain, --preload, --preload --prefork 8, "
+                 "--preload with a 256 MiB table from malloc, and from mps_preload_alloc");
         server_start(&plain, NULL, NULL);
         server_start(&pre, preload, small_table);
         server_start(&pref, prefork, small_table);
         server_start(&big, preload, big_table);
+        server_start(&bigs, preload, big_shared_table);
         helper_start(&small, plain.path);
 
         mps_client *cp = connect_to(plain.path), *cpre = connect_to(pre.path),
-                   *cpref = connect_to(pref.path), *cbig = connect_to(big.path);
+                   *cpref = connect_to(pref.path), *cbig = connect_to(big.path),
+                   *cbigs = connect_to(bigs.path);
         mps_spec *t = spec_true(), *noop = spec_noop(), *f = spec_true(),
-                 *res = spec_call_result();
+                 *res = spec_call_result(), *rd = spec_call("table_read");
         if (mps_spec_set_seccomp(f, "bench", seccomp_policy) < 0)
                 die("mps_spec_set_seccomp");
         struct mps_job j_exec = {cp, t, "exec job"}, j_sec = {cp, f, "exec job with seccomp"},
@@ -1194,7 +1203,10 @@ static void section_side_by_side(void) {
                        j_res = {cpre, res, "call job with a result"},
                        j_callp = {cpref, noop, "call job, --prefork"},
                        j_execp = {cpref, t, "exec job, --prefork"},
-                       j_callbig = {cbig, noop, "call job, 256 MiB table"};
+                       j_callbig = {cbig, noop, "call job, 256 MiB table"},
+                       j_callbigs = {cbigs, noop, "call job, 256 MiB shared table"},
+                       j_readbig = {cbig, rd, "call job reading a 256 MiB table"},
+                       j_readbigs = {cbigs, rd, "call job reading a 256 MiB shared table"};
         char *cli_argv[] = {opt.cli_bin, "--socket", plain.path, "--", "/bin/true", NULL};
         char *cli_emb_argv[] = {opt.cli_bin, "--", "/bin/true", NULL};
         /* The embedded default as it was: MPSPAWN_USER_SERVER=0. */
@@ -1219,7 +1231,7 @@ static void section_side_by_side(void) {
         /* Blocks per round; 20 rounds make 2000 runs of a block of 100. */
         unsigned b200 = reps(200, 10), b100 = reps(100, 5), b50 = reps(50, 3),
                  b25 = reps(25, 3), b15 = reps(15, 2), b2 = reps(2, 1);
-        struct member m[22] = {
+        struct member m[25] = {
                 MEMBER("stats_rtt",
                        "stats request to the server and its answer (a round trip that "
                        "forks nothing)",
@@ -1254,8 +1266,22 @@ static void section_side_by_side(void) {
                 BATCH("call8_prefork",
                       "call job noop (1 MiB table), --prefork 8, 8 in flight (mps_pool)",
                       batch_inflight, &i_callp, b200, 16),
-                MEMBER("call1_big", "call job noop, server holding a 256 MiB table, 1 in flight",
+                MEMBER("call1_big",
+                       "call job noop, server holding a 256 MiB table (malloc: private, "
+                       "copy-on-write), 1 in flight",
                        job_mps, &j_callbig, b15, 1),
+                MEMBER("call1_big_shared",
+                       "call job noop, server holding a 256 MiB table from mps_preload_alloc "
+                       "(shared, read-only), 1 in flight",
+                       job_mps, &j_callbigs, b100, 5),
+                MEMBER("call1_big_read",
+                       "call job table_read (one byte of every page) of the 256 MiB malloc "
+                       "table, 1 in flight",
+                       job_mps, &j_readbig, b15, 1),
+                MEMBER("call1_big_shared_read",
+                       "call job table_read (one byte of every page) of the 256 MiB shared "
+                       "table, 1 in flight",
+                       job_mps, &j_readbigs, b15, 1),
                 MEMBER("cli_socket", "`mpspawn --socket S -- /bin/true` (whole process)",
                        job_spawn_argv, &cli, b50, 3),
                 MEMBER("cli_user",
@@ -1268,8 +1294,8 @@ static void section_side_by_side(void) {
                        job_cli_cold, &cli_cold, b15, 0),
                 MEMBER("cli_embedded", "", job_spawn_argv, &cli_emb, b15, 2),
         };
-        size_t k = 18;
-        snprintf(m[17].label, sizeof(m[17].label),
+        size_t k = 21;
+        snprintf(m[20].label, sizeof(m[20].label),
                  "`mpspawn -- /bin/true`, MPSPAWN_USER_SERVER=0: a private embedded server "
                  "per run (the old default)%s", sys);
         if (python_find()) {
@@ -1335,6 +1361,7 @@ static void section_side_by_side(void) {
         helper_stop(&small);
 
 
+        mps_spec_free(rd);
         mps_spec_free(res);
         mps_spec_free(f);
         mps_spec_free(noop);
@@ -1343,10 +1370,12 @@ static void section_side_by_side(void) {
         mps_client_close(cpre);
         mps_client_close(cpref);
         mps_client_close(cbig);
+        mps_client_close(cbigs);
         server_stop(&plain);
         server_stop(&pre);
         server_stop(&pref);
         server_stop(&big);
+        server_stop(&bigs);
 }
 
 /* How many sleeping jobs this machine allows: fds (one pidfd per job in
@@ -1670,6 +1699,10 @@ static void make_targets(void) {
                      "call job p50 with --prefork / fork+_exit+waitpid p50");
         ratio_target("call1", "fork_exit", false, '<', 1.3,
                      "call job p50 without prefork / fork+_exit+waitpid p50");
+        ratio_target("call1_big_shared", "call1", false, '<', 1.3,
+                     "call job p50, 256 MiB table from mps_preload_alloc / 1 MiB table");
+        ratio_target("call1_big", "call1", false, 'i', 0,
+                     "call job p50, 256 MiB table from malloc / 1 MiB table (no target)");
         ratio_target("call1_result", "call1", false, 'i', 0,
                      "call job with a result p50 / plain call job p50 (no target)");
         ratio_target("py_forkserver", "call1", false, '>', 40,

@@ -2,9 +2,11 @@
 /*
  * preload_table.c: an example preload library for the tests and `make
  * bench`. Its init hook builds a large table once in the server
- * ($MPS_TEST_TABLE_MB MiB, 256 by default); call jobs read it in
- * copy-on-write children. Built as build/tests/preload_table.so; it uses
- * only the public header, not libmpspawn.
+ * ($MPS_TEST_TABLE_MB MiB, 256 by default), from mps_preload_alloc (shared
+ * with call jobs, read-only after init) or, with MPS_TEST_TABLE_PRIVATE=1
+ * or a server that has no such function, from malloc (copy-on-write in
+ * the jobs). Built as build/tests/preload_table.so; it uses only the public
+ * header, not libmpspawn.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,7 @@
 
 static unsigned char *table;
 static size_t table_size;
+static int table_shared; /* 1: from mps_preload_alloc */
 static int init_count; /* stays 1 in every child: init ran once, here */
 static int after_fork_ran;
 
@@ -31,8 +34,11 @@ static int init(void) {
                 return atoi(fail);
         const char *mb = getenv("MPS_TEST_TABLE_MB");
         table_size = (size_t)(mb && *mb ? atol(mb) : 256) << 20;
-        table = malloc(table_size);
-        if (!table)
+        const char *private = getenv("MPS_TEST_TABLE_PRIVATE");
+        if (!(private && strcmp(private, "1") == 0) && mps_preload_alloc)
+                table = mps_preload_alloc(table_size);
+        table_shared = table != NULL;
+        if (!table && !(table = malloc(table_size)))
                 return 1;
         /* Expensive set-up done once: every byte written, so it is all
          * resident (and private) in the server. */
@@ -49,15 +55,16 @@ static void after_fork(void) {
         after_fork_ran = 1;
 }
 
-/* Private_Dirty of this process, KiB, from /proc/self/smaps_rollup. */
-static long private_dirty_kib(void) {
-        FILE *f = fopen("/proc/self/smaps_rollup", "re");
+/* A field ("VmPTE:") of a /proc file of this process, KiB; -1 if none. */
+static long proc_kib(const char *path, const char *field) {
+        FILE *f = fopen(path, "re");
         char line[256];
         long kib = -1;
+        size_t n = strlen(field);
         if (!f)
                 return -1;
         while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "Private_Dirty: %ld kB", &kib) == 1)
+                if (strncmp(line, field, n) == 0 && sscanf(line + n, "%ld", &kib) == 1)
                         break;
         fclose(f);
         return kib;
@@ -71,20 +78,83 @@ static int first_extra_fd(const mps_call_context *ctx) {
         return 1;
 }
 
-/* Reads one byte of every page of the table (all of it, shared) and says
- * what it saw on its first fd (or stdout). */
-static int table_info(const mps_call_context *ctx) {
-        unsigned long sum = 0;
+/* Whether one byte of every page of the table reads as init wrote it. */
+static int table_reads_back(void) {
+        unsigned long sum = 0, want = 0;
         for (size_t i = 0; i < table_size; i += 4096)
                 sum += table[i];
-        unsigned long want = 0;
         for (size_t i = 0; i < table_size; i += 4096)
                 want += (unsigned char)(i * 31 + 7);
+        return sum == want;
+}
+
+/* Reads one byte of every page of the table (all of it, shared) and says
+ * what it saw on its first fd (or stdout): pte_kib is the job's page
+ * tables before it read anything (what its fork copied). */
+static int table_info(const mps_call_context *ctx) {
+        long pte_kib = proc_kib("/proc/self/status", "VmPTE:");
+        int ok = table_reads_back();
+        long dirty_kib = proc_kib("/proc/self/smaps_rollup", "Private_Dirty:");
         int fd = first_extra_fd(ctx);
-        dprintf(fd, "init=%d after_fork=%d table_mib=%zu sum_ok=%d private_dirty_kib=%ld\n",
-                init_count, after_fork_ran, table_size >> 20, sum == want,
-                private_dirty_kib());
+        dprintf(fd,
+                "init=%d after_fork=%d table_mib=%zu sum_ok=%d private_dirty_kib=%ld "
+                "shared=%d pte_kib=%ld\n",
+                init_count, after_fork_ran, table_size >> 20, ok, dirty_kib, table_shared,
+                pte_kib);
         return 0;
+}
+
+/* Reads one byte of every page of the table: 0 if it is intact. For the
+ * bench's reading rows. */
+static int table_read(const mps_call_context *ctx) {
+        (void)ctx;
+        return table_reads_back() ? 0 : 1;
+}
+
+/* Writes to the table: killed by SIGSEGV when it is shared (read-only);
+ * 0 after a write to the job's private copy. */
+static int table_write(const mps_call_context *ctx) {
+        (void)ctx;
+        table[table_size / 2] ^= 1;
+        return 0;
+}
+
+/* 0 when the kernel refuses to write to the table for the job (a read
+ * into it fails with EFAULT), 1 when it wrote, 2 on another error. Unlike
+ * table_write, no signal: AddressSanitizer would take it over. */
+static int table_write_efault(const mps_call_context *ctx) {
+        (void)ctx;
+        int fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 2;
+        ssize_t n = read(fd, table + table_size / 2, 1);
+        int e = errno;
+        close(fd);
+        if (n == 1)
+                return 1;
+        return n < 0 && e == EFAULT ? 0 : 2;
+}
+
+/* 0 when the page the table starts in cannot be made writable (EACCES),
+ * 1 when it can, 2 on another error. */
+static int table_mprotect(const mps_call_context *ctx) {
+        (void)ctx;
+        void *page = (void *)((uintptr_t)table & ~(uintptr_t)4095);
+        if (mprotect(page, 4096, PROT_READ | PROT_WRITE) == 0)
+                return 1;
+        return errno == EACCES ? 0 : 2;
+}
+
+/* 0 when mps_preload_alloc refuses a job (NULL, EPERM); 1 if it gave
+ * memory, 2 on another error, 3 when the server has no such function. */
+static int alloc_in_job(const mps_call_context *ctx) {
+        (void)ctx;
+        if (!mps_preload_alloc)
+                return 3;
+        errno = 0;
+        if (mps_preload_alloc(64))
+                return 1;
+        return errno == EPERM ? 0 : 2;
 }
 
 /* Exits with the number given as arguments. */
@@ -296,6 +366,11 @@ MPS_ENTRY("error_long", error_long);
 MPS_ENTRY("square", square);
 MPS_ENTRY("scribble", scribble);
 MPS_ENTRY("table_info", table_info);
+MPS_ENTRY("table_read", table_read);
+MPS_ENTRY("table_write", table_write);
+MPS_ENTRY("table_mprotect", table_mprotect);
+MPS_ENTRY("table_write_efault", table_write_efault);
+MPS_ENTRY("alloc_in_job", alloc_in_job);
 MPS_ENTRY("usr1_is_default", usr1_is_default);
 MPS_ENTRY("exit_with", exit_with);
 MPS_ENTRY("noop", noop);
