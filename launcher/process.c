@@ -657,7 +657,10 @@ int mps__process_exit_pidfd(const mps_process *p) {
 }
 
 bool mps__process_take_pidfd_exit(mps_process *p, bool reaped) {
-        if (mps__process_exit_pidfd(p) < 0)
+        /* After mps_client_close() the joins still waiting end with
+         * -ENOTCONN, as documented, even though the server, seeing the
+         * connection go, may just have killed and reaped their jobs. */
+        if (p->client->closed || mps__process_exit_pidfd(p) < 0)
                 return false;
         int status;
         int r = reaped ? mps__pidfd_exit_status_reaped(p->pidfd, &status)
