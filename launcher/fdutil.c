@@ -113,3 +113,7 @@ int mps__read_file(const char *path, size_t max, char **ret_text, size_t *ret_le
         *ret_len = n;
         return 0;
 }
+
+int mps__exitcode_of_status(int status) {
+        return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+}

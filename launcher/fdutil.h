@@ -34,6 +34,11 @@ int mps__poll_many(struct pollfd *fds, size_t n, int timeout_ms);
 struct rusage;
 pid_t mps__wait_retry(pid_t pid, int *status, int options, struct rusage *ru);
 
+/* The public exit code of a wait status: the exit code, or -N after
+ * signal N. The server's exit records and the client's exits read from
+ * pidfds both use it, so that the two never disagree. */
+int mps__exitcode_of_status(int status);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t mps__now_ns(void);
 

@@ -15,8 +15,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/ioctl.h>
-#include <sys/wait.h>
 
+#include "fdutil.h"
 #include "pidfd_exit.h"
 
 /* linux/pidfd.h's struct pidfd_info (PIDFD_INFO_SIZE_VER0), under a name of
@@ -47,13 +47,8 @@ static int unsupported(void) {
 /* Whether pidfd's process has been reaped (POLLHUP), without waiting. */
 static int reaped(int pidfd) {
         struct pollfd p = {.fd = pidfd, .events = 0};
-        int r;
-        do
-                r = poll(&p, 1, 0);
-        while (r < 0 && errno == EINTR);
-        if (r < 0)
-                return -errno;
-        return r > 0 && (p.revents & POLLHUP);
+        int r = mps__poll_many(&p, 1, 0);
+        return r <= 0 ? r : (p.revents & POLLHUP) != 0;
 }
 
 int mps__pidfd_exit_status(int pidfd, int *ret_status) {
@@ -82,8 +77,4 @@ int mps__pidfd_exit_status_reaped(int pidfd, int *ret_status) {
         atomic_store_explicit(&support, 1, memory_order_relaxed);
         *ret_status = info.exit_code;
         return 1;
-}
-
-int mps__exitcode_of_status(int status) {
-        return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
 }

@@ -24,8 +24,4 @@ int mps__pidfd_exit_status_reaped(int pidfd, int *ret_status);
 /* False once this process has learnt that the kernel does not tell. */
 bool mps__pidfd_exit_maybe(void);
 
-/* The public exit code of a wait status, as the server computes it: the
- * exit code, or -N after signal N. */
-int mps__exitcode_of_status(int status);
-
 #endif /* MPS_PIDFD_EXIT_H */
