@@ -100,7 +100,8 @@ LIB_SRC    := $(COMMON_SRC) launcher/client.c launcher/spec.c launcher/process.c
               launcher/pool_call.c launcher/envcache.c launcher/pidfd_exit.c \
               launcher/embedded.c
 SERVER_SRC := forkserver/main.c forkserver/server.c forkserver/loop.c forkserver/listen.c \
-              forkserver/connection.c forkserver/spawn.c forkserver/job.c forkserver/child.c \
+              forkserver/connection.c forkserver/spawn.c forkserver/spawn_batch.c \
+              forkserver/job.c forkserver/child.c \
               forkserver/timer.c forkserver/log.c forkserver/retain.c forkserver/closer.c \
               forkserver/request.c forkserver/preload.c forkserver/preload_arena.c \
               forkserver/prefork.c \

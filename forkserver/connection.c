@@ -382,9 +382,12 @@ void client_send_error(struct client *c, uint64_t tag, int err,
 }
 
 /* Each request goes to its handler, which answers it (spawn.c for spawn,
- * request.c for the rest). */
-static void handle(struct client *c, struct mps__msg *msg) {
+ * spawn_batch.c for spawn_batch, request.c for the rest). Returns how many
+ * requests the message held: a batch counts as its jobs in the burst. */
+static size_t handle(struct client *c, struct mps__msg *msg) {
         switch (msg->op) {
+        case MPS_OP_SPAWN_BATCH:
+                return spawn_batch_request(c, msg);
         case MPS_OP_HELLO:
                 request_hello(c, msg);
                 break;
@@ -417,6 +420,7 @@ static void handle(struct client *c, struct mps__msg *msg) {
                                   "op \"%s\" is not a request", mps__op_name(msg->op));
                 break;
         }
+        return 1;
 }
 
 /*
@@ -463,7 +467,7 @@ void client_on_event(struct client *c, uint32_t events) {
         }
         /* A bounded burst per wake-up keeps one busy client from starving
          * the others; level-triggered epoll brings us back for the rest. */
-        for (int i = 0; i < CLIENT_RECV_BURST && !c->dead; i++) {
+        for (size_t i = 0; i < CLIENT_RECV_BURST && !c->dead;) {
                 struct mps__msg msg;
                 uint64_t tag = 0;
                 err[0] = '\0';
@@ -478,6 +482,7 @@ void client_on_event(struct client *c, uint32_t events) {
                         log_warn("client %llu (pid %d): bad message: %s",
                                  (unsigned long long)c->serial, (int)c->pid, err);
                         client_send_error(c, tag, -r, "request", "%s", err);
+                        i++;
                         continue;
                 }
                 if (r < 0) {
@@ -485,7 +490,7 @@ void client_on_event(struct client *c, uint32_t events) {
                         return;
                 }
                 msg.received_ns = mps__now_ns();
-                handle(c, &msg);
+                i += handle(c, &msg);
                 mps__msg_release(&msg);
         }
 }

@@ -83,6 +83,8 @@ struct spawn {
                                   the connection's stored one (env_ref) */
         struct spawn_plan plan;
         struct peer_context ctx; /* the client's, read for this spawn */
+        struct spawn_shared *shared; /* a batch's job: what its batch shares */
+        char *raw_owned;      /* a batch job's datagram, printed for a hand-over */
         bool same_context;       /* ctx is the server's own */
         struct job *j;        /* until track hands it to the server */
         int pipefd[2];        /* the exec pipe, until the job holds its read end */
@@ -363,7 +365,15 @@ static const struct peer_context *servers_context(const struct server *srv) {
 static int plan_context(struct spawn *s) {
         struct client *c = s->c;
         char err[256];
-        int r = peer_read_context(&c->peer, &s->ctx, err, sizeof(err));
+        int r = 0;
+        if (s->shared && s->shared->have_ctx)
+                s->ctx = s->shared->ctx;
+        else
+                r = peer_read_context(&c->peer, &s->ctx, err, sizeof(err));
+        if (r == 0 && s->shared && !s->shared->have_ctx) {
+                s->shared->ctx = s->ctx;
+                s->shared->have_ctx = true;
+        }
         if (r < 0) {
                 log_warn("client %llu: %s", (unsigned long long)c->serial, err);
                 client_send_error(c, s->sp.tag, -r, "context", "%s", err);
@@ -491,6 +501,16 @@ static bool launch_preforked(struct spawn *s) {
                     /* room for the exec pipe and the result channel */
                     s->msg->nfds + 2 <= MPS_WIRE_FDS_MAX &&
                     !s->carried; /* it forwards the datagram as it came */
+        /* A batch's job has no datagram of its own to forward: its JSON
+         * is printed as one, once a child is there to take it. */
+        if (take && !s->msg->raw && srv->prefork.count > 0) {
+                s->raw_owned = cJSON_PrintUnformatted(s->json);
+                if (s->raw_owned) {
+                        s->msg->raw = s->raw_owned;
+                        s->msg->rawlen = strlen(s->raw_owned);
+                }
+        }
+        take = take && s->msg->raw;
         struct prefork *pf = take ? prefork_take(srv) : NULL;
         /* The child, forked before, is given the stored environment the
          * request names, as its env request came. */
@@ -677,9 +697,9 @@ static void spawn_track(struct spawn *s) {
 
 /* --- the request ------------------------------------------------------------- */
 
-void spawn_request(struct client *c, struct mps__msg *msg) {
+static void spawn_run(struct client *c, struct mps__msg *msg, struct spawn_shared *shared) {
         struct spawn s = {.srv = c->srv, .c = c, .msg = msg, .pipefd = {-1, -1},
-                          .keeper_sock = -1};
+                          .keeper_sock = -1, .shared = shared};
 
         steps_mark(STEP_RECEIVED);
         if (spawn_receive(&s) == 0 && spawn_admit(&s) == 0 && spawn_plan(&s) == 0 &&
@@ -696,4 +716,17 @@ void spawn_request(struct client *c, struct mps__msg *msg) {
         if (s.decoded)
                 mps__spawn_done(&s.sp);
         spawn_receive_done(&s);
+        if (s.raw_owned) {
+                free(s.raw_owned);
+                msg->raw = NULL;
+                msg->rawlen = 0;
+        }
+}
+
+void spawn_request(struct client *c, struct mps__msg *msg) {
+        spawn_run(c, msg, NULL);
+}
+
+void spawn_batched(struct client *c, struct mps__msg *msg, struct spawn_shared *shared) {
+        spawn_run(c, msg, shared);
 }

@@ -35,7 +35,7 @@ static const char *const op_names[] = {
         [MPS_OP_FOREGROUND] = "foreground",
         [MPS_OP_STOPPED] = "stopped", [MPS_OP_CONTINUED] = "continued",
         [MPS_OP_ADOPT] = "adopt",     [MPS_OP_ADOPTED] = "adopted",
-        [MPS_OP_ENV] = "env",
+        [MPS_OP_ENV] = "env",         [MPS_OP_SPAWN_BATCH] = "spawn_batch",
 };
 
 const char *mps__op_name(enum mps__op op) {
@@ -378,7 +378,7 @@ static const char *const feature_names[] = {"timeout", "rlimits", "detached", "c
                                             "jobs",    "policy",   "closed_fds",
                                             "cwd_fd", "terminal", "spec_memfd", "fd_bundle",
                                             "timeout_signal", "call_result", "adopt",
-                                            "env_ref"};
+                                            "env_ref", "spawn_batch"};
 
 /* By bit, as feature_names: what a client names when its server lacks one. */
 static const char *const feature_descriptions[] = {
@@ -394,6 +394,7 @@ static const char *const feature_descriptions[] = {
         "results of call jobs",
         "connections handed over to a shared embedded server (adopt)",
         "environments stored on the connection (env, env_ref)",
+        "several spawns in one request (spawn_batch)",
 };
 
 const char *mps__feature_description(unsigned feature) {
@@ -1180,6 +1181,57 @@ int mps__env_decode(const cJSON *json, struct mps__env *ret, char *err, size_t e
         TRY(get_strv(json, "env", true, MPS_WIRE_ENV_MAX, false, &m.envp, &m.envc, err,
                      errlen));
         *ret = m;
+        return 0;
+}
+
+/* ---- spawn_batch ------------------------------------------------------------ */
+
+int mps__spawn_batch_decode(const cJSON *json, size_t nfds, struct mps__spawn_batch *ret,
+                            char *err, size_t errlen) {
+        const cJSON *jobs = field(json, "jobs"), *counts = field(json, "nfds");
+        size_t fd_from = 0;
+        ret->count = 0;
+        TRY(get_u64(json, "tag", false, &ret->tag, err, errlen));
+        if (!cJSON_IsArray(jobs) || !cJSON_IsArray(counts)) {
+                mps__say(err, errlen, "fields \"jobs\" and \"nfds\" must be arrays");
+                return -EINVAL;
+        }
+        int n = cJSON_GetArraySize(jobs);
+        if (n < 1 || n > MPS_WIRE_BATCH_MAX || cJSON_GetArraySize(counts) != n) {
+                mps__say(err, errlen, "a batch holds 1 to %d jobs, and \"nfds\" one count "
+                         "per job", MPS_WIRE_BATCH_MAX);
+                return n > MPS_WIRE_BATCH_MAX ? -E2BIG : -EINVAL;
+        }
+        const cJSON *job = jobs->child, *count = counts->child;
+        for (int i = 0; i < n; i++, job = job->next, count = count->next) {
+                struct mps__batch_job *b = &ret->jobs[i];
+                const cJSON *op = field(job, "op"), *v = field(job, "v");
+                if (!cJSON_IsObject(job) || !cJSON_IsString(op) ||
+                    strcmp(op->valuestring, "spawn") != 0 || !cJSON_IsNumber(v) ||
+                    v->valuedouble != MPS_PROTOCOL_VERSION) {
+                        mps__say(err, errlen, "job %d is not a spawn request of protocol %d",
+                                 i, MPS_PROTOCOL_VERSION);
+                        return -EINVAL;
+                }
+                if (!cJSON_IsNumber(count) || count->valuedouble < 0 ||
+                    count->valuedouble > (double)(nfds - fd_from) ||
+                    count->valuedouble != floor(count->valuedouble)) {
+                        mps__say(err, errlen, "job %d's descriptor count is not one of the "
+                                 "%zu the message has left", i, nfds - fd_from);
+                        return -EINVAL;
+                }
+                b->json = job;
+                b->tag = mps__wire_tag(job);
+                b->fd_from = fd_from;
+                b->nfds = (size_t)count->valuedouble;
+                fd_from += b->nfds;
+                ret->count++;
+        }
+        if (fd_from != nfds) {
+                mps__say(err, errlen, "the jobs take %zu descriptors; the message has %zu",
+                         fd_from, nfds);
+                return -EINVAL;
+        }
         return 0;
 }
 

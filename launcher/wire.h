@@ -68,6 +68,7 @@ enum mps__op {
         MPS_OP_FOREGROUND, /* a terminal job's foreground (terminal feature) */
         MPS_OP_ADOPT,      /* serve a connection handed over (adopt feature) */
         MPS_OP_ENV,        /* store an environment on the connection (env_ref) */
+        MPS_OP_SPAWN_BATCH, /* several spawns in one message (spawn_batch) */
         /* server -> client */
         MPS_OP_WELCOME,
         MPS_OP_SPAWNED,
@@ -212,7 +213,10 @@ enum {
         /* "env_ref": the env request, and spawn's env_ref naming what it
          * stored, so that a connection sends its environment once. */
         MPS_FEATURE_ENV_REF = 1 << 14,
-        MPS_FEATURES_ALL = (1 << 15) - 1,
+        /* "spawn_batch": the spawn_batch request, several spawns in one
+         * message, each answered under its own tag as if sent alone. */
+        MPS_FEATURE_SPAWN_BATCH = 1 << 15,
+        MPS_FEATURES_ALL = (1 << 16) - 1,
 };
 
 struct mps__welcome {
@@ -465,6 +469,28 @@ int mps__spawn_decode(const cJSON *json, size_t nfds, struct mps__spawn *ret,
 void mps__spawn_done(struct mps__spawn *m); /* frees the decoder's arrays */
 /* An env request; free ret->envp after. */
 int mps__env_decode(const cJSON *json, struct mps__env *ret, char *err, size_t errlen);
+
+/*
+ * spawn_batch: up to MPS_WIRE_BATCH_MAX spawn messages ("jobs", each a
+ * whole spawn request with its own tag) and how many of the message's
+ * descriptors each takes, in order ("nfds"). A job carries neither a spec
+ * memfd nor a bundle: one that needs them is sent alone. The decoder checks
+ * the envelope only (each job is then decoded as a spawn request); the
+ * jobs point into json.
+ */
+#define MPS_WIRE_BATCH_MAX 16
+struct mps__batch_job {
+        const cJSON *json;
+        uint64_t tag;
+        size_t fd_from, nfds; /* its slice of the message's descriptors */
+};
+struct mps__spawn_batch {
+        uint64_t tag;
+        size_t count;
+        struct mps__batch_job jobs[MPS_WIRE_BATCH_MAX];
+};
+int mps__spawn_batch_decode(const cJSON *json, size_t nfds, struct mps__spawn_batch *ret,
+                            char *err, size_t errlen);
 int mps__spawned_decode(const cJSON *json, struct mps__spawned *ret,
                         char *err, size_t errlen);
 int mps__exited_decode(const cJSON *json, struct mps__exited *ret, char *err,
