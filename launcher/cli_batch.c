@@ -162,6 +162,9 @@ static void on_exit_cb(mps_process *proc, int exitcode, void *userdata) {
 
 /* The stage of the start failure the pool reports now (pool.c). */
 const char *mps__pool_failing_stage(void);
+/* Queue only, then start what was queued together (pool.c, lib.h). */
+void mps__pool_hold(mps_pool *pool);
+void mps__pool_release(mps_pool *pool);
 
 static void on_error_cb(int err, const char *message, void *userdata) {
         struct line_task *t = userdata;
@@ -381,6 +384,8 @@ int mps__cli_batch(mps_client *client, const struct mps__cli_options *o, int sfd
         b.progress.start_ns = now_ns();
         progress_draw(&b, true);
         while (!((eof || b.stop) && b.inflight == 0)) {
+                /* The lines at hand start together, in batches. */
+                mps__pool_hold(pool);
                 while (!eof && !b.stop && b.inflight < workers) {
                         int more;
                         const char *line = input_line(in, &b, &more);
@@ -390,6 +395,7 @@ int mps__cli_batch(mps_client *client, const struct mps__cli_options *o, int sfd
                         }
                         submit_line(&b, pool, o, in->lineno, line);
                 }
+                mps__pool_release(pool);
                 bool want_input = !eof && !b.stop && b.inflight < workers;
                 if (!want_input && b.inflight == 0)
                         continue;

@@ -29,6 +29,13 @@
 #include "selfpath.h"
 #include "lib.h"
 
+/* MPSPAWN_NO_BATCH=1 (a debugging knob, see mpspawn.h): every start goes
+ * in a request of its own, as to a server without spawn_batch. */
+static bool batch_forced_off(void) {
+        const char *v = getenv("MPSPAWN_NO_BATCH");
+        return v && v[0] && strcmp(v, "0") != 0;
+}
+
 #ifndef MPS_VERSION_STRING
 #define MPS_VERSION_STRING "0.0.0"
 #endif
@@ -537,6 +544,10 @@ static void on_message(mps_client *c, struct mps__msg *msg) {
  * waiting, without blocking, and runs the hooks that queued. Receiving and
  * processing stay together under the lock: two threads each receiving one
  * message could apply an "exited" before its "spawned" and lose the exit.
+ * The hooks run once what is waiting has been read, and every
+ * MPS_WIRE_BATCH_MAX messages of a longer burst: so the ends of a Pool's
+ * tasks that arrive together are all known when its hooks run, and the
+ * tasks that take their places start together (pool.c), in a batch.
  * Returns the number handled, or -ENOTCONN once the connection is gone
  * (with none handled).
  */
@@ -548,7 +559,7 @@ static int drain(mps_client *c) {
                 struct mps__msg msg;
                 int r = mps__wire_recv(c->fd, &msg, err, sizeof(err), NULL);
                 if (r == -EAGAIN)
-                        return handled;
+                        break;
                 if (r == 0) {
                         mark_broken(c, c->closed ? "the client closed it"
                                                  : "the server closed it");
@@ -564,8 +575,8 @@ static int drain(mps_client *c) {
                 }
                 on_message(c, &msg);
                 mps__msg_release(&msg);
-                handled++;
-                run_deferred(c);
+                if (++handled % MPS_WIRE_BATCH_MAX == 0)
+                        run_deferred(c);
         }
         run_deferred(c);
         return handled ? handled : -ENOTCONN;
@@ -715,6 +726,13 @@ int mps__client_wait_process(mps_client *c, bool (*done)(void *arg), mps_process
 
 unsigned long mps__client_pidfd_exits(const mps_client *c) {
         return c->pidfd_exits;
+}
+
+unsigned long mps__client_batches(mps_client *c) {
+        mps__client_lock(c);
+        unsigned long n = c->batches;
+        mps__client_unlock(c);
+        return n;
 }
 
 /* ---- requests ------------------------------------------------------------------ */
@@ -970,6 +988,8 @@ static int take_answer(mps_client *c, const struct mps__msg *m, const char *wher
                         c->server_pid = w.pid;
                         c->server_pidfd = w.pidfd;
                         c->features = w.features;
+                        if (batch_forced_off())
+                                c->features &= ~(unsigned)MPS_FEATURE_SPAWN_BATCH;
                         snprintf(c->server_version, sizeof(c->server_version), "%s",
                                  w.version);
                 } else {

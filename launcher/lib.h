@@ -70,6 +70,7 @@ struct mps_client {
          * see pidfd_exit.h). */
         bool pidfd_exit;
         unsigned long pidfd_exits; /* ends taken so (a count for tests) */
+        unsigned long batches; /* spawn_batch requests sent (a count for tests) */
         unsigned features; /* MPS_FEATURE_* the server announced */
         char server_version[32];
         uint64_t next_tag;
@@ -205,6 +206,8 @@ int mps__client_wait_process(mps_client *c, bool (*done)(void *arg), mps_process
                              uint64_t deadline_ns);
 /* With the lock held: how many ends were read from pidfds (for tests). */
 unsigned long mps__client_pidfd_exits(const mps_client *c);
+/* How many spawn_batch requests this client has sent (for tests). */
+unsigned long mps__client_batches(mps_client *c);
 /* With the lock held: wakes the waiters of target (after its change). */
 void mps__client_wake(mps_client *c, const void *target);
 /* With the lock held: queues p's on_change for the reader to run. */
@@ -277,6 +280,19 @@ void mps__strv_free(char **v);
 mps_exit_info mps__exit_info_of(const struct mps__exited *e);
 /* Sends the spawn request without waiting for the answer. */
 int mps__process_send_start(mps_process *p);
+/* Starts procs[0..n-1], new processes of one client, as that many
+ * mps__process_send_start calls would (results[i] is each one's), but in
+ * spawn_batch requests of up to MPS_WIRE_BATCH_MAX jobs where the server
+ * takes them: a start the request of which needs a memfd or a bundle goes
+ * alone. Once a start is sent, procs[i] is never touched again here (its
+ * job may have ended and its handle be gone). */
+/* Between these, mps_pool_apply_async only queues, even with a worker
+ * free; release starts what it can, together (in batches), and leaves the
+ * error callbacks of starts that failed at once to the reader. For a
+ * caller that queues many tasks in a row (mps_pool_map, mpspawn -j). */
+void mps__pool_hold(mps_pool *pool);
+void mps__pool_release(mps_pool *pool);
+void mps__process_send_start_batch(mps_process *const *procs, size_t n, int *results);
 /* With the lock held, as the reader: one message about a process. */
 void mps__process_on_msg(mps_client *c, struct mps__msg *msg);
 /* With the lock held: the pidfd to poll (for POLLHUP, with no events)

@@ -53,6 +53,10 @@ struct mps_pool {
         struct task_list ended;
         unsigned signalling;
         unsigned in_callback; /* callbacks running now (on the reader) */
+        /* mps_pool_map calls queueing their tasks: while > 0, a task is
+         * queued even with a worker free, and the map starts its tasks
+         * together (in batches) once all are queued. */
+        unsigned held;
         bool closed;
         bool terminated;
 };
@@ -165,7 +169,23 @@ static void finish_task(struct task *t, const struct outcome *o) {
         task_free(t);
 }
 
-static void start_pending(mps_pool *pool);
+static void start_pending(mps_pool *pool, bool reader);
+
+static void on_change(mps_process *proc, void *data);
+
+/* With the lock held, in a hook of this pool's: another of its tasks'
+ * hooks is due in this run of the reader's (client.c runs them after a
+ * burst of messages), which starts the next tasks then, together. */
+static bool more_ends_due(const mps_pool *pool) {
+        struct mps__list *n, *next;
+        mps__list_foreach_safe(n, next, &pool->client->deferred) {
+                const mps_process *p = mps__list_entry(n, mps_process, deferred_node);
+                if (p->on_change == on_change &&
+                    ((const struct task *)p->on_change_data)->pool == pool)
+                        return true;
+        }
+        return false;
+}
 
 /* A running (or cancelled) task's process has ended, failed to start, or
  * was lost: run by the reader, without the lock. */
@@ -177,31 +197,59 @@ static void on_change(mps_process *proc, void *data) {
         list_unlink(t);
         outcome_of(proc, &o);
         finish_task(t, &o);
-        start_pending(pool);
+        if (!more_ends_due(pool))
+                start_pending(pool, true);
         mps__client_wake(pool->client, pool);
         mps__client_unlock(pool->client);
 }
 
-/* With the lock held, as the reader (which runs a failure's callback). */
-static void start_pending(mps_pool *pool) {
+/* With the lock held: t's start failed with r before anything was sent.
+ * The reader runs its error callback now; another thread leaves it to the
+ * reader (mps__client_run_deferred after the lock is let go), so that no
+ * two callbacks run at once. */
+static void start_failed(struct task *t, int r, bool reader) {
+        if (reader) {
+                struct outcome o;
+                list_unlink(t);
+                outcome_of(t->proc, &o);
+                o.err = r;
+                finish_task(t, &o);
+                return;
+        }
+        t->proc->state = PROC_FAILED;
+        t->proc->start_error = -r;
+        mps__client_defer(t->pool->client, t->proc);
+}
+
+/* With the lock held: starts queued tasks while workers are free, in
+ * batches of up to MPS_WIRE_BATCH_MAX (one request each where the server
+ * takes it). */
+static void start_pending(mps_pool *pool, bool reader) {
         mps_client *c = pool->client;
         while (pool->running.count < pool->workers && pool->pending.count > 0 &&
                !pool->terminated) {
-                struct task *t = list_head(&pool->pending);
-                list_unlink(t);
-                t->proc->on_change = on_change;
-                t->proc->on_change_data = t;
-                list_push(&pool->running, t);
-                mps__client_unlock(c);
-                int r = mps__process_send_start(t->proc);
-                mps__client_lock(c);
-                if (r < 0) {
-                        struct outcome o;
+                struct task *batch[MPS_WIRE_BATCH_MAX];
+                mps_process *procs[MPS_WIRE_BATCH_MAX];
+                int results[MPS_WIRE_BATCH_MAX];
+                size_t n = 0;
+                while (n < MPS_WIRE_BATCH_MAX && pool->running.count < pool->workers &&
+                       pool->pending.count > 0) {
+                        struct task *t = list_head(&pool->pending);
                         list_unlink(t);
-                        outcome_of(t->proc, &o);
-                        o.err = r;
-                        finish_task(t, &o);
+                        t->proc->on_change = on_change;
+                        t->proc->on_change_data = t;
+                        list_push(&pool->running, t);
+                        batch[n] = t;
+                        procs[n++] = t->proc;
                 }
+                mps__client_unlock(c);
+                mps__process_send_start_batch(procs, n, results);
+                mps__client_lock(c);
+                /* (A task whose start went out may have ended meanwhile,
+                 * and be gone: only failed ones are looked at.) */
+                for (size_t i = 0; i < n; i++)
+                        if (results[i] < 0)
+                                start_failed(batch[i], results[i], reader);
         }
 }
 
@@ -239,7 +287,7 @@ MPS_API int mps_pool_apply_async(mps_pool *pool, const mps_spec *spec,
                 mps__client_unlock(c);
                 return -EINVAL;
         }
-        if (pool->running.count >= pool->workers || pool->pending.count > 0) {
+        if (pool->running.count >= pool->workers || pool->pending.count > 0 || pool->held) {
                 list_push(&pool->pending, t);
                 mps__client_unlock(c);
                 return 0;
@@ -309,6 +357,20 @@ static bool map_done(void *arg) {
         return atomic_load(&((struct map_state *)arg)->left) == 0;
 }
 
+void mps__pool_hold(mps_pool *pool) {
+        mps__client_lock(pool->client);
+        pool->held++;
+        mps__client_unlock(pool->client);
+}
+
+void mps__pool_release(mps_pool *pool) {
+        mps__client_lock(pool->client);
+        pool->held--;
+        start_pending(pool, false);
+        mps__client_unlock(pool->client);
+        mps__client_run_deferred(pool->client);
+}
+
 MPS_API int mps_pool_map(mps_pool *pool, const mps_spec *const *specs, size_t count,
                          int *ret_exitcodes) {
         if (!pool || (count > 0 && (!specs || !ret_exitcodes)))
@@ -328,12 +390,16 @@ MPS_API int mps_pool_map(mps_pool *pool, const mps_spec *const *specs, size_t co
                 m.codes[i] = MPS_EXITCODE_NONE;
                 slots[i] = (struct slot){&m, i};
         }
+        /* All queued first, then started together: the first workers'
+         * tasks go out in batches. */
+        mps__pool_hold(pool);
         for (; queued < count; queued++) {
                 r = mps_pool_apply_async(pool, specs[queued], slot_done, slot_failed,
                                          &slots[queued]);
                 if (r < 0)
                         break;
         }
+        mps__pool_release(pool);
         /* Tasks already queued still finish before their slots go away;
          * this waits for these tasks only, not for other threads'. */
         if (queued < count)

@@ -317,21 +317,13 @@ static int build_request(mps_client *c, const struct mps__spawn *m,
         return 0;
 }
 
-/* Registers p under its tag and sends its spawn request. */
-static int send_spawn(mps_process *p, const struct mps__spawn *msg,
-                      const struct start_fds *f) {
+/* Registers p under its tag, STARTING, before its request goes out: once
+ * the request is out the job may run, and the reader (perhaps another
+ * thread) must find this handle waiting for its replies. */
+static int start_register(mps_process *p) {
         mps_client *c = p->client;
-        struct outgoing o = {.memfd = -1, .bundle = -1};
-        int r = build_request(c, msg, f, &o);
-        if (r < 0) {
-                outgoing_done(&o);
-                return r;
-        }
-        /* Registered, and STARTING, before it is sent: once the request is
-         * out the job may run, and the reader (perhaps another thread)
-         * must find this handle waiting for its replies. */
         mps__client_lock(c);
-        r = mps__client_check_forked(c);
+        int r = mps__client_check_forked(c);
         if (r == 0 && (c->closed || c->broken)) {
                 mps__client_set_error(c, "the client is not connected");
                 r = -ENOTCONN;
@@ -339,20 +331,50 @@ static int send_spawn(mps_process *p, const struct mps__spawn *msg,
         if (r == 0 && (r = mps__idmap_put(&c->inflight, p->tag, p)) == 0)
                 p->state = PROC_STARTING;
         mps__client_unlock(c);
-        if (r == 0) {
-                r = mps__client_send_raw(c, o.text, o.len, o.fds, o.nfds);
-                mps__client_lock(c);
-                if (r < 0 && p->state == PROC_STARTING) {
-                        mps__idmap_remove(&c->inflight, p->tag);
-                        p->state = PROC_NEW;
-                } else if (r < 0) {
-                        /* The connection was marked lost meanwhile: that
-                         * loss reports this start, once. */
-                        r = 0;
-                }
-                mps__client_unlock(c);
+        return r;
+}
+
+/* After the send of p's request returned r: p is NEW again when it did not
+ * go out, unless the connection was marked lost meanwhile (that loss
+ * reports this start, once). p is not touched when it went out. */
+static int start_sent(mps_process *p, int r) {
+        if (r == 0)
+                return 0;
+        mps_client *c = p->client;
+        mps__client_lock(c);
+        if (p->state == PROC_STARTING) {
+                mps__idmap_remove(&c->inflight, p->tag);
+                p->state = PROC_NEW;
+        } else {
+                r = 0;
         }
-        outgoing_done(&o);
+        mps__client_unlock(c);
+        return r;
+}
+
+/* A start on its way out: what its request needs until it is sent. */
+struct start_request {
+        struct start_fds f;
+        char cwd[PATH_MAX];
+        char **envp;
+        int dirfd;
+        int slot; /* the stored environment it names, or -1 */
+        struct outgoing o;
+};
+
+static void start_request_done(mps_client *c, struct start_request *q) {
+        outgoing_done(&q->o);
+        mps__envcache_detach(c, q->slot);
+        mps__safe_close(q->dirfd);
+        mps__strv_free(q->envp);
+}
+
+/* Sends p's request, alone. */
+static int send_spawn(mps_process *p, const struct start_request *q) {
+        int r = start_register(p);
+        if (r == 0)
+                r = start_sent(p, mps__client_send_raw(p->client, q->o.text, q->o.len,
+                                                       q->o.fds, q->o.nfds));
         return r;
 }
 
@@ -430,16 +452,18 @@ int mps__process_send_start(mps_process *p) {
         return r;
 }
 
-static int send_start(mps_process *p) {
+/* Everything p's request needs, up to its text and descriptors (q->o);
+ * q is released on failure. */
+static int start_request_build(mps_process *p, struct start_request *q) {
         mps_client *c = p->client;
         const mps_spec *s = p->spec;
-        struct start_fds f;
-        char cwd[PATH_MAX];
         const char *dir = NULL;
-        char **envp = NULL;
         size_t envc;
         int r;
 
+        q->envp = NULL;
+        q->dirfd = q->slot = -1;
+        q->o = (struct outgoing){.memfd = -1, .bundle = -1};
         mps__client_lock(c);
         if ((r = mps__client_check_forked(c)) == 0 && p->state != PROC_NEW) {
                 mps__client_set_error(c, "a process can be started only once");
@@ -458,42 +482,180 @@ static int send_start(mps_process *p) {
         mps__client_unlock(c);
         if (r < 0)
                 return r;
-        if ((r = check_features(c, &s->spawn)) < 0 || (r = build_fds(c, s, &f)) < 0 ||
-            (r = absolute_cwd(c, s->spawn.cwd, cwd, sizeof(cwd), &dir)) < 0)
+        if ((r = check_features(c, &s->spawn)) < 0 || (r = build_fds(c, s, &q->f)) < 0 ||
+            (r = absolute_cwd(c, s->spawn.cwd, q->cwd, sizeof(q->cwd), &dir)) < 0)
                 return r;
-        if ((r = mps__spec_build_env(s, &envp, &envc)) < 0) {
+        if ((r = mps__spec_build_env(s, &q->envp, &envc)) < 0) {
                 mps__client_set_error(c, "cannot build the environment: %s", strerror(-r));
                 return r;
         }
-        if (s->spawn.path && (r = check_arg_size(p, s->spawn.argv, envp)) < 0) {
-                mps__strv_free(envp);
+        if (s->spawn.path && (r = check_arg_size(p, s->spawn.argv, q->envp)) < 0) {
+                start_request_done(c, q);
                 return r;
         }
         /* The spec's job as it stands, plus what belongs to this start. */
         struct mps__spawn msg = s->spawn;
         msg.tag = p->tag;
-        msg.envp = (const char **)envp;
+        msg.envp = (const char **)q->envp;
         msg.envc = envc;
         msg.cwd = dir;
-        msg.fdmap = f.map;
-        msg.nfdmap = f.nmap;
+        msg.fdmap = q->f.map;
+        msg.nfdmap = q->f.nmap;
         msg.want_pidfd = true;
-        int dirfd = add_cwd_fd(c, s->spawn.cwd, &f, &msg);
-        if (!dir && dirfd < 0) {
+        q->dirfd = add_cwd_fd(c, s->spawn.cwd, &q->f, &msg);
+        if (!dir && q->dirfd < 0) {
                 /* No path, and no descriptor either. */
                 mps__client_set_error(c, "cannot read the current directory: %s",
                                       strerror(ENOENT));
-                mps__strv_free(envp);
+                start_request_done(c, q);
                 return -ENOENT;
         }
         /* A stored environment in place of envp, when the server has one. */
-        int slot;
-        if ((r = mps__envcache_attach(c, &msg, &slot)) == 0)
-                r = send_spawn(p, &msg, &f);
-        mps__envcache_detach(c, slot);
-        mps__safe_close(dirfd);
-        mps__strv_free(envp);
+        if ((r = mps__envcache_attach(c, &msg, &q->slot)) == 0)
+                r = build_request(c, &msg, &q->f, &q->o);
+        if (r < 0)
+                start_request_done(c, q);
         return r;
+}
+
+static int send_start(mps_process *p) {
+        struct start_request q;
+        int r = start_request_build(p, &q);
+        if (r == 0) {
+                r = send_spawn(p, &q);
+                start_request_done(p->client, &q);
+        }
+        return r;
+}
+
+/* ---- starts in batches (spawn_batch) ---------------------------------------- */
+
+/* A spawn_batch request being put together: its members' indices, and
+ * what their requests add up to. */
+struct batch {
+        size_t member[MPS_WIRE_BATCH_MAX];
+        size_t count, nfds, bytes;
+};
+
+/* The envelope around the jobs' texts, and what each job adds to it (a
+ * comma, its descriptor count and a comma). */
+#define BATCH_ENVELOPE_BYTES 96
+#define BATCH_JOB_BYTES 8
+
+static int start_failed(mps_process *p, int r) {
+        mps__client_copy_error(p->start_message, sizeof(p->start_message));
+        return r;
+}
+
+/* {"v":1,"op":"spawn_batch","tag":T,"nfds":[..],"jobs":[..]}, the jobs'
+ * texts as they are; NULL when out of memory. */
+static char *batch_text(uint64_t tag, struct start_request *const *q, size_t n,
+                        size_t bytes, size_t *ret_len) {
+        char *text = malloc(bytes);
+        if (!text)
+                return NULL;
+        size_t len = (size_t)snprintf(text, bytes,
+                                      "{\"v\":%d,\"op\":\"spawn_batch\",\"tag\":%llu,\"nfds\":[",
+                                      MPS_PROTOCOL_VERSION, (unsigned long long)tag);
+        for (size_t i = 0; i < n; i++)
+                len += (size_t)snprintf(text + len, bytes - len, "%s%zu", i ? "," : "",
+                                        q[i]->o.nfds);
+        len += (size_t)snprintf(text + len, bytes - len, "],\"jobs\":[");
+        for (size_t i = 0; i < n; i++) {
+                if (i)
+                        text[len++] = ',';
+                memcpy(text + len, q[i]->o.text, q[i]->o.len);
+                len += q[i]->o.len;
+        }
+        memcpy(text + len, "]}", 3);
+        *ret_len = len + 2;
+        return text;
+}
+
+/* Sends b's members in one request (or alone, when one is left), and
+ * releases their requests. */
+static void batch_send(mps_process *const *procs, struct start_request *q, struct batch *b,
+                       int *results) {
+        mps_client *c = procs[b->member[0]]->client;
+        struct start_request *out[MPS_WIRE_BATCH_MAX];
+        size_t sent[MPS_WIRE_BATCH_MAX], n = 0, nfds = 0;
+        int fds[MPS_WIRE_FDS_MAX];
+        for (size_t i = 0; i < b->count; i++) {
+                size_t m = b->member[i];
+                int r = start_register(procs[m]);
+                if (r < 0) {
+                        results[m] = start_failed(procs[m], r);
+                        continue;
+                }
+                memcpy(fds + nfds, q[m].o.fds, q[m].o.nfds * sizeof(int));
+                nfds += q[m].o.nfds;
+                out[n] = &q[m];
+                sent[n++] = m;
+        }
+        if (n == 1) {
+                size_t m = sent[0];
+                results[m] = start_sent(procs[m], mps__client_send_raw(c, q[m].o.text,
+                                                                       q[m].o.len, q[m].o.fds,
+                                                                       q[m].o.nfds));
+        } else if (n > 1) {
+                size_t len = 0;
+                mps__client_lock(c);
+                uint64_t tag = ++c->next_tag;
+                mps__client_unlock(c);
+                char *text = batch_text(tag, out, n, b->bytes, &len);
+                int r = text ? mps__client_send_raw(c, text, len, fds, nfds) : -ENOMEM;
+                free(text);
+                if (r == 0) {
+                        mps__client_lock(c);
+                        c->batches++;
+                        mps__client_unlock(c);
+                }
+                for (size_t i = 0; i < n; i++)
+                        if ((results[sent[i]] = start_sent(procs[sent[i]], r)) < 0)
+                                start_failed(procs[sent[i]], r);
+        }
+        for (size_t i = 0; i < b->count; i++)
+                start_request_done(c, &q[b->member[i]]);
+        *b = (struct batch){.bytes = BATCH_ENVELOPE_BYTES};
+}
+
+void mps__process_send_start_batch(mps_process *const *procs, size_t n, int *results) {
+        mps_client *c = n > 0 ? procs[0]->client : NULL;
+        struct start_request *q = n > 1 && (c->features & MPS_FEATURE_SPAWN_BATCH)
+                                          ? calloc(n, sizeof(*q))
+                                          : NULL;
+        if (!q) {
+                for (size_t i = 0; i < n; i++)
+                        results[i] = mps__process_send_start(procs[i]);
+                return;
+        }
+        struct batch b = {.bytes = BATCH_ENVELOPE_BYTES};
+        for (size_t i = 0; i < n; i++) {
+                int r = start_request_build(procs[i], &q[i]);
+                if (r < 0) {
+                        results[i] = start_failed(procs[i], r);
+                        continue;
+                }
+                const struct outgoing *o = &q[i].o;
+                if (o->memfd >= 0 || o->bundle >= 0) {
+                        /* A request of its own is what a memfd or a bundle names. */
+                        if ((results[i] = send_spawn(procs[i], &q[i])) < 0)
+                                start_failed(procs[i], results[i]);
+                        start_request_done(c, &q[i]);
+                        continue;
+                }
+                if (b.count > 0 && (b.nfds + o->nfds > MPS_WIRE_FDS_MAX ||
+                                    b.bytes + o->len + BATCH_JOB_BYTES > MPS_WIRE_MSG_MAX))
+                        batch_send(procs, q, &b, results);
+                b.member[b.count++] = i;
+                b.nfds += o->nfds;
+                b.bytes += o->len + BATCH_JOB_BYTES;
+                if (b.count == MPS_WIRE_BATCH_MAX)
+                        batch_send(procs, q, &b, results);
+        }
+        if (b.count > 0)
+                batch_send(procs, q, &b, results);
+        free(q);
 }
 
 static bool started(void *arg) {
