@@ -141,6 +141,7 @@ TESTS      := check_util check_wire check_spec check_idmap check_cmdline check_p
               check_pidfd_exit \
               check_embedded \
               check_envref \
+              check_batch \
               $(FUZZ_REPLAYS)
 SH_TESTS   := install.sh completion.sh
 TEST_BINS  := $(TESTS:%=$(BUILD)/tests/%)
@@ -304,7 +305,11 @@ $(BUILD)/tests/check_examples: $(BUILD)/tests/check_examples.o $(BUILD)/tests/te
 $(BUILD)/tests/check_embedded: $(BUILD)/tests/check_embedded.o $(BUILD)/tests/testutil.o \
   $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_envref: $(BUILD)/tests/check_envref.o $(BUILD)/tests/testutil.o \
-  $(BUILD)/libmpspawn.a
+  $(BUILD)/tests/rawclient.o $(BUILD)/libmpspawn.a
+# Batched spawns (issue 18): the library's batches, and the server's answers
+# to hand-made ones.
+$(BUILD)/tests/check_batch: $(BUILD)/tests/check_batch.o $(BUILD)/tests/testutil.o \
+  $(BUILD)/tests/rawclient.o $(BUILD)/libmpspawn.a
 # The CLI's parser is no part of the library; its unit test links it directly.
 $(BUILD)/tests/check_cli_parse: $(BUILD)/tests/check_cli_parse.o $(BUILD)/obj/launcher/cli_options.o \
   $(BUILD)/obj/launcher/cli_common.o $(BUILD)/obj/launcher/cli_pty.o $(BUILD)/tests/testutil.o \

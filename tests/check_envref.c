@@ -29,6 +29,7 @@
 #include "../include/mpspawn.h"
 #include "../launcher/fdutil.h"
 #include "../launcher/wire.h"
+#include "rawclient.h"
 #include "testutil.h"
 
 static struct tu_server srv;
@@ -135,43 +136,6 @@ END_TEST
 
 /* ---- the server's answers, on a raw connection -------------------------------------- */
 
-static int raw_connect(void) {
-        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        struct sockaddr_un a = {.sun_family = AF_UNIX};
-        snprintf(a.sun_path, sizeof(a.sun_path), "%s", srv.path);
-        ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-        return fd;
-}
-
-static void raw_send(int fd, const char *text) {
-        ck_assert_int_eq(send(fd, text, strlen(text), MSG_NOSIGNAL), (ssize_t)strlen(text));
-}
-
-/* The next message, which must be op; its tree (the caller deletes it). */
-static cJSON *raw_expect(int fd, enum mps__op op) {
-        struct mps__msg msg;
-        char err[256];
-        ck_assert_int_eq(mps__poll_one(fd, POLLIN, 30000), 1);
-        ck_assert_int_eq(mps__wire_recv(fd, &msg, err, sizeof(err), NULL), 1);
-        ck_assert_msg(msg.op == op, "got %s, expected %s", mps__op_name(msg.op),
-                      mps__op_name(op));
-        cJSON *j = msg.json;
-        msg.json = NULL;
-        mps__msg_release(&msg);
-        return j;
-}
-
-static void raw_expect_error(int fd, uint64_t tag, int err, const char *stage) {
-        cJSON *j = raw_expect(fd, MPS_OP_ERROR);
-        struct mps__error e;
-        char why[256];
-        ck_assert_int_eq(mps__error_decode(j, &e, why, sizeof(why)), 0);
-        ck_assert_uint_eq(e.tag, tag);
-        ck_assert_msg(e.err == err, "errno %d (%s), expected %d", e.err, e.message, err);
-        ck_assert_str_eq(e.stage, stage);
-        cJSON_Delete(j);
-}
-
 #define SPAWN_ECHO(tag, envfield)                                                         \
         "{\"v\":1,\"op\":\"spawn\",\"tag\":" #tag ",\"path\":\"/bin/sh\",\"argv\":[\"sh\","  \
         "\"-c\",\"exit $E\"]," envfield ",\"fds\":[]}"
@@ -188,14 +152,9 @@ static int raw_exitcode(int fd) {
 }
 
 START_TEST(test_server_env_ref) {
-        int fd = raw_connect();
-        raw_send(fd, "{\"v\":1,\"op\":\"hello\",\"protocol\":1}");
-        cJSON *w = raw_expect(fd, MPS_OP_WELCOME);
-        struct mps__welcome wm;
-        char why[256];
-        ck_assert_int_eq(mps__welcome_decode(w, &wm, why, sizeof(why)), 0);
-        ck_assert(wm.features & MPS_FEATURE_ENV_REF);
-        cJSON_Delete(w);
+        unsigned features;
+        int fd = raw_connect_hello(srv.path, &features);
+        ck_assert(features & MPS_FEATURE_ENV_REF);
         /* Nothing stored under 3 yet. */
         raw_send(fd, SPAWN_ECHO(1, "\"env_ref\":3"));
         raw_expect_error(fd, 1, ENOENT, "env");
