@@ -22,8 +22,9 @@
  *
  *   bench [--json] [--build DIR] [--scale F] [--children N] [--big-mib N]
  *         [--no-python] [--python PATH] [--only side|threads|memory]
- *   bench --drive SOCKET exec|call|hold N   (against a running server, for
- *                                            profiling it: see drive())
+ *   bench --drive SOCKET KIND N   against a running server, for profiling
+ *         it (see drive()); KIND: exec, call (one at a time), exec8, call8
+ *         (8 in flight), execmap, callmap (a map through 64 workers), hold
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1165,6 +1166,86 @@ static void rows_pidfd_exit(mps_client *cp, mps_client *cpre, const char *plain,
         mps_client_close(rpre);
 }
 
+/* A client that sends every start in a request of its own, as to a server
+ * without spawn_batch (the knob is read at open). */
+static mps_client *connect_no_batch(const char *path) {
+        if (setenv("MPSPAWN_NO_BATCH", "1", 1) < 0)
+                die("setenv: %m");
+        mps_client *c = connect_to(path);
+        unsetenv("MPSPAWN_NO_BATCH");
+        return c;
+}
+
+struct map_ctx {
+        mps_client *client;
+        const mps_spec *spec;
+        const char *what;
+};
+
+#define MAP_WORKERS 64
+
+/* n jobs through mps_pool_map with 64 workers, in a fresh pool. A map
+ * gives no job its own time: each sample is the batch's time per job. */
+static uint64_t batch_map(void *ctx, unsigned n, uint64_t *samples) {
+        struct map_ctx *x = ctx;
+        const mps_spec **specs = xcalloc(n, sizeof(*specs));
+        int *codes = xcalloc(n, sizeof(int));
+        mps_pool *pool;
+        for (unsigned i = 0; i < n; i++)
+                specs[i] = x->spec;
+        if (mps_pool_new(x->client, MAP_WORKERS, &pool) < 0)
+                die("mps_pool_new");
+        uint64_t t0 = now_ns();
+        int r = mps_pool_map(pool, specs, n, codes);
+        uint64_t elapsed = now_ns() - t0;
+        if (r < 0)
+                die("%s: mps_pool_map: %s", x->what, mps_strerror(r));
+        for (unsigned i = 0; i < n; i++)
+                if (codes[i] != 0)
+                        die("%s: job %u exit code %d", x->what, i, codes[i]);
+        mps_pool_close(pool);
+        mps_pool_join(pool, -1);
+        mps_pool_free(pool);
+        for (unsigned i = 0; samples && i < n; i++)
+                samples[i] = elapsed / n;
+        free(specs);
+        free(codes);
+        return elapsed;
+}
+
+/* A 1,000-job map through 64 workers, exec and call jobs, with the starts
+ * in spawn_batch requests (cp, cpre) and one request each (new clients of
+ * the same servers, MPSPAWN_NO_BATCH=1), interleaved. */
+static void rows_batch(mps_client *cp, mps_client *cpre, const char *plain, const char *pre,
+                       mps_spec *t, mps_spec *noop) {
+        mps_client *sp = connect_no_batch(plain), *spre = connect_no_batch(pre);
+        struct map_ctx eb = {cp, t, "exec map"}, es = {sp, t, "exec map (no batches)"},
+                       kb = {cpre, noop, "call map"}, ks = {spre, noop, "call map (no batches)"};
+        unsigned block = reps(1000, 100), warm = reps(100, 10);
+        struct member m[4] = {
+                BATCH("map1000_exec_batch",
+                      "map of 1,000 exec jobs /bin/true through 64 workers, starts in "
+                      "spawn_batch requests (time per job; interleaved with the next three)",
+                      batch_map, &eb, block, warm),
+                BATCH("map1000_exec_single",
+                      "map of 1,000 exec jobs /bin/true through 64 workers, a request per "
+                      "start (MPSPAWN_NO_BATCH=1)",
+                      batch_map, &es, block, warm),
+                BATCH("map1000_call_batch",
+                      "map of 1,000 call jobs noop (1 MiB table) through 64 workers, starts "
+                      "in spawn_batch requests",
+                      batch_map, &kb, block, warm),
+                BATCH("map1000_call_single",
+                      "map of 1,000 call jobs noop (1 MiB table) through 64 workers, a "
+                      "request per start (MPSPAWN_NO_BATCH=1)",
+                      batch_map, &ks, block, warm),
+        };
+        progress("maps with and without batches: 5 rounds of interleaved blocks");
+        measure_group(m, 4, 5);
+        mps_client_close(sp);
+        mps_client_close(spre);
+}
+
 /*
  * Everything side by side: five servers run at once (plain; preloaded;
  * preloaded with --prefork 8; preloaded with a 256 MiB table from malloc,
@@ -1325,6 +1406,7 @@ static void section_side_by_side(void) {
         user_server_stop();
         free(emb_env);
         rows_pidfd_exit(cp, cpre, plain.path, pre.path, t, noop, b100);
+        rows_batch(cp, cpre, plain.path, pre.path, t, noop);
 
 
         /* The big client: this process with a big heap, against the small
@@ -2021,7 +2103,7 @@ static void set_paths(const char *build) {
 static const char usage[] =
         "usage: bench [--json] [--build DIR] [--scale F] [--children N] [--big-mib N]\n"
         "             [--no-python] [--python PATH] [--only side|threads|memory]\n"
-        "       bench --drive SOCKET exec|call|hold N\n";
+        "       bench --drive SOCKET exec|call|exec8|call8|execmap|callmap|hold N\n";
 
 /*
  * Against a running server, for profiling it: N exec or call jobs one at a
@@ -2069,10 +2151,20 @@ static int drive(const char *socket_path, const char *kind, unsigned n) {
                 mps_client_close(c);
                 return 0;
         }
-        mps_spec *s = strcmp(kind, "call") == 0 ? spec_noop() : spec_true();
+        bool pooled = strcmp(kind, "exec8") == 0 || strcmp(kind, "call8") == 0;
+        bool mapped = strcmp(kind, "execmap") == 0 || strcmp(kind, "callmap") == 0;
+        mps_spec *s = strncmp(kind, "call", 4) == 0 ? spec_noop() : spec_true();
         struct mps_job j = {c, s, kind};
         uint64_t t0 = now_ns();
-        for (unsigned i = 0; i < n; i++) {
+        if (pooled) {
+                struct inflight_ctx x = {c, s, kind};
+                batch_inflight(&x, n, NULL);
+        }
+        if (mapped) {
+                struct map_ctx x = {c, s, kind};
+                batch_map(&x, n, NULL);
+        }
+        for (unsigned i = 0; !pooled && !mapped && i < n; i++) {
                 if (steps)
                         job_steps(&j);
                 else
