@@ -1189,9 +1189,9 @@ int mps__env_decode(const cJSON *json, struct mps__env *ret, char *err, size_t e
 int mps__spawn_batch_decode(const cJSON *json, size_t nfds, struct mps__spawn_batch *ret,
                             char *err, size_t errlen) {
         const cJSON *jobs = field(json, "jobs"), *counts = field(json, "nfds");
+        struct mps__spawn_batch m = {0};
         size_t fd_from = 0;
-        ret->count = 0;
-        TRY(get_u64(json, "tag", false, &ret->tag, err, errlen));
+        TRY(get_u64(json, "tag", false, &m.tag, err, errlen));
         if (!cJSON_IsArray(jobs) || !cJSON_IsArray(counts)) {
                 mps__say(err, errlen, "fields \"jobs\" and \"nfds\" must be arrays");
                 return -EINVAL;
@@ -1200,11 +1200,10 @@ int mps__spawn_batch_decode(const cJSON *json, size_t nfds, struct mps__spawn_ba
         if (n < 1 || n > MPS_WIRE_BATCH_MAX || cJSON_GetArraySize(counts) != n) {
                 mps__say(err, errlen, "a batch holds 1 to %d jobs, and \"nfds\" one count "
                          "per job", MPS_WIRE_BATCH_MAX);
-                return n > MPS_WIRE_BATCH_MAX ? -E2BIG : -EINVAL;
+                return -EINVAL;
         }
         const cJSON *job = jobs->child, *count = counts->child;
         for (int i = 0; i < n; i++, job = job->next, count = count->next) {
-                struct mps__batch_job *b = &ret->jobs[i];
                 const cJSON *op = field(job, "op"), *v = field(job, "v");
                 if (!cJSON_IsObject(job) || !cJSON_IsString(op) ||
                     strcmp(op->valuestring, "spawn") != 0 || !cJSON_IsNumber(v) ||
@@ -1213,25 +1212,25 @@ int mps__spawn_batch_decode(const cJSON *json, size_t nfds, struct mps__spawn_ba
                                  i, MPS_PROTOCOL_VERSION);
                         return -EINVAL;
                 }
-                if (!cJSON_IsNumber(count) || count->valuedouble < 0 ||
+                if (!cJSON_IsNumber(count) || !(count->valuedouble >= 0) ||
                     count->valuedouble > (double)(nfds - fd_from) ||
                     count->valuedouble != floor(count->valuedouble)) {
                         mps__say(err, errlen, "job %d's descriptor count is not one of the "
                                  "%zu the message has left", i, nfds - fd_from);
                         return -EINVAL;
                 }
-                b->json = job;
-                b->tag = mps__wire_tag(job);
-                b->fd_from = fd_from;
-                b->nfds = (size_t)count->valuedouble;
-                fd_from += b->nfds;
-                ret->count++;
+                m.jobs[i] = (struct mps__batch_job){.json = job, .tag = mps__wire_tag(job),
+                                                    .fd_from = fd_from,
+                                                    .nfds = (size_t)count->valuedouble};
+                fd_from += m.jobs[i].nfds;
         }
         if (fd_from != nfds) {
                 mps__say(err, errlen, "the jobs take %zu descriptors; the message has %zu",
                          fd_from, nfds);
                 return -EINVAL;
         }
+        m.count = (size_t)n;
+        *ret = m;
         return 0;
 }
 

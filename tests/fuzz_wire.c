@@ -460,6 +460,37 @@ static void fuzz_env(const cJSON *json) {
         free(m.envp);
 }
 
+/* A spawn_batch envelope: 1..16 jobs, each a spawn message, whose
+ * descriptor slices follow one another and take exactly the message's. */
+static void fuzz_spawn_batch(const cJSON *json, size_t msg_nfds) {
+        const size_t counts[] = {0, 1, msg_nfds, MPS_WIRE_FDS_MAX};
+        for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
+                struct mps__spawn_batch m, before;
+                char err[256] = "";
+                memset(&m, 0x5a, sizeof(m));
+                memcpy(&before, &m, sizeof(m));
+                int r = mps__spawn_batch_decode(json, counts[k], &m, err, sizeof(err));
+                if (r < 0) {
+                        CHECK_FAILURE(r, err, m, before, "mps__spawn_batch_decode");
+                        continue;
+                }
+                FUZZ_CHECK(m.count >= 1 && m.count <= MPS_WIRE_BATCH_MAX, "batch of %zu",
+                           m.count);
+                size_t next = 0;
+                for (size_t i = 0; i < m.count; i++) {
+                        FUZZ_CHECK(m.jobs[i].fd_from == next, "job %zu's slice starts at %zu",
+                                   i, m.jobs[i].fd_from);
+                        FUZZ_CHECK(cJSON_IsObject(m.jobs[i].json), "job %zu no object", i);
+                        next += m.jobs[i].nfds;
+                }
+                FUZZ_CHECK(next == counts[k], "slices take %zu of %zu", next, counts[k]);
+                /* Each job goes on to the spawn decoder, as the server's
+                 * do, with its own slice. */
+                for (size_t i = 0; i < m.count; i++)
+                        fuzz_spawn(m.jobs[i].json, m.jobs[i].nfds);
+        }
+}
+
 static void fuzz_spawned(const cJSON *json) {
         struct mps__spawned m, before, m2;
         struct mps__msg back;
@@ -815,6 +846,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 fuzz_spawn(msg.json, msg.nfds);
                 fuzz_spawn_carrier(msg.json, msg.nfds);
                 fuzz_env(msg.json);
+                fuzz_spawn_batch(msg.json, msg.nfds);
                 fuzz_spawned(msg.json);
                 fuzz_exited(msg.json);
                 fuzz_signal(msg.json);
