@@ -287,7 +287,8 @@ $(BUILD)/tests/check_spec: $(BUILD)/tests/check_spec.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_idmap: $(BUILD)/tests/check_idmap.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_util: $(BUILD)/tests/check_util.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_cmdline: $(BUILD)/tests/check_cmdline.o $(BUILD)/libmpspawn.a
-$(BUILD)/tests/check_process: $(BUILD)/tests/check_process.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_process: $(BUILD)/tests/check_process.o $(BUILD)/tests/testutil.o \
+  $(BUILD)/tests/clientutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_cli: $(BUILD)/tests/check_cli.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_cli_run: $(BUILD)/tests/check_cli_run.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_pty: $(BUILD)/tests/check_pty.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
@@ -305,21 +306,23 @@ $(BUILD)/tests/check_examples: $(BUILD)/tests/check_examples.o $(BUILD)/tests/te
 $(BUILD)/tests/check_embedded: $(BUILD)/tests/check_embedded.o $(BUILD)/tests/testutil.o \
   $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_envref: $(BUILD)/tests/check_envref.o $(BUILD)/tests/testutil.o \
-  $(BUILD)/tests/rawclient.o $(BUILD)/libmpspawn.a
+  $(BUILD)/tests/rawclient.o $(BUILD)/tests/clientutil.o $(BUILD)/libmpspawn.a
 # Batched spawns (issue 18): the library's batches, and the server's answers
 # to hand-made ones.
 $(BUILD)/tests/check_batch: $(BUILD)/tests/check_batch.o $(BUILD)/tests/testutil.o \
-  $(BUILD)/tests/rawclient.o $(BUILD)/libmpspawn.a
+  $(BUILD)/tests/rawclient.o $(BUILD)/tests/clientutil.o $(BUILD)/libmpspawn.a
 # The CLI's parser is no part of the library; its unit test links it directly.
 $(BUILD)/tests/check_cli_parse: $(BUILD)/tests/check_cli_parse.o $(BUILD)/obj/launcher/cli_options.o \
   $(BUILD)/obj/launcher/cli_common.o $(BUILD)/obj/launcher/cli_pty.o $(BUILD)/tests/testutil.o \
   $(BUILD)/libmpspawn.a
 # One client shared by 16 threads (issue 15); also run by check-tsan.
-$(BUILD)/tests/check_threads: $(BUILD)/tests/check_threads.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_threads: $(BUILD)/tests/check_threads.o $(BUILD)/tests/testutil.o \
+  $(BUILD)/tests/clientutil.o $(BUILD)/libmpspawn.a
 # Ends read from pidfds against the records (issue 18); reads lib.h's count.
 $(BUILD)/tests/check_pidfd_exit: $(BUILD)/tests/check_pidfd_exit.o $(BUILD)/tests/testutil.o \
   $(BUILD)/libmpspawn.a
-$(BUILD)/tests/check_pool: $(BUILD)/tests/check_pool.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
+$(BUILD)/tests/check_pool: $(BUILD)/tests/check_pool.o $(BUILD)/tests/testutil.o \
+  $(BUILD)/tests/clientutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_call: $(BUILD)/tests/check_call.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_jobpolicy: $(BUILD)/tests/check_jobpolicy.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
 $(BUILD)/tests/check_hardening: $(BUILD)/tests/check_hardening.o $(BUILD)/tests/testutil.o $(BUILD)/libmpspawn.a
@@ -411,7 +414,7 @@ check-asan: deps
 # program for TSan, and the races in question are the client's). Any report fails the run
 # (halt_on_error, and tests/run.sh fails on any file in the log directory).
 # Check's fork mode stays on: each test's threads live in the forked child.
-TSAN_SUITES := check_threads check_process check_pool check_pidfd_exit
+TSAN_SUITES := check_threads check_process check_pool check_pidfd_exit check_batch
 check-tsan: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/tests/preload_table.so
 	@$(MAKE) --no-print-directory BUILD=build-tsan \

@@ -558,8 +558,10 @@ static int drain(mps_client *c) {
         while (!c->broken) {
                 struct mps__msg msg;
                 int r = mps__wire_recv(c->fd, &msg, err, sizeof(err), NULL);
-                if (r == -EAGAIN)
-                        break;
+                if (r == -EAGAIN) {
+                        run_deferred(c);
+                        return handled;
+                }
                 if (r == 0) {
                         mark_broken(c, c->closed ? "the client closed it"
                                                  : "the server closed it");

@@ -1125,13 +1125,15 @@ static bool python_find(void) {
         return true;
 }
 
-/* A client that learns every end from the server's record only, as
- * before Linux 6.15 (the knob is read at open). */
-static mps_client *connect_records_only(const char *path) {
-        if (setenv("MPSPAWN_NO_PIDFD_EXIT", "1", 1) < 0)
+/* A client opened with the debugging knob name set to 1 (read at open):
+ * MPSPAWN_NO_PIDFD_EXIT learns every end from the server's record only,
+ * as before Linux 6.15; MPSPAWN_NO_BATCH sends every start in a request
+ * of its own, as to a server without spawn_batch. */
+static mps_client *connect_with_knob(const char *path, const char *name) {
+        if (setenv(name, "1", 1) < 0)
                 die("setenv: %m");
         mps_client *c = connect_to(path);
-        unsetenv("MPSPAWN_NO_PIDFD_EXIT");
+        unsetenv(name);
         return c;
 }
 
@@ -1140,7 +1142,8 @@ static mps_client *connect_records_only(const char *path) {
  * interleaved. */
 static void rows_pidfd_exit(mps_client *cp, mps_client *cpre, const char *plain,
                             const char *pre, mps_spec *t, mps_spec *noop, unsigned block) {
-        mps_client *rp = connect_records_only(plain), *rpre = connect_records_only(pre);
+        mps_client *rp = connect_with_knob(plain, "MPSPAWN_NO_PIDFD_EXIT"),
+                   *rpre = connect_with_knob(pre, "MPSPAWN_NO_PIDFD_EXIT");
         struct mps_job ep = {cp, t, "exec job"}, er = {rp, t, "exec job (records only)"},
                        kp = {cpre, noop, "call job"}, kr = {rpre, noop, "call job (records only)"};
         struct member m[4] = {
@@ -1164,16 +1167,6 @@ static void rows_pidfd_exit(mps_client *cp, mps_client *cpre, const char *plain,
         measure_group(m, 4, 20);
         mps_client_close(rp);
         mps_client_close(rpre);
-}
-
-/* A client that sends every start in a request of its own, as to a server
- * without spawn_batch (the knob is read at open). */
-static mps_client *connect_no_batch(const char *path) {
-        if (setenv("MPSPAWN_NO_BATCH", "1", 1) < 0)
-                die("setenv: %m");
-        mps_client *c = connect_to(path);
-        unsetenv("MPSPAWN_NO_BATCH");
-        return c;
 }
 
 struct map_ctx {
@@ -1218,7 +1211,8 @@ static uint64_t batch_map(void *ctx, unsigned n, uint64_t *samples) {
  * the same servers, MPSPAWN_NO_BATCH=1), interleaved. */
 static void rows_batch(mps_client *cp, mps_client *cpre, const char *plain, const char *pre,
                        mps_spec *t, mps_spec *noop) {
-        mps_client *sp = connect_no_batch(plain), *spre = connect_no_batch(pre);
+        mps_client *sp = connect_with_knob(plain, "MPSPAWN_NO_BATCH"),
+                   *spre = connect_with_knob(pre, "MPSPAWN_NO_BATCH");
         struct map_ctx eb = {cp, t, "exec map"}, es = {sp, t, "exec map (no batches)"},
                        kb = {cpre, noop, "call map"}, ks = {spre, noop, "call map (no batches)"};
         unsigned block = reps(1000, 100), warm = reps(100, 10);

@@ -6,7 +6,8 @@
  *   library   a map sends its starts in batches, and every job gets its
  *             own exit code, descriptors, environment and directory; a
  *             job that cannot start fails alone; refills of a busy pool
- *             and MPSPAWN_NO_BATCH=1 give the same results
+ *             and MPSPAWN_NO_BATCH=1 give the same results; dispatch with
+ *             nothing waiting still returns 0
  *   server    a hand-made batch is answered under each job's tag, with
  *             each job's own slice of the descriptors; bad batches (the
  *             counts wrong, too many jobs, a job that is no spawn, a bad
@@ -29,6 +30,7 @@
 #include "../launcher/fdutil.h"
 #include "../launcher/lib.h"
 #include "../launcher/wire.h"
+#include "clientutil.h"
 #include "rawclient.h"
 #include "testutil.h"
 
@@ -43,25 +45,13 @@ static void server_teardown(void) {
 }
 
 static mps_client *open_client(bool batches) {
-        mps_client *c = NULL;
-        char *msg = NULL;
         if (!batches)
                 setenv("MPSPAWN_NO_BATCH", "1", 1);
-        int r = mps_client_open(srv.path, &c, &msg);
+        mps_client *c = cu_client_open(srv.path);
         unsetenv("MPSPAWN_NO_BATCH");
-        ck_assert_msg(r == 0, "cannot connect: %s", msg ? msg : "?");
-        free(msg);
         return c;
 }
 
-/* A spec running sh -c script. */
-static mps_spec *sh_spec(const char *script) {
-        mps_spec *s;
-        const char *argv[] = {"/bin/sh", "-c", script, NULL};
-        ck_assert_int_eq(mps_spec_new(&s), 0);
-        ck_assert_int_eq(mps_spec_set_exec(s, argv[0], argv), 0);
-        return s;
-}
 
 /* ---- the library's batches ----------------------------------------------------- */
 
@@ -69,15 +59,14 @@ static mps_spec *sh_spec(const char *script) {
 
 /* MAP_JOBS jobs exiting i % 7, all at once (40 workers): in batches or
  * not, each exit code in its place. Returns the batches sent. */
-static unsigned long map_exit_codes(bool batches) {
-        mps_client *c = open_client(batches);
+static unsigned long map_exit_codes_on(mps_client *c) {
         mps_pool *pool;
         mps_spec *specs[MAP_JOBS];
         int codes[MAP_JOBS];
         for (int i = 0; i < MAP_JOBS; i++) {
                 char script[32];
                 snprintf(script, sizeof(script), "exit %d", i % 7);
-                specs[i] = sh_spec(script);
+                specs[i] = cu_sh_spec(script);
         }
         ck_assert_int_eq(mps_pool_new(c, MAP_JOBS, &pool), 0);
         ck_assert_int_eq(mps_pool_map(pool, (const mps_spec *const *)specs, MAP_JOBS, codes), 0);
@@ -86,9 +75,14 @@ static unsigned long map_exit_codes(bool batches) {
         mps_pool_close(pool);
         ck_assert_int_eq(mps_pool_join(pool, 30000), 0);
         ck_assert_int_eq(mps_pool_free(pool), 0);
-        unsigned long n = mps__client_batches(c);
         for (int i = 0; i < MAP_JOBS; i++)
                 mps_spec_free(specs[i]);
+        return mps__client_batches(c);
+}
+
+static unsigned long map_exit_codes(bool batches) {
+        mps_client *c = open_client(batches);
+        unsigned long n = map_exit_codes_on(c);
         mps_client_close(c);
         return n;
 }
@@ -111,7 +105,7 @@ START_TEST(test_batch_jobs_have_their_own_fds_env_cwd) {
         char dirs[N][64];
         for (int i = 0; i < N; i++) {
                 char v[16];
-                specs[i] = sh_spec("printf '%s %s' \"$MPS_BATCH_I\" \"$(basename \"$PWD\")\"");
+                specs[i] = cu_sh_spec("printf '%s %s' \"$MPS_BATCH_I\" \"$(basename \"$PWD\")\"");
                 ck_assert_int_eq(pipe2(pfd[i], O_CLOEXEC), 0);
                 ck_assert_int_eq(mps_spec_map_fd(specs[i], 1, pfd[i][1]), 0);
                 snprintf(v, sizeof(v), "%d", i);
@@ -150,7 +144,7 @@ START_TEST(test_batch_start_failure_alone) {
         for (int i = 0; i < N; i++) {
                 char script[32];
                 snprintf(script, sizeof(script), "exit %d", i);
-                specs[i] = sh_spec(script);
+                specs[i] = cu_sh_spec(script);
         }
         const char *argv[] = {"/nonexistent/mps-batch", NULL};
         ck_assert_int_eq(mps_spec_set_exec(specs[BAD], argv[0], argv), 0);
@@ -193,7 +187,7 @@ START_TEST(test_refills) {
         mps_client *c = open_client(true);
         mps_pool *pool;
         struct tally t = {.ends = 0};
-        mps_spec *s = sh_spec("exit 3");
+        mps_spec *s = cu_sh_spec("exit 3");
         int fds = tu_count_fds();
         ck_assert_int_eq(mps_pool_new(c, 8, &pool), 0);
         for (int i = 0; i < 200; i++)
@@ -206,6 +200,18 @@ START_TEST(test_refills) {
                 ck_assert_int_eq(t.codes[i], 3);
         ck_assert_int_eq(tu_count_fds(), fds);
         mps_spec_free(s);
+        mps_client_close(c);
+}
+END_TEST
+
+/* The reader now runs hooks once a burst is read: with nothing waiting,
+ * dispatch still handles nothing and says so (0), not -ENOTCONN; and
+ * after a map's ends it has nothing more to do. */
+START_TEST(test_dispatch_with_nothing_waiting) {
+        mps_client *c = open_client(true);
+        ck_assert_int_eq(mps_client_dispatch(c), 0);
+        ck_assert_uint_eq(map_exit_codes_on(c), 3);
+        ck_assert_int_eq(mps_client_dispatch(c), 0);
         mps_client_close(c);
 }
 END_TEST
@@ -461,6 +467,7 @@ static Suite *batch_suite(void) {
         tcase_add_test(tc, test_batch_jobs_have_their_own_fds_env_cwd);
         tcase_add_test(tc, test_batch_start_failure_alone);
         tcase_add_test(tc, test_refills);
+        tcase_add_test(tc, test_dispatch_with_nothing_waiting);
         suite_add_tcase(s, tc);
         tc = tcase_create("server");
         tcase_add_checked_fixture(tc, server_setup, server_teardown);

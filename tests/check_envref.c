@@ -29,6 +29,7 @@
 #include "../include/mpspawn.h"
 #include "../launcher/fdutil.h"
 #include "../launcher/wire.h"
+#include "clientutil.h"
 #include "rawclient.h"
 #include "testutil.h"
 
@@ -52,14 +53,6 @@ static void server_teardown(void) {
         tu_server_stop(&srv);
 }
 
-static mps_client *connect_server(void) {
-        mps_client *c = NULL;
-        char *msg = NULL;
-        int r = mps_client_open(srv.path, &c, &msg);
-        ck_assert_msg(r == 0, "cannot connect: %s", msg ? msg : "?");
-        free(msg);
-        return c;
-}
 
 /* Runs sh -c script with spec's environment; its stdout into out. */
 static void run_sh(mps_client *c, mps_spec *spec, const char *script, char *out,
@@ -84,7 +77,7 @@ static void run_sh(mps_client *c, mps_spec *spec, const char *script, char *out,
 /* ---- jobs ------------------------------------------------------------------------ */
 
 START_TEST(test_jobs_see_their_env) {
-        mps_client *c = connect_server();
+        mps_client *c = cu_client_open(srv.path);
         mps_spec *spec;
         char out[256], want[64];
         ck_assert_int_eq(mps_spec_new(&spec), 0);
@@ -116,7 +109,7 @@ START_TEST(test_jobs_see_their_env) {
 END_TEST
 
 START_TEST(test_changed_environ) {
-        mps_client *c = connect_server();
+        mps_client *c = cu_client_open(srv.path);
         mps_spec *spec;
         char out[256];
         ck_assert_int_eq(mps_spec_new(&spec), 0);
@@ -209,7 +202,7 @@ static void prefork_setup(void) {
 /* A pre-forked child was forked before the environment was stored: the
  * server hands it over with the request. */
 START_TEST(test_prefork_call_jobs_see_their_env) {
-        mps_client *c = connect_server();
+        mps_client *c = cu_client_open(srv.path);
         mps_spec *spec;
         char out[256], want[64];
         ck_assert_int_eq(mps_spec_new(&spec), 0);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../include/mpspawn.h"
+#include "clientutil.h"
 #include "testutil.h"
 
 static struct tu_server srv;
@@ -32,13 +33,6 @@ static void teardown(void) {
         ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
-static mps_spec *sh_spec(const char *script) {
-        mps_spec *s;
-        const char *argv[] = {"/bin/sh", "-c", script, NULL};
-        ck_assert_int_eq(mps_spec_new(&s), 0);
-        ck_assert_int_eq(mps_spec_set_exec(s, argv[0], argv), 0);
-        return s;
-}
 
 START_TEST(test_map_keeps_order) {
         enum { N = 24 };
@@ -49,7 +43,7 @@ START_TEST(test_map_keeps_order) {
         for (int i = 0; i < N; i++) {
                 /* Later tasks finish first: order must come from the map. */
                 snprintf(script, sizeof(script), "sleep 0.0%d; exit %d", (N - i) % 10, i);
-                specs[i] = sh_spec(script);
+                specs[i] = cu_sh_spec(script);
         }
         ck_assert_int_eq(mps_pool_new(client, 4, &pool), 0);
         ck_assert_int_eq(mps_pool_map(pool, (const mps_spec *const *)specs, N, codes), 0);
@@ -98,7 +92,7 @@ START_TEST(test_apply_async_callbacks_fire_once_each) {
         for (int i = 0; i < 40; i++) {
                 char script[32];
                 snprintf(script, sizeof(script), "exit %d", i % 7);
-                mps_spec *s = sh_spec(script);
+                mps_spec *s = cu_sh_spec(script);
                 refs[i] = (struct task_ref){&c, i};
                 ck_assert_int_eq(mps_pool_apply_async(pool, s, on_done, on_error, &refs[i]), 0);
                 mps_spec_free(s);
@@ -106,7 +100,7 @@ START_TEST(test_apply_async_callbacks_fire_once_each) {
         /* join before close is refused, as in Python. */
         ck_assert_int_eq(mps_pool_join(pool, 0), -EINVAL);
         ck_assert_int_eq(mps_pool_close(pool), 0);
-        mps_spec *late = sh_spec("true");
+        mps_spec *late = cu_sh_spec("true");
         ck_assert_int_eq(mps_pool_apply_async(pool, late, NULL, NULL, NULL), -EINVAL);
         mps_spec_free(late);
         ck_assert_int_eq(mps_pool_join(pool, -1), 0);
@@ -137,7 +131,7 @@ START_TEST(test_start_failure_reaches_the_error_callback) {
         ck_assert_int_eq(c.last_error, -ENOENT);
         ck_assert_int_eq(c.done[0], 1);
         /* map reports the first start error, and NONE in that slot. */
-        mps_spec *ok = sh_spec("exit 4");
+        mps_spec *ok = cu_sh_spec("exit 4");
         const mps_spec *both[2] = {ok, s};
         int codes[2];
         mps_pool *p2;
@@ -159,7 +153,7 @@ START_TEST(test_terminate_drops_queued_and_ends_running) {
         struct task_ref refs[6];
         mps_pool *pool;
         ck_assert_int_eq(mps_pool_new(client, 2, &pool), 0);
-        mps_spec *s = sh_spec("exec sleep 60");
+        mps_spec *s = cu_sh_spec("exec sleep 60");
         for (int i = 0; i < 6; i++) {
                 refs[i] = (struct task_ref){&c, i};
                 ck_assert_int_eq(mps_pool_apply_async(pool, s, on_done, on_error, &refs[i]), 0);
@@ -199,7 +193,7 @@ START_TEST(test_signal_while_tasks_start_and_end) {
         int out[2];
         char buf[16];
         ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
-        mps_spec *s = sh_spec("exit 0");
+        mps_spec *s = cu_sh_spec("exit 0");
         ck_assert_int_eq(mps_spec_map_fd(s, 1, out[1]), 0);
         ck_assert_int_eq(mps_pool_new(client, 4, &pool), 0);
         for (int i = 0; i < 4; i++) {

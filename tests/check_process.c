@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "../include/mpspawn.h"
+#include "clientutil.h"
 #include "testutil.h"
 
 static char self_exe[4096];
@@ -81,14 +82,6 @@ static void server_teardown(void) {
                       "the server did not exit cleanly (status %#x)", st);
 }
 
-static mps_client *connect_test_server(void) {
-        mps_client *c = NULL;
-        char *msg = NULL;
-        int r = mps_client_open(srv.path, &c, &msg);
-        ck_assert_msg(r == 0, "cannot connect: %s", msg ? msg : "?");
-        free(msg);
-        return c;
-}
 
 /* Runs argv to the end with stdout into a pipe; returns the exit code and
  * the output. */
@@ -135,7 +128,7 @@ static mps_process *start_job(mps_client *c, const char *const *argv, bool daemo
 /* ---- exit codes and signals --------------------------------------------------- */
 
 START_TEST(test_exit_code) {
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         const char *argv[] = {"/bin/sh", "-c", "exit 42", NULL};
         ck_assert_int_eq(run_job(c, argv, NULL, NULL, 0), 42);
         const char *zero[] = {"true", NULL}; /* found through PATH */
@@ -145,7 +138,7 @@ START_TEST(test_exit_code) {
 END_TEST
 
 START_TEST(test_killed_by_signal) {
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         const char *kill9[] = {"/bin/sh", "-c", "kill -KILL $$", NULL};
         ck_assert_int_eq(run_job(c, kill9, NULL, NULL, 0), -9);
         const char *term[] = {"/bin/sh", "-c", "kill -TERM $$", NULL};
@@ -155,7 +148,7 @@ START_TEST(test_killed_by_signal) {
 END_TEST
 
 START_TEST(test_exit_info) {
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         const char *argv[] = {"/bin/sh", "-c", "exit 7", NULL};
         mps_process *p = start_job(c, argv, false);
         mps_exit_info info;
@@ -175,7 +168,7 @@ END_TEST
 /* ---- start failures ----------------------------------------------------------- */
 
 START_TEST(test_exec_enoent_is_an_error_not_an_exit) {
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         mps_spec *spec;
         mps_process *p;
         const char *argv[] = {"mpspawn-no-such-program", NULL};
@@ -204,7 +197,7 @@ START_TEST(test_exec_eacces) {
         ck_assert_int_eq(write(fd, "#!/bin/sh\n", 10), 10);
         close(fd);
 
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         mps_spec *spec;
         mps_process *p;
         const char *argv[] = {file, NULL};
@@ -223,7 +216,7 @@ START_TEST(test_exec_eacces) {
 END_TEST
 
 START_TEST(test_bad_cwd_is_a_chdir_error) {
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         mps_spec *spec;
         mps_process *p;
         const char *argv[] = {"/bin/true", NULL};
@@ -241,7 +234,7 @@ START_TEST(test_bad_cwd_is_a_chdir_error) {
 END_TEST
 
 START_TEST(test_start_twice_and_close_running) {
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         const char *argv[] = {"/bin/sleep", "30", NULL};
         mps_process *p = start_job(c, argv, false);
         ck_assert_int_eq(mps_start(p), -EALREADY);
@@ -257,7 +250,7 @@ END_TEST
 /* ---- fds, env, cwd ------------------------------------------------------------- */
 
 START_TEST(test_fds_arrive_at_their_numbers_and_nothing_else) {
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         mps_spec *spec;
         char out[256], via[16];
         int side[2];
@@ -331,7 +324,7 @@ static void server_fd_list(pid_t server, char *buf, size_t len) {
  * server's fd limit leaves room).
  */
 START_TEST(test_fds_of_a_job_started_while_many_are_tracked) {
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         const char *sleeper[] = {"/bin/sleep", "600", NULL};
         const char *list[] = {self_exe, "--list-fds", NULL};
         mps_process *held[20];
@@ -435,7 +428,7 @@ END_TEST
 START_TEST(test_fd_map_swaps_stdout_and_stderr) {
         /* Targets that are each other's sources: the child must move them
          * out of the way before installing either. */
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         mps_spec *spec;
         int a[2], b[2];
         char outa[64], outb[64];
@@ -466,7 +459,7 @@ START_TEST(test_fd_map_swaps_stdout_and_stderr) {
 END_TEST
 
 START_TEST(test_env_clear_set_unset) {
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         mps_spec *spec;
         char out[65536];
         const char *argv[] = {"/usr/bin/env", NULL};
@@ -496,7 +489,7 @@ START_TEST(test_env_clear_set_unset) {
 END_TEST
 
 START_TEST(test_cwd) {
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         mps_spec *spec;
         char out[256], here[1024];
         const char *argv[] = {"/bin/pwd", NULL};
@@ -518,7 +511,7 @@ END_TEST
 /* ---- join, terminate, kill, sentinel ----------------------------------------------- */
 
 START_TEST(test_join_timeout_returns_while_alive) {
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         const char *argv[] = {"/bin/sleep", "30", NULL};
         mps_process *p = start_job(c, argv, false);
         ck_assert_int_gt(mps_pid(p), 0);
@@ -537,7 +530,7 @@ START_TEST(test_join_timeout_returns_while_alive) {
 END_TEST
 
 START_TEST(test_kill) {
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         /* Ignores SIGTERM: only SIGKILL ends it. */
         const char *argv[] = {"/bin/sh", "-c", "trap '' TERM; exec sleep 30", NULL};
         mps_process *p = start_job(c, argv, false);
@@ -550,7 +543,7 @@ START_TEST(test_kill) {
 END_TEST
 
 START_TEST(test_sentinel_becomes_readable) {
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         const char *argv[] = {"/bin/sleep", "30", NULL};
         mps_process *p = start_job(c, argv, false);
         int s = mps_sentinel(p);
@@ -568,7 +561,7 @@ START_TEST(test_sentinel_becomes_readable) {
 END_TEST
 
 START_TEST(test_dispatch_from_an_event_loop) {
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         const char *argv[] = {"/bin/sh", "-c", "exit 3", NULL};
         mps_process *p = start_job(c, argv, false);
         /* Poll the connection as an event loop would, never blocking in the
@@ -687,7 +680,7 @@ START_TEST(test_killed_client_leaves_no_zombie_and_server_serves_on) {
         ck_assert_int_eq(kill(pids[1], SIGKILL), 0);
         ck_assert_msg(tu_wait_reaped(pids[1], srv.pid, 20000), "orphaned job left a zombie");
 
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         const char *argv[] = {"/bin/sh", "-c", "exit 5", NULL};
         ck_assert_int_eq(run_job(c, argv, NULL, NULL, 0), 5);
         mps_client_close(c);
@@ -789,7 +782,7 @@ START_TEST(test_malformed_messages_get_errors_and_server_serves_on) {
         close(pp[1]);
         close(fd);
 
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         const char *argv[] = {"/bin/sh", "-c", "exit 9", NULL};
         ck_assert_int_eq(run_job(c, argv, NULL, NULL, 0), 9);
         mps_client_close(c);
@@ -808,7 +801,7 @@ START_TEST(test_socket_is_owner_only_and_not_taken_over) {
         ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
         ck_assert_msg(strstr(err, "already listening"), "stderr: %s", err);
         /* The first server still answers. */
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         mps_client_close(c);
 }
 END_TEST
@@ -926,7 +919,7 @@ START_TEST(test_embedded_default_needs_no_server) {
 END_TEST
 
 START_TEST(test_no_fd_leaks_in_the_client) {
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         int before = tu_count_fds();
         for (int i = 0; i < 20; i++) {
                 const char *argv[] = {"/bin/true", NULL};
@@ -951,7 +944,7 @@ END_TEST
 /* ---- timeouts, limits, jobs by id ------------------------------------------------ */
 
 START_TEST(test_timeout_through_the_library) {
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         mps_spec *spec;
         mps_process *p;
         const char *argv[] = {"/bin/sleep", "30", NULL};
@@ -973,7 +966,7 @@ START_TEST(test_timeout_through_the_library) {
 END_TEST
 
 START_TEST(test_rlimit_through_the_library) {
-        mps_client *c = connect_test_server();
+        mps_client *c = cu_client_open(srv.path);
         mps_spec *spec;
         char out[128];
         const char *argv[] = {"/bin/sh", "-c", "ulimit -n; ulimit -Hn", NULL};
@@ -1014,8 +1007,8 @@ END_TEST
 
 
 START_TEST(test_jobs_by_id_list_wait_signal_stats) {
-        mps_client *a = connect_test_server();
-        mps_client *b = connect_test_server();
+        mps_client *a = cu_client_open(srv.path);
+        mps_client *b = cu_client_open(srv.path);
         const char *argv[] = {"/bin/sleep", "30", NULL};
         mps_spec *spec;
         mps_process *p;
@@ -1063,7 +1056,7 @@ START_TEST(test_jobs_by_id_list_wait_signal_stats) {
 END_TEST
 
 START_TEST(test_exit_of_a_vanished_client_is_kept_for_wait) {
-        mps_client *a = connect_test_server();
+        mps_client *a = cu_client_open(srv.path);
         const char *argv[] = {"/bin/sh", "-c", "exit 17", NULL};
         mps_spec *spec;
         mps_process *p;
@@ -1080,7 +1073,7 @@ START_TEST(test_exit_of_a_vanished_client_is_kept_for_wait) {
         ck_assert(tu_wait_reaped(pid, srv.pid, 20000));
         ck_assert_int_eq(mps_process_close(p), 0);
         mps_client_close(a);
-        mps_client *b = connect_test_server();
+        mps_client *b = cu_client_open(srv.path);
         mps_exit_info info;
         ck_assert_int_eq(mps_client_wait_job(b, id, -1, &info), 0);
         ck_assert_int_eq(info.exitcode, 17);

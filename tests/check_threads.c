@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../include/mpspawn.h"
+#include "clientutil.h"
 #include "testutil.h"
 
 #define NTHREADS 16
@@ -62,13 +63,6 @@ static uint64_t now_ms(void) {
         return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static mps_spec *sh_spec(const char *script) {
-        mps_spec *s;
-        const char *argv[] = {"/bin/sh", "-c", script, NULL};
-        ck_assert_int_eq(mps_spec_new(&s), 0);
-        ck_assert_int_eq(mps_spec_set_exec(s, argv[0], argv), 0);
-        return s;
-}
 
 static mps_spec *exec_spec(const char *path) {
         mps_spec *s;
@@ -117,7 +111,7 @@ static _Atomic int exits_seen;
  * asserted: Check's assertions belong to the test's main thread. */
 static void *hammer_thread(void *arg) {
         struct hammer *h = arg;
-        mps_spec *t = exec_spec("/bin/true"), *sleeper = sh_spec("exec sleep 100");
+        mps_spec *t = exec_spec("/bin/true"), *sleeper = cu_sh_spec("exec sleep 100");
         char script[32];
 #define FAIL(...)                                                                   \
         do {                                                                        \
@@ -139,7 +133,7 @@ static void *hammer_thread(void *arg) {
 
                 int code = (h->id * 13 + i) % 120;
                 snprintf(script, sizeof(script), "exit %d", code);
-                mps_spec *s = sh_spec(script);
+                mps_spec *s = cu_sh_spec(script);
                 r = mps_process_new(client, s, &p);
                 mps_spec_free(s);
                 if (r < 0 || (r = mps_start(p)) < 0)
@@ -228,7 +222,7 @@ struct worker {
 
 static void *start_join_worker(void *arg) {
         struct worker *w = arg;
-        mps_spec *s = sh_spec("exit 3");
+        mps_spec *s = cu_sh_spec("exit 3");
         for (int i = 0; i < 8; i++) {
                 mps_process *p;
                 int r;
@@ -251,7 +245,7 @@ static void *start_join_worker(void *arg) {
 START_TEST(test_a_blocked_join_holds_no_other_thread) {
         int pfd[2];
         ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
-        mps_spec *s = sh_spec("cat >/dev/null; exit 7");
+        mps_spec *s = cu_sh_spec("cat >/dev/null; exit 7");
         ck_assert_int_eq(mps_spec_map_fd(s, 0, pfd[0]), 0);
         struct blocked b = {.proc = start(client, s)};
         mps_spec_free(s);
@@ -330,7 +324,7 @@ static void *pool_submitter(void *arg) {
         char script[32];
         for (int k = 0; k < POOL_TASKS; k++) {
                 snprintf(script, sizeof(script), "exit %d", (pt->first + k) % 50);
-                mps_spec *s = sh_spec(script);
+                mps_spec *s = cu_sh_spec(script);
                 if (mps_pool_apply_async(pt->pool, s, pool_done, pool_error, &pt->refs[k]) < 0)
                         pt->failures++;
                 mps_spec_free(s);
@@ -388,14 +382,14 @@ static void first_done(mps_process *proc, int exitcode, void *ud) {
         struct reentrant *re = ud;
         (void)proc;
         (void)exitcode;
-        mps_spec *s = sh_spec("exit 9");
+        mps_spec *s = cu_sh_spec("exit 9");
         mps_process *p;
         re->nested_exit = -1;
         if (mps_process_new(client, s, &p) == 0 && mps_start(p) == 0 && mps_join(p, -1) == 0)
                 re->nested_exit = mps_exitcode(p);
         mps_process_close(p);
         mps_spec_free(s);
-        s = sh_spec("exit 11");
+        s = cu_sh_spec("exit 11");
         if (mps_pool_apply_async(re->pool, s, second_done, NULL, re) < 0)
                 re->nested_exit = -2;
         mps_spec_free(s);
@@ -406,7 +400,7 @@ START_TEST(test_a_callback_may_call_the_library) {
         static struct reentrant re;
         memset(&re, 0, sizeof(re));
         ck_assert_int_eq(mps_pool_new(client, 2, &re.pool), 0);
-        mps_spec *s = sh_spec("exit 5");
+        mps_spec *s = cu_sh_spec("exit 5");
         ck_assert_int_eq(mps_pool_apply_async(re.pool, s, first_done, NULL, &re), 0);
         mps_spec_free(s);
         /* An event loop on this thread: the fd, then dispatch. */
@@ -460,7 +454,7 @@ START_TEST(test_dispatch_from_an_event_loop_while_threads_join) {
         memset(&l, 0, sizeof(l));
         mps_pool *pool;
         ck_assert_int_eq(mps_pool_new(client, 4, &pool), 0);
-        mps_spec *s = sh_spec("exit 4");
+        mps_spec *s = cu_sh_spec("exit 4");
         for (int i = 0; i < 20; i++)
                 ck_assert_int_eq(mps_pool_apply_async(pool, s, loop_done, NULL, &l), 0);
         mps_spec_free(s);
@@ -518,7 +512,7 @@ START_TEST(test_close_wakes_every_waiter) {
         mps_client *c;
         char *msg = NULL;
         ck_assert_msg(mps_client_open(srv.path, &c, &msg) == 0, "%s", msg ? msg : "?");
-        mps_spec *s = sh_spec("exec sleep 100");
+        mps_spec *s = cu_sh_spec("exec sleep 100");
         ck_assert_int_eq(mps_spec_set_daemon(s, true), 0);
         struct closer_waiter w[N];
         pthread_t th[N];
@@ -578,7 +572,7 @@ static int child_calls(mps_process *daemon_job) {
 }
 
 START_TEST(test_a_forked_child_never_talks_on_the_parents_connection) {
-        mps_spec *s = sh_spec("exec sleep 100");
+        mps_spec *s = cu_sh_spec("exec sleep 100");
         ck_assert_int_eq(mps_spec_set_daemon(s, true), 0);
         mps_process *daemon_job = start(client, s);
         mps_spec_free(s);
