@@ -166,6 +166,8 @@ MPS_API int mps_client_open_flags(const char *path, unsigned flags,
  * environment the client never reads exit codes from pidfds (see
  * mps_join) and learns every end from the server's record only, as on
  * kernels before Linux 6.15. For tests and benchmarks of that path.
+ * Likewise MPSPAWN_NO_BATCH=1: a Pool sends each start in a request of its
+ * own, as to a server without spawn_batch (see the Pool).
  */
 
 /*
@@ -736,7 +738,10 @@ MPS_API int mps_client_stats(mps_client *client, mps_server_stats *ret_stats);
  * mps_pool_apply_async() and mps_join() on the same client included. A
  * pool may be used from several threads at once. The process handle
  * passed to a callback is valid only during the call (the pool closes it
- * afterwards).
+ * afterwards). Tasks that start together (the first workers of a map,
+ * the places of tasks whose ends arrived together) go to the server in
+ * one request of up to 16, where it takes them (spawn_batch,
+ * docs/protocol.md); each job is what it would be alone.
  * ------------------------------------------------------------------------ */
 
 typedef struct mps_pool mps_pool;
@@ -772,7 +777,8 @@ MPS_API int mps_pool_apply(mps_pool *pool, const mps_spec *spec,
 /*
  * Runs every spec, `workers` at a time, and waits for all. ret_exitcodes[i]
  * is spec i's exit code (results in order), or MPS_EXITCODE_NONE if it
- * could not start. Returns 0, or the first start error.
+ * could not start. Returns 0, or the first start error (the other specs
+ * still run).
  */
 MPS_API int mps_pool_map(mps_pool *pool, const mps_spec *const *specs,
                          size_t count, int *ret_exitcodes);
