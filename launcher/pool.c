@@ -53,9 +53,10 @@ struct mps_pool {
         struct task_list ended;
         unsigned signalling;
         unsigned in_callback; /* callbacks running now (on the reader) */
-        /* mps_pool_map calls queueing their tasks: while > 0, a task is
-         * queued even with a worker free, and the map starts its tasks
-         * together (in batches) once all are queued. */
+        /* Callers of mps__pool_hold queueing many tasks in a row
+         * (mps_pool_map, mpspawn -j): while > 0, a task is queued even
+         * with a worker free, and mps__pool_release starts them together
+         * (in batches). */
         unsigned held;
         bool closed;
         bool terminated;
