@@ -11,7 +11,11 @@
 # library talks to its own server. The sides alternate in ROUNDS blocks of
 # N jobs each (ABAB...), so drift and other load fall on both alike; the
 # table gives each side's median microseconds per job over the rounds and
-# the ratio head/base. Not a test: it passes or fails nothing.
+# the ratio head/base, and the same for the server's CPU time per job
+# (user + system, from /proc/PID/stat around each block). Both sides are
+# driven by this tree's tests/bench.c (public header only), linked with each
+# side's own library, so that a row a newer bench added runs on both.
+# Not a test: it passes or fails nothing.
 set -eu
 BUILD=${BUILD:-build}
 N=${N:-1000}
@@ -39,6 +43,9 @@ echo "base: $(git -C "$top" log -1 --format='%h %s' "$rev")" >&2
 echo "head: $(git -C "$top" log -1 --format='%h %s') (+ working tree)" >&2
 make -C "$base_src" --no-print-directory -s all build/tests/bench build/tests/preload_table.so >/dev/null
 base="$base_src/build"
+# This tree's driver, linked with the base's library.
+${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -I/usr/include/cjson -I"$top/include" -pthread \
+  -o "$base/tests/bench" "$top/tests/bench.c" "$base/libmpspawn.a" -lcjson -lm
 
 # start SIDE NAME EXTRA...: a server of that side on $dir/SIDE.NAME.sock
 start() {
@@ -46,6 +53,7 @@ start() {
   MPS_TEST_TABLE_MB=1 "$b/mpforkserver" --socket "$sock" --log-level warning \
     --preload "$b/tests/preload_table.so" "$@" 2>>"$dir/servers.log" &
   pids="$pids $!"
+  echo $! >"$dir/$2.pid"
   i=0
   until "$b/tests/bench" --drive "$sock" exec 1 >/dev/null 2>&1; do
     i=$((i + 1)); [ "$i" -lt 200 ] || { echo "server did not start:"; cat "$dir/servers.log"; exit 1; }
@@ -58,26 +66,40 @@ for side in base head; do
   start "$b" "$side.prefork" --prefork 4
 done
 
-# One block: microseconds per job, from bench --drive's own line.
+# The server's user + system time so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+# One block: microseconds per job, from bench --drive's own line, and the
+# server's CPU microseconds per job.
 block() {
   eval "b=\$$1"
-  "$b/tests/bench" --drive "$dir/$1.$2.sock" "$3" "$N" | sed -n 's/.*(\([0-9.]*\) us each)/\1/p'
+  spid=$(cat "$dir/$1.$2.pid")
+  t0=$(cpu_ticks "$spid")
+  us=$("$b/tests/bench" --drive "$dir/$1.$2.sock" "$3" "$N" | sed -n 's/.*(\([0-9.]*\) us each)/\1/p')
+  t1=$(cpu_ticks "$spid")
+  echo "$us $(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$N" 'BEGIN {printf "%.1f", d * 1e6 / hz / n}')"
 }
+# NAME:SERVER:KIND (tests/bench --drive SOCKET KIND N)
+ROWS=${ROWS:-"exec:plain:exec call:plain:call call-prefork:prefork:call exec-8-in-flight:plain:exec8 map-exec-64-workers:plain:execmap map-call-64-workers:plain:callmap"}
 for r in $(seq "$ROUNDS"); do
-  for row in "exec plain exec" "call plain call" "call-prefork prefork call"; do
-    set -- $row
+  for row in $ROWS; do
+    name=${row%%:*}; rest=${row#*:}; server=${rest%%:*}; kind=${rest#*:}
     for side in base head; do
-      echo "$1 $side $(block "$side" "$2" "$3")" >>"$dir/samples"
+      echo "$name $side $(block "$side" "$server" "$kind")" >>"$dir/samples"
     done
   done
   echo "round $r of $ROUNDS done" >&2
 done
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-printf '| row (%s jobs x %s rounds, interleaved) | base us/job | head us/job | head/base |\n' "$N" "$ROUNDS"
-printf '| --- | ---: | ---: | ---: |\n'
-for row in exec call call-prefork; do
-  mb=$(awk -v r="$row" '$1 == r && $2 == "base" {print $3}' "$dir/samples" | median)
-  mh=$(awk -v r="$row" '$1 == r && $2 == "head" {print $3}' "$dir/samples" | median)
-  awk -v r="$row" -v b="$mb" -v h="$mh" 'BEGIN {printf "| %s | %.1f | %.1f | %.3f |\n", r, b, h, h / b}'
+printf '| row (%s jobs x %s rounds, interleaved) | base us/job | head us/job | head/base | base server CPU us/job | head server CPU us/job | head/base |\n' "$N" "$ROUNDS"
+printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n'
+for row in $ROWS; do
+  name=${row%%:*}
+  mb=$(awk -v r="$name" '$1 == r && $2 == "base" {print $3}' "$dir/samples" | median)
+  mh=$(awk -v r="$name" '$1 == r && $2 == "head" {print $3}' "$dir/samples" | median)
+  cb=$(awk -v r="$name" '$1 == r && $2 == "base" {print $4}' "$dir/samples" | median)
+  ch=$(awk -v r="$name" '$1 == r && $2 == "head" {print $4}' "$dir/samples" | median)
+  awk -v r="$name" -v b="$mb" -v h="$mh" -v cb="$cb" -v ch="$ch" \
+    'BEGIN {printf "| %s | %.1f | %.1f | %.3f | %.1f | %.1f | %.3f |\n", r, b, h, h / b, cb, ch, (cb > 0 ? ch / cb : 0)}'
 done
