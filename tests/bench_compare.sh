@@ -49,11 +49,11 @@ ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -I/usr/include/cjson -I"$top/include" -p
 
 # start SIDE NAME EXTRA...: a server of that side on $dir/SIDE.NAME.sock
 start() {
-  b=$1; sock="$dir/$2.sock"; shift 2
+  b=$1; name=$2; sock="$dir/$2.sock"; shift 2
   MPS_TEST_TABLE_MB=1 "$b/mpforkserver" --socket "$sock" --log-level warning \
     --preload "$b/tests/preload_table.so" "$@" 2>>"$dir/servers.log" &
   pids="$pids $!"
-  echo $! >"$dir/$2.pid"
+  echo $! >"$dir/$name.pid"
   i=0
   until "$b/tests/bench" --drive "$sock" exec 1 >/dev/null 2>&1; do
     i=$((i + 1)); [ "$i" -lt 200 ] || { echo "server did not start:"; cat "$dir/servers.log"; exit 1; }
