@@ -392,7 +392,7 @@ static size_t handle(struct client *c, struct mps__msg *msg) {
                 request_hello(c, msg);
                 break;
         case MPS_OP_SPAWN:
-                spawn_request(c, msg);
+                spawn_request(c, msg, NULL);
                 break;
         case MPS_OP_SIGNAL:
                 request_signal(c, msg);

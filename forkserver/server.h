@@ -643,7 +643,6 @@ struct child_plan {
 
 /* ---- spawn.c: the spawn request, from decoding to a tracked child -------------- */
 
-void spawn_request(struct client *c, struct mps__msg *msg);
 /* What the spawns of one spawn_batch request share: the client's context,
  * read from the kernel once for the whole request, as for a single spawn
  * (spawn_batch.c). */
@@ -651,9 +650,10 @@ struct spawn_shared {
         bool have_ctx;
         struct peer_context ctx;
 };
-/* One job of a batch: msg is a view of it (its JSON, its slice of the
- * batch's descriptors, no datagram of its own). */
-void spawn_batched(struct client *c, struct mps__msg *msg, struct spawn_shared *shared);
+/* A spawn request; shared NULL. Or one job of a batch: msg is then a view
+ * of it (its JSON, its slice of the batch's descriptors, no datagram of
+ * its own), shared its batch's. */
+void spawn_request(struct client *c, struct mps__msg *msg, struct spawn_shared *shared);
 /* The spawn_batch request; returns how many jobs it held (at least 1), for
  * the receive burst's count. */
 size_t spawn_batch_request(struct client *c, struct mps__msg *msg);

@@ -366,11 +366,10 @@ static int plan_context(struct spawn *s) {
         struct client *c = s->c;
         char err[256];
         int r = 0;
-        if (s->shared && s->shared->have_ctx)
+        if (s->shared && s->shared->have_ctx) {
                 s->ctx = s->shared->ctx;
-        else
-                r = peer_read_context(&c->peer, &s->ctx, err, sizeof(err));
-        if (r == 0 && s->shared && !s->shared->have_ctx) {
+        } else if ((r = peer_read_context(&c->peer, &s->ctx, err, sizeof(err))) == 0 &&
+                   s->shared) {
                 s->shared->ctx = s->ctx;
                 s->shared->have_ctx = true;
         }
@@ -502,13 +501,13 @@ static bool launch_preforked(struct spawn *s) {
                     s->msg->nfds + 2 <= MPS_WIRE_FDS_MAX &&
                     !s->carried; /* it forwards the datagram as it came */
         /* A batch's job has no datagram of its own to forward: its JSON
-         * is printed as one, once a child is there to take it. */
-        if (take && !s->msg->raw && srv->prefork.count > 0) {
-                s->raw_owned = cJSON_PrintUnformatted(s->json);
-                if (s->raw_owned) {
-                        s->msg->raw = s->raw_owned;
-                        s->msg->rawlen = strlen(s->raw_owned);
-                }
+         * is printed as one, once a child is there to take it, and only if
+         * it fits one (escapes may print longer than the client wrote). */
+        if (take && !s->msg->raw && srv->prefork.count > 0 &&
+            (s->raw_owned = cJSON_PrintUnformatted(s->json)) &&
+            strlen(s->raw_owned) <= MPS_WIRE_MSG_MAX) {
+                s->msg->raw = s->raw_owned;
+                s->msg->rawlen = strlen(s->raw_owned);
         }
         take = take && s->msg->raw;
         struct prefork *pf = take ? prefork_take(srv) : NULL;
@@ -697,7 +696,7 @@ static void spawn_track(struct spawn *s) {
 
 /* --- the request ------------------------------------------------------------- */
 
-static void spawn_run(struct client *c, struct mps__msg *msg, struct spawn_shared *shared) {
+void spawn_request(struct client *c, struct mps__msg *msg, struct spawn_shared *shared) {
         struct spawn s = {.srv = c->srv, .c = c, .msg = msg, .pipefd = {-1, -1},
                           .keeper_sock = -1, .shared = shared};
 
@@ -721,12 +720,4 @@ static void spawn_run(struct client *c, struct mps__msg *msg, struct spawn_share
                 msg->raw = NULL;
                 msg->rawlen = 0;
         }
-}
-
-void spawn_request(struct client *c, struct mps__msg *msg) {
-        spawn_run(c, msg, NULL);
-}
-
-void spawn_batched(struct client *c, struct mps__msg *msg, struct spawn_shared *shared) {
-        spawn_run(c, msg, shared);
 }

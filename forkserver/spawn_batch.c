@@ -55,7 +55,7 @@ size_t spawn_batch_request(struct client *c, struct mps__msg *msg) {
                                        .received_ns = msg->received_ns,
                                        .json = (cJSON *)job->json, .nfds = job->nfds};
                 memcpy(one.fds, msg->fds + job->fd_from, job->nfds * sizeof(int));
-                spawn_batched(c, &one, &shared);
+                spawn_request(c, &one, &shared);
         }
         return b.count;
 }

@@ -473,8 +473,9 @@ int mps__env_decode(const cJSON *json, struct mps__env *ret, char *err, size_t e
 /*
  * spawn_batch: up to MPS_WIRE_BATCH_MAX spawn messages ("jobs", each a
  * whole spawn request with its own tag) and how many of the message's
- * descriptors each takes, in order ("nfds"). A job carries neither a spec
- * memfd nor a bundle: one that needs them is sent alone. The decoder checks
+ * descriptors each takes, in order ("nfds"). A job may carry a spec memfd
+ * or a bundle in its slice, as it would alone; libmpspawn sends such a job
+ * alone. The decoder checks
  * the envelope only (each job is then decoded as a spawn request); the
  * jobs point into json.
  */
