@@ -98,6 +98,8 @@ MPS_API int mps_pool_map_call(mps_pool *pool, const mps_spec *spec, const char *
                 slots[i].res.exitcode = MPS_EXITCODE_NONE;
                 slots[i].left = &left;
         }
+        /* All queued first, then started together, as mps_pool_map does. */
+        mps__pool_hold(pool);
         for (; queued < count; queued++) {
                 /* apply_async copies the spec: one serves every task. */
                 r = mps_spec_set_call(task, entry, args_json[queued]);
@@ -107,6 +109,7 @@ MPS_API int mps_pool_map_call(mps_pool *pool, const mps_spec *spec, const char *
                 if (r < 0)
                         break;
         }
+        mps__pool_release(pool);
         mps_spec_free(task);
         /* Tasks already queued still finish before their slots go away;
          * this waits for these tasks only, not for other threads'. */

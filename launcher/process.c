@@ -369,13 +369,16 @@ static void start_request_done(mps_client *c, struct start_request *q) {
         mps__strv_free(q->envp);
 }
 
-/* Sends p's request, alone. */
+/* Sends p's request alone, p registered already. */
+static int send_registered(mps_process *p, const struct start_request *q) {
+        return start_sent(p, mps__client_send_raw(p->client, q->o.text, q->o.len, q->o.fds,
+                                                  q->o.nfds));
+}
+
+/* Registers p and sends its request, alone. */
 static int send_spawn(mps_process *p, const struct start_request *q) {
         int r = start_register(p);
-        if (r == 0)
-                r = start_sent(p, mps__client_send_raw(p->client, q->o.text, q->o.len,
-                                                       q->o.fds, q->o.nfds));
-        return r;
+        return r < 0 ? r : send_registered(p, q);
 }
 
 /*
@@ -592,11 +595,8 @@ static void batch_send(mps_process *const *procs, struct start_request *q, struc
                 out[n] = &q[m];
                 sent[n++] = m;
         }
-        if (n == 1) {
-                size_t m = sent[0];
-                results[m] = start_sent(procs[m], mps__client_send_raw(c, q[m].o.text,
-                                                                       q[m].o.len, q[m].o.fds,
-                                                                       q[m].o.nfds));
+        if (n == 1 && (results[sent[0]] = send_registered(procs[sent[0]], out[0])) < 0) {
+                start_failed(procs[sent[0]], results[sent[0]]);
         } else if (n > 1) {
                 size_t len = 0;
                 mps__client_lock(c);
@@ -621,8 +621,10 @@ static void batch_send(mps_process *const *procs, struct start_request *q, struc
 
 void mps__process_send_start_batch(mps_process *const *procs, size_t n, int *results) {
         mps_client *c = n > 0 ? procs[0]->client : NULL;
+        /* Not zeroed: start_request_build sets what is read, and most of
+         * each (16 KiB of fd map room and a path) stays untouched. */
         struct start_request *q = n > 1 && (c->features & MPS_FEATURE_SPAWN_BATCH)
-                                          ? calloc(n, sizeof(*q))
+                                          ? malloc(n * sizeof(*q))
                                           : NULL;
         if (!q) {
                 for (size_t i = 0; i < n; i++)
