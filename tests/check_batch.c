@@ -424,19 +424,18 @@ static void prefork_setup(void) {
 }
 
 /* A batch's call jobs have no datagram of their own: the server prints
- * one for the pre-forked child that takes each. Idle children are counted
- * by the stats request: they are used, and each job is answered. */
+ * one for the pre-forked child that takes each. Each job's result is its
+ * own arguments (result_echo), so a child given the wrong request, or
+ * none it can read, shows. Both children are idle before the batch. */
 START_TEST(test_prefork_call_jobs) {
+        enum { N = 6 };
         mps_client *c = open_client(true);
         mps_server_stats st;
         mps_pool *pool;
-        mps_spec *specs[6];
-        int codes[6];
-        for (int i = 0; i < 6; i++) {
-                ck_assert_int_eq(mps_spec_new(&specs[i]), 0);
-                ck_assert_int_eq(mps_spec_set_call(specs[i], "noop", NULL), 0);
-        }
-        /* Both children forked before the batch comes. */
+        mps_spec *spec;
+        mps_call_result res[N];
+        const char *args[N] = {"0", "[1]", "{\"two\":2}", "\"three\"", "4.5", "null"};
+        ck_assert_int_eq(mps_spec_new(&spec), 0);
         for (int i = 0; i < 1000; i++) {
                 ck_assert_int_eq(mps_client_stats(c, &st), 0);
                 if (st.prefork_idle == 2)
@@ -444,13 +443,16 @@ START_TEST(test_prefork_call_jobs) {
                 mps__poll_one(-1, 0, 10);
         }
         ck_assert_uint_eq(st.prefork_idle, 2);
-        ck_assert_int_eq(mps_pool_new(c, 6, &pool), 0);
-        ck_assert_int_eq(mps_pool_map(pool, (const mps_spec *const *)specs, 6, codes), 0);
+        ck_assert_int_eq(mps_pool_new(c, N, &pool), 0);
+        ck_assert_int_eq(mps_pool_map_call(pool, spec, "result_echo", args, N, res), 0);
         ck_assert_uint_eq(mps__client_batches(c), 1);
-        for (int i = 0; i < 6; i++) {
-                ck_assert_int_eq(codes[i], 0);
-                mps_spec_free(specs[i]);
+        for (int i = 0; i < N; i++) {
+                ck_assert_int_eq(res[i].exitcode, 0);
+                ck_assert_ptr_nonnull(res[i].result);
+                ck_assert_str_eq(res[i].result, args[i]);
         }
+        mps_call_results_free(res, N);
+        mps_spec_free(spec);
         mps_pool_close(pool);
         ck_assert_int_eq(mps_pool_join(pool, 30000), 0);
         mps_pool_free(pool);
