@@ -334,16 +334,20 @@ static int start_register(mps_process *p) {
         return r;
 }
 
-/* After the send of p's request returned r: p is NEW again when it did not
- * go out, unless the connection was marked lost meanwhile (that loss
- * reports this start, once). p is not touched when it went out. */
-static int start_sent(mps_process *p, int r) {
+/*
+ * After the send of p's request (registered on c under tag) returned r: p
+ * is NEW again when it did not go out, unless the connection was marked
+ * lost meanwhile (that loss reports this start, once). p is not touched
+ * unless it is still registered: once its request is out, or the loss has
+ * taken it, the reader may end it and free it (a Pool's task) at any time,
+ * so c and tag are read before the send.
+ */
+static int start_sent(mps_client *c, mps_process *p, uint64_t tag, int r) {
         if (r == 0)
                 return 0;
-        mps_client *c = p->client;
         mps__client_lock(c);
-        if (p->state == PROC_STARTING) {
-                mps__idmap_remove(&c->inflight, p->tag);
+        if (mps__idmap_get(&c->inflight, tag) == p) {
+                mps__idmap_remove(&c->inflight, tag);
                 p->state = PROC_NEW;
         } else {
                 r = 0;
@@ -371,8 +375,10 @@ static void start_request_done(mps_client *c, struct start_request *q) {
 
 /* Sends p's request alone, p registered already. */
 static int send_registered(mps_process *p, const struct start_request *q) {
-        return start_sent(p, mps__client_send_raw(p->client, q->o.text, q->o.len, q->o.fds,
-                                                  q->o.nfds));
+        mps_client *c = p->client;
+        uint64_t tag = p->tag;
+        return start_sent(c, p, tag, mps__client_send_raw(c, q->o.text, q->o.len, q->o.fds,
+                                                          q->o.nfds));
 }
 
 /* Registers p and sends its request, alone. */
@@ -522,11 +528,14 @@ static int start_request_build(mps_process *p, struct start_request *q) {
 }
 
 static int send_start(mps_process *p) {
+        /* Read before the send: once the request is out, p may end and be
+         * freed on the reader's thread (a Pool's task) before it returns. */
+        mps_client *c = p->client;
         struct start_request q;
         int r = start_request_build(p, &q);
         if (r == 0) {
                 r = send_spawn(p, &q);
-                start_request_done(p->client, &q);
+                start_request_done(c, &q);
         }
         return r;
 }
@@ -577,10 +586,10 @@ static char *batch_text(uint64_t tag, struct start_request *const *q, size_t n,
 
 /* Sends b's members in one request (or alone, when one is left), and
  * releases their requests. */
-static void batch_send(mps_process *const *procs, struct start_request *q, struct batch *b,
-                       int *results) {
-        mps_client *c = procs[b->member[0]]->client;
+static void batch_send(mps_client *c, mps_process *const *procs, struct start_request *q,
+                       struct batch *b, int *results) {
         struct start_request *out[MPS_WIRE_BATCH_MAX];
+        uint64_t tags[MPS_WIRE_BATCH_MAX];
         size_t sent[MPS_WIRE_BATCH_MAX], n = 0, nfds = 0;
         int fds[MPS_WIRE_FDS_MAX];
         for (size_t i = 0; i < b->count; i++) {
@@ -593,6 +602,7 @@ static void batch_send(mps_process *const *procs, struct start_request *q, struc
                 memcpy(fds + nfds, q[m].o.fds, q[m].o.nfds * sizeof(int));
                 nfds += q[m].o.nfds;
                 out[n] = &q[m];
+                tags[n] = procs[m]->tag;
                 sent[n++] = m;
         }
         if (n == 1 && (results[sent[0]] = send_registered(procs[sent[0]], out[0])) < 0) {
@@ -611,7 +621,7 @@ static void batch_send(mps_process *const *procs, struct start_request *q, struc
                         mps__client_unlock(c);
                 }
                 for (size_t i = 0; i < n; i++)
-                        if ((results[sent[i]] = start_sent(procs[sent[i]], r)) < 0)
+                        if ((results[sent[i]] = start_sent(c, procs[sent[i]], tags[i], r)) < 0)
                                 start_failed(procs[sent[i]], r);
         }
         for (size_t i = 0; i < b->count; i++)
@@ -648,15 +658,15 @@ void mps__process_send_start_batch(mps_process *const *procs, size_t n, int *res
                 }
                 if (b.count > 0 && (b.nfds + o->nfds > MPS_WIRE_FDS_MAX ||
                                     b.bytes + o->len + BATCH_JOB_BYTES > MPS_WIRE_MSG_MAX))
-                        batch_send(procs, q, &b, results);
+                        batch_send(c, procs, q, &b, results);
                 b.member[b.count++] = i;
                 b.nfds += o->nfds;
                 b.bytes += o->len + BATCH_JOB_BYTES;
                 if (b.count == MPS_WIRE_BATCH_MAX)
-                        batch_send(procs, q, &b, results);
+                        batch_send(c, procs, q, &b, results);
         }
         if (b.count > 0)
-                batch_send(procs, q, &b, results);
+                batch_send(c, procs, q, &b, results);
         free(q);
 }
 

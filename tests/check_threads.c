@@ -6,10 +6,12 @@
  * polling, terminate and close from 16 threads at once; a join that never
  * ends while other threads start and join their own jobs; a Pool used from
  * several threads, with callbacks that call the library; dispatch from an
- * event-loop thread; close racing waiters; and a host that forks. Also run
- * under ThreadSanitizer by `make check-tsan`.
+ * event-loop thread; close racing waiters; a task that ends before the
+ * thread that started it is back from its send; and a host that forks.
+ * Also run under ThreadSanitizer by `make check-tsan`.
  */
 #include <check.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -484,6 +487,137 @@ START_TEST(test_dispatch_from_an_event_loop_while_threads_join) {
 }
 END_TEST
 
+/* ---- a task that ends before its start returns --------------------------------- */
+
+/*
+ * The library's sendmsg is this one (libmpspawn.a is linked into this
+ * binary). A thread that arms it has its next spawn request either sent
+ * and then held (SEND_HOLD), or not sent: the connection is shut down and
+ * the send fails with EPIPE (SEND_LOSE), each time until `release` is
+ * readable. The tests make that "the reader has run the task's callback
+ * and the Pool has freed the task", the order a preempted starter sees on
+ * a loaded machine.
+ */
+enum send_mode { SEND_PLAIN, SEND_HOLD, SEND_LOSE };
+static _Thread_local enum send_mode send_mode;
+static int release[2] = {-1, -1};
+
+static void wait_release(void) {
+        struct pollfd p = {.fd = release[0], .events = POLLIN};
+        poll(&p, 1, 20000);
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *mh, int flags) {
+        static ssize_t (*real)(int, const struct msghdr *, int);
+        if (!real)
+                real = (ssize_t (*)(int, const struct msghdr *, int))dlsym(RTLD_NEXT, "sendmsg");
+        /* The start's own request, not an env request sent before it. */
+        enum send_mode mode = send_mode;
+        if (mode == SEND_PLAIN || !memmem(mh->msg_iov[0].iov_base, mh->msg_iov[0].iov_len,
+                                          "\"op\":\"spawn\"", 12))
+                return real(fd, mh, flags);
+        send_mode = SEND_PLAIN;
+        if (mode == SEND_LOSE) {
+                shutdown(fd, SHUT_RDWR);
+                wait_release();
+                errno = EPIPE;
+                return -1;
+        }
+        ssize_t n = real(fd, mh, flags);
+        int saved = errno;
+        wait_release();
+        errno = saved;
+        return n;
+}
+
+struct early_end {
+        _Atomic bool stop;
+        _Atomic int callbacks, errors;
+        int code, err;
+};
+
+static void early_done(mps_process *proc, int exitcode, void *ud) {
+        struct early_end *e = ud;
+        (void)proc;
+        e->code = exitcode;
+        atomic_fetch_add(&e->callbacks, 1);
+}
+
+static void early_error(int err, const char *message, void *ud) {
+        struct early_end *e = ud;
+        (void)message;
+        e->err = err;
+        atomic_fetch_add(&e->errors, 1);
+}
+
+/* Reads until told to stop (or the connection is gone); once a dispatch
+ * has run a callback (and so freed the task), lets the held sender go. */
+static void *early_reader(void *arg) {
+        struct early_end *e = arg;
+        int fd = mps_client_fd(client);
+        bool released = false;
+        while (!atomic_load(&e->stop)) {
+                struct pollfd p = {.fd = fd, .events = POLLIN};
+                poll(&p, 1, 20);
+                int r = mps_client_dispatch(client);
+                if (!released && atomic_load(&e->callbacks) + atomic_load(&e->errors) > 0)
+                        released = write(release[1], "x", 1) == 1;
+                if (r < 0 && released)
+                        break;
+        }
+        return NULL;
+}
+
+/* Starts one task with sendmsg in `mode`, a reader on another thread;
+ * returns what mps_pool_apply_async returned. */
+static int start_early_ending(struct early_end *e, enum send_mode mode) {
+        memset(e, 0, sizeof(*e));
+        ck_assert_int_eq(pipe2(release, O_CLOEXEC), 0);
+        mps_pool *pool;
+        ck_assert_int_eq(mps_pool_new(client, 2, &pool), 0);
+        pthread_t reader;
+        ck_assert_int_eq(pthread_create(&reader, NULL, early_reader, e), 0);
+        mps_spec *s = cu_sh_spec("exit 6");
+        send_mode = mode;
+        int r = mps_pool_apply_async(pool, s, early_done, early_error, e);
+        send_mode = SEND_PLAIN;
+        mps_spec_free(s);
+        atomic_store(&e->stop, true);
+        pthread_join(reader, NULL);
+        ck_assert_int_eq(mps_pool_close(pool), 0);
+        ck_assert_int_ge(mps_pool_join(pool, -1), -ENOTCONN);
+        ck_assert_int_eq(mps_pool_free(pool), 0);
+        close(release[0]);
+        close(release[1]);
+        return r;
+}
+
+/* The task's handle is freed on the reader's thread while the starter is
+ * still in mps_pool_apply_async, its request out: the starter must not
+ * touch it again (it read its client from the freed handle, and crashed
+ * under load, before). */
+START_TEST(test_a_task_may_end_before_its_start_returns) {
+        static struct early_end e;
+        ck_assert_int_eq(start_early_ending(&e, SEND_HOLD), 0);
+        /* Held until the callback had run: it ran once, with the code. */
+        ck_assert_int_eq(atomic_load(&e.callbacks), 1);
+        ck_assert_int_eq(e.code, 6);
+        ck_assert_int_eq(atomic_load(&e.errors), 0);
+}
+END_TEST
+
+/* The connection is lost while the starter's send fails: the loss reports
+ * the start (its error callback, once, on the reader) and frees the task,
+ * and the starter, back from the failed send, must not touch it either. */
+START_TEST(test_a_start_lost_with_its_send_is_reported_once) {
+        static struct early_end e;
+        ck_assert_int_eq(start_early_ending(&e, SEND_LOSE), 0);
+        ck_assert_int_eq(atomic_load(&e.errors), 1);
+        ck_assert_int_eq(e.err, -ENOTCONN);
+        ck_assert_int_eq(atomic_load(&e.callbacks), 0);
+}
+END_TEST
+
 /* ---- close racing waiters ------------------------------------------------------- */
 
 struct closer_waiter {
@@ -649,6 +783,8 @@ static Suite *threads_suite(void) {
         tcase_add_test(t, test_pool_shared_by_threads_calls_back_once_each);
         tcase_add_test(t, test_a_callback_may_call_the_library);
         tcase_add_test(t, test_dispatch_from_an_event_loop_while_threads_join);
+        tcase_add_test(t, test_a_task_may_end_before_its_start_returns);
+        tcase_add_test(t, test_a_start_lost_with_its_send_is_reported_once);
         tcase_add_test(t, test_close_wakes_every_waiter);
         tcase_add_test(t, test_a_forked_child_never_talks_on_the_parents_connection);
         tcase_add_test(t, test_each_thread_sees_its_own_error);
