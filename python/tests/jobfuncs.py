@@ -44,6 +44,19 @@ def kill_self_on(x, which):
     return x
 
 
+def getpid_with_a_peer(directory):
+    """This worker's pid, once some other worker has run a task too (each
+    task leaves its worker's pid in directory; bounded at 30 s): a test
+    that needs tasks spread over workers then does not depend on how fast
+    the other workers come up."""
+    pid = os.getpid()
+    open(os.path.join(directory, str(pid)), "w").close()
+    deadline = time.monotonic() + 30
+    while len(os.listdir(directory)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return pid
+
+
 def getpid(_=None):
     return os.getpid()
 
