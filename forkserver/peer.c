@@ -19,8 +19,9 @@
  * at accept and holds it (one descriptor per connection); there is a window
  * between connect and that pidfd_open which the kernel offers nothing to
  * close. Root here lacks CAP_SYS_RESOURCE, so prlimit() on another process
- * fails: the limits come from /proc/PID/limits, nice from getpriority(2),
- * the affinity from Cpus_allowed in /proc/PID/status.
+ * fails: the limits come from /proc/PID/limits. nice comes from
+ * getpriority(2), which needs no privilege; the affinity from Cpus_allowed
+ * in /proc/PID/status.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -331,11 +332,11 @@ static int read_context(pid_t pid, struct peer_context *c, const char **what) {
          * and which answers for the thread-group leader, as /proc/PID/stat
          * would, for a sixtieth of the cost of that file. */
         *what = "nice";
-        errno = 0;
-        int nice = getpriority(PRIO_PROCESS, (id_t)pid);
-        if (nice == -1 && errno)
+        errno = 0; /* -1 is a nice value too: only errno tells a failure */
+        int prio = getpriority(PRIO_PROCESS, (id_t)pid);
+        if (prio == -1 && errno)
                 return errno == ESRCH ? -ESRCH : -errno;
-        c->nice = nice;
+        c->nice = prio;
         /* The I/O priority has no /proc file: ioprio_get(2) by pid, which the
          * pidfd check below makes the peer's as well. */
         *what = "I/O priority";

@@ -569,6 +569,28 @@ START_TEST(test_parsers_read_what_the_kernel_prints) {
 }
 END_TEST
 
+/* getpriority(2) answers -1 for nice -1 as for a failure: the reader must
+ * tell them apart by errno, and read the value the process really has. */
+START_TEST(test_context_reader_reads_negative_and_positive_nice) {
+        static const int values[] = {-1, -20, 0, 7};
+        for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+                pid_t pid = fork();
+                ck_assert_int_ge(pid, 0);
+                if (pid == 0) {
+                        struct peer_context c;
+                        if (setpriority(PRIO_PROCESS, 0, values[i]) < 0)
+                                _exit(2);
+                        memset(&c, 0x55, sizeof(c));
+                        _exit(peer_read_self(&c) == 0 && c.nice == values[i] ? 0 : 1);
+                }
+                int status;
+                ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+                ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                              "nice %d: read back wrong (status 0x%x)", values[i], status);
+        }
+}
+END_TEST
+
 /* As the peer reads it: numbers go out as raw text. */
 static cJSON *encoded(const struct mps__spawn *m) {
         cJSON *j = mps__spawn_encode(m);
@@ -629,6 +651,7 @@ static Suite *context_suite(void) {
         suite_add_tcase(s, e);
         TCase *u = tcase_create("units");
         tcase_add_test(u, test_parsers_read_what_the_kernel_prints);
+        tcase_add_test(u, test_context_reader_reads_negative_and_positive_nice);
         tcase_add_test(u, test_cwd_fd_codec);
         suite_add_tcase(s, u);
         return s;
