@@ -29,7 +29,7 @@ rm -rf "$sanlogs"; mkdir -p "$sanlogs"
 export ASAN_OPTIONS="log_path=$sanlogs/asan:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="log_path=$sanlogs/ubsan:print_stacktrace=1:${UBSAN_OPTIONS:-}"
 
-passed=0 failed=0 bad_suites=""
+passed=0 failed=0 bad_suites="" failing_checks=$(mktemp)
 for spec in "$@"; do
   # SUITE:nopidfd runs SUITE with servers that track children by SIGCHLD,
   # the path taken on kernels without pidfds and under valgrind.
@@ -55,6 +55,9 @@ for spec in "$@"; do
     passed=$((passed + checks - bad)); failed=$((failed + bad))
     [ "$bad" -eq 0 ] || bad_suites="$bad_suites $spec"
   fi
+  # Check's "FILE:LINE:F:CASE:TEST:0: MESSAGE" lines, repeated in the
+  # summary so that the tail of a long run names what failed.
+  grep -E '^[^:]+:[0-9]+:[FE]:' "$log" >> "$failing_checks"
   rm -f "$log"
 done
 if [ -n "$(ls -A "$sanlogs")" ]; then
@@ -64,5 +67,10 @@ if [ -n "$(ls -A "$sanlogs")" ]; then
 fi
 echo
 [ -z "$bad_suites" ] || echo "failing suites:$bad_suites"
+if [ -s "$failing_checks" ]; then
+  echo "failing checks:"
+  sed 's/^/  /' "$failing_checks"
+fi
+rm -f "$failing_checks"
 echo "checks: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
