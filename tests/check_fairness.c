@@ -309,16 +309,22 @@ enum linger_case { LINGER_BAD_REQUEST, LINGER_EXEC_FAILS, LINGER_VALID };
 
 /* Sends one message carrying the lingering socket over a connection of
  * our own, from a child (as uid) that closes its copy as soon as the
- * message holds one, once the caller has closed its own (byte on fd go):
- * the server's copy is then the last, unless a job took one. The child
- * exits 0 when the server answered the message and then a hello on the
- * same connection, which it handles only after it let go of the message. */
-static pid_t send_lingering(const char *path, int lfd, int go, enum linger_case what,
-                            uid_t uid, gid_t gid) {
+ * message holds one, once the caller has closed its own (byte on fd go),
+ * and then says so (byte on fd closed). The caller holds the server
+ * stopped in between, so that the server's copy is the last (unless a job
+ * took one): were the server to let go first, the child's close would be
+ * the one that lingers. The child exits 0 when the server answered the
+ * message and then a hello on the same connection, which it handles only
+ * after it let go of the message. It drops its inherited copy of peer at
+ * once, so that the caller's close of peer ends any linger, the child's
+ * own included. */
+static pid_t send_lingering(const char *path, int lfd, int peer, int go, int closed,
+                            enum linger_case what, uid_t uid, gid_t gid) {
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid != 0)
                 return pid;
+        close(peer);
         if (uid != 0 && !become(uid, gid))
                 _exit(1);
         int fd = connect_raw(path);
@@ -336,7 +342,7 @@ static pid_t send_lingering(const char *path, int lfd, int go, enum linger_case 
         int r = mps__wire_send(fd, j, &lfd, 1);
         close(lfd);
         cJSON_Delete(j);
-        if (r < 0)
+        if (write(closed, "x", 1) != 1 || r < 0)
                 _exit(3);
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (poll(&p, 1, ANSWER_MS) != 1)
@@ -354,15 +360,25 @@ static pid_t send_lingering(const char *path, int lfd, int go, enum linger_case 
         _exit(r == 0 && poll(&p, 1, ANSWER_MS) == 1 ? 0 : 5);
 }
 
-static void check_lingering(const char *path, enum linger_case what, uid_t uid, gid_t gid) {
-        int lfd, peer, go[2];
+static void check_lingering(const struct tu_server *s, enum linger_case what, uid_t uid,
+                            gid_t gid) {
+        const char *path = s->path;
+        int lfd, peer, go[2], closed[2];
         lingering_socket(&lfd, &peer);
         ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
-        pid_t sender = send_lingering(path, lfd, go[0], what, uid, gid);
+        ck_assert_int_eq(pipe2(closed, O_CLOEXEC), 0);
+        pid_t sender = send_lingering(path, lfd, peer, go[0], closed[1], what, uid, gid);
         close(lfd);
-        ck_assert_int_eq(write(go[1], "x", 1), 1);
+        close(closed[1]);
+        /* The message waits in the server's socket while it is stopped. */
+        ck_assert_int_eq(kill(s->pid, SIGSTOP), 0);
+        bool went = write(go[1], "x", 1) == 1;
         close(go[0]);
         close(go[1]);
+        struct pollfd pc = {.fd = closed[0], .events = POLLIN};
+        bool let_go = went && poll(&pc, 1, 20000) == 1;
+        close(closed[0]);
+        ck_assert_int_eq(kill(s->pid, SIGCONT), 0); /* before any check fails */
         /* The sender ends once answered twice, or in 2 * ANSWER_MS. */
         for (int i = 0; i < 1000 && tu_proc_state(sender, NULL) != 'Z'; i++) {
                 struct timespec ts = {0, 10 * 1000 * 1000};
@@ -371,6 +387,7 @@ static void check_lingering(const char *path, enum linger_case what, uid_t uid, 
         bool ok = server_answers(path, ANSWER_MS);
         close(peer); /* the linger ends: everyone lets go */
         int status = wait_child(sender, 20000);
+        ck_assert_msg(let_go, "the sender of case %d did not close its copy", (int)what);
         ck_assert_msg(status != -1, "the sender of case %d did not end", (int)what);
         ck_assert_msg(ok, "the server did not answer after case %d: blocked in close?",
                       (int)what);
@@ -382,7 +399,7 @@ static void check_lingering(const char *path, enum linger_case what, uid_t uid, 
 START_TEST(test_lingering_socket_on_a_refused_request) {
         struct tu_server s;
         start_shared(&s, NULL);
-        check_lingering(s.path, LINGER_BAD_REQUEST, 0, 0);
+        check_lingering(&s, LINGER_BAD_REQUEST, 0, 0);
         ck_assert(server_answers(s.path, ANSWER_MS));
         tu_server_stop(&s);
 }
@@ -391,8 +408,8 @@ END_TEST
 START_TEST(test_lingering_socket_on_a_job_that_fails_to_exec) {
         struct tu_server s;
         start_shared(&s, NULL);
-        check_lingering(s.path, LINGER_EXEC_FAILS, uid_a, gid_a);
-        check_lingering(s.path, LINGER_EXEC_FAILS, 0, 0);
+        check_lingering(&s, LINGER_EXEC_FAILS, uid_a, gid_a);
+        check_lingering(&s, LINGER_EXEC_FAILS, 0, 0);
         tu_server_stop(&s);
 }
 END_TEST
@@ -400,8 +417,8 @@ END_TEST
 START_TEST(test_lingering_socket_on_a_valid_request) {
         struct tu_server s;
         start_shared(&s, NULL);
-        check_lingering(s.path, LINGER_VALID, uid_a, gid_a);
-        check_lingering(s.path, LINGER_VALID, 0, 0);
+        check_lingering(&s, LINGER_VALID, uid_a, gid_a);
+        check_lingering(&s, LINGER_VALID, 0, 0);
         tu_server_stop(&s);
 }
 END_TEST
@@ -416,8 +433,8 @@ START_TEST(test_lingering_socket_from_a_refused_peer) {
         fprintf(f, "allowed_users = %s\n", USER_B);
         fclose(f);
         start_shared(&s, (const char *[]){"--config", conf, NULL});
-        check_lingering(s.path, LINGER_BAD_REQUEST, uid_a, gid_a); /* A is refused */
-        check_lingering(s.path, LINGER_VALID, uid_a, gid_a);
+        check_lingering(&s, LINGER_BAD_REQUEST, uid_a, gid_a); /* A is refused */
+        check_lingering(&s, LINGER_VALID, uid_a, gid_a);
         tu_server_stop(&s);
         unlink(conf);
         rmdir(dir);
