@@ -335,15 +335,14 @@ static int read_context(pid_t pid, struct peer_context *c, const char **what) {
         errno = 0; /* -1 is a nice value too: only errno tells a failure */
         int prio = getpriority(PRIO_PROCESS, (id_t)pid);
         if (prio == -1 && errno)
-                return errno == ESRCH ? -ESRCH : -errno;
+                return -errno; /* ESRCH: the process is gone */
         c->nice = prio;
         /* The I/O priority has no /proc file: ioprio_get(2) by pid, which the
          * pidfd check below makes the peer's as well. */
         *what = "I/O priority";
-        errno = 0;
         long io = syscall(SYS_ioprio_get, PEER_IOPRIO_WHO_PROCESS, (int)pid);
         if (io < 0)
-                return errno == ESRCH ? -ESRCH : -errno;
+                return -errno; /* ESRCH: the process is gone */
         c->ioprio = (int)io;
         *what = "oom_score_adj";
         if ((n = read_proc(pid, "oom_score_adj", buf, sizeof(buf))) < 0)
